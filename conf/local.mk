@@ -1,0 +1,1 @@
+# conf: build fragment (see top-level Makefile.am)

@@ -1,0 +1,1 @@
+# man: build fragment (see top-level Makefile.am)

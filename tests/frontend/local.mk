@@ -1,0 +1,1 @@
+# tests/frontend: build fragment (see top-level Makefile.am)

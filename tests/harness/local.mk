@@ -1,0 +1,1 @@
+# tests/harness: build fragment (see top-level Makefile.am)

@@ -1,0 +1,1 @@
+# tests/sim: build fragment (see top-level Makefile.am)

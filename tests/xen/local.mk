@@ -1,0 +1,1 @@
+# tests/xen: build fragment (see top-level Makefile.am)
