@@ -1,0 +1,109 @@
+/*
+ * dataplane.h - the contract between the control plane (xenstore state
+ * machine, device objects: src/xenbus.c, src/device.c) and the data plane
+ * (rings, request parsing, grant cache, I/O engine: src/ring.c,
+ * src/request.c, src/grant_cache.c, src/io_aio.c).
+ *
+ * The data plane knows nothing about xenstore.  The control plane hands it
+ * everything it needs in xbd_ring_params and gets called back when a ring
+ * must be torn down because the frontend broke the protocol.
+ *
+ * Ownership: every ring belongs to exactly one event loop and one I/O
+ * engine; nothing in a ring is shared with another ring (no cross-ring
+ * locks), so that later each CPU can run its own loop.
+ */
+#ifndef XENBLKD_DATAPLANE_H
+#define XENBLKD_DATAPLANE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <ev.h>
+#include <xen/xen.h>
+#include <xen/grant_table.h>
+#include <xen/event_channel.h>
+
+/* Limits the backend advertises (control plane publishes them). */
+#define XBD_MAX_RING_ORDER        4u    /* max-ring-page-order */
+#define XBD_MAX_RING_PAGES        (1u << XBD_MAX_RING_ORDER)
+#define XBD_MAX_INDIRECT_SEGS     256u  /* feature-max-indirect-segments */
+#define XBD_DEFAULT_MAX_PGRANTS   1056u /* persistent grants per ring, as Linux blkback */
+
+/* Ring ABI, from the frontend's "protocol" key. */
+enum xbd_protocol {
+    XBD_PROTO_NATIVE = 0,
+    XBD_PROTO_X86_32,
+    XBD_PROTO_X86_64,
+};
+
+/* The backing store of a device.  Owned by the device; rings only read it,
+ * and it outlives every ring of the device. */
+struct xbd_backing {
+    int fd;                    /* opened by the control plane */
+    uint64_t sectors;          /* size in 512-byte units */
+    uint32_t sector_size;      /* logical sector size: 512 or 4096 */
+    uint32_t physical_sector_size;
+    bool readonly;
+    bool is_blockdev;
+    bool direct;               /* fd was opened with O_DIRECT */
+    bool discard;              /* discard is offered */
+    bool discard_secure;       /* BLKSECDISCARD works */
+    bool flush;                /* fdatasync is meaningful (write cache) */
+};
+
+/* Everything a ring needs to connect. */
+struct xbd_ring_params {
+    const char *name;          /* for logs, e.g. "vbd3/5/51712 q0" */
+    domid_t domid;             /* frontend domain */
+    unsigned queue;            /* queue index */
+    enum xbd_protocol protocol;
+    unsigned ring_order;       /* 0..XBD_MAX_RING_ORDER */
+    grant_ref_t ring_refs[XBD_MAX_RING_PAGES];
+    evtchn_port_t remote_port; /* frontend's unbound port */
+    bool persistent;           /* both sides agreed on feature-persistent */
+    unsigned max_indirect_segs;   /* 0 = indirect not offered */
+    unsigned max_persistent_grants;
+    const struct xbd_backing *backing;
+};
+
+/* Per-ring counters (read by the stats socket; written only by the ring's
+ * own loop). */
+struct xbd_ring_stats {
+    uint64_t rd_req, wr_req, flush_req, barrier_req, discard_req, indirect_req;
+    uint64_t rd_sect, wr_sect;
+    uint64_t errors;           /* requests answered BLKIF_RSP_ERROR */
+    uint64_t eopnotsupp;       /* requests answered BLKIF_RSP_EOPNOTSUPP */
+    uint64_t io_errors;        /* backing store failures */
+    uint64_t oo_req;           /* times the ring had to wait for resources */
+    uint64_t pgrants_mapped;   /* persistent grants currently mapped */
+    uint64_t pgrant_map_calls; /* gnttab map calls made for data pages */
+    uint64_t copy_calls;       /* gnttab grant-copy calls */
+    uint64_t inflight;         /* requests currently in flight */
+};
+
+struct xbd_io_engine;          /* one per event loop: libaio context + eventfd */
+struct xbd_ring;
+
+struct xbd_io_engine *xbd_io_engine_new(struct ev_loop *loop);
+void xbd_io_engine_free(struct xbd_io_engine *io);
+
+/* Called when the frontend broke the protocol (bad req_prod, ...).  The
+ * ring has already stopped processing; the control plane logs <reason>
+ * (naming domain and device) and disconnects the device. */
+typedef void xbd_ring_fatal_fn(void *opaque, const char *reason);
+/* Called once a stopped ring has drained its in-flight I/O and released
+ * every grant mapping, its event channel and its memory. */
+typedef void xbd_ring_drained_fn(void *opaque);
+
+/* Map the ring, bind the event channel, start serving.  NULL + log line on
+ * failure (nothing left mapped or bound). */
+struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
+                                const struct xbd_ring_params *p,
+                                xbd_ring_fatal_fn *fatal, void *opaque);
+/* Stop taking requests; when in-flight I/O has completed, unmap every
+ * grant, unbind, free the ring and call drained(opaque).  drained may run
+ * before this returns when nothing is in flight. */
+void xbd_ring_stop(struct xbd_ring *r, xbd_ring_drained_fn *drained, void *opaque);
+
+const struct xbd_ring_stats *xbd_ring_get_stats(const struct xbd_ring *r);
+
+#endif
