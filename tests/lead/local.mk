@@ -1,0 +1,3 @@
+# Project-level tests: installation layout, host integration files.
+TESTS += tests/lead/install-layout.sh
+EXTRA_DIST += tests/lead/install-layout.sh
