@@ -1,0 +1,44 @@
+/*
+ * grant_cache.h - the persistent grants of one ring.
+ *
+ * A bounded hash table ref -> page mapped (writable, as Linux blkback maps
+ * persistent grants) for the lifetime of the ring.  Entries in use by a
+ * request are pinned; entries not in use sit on an LRU list and are the
+ * only ones a purge may unmap.  When the table is full, get() returns NULL
+ * without an error and the caller falls back to grant copy for that page:
+ * we never map and unmap per request.
+ */
+#ifndef XENBLKD_GRANT_CACHE_H
+#define XENBLKD_GRANT_CACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <xengnttab.h>
+#include "xenblkd/dataplane.h"
+
+struct xbd_gcache;
+struct xbd_gnt;
+
+struct xbd_gcache *xbd_gcache_new(xengnttab_handle *xgt, domid_t domid,
+                                  unsigned max, struct xbd_ring_stats *st);
+/* Pin the mapping of <ref>, mapping it on first use.  NULL with *err = 0:
+ * the cache is full (use grant copy); NULL with *err = errno: the map
+ * failed (the request must fail).  <now> stamps the use for idle purges. */
+struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref,
+                               double now, int *err);
+void *xbd_gnt_page(const struct xbd_gnt *g);
+void xbd_gcache_put(struct xbd_gcache *c, struct xbd_gnt *g);
+/* Unmap up to <n> least recently used entries not in use; returns how many
+ * were unmapped. */
+unsigned xbd_gcache_purge_lru(struct xbd_gcache *c, unsigned n);
+/* Unmap entries not in use and unused since before <older_than>. */
+unsigned xbd_gcache_purge_idle(struct xbd_gcache *c, double older_than);
+unsigned xbd_gcache_count(const struct xbd_gcache *c);
+unsigned xbd_gcache_max(const struct xbd_gcache *c);
+/* True (and reset) if get() refused an entry for lack of room since the
+ * last call. */
+bool xbd_gcache_take_full_hint(struct xbd_gcache *c);
+/* Unmap everything.  Only once no I/O can reference any entry. */
+void xbd_gcache_free(struct xbd_gcache *c);
+
+#endif

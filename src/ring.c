@@ -1,0 +1,879 @@
+/*
+ * ring.c - one blkif ring: the shared ring pages, its event channel, the
+ * request loop, and the life of each request from the ring slot to its
+ * response.
+ *
+ * Ownership: a ring is used by one event loop only.  It owns its gnttab and
+ * evtchn handles, its grant cache, its request slots and its bounce pages;
+ * the backing store belongs to the device and is only read.
+ *
+ * Life of a request: copied once from the ring (request.c), checked, its
+ * data pages obtained (persistent mapping or a bounce page filled by grant
+ * copy), submitted to the I/O engine, answered when the engine says it is
+ * done (and durable, for flushes and barriers).  A barrier plugs the ring:
+ * it waits until everything before it has completed, and nothing after it
+ * is read from the ring until it has completed.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <xengnttab.h>
+#include <xenevtchn.h>
+
+#include "blkif_abi.h"
+#include "grant_cache.h"
+#include "io_aio.h"
+#include "request.h"
+#include "xenblkd/dataplane.h"
+#include "xenblkd/log.h"
+
+#define XBD_RING_BUDGET     64     /* requests per callback, then yield */
+#define XBD_POOL_KEEP       256    /* idle bounce pages kept per ring */
+#define XBD_PURGE_INTERVAL  0.1    /* s, LRU purge while the cache is full */
+#define XBD_IDLE_CHECK      10.0   /* s */
+#define XBD_IDLE_GRANT_AGE  60.0   /* s, unused persistent grants dropped */
+
+#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+
+union xbd_back_rings {
+    struct blkif_back_ring native;   /* also the common index view */
+    struct blkif_x86_32_back_ring x86_32;
+    struct blkif_x86_64_back_ring x86_64;
+};
+
+/* Where the data of one segment lives while the request is in flight. */
+struct xbd_segbuf {
+    struct xbd_gnt *gnt;     /* persistent mapping, or */
+    void *bounce;            /* a daemon page filled/emptied by grant copy */
+};
+
+enum xbd_stage { ST_RW, ST_SYNC, ST_DISCARD };
+
+struct xbd_slot {
+    struct xbd_aio aio;
+    struct xbd_ring *ring;
+    struct xbd_req req;
+    struct xbd_segbuf *buf;  /* req.seg_cap entries */
+    struct iovec *iov;       /* req.seg_cap entries */
+    unsigned nbuf;           /* entries of buf holding something */
+    enum xbd_stage stage;
+    struct xbd_slot *next_free;
+};
+
+struct xbd_ring {
+    struct ev_loop *loop;
+    struct xbd_io_engine *io;
+    char *name;
+    domid_t domid;
+    enum xbd_protocol proto;
+    const struct xbd_backing *bk;
+    struct xbd_req_limits lim;
+    bool persistent;
+
+    xengnttab_handle *xgt;
+    xenevtchn_handle *xce;
+    evtchn_port_t port;            /* our end */
+    void *sring;
+    unsigned nr_pages;
+    union xbd_back_rings br;
+
+    struct xbd_gcache *gc;
+    struct xbd_slot *slots, *free_slots;
+    unsigned nr_slots, seg_cap;
+    void *slot_mem;                /* segs, bufs and iovecs of all slots */
+    xengnttab_grant_copy_segment_t *copy; /* seg_cap scratch entries */
+    unsigned char *ind_buf;        /* private copy of indirect segments */
+    void **pool;                   /* idle bounce pages */
+    unsigned pool_n;
+
+    unsigned inflight;             /* slots in use */
+    struct xbd_slot *barrier;      /* plugging the ring until it completes */
+    bool barrier_started;
+    bool stopping, dead;
+
+    ev_io evtchn_w;
+    ev_idle more_w;
+    ev_timer purge_w, idle_w;
+
+    xbd_ring_fatal_fn *fatal;
+    void *fatal_opaque;
+    xbd_ring_drained_fn *drained;
+    void *drained_opaque;
+    struct xbd_ring_stats st;
+};
+
+static void ring_process(struct xbd_ring *r);
+
+/* ---- ring slots ------------------------------------------------------ */
+
+static const void *req_slot(struct xbd_ring *r, RING_IDX i)
+{
+    switch (r->proto) {
+    case XBD_PROTO_X86_32:
+        return RING_GET_REQUEST(&r->br.x86_32, i);
+    case XBD_PROTO_X86_64:
+        return RING_GET_REQUEST(&r->br.x86_64, i);
+    case XBD_PROTO_NATIVE:
+    default:
+        return RING_GET_REQUEST(&r->br.native, i);
+    }
+}
+
+static void *rsp_slot(struct xbd_ring *r, RING_IDX i)
+{
+    switch (r->proto) {
+    case XBD_PROTO_X86_32:
+        return RING_GET_RESPONSE(&r->br.x86_32, i);
+    case XBD_PROTO_X86_64:
+        return RING_GET_RESPONSE(&r->br.x86_64, i);
+    case XBD_PROTO_NATIVE:
+    default:
+        return RING_GET_RESPONSE(&r->br.native, i);
+    }
+}
+
+static void kick(struct xbd_ring *r)
+{
+    if (!r->stopping && !r->dead && !ev_is_active(&r->more_w))
+        ev_idle_start(r->loop, &r->more_w);
+}
+
+static void respond(struct xbd_ring *r, const struct xbd_req *q, int16_t status)
+{
+    struct blkif_back_ring *c = &r->br.native;
+    int notify;
+
+    if (status == BLKIF_RSP_ERROR)
+        r->st.errors++;
+    else if (status == BLKIF_RSP_EOPNOTSUPP)
+        r->st.eopnotsupp++;
+    xbd_rsp_write(rsp_slot(r, c->rsp_prod_pvt), r->proto, q->id, q->rsp_op, status);
+    c->rsp_prod_pvt++;
+    RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(c, notify);
+    if (notify)
+        xenevtchn_notify(r->xce, r->port);
+}
+
+/* ---- bounce pages ---------------------------------------------------- */
+
+static void *page_get(struct xbd_ring *r)
+{
+    void *p;
+
+    if (r->pool_n)
+        return r->pool[--r->pool_n];
+    if (posix_memalign(&p, XBD_PAGE_SIZE, XBD_PAGE_SIZE))
+        return NULL;
+    return p;
+}
+
+static void page_put(struct xbd_ring *r, void *p)
+{
+    if (r->pool_n < XBD_POOL_KEEP)
+        r->pool[r->pool_n++] = p;
+    else
+        free(p);
+}
+
+/* ---- ring teardown --------------------------------------------------- */
+
+static void ring_free_mem(struct xbd_ring *r)
+{
+    while (r->pool_n)
+        free(r->pool[--r->pool_n]);
+    free(r->pool);
+    free(r->ind_buf);
+    free(r->copy);
+    free(r->slot_mem);
+    free(r->slots);
+    free(r->name);
+    free(r);
+}
+
+/* Everything is drained: release grants, ring, port, handles, memory. */
+static void ring_destroy(struct xbd_ring *r)
+{
+    xbd_ring_drained_fn *drained = r->drained;
+    void *opaque = r->drained_opaque;
+
+    ev_io_stop(r->loop, &r->evtchn_w);
+    ev_idle_stop(r->loop, &r->more_w);
+    ev_timer_stop(r->loop, &r->purge_w);
+    ev_timer_stop(r->loop, &r->idle_w);
+    xbd_gcache_free(r->gc);
+    if (r->sring && xengnttab_unmap(r->xgt, r->sring, r->nr_pages) < 0)
+        xbd_warn("%s: unmap of the ring failed: %s", r->name, strerror(errno));
+    if (r->xce) {
+        xenevtchn_unbind(r->xce, r->port);
+        xenevtchn_close(r->xce);
+    }
+    if (r->xgt)
+        xengnttab_close(r->xgt);
+    xbd_debug("%s: ring stopped", r->name);
+    ring_free_mem(r);
+    if (drained)
+        drained(opaque);
+}
+
+/* ---- completion ------------------------------------------------------ */
+
+static void release_bufs(struct xbd_ring *r, struct xbd_slot *s)
+{
+    unsigned i;
+
+    for (i = 0; i < s->nbuf; i++) {
+        if (s->buf[i].gnt)
+            xbd_gcache_put(r->gc, s->buf[i].gnt);
+        else if (s->buf[i].bounce)
+            page_put(r, s->buf[i].bounce);
+        s->buf[i].gnt = NULL;
+        s->buf[i].bounce = NULL;
+    }
+    s->nbuf = 0;
+}
+
+static void start_barrier(struct xbd_ring *r);
+
+/* Answer the request and recycle its slot.  May free the ring (stopping,
+ * last one out): callers must not touch r afterwards. */
+static void finish(struct xbd_slot *s, int16_t status)
+{
+    struct xbd_ring *r = s->ring;
+
+    release_bufs(r, s);
+    respond(r, &s->req, status);
+    s->next_free = r->free_slots;
+    r->free_slots = s;
+    r->inflight--;
+    r->st.inflight = r->inflight;
+
+    if (r->barrier == s) {
+        r->barrier = NULL;
+        r->barrier_started = false;
+    } else if (r->barrier && !r->barrier_started && r->inflight == 1) {
+        start_barrier(r);
+        return;
+    }
+    if (r->stopping) {
+        if (!r->inflight)
+            ring_destroy(r);
+        return;
+    }
+    kick(r);
+}
+
+/* One grant-copy call for every bounced segment of the request. */
+static int copy_bounced(struct xbd_ring *r, struct xbd_slot *s, bool to_guest)
+{
+    const struct xbd_req *q = &s->req;
+    unsigned i, n = 0;
+
+    for (i = 0; i < q->nr_segments; i++) {
+        xengnttab_grant_copy_segment_t *c;
+        unsigned off, len;
+
+        if (!s->buf[i].bounce)
+            continue;
+        off = q->seg[i].first_sect * 512u;
+        len = (q->seg[i].last_sect - q->seg[i].first_sect + 1u) * 512u;
+        c = &r->copy[n++];
+        memset(c, 0, sizeof(*c));
+        if (to_guest) {
+            c->source.virt = (char *)s->buf[i].bounce + off;
+            c->dest.foreign.ref = q->seg[i].gref;
+            c->dest.foreign.offset = (uint16_t)off;
+            c->dest.foreign.domid = r->domid;
+            c->flags = GNTCOPY_dest_gref;
+        } else {
+            c->source.foreign.ref = q->seg[i].gref;
+            c->source.foreign.offset = (uint16_t)off;
+            c->source.foreign.domid = r->domid;
+            c->dest.virt = (char *)s->buf[i].bounce + off;
+            c->flags = GNTCOPY_source_gref;
+        }
+        c->len = (uint16_t)len;
+    }
+    if (!n)
+        return 0;
+    r->st.copy_calls++;
+    if (xengnttab_grant_copy(r->xgt, n, r->copy) < 0)
+        return -1;
+    for (i = 0; i < n; i++)
+        if (r->copy[i].status != GNTST_okay)
+            return -1;
+    return 0;
+}
+
+static bool is_write(const struct xbd_req *q)
+{
+    return q->op != BLKIF_OP_READ;
+}
+
+static void aio_done(struct xbd_aio *a, long res);
+
+static void start_sync(struct xbd_ring *r, struct xbd_slot *s)
+{
+    s->stage = ST_SYNC;
+    xbd_aio_fdsync(r->io, &s->aio, r->bk->fd, aio_done);
+}
+
+static void rw_done(struct xbd_ring *r, struct xbd_slot *s, long res)
+{
+    const struct xbd_req *q = &s->req;
+
+    if (res < 0 || (uint64_t)res != xbd_req_bytes(q)) {
+        r->st.io_errors++;
+        finish(s, BLKIF_RSP_ERROR);
+        return;
+    }
+    /* The bounce pages were entirely filled by the read: only now may
+     * they be copied to the guest. */
+    if (!is_write(q) && copy_bounced(r, s, true) < 0) {
+        finish(s, BLKIF_RSP_ERROR);
+        return;
+    }
+    if (q->wire_op == BLKIF_OP_FLUSH_DISKCACHE || q->wire_op == BLKIF_OP_WRITE_BARRIER) {
+        start_sync(r, s);
+        return;
+    }
+    finish(s, BLKIF_RSP_OKAY);
+}
+
+static void aio_done(struct xbd_aio *a, long res)
+{
+    struct xbd_slot *s = container_of(a, struct xbd_slot, aio);
+    struct xbd_ring *r = s->ring;
+
+    switch (s->stage) {
+    case ST_RW:
+        rw_done(r, s, res);
+        return;
+    case ST_SYNC:
+        if (res < 0)
+            r->st.io_errors++;
+        finish(s, res < 0 ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY);
+        return;
+    case ST_DISCARD:
+        if (res == -EOPNOTSUPP) {
+            finish(s, BLKIF_RSP_EOPNOTSUPP);
+            return;
+        }
+        if (res < 0)
+            r->st.io_errors++;
+        finish(s, res < 0 ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY);
+        return;
+    }
+}
+
+/* ---- submission ------------------------------------------------------ */
+
+/* Get the page for segment i: the persistent mapping when allowed and
+ * room remains, else a bounce page. */
+static int seg_buf(struct xbd_ring *r, struct xbd_slot *s, unsigned i)
+{
+    int err = 0;
+
+    if (r->persistent) {
+        s->buf[i].gnt = xbd_gcache_get(r->gc, s->req.seg[i].gref,
+                                       ev_now(r->loop), &err);
+        if (s->buf[i].gnt)
+            return 0;
+        if (err) {
+            xbd_warn("%s: cannot map grant %u: %s", r->name,
+                     s->req.seg[i].gref, strerror(err));
+            return -1;
+        }
+    }
+    s->buf[i].bounce = page_get(r);
+    return s->buf[i].bounce ? 0 : -1;
+}
+
+static void *seg_page(const struct xbd_slot *s, unsigned i)
+{
+    return s->buf[i].gnt ? xbd_gnt_page(s->buf[i].gnt) : s->buf[i].bounce;
+}
+
+static void start_rw(struct xbd_ring *r, struct xbd_slot *s)
+{
+    struct xbd_req *q = &s->req;
+    unsigned i;
+
+    for (i = 0; i < q->nr_segments; i++) {
+        s->nbuf = i + 1;
+        if (seg_buf(r, s, i) < 0) {
+            finish(s, BLKIF_RSP_ERROR);
+            return;
+        }
+    }
+    if (is_write(q) && copy_bounced(r, s, false) < 0) {
+        finish(s, BLKIF_RSP_ERROR);
+        return;
+    }
+    /* One iovec per segment: granted pages are never assumed adjacent
+     * (XSA-229). */
+    for (i = 0; i < q->nr_segments; i++) {
+        s->iov[i].iov_base = (char *)seg_page(s, i) + q->seg[i].first_sect * 512u;
+        s->iov[i].iov_len = (q->seg[i].last_sect - q->seg[i].first_sect + 1u) * 512u;
+    }
+    s->stage = ST_RW;
+    if (is_write(q))
+        xbd_aio_writev(r->io, &s->aio, r->bk->fd, s->iov, q->nr_segments,
+                       q->sector_number * 512u, aio_done);
+    else
+        xbd_aio_readv(r->io, &s->aio, r->bk->fd, s->iov, q->nr_segments,
+                      q->sector_number * 512u, aio_done);
+}
+
+/* Data (if any) then fdatasync; used by flush and barrier. */
+static void start_write_sync(struct xbd_ring *r, struct xbd_slot *s)
+{
+    if (s->req.nr_segments)
+        start_rw(r, s);
+    else
+        start_sync(r, s);
+}
+
+static void start_barrier(struct xbd_ring *r)
+{
+    r->barrier_started = true;
+    start_write_sync(r, r->barrier);
+}
+
+static void start_discard(struct xbd_ring *r, struct xbd_slot *s)
+{
+    const struct xbd_req *q = &s->req;
+    bool secure = (q->discard_flag & BLKIF_DISCARD_SECURE) && r->bk->discard_secure;
+
+    if (!q->nr_sectors) {
+        finish(s, BLKIF_RSP_OKAY);
+        return;
+    }
+    s->stage = ST_DISCARD;
+    xbd_aio_discard(r->io, &s->aio, r->bk->fd, r->bk->is_blockdev, secure,
+                    q->sector_number * 512u, q->nr_sectors * 512u, aio_done);
+}
+
+/* Read the segment lists of an indirect request into ind_buf, once. */
+static int fetch_indirect(struct xbd_ring *r, struct xbd_req *q)
+{
+    size_t left = (size_t)q->nr_segments * sizeof(struct blkif_request_segment);
+    unsigned p, n = 0;
+
+    for (p = 0; p < q->nr_indirect_pages; p++) {
+        size_t len = left < XBD_PAGE_SIZE ? left : XBD_PAGE_SIZE;
+        unsigned char *dst = r->ind_buf + (size_t)p * XBD_PAGE_SIZE;
+        xengnttab_grant_copy_segment_t *c = &r->copy[n++];
+
+        memset(c, 0, sizeof(*c));
+        c->source.foreign.ref = q->indirect_grefs[p];
+        c->source.foreign.offset = 0;
+        c->source.foreign.domid = r->domid;
+        c->dest.virt = dst;
+        c->flags = GNTCOPY_source_gref;
+        c->len = (uint16_t)len;
+        left -= len;
+    }
+    r->st.copy_calls++;
+    if (xengnttab_grant_copy(r->xgt, n, r->copy) < 0)
+        return BLKIF_RSP_ERROR;
+    for (p = 0; p < n; p++)
+        if (r->copy[p].status != GNTST_okay)
+            return BLKIF_RSP_ERROR;
+    return xbd_req_parse_indirect(q, r->ind_buf, &r->lim);
+}
+
+static void count_op(struct xbd_ring *r, const struct xbd_req *q)
+{
+    if (q->indirect)
+        r->st.indirect_req++;
+    switch (q->indirect ? q->op : q->wire_op) {
+    case BLKIF_OP_READ:
+        r->st.rd_req++;
+        r->st.rd_sect += q->nr_sectors;
+        break;
+    case BLKIF_OP_WRITE:
+        r->st.wr_req++;
+        r->st.wr_sect += q->nr_sectors;
+        break;
+    case BLKIF_OP_WRITE_BARRIER:
+        r->st.barrier_req++;
+        r->st.wr_sect += q->nr_sectors;
+        break;
+    case BLKIF_OP_FLUSH_DISKCACHE:
+        r->st.flush_req++;
+        r->st.wr_sect += q->nr_sectors;
+        break;
+    case BLKIF_OP_DISCARD:
+        r->st.discard_req++;
+        break;
+    default:
+        break;
+    }
+}
+
+static void dispatch(struct xbd_ring *r, struct xbd_slot *s)
+{
+    struct xbd_req *q = &s->req;
+    int st = xbd_req_check(q, &r->lim);
+
+    if (st == BLKIF_RSP_OKAY && q->indirect)
+        st = fetch_indirect(r, q);
+    if (st != BLKIF_RSP_OKAY) {
+        finish(s, (int16_t)st);
+        return;
+    }
+    count_op(r, q);
+    switch (q->wire_op) {
+    case BLKIF_OP_DISCARD:
+        start_discard(r, s);
+        break;
+    case BLKIF_OP_WRITE_BARRIER:
+        /* Everything before the barrier completes first; nothing after it
+         * is read until it has completed (ring_process checks barrier). */
+        r->barrier = s;
+        r->barrier_started = false;
+        if (r->inflight == 1)
+            start_barrier(r);
+        break;
+    case BLKIF_OP_FLUSH_DISKCACHE:
+        start_write_sync(r, s);
+        break;
+    default:
+        start_rw(r, s);
+        break;
+    }
+}
+
+/* ---- the ring loop --------------------------------------------------- */
+
+static void ring_fatal(struct xbd_ring *r, const char *reason)
+{
+    r->dead = true;
+    ev_io_stop(r->loop, &r->evtchn_w);
+    ev_idle_stop(r->loop, &r->more_w);
+    xbd_err("%s: %s", r->name, reason);
+    /* May stop (and free) the ring: nothing may touch r after this. */
+    r->fatal(r->fatal_opaque, reason);
+}
+
+static void after_batch(struct xbd_ring *r)
+{
+    if (r->persistent && xbd_gcache_take_full_hint(r->gc) &&
+        !ev_is_active(&r->purge_w))
+        ev_timer_again(r->loop, &r->purge_w);
+}
+
+/* Consume at most XBD_RING_BUDGET requests; re-arm through the idle
+ * watcher if more remain, so a busy or spamming frontend cannot keep us in
+ * one callback.  Returns with r possibly freed (fatal). */
+static void ring_process(struct xbd_ring *r)
+{
+    struct blkif_back_ring *c = &r->br.native;
+    unsigned budget = XBD_RING_BUDGET;
+    int more;
+
+    if (r->stopping || r->dead)
+        return;
+    for (;;) {
+        RING_IDX rc = c->req_cons;
+        RING_IDX rp = __atomic_load_n(&c->sring->req_prod, __ATOMIC_RELAXED);
+
+        xen_rmb();  /* see the requests up to rp */
+        if (RING_REQUEST_PROD_OVERFLOW(c, rp)) {
+            ring_fatal(r, "frontend's req_prod is more than a ring ahead");
+            return;
+        }
+        while (rc != rp) {
+            struct xbd_slot *s;
+
+            if (RING_REQUEST_CONS_OVERFLOW(c, rc) || r->barrier)
+                goto out;       /* finish() kicks us */
+            if (!budget--) {
+                kick(r);
+                goto out;
+            }
+            s = r->free_slots;
+            if (!s) {
+                r->st.oo_req++;
+                goto out;
+            }
+            r->free_slots = s->next_free;
+            r->inflight++;
+            r->st.inflight = r->inflight;
+            xbd_req_copy(&s->req, req_slot(r, rc), r->proto);
+            c->req_cons = ++rc;
+            dispatch(r, s);
+        }
+        RING_FINAL_CHECK_FOR_REQUESTS(c, more);
+        if (!more)
+            break;
+    }
+out:
+    after_batch(r);
+}
+
+static void evtchn_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct xbd_ring *r = w->data;
+    xenevtchn_port_or_error_t port = xenevtchn_pending(r->xce);
+
+    if (port < 0)
+        return;
+    /* The port stays masked until here: notifications that arrived while
+     * we were busy were coalesced into this one. */
+    xenevtchn_unmask(r->xce, (evtchn_port_t)port);
+    if ((evtchn_port_t)port == r->port)
+        ring_process(r);
+}
+
+static void more_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    struct xbd_ring *r = w->data;
+
+    ev_idle_stop(loop, w);
+    ring_process(r);
+}
+
+static void purge_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct xbd_ring *r = w->data;
+    unsigned n = xbd_gcache_max(r->gc) / 20;   /* 5 %, as blkback */
+
+    if (!xbd_gcache_take_full_hint(r->gc) &&
+        xbd_gcache_count(r->gc) < xbd_gcache_max(r->gc)) {
+        ev_timer_stop(loop, w);
+        return;
+    }
+    xbd_gcache_purge_lru(r->gc, n ? n : 1);
+}
+
+static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct xbd_ring *r = w->data;
+
+    xbd_gcache_purge_idle(r->gc, ev_now(loop) - XBD_IDLE_GRANT_AGE);
+}
+
+/* ---- start / stop ---------------------------------------------------- */
+
+static int check_params(const struct xbd_ring_params *p)
+{
+    if (!p->backing || p->backing->fd < 0)
+        return -1;
+    if (p->ring_order > XBD_MAX_RING_ORDER)
+        return -1;
+    if (p->protocol != XBD_PROTO_NATIVE && p->protocol != XBD_PROTO_X86_32 &&
+        p->protocol != XBD_PROTO_X86_64)
+        return -1;
+    if (p->backing->sector_size != 512 && p->backing->sector_size != 4096)
+        return -1;
+    return 0;
+}
+
+static int map_ring(struct xbd_ring *r, const struct xbd_ring_params *p)
+{
+    size_t sz = (size_t)r->nr_pages * XBD_PAGE_SIZE;
+    uint32_t refs[XBD_MAX_RING_PAGES];
+    unsigned i;
+
+    for (i = 0; i < r->nr_pages; i++)
+        refs[i] = p->ring_refs[i];
+    r->sring = xengnttab_map_domain_grant_refs(r->xgt, r->nr_pages, r->domid,
+                                               refs, PROT_READ | PROT_WRITE);
+    if (!r->sring)
+        return -1;
+    switch (r->proto) {
+    case XBD_PROTO_X86_32:
+        BACK_RING_INIT(&r->br.x86_32, (struct blkif_x86_32_sring *)r->sring, sz);
+        break;
+    case XBD_PROTO_X86_64:
+        BACK_RING_INIT(&r->br.x86_64, (struct blkif_x86_64_sring *)r->sring, sz);
+        break;
+    case XBD_PROTO_NATIVE:
+    default:
+        BACK_RING_INIT(&r->br.native, (struct blkif_sring *)r->sring, sz);
+        break;
+    }
+    return 0;
+}
+
+static int alloc_slots(struct xbd_ring *r)
+{
+    size_t per = r->seg_cap * (sizeof(struct xbd_seg) + sizeof(struct xbd_segbuf) +
+                               sizeof(struct iovec));
+    unsigned char *m;
+    unsigned i;
+
+    r->nr_slots = r->br.native.nr_ents;
+    r->slots = calloc(r->nr_slots, sizeof(*r->slots));
+    r->slot_mem = calloc(r->nr_slots, per);
+    r->copy = calloc(r->seg_cap > BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST ?
+                     r->seg_cap : BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST,
+                     sizeof(*r->copy));
+    r->pool = calloc(XBD_POOL_KEEP, sizeof(*r->pool));
+    if (r->lim.max_indirect_segs)
+        r->ind_buf = malloc((size_t)XBD_PAGE_SIZE *
+                            ((r->lim.max_indirect_segs + XBD_SEGS_PER_INDIRECT_PAGE - 1) /
+                             XBD_SEGS_PER_INDIRECT_PAGE));
+    if (!r->slots || !r->slot_mem || !r->copy || !r->pool ||
+        (r->lim.max_indirect_segs && !r->ind_buf))
+        return -1;
+    m = r->slot_mem;
+    for (i = 0; i < r->nr_slots; i++) {
+        struct xbd_slot *s = &r->slots[i];
+
+        s->ring = r;
+        s->req.seg = (struct xbd_seg *)(void *)m;
+        m += r->seg_cap * sizeof(struct xbd_seg);
+        s->req.seg_cap = r->seg_cap;
+        s->buf = (struct xbd_segbuf *)(void *)m;
+        m += r->seg_cap * sizeof(struct xbd_segbuf);
+        s->iov = (struct iovec *)(void *)m;
+        m += r->seg_cap * sizeof(struct iovec);
+        s->next_free = r->free_slots;
+        r->free_slots = s;
+    }
+    return 0;
+}
+
+static int open_handles(struct xbd_ring *r, const struct xbd_ring_params *p)
+{
+    xenevtchn_port_or_error_t port;
+
+    r->xgt = xengnttab_open(NULL, 0);
+    if (!r->xgt) {
+        xbd_err("%s: cannot open the grant device: %s", r->name, strerror(errno));
+        return -1;
+    }
+    if (map_ring(r, p) < 0) {
+        xbd_err("%s: cannot map %u ring page(s) of domain %u: %s", r->name,
+                r->nr_pages, r->domid, strerror(errno));
+        return -1;
+    }
+    r->xce = xenevtchn_open(NULL, 0);
+    if (!r->xce) {
+        xbd_err("%s: cannot open the event channel device: %s", r->name,
+                strerror(errno));
+        return -1;
+    }
+    port = xenevtchn_bind_interdomain(r->xce, r->domid, p->remote_port);
+    if (port < 0) {
+        xbd_err("%s: cannot bind event channel %u of domain %u: %s", r->name,
+                p->remote_port, r->domid, strerror(errno));
+        xenevtchn_close(r->xce);
+        r->xce = NULL;
+        return -1;
+    }
+    r->port = (evtchn_port_t)port;
+    return 0;
+}
+
+static struct xbd_ring *ring_new(const struct xbd_ring_params *p)
+{
+    struct xbd_ring *r = calloc(1, sizeof(*r));
+
+    if (!r)
+        return NULL;
+    r->name = strdup(p->name ? p->name : "ring");
+    if (!r->name) {
+        free(r);
+        return NULL;
+    }
+    r->domid = p->domid;
+    r->proto = p->protocol;
+    r->bk = p->backing;
+    r->persistent = p->persistent;
+    r->nr_pages = 1u << p->ring_order;
+    r->lim.backing = p->backing;
+    r->lim.max_indirect_segs = p->max_indirect_segs > XBD_MAX_INDIRECT_SEGS ?
+                               XBD_MAX_INDIRECT_SEGS : p->max_indirect_segs;
+    r->seg_cap = r->lim.max_indirect_segs > BLKIF_MAX_SEGMENTS_PER_REQUEST ?
+                 r->lim.max_indirect_segs : BLKIF_MAX_SEGMENTS_PER_REQUEST;
+    return r;
+}
+
+/* Undo a partial start: nothing is in flight yet. */
+static void start_failed(struct xbd_ring *r)
+{
+    r->drained = NULL;
+    ring_destroy(r);
+}
+
+struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
+                                const struct xbd_ring_params *p,
+                                xbd_ring_fatal_fn *fatal, void *opaque)
+{
+    struct xbd_ring *r;
+
+    if (check_params(p) < 0) {
+        xbd_err("%s: invalid ring parameters", p->name ? p->name : "ring");
+        return NULL;
+    }
+    r = ring_new(p);
+    if (!r) {
+        xbd_err("%s: out of memory", p->name ? p->name : "ring");
+        return NULL;
+    }
+    r->loop = loop;
+    r->io = io;
+    r->fatal = fatal;
+    r->fatal_opaque = opaque;
+    ev_io_init(&r->evtchn_w, evtchn_cb, -1, EV_READ);
+    ev_idle_init(&r->more_w, more_cb);
+    ev_init(&r->purge_w, purge_cb);
+    r->purge_w.repeat = XBD_PURGE_INTERVAL;
+    ev_timer_init(&r->idle_w, idle_cb, XBD_IDLE_CHECK, XBD_IDLE_CHECK);
+    r->evtchn_w.data = r->more_w.data = r->purge_w.data = r->idle_w.data = r;
+
+    if (open_handles(r, p) < 0) {
+        start_failed(r);
+        return NULL;
+    }
+    if (alloc_slots(r) < 0) {
+        xbd_err("%s: out of memory", r->name);
+        start_failed(r);
+        return NULL;
+    }
+    r->gc = xbd_gcache_new(r->xgt, r->domid, p->max_persistent_grants ?
+                           p->max_persistent_grants : XBD_DEFAULT_MAX_PGRANTS,
+                           &r->st);
+    if (!r->gc) {
+        xbd_err("%s: out of memory", r->name);
+        start_failed(r);
+        return NULL;
+    }
+    ev_io_set(&r->evtchn_w, xenevtchn_fd(r->xce), EV_READ);
+    ev_io_start(loop, &r->evtchn_w);
+    if (r->persistent)
+        ev_timer_start(loop, &r->idle_w);
+    xbd_debug("%s: ring of %u page(s), %u slots, protocol %d, persistent %d, "
+              "indirect %u", r->name, r->nr_pages, r->nr_slots, r->proto,
+              r->persistent, r->lim.max_indirect_segs);
+    /* Requests may already be waiting (the frontend notified before we
+     * bound the port). */
+    kick(r);
+    return r;
+}
+
+void xbd_ring_stop(struct xbd_ring *r, xbd_ring_drained_fn *drained, void *opaque)
+{
+    r->stopping = true;
+    r->drained = drained;
+    r->drained_opaque = opaque;
+    ev_io_stop(r->loop, &r->evtchn_w);
+    ev_idle_stop(r->loop, &r->more_w);
+    ev_timer_stop(r->loop, &r->purge_w);
+    ev_timer_stop(r->loop, &r->idle_w);
+    if (!r->inflight)
+        ring_destroy(r);
+    /* else: the last finish() destroys the ring. */
+}
+
+const struct xbd_ring_stats *xbd_ring_get_stats(const struct xbd_ring *r)
+{
+    return &r->st;
+}
