@@ -1,1 +1,33 @@
-# tests/sim: build fragment (see top-level Makefile.am)
+# tests/sim: the simulated Xen host (grant tables, event channels, guest
+# library).  See tests/sim/CONTRACT.md.
+
+# --- replacement libxengnttab.so.1 / libxenevtchn.so.1 -----------------------
+# Built as "programs" linked -shared (the project has no libtool).  Never
+# with sanitizers: QEMU and xenstored load them, and the ASan runtime must be
+# first in a process.  Per-target LDFLAGS replace AM_LDFLAGS on purpose.
+XSIM_LIB_CFLAGS = -std=gnu11 $(WARN_CFLAGS) -fPIC -pthread $(XENGNTTAB_CFLAGS) $(XENEVTCHN_CFLAGS)
+XSIM_CORE = tests/sim/xsim.h tests/sim/xsim.c tests/sim/xsim_evtchn.c
+
+noinst_PROGRAMS += tests/sim/lib/libxengnttab.so.1 tests/sim/lib/libxenevtchn.so.1
+
+tests_sim_lib_libxengnttab_so_1_SOURCES = tests/sim/libxengnttab.c $(XSIM_CORE)
+tests_sim_lib_libxengnttab_so_1_CFLAGS = $(XSIM_LIB_CFLAGS)
+tests_sim_lib_libxengnttab_so_1_LDFLAGS = -shared -fPIC -pthread -Wl,-z,defs \
+	-Wl,-soname,libxengnttab.so.1 \
+	-Wl,--version-script=$(srcdir)/tests/sim/libxengnttab.map
+tests_sim_lib_libxengnttab_so_1_DEPENDENCIES = $(srcdir)/tests/sim/libxengnttab.map
+
+tests_sim_lib_libxenevtchn_so_1_SOURCES = tests/sim/libxenevtchn.c $(XSIM_CORE)
+tests_sim_lib_libxenevtchn_so_1_CFLAGS = $(XSIM_LIB_CFLAGS)
+tests_sim_lib_libxenevtchn_so_1_LDFLAGS = -shared -fPIC -pthread -Wl,-z,defs \
+	-Wl,-soname,libxenevtchn.so.1 \
+	-Wl,--version-script=$(srcdir)/tests/sim/libxenevtchn.map
+tests_sim_lib_libxenevtchn_so_1_DEPENDENCIES = $(srcdir)/tests/sim/libxenevtchn.map
+
+EXTRA_DIST += tests/sim/libxengnttab.map tests/sim/libxenevtchn.map \
+	tests/sim/CONTRACT.md
+
+# --- guest side ----------------------------------------------------------------
+check_LIBRARIES += tests/sim/libxensim_guest.a
+tests_sim_libxensim_guest_a_SOURCES = tests/sim/guest.c tests/sim/xensim_guest.h $(XSIM_CORE)
+tests_sim_libxensim_guest_a_CFLAGS = $(AM_CFLAGS) -pthread

@@ -80,4 +80,31 @@ int xsg_evtchn_close(xsg_dom *d, evtchn_port_t port);
 /* 1 if the remote end of port is bound (backend called bind_interdomain). */
 int xsg_evtchn_is_connected(xsg_dom *d, evtchn_port_t port);
 
+/* ---- extensions (sim engineer) ------------------------------------------ */
+
+/* A hostile guest rewriting its grant entry: clears GTF_permit_access (and
+ * the rest of the guest-owned flags) even while the grant is mapped.
+ * Existing mappings stay valid (Xen keeps the pinned frame); further maps
+ * and copies fail; GTF_reading/GTF_writing stay until the last unmap. */
+int xsg_grant_revoke(xsg_dom *d, grant_ref_t ref);
+
+/* Fault injection for the whole simulated host ($XENSIM_DIR/faults, shared
+ * by every process).  spec is "key=value[,key=value...]" or "clear".  Keys
+ * (countdowns count calls from now on, across all processes, and fire once
+ * when they reach zero):
+ *   map_call=N        the Nth next xengnttab_map_* call fails whole
+ *   map_call_errno=E  its errno (default ENOMEM)
+ *   map_ref=N         the Nth next grant ref to map fails (the call fails
+ *                     with EINVAL, pages already mapped are undone)
+ *   map_ref_status=S  the GNTST_* reported for it (default general_error)
+ *   copy_seg=N        the Nth next grant-copy segment fails ...
+ *   copy_seg_status=S ... with this GNTST_* (default general_error)
+ *   evt_drop=N        the Nth next event notification is lost
+ *   evt_delay_us=U    every notify sleeps U us before delivering
+ *   copy_delay_us=U   every grant copy sleeps U us with its pins held
+ * Returns 0, or -1 with errno EINVAL on a bad key or value. */
+int xsg_fault_set(const char *spec);
+/* Number of faults injected so far. */
+uint64_t xsg_fault_fired(void);
+
 #endif
