@@ -1,0 +1,38 @@
+/*
+ * backing.h - the store behind a virtual disk: a regular file or a block
+ * device, opened by the control plane and read by the data plane through
+ * struct xbd_backing (dataplane.h).
+ */
+#ifndef XENBLKD_BACKING_H
+#define XENBLKD_BACKING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "xenblkd/dataplane.h"
+
+/* Split a toolstack "params" value into the path to open.  Accepted:
+ * "/path", "aio:/path", "file:/path", "phy:/dev/..." (and "raw:/path").
+ * Image formats we do not serve (vhd:, qcow2:, ...) and anything that is
+ * not an absolute path are refused with a message in err.  Returns a
+ * pointer into params, or NULL. */
+const char *xbd_params_path(const char *params, char *err, size_t errlen);
+
+struct xbd_backing_opts {
+    bool readonly;
+    bool direct;          /* O_DIRECT wanted (--no-direct-io turns it off) */
+    bool direct_io_safe;  /* toolstack's "direct-io-safe" key */
+    bool discard;         /* toolstack's "discard-enable" key (default on) */
+};
+
+/* Open path and fill b (fd, size, sector sizes, discard support...).  On
+ * failure returns -1, leaves nothing open and puts the reason in err. */
+int xbd_backing_open(struct xbd_backing *b, const char *path,
+                     const struct xbd_backing_opts *o, char *err, size_t errlen);
+/* Close the fd (idempotent: fd is -1 afterwards). */
+void xbd_backing_close(struct xbd_backing *b);
+
+/* Granularity to publish as discard-granularity (bytes). */
+unsigned xbd_backing_discard_granularity(const struct xbd_backing *b);
+
+#endif

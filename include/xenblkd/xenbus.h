@@ -1,0 +1,95 @@
+/*
+ * xenbus.h - generic xenstore plumbing for the daemon.
+ *
+ * One xs_handle per daemon; its watch fd lives in an ev_io of the main
+ * loop.  Watches are identified by a never-reused token, so an event that
+ * was already queued for a watch that has since been removed is dropped
+ * instead of reaching a freed owner.  Nothing here knows about block
+ * devices.
+ */
+#ifndef XENBLKD_XENBUS_H
+#define XENBLKD_XENBUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <ev.h>
+#include <xenstore.h>
+
+/* Longest path we build or accept from xenstore (XENSTORE_ABS_PATH_MAX). */
+#define XBD_XS_PATH_MAX 3072
+
+/* XenbusState (xen/io/xenbus.h), spelled out so callers need not include
+ * the Xen header just for the names. */
+enum xbd_xenbus_state {
+    XBD_XB_UNKNOWN = 0,
+    XBD_XB_INITIALISING = 1,
+    XBD_XB_INITWAIT = 2,
+    XBD_XB_INITIALISED = 3,
+    XBD_XB_CONNECTED = 4,
+    XBD_XB_CLOSING = 5,
+    XBD_XB_CLOSED = 6,
+    XBD_XB_RECONFIGURING = 7,
+    XBD_XB_RECONFIGURED = 8,
+};
+const char *xbd_xenbus_state_name(int state);
+
+struct xbd_xenbus;
+struct xbd_watch;
+
+/* Called from the loop for every event on a watched path (including the
+ * initial event xenstored sends when the watch is registered). */
+typedef void xbd_watch_fn(void *opaque, const char *path);
+
+/* Connect to xenstored (XENSTORED_PATH / the xenbus device, as libxenstore
+ * decides) and hook its watch fd into loop.  NULL + log line on failure. */
+struct xbd_xenbus *xbd_xenbus_open(struct ev_loop *loop);
+void xbd_xenbus_close(struct xbd_xenbus *xb);
+struct xs_handle *xbd_xenbus_handle(struct xbd_xenbus *xb);
+
+/* Our own domid from the "domid" key of our domain's home; -1 if absent. */
+int xbd_xenbus_own_domid(struct xbd_xenbus *xb, unsigned *domid);
+
+struct xbd_watch *xbd_watch_add(struct xbd_xenbus *xb, const char *path,
+                                xbd_watch_fn *fn, void *opaque);
+/* Safe with NULL.  No callback for w runs after this returns. */
+void xbd_watch_remove(struct xbd_xenbus *xb, struct xbd_watch *w);
+
+/* Read a value as a NUL-terminated malloc'd string; NULL + errno (ENOENT
+ * when the node does not exist). */
+char *xbd_xs_read(struct xbd_xenbus *xb, xs_transaction_t t, const char *path);
+/* Strict unsigned decimal (no sign, no spaces, no junk) that fits in max.
+ * 0 on success; -1 with errno ENOENT (absent) or EINVAL (malformed, out of
+ * range). */
+int xbd_xs_read_uint(struct xbd_xenbus *xb, xs_transaction_t t, const char *path,
+                     unsigned long max, unsigned long *out);
+bool xbd_xs_exists(struct xbd_xenbus *xb, xs_transaction_t t, const char *path);
+int xbd_xs_write(struct xbd_xenbus *xb, xs_transaction_t t, const char *path,
+                 const char *value);
+/* Entries of a directory, malloc'd as one block (free() it); NULL + errno. */
+char **xbd_xs_directory(struct xbd_xenbus *xb, xs_transaction_t t, const char *path,
+                        unsigned *num);
+
+/* Key/value pair for xbd_xs_write_keys. */
+struct xbd_kv {
+    const char *key;
+    const char *value;
+};
+
+/* Write dir/key=value for every pair in one transaction, but only if dir
+ * still exists: a device that is being removed must not resurrect its
+ * directory (as Linux's xenbus_switch_state).  0 on success, -1 with errno
+ * ENOENT if dir is gone, other errno on xenstore failure. */
+int xbd_xs_write_keys(struct xbd_xenbus *xb, const char *dir,
+                      const struct xbd_kv *kv, size_t n);
+
+/* Parse a strict unsigned decimal string; 0 or -1 (EINVAL). */
+int xbd_parse_uint(const char *s, unsigned long max, unsigned long *out);
+
+/* Backend kinds. */
+/* Is this a kind xenblkd knows how to serve (vbd3, qdisk, vbd)? */
+bool xbd_kind_known(const char *kind);
+/* May we claim this kind on this host?  "vbd" only when the kernel's
+ * xen-blkback is absent (why is logged). */
+bool xbd_kind_claimable(const char *kind);
+
+#endif

@@ -1,0 +1,244 @@
+/*
+ * backing.c - open a disk's backing store and learn its geometry.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <linux/magic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "xenblkd/backing.h"
+#include "xenblkd/log.h"
+
+/* Prefixes of raw images; everything else with a "word:" prefix is an
+ * image format or transport we do not serve. */
+static const char *const raw_prefixes[] = { "aio:", "file:", "phy:", "raw:" };
+
+const char *xbd_params_path(const char *params, char *err, size_t errlen)
+{
+    const char *path = params;
+
+    for (size_t i = 0; i < sizeof(raw_prefixes) / sizeof(raw_prefixes[0]); i++) {
+        size_t n = strlen(raw_prefixes[i]);
+        if (!strncmp(params, raw_prefixes[i], n)) {
+            path = params + n;
+            break;
+        }
+    }
+    if (path == params && params[0] != '/') {
+        const char *colon = strchr(params, ':');
+        if (colon && colon != params)
+            snprintf(err, errlen, "unsupported disk format '%.*s' in params "
+                     "(xenblkd serves raw files and block devices)",
+                     (int)(colon - params > 16 ? 16 : colon - params), params);
+        else
+            snprintf(err, errlen, "params '%.64s' is not an absolute path", params);
+        return NULL;
+    }
+    if (path[0] != '/') {
+        snprintf(err, errlen, "params '%.64s' is not an absolute path", params);
+        return NULL;
+    }
+    return path;
+}
+
+/* Filesystems where O_DIRECT on grant-mapped pages is unsafe unless the
+ * toolstack says otherwise (blkif.h "direct-io-safe"): they may touch a
+ * page again after the I/O completed, by then maybe unmapped. */
+static bool on_network_fs(int fd)
+{
+    struct statfs sfs;
+
+    if (fstatfs(fd, &sfs) < 0)
+        return false;
+    switch ((unsigned long)sfs.f_type) {
+    case NFS_SUPER_MAGIC:
+    case SMB_SUPER_MAGIC:
+    case 0xFF534D42UL:      /* CIFS */
+    case 0xFE534D42UL:      /* SMB2 */
+    case 0x00C36400UL:      /* ceph */
+    case 0x65735546UL:      /* fuse */
+    case 0x01021997UL:      /* 9p */
+    case AFS_SUPER_MAGIC:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int read_sysfs_ulong(dev_t rdev, const char *attr, unsigned long *out)
+{
+    char path[128], buf[64];
+    FILE *f;
+    int rc = -1;
+
+    snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%s", major(rdev), minor(rdev), attr);
+    f = fopen(path, "re");
+    if (!f)
+        return -1;
+    if (fgets(buf, sizeof(buf), f)) {
+        char *end;
+        errno = 0;
+        *out = strtoul(buf, &end, 10);
+        if (!errno && end != buf)
+            rc = 0;
+    }
+    fclose(f);
+    return rc;
+}
+
+static bool blockdev_write_cache(dev_t rdev)
+{
+    char path[128], buf[32] = "";
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/write_cache",
+             major(rdev), minor(rdev));
+    f = fopen(path, "re");
+    if (!f)
+        return true;    /* unknown: flushing is then merely redundant */
+    if (!fgets(buf, sizeof(buf), f))
+        buf[0] = '\0';
+    fclose(f);
+    return strncmp(buf, "write through", 13) != 0;
+}
+
+static int probe_blockdev(struct xbd_backing *b, const struct stat *st, bool want_discard,
+                          char *err, size_t errlen)
+{
+    uint64_t bytes;
+    int lss = 512;
+    unsigned pss = 512;
+
+    if (ioctl(b->fd, BLKGETSIZE64, &bytes) < 0) {
+        snprintf(err, errlen, "BLKGETSIZE64: %s", strerror(errno));
+        return -1;
+    }
+    if (ioctl(b->fd, BLKSSZGET, &lss) < 0)
+        lss = 512;
+    if (ioctl(b->fd, BLKPBSZGET, &pss) < 0)
+        pss = (unsigned)lss;
+    if (lss != 512 && lss != 4096) {
+        snprintf(err, errlen, "unsupported logical sector size %d", lss);
+        return -1;
+    }
+    b->sectors = bytes / 512;
+    b->sector_size = (uint32_t)lss;
+    b->physical_sector_size = pss < (unsigned)lss ? (uint32_t)lss : pss;
+    b->flush = blockdev_write_cache(st->st_rdev);
+    if (want_discard && !b->readonly) {
+        /* A zero-length discard at the end of the device does nothing but
+         * tells whether the device supports the operation at all. */
+        uint64_t range[2] = { bytes & ~511ULL, 0 };
+        b->discard = ioctl(b->fd, BLKDISCARD, range) == 0;
+        if (b->discard)
+            b->discard_secure = ioctl(b->fd, BLKSECDISCARD, range) == 0;
+    }
+    return 0;
+}
+
+static void probe_file(struct xbd_backing *b, const struct stat *st, bool want_discard)
+{
+    b->sectors = (uint64_t)st->st_size / 512;
+    /* Files always present 512-byte sectors: the page cache and O_DIRECT
+     * on every common filesystem accept 512-aligned I/O. */
+    b->sector_size = 512;
+    b->physical_sector_size = 512;
+    b->flush = true;
+    if (want_discard && !b->readonly) {
+        /* Punching a hole past EOF changes nothing but fails with
+         * EOPNOTSUPP where the filesystem cannot punch holes. */
+        off_t past = ((st->st_size + 65535) & ~(off_t)65535) + 65536;
+        b->discard = fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                               past, 4096) == 0;
+    }
+}
+
+int xbd_backing_open(struct xbd_backing *b, const char *path,
+                     const struct xbd_backing_opts *o, char *err, size_t errlen)
+{
+    struct stat st;
+    int flags = (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+
+    memset(b, 0, sizeof(*b));
+    b->fd = -1;
+    b->readonly = o->readonly;
+    /* Open without O_DIRECT first: it tells us what the path is, and
+     * O_DIRECT is then added only where it is both wanted and safe. */
+    b->fd = open(path, flags);
+    if (b->fd < 0) {
+        snprintf(err, errlen, "cannot open %.256s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(b->fd, &st) < 0) {
+        snprintf(err, errlen, "cannot stat %.256s: %s", path, strerror(errno));
+        goto fail;
+    }
+    b->is_blockdev = S_ISBLK(st.st_mode);
+    if (!b->is_blockdev && !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%.256s is neither a regular file nor a block device", path);
+        goto fail;
+    }
+    if (o->direct) {
+        if (on_network_fs(b->fd) && !o->direct_io_safe) {
+            xbd_info("%s: on a network filesystem and direct-io-safe is not set: "
+                     "not using O_DIRECT", path);
+        } else {
+            int fl = fcntl(b->fd, F_GETFL);
+            if (fl < 0 || fcntl(b->fd, F_SETFL, fl | O_DIRECT) < 0) {
+                snprintf(err, errlen, "%.256s does not support O_DIRECT (%s); "
+                         "run xenblkd with --no-direct-io", path, strerror(errno));
+                goto fail;
+            }
+            b->direct = true;
+        }
+    }
+    if (b->is_blockdev) {
+        if (probe_blockdev(b, &st, o->discard, err, errlen) < 0)
+            goto fail;
+    } else {
+        probe_file(b, &st, o->discard);
+    }
+    return 0;
+fail:
+    close(b->fd);
+    b->fd = -1;
+    return -1;
+}
+
+void xbd_backing_close(struct xbd_backing *b)
+{
+    if (b->fd >= 0)
+        close(b->fd);
+    b->fd = -1;
+}
+
+unsigned xbd_backing_discard_granularity(const struct xbd_backing *b)
+{
+    struct stat st;
+    unsigned long g;
+
+    if (b->fd < 0 || fstat(b->fd, &st) < 0)
+        return b->sector_size;
+    if (b->is_blockdev) {
+        if (read_sysfs_ulong(st.st_rdev, "queue/discard_granularity", &g) == 0 &&
+            g >= b->sector_size && g <= (1UL << 30))
+            return (unsigned)g;
+        return b->sector_size;
+    }
+    /* Holes can only be punched in whole filesystem blocks. */
+    if (st.st_blksize >= 512 && st.st_blksize <= (1 << 20))
+        return (unsigned)st.st_blksize;
+    return 4096;
+}

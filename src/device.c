@@ -1,0 +1,1123 @@
+/*
+ * device.c - the vbd device object and its xenbus state machine.
+ *
+ * Every xenstore event only schedules a re-evaluation (dev_kick); the
+ * evaluation (dev_update) re-reads the keys it needs and acts on what they
+ * say now.  A burst of events therefore costs one evaluation, and memory
+ * does not depend on how often a frontend rewrites its nodes (XSA-349).
+ *
+ * The states we publish follow blkif.h:
+ *   Initialising -> InitWait (features published, possibly before the
+ *   hotplug script ran) -> Connected (rings running) -> Closing (rings
+ *   stopped, draining) -> Closed (everything released), and back to
+ *   InitWait when the frontend starts again from Initialising.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xen/io/blkif.h>
+#include <xen/io/protocols.h>
+
+#include "xenblkd/backing.h"
+#include "xenblkd/device.h"
+#include "xenblkd/log.h"
+
+#define dev_log(dev, lvl, fmt, ...) xbd_log(lvl, "%s: " fmt, (dev)->name, ##__VA_ARGS__)
+#define dev_err(dev, ...)   dev_log(dev, XBD_LOG_ERR, __VA_ARGS__)
+#define dev_warn(dev, ...)  dev_log(dev, XBD_LOG_WARN, __VA_ARGS__)
+#define dev_info(dev, ...)  dev_log(dev, XBD_LOG_INFO, __VA_ARGS__)
+#define dev_debug(dev, ...) dev_log(dev, XBD_LOG_DEBUG, __VA_ARGS__)
+
+#define container_of(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* Seconds an orderly shutdown waits for rings to drain. */
+#define XBD_SHUTDOWN_TIMEOUT 20.0
+
+struct xbd_kind {
+    struct xbd_kind *next;
+    struct xbd_host *host;
+    char name[16];
+    char dir[96];               /* /local/domain/<own>/backend/<kind> */
+    struct xbd_watch *watch;
+};
+
+struct xbd_host {
+    struct ev_loop *loop;
+    struct xbd_xenbus *xb;
+    struct xbd_io_engine *io;
+    struct xbd_config cfg;
+    unsigned domid;
+    struct xbd_kind *kinds;
+    struct xbd_device *devices;
+    unsigned ndevices;
+    bool stopping;
+    xbd_host_done_fn *done;
+    void *done_opaque;
+    ev_timer done_check;        /* runs done() from the loop */
+    ev_timer shutdown_timeout;
+};
+
+struct xbd_device {
+    struct xbd_device *prev, *next;
+    struct xbd_host *host;
+    struct xbd_kind *kind;
+    unsigned domid;             /* frontend domain (from the path) */
+    unsigned devid;
+    char name[64];              /* log prefix: domain, kind, device id */
+    char be[128];               /* backend directory */
+    char *fe;                   /* frontend directory (toolstack-written) */
+    struct xbd_watch *fe_watch; /* on <fe>/state */
+    ev_timer kick;
+
+    int state;                  /* XenbusState we last published */
+    bool failed;                /* config refused: stay closed until removed */
+    bool fatal;                 /* a ring saw the frontend break the protocol */
+    char fatal_reason[160];
+
+    /* Toolstack configuration, re-read on every entry to InitWait. */
+    char *path;                 /* backing path from params */
+    bool readonly, cdrom, removable, discard_enable, direct_io_safe;
+    bool needs_hotplug;         /* a "script" will report hotplug-status */
+
+    struct xbd_backing backing; /* fd -1 while closed */
+
+    struct xbd_ring **rings;
+    unsigned nr_rings;
+    unsigned draining;          /* stopped rings not yet drained */
+    int after_drain;            /* state to publish once drained; 0 = none */
+    bool gone;                  /* backend dir removed: free once drained */
+};
+
+static void dev_update(struct xbd_device *dev);
+static void host_check_done(struct xbd_host *h);
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                       */
+
+/* Copy at most n-1 printable characters of a guest-supplied string for a
+ * log line. */
+static const char *printable(const char *s, char *buf, size_t n)
+{
+    size_t i = 0;
+
+    for (; s && *s && i + 1 < n; s++)
+        buf[i++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
+    buf[i] = '\0';
+    return buf;
+}
+
+static char *dev_read(struct xbd_device *dev, const char *dir, const char *key)
+{
+    char path[XBD_XS_PATH_MAX];
+
+    snprintf(path, sizeof(path), "%s/%s", dir, key);
+    return xbd_xs_read(dev->host->xb, XBT_NULL, path);
+}
+
+/* Backend key as a boolean/number with a default when absent or bad (the
+ * toolstack is trusted, so a bad value is only logged). */
+static unsigned long be_uint(struct xbd_device *dev, const char *key, unsigned long def)
+{
+    char path[XBD_XS_PATH_MAX];
+    unsigned long v;
+
+    snprintf(path, sizeof(path), "%s/%s", dev->be, key);
+    if (xbd_xs_read_uint(dev->host->xb, XBT_NULL, path, ~0UL, &v) == 0)
+        return v;
+    if (errno == EINVAL)
+        dev_warn(dev, "ignoring malformed backend key %s", key);
+    return def;
+}
+
+static int frontend_state(struct xbd_device *dev)
+{
+    char path[XBD_XS_PATH_MAX];
+    unsigned long v;
+
+    snprintf(path, sizeof(path), "%s/state", dev->fe);
+    if (xbd_xs_read_uint(dev->host->xb, XBT_NULL, path, XBD_XB_RECONFIGURED, &v) < 0)
+        return XBD_XB_UNKNOWN;
+    return (int)v;
+}
+
+static void dev_kick(struct xbd_device *dev)
+{
+    if (!ev_is_active(&dev->kick)) {
+        ev_timer_set(&dev->kick, 0., 0.);
+        ev_timer_start(dev->host->loop, &dev->kick);
+    }
+}
+
+static void dev_kick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    dev_update(container_of(t, struct xbd_device, kick));
+}
+
+static void fe_watch_cb(void *opaque, const char *path)
+{
+    dev_kick(opaque);
+}
+
+static int dev_write(struct xbd_device *dev, const struct xbd_kv *kv, size_t n)
+{
+    if (xbd_xs_write_keys(dev->host->xb, dev->be, kv, n) == 0)
+        return 0;
+    if (errno != ENOENT)
+        dev_err(dev, "cannot write to %s: %s", dev->be, strerror(errno));
+    return -1;
+}
+
+static void set_state(struct xbd_device *dev, int state)
+{
+    char v[4];
+
+    if (dev->state == state)
+        return;
+    snprintf(v, sizeof(v), "%d", state);
+    struct xbd_kv kv = { "state", v };
+    dev_info(dev, "state %s -> %s", xbd_xenbus_state_name(dev->state),
+             xbd_xenbus_state_name(state));
+    dev_write(dev, &kv, 1);
+    /* Even if the directory is gone: we will not publish this state
+     * again, and the next evaluation notices the removal. */
+    dev->state = state;
+}
+
+/* The toolstack gave us something we cannot serve: tell libxl through the
+ * hotplug keys (as a hotplug script would) and close. */
+static void dev_fail(struct xbd_device *dev, const char *msg)
+{
+    struct xbd_kv kv[] = {
+        { "hotplug-error", msg },
+        { "hotplug-status", "error" },
+    };
+
+    dev_err(dev, "%s", msg);
+    dev->failed = true;
+    dev_write(dev, kv, 2);
+    xbd_backing_close(&dev->backing);
+    set_state(dev, XBD_XB_CLOSING);
+}
+
+/* ------------------------------------------------------------------ */
+/* rings                                                               */
+
+static void ring_fatal_cb(void *opaque, const char *reason)
+{
+    struct xbd_device *dev = opaque;
+
+    /* The ring has stopped serving; stopping it from inside its own
+     * callback is not allowed, so the evaluation does it. */
+    if (!dev->fatal) {
+        dev->fatal = true;
+        snprintf(dev->fatal_reason, sizeof(dev->fatal_reason), "%s",
+                 reason ? reason : "protocol error");
+    }
+    dev_kick(dev);
+}
+
+static void ring_drained_cb(void *opaque)
+{
+    struct xbd_device *dev = opaque;
+
+    if (dev->draining > 0 && --dev->draining == 0)
+        dev_kick(dev);
+}
+
+/* Stop every ring; after_drain is published once all have drained. */
+static void stop_rings(struct xbd_device *dev, int after_drain)
+{
+    struct xbd_ring **rings = dev->rings;
+    unsigned n = dev->nr_rings;
+
+    dev->rings = NULL;
+    dev->nr_rings = 0;
+    dev->after_drain = after_drain;
+    dev->draining = n;
+    /* drained may run synchronously: everything above is already in its
+     * final shape, and the callback only decrements and kicks. */
+    for (unsigned i = 0; i < n; i++)
+        xbd_ring_stop(rings[i], ring_drained_cb, dev);
+    free(rings);
+    if (n)
+        dev_info(dev, "stopping %u ring%s", n, n == 1 ? "" : "s");
+}
+
+/* Disconnect and end in state target (Closing or Closed): rings stopped
+ * and drained, backing store closed. */
+static void close_to(struct xbd_device *dev, int target)
+{
+    if (dev->nr_rings) {
+        set_state(dev, XBD_XB_CLOSING);
+        stop_rings(dev, target);
+        return;
+    }
+    xbd_backing_close(&dev->backing);
+    if (dev->host->stopping && target == XBD_XB_CLOSED)
+        set_state(dev, XBD_XB_CLOSING);     /* Closing then Closed on shutdown */
+    set_state(dev, target);
+}
+
+/* ------------------------------------------------------------------ */
+/* InitWait: configuration, backing store, features                    */
+
+static int read_config(struct xbd_device *dev, char *err, size_t errlen)
+{
+    char *params = dev_read(dev, dev->be, "params");
+    char *mode, *dtype, *script, *type;
+    const char *p;
+    int rc = -1;
+
+    free(dev->path);
+    dev->path = NULL;
+    if (!params) {
+        snprintf(err, errlen, "no params in the backend directory");
+        return -1;
+    }
+    p = xbd_params_path(params, err, errlen);
+    if (!p)
+        goto out;
+    dev->path = strdup(p);
+    if (!dev->path) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+
+    mode = dev_read(dev, dev->be, "mode");
+    if (!mode || !strcmp(mode, "w") || !strcmp(mode, "w!") || !strcmp(mode, "rw")) {
+        dev->readonly = false;
+    } else if (!strcmp(mode, "r") || !strcmp(mode, "ro")) {
+        dev->readonly = true;
+    } else {
+        snprintf(err, errlen, "unsupported mode '%.16s'", mode);
+        free(mode);
+        goto out;
+    }
+    free(mode);
+
+    dtype = dev_read(dev, dev->be, "device-type");
+    dev->cdrom = dtype && !strcmp(dtype, "cdrom");
+    if (dtype && !dev->cdrom && strcmp(dtype, "disk"))
+        dev_warn(dev, "unknown device-type '%.16s', serving it as a disk", dtype);
+    free(dtype);
+
+    dev->removable = be_uint(dev, "removable", 0) != 0;
+    dev->discard_enable = be_uint(dev, "discard-enable", 1) != 0;
+    dev->direct_io_safe = be_uint(dev, "direct-io-safe", 0) != 0;
+
+    script = dev_read(dev, dev->be, "script");
+    dev->needs_hotplug = script && *script;
+    free(script);
+
+    type = dev_read(dev, dev->be, "type");
+    dev_debug(dev, "params %s, mode %s, %s%s%s, hotplug script %s, type %s", params,
+              dev->readonly ? "r" : "w", dev->cdrom ? "cdrom" : "disk",
+              dev->removable ? ", removable" : "",
+              dev->discard_enable ? "" : ", discard disabled",
+              dev->needs_hotplug ? "yes" : "no", type ? type : "-");
+    free(type);
+    rc = 0;
+out:
+    free(params);
+    return rc;
+}
+
+/* The path to open: params, except that for the kernel's kind (vbd) the
+ * block hotplug script may have set up a device (e.g. a loop device for a
+ * file) and told us through physical-device-path. */
+static char *backing_path(struct xbd_device *dev)
+{
+    if (!strcmp(dev->kind->name, "vbd")) {
+        char *pdp = dev_read(dev, dev->be, "physical-device-path");
+        if (pdp && !strncmp(pdp, "/dev/", 5))
+            return pdp;
+        free(pdp);
+    }
+    return strdup(dev->path);
+}
+
+/* -1: not ready yet; 0: ready; 1: the hotplug script failed (logged). */
+static int hotplug_ready(struct xbd_device *dev)
+{
+    char *hs, *he;
+    char msg[200], pbuf[120];
+    int rc;
+
+    if (!dev->needs_hotplug)
+        return 0;
+    hs = dev_read(dev, dev->be, "hotplug-status");
+    if (hs && !strcmp(hs, "connected")) {
+        rc = 0;
+    } else if (hs && !strcmp(hs, "error")) {
+        he = dev_read(dev, dev->be, "hotplug-error");
+        snprintf(msg, sizeof(msg), "hotplug script failed: %s",
+                 he ? printable(he, pbuf, sizeof(pbuf)) : "no hotplug-error");
+        free(he);
+        dev_err(dev, "%s", msg);
+        dev->failed = true;
+        set_state(dev, XBD_XB_CLOSING);
+        rc = 1;
+    } else {
+        rc = -1;
+    }
+    free(hs);
+    return rc;
+}
+
+static int open_backing(struct xbd_device *dev)
+{
+    struct xbd_backing_opts o = {
+        .readonly = dev->readonly,
+        .direct = dev->host->cfg.direct_io,
+        .direct_io_safe = dev->direct_io_safe,
+        .discard = dev->discard_enable,
+    };
+    char err[400];
+    char *path = backing_path(dev);
+
+    if (!path) {
+        dev_fail(dev, "out of memory");
+        return -1;
+    }
+    if (xbd_backing_open(&dev->backing, path, &o, err, sizeof(err)) < 0) {
+        dev_fail(dev, err);
+        free(path);
+        return -1;
+    }
+    dev_info(dev, "opened %s: %" PRIu64 " sectors, sector size %u/%u, %s%s%s%s", path,
+             dev->backing.sectors, dev->backing.sector_size,
+             dev->backing.physical_sector_size, dev->backing.readonly ? "read-only" : "read-write",
+             dev->backing.direct ? ", O_DIRECT" : "",
+             dev->backing.discard ? ", discard" : "",
+             dev->backing.discard_secure ? ", secure discard" : "");
+    free(path);
+    return 0;
+}
+
+/* Keys that depend on the backing store; flush and barrier default to on
+ * while it is not open yet (the hotplug script has not run). */
+static size_t backing_features(struct xbd_device *dev, struct xbd_kv *kv, char (*buf)[16])
+{
+    const struct xbd_backing *b = &dev->backing;
+    bool open = b->fd >= 0;
+    bool flush = !open || b->flush;
+    bool discard = open && b->discard;
+    size_t n = 0;
+
+    kv[n++] = (struct xbd_kv){ "feature-flush-cache", flush ? "1" : "0" };
+    kv[n++] = (struct xbd_kv){ "feature-barrier", flush ? "1" : "0" };
+    kv[n++] = (struct xbd_kv){ "feature-discard", discard ? "1" : "0" };
+    if (discard) {
+        snprintf(buf[0], sizeof(buf[0]), "%u", xbd_backing_discard_granularity(b));
+        kv[n++] = (struct xbd_kv){ "discard-granularity", buf[0] };
+        kv[n++] = (struct xbd_kv){ "discard-alignment", "0" };
+        kv[n++] = (struct xbd_kv){ "discard-secure", b->discard_secure ? "1" : "0" };
+    }
+    return n;
+}
+
+static void publish_initwait(struct xbd_device *dev)
+{
+    struct xbd_kv kv[16];
+    char buf[4][16];
+    size_t n = backing_features(dev, kv, buf);
+    const struct xbd_config *cfg = &dev->host->cfg;
+
+    snprintf(buf[1], sizeof(buf[1]), "%u", XBD_MAX_INDIRECT_SEGS);
+    snprintf(buf[2], sizeof(buf[2]), "%u", XBD_MAX_RING_ORDER);
+    snprintf(buf[3], sizeof(buf[3]), "%u", cfg->max_queues);
+    kv[n++] = (struct xbd_kv){ "feature-persistent", cfg->max_pgrants ? "1" : "0" };
+    kv[n++] = (struct xbd_kv){ "feature-max-indirect-segments", buf[1] };
+    kv[n++] = (struct xbd_kv){ "max-ring-page-order", buf[2] };
+    kv[n++] = (struct xbd_kv){ "multi-queue-max-queues", buf[3] };
+    kv[n++] = (struct xbd_kv){ "state", "2" };
+    if (dev_write(dev, kv, n) == 0)
+        dev_info(dev, "state %s -> InitWait", xbd_xenbus_state_name(dev->state));
+    dev->state = XBD_XB_INITWAIT;
+}
+
+/* (Re)start: read the configuration, open the backing store if the
+ * hotplug script (if any) is done, publish features, InitWait.  libxl
+ * waits for InitWait before it runs the hotplug script, so InitWait never
+ * waits for the script. */
+static void enter_initwait(struct xbd_device *dev)
+{
+    char err[200];
+
+    dev->fatal = false;
+    if (read_config(dev, err, sizeof(err)) < 0) {
+        dev_fail(dev, err);
+        return;
+    }
+    int hp = hotplug_ready(dev);
+    if (hp > 0)
+        return;
+    if (hp == 0 && dev->backing.fd < 0 && open_backing(dev) < 0)
+        return;
+    publish_initwait(dev);
+}
+
+/* In InitWait, the hotplug script may finish later: open then and update
+ * the features that depend on the backing store. */
+static int ensure_backing(struct xbd_device *dev)
+{
+    struct xbd_kv kv[8];
+    char buf[1][16];
+
+    if (dev->backing.fd >= 0)
+        return 0;
+    int hp = hotplug_ready(dev);
+    if (hp != 0)
+        return -1;
+    if (open_backing(dev) < 0)
+        return -1;
+    dev_write(dev, kv, backing_features(dev, kv, buf));
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Connect: read and validate what the frontend wrote                  */
+
+struct fe_queue {
+    unsigned order;
+    grant_ref_t refs[XBD_MAX_RING_PAGES];
+    evtchn_port_t port;
+};
+
+struct fe_info {
+    enum xbd_protocol protocol;
+    bool persistent;
+    unsigned nr_queues;
+    struct fe_queue *queues;
+};
+
+/* Name of dir/key relative to the frontend directory, for messages. */
+static void fe_key_name(struct xbd_device *dev, const char *dir, const char *key,
+                        char *buf, size_t n)
+{
+    size_t fl = strlen(dev->fe);
+    const char *rel = strncmp(dir, dev->fe, fl) ? dir : dir + fl;
+
+    snprintf(buf, n, "%.40s%s%s", *rel == '/' ? rel + 1 : rel, *rel ? "/" : "", key);
+}
+
+/* Read dir/key as a number <= max.  1 present, 0 absent (and !required),
+ * -1 invalid with the reason in why. */
+static int fe_uint(struct xbd_device *dev, const char *dir, const char *key,
+                   unsigned long max, bool required, unsigned long *out,
+                   char *why, size_t n)
+{
+    char *v = dev_read(dev, dir, key);
+    char pbuf[40], kbuf[80];
+
+    fe_key_name(dev, dir, key, kbuf, sizeof(kbuf));
+    if (!v) {
+        if (!required)
+            return 0;
+        snprintf(why, n, "%s is missing", kbuf);
+        return -1;
+    }
+    if (xbd_parse_uint(v, max, out) < 0) {
+        snprintf(why, n, "%s = '%s' is not a number in 0..%lu", kbuf,
+                 printable(v, pbuf, sizeof(pbuf)), max);
+        free(v);
+        return -1;
+    }
+    free(v);
+    return 1;
+}
+
+static int read_queue(struct xbd_device *dev, const char *dir, struct fe_queue *q,
+                      char *why, size_t n)
+{
+    unsigned long v;
+    char key[24];
+    int rc = fe_uint(dev, dir, "ring-page-order", XBD_MAX_RING_ORDER, false, &v, why, n);
+
+    if (rc < 0)
+        return -1;
+    q->order = rc ? (unsigned)v : 0;
+    for (unsigned i = 0; i < (1u << q->order); i++) {
+        if (rc == 0) {
+            /* No ring-page-order: the single-page "ring-ref". */
+            snprintf(key, sizeof(key), "ring-ref");
+        } else {
+            snprintf(key, sizeof(key), "ring-ref%u", i);
+        }
+        int r = fe_uint(dev, dir, key, UINT32_MAX, true, &v, why, n);
+        if (r < 0 && rc == 1 && q->order == 0) {
+            /* ring-page-order = 0 with a plain "ring-ref" is tolerated. */
+            r = fe_uint(dev, dir, "ring-ref", UINT32_MAX, true, &v, why, n);
+        }
+        if (r < 0)
+            return -1;
+        q->refs[i] = (grant_ref_t)v;
+    }
+    if (fe_uint(dev, dir, "event-channel", UINT32_MAX, true, &v, why, n) < 0)
+        return -1;
+    if (v == 0) {
+        char kbuf[80];
+        fe_key_name(dev, dir, "event-channel", kbuf, sizeof(kbuf));
+        snprintf(why, n, "%s = 0 is not a valid port", kbuf);
+        return -1;
+    }
+    q->port = (evtchn_port_t)v;
+    return 0;
+}
+
+static int read_protocol(struct xbd_device *dev, enum xbd_protocol *proto, char *why, size_t n)
+{
+    char *v = dev_read(dev, dev->fe, "protocol");
+    char pbuf[40];
+
+    if (!v) {
+#if defined(__i386__) || defined(__x86_64__)
+        /* As Linux blkback and QEMU: no protocol on x86 means the 32-bit
+         * layout (old 32-bit guests never wrote the key). */
+        *proto = XBD_PROTO_X86_32;
+#else
+        *proto = XBD_PROTO_NATIVE;
+#endif
+        return 0;
+    }
+    if (!strcmp(v, XEN_IO_PROTO_ABI_X86_32))
+        *proto = XBD_PROTO_X86_32;
+    else if (!strcmp(v, XEN_IO_PROTO_ABI_X86_64))
+        *proto = XBD_PROTO_X86_64;
+    else if (!strcmp(v, XEN_IO_PROTO_ABI_NATIVE))
+        *proto = XBD_PROTO_NATIVE;
+    else {
+        snprintf(why, n, "unknown protocol '%s'", printable(v, pbuf, sizeof(pbuf)));
+        free(v);
+        return -1;
+    }
+    free(v);
+    return 0;
+}
+
+static int read_frontend(struct xbd_device *dev, struct fe_info *fi, char *why, size_t n)
+{
+    unsigned long v;
+    char dir[XBD_XS_PATH_MAX];
+    int rc;
+
+    memset(fi, 0, sizeof(*fi));
+    if (read_protocol(dev, &fi->protocol, why, n) < 0)
+        return -1;
+    rc = fe_uint(dev, dev->fe, "feature-persistent", 1, false, &v, why, n);
+    if (rc < 0)
+        return -1;
+    fi->persistent = rc == 1 && v == 1 && dev->host->cfg.max_pgrants > 0;
+    rc = fe_uint(dev, dev->fe, "multi-queue-num-queues", UINT32_MAX, false, &v, why, n);
+    if (rc < 0)
+        return -1;
+    fi->nr_queues = rc ? (unsigned)v : 1;
+    if (fi->nr_queues == 0 || fi->nr_queues > dev->host->cfg.max_queues) {
+        snprintf(why, n, "multi-queue-num-queues = %lu, we offer 1..%u", v,
+                 dev->host->cfg.max_queues);
+        return -1;
+    }
+    fi->queues = calloc(fi->nr_queues, sizeof(*fi->queues));
+    if (!fi->queues) {
+        snprintf(why, n, "out of memory");
+        return -1;
+    }
+    for (unsigned q = 0; q < fi->nr_queues; q++) {
+        if (fi->nr_queues == 1)
+            snprintf(dir, sizeof(dir), "%s", dev->fe);
+        else
+            snprintf(dir, sizeof(dir), "%s/queue-%u", dev->fe, q);
+        if (read_queue(dev, dir, &fi->queues[q], why, n) < 0) {
+            free(fi->queues);
+            fi->queues = NULL;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int start_rings(struct xbd_device *dev, const struct fe_info *fi)
+{
+    char name[96];
+
+    dev->rings = calloc(fi->nr_queues, sizeof(*dev->rings));
+    if (!dev->rings)
+        return -1;
+    for (unsigned q = 0; q < fi->nr_queues; q++) {
+        struct xbd_ring_params p = {
+            .name = name,
+            .domid = (domid_t)dev->domid,
+            .queue = q,
+            .protocol = fi->protocol,
+            .ring_order = fi->queues[q].order,
+            .remote_port = fi->queues[q].port,
+            .persistent = fi->persistent,
+            .max_indirect_segs = XBD_MAX_INDIRECT_SEGS,
+            .max_persistent_grants = dev->host->cfg.max_pgrants,
+            .backing = &dev->backing,
+        };
+        memcpy(p.ring_refs, fi->queues[q].refs, sizeof(p.ring_refs));
+        snprintf(name, sizeof(name), "%s q%u", dev->name, q);
+        struct xbd_ring *r = xbd_ring_start(dev->host->loop, dev->host->io, &p,
+                                            ring_fatal_cb, dev);
+        if (!r)
+            return -1;
+        dev->rings[dev->nr_rings++] = r;
+    }
+    return 0;
+}
+
+static void publish_connected(struct xbd_device *dev)
+{
+    const struct xbd_backing *b = &dev->backing;
+    struct xbd_kv kv[16];
+    char buf[4][16], sectors[24], ss[16], pss[16], info[8];
+    size_t n = backing_features(dev, kv, buf);
+    unsigned vinfo = (b->readonly ? VDISK_READONLY : 0) | (dev->cdrom ? VDISK_CDROM : 0) |
+                     (dev->removable ? VDISK_REMOVABLE : 0);
+
+    snprintf(sectors, sizeof(sectors), "%" PRIu64, b->sectors);
+    snprintf(ss, sizeof(ss), "%u", b->sector_size);
+    snprintf(pss, sizeof(pss), "%u", b->physical_sector_size);
+    snprintf(info, sizeof(info), "%u", vinfo);
+    kv[n++] = (struct xbd_kv){ "sectors", sectors };
+    kv[n++] = (struct xbd_kv){ "sector-size", ss };
+    kv[n++] = (struct xbd_kv){ "physical-sector-size", pss };
+    kv[n++] = (struct xbd_kv){ "info", info };
+    kv[n++] = (struct xbd_kv){ "state", "4" };
+    if (dev_write(dev, kv, n) == 0)
+        dev_info(dev, "state %s -> Connected", xbd_xenbus_state_name(dev->state));
+    dev->state = XBD_XB_CONNECTED;
+}
+
+static void dev_connect(struct xbd_device *dev)
+{
+    struct fe_info fi;
+    char why[256];
+
+    if (read_frontend(dev, &fi, why, sizeof(why)) < 0) {
+        dev_err(dev, "refusing to connect: %s", why);
+        close_to(dev, XBD_XB_CLOSING);
+        return;
+    }
+    if (start_rings(dev, &fi) < 0) {
+        if (!dev->nr_rings) {
+            free(dev->rings);
+            dev->rings = NULL;
+        }
+        dev_err(dev, "refusing to connect: cannot start %u ring%s (%s protocol, order %u)",
+                fi.nr_queues, fi.nr_queues == 1 ? "" : "s",
+                fi.protocol == XBD_PROTO_X86_32 ? "x86_32" :
+                fi.protocol == XBD_PROTO_X86_64 ? "x86_64" : "native",
+                fi.queues[0].order);
+        free(fi.queues);
+        close_to(dev, XBD_XB_CLOSING);
+        return;
+    }
+    dev_info(dev, "connected %u queue%s, ring order %u, %s protocol, persistent grants %s",
+             fi.nr_queues, fi.nr_queues == 1 ? "" : "s", fi.queues[0].order,
+             fi.protocol == XBD_PROTO_X86_32 ? "x86_32" :
+             fi.protocol == XBD_PROTO_X86_64 ? "x86_64" : "native",
+             fi.persistent ? "on" : "off");
+    free(fi.queues);
+    publish_connected(dev);
+}
+
+/* ------------------------------------------------------------------ */
+/* the evaluation                                                      */
+
+static void dev_free(struct xbd_device *dev)
+{
+    struct xbd_host *h = dev->host;
+
+    dev_info(dev, "backend directory removed, device freed");
+    xbd_watch_remove(h->xb, dev->fe_watch);
+    ev_timer_stop(h->loop, &dev->kick);
+    xbd_backing_close(&dev->backing);
+    if (dev->prev)
+        dev->prev->next = dev->next;
+    else
+        h->devices = dev->next;
+    if (dev->next)
+        dev->next->prev = dev->prev;
+    h->ndevices--;
+    free(dev->fe);
+    free(dev->path);
+    free(dev);
+    host_check_done(h);
+}
+
+/* What to do given the frontend's state, once online and configured. */
+static void follow_frontend(struct xbd_device *dev, int fe)
+{
+    switch (dev->state) {
+    case XBD_XB_INITWAIT:
+        if (fe == XBD_XB_CLOSING) {
+            close_to(dev, XBD_XB_CLOSING);
+        } else if (fe == XBD_XB_CLOSED) {
+            close_to(dev, XBD_XB_CLOSED);
+        } else if (ensure_backing(dev) == 0 &&
+                   (fe == XBD_XB_INITIALISED || fe == XBD_XB_CONNECTED)) {
+            dev_connect(dev);
+        }
+        break;
+    case XBD_XB_CONNECTED:
+        /* Initialised/Connected again while we are connected: two events
+         * coalesced, nothing changed (as Linux blkback). */
+        if (fe == XBD_XB_CLOSING)
+            close_to(dev, XBD_XB_CLOSING);
+        else if (fe == XBD_XB_CLOSED || fe == XBD_XB_UNKNOWN)
+            close_to(dev, XBD_XB_CLOSED);
+        break;
+    case XBD_XB_CLOSING:
+        if (fe == XBD_XB_CLOSED || fe == XBD_XB_UNKNOWN)
+            close_to(dev, XBD_XB_CLOSED);
+        break;
+    case XBD_XB_CLOSED:
+        /* The frontend starts over (reboot, kexec, module reload). */
+        if (!dev->failed && (fe == XBD_XB_INITIALISING || fe == XBD_XB_INITIALISED)) {
+            dev_info(dev, "frontend %s again: preparing to reconnect",
+                     xbd_xenbus_state_name(fe));
+            enter_initwait(dev);
+            dev_kick(dev);
+        }
+        break;
+    default:
+        enter_initwait(dev);
+        if (dev->state == XBD_XB_INITWAIT)
+            dev_kick(dev);
+        break;
+    }
+}
+
+static void dev_update(struct xbd_device *dev)
+{
+    struct xbd_host *h = dev->host;
+
+    if (dev->draining)
+        return;                 /* ring_drained_cb kicks again */
+    if (dev->after_drain) {
+        int s = dev->after_drain;
+        dev->after_drain = 0;
+        xbd_backing_close(&dev->backing);
+        set_state(dev, s);
+    }
+    if (!xbd_xs_exists(h->xb, XBT_NULL, dev->be)) {
+        /* The toolstack deleted the device: release everything. */
+        if (dev->nr_rings) {
+            dev->gone = true;
+            stop_rings(dev, 0);
+            if (dev->draining)
+                return;
+        }
+        dev_free(dev);
+        return;
+    }
+    if (dev->fatal && dev->nr_rings) {
+        dev_err(dev, "frontend broke the protocol: %s; disconnecting", dev->fatal_reason);
+        close_to(dev, XBD_XB_CLOSING);
+    }
+    dev->fatal = false;
+
+    if (h->stopping) {
+        close_to(dev, XBD_XB_CLOSED);
+    } else if (be_uint(dev, "online", 1) == 0) {
+        /* libxl removes a disk with online=0 + state=5 and waits for
+         * Closed; it deletes the directory itself afterwards. */
+        if (dev->state != XBD_XB_CLOSED || dev->nr_rings)
+            dev_info(dev, "online = 0: closing");
+        /* libxl writes state=5 itself before waiting for Closed: make
+         * sure Closed is what xenstore says, without rewriting it on
+         * every event (our own write fires the watch again). */
+        if (dev->state == XBD_XB_CLOSED && be_uint(dev, "state", 0) != XBD_XB_CLOSED)
+            dev->state = XBD_XB_CLOSING;
+        close_to(dev, XBD_XB_CLOSED);
+    } else {
+        follow_frontend(dev, frontend_state(dev));
+    }
+    host_check_done(h);
+}
+
+/* ------------------------------------------------------------------ */
+/* discovery                                                           */
+
+static struct xbd_device *dev_find(struct xbd_host *h, const struct xbd_kind *k,
+                                   unsigned domid, unsigned devid)
+{
+    for (struct xbd_device *d = h->devices; d; d = d->next)
+        if (d->kind == k && d->domid == domid && d->devid == devid)
+            return d;
+    return NULL;
+}
+
+static void dev_create(struct xbd_kind *k, unsigned domid, unsigned devid)
+{
+    struct xbd_host *h = k->host;
+    struct xbd_device *dev;
+    char be[128], path[XBD_XS_PATH_MAX];
+    char *fe;
+    unsigned long feid;
+
+    if (h->stopping)
+        return;
+    snprintf(be, sizeof(be), "%s/%u/%u", k->dir, domid, devid);
+    /* libxl writes the whole directory in one transaction: no frontend
+     * means it is not (or no longer) a device. */
+    snprintf(path, sizeof(path), "%s/frontend", be);
+    fe = xbd_xs_read(h->xb, XBT_NULL, path);
+    if (!fe)
+        return;
+    snprintf(path, sizeof(path), "%s/frontend-id", be);
+    if (xbd_xs_read_uint(h->xb, XBT_NULL, path, 0x7fef, &feid) < 0 || feid != domid ||
+        fe[0] != '/' || strlen(fe) > XBD_XS_PATH_MAX - 64) {
+        xbd_err("domain %u %s/%u: ignoring device with inconsistent frontend/frontend-id",
+                domid, k->name, devid);
+        free(fe);
+        return;
+    }
+    dev = calloc(1, sizeof(*dev));
+    if (!dev) {
+        xbd_err("domain %u %s/%u: out of memory", domid, k->name, devid);
+        free(fe);
+        return;
+    }
+    dev->host = h;
+    dev->kind = k;
+    dev->domid = domid;
+    dev->devid = devid;
+    dev->fe = fe;
+    dev->backing.fd = -1;
+    dev->state = XBD_XB_UNKNOWN;
+    snprintf(dev->name, sizeof(dev->name), "domain %u %s/%u", domid, k->name, devid);
+    snprintf(dev->be, sizeof(dev->be), "%s", be);
+    ev_timer_init(&dev->kick, dev_kick_cb, 0., 0.);
+    snprintf(path, sizeof(path), "%s/state", fe);
+    dev->fe_watch = xbd_watch_add(h->xb, path, fe_watch_cb, dev);
+    if (!dev->fe_watch) {
+        dev_err(dev, "cannot watch the frontend state");
+        free(fe);
+        free(dev);
+        return;
+    }
+    dev->next = h->devices;
+    if (h->devices)
+        h->devices->prev = dev;
+    h->devices = dev;
+    h->ndevices++;
+    dev_info(dev, "new device, frontend %s", fe);
+    dev_kick(dev);
+}
+
+/* Parse "<domid>/<devid>[/...]" after the kind directory. */
+static int parse_ids(const char *rel, unsigned long *domid, unsigned long *devid, int *depth)
+{
+    char buf[64];
+    char *slash, *slash2;
+
+    *depth = 0;
+    if (!*rel)
+        return 0;
+    snprintf(buf, sizeof(buf), "%s", rel);
+    slash = strchr(buf, '/');
+    if (slash)
+        *slash = '\0';
+    if (xbd_parse_uint(buf, 0x7fef, domid) < 0)
+        return -1;
+    *depth = 1;
+    if (!slash)
+        return 0;
+    slash2 = strchr(slash + 1, '/');
+    if (slash2)
+        *slash2 = '\0';
+    if (xbd_parse_uint(slash + 1, UINT32_MAX, devid) < 0)
+        return -1;
+    *depth = 2;
+    return 0;
+}
+
+/* Look at every device under dir (one domain, or all with domid < 0). */
+static void kind_scan(struct xbd_kind *k, long domid)
+{
+    struct xbd_host *h = k->host;
+    char path[XBD_XS_PATH_MAX];
+    unsigned nd, nv;
+    char **doms, **devs;
+    unsigned long d, v;
+
+    /* Known devices first: the ones that disappeared notice it. */
+    for (struct xbd_device *dev = h->devices; dev; dev = dev->next)
+        if (dev->kind == k && (domid < 0 || dev->domid == (unsigned)domid))
+            dev_kick(dev);
+    doms = xbd_xs_directory(h->xb, XBT_NULL, k->dir, &nd);
+    for (unsigned i = 0; doms && i < nd; i++) {
+        if (xbd_parse_uint(doms[i], 0x7fef, &d) < 0 || (domid >= 0 && d != (unsigned long)domid))
+            continue;
+        snprintf(path, sizeof(path), "%s/%lu", k->dir, d);
+        devs = xbd_xs_directory(h->xb, XBT_NULL, path, &nv);
+        for (unsigned j = 0; devs && j < nv; j++) {
+            if (xbd_parse_uint(devs[j], UINT32_MAX, &v) == 0 &&
+                !dev_find(h, k, (unsigned)d, (unsigned)v))
+                dev_create(k, (unsigned)d, (unsigned)v);
+        }
+        free(devs);
+    }
+    free(doms);
+}
+
+static void kind_watch_cb(void *opaque, const char *path)
+{
+    struct xbd_kind *k = opaque;
+    size_t n = strlen(k->dir);
+    unsigned long domid = 0, devid = 0;
+    int depth;
+
+    if (strncmp(path, k->dir, n) || (path[n] && path[n] != '/'))
+        return;
+    if (parse_ids(path[n] ? path + n + 1 : "", &domid, &devid, &depth) < 0)
+        return;
+    if (depth < 2) {
+        kind_scan(k, depth == 0 ? -1 : (long)domid);
+        return;
+    }
+    struct xbd_device *dev = dev_find(k->host, k, (unsigned)domid, (unsigned)devid);
+    if (dev)
+        dev_kick(dev);
+    else
+        dev_create(k, (unsigned)domid, (unsigned)devid);
+}
+
+/* ------------------------------------------------------------------ */
+/* host                                                                */
+
+static void done_check_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct xbd_host *h = container_of(t, struct xbd_host, done_check);
+    xbd_host_done_fn *done = h->done;
+
+    ev_timer_stop(loop, &h->shutdown_timeout);
+    h->done = NULL;
+    if (done)
+        done(h->done_opaque);
+}
+
+static void host_check_done(struct xbd_host *h)
+{
+    if (!h->stopping || !h->done)
+        return;
+    for (struct xbd_device *d = h->devices; d; d = d->next)
+        if (d->draining || d->nr_rings || (d->state != XBD_XB_CLOSED && !d->gone))
+            return;
+    if (!ev_is_active(&h->done_check))
+        ev_timer_start(h->loop, &h->done_check);
+}
+
+static void shutdown_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct xbd_host *h = container_of(t, struct xbd_host, shutdown_timeout);
+
+    for (struct xbd_device *d = h->devices; d; d = d->next)
+        if (d->draining || d->nr_rings)
+            dev_err(d, "rings did not drain within %.0f s, giving up", XBD_SHUTDOWN_TIMEOUT);
+    xbd_err("shutdown timed out");
+    ev_timer_start(loop, &h->done_check);
+}
+
+struct xbd_host *xbd_host_new(struct ev_loop *loop, struct xbd_xenbus *xb,
+                              struct xbd_io_engine *io, const struct xbd_config *cfg,
+                              unsigned own_domid)
+{
+    struct xbd_host *h = calloc(1, sizeof(*h));
+
+    if (!h)
+        return NULL;
+    h->loop = loop;
+    h->xb = xb;
+    h->io = io;
+    h->cfg = *cfg;
+    if (h->cfg.max_queues == 0)
+        h->cfg.max_queues = 1;
+    if (h->cfg.max_queues > XBD_MAX_QUEUES)
+        h->cfg.max_queues = XBD_MAX_QUEUES;
+    h->domid = own_domid;
+    ev_timer_init(&h->done_check, done_check_cb, 0., 0.);
+    ev_timer_init(&h->shutdown_timeout, shutdown_timeout_cb, XBD_SHUTDOWN_TIMEOUT, 0.);
+    return h;
+}
+
+int xbd_host_add_kind(struct xbd_host *h, const char *kind)
+{
+    struct xbd_kind *k = calloc(1, sizeof(*k));
+
+    if (!k)
+        return -1;
+    k->host = h;
+    snprintf(k->name, sizeof(k->name), "%s", kind);
+    snprintf(k->dir, sizeof(k->dir), "/local/domain/%u/backend/%s", h->domid, kind);
+    k->watch = xbd_watch_add(h->xb, k->dir, kind_watch_cb, k);
+    if (!k->watch) {
+        free(k);
+        return -1;
+    }
+    k->next = h->kinds;
+    h->kinds = k;
+    xbd_info("watching %s", k->dir);
+    return 0;
+}
+
+void xbd_host_shutdown(struct xbd_host *h, xbd_host_done_fn *done, void *opaque)
+{
+    if (h->stopping)
+        return;
+    xbd_info("shutting down: closing %u device%s", h->ndevices, h->ndevices == 1 ? "" : "s");
+    h->stopping = true;
+    h->done = done;
+    h->done_opaque = opaque;
+    /* No new devices from here on. */
+    for (struct xbd_kind *k = h->kinds; k; k = k->next) {
+        xbd_watch_remove(h->xb, k->watch);
+        k->watch = NULL;
+    }
+    for (struct xbd_device *d = h->devices; d; d = d->next)
+        dev_kick(d);
+    ev_timer_start(h->loop, &h->shutdown_timeout);
+    host_check_done(h);
+}
+
+void xbd_host_free(struct xbd_host *h)
+{
+    if (!h)
+        return;
+    while (h->devices) {
+        struct xbd_device *d = h->devices;
+        /* Only reached with rings still running after a shutdown timeout:
+         * the process is exiting, the kernel releases what they hold. */
+        h->devices = d->next;
+        xbd_watch_remove(h->xb, d->fe_watch);
+        ev_timer_stop(h->loop, &d->kick);
+        xbd_backing_close(&d->backing);
+        free(d->rings);
+        free(d->fe);
+        free(d->path);
+        free(d);
+    }
+    while (h->kinds) {
+        struct xbd_kind *k = h->kinds;
+        h->kinds = k->next;
+        xbd_watch_remove(h->xb, k->watch);
+        free(k);
+    }
+    ev_timer_stop(h->loop, &h->done_check);
+    ev_timer_stop(h->loop, &h->shutdown_timeout);
+    free(h);
+}
+
+unsigned xbd_host_device_count(const struct xbd_host *h)
+{
+    return h->ndevices;
+}

@@ -1,0 +1,312 @@
+/*
+ * xenbus.c - one xenstore connection, its watches and their dispatch.
+ *
+ * libxenstore queues watch events in its own reader thread and signals
+ * them through xs_fileno(); we drain that queue from an ev_io in the main
+ * loop, a bounded number per wake-up so that a guest that makes xenstore
+ * fire in a loop cannot starve the rings sharing the loop.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "xenblkd/log.h"
+#include "xenblkd/xenbus.h"
+
+/* Watch events handled per wake-up before yielding to other watchers. */
+#define XBD_WATCH_BATCH 64
+/* Transaction retries on EAGAIN (someone else wrote the same nodes). */
+#define XBD_XS_TXN_RETRIES 16
+
+struct xbd_watch {
+    struct xbd_watch *next;
+    uint64_t id;
+    char token[24];
+    char *path;
+    xbd_watch_fn *fn;
+    void *opaque;
+};
+
+struct xbd_xenbus {
+    struct ev_loop *loop;
+    struct xs_handle *xs;
+    ev_io io;
+    struct xbd_watch *watches;
+    uint64_t next_id;
+};
+
+static const char *const state_names[] = {
+    "Unknown", "Initialising", "InitWait", "Initialised", "Connected",
+    "Closing", "Closed", "Reconfiguring", "Reconfigured",
+};
+
+const char *xbd_xenbus_state_name(int state)
+{
+    if (state < 0 || (unsigned)state >= sizeof(state_names) / sizeof(state_names[0]))
+        return "invalid";
+    return state_names[state];
+}
+
+static struct xbd_watch *watch_find(struct xbd_xenbus *xb, const char *token)
+{
+    for (struct xbd_watch *w = xb->watches; w; w = w->next)
+        if (!strcmp(w->token, token))
+            return w;
+    return NULL;
+}
+
+static void xenbus_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct xbd_xenbus *xb = (struct xbd_xenbus *)((char *)io - offsetof(struct xbd_xenbus, io));
+
+    for (int i = 0; i < XBD_WATCH_BATCH; i++) {
+        char **vec = xs_check_watch(xb->xs);
+
+        if (!vec) {
+            if (errno != EAGAIN) {
+                /* The connection to xenstored is gone: nothing in this
+                 * daemon can work any more. */
+                xbd_err("xenstore connection lost: %s", strerror(errno));
+                ev_io_stop(loop, io);
+                ev_break(loop, EVBREAK_ALL);
+            }
+            return;
+        }
+        /* Look the token up on every event: the watch may have been
+         * removed by the callback of an earlier event in this batch. */
+        struct xbd_watch *w = watch_find(xb, vec[XS_WATCH_TOKEN]);
+        if (w)
+            w->fn(w->opaque, vec[XS_WATCH_PATH]);
+        free(vec);
+    }
+}
+
+struct xbd_xenbus *xbd_xenbus_open(struct ev_loop *loop)
+{
+    struct xbd_xenbus *xb = calloc(1, sizeof(*xb));
+
+    if (!xb) {
+        xbd_err("out of memory");
+        return NULL;
+    }
+    xb->loop = loop;
+    /* XS_UNWATCH_FILTER: after xs_unwatch, libxenstore drops events it had
+     * already queued for that token. */
+    xb->xs = xs_open(XS_UNWATCH_FILTER);
+    if (!xb->xs) {
+        const char *p = getenv("XENSTORED_PATH");
+        xbd_err("cannot connect to xenstored%s%s: %s", p ? " at " : "", p ? p : "",
+                strerror(errno));
+        free(xb);
+        return NULL;
+    }
+    int fd = xs_fileno(xb->xs);
+    if (fd < 0) {
+        xbd_err("cannot get the xenstore watch fd: %s", strerror(errno));
+        xs_close(xb->xs);
+        free(xb);
+        return NULL;
+    }
+    ev_io_init(&xb->io, xenbus_io_cb, fd, EV_READ);
+    ev_io_start(loop, &xb->io);
+    return xb;
+}
+
+void xbd_xenbus_close(struct xbd_xenbus *xb)
+{
+    if (!xb)
+        return;
+    ev_io_stop(xb->loop, &xb->io);
+    while (xb->watches)
+        xbd_watch_remove(xb, xb->watches);
+    xs_close(xb->xs);
+    free(xb);
+}
+
+struct xs_handle *xbd_xenbus_handle(struct xbd_xenbus *xb)
+{
+    return xb->xs;
+}
+
+int xbd_xenbus_own_domid(struct xbd_xenbus *xb, unsigned *domid)
+{
+    unsigned long v;
+
+    /* A relative path resolves against our own domain's home. */
+    if (xbd_xs_read_uint(xb, XBT_NULL, "domid", 0x7fef, &v) < 0)
+        return -1;
+    *domid = (unsigned)v;
+    return 0;
+}
+
+struct xbd_watch *xbd_watch_add(struct xbd_xenbus *xb, const char *path,
+                                xbd_watch_fn *fn, void *opaque)
+{
+    struct xbd_watch *w = calloc(1, sizeof(*w));
+
+    if (!w || !(w->path = strdup(path))) {
+        free(w);
+        xbd_err("out of memory");
+        return NULL;
+    }
+    w->id = ++xb->next_id;
+    snprintf(w->token, sizeof(w->token), "xbd%" PRIu64, w->id);
+    w->fn = fn;
+    w->opaque = opaque;
+    if (!xs_watch(xb->xs, path, w->token)) {
+        xbd_err("cannot watch %s: %s", path, strerror(errno));
+        free(w->path);
+        free(w);
+        return NULL;
+    }
+    w->next = xb->watches;
+    xb->watches = w;
+    return w;
+}
+
+void xbd_watch_remove(struct xbd_xenbus *xb, struct xbd_watch *w)
+{
+    if (!w)
+        return;
+    for (struct xbd_watch **pp = &xb->watches; *pp; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    }
+    /* ENOENT is fine: xenstored drops watches of a path's owner domain
+     * when it goes away. */
+    xs_unwatch(xb->xs, w->path, w->token);
+    free(w->path);
+    free(w);
+}
+
+char *xbd_xs_read(struct xbd_xenbus *xb, xs_transaction_t t, const char *path)
+{
+    unsigned len;
+    char *v = xs_read(xb->xs, t, path, &len);
+
+    /* libxenstore NUL-terminates the value, but it may contain NULs of its
+     * own: cut there so every caller sees one C string. */
+    if (v)
+        v[strnlen(v, len)] = '\0';
+    return v;
+}
+
+int xbd_parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    unsigned long v = 0;
+
+    if (!*s)
+        goto bad;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            goto bad;
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (max - d) / 10)
+            goto bad;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+bad:
+    errno = EINVAL;
+    return -1;
+}
+
+int xbd_xs_read_uint(struct xbd_xenbus *xb, xs_transaction_t t, const char *path,
+                     unsigned long max, unsigned long *out)
+{
+    char *v = xbd_xs_read(xb, t, path);
+    int rc;
+
+    if (!v)
+        return -1;
+    rc = xbd_parse_uint(v, max, out);
+    free(v);
+    return rc;
+}
+
+bool xbd_xs_exists(struct xbd_xenbus *xb, xs_transaction_t t, const char *path)
+{
+    char *v = xbd_xs_read(xb, t, path);
+
+    free(v);
+    return v != NULL;
+}
+
+int xbd_xs_write(struct xbd_xenbus *xb, xs_transaction_t t, const char *path,
+                 const char *value)
+{
+    return xs_write(xb->xs, t, path, value, (unsigned)strlen(value)) ? 0 : -1;
+}
+
+char **xbd_xs_directory(struct xbd_xenbus *xb, xs_transaction_t t, const char *path,
+                        unsigned *num)
+{
+    return xs_directory(xb->xs, t, path, num);
+}
+
+static int write_keys_once(struct xbd_xenbus *xb, const char *dir,
+                           const struct xbd_kv *kv, size_t n)
+{
+    char path[XBD_XS_PATH_MAX];
+    xs_transaction_t t = xs_transaction_start(xb->xs);
+
+    if (t == XBT_NULL)
+        return -1;
+    if (!xbd_xs_exists(xb, t, dir)) {
+        xs_transaction_end(xb->xs, t, true);
+        errno = ENOENT;
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, kv[i].key);
+        if (xbd_xs_write(xb, t, path, kv[i].value) < 0) {
+            int e = errno;
+            xs_transaction_end(xb->xs, t, true);
+            errno = e;
+            return -1;
+        }
+    }
+    return xs_transaction_end(xb->xs, t, false) ? 0 : -1;
+}
+
+int xbd_xs_write_keys(struct xbd_xenbus *xb, const char *dir,
+                      const struct xbd_kv *kv, size_t n)
+{
+    for (int i = 0; i < XBD_XS_TXN_RETRIES; i++) {
+        if (write_keys_once(xb, dir, kv, n) == 0)
+            return 0;
+        if (errno != EAGAIN)
+            return -1;
+    }
+    return -1;
+}
+
+bool xbd_kind_known(const char *kind)
+{
+    return !strcmp(kind, "vbd3") || !strcmp(kind, "qdisk") || !strcmp(kind, "vbd");
+}
+
+bool xbd_kind_claimable(const char *kind)
+{
+    struct stat st;
+
+    if (strcmp(kind, "vbd"))
+        return true;
+    /* "vbd" belongs to the kernel's blkback when it is loaded: two
+     * backends answering the same device would corrupt its state. */
+    if (stat("/sys/module/xen_blkback", &st) == 0) {
+        xbd_warn("not serving backend kind vbd: the kernel's xen-blkback is loaded "
+                 "(/sys/module/xen_blkback exists)");
+        return false;
+    }
+    xbd_info("serving backend kind vbd: the kernel's xen-blkback is not loaded");
+    return true;
+}
