@@ -31,3 +31,26 @@ EXTRA_DIST += tests/sim/libxengnttab.map tests/sim/libxenevtchn.map \
 check_LIBRARIES += tests/sim/libxensim_guest.a
 tests_sim_libxensim_guest_a_SOURCES = tests/sim/guest.c tests/sim/xensim_guest.h $(XSIM_CORE)
 tests_sim_libxensim_guest_a_CFLAGS = $(AM_CFLAGS) -pthread
+
+# --- tests -----------------------------------------------------------------
+# Each test re-executes itself with LD_LIBRARY_PATH=tests/sim/lib, asserts
+# that the simulated libraries were loaded, and works in its own mkdtemp
+# XENSIM_DIR.  They link the REAL -lxengnttab -lxenevtchn.
+check_LIBRARIES += tests/sim/libsimtest.a
+tests_sim_libsimtest_a_SOURCES = tests/sim/simtest.c tests/sim/simtest.h
+tests_sim_libsimtest_a_CFLAGS = $(AM_CFLAGS) $(XENGNTTAB_CFLAGS) $(XENEVTCHN_CFLAGS)
+
+XSIM_TEST_LDADD = tests/sim/libsimtest.a tests/sim/libxensim_guest.a \
+	$(XENGNTTAB_LIBS) $(XENEVTCHN_LIBS) -lpthread
+XSIM_TEST_CFLAGS = $(AM_CFLAGS) $(XENGNTTAB_CFLAGS) $(XENEVTCHN_CFLAGS)
+XSIM_TESTS = tests/sim/test-gnttab
+# The simulated libraries must exist when the tests run.
+XSIM_TEST_DEPS = tests/sim/lib/libxengnttab.so.1 tests/sim/lib/libxenevtchn.so.1
+
+check_PROGRAMS += $(XSIM_TESTS)
+TESTS += $(XSIM_TESTS)
+
+tests_sim_test_gnttab_SOURCES = tests/sim/test-gnttab.c
+tests_sim_test_gnttab_CFLAGS = $(XSIM_TEST_CFLAGS)
+tests_sim_test_gnttab_LDADD = $(XSIM_TEST_LDADD)
+EXTRA_tests_sim_test_gnttab_DEPENDENCIES = $(XSIM_TEST_DEPS)
