@@ -43,7 +43,8 @@ tests_sim_libsimtest_a_CFLAGS = $(AM_CFLAGS) $(XENGNTTAB_CFLAGS) $(XENEVTCHN_CFL
 XSIM_TEST_LDADD = tests/sim/libsimtest.a tests/sim/libxensim_guest.a \
 	$(XENGNTTAB_LIBS) $(XENEVTCHN_LIBS) -lpthread
 XSIM_TEST_CFLAGS = $(AM_CFLAGS) $(XENGNTTAB_CFLAGS) $(XENEVTCHN_CFLAGS)
-XSIM_TESTS = tests/sim/test-gnttab
+XSIM_TESTS = tests/sim/test-gnttab tests/sim/test-evtchn tests/sim/test-gntcopy \
+	tests/sim/test-faults tests/sim/test-tiny-backend
 # The simulated libraries must exist when the tests run.
 XSIM_TEST_DEPS = tests/sim/lib/libxengnttab.so.1 tests/sim/lib/libxenevtchn.so.1
 
@@ -54,3 +55,23 @@ tests_sim_test_gnttab_SOURCES = tests/sim/test-gnttab.c
 tests_sim_test_gnttab_CFLAGS = $(XSIM_TEST_CFLAGS)
 tests_sim_test_gnttab_LDADD = $(XSIM_TEST_LDADD)
 EXTRA_tests_sim_test_gnttab_DEPENDENCIES = $(XSIM_TEST_DEPS)
+
+tests_sim_test_evtchn_SOURCES = tests/sim/test-evtchn.c
+tests_sim_test_evtchn_CFLAGS = $(XSIM_TEST_CFLAGS)
+tests_sim_test_evtchn_LDADD = $(XSIM_TEST_LDADD)
+EXTRA_tests_sim_test_evtchn_DEPENDENCIES = $(XSIM_TEST_DEPS)
+
+tests_sim_test_gntcopy_SOURCES = tests/sim/test-gntcopy.c
+tests_sim_test_gntcopy_CFLAGS = $(XSIM_TEST_CFLAGS)
+tests_sim_test_gntcopy_LDADD = $(XSIM_TEST_LDADD)
+EXTRA_tests_sim_test_gntcopy_DEPENDENCIES = $(XSIM_TEST_DEPS)
+
+tests_sim_test_faults_SOURCES = tests/sim/test-faults.c
+tests_sim_test_faults_CFLAGS = $(XSIM_TEST_CFLAGS)
+tests_sim_test_faults_LDADD = $(XSIM_TEST_LDADD)
+EXTRA_tests_sim_test_faults_DEPENDENCIES = $(XSIM_TEST_DEPS)
+
+tests_sim_test_tiny_backend_SOURCES = tests/sim/test-tiny-backend.c
+tests_sim_test_tiny_backend_CFLAGS = $(XSIM_TEST_CFLAGS)
+tests_sim_test_tiny_backend_LDADD = $(XSIM_TEST_LDADD)
+EXTRA_tests_sim_test_tiny_backend_DEPENDENCIES = $(XSIM_TEST_DEPS)
