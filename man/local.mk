@@ -1,1 +1,2 @@
-# man: build fragment (see top-level Makefile.am)
+# Manual pages.
+dist_man_MANS += man/xenblkd.8
