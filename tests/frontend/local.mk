@@ -1,1 +1,29 @@
-# tests/frontend: build fragment (see top-level Makefile.am)
+# tests/frontend: the reference blkfront (library + CLI), the test client of
+# the whole suite.  See tests/frontend/README.md.
+
+check_LIBRARIES += tests/frontend/libblkfront.a
+tests_frontend_libblkfront_a_SOURCES = \
+	tests/frontend/blkfront.h tests/frontend/bf_internal.h \
+	tests/frontend/blkif_abi.h tests/frontend/blkif_abi.c \
+	tests/frontend/blkfront.c tests/frontend/xenbus.c tests/frontend/ring.c \
+	tests/frontend/workload.c tests/frontend/stats.c
+tests_frontend_libblkfront_a_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/sim $(XENSTORE_CFLAGS)
+
+BLKFRONT_LDADD = tests/frontend/libblkfront.a tests/sim/libxensim_guest.a \
+	$(XENSTORE_LIBS) -lpthread
+
+check_PROGRAMS += tests/frontend/xsim-blkfront
+tests_frontend_xsim_blkfront_SOURCES = tests/frontend/xsim-blkfront.c
+tests_frontend_xsim_blkfront_CPPFLAGS = $(tests_frontend_libblkfront_a_CPPFLAGS)
+tests_frontend_xsim_blkfront_LDADD = $(BLKFRONT_LDADD)
+
+# Unit test of the three ring layouts (sizes and offsets on the wire).
+check_PROGRAMS += tests/frontend/test-abi-layout
+TESTS += tests/frontend/test-abi-layout
+tests_frontend_test_abi_layout_SOURCES = tests/frontend/test-abi-layout.c
+tests_frontend_test_abi_layout_CPPFLAGS = $(tests_frontend_libblkfront_a_CPPFLAGS)
+tests_frontend_test_abi_layout_LDADD = $(BLKFRONT_LDADD)
+
+TESTS += tests/frontend/test-cli-usage.sh
+dist_check_SCRIPTS += tests/frontend/test-cli-usage.sh
+EXTRA_DIST += tests/frontend/README.md
