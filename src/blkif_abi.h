@@ -17,21 +17,22 @@
 #include <xen/xen.h>
 #include <xen/grant_table.h>
 
+#include <xen/io/ring.h>
+#include <xen/io/blkif.h>
+
 /*
- * ring.h uses xen_mb()/xen_rmb()/xen_wmb().  The ring is shared with
- * another domain (or process) on any CPU, so these must be real fences.
+ * ring.h's macros use xen_mb()/xen_rmb()/xen_wmb(), which it maps to the
+ * kernel's mb()/rmb()/wmb() for the legacy interface version userspace
+ * gets.  The ring is shared with another domain (or process) on any CPU,
+ * so these must be real fences: (re)define them, after ring.h, since the
+ * macros are only expanded where RING_* are used.
  */
-#ifndef xen_mb
+#undef xen_mb
+#undef xen_rmb
+#undef xen_wmb
 #define xen_mb()  __atomic_thread_fence(__ATOMIC_SEQ_CST)
 #define xen_rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
 #define xen_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
-#endif
-#ifndef __XEN_INTERFACE_VERSION__
-#define __XEN_INTERFACE_VERSION__ 0x00030208 /* we define xen_*mb ourselves */
-#endif
-
-#include <xen/io/ring.h>
-#include <xen/io/blkif.h>
 
 /* --- x86_32: packed to 4 bytes, with the i386-only pad of the indirect
  * request. --------------------------------------------------------------- */
@@ -163,6 +164,17 @@ XBD_ABI_CHECK(blkif_x86_64_response, status, 10);
 XBD_ABI_CHECK(blkif_x86_32_sring, ring, 64);
 XBD_ABI_CHECK(blkif_x86_64_sring, ring, 64);
 XBD_ABI_CHECK(blkif_sring, ring, 64);
+
+/* Trap: the *private* front/back ring structs of the x86_32 ABI were
+ * generated under pack(4) too, so their sring pointer is not where the
+ * native ones have it.  Never use them: keep one native blkif_back_ring
+ * for the indexes (xbd_ring_nr_ents() gives the ABI's size) and index the
+ * ABI's own sring type for entries. */
+static_assert(offsetof(struct blkif_x86_32_back_ring, sring) !=
+              offsetof(struct blkif_back_ring, sring), "see above");
+
+/* Entries in a shared ring of <bytes> for each ABI (power of two). */
+#define XBD_RING_NR_ENTS(T, bytes) __CONST_RING_SIZE(T, bytes)
 
 /* Grant pages are always 4 KiB (ring.h: XEN_PAGE_SHIFT), whatever the
  * host page size. */

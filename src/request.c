@@ -25,6 +25,35 @@ size_t xbd_ring_entry_size(enum xbd_protocol proto)
     }
 }
 
+unsigned xbd_ring_nr_ents(enum xbd_protocol proto, size_t bytes)
+{
+    switch (proto) {
+    case XBD_PROTO_X86_32:
+        return XBD_RING_NR_ENTS(blkif_x86_32, bytes);
+    case XBD_PROTO_X86_64:
+        return XBD_RING_NR_ENTS(blkif_x86_64, bytes);
+    case XBD_PROTO_NATIVE:
+    default:
+        return XBD_RING_NR_ENTS(blkif, bytes);
+    }
+}
+
+void *xbd_ring_entry(void *sring, enum xbd_protocol proto, unsigned nr_ents,
+                     unsigned idx)
+{
+    unsigned i = idx & (nr_ents - 1);
+
+    switch (proto) {
+    case XBD_PROTO_X86_32:
+        return &((struct blkif_x86_32_sring *)sring)->ring[i];
+    case XBD_PROTO_X86_64:
+        return &((struct blkif_x86_64_sring *)sring)->ring[i];
+    case XBD_PROTO_NATIVE:
+    default:
+        return &((struct blkif_sring *)sring)->ring[i];
+    }
+}
+
 /*
  * The three ABIs differ only in padding; these macros translate one
  * private copy <w> of a wire request (of whichever struct type) into <req>.

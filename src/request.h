@@ -46,6 +46,11 @@ struct xbd_req_limits {
 
 /* Size of one ring entry (request/response union) in each ABI. */
 size_t xbd_ring_entry_size(enum xbd_protocol proto);
+/* Number of entries of a shared ring of <bytes> in each ABI. */
+unsigned xbd_ring_nr_ents(enum xbd_protocol proto, size_t bytes);
+/* Entry <idx> of shared ring <sring> of <nr_ents> entries in ABI <proto>. */
+void *xbd_ring_entry(void *sring, enum xbd_protocol proto, unsigned nr_ents,
+                     unsigned idx);
 
 /* Copy the request in <slot> (a ring entry of ABI <proto>) once, and
  * translate it.  Direct segments beyond nr_segments are not copied; a

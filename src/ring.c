@@ -39,12 +39,6 @@
 
 #define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
 
-union xbd_back_rings {
-    struct blkif_back_ring native;   /* also the common index view */
-    struct blkif_x86_32_back_ring x86_32;
-    struct blkif_x86_64_back_ring x86_64;
-};
-
 /* Where the data of one segment lives while the request is in flight. */
 struct xbd_segbuf {
     struct xbd_gnt *gnt;     /* persistent mapping, or */
@@ -79,7 +73,7 @@ struct xbd_ring {
     evtchn_port_t port;            /* our end */
     void *sring;
     unsigned nr_pages;
-    union xbd_back_rings br;
+    struct blkif_back_ring br;     /* indexes; nr_ents for our ABI */
 
     struct xbd_gcache *gc;
     struct xbd_slot *slots, *free_slots;
@@ -112,28 +106,12 @@ static void ring_process(struct xbd_ring *r);
 
 static const void *req_slot(struct xbd_ring *r, RING_IDX i)
 {
-    switch (r->proto) {
-    case XBD_PROTO_X86_32:
-        return RING_GET_REQUEST(&r->br.x86_32, i);
-    case XBD_PROTO_X86_64:
-        return RING_GET_REQUEST(&r->br.x86_64, i);
-    case XBD_PROTO_NATIVE:
-    default:
-        return RING_GET_REQUEST(&r->br.native, i);
-    }
+    return xbd_ring_entry(r->sring, r->proto, r->br.nr_ents, i);
 }
 
 static void *rsp_slot(struct xbd_ring *r, RING_IDX i)
 {
-    switch (r->proto) {
-    case XBD_PROTO_X86_32:
-        return RING_GET_RESPONSE(&r->br.x86_32, i);
-    case XBD_PROTO_X86_64:
-        return RING_GET_RESPONSE(&r->br.x86_64, i);
-    case XBD_PROTO_NATIVE:
-    default:
-        return RING_GET_RESPONSE(&r->br.native, i);
-    }
+    return xbd_ring_entry(r->sring, r->proto, r->br.nr_ents, i);
 }
 
 static void kick(struct xbd_ring *r)
@@ -144,7 +122,7 @@ static void kick(struct xbd_ring *r)
 
 static void respond(struct xbd_ring *r, const struct xbd_req *q, int16_t status)
 {
-    struct blkif_back_ring *c = &r->br.native;
+    struct blkif_back_ring *c = &r->br;
     int notify;
 
     if (status == BLKIF_RSP_ERROR)
@@ -572,7 +550,7 @@ static void after_batch(struct xbd_ring *r)
  * one callback.  Returns with r possibly freed (fatal). */
 static void ring_process(struct xbd_ring *r)
 {
-    struct blkif_back_ring *c = &r->br.native;
+    struct blkif_back_ring *c = &r->br;
     unsigned budget = XBD_RING_BUDGET;
     int more;
 
@@ -686,18 +664,8 @@ static int map_ring(struct xbd_ring *r, const struct xbd_ring_params *p)
                                                refs, PROT_READ | PROT_WRITE);
     if (!r->sring)
         return -1;
-    switch (r->proto) {
-    case XBD_PROTO_X86_32:
-        BACK_RING_INIT(&r->br.x86_32, (struct blkif_x86_32_sring *)r->sring, sz);
-        break;
-    case XBD_PROTO_X86_64:
-        BACK_RING_INIT(&r->br.x86_64, (struct blkif_x86_64_sring *)r->sring, sz);
-        break;
-    case XBD_PROTO_NATIVE:
-    default:
-        BACK_RING_INIT(&r->br.native, (struct blkif_sring *)r->sring, sz);
-        break;
-    }
+    BACK_RING_INIT(&r->br, (struct blkif_sring *)r->sring, sz);
+    r->br.nr_ents = xbd_ring_nr_ents(r->proto, sz);
     return 0;
 }
 
@@ -708,7 +676,7 @@ static int alloc_slots(struct xbd_ring *r)
     unsigned char *m;
     unsigned i;
 
-    r->nr_slots = r->br.native.nr_ents;
+    r->nr_slots = r->br.nr_ents;
     r->slots = calloc(r->nr_slots, sizeof(*r->slots));
     r->slot_mem = calloc(r->nr_slots, per);
     r->copy = calloc(r->seg_cap > BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST ?

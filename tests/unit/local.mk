@@ -1,7 +1,8 @@
 # tests/unit: data plane unit tests.  The C programs link src/libxenblkd.a
-# (the daemon's own objects); the .sh wrappers give each one a private
-# simulated host (XENSIM_DIR) and the simulated libxengnttab/libxenevtchn.
-XBD_UNIT_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/src -I$(top_srcdir)/tests/unit \
+# (the daemon's own objects).  test-ring re-executes itself on the
+# simulated libxengnttab/libxenevtchn ($top_builddir/tests/sim/lib) inside
+# a private XENSIM_DIR it creates and removes.
+XBD_UNIT_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir) -I$(top_srcdir)/src -I$(top_srcdir)/tests/unit \
 	$(XENGNTTAB_CFLAGS) $(XENEVTCHN_CFLAGS)
 XBD_UNIT_LIBS = src/libxenblkd.a $(XENGNTTAB_LIBS) $(XENEVTCHN_LIBS) \
 	$(XENSTORE_LIBS) $(AIO_LIBS) $(EV_LIBS)
@@ -11,3 +12,13 @@ tests_unit_test_request_SOURCES = tests/unit/test-request.c tests/unit/check.h
 tests_unit_test_request_CFLAGS = $(XBD_UNIT_CFLAGS)
 tests_unit_test_request_LDADD = $(XBD_UNIT_LIBS)
 TESTS += tests/unit/test-request
+
+check_PROGRAMS += tests/unit/test-ring
+tests_unit_test_ring_SOURCES = tests/unit/test-ring.c tests/unit/fe.c \
+	tests/unit/fe.h tests/unit/check.h
+tests_unit_test_ring_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_ring_LDADD = tests/sim/libxensim_guest.a $(XBD_UNIT_LIBS) -ldl
+tests_unit_test_ring_LDFLAGS = $(AM_LDFLAGS) -pthread
+tests_unit_test_ring_DEPENDENCIES = tests/sim/libxensim_guest.a src/libxenblkd.a \
+	tests/sim/lib/libxengnttab.so.1 tests/sim/lib/libxenevtchn.so.1
+TESTS += tests/unit/test-ring

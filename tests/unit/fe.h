@@ -1,0 +1,80 @@
+/*
+ * fe.h - a minimal in-process frontend and backend rig for the data plane
+ * tests: a simulated guest (tests/sim guest library) with a shared ring in
+ * any of the three ABIs, and a real xbd_ring (src/libxenblkd.a) serving it
+ * through the simulated libxengnttab/libxenevtchn, in one event loop.
+ */
+#ifndef XBD_TEST_FE_H
+#define XBD_TEST_FE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <ev.h>
+#include "blkif_abi.h"
+#include "xenblkd/dataplane.h"
+#include "tests/sim/xensim_guest.h"
+
+#define FE_NPAGES 64         /* data pages granted to the backend */
+
+struct fe {
+    xsg_dom *d;
+    domid_t domid;
+    enum xbd_protocol proto;
+    unsigned order;
+    struct blkif_front_ring fr;   /* indexes; nr_ents for our ABI */
+    void *sring;
+    evtchn_port_t port;
+    grant_ref_t ring_refs[XBD_MAX_RING_PAGES];
+    uint32_t gfn[FE_NPAGES];
+    grant_ref_t ref[FE_NPAGES];
+    uint32_t ro_gfn;         /* one page granted read-only */
+    grant_ref_t ro_ref;
+};
+
+struct be {
+    struct ev_loop *loop;
+    struct xbd_io_engine *io;
+    struct xbd_ring *ring;
+    struct xbd_backing bk;
+    struct xbd_ring_params p;
+    char path[256];
+    int fatal_calls;
+    bool drained;
+    bool stop_on_fatal;
+};
+
+struct fe_seg { grant_ref_t gref; uint8_t first, last; };
+
+/* Rig set-up / tear-down.  Exits the test on set-up failures. */
+void rig_init(int argc, char **argv);     /* sim libs + private XENSIM_DIR */
+void fe_open(struct fe *f, domid_t domid, enum xbd_protocol proto, unsigned order);
+void fe_close(struct fe *f);
+void be_open(struct be *b, struct fe *f, uint64_t sectors, bool persistent,
+             unsigned max_indirect, unsigned max_pgrants);
+/* Stop the ring and run the loop until it has drained. */
+void be_stop(struct be *b);
+void be_close(struct be *b);
+
+/* Queue requests (not yet visible to the backend). */
+void fe_rw(struct fe *f, uint8_t op, uint64_t id, uint64_t sector,
+           const struct fe_seg *segs, unsigned n);
+void fe_discard(struct fe *f, uint64_t id, uint64_t sector, uint64_t nr, bool secure);
+void fe_indirect(struct fe *f, uint8_t iop, uint64_t id, uint64_t sector,
+                 uint16_t nseg, const grant_ref_t *pages, unsigned npages);
+/* Publish queued requests and notify if the backend asked for it. */
+void fe_push(struct fe *f);
+unsigned fe_pending_rsp(struct fe *f);
+/* Pop one response; returns false if none. */
+bool fe_pop(struct fe *f, uint64_t *id, uint8_t *op, int16_t *status);
+
+/* Run the loop until n responses are available or timeout_s passed;
+ * returns the number available. */
+unsigned run_until_rsp(struct be *b, struct fe *f, unsigned n, double timeout_s);
+void run_for(struct be *b, double seconds);
+
+/* Fill the guest page of data page i with a pattern from (seed, i). */
+void fe_fill(struct fe *f, unsigned i, uint32_t seed);
+bool fe_check(struct fe *f, unsigned i, uint32_t seed);
+void pattern(void *buf, size_t len, uint32_t seed);
+
+#endif

@@ -1,0 +1,641 @@
+/*
+ * test-ring.c - the data plane end to end on a simulated host: a guest
+ * frontend (tests/sim guest library) against a real xbd_ring.
+ *
+ * Proves: data round trips in the three ABIs and with a multi-page ring;
+ * persistent grants are mapped once and reused (no map call in steady
+ * state); the copy path never maps; the persistent cache stays within its
+ * bound and purges least recently used grants; indirect requests; flush,
+ * barrier, discard; invalid requests answered ERROR/EOPNOTSUPP; a bogus
+ * req_prod is fatal; a ring stopped with I/O in flight drains and leaves
+ * no grant in use; a ring that cannot be mapped leaves nothing behind.
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "fe.h"
+
+#define SECTORS 8192                  /* 4 MiB disk */
+
+static domid_t next_domid = 10;
+
+/* Wait for n responses and check they are all <status>. */
+static void expect_all(struct be *b, struct fe *f, unsigned n, int16_t status)
+{
+    uint64_t id;
+    uint8_t op;
+    int16_t st;
+    unsigned got = run_until_rsp(b, f, n, 10);
+
+    CHECK_EQ(got, n);
+    while (fe_pop(f, &id, &op, &st))
+        if (st != status) {
+            fprintf(stderr, "request %llu (op %u): status %d, want %d\n",
+                    (unsigned long long)id, op, st, status);
+            check_failures++;
+        }
+}
+
+/* Responses come back in completion order: collect n of them and look
+ * them up by id. */
+struct rsp_set {
+    unsigned n;
+    struct { uint64_t id; uint8_t op; int16_t st; } r[64];
+};
+
+static void collect(struct be *b, struct fe *f, unsigned n, struct rsp_set *s)
+{
+    CHECK_EQ(run_until_rsp(b, f, n, 10), n);
+    s->n = 0;
+    while (s->n < 64 && fe_pop(f, &s->r[s->n].id, &s->r[s->n].op, &s->r[s->n].st))
+        s->n++;
+    CHECK_EQ(s->n, n);
+}
+
+/* Status of response <id>, or 99 if absent. */
+static int status_of(const struct rsp_set *s, uint64_t id)
+{
+    unsigned i;
+
+    for (i = 0; i < s->n; i++)
+        if (s->r[i].id == id)
+            return s->r[i].st;
+    return 99;
+}
+
+static int op_of(const struct rsp_set *s, uint64_t id)
+{
+    unsigned i;
+
+    for (i = 0; i < s->n; i++)
+        if (s->r[i].id == id)
+            return s->r[i].op;
+    return 999;
+}
+
+/* Write pages [p0, p0+n) as full-page segments at <sector>, one request
+ * per 11 pages. */
+static void write_pages(struct be *b, struct fe *f, unsigned p0, unsigned n,
+                        uint64_t sector, uint8_t op)
+{
+    struct fe_seg segs[BLKIF_MAX_SEGMENTS_PER_REQUEST];
+    unsigned done = 0, reqs = 0;
+
+    while (done < n) {
+        unsigned k, m = n - done > 11 ? 11 : n - done;
+
+        for (k = 0; k < m; k++) {
+            segs[k].gref = f->ref[p0 + done + k];
+            segs[k].first = 0;
+            segs[k].last = 7;
+        }
+        fe_rw(f, op, 1000 + done, sector + done * 8u, segs, m);
+        done += m;
+        reqs++;
+    }
+    fe_push(f);
+    expect_all(b, f, reqs, BLKIF_RSP_OKAY);
+}
+
+static bool file_matches(struct be *b, uint64_t sector, uint32_t seed)
+{
+    unsigned char want[XBD_PAGE_SIZE], got[XBD_PAGE_SIZE];
+
+    pattern(want, sizeof(want), seed);
+    if (pread(b->bk.fd, got, sizeof(got), (off_t)(sector * 512)) != (ssize_t)sizeof(got))
+        return false;
+    return memcmp(want, got, sizeof(got)) == 0;
+}
+
+/* Write n pages of patterns, check the file, zero the guest pages, read
+ * them back and check the guest memory. */
+static void round_trip(struct be *b, struct fe *f, unsigned n, uint64_t sector, uint32_t seed)
+{
+    unsigned i;
+
+    for (i = 0; i < n; i++)
+        fe_fill(f, i, seed + i);
+    write_pages(b, f, 0, n, sector, BLKIF_OP_WRITE);
+    for (i = 0; i < n; i++)
+        CHECK(file_matches(b, sector + i * 8u, seed + i));
+    for (i = 0; i < n; i++)
+        memset(xsg_page(f->d, f->gfn[i]), 0, XBD_PAGE_SIZE);
+    write_pages(b, f, 0, n, sector, BLKIF_OP_READ);
+    for (i = 0; i < n; i++)
+        CHECK(fe_check(f, i, seed + i));
+}
+
+static void test_abis(void)
+{
+    static const enum xbd_protocol protos[] = {
+        XBD_PROTO_NATIVE, XBD_PROTO_X86_32, XBD_PROTO_X86_64 };
+    unsigned i, pers;
+
+    for (pers = 0; pers < 2; pers++) {
+        for (i = 0; i < 3; i++) {
+            struct fe f;
+            struct be b;
+
+            printf("round trip, protocol %d, persistent %u\n", protos[i], pers);
+            fe_open(&f, next_domid++, protos[i], 0);
+            be_open(&b, &f, SECTORS, pers, 0, 0);
+            CHECK(b.ring != NULL);
+            if (!b.ring)
+                return;
+            round_trip(&b, &f, 30, 64, 7 + i);
+            CHECK_EQ(xbd_ring_get_stats(b.ring)->wr_req, 3);
+            CHECK_EQ(xbd_ring_get_stats(b.ring)->rd_req, 3);
+            CHECK_EQ(xbd_ring_get_stats(b.ring)->wr_sect, 240);
+            CHECK_EQ(xbd_ring_get_stats(b.ring)->errors, 0);
+            be_close(&b);
+            CHECK_EQ(xsg_grants_in_use(f.d), 0);
+            fe_close(&f);
+        }
+    }
+}
+
+/* Order-2 ring (4 pages, 128 slots) kept full. */
+static void test_multipage(void)
+{
+    struct fe f;
+    struct be b;
+    struct fe_seg seg = { 0, 0, 7 };
+    unsigned i;
+
+    printf("multi-page ring\n");
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 2);
+    be_open(&b, &f, SECTORS, true, 0, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    CHECK_EQ(RING_SIZE(&f.fr), 128);
+    for (i = 0; i < 128; i++) {
+        seg.gref = f.ref[i % FE_NPAGES];
+        fe_rw(&f, BLKIF_OP_READ, i, (uint64_t)i * 8, &seg, 1);
+    }
+    fe_push(&f);
+    expect_all(&b, &f, 128, BLKIF_RSP_OKAY);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->rd_req, 128);
+    be_close(&b);
+    fe_close(&f);
+}
+
+static void test_persistent_reuse(void)
+{
+    struct fe f;
+    struct be b;
+    struct xsg_grant_stats s1, s2;
+
+    printf("persistent grants are reused\n");
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
+    be_open(&b, &f, SECTORS, true, 0, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    round_trip(&b, &f, 22, 0, 100);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, 22);
+    CHECK(xsg_grant_stats(f.d, &s1) == 0);
+    round_trip(&b, &f, 22, 800, 200);
+    round_trip(&b, &f, 22, 1600, 300);
+    CHECK(xsg_grant_stats(f.d, &s2) == 0);
+    CHECK_EQ(s2.map_calls, s1.map_calls);       /* steady state: no map */
+    CHECK_EQ(s2.pages_mapped, s1.pages_mapped);
+    CHECK_EQ(s2.copy_calls, s1.copy_calls);     /* and no copy */
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_map_calls, 22);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->copy_calls, 0);
+    be_close(&b);
+    CHECK(xsg_grant_stats(f.d, &s2) == 0);
+    CHECK_EQ(s2.pages_unmapped, s2.pages_mapped); /* all released at stop */
+    CHECK_EQ(xsg_grants_in_use(f.d), 0);
+    fe_close(&f);
+}
+
+static void test_copy_path(void)
+{
+    struct fe f;
+    struct be b;
+    struct xsg_grant_stats s;
+
+    printf("copy path never maps data pages\n");
+    fe_open(&f, next_domid++, XBD_PROTO_X86_32, 0);
+    be_open(&b, &f, SECTORS, false, 0, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    round_trip(&b, &f, 33, 0, 400);
+    CHECK(xsg_grant_stats(f.d, &s) == 0);
+    CHECK_EQ(s.map_calls, 1);                   /* the ring only */
+    CHECK_EQ(s.pages_mapped, 1);
+    CHECK_EQ(s.copy_calls, 6);                  /* one per request */
+    CHECK_EQ(s.copy_segs, 66);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_map_calls, 0);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->copy_calls, 6);
+    /* Grants are not held between requests on the copy path. */
+    CHECK_EQ(xsg_grants_in_use(f.d), 1);        /* the ring page */
+    be_close(&b);
+    CHECK_EQ(xsg_grants_in_use(f.d), 0);
+    fe_close(&f);
+}
+
+static void test_lru_bound(void)
+{
+    struct fe f;
+    struct be b;
+    struct xsg_grant_stats s0, s1;
+    unsigned i;
+
+    printf("persistent cache bound and LRU purge\n");
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
+    be_open(&b, &f, SECTORS, true, 0, 8);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    /* 22 distinct grants through an 8-entry cache: data still right. */
+    round_trip(&b, &f, 22, 0, 500);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, 8);
+    CHECK(xbd_ring_get_stats(b.ring)->copy_calls > 0);
+    CHECK(xsg_grant_stats(f.d, &s0) == 0);
+    CHECK_EQ(s0.pages_unmapped, 0);
+    /* The purge timer drops least recently used grants, not in-use ones. */
+    run_for(&b, 0.35);
+    CHECK(xsg_grant_stats(f.d, &s1) == 0);
+    CHECK(s1.pages_unmapped > 0);
+    CHECK(xbd_ring_get_stats(b.ring)->pgrants_mapped < 8);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped + s1.pages_unmapped, 8);
+    /* The first 8 pages were mapped (first come) and the read pass used
+     * them in order: page 0 is the least recently used. */
+    CHECK_EQ(xsg_grant_in_use(f.d, f.ref[0]), 0);
+    CHECK_EQ(xsg_grant_in_use(f.d, f.ref[7]), 1);
+    for (i = 0; i < 22; i++)
+        CHECK(xbd_ring_get_stats(b.ring)->pgrants_mapped <= 8);
+    be_close(&b);
+    CHECK_EQ(xsg_grants_in_use(f.d), 0);
+    fe_close(&f);
+}
+
+static void test_invalid(unsigned persistent)
+{
+    struct fe f;
+    struct be b;
+    struct fe_seg seg = { 0, 0, 7 }, segs[12];
+    uint64_t id;
+    uint8_t op;
+    int16_t st;
+    unsigned i, n = 0;
+    struct { uint64_t id; int16_t want; uint8_t op; } exp[16];
+
+    printf("invalid requests, persistent %u\n", persistent);
+    fe_open(&f, next_domid++, XBD_PROTO_X86_64, 0);
+    be_open(&b, &f, SECTORS, persistent, 0, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    for (i = 0; i < 12; i++)
+        segs[i] = (struct fe_seg){ f.ref[i], 0, 7 };
+#define EXPECT(id_, op_, want_) do { exp[n].id = (id_); exp[n].op = (op_); \
+                                     exp[n++].want = (want_); } while (0)
+    seg.gref = f.ref[0];
+    fe_rw(&f, BLKIF_OP_RESERVED_1, 1, 0, &seg, 1);
+    EXPECT(1, BLKIF_OP_RESERVED_1, BLKIF_RSP_EOPNOTSUPP);
+    fe_rw(&f, 42, 2, 0, &seg, 1);
+    EXPECT(2, 42, BLKIF_RSP_EOPNOTSUPP);
+    fe_rw(&f, BLKIF_OP_READ, 3, 0, segs, 12);
+    EXPECT(3, BLKIF_OP_READ, BLKIF_RSP_ERROR);
+    fe_rw(&f, BLKIF_OP_READ, 4, SECTORS, &seg, 1);
+    EXPECT(4, BLKIF_OP_READ, BLKIF_RSP_ERROR);
+    seg = (struct fe_seg){ f.ref[0], 6, 2 };
+    fe_rw(&f, BLKIF_OP_WRITE, 5, 0, &seg, 1);
+    EXPECT(5, BLKIF_OP_WRITE, BLKIF_RSP_ERROR);
+    /* A READ into a page the guest granted read-only: refused. */
+    seg = (struct fe_seg){ f.ro_ref, 0, 7 };
+    fe_rw(&f, BLKIF_OP_READ, 6, 0, &seg, 1);
+    EXPECT(6, BLKIF_OP_READ, BLKIF_RSP_ERROR);
+    /* A grant that does not exist. */
+    seg = (struct fe_seg){ 999, 0, 7 };
+    fe_rw(&f, BLKIF_OP_WRITE, 7, 0, &seg, 1);
+    EXPECT(7, BLKIF_OP_WRITE, BLKIF_RSP_ERROR);
+    /* Indirect not offered on this ring. */
+    fe_indirect(&f, BLKIF_OP_READ, 8, 0, 4, &f.ref[1], 1);
+    EXPECT(8, BLKIF_OP_READ, BLKIF_RSP_EOPNOTSUPP);
+    /* And a good one in the middle. */
+    seg = (struct fe_seg){ f.ref[2], 0, 7 };
+    fe_rw(&f, BLKIF_OP_READ, 9, 8, &seg, 1);
+    EXPECT(9, BLKIF_OP_READ, BLKIF_RSP_OKAY);
+    fe_push(&f);
+    CHECK_EQ(run_until_rsp(&b, &f, n, 10), n);
+    for (i = 0; i < n && fe_pop(&f, &id, &op, &st); i++) {
+        unsigned k;
+
+        for (k = 0; k < n && exp[k].id != id; k++)
+            ;
+        CHECK(k < n);
+        if (k < n) {
+            if (st != exp[k].want || op != exp[k].op)
+                fprintf(stderr, "id %llu: op %u status %d, want op %u status %d\n",
+                        (unsigned long long)id, op, st, exp[k].op, exp[k].want);
+            CHECK_EQ(st, exp[k].want);
+            CHECK_EQ(op, exp[k].op);
+        }
+    }
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->eopnotsupp, 3);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->errors, 5);
+    be_close(&b);
+    CHECK_EQ(xsg_grants_in_use(f.d), 0);
+    fe_close(&f);
+}
+
+static void test_indirect(unsigned persistent)
+{
+    struct fe f;
+    struct be b;
+    struct blkif_request_segment *ind;
+    struct rsp_set rs;
+    uint64_t id;
+    uint8_t op;
+    int16_t st;
+    unsigned i, n = 40;
+
+    printf("indirect requests, persistent %u\n", persistent);
+    fe_open(&f, next_domid++, XBD_PROTO_X86_32, 0);
+    be_open(&b, &f, SECTORS, persistent, 64, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    /* Page 63 holds the segment list of pages 0..39. */
+    ind = xsg_page(f.d, f.gfn[63]);
+    for (i = 0; i < n; i++) {
+        ind[i].gref = f.ref[i];
+        ind[i].first_sect = 0;
+        ind[i].last_sect = 7;
+        fe_fill(&f, i, 900 + i);
+    }
+    fe_indirect(&f, BLKIF_OP_WRITE, 77, 256, (uint16_t)n, &f.ref[63], 1);
+    fe_push(&f);
+    CHECK_EQ(run_until_rsp(&b, &f, 1, 10), 1);
+    CHECK(fe_pop(&f, &id, &op, &st));
+    CHECK_EQ(id, 77);
+    CHECK_EQ(op, BLKIF_OP_WRITE);
+    CHECK_EQ(st, BLKIF_RSP_OKAY);
+    for (i = 0; i < n; i++) {
+        CHECK(file_matches(&b, 256 + i * 8u, 900 + i));
+        memset(xsg_page(f.d, f.gfn[i]), 0, XBD_PAGE_SIZE);
+    }
+    fe_indirect(&f, BLKIF_OP_READ, 78, 256, (uint16_t)n, &f.ref[63], 1);
+    /* An indirect page that is not granted, and a bad segment in a list. */
+    fe_indirect(&f, BLKIF_OP_READ, 79, 256, 4, (grant_ref_t[]){ 999 }, 1);
+    fe_push(&f);
+    collect(&b, &f, 2, &rs);
+    CHECK_EQ(status_of(&rs, 78), BLKIF_RSP_OKAY);
+    CHECK_EQ(op_of(&rs, 78), BLKIF_OP_READ);
+    CHECK_EQ(status_of(&rs, 79), BLKIF_RSP_ERROR);
+    for (i = 0; i < n; i++)
+        CHECK(fe_check(&f, i, 900 + i));
+    ind[3].last_sect = 9;
+    fe_indirect(&f, BLKIF_OP_READ, 80, 256, (uint16_t)n, &f.ref[63], 1);
+    fe_push(&f);
+    expect_all(&b, &f, 1, BLKIF_RSP_ERROR);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->indirect_req, 2);
+    be_close(&b);
+    CHECK_EQ(xsg_grants_in_use(f.d), 0);
+    fe_close(&f);
+}
+
+static bool file_zero(struct be *b, uint64_t sector, unsigned len)
+{
+    unsigned char buf[XBD_PAGE_SIZE];
+    unsigned i;
+
+    if (len > sizeof(buf) ||
+        pread(b->bk.fd, buf, len, (off_t)(sector * 512)) != (ssize_t)len)
+        return false;
+    for (i = 0; i < len; i++)
+        if (buf[i])
+            return false;
+    return true;
+}
+
+static void test_flush_barrier_discard(void)
+{
+    struct fe f;
+    struct be b;
+    struct fe_seg seg;
+    struct rsp_set rs;
+
+    printf("flush, barrier, discard\n");
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
+    be_open(&b, &f, SECTORS, true, 0, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    fe_fill(&f, 0, 11);
+    fe_fill(&f, 1, 12);
+    fe_fill(&f, 2, 13);
+    seg = (struct fe_seg){ f.ref[0], 0, 7 };
+    fe_rw(&f, BLKIF_OP_WRITE, 1, 0, &seg, 1);
+    fe_rw(&f, BLKIF_OP_FLUSH_DISKCACHE, 2, 0, NULL, 0);
+    seg = (struct fe_seg){ f.ref[1], 0, 7 };
+    fe_rw(&f, BLKIF_OP_WRITE_BARRIER, 3, 8, &seg, 1);
+    seg = (struct fe_seg){ f.ref[2], 0, 7 };
+    fe_rw(&f, BLKIF_OP_FLUSH_DISKCACHE, 4, 16, &seg, 1); /* FUA-style write */
+    fe_rw(&f, BLKIF_OP_WRITE_BARRIER, 5, 0, NULL, 0);
+    fe_push(&f);
+    expect_all(&b, &f, 5, BLKIF_RSP_OKAY);
+    CHECK(file_matches(&b, 0, 11));
+    CHECK(file_matches(&b, 8, 12));
+    CHECK(file_matches(&b, 16, 13));
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->flush_req, 2);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->barrier_req, 2);
+
+    fe_discard(&f, 6, 8, 8, false);
+    fe_discard(&f, 7, SECTORS - 8, 16, false);    /* past the end */
+    fe_push(&f);
+    collect(&b, &f, 2, &rs);
+    CHECK_EQ(status_of(&rs, 6), BLKIF_RSP_OKAY);
+    CHECK_EQ(op_of(&rs, 6), BLKIF_OP_DISCARD);
+    CHECK_EQ(status_of(&rs, 7), BLKIF_RSP_ERROR);
+    CHECK(file_zero(&b, 8, 4096));                  /* hole punched */
+    CHECK(file_matches(&b, 0, 11));                 /* neighbours kept */
+    CHECK(file_matches(&b, 16, 13));
+    be_close(&b);
+    fe_close(&f);
+
+    /* Without a write cache to flush, flush/barrier are not supported. */
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
+    be_open(&b, &f, SECTORS, true, 0, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    b.bk.flush = false;
+    b.bk.discard = false;
+    fe_rw(&f, BLKIF_OP_FLUSH_DISKCACHE, 1, 0, NULL, 0);
+    fe_rw(&f, BLKIF_OP_WRITE_BARRIER, 2, 0, NULL, 0);
+    fe_discard(&f, 3, 0, 8, false);
+    fe_push(&f);
+    expect_all(&b, &f, 3, BLKIF_RSP_EOPNOTSUPP);
+    be_close(&b);
+    fe_close(&f);
+}
+
+/* Read-only device: writes, barriers and discards are refused. */
+static void test_readonly(void)
+{
+    struct fe f;
+    struct be b;
+    struct fe_seg seg;
+
+    printf("read-only device\n");
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
+    be_open(&b, &f, SECTORS, false, 0, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    b.bk.readonly = true;
+    seg = (struct fe_seg){ f.ref[0], 0, 7 };
+    fe_rw(&f, BLKIF_OP_WRITE, 1, 0, &seg, 1);
+    fe_rw(&f, BLKIF_OP_WRITE_BARRIER, 2, 0, &seg, 1);
+    fe_discard(&f, 3, 0, 8, false);
+    fe_push(&f);
+    expect_all(&b, &f, 3, BLKIF_RSP_ERROR);
+    fe_rw(&f, BLKIF_OP_READ, 4, 0, &seg, 1);
+    fe_push(&f);
+    expect_all(&b, &f, 1, BLKIF_RSP_OKAY);
+    be_close(&b);
+    fe_close(&f);
+}
+
+/* Stop with the whole ring in flight: every request is drained first, and
+ * afterwards the guest can end access to every grant. */
+static void test_stop_inflight(unsigned persistent)
+{
+    struct fe f;
+    struct be b;
+    struct fe_seg segs[11];
+    unsigned i, k;
+    double t0;
+
+    printf("stop with I/O in flight, persistent %u\n", persistent);
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
+    be_open(&b, &f, SECTORS, persistent, 0, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    for (i = 0; i < 32; i++) {
+        for (k = 0; k < 11; k++)
+            segs[k] = (struct fe_seg){ f.ref[(i * 11 + k) % FE_NPAGES], 0, 7 };
+        fe_rw(&f, i % 2 ? BLKIF_OP_WRITE : BLKIF_OP_READ, i, i * 88u, segs, 11);
+    }
+    fe_push(&f);
+    /* One iteration: requests parsed and handed to the kernel; their
+     * completions are not reaped yet. */
+    ev_run(b.loop, EVRUN_NOWAIT);
+    CHECK(xbd_ring_get_stats(b.ring)->inflight > 0);
+    be_stop(&b);
+    CHECK(!b.drained);                  /* waits for the I/O */
+    t0 = ev_time();
+    while (!b.drained && ev_time() - t0 < 10)
+        ev_run(b.loop, EVRUN_ONCE);
+    CHECK(b.drained);
+    CHECK_EQ(fe_pending_rsp(&f), 32);   /* every request was answered */
+    CHECK_EQ(xsg_grants_in_use(f.d), 0);
+    for (i = 0; i < FE_NPAGES; i++)
+        CHECK_EQ(xsg_end_access(f.d, f.ref[i]), 0);
+    CHECK_EQ(xsg_end_access(f.d, f.ring_refs[0]), 0);
+    be_close(&b);
+    fe_close(&f);
+}
+
+static void test_fatal(void)
+{
+    struct fe f;
+    struct be b;
+    struct fe_seg seg;
+
+    printf("req_prod more than a ring ahead is fatal\n");
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
+    be_open(&b, &f, SECTORS, true, 0, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    seg = (struct fe_seg){ f.ref[0], 0, 7 };
+    fe_rw(&f, BLKIF_OP_READ, 1, 0, &seg, 1);
+    fe_push(&f);
+    expect_all(&b, &f, 1, BLKIF_RSP_OKAY);
+    b.stop_on_fatal = true;
+    f.fr.sring->req_prod += 1000;
+    xsg_evtchn_notify(f.d, f.port);
+    run_for(&b, 0.1);
+    CHECK_EQ(b.fatal_calls, 1);
+    CHECK(b.drained);                   /* stopped from inside the callback */
+    CHECK_EQ(xsg_grants_in_use(f.d), 0);
+    be_close(&b);
+    fe_close(&f);
+}
+
+static void test_bad_ring_ref(void)
+{
+    struct fe f;
+    struct be b;
+
+    printf("a ring that cannot be mapped\n");
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 1);
+    f.ring_refs[1] = 999;              /* not a grant */
+    be_open(&b, &f, SECTORS, true, 0, 0);
+    CHECK(b.ring == NULL);
+    CHECK_EQ(xsg_grants_in_use(f.d), 0);
+    CHECK_EQ(xsg_evtchn_is_connected(f.d, f.port), 0);
+    be_close(&b);
+    fe_close(&f);
+}
+
+/* A frontend spamming notifications on an empty ring does not stop the
+ * ring from serving, and each callback does a bounded amount of work. */
+static void test_event_storm(void)
+{
+    struct fe f;
+    struct be b;
+    struct fe_seg seg;
+    unsigned i;
+
+    printf("notification storm\n");
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
+    be_open(&b, &f, SECTORS, true, 0, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    for (i = 0; i < 20000; i++)
+        xsg_evtchn_notify(f.d, f.port);
+    run_for(&b, 0.05);
+    seg = (struct fe_seg){ f.ref[0], 0, 7 };
+    fe_rw(&f, BLKIF_OP_READ, 1, 0, &seg, 1);
+    fe_push(&f);
+    expect_all(&b, &f, 1, BLKIF_RSP_OKAY);
+    be_close(&b);
+    fe_close(&f);
+}
+
+int main(int argc, char **argv)
+{
+    rig_init(argc, argv);
+    test_abis();
+    test_multipage();
+    test_persistent_reuse();
+    test_copy_path();
+    test_lru_bound();
+    test_invalid(0);
+    test_invalid(1);
+    test_indirect(0);
+    test_indirect(1);
+    test_flush_barrier_discard();
+    test_readonly();
+    test_stop_inflight(0);
+    test_stop_inflight(1);
+    test_fatal();
+    test_bad_ring_ref();
+    test_event_storm();
+    return check_result("test-ring");
+}
