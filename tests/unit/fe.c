@@ -88,6 +88,9 @@ void rig_init(int argc, char **argv)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGALRM, on_signal);
+    signal(SIGSEGV, on_signal);
+    signal(SIGBUS, on_signal);
+    signal(SIGABRT, on_signal);
     alarm(120);                  /* a hung test must still clean up */
     setenv("XENSIM_DIR", simdir, 1);
     setenv("XENSIM_DOMID", "0", 1);
@@ -175,7 +178,8 @@ void be_open(struct be *b, struct fe *f, uint64_t sectors, bool persistent,
         die("loop / io engine");
     snprintf(b->path, sizeof(b->path), "%s/xbd-disk.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     fd = mkstemp(b->path);
-    if (fd < 0 || ftruncate(fd, (off_t)(sectors * 512)) < 0)
+    /* Unlinked at once: nothing is left behind even if the test crashes. */
+    if (fd < 0 || unlink(b->path) < 0 || ftruncate(fd, (off_t)(sectors * 512)) < 0)
         die("backing file");
     b->bk.fd = fd;
     b->bk.sectors = sectors;
@@ -229,7 +233,6 @@ void be_close(struct be *b)
     xbd_io_engine_free(b->io);
     ev_loop_destroy(b->loop);
     close(b->bk.fd);
-    unlink(b->path);
 }
 
 /* ---- requests -------------------------------------------------------- */
