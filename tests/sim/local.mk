@@ -75,3 +75,12 @@ tests_sim_test_tiny_backend_SOURCES = tests/sim/test-tiny-backend.c
 tests_sim_test_tiny_backend_CFLAGS = $(XSIM_TEST_CFLAGS)
 tests_sim_test_tiny_backend_LDADD = $(XSIM_TEST_LDADD)
 EXTRA_tests_sim_test_tiny_backend_DEPENDENCIES = $(XSIM_TEST_DEPS)
+
+# Shell access for other components' tests (faults, counters).
+check_PROGRAMS += tests/sim/xsim-ctl
+tests_sim_xsim_ctl_SOURCES = tests/sim/xsim-ctl.c
+tests_sim_xsim_ctl_LDADD = tests/sim/libxensim_guest.a -lpthread
+EXTRA_tests_sim_test_faults_DEPENDENCIES += tests/sim/xsim-ctl
+
+TESTS += tests/sim/test-abi.sh
+dist_check_SCRIPTS += tests/sim/test-abi.sh

@@ -85,6 +85,45 @@ static void check_copy_seg_fault(void)
     CHECK(xengnttab_grant_copy(gt, 1, s) == 0 && s[0].status == GNTST_bad_gntref);
 }
 
+/* xsim-ctl (the shell face of all this) sets faults and reads counters
+ * of a domain owned by another process. */
+static void check_ctl(void)
+{
+    char exe[4096], cmd[4200], out[256] = "";
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    struct xsg_grant_stats st;
+    char want[256];
+    FILE *f;
+    void *p;
+
+    REQUIRE(n > 0);
+    exe[n] = 0;
+    *strrchr(exe, '/') = 0;
+    snprintf(cmd, sizeof(cmd), "%s/xsim-ctl fault map_call=1", exe);
+    CHECK(system(cmd) == 0);
+    CHECK(xengnttab_map_grant_ref(gt, GUEST, refs[0], PROT_READ) == NULL);
+    snprintf(cmd, sizeof(cmd), "%s/xsim-ctl fault nonsense=1 2>/dev/null", exe);
+    CHECK(system(cmd) != 0);
+    p = xengnttab_map_grant_ref(gt, GUEST, refs[1], PROT_READ);
+    REQUIRE(p);
+    snprintf(cmd, sizeof(cmd), "%s/xsim-ctl in-use %d", exe, GUEST);
+    f = popen(cmd, "r");
+    REQUIRE(f);
+    CHECK(fgets(out, sizeof(out), f) && strcmp(out, "1\n") == 0);
+    CHECK(pclose(f) == 0);
+    xengnttab_unmap(gt, p, 1);
+    xsg_grant_stats(d, &st);
+    snprintf(want, sizeof(want), "map_calls=%llu\n", (unsigned long long)st.map_calls);
+    snprintf(cmd, sizeof(cmd), "%s/xsim-ctl stats %d", exe, GUEST);
+    f = popen(cmd, "r");
+    REQUIRE(f);
+    CHECK(fgets(out, sizeof(out), f) && strcmp(out, want) == 0);
+    CHECK(fgets(out, sizeof(out), f) && strncmp(out, "pages_mapped=", 13) == 0);
+    CHECK(pclose(f) == 0);
+    snprintf(cmd, sizeof(cmd), "%s/xsim-ctl stats 99 2>/dev/null", exe);
+    CHECK(system(cmd) != 0);
+}
+
 int main(int argc, char **argv)
 {
     uint32_t gfn;
@@ -103,6 +142,7 @@ int main(int argc, char **argv)
     check_map_call_fault();
     check_map_ref_fault();
     check_copy_seg_fault();
+    check_ctl();
     for (i = 0; i < 3; i++)
         CHECK(xsg_end_access(d, refs[i]) == 0);
     xengnttab_close(gt);
