@@ -1,0 +1,145 @@
+# tests/daemon/lib.sh - helpers for the control-plane tests (bash).
+# shellcheck shell=bash
+#
+# Sourced after tests/harness/env.sh.  A "guest" here is
+# tests/daemon/xbd-guest: a simulated domain with empty granted rings and
+# unbound event channels; the test writes the frontend keys itself, so it
+# can write them wrong on purpose.
+
+XBD_GUEST=$top_builddir/tests/daemon/xbd-guest
+
+be_dir() { echo "/local/domain/0/backend/$1/$2/$3"; }
+fe_dir() { echo "/local/domain/$1/device/vbd/$2"; }
+
+# check DESCRIPTION CMD...: run CMD, fail the test with DESCRIPTION if false.
+check() {
+    local what=$1
+    shift
+    if "$@"; then
+        xsim_log "ok: $what"
+    else
+        xsim_fail "$what"
+    fi
+}
+
+# expect_key PATH VALUE: PATH holds VALUE right now.
+expect_key() {
+    local got
+    got=$(xenstore-read "$1" 2>/dev/null) || xsim_fail "$1 is absent, want '$2'"
+    [ "$got" = "$2" ] || xsim_fail "$1 is '$got', want '$2'"
+}
+
+# expect_absent PATH
+expect_absent() {
+    ! xenstore-exists "$1" 2>/dev/null || xsim_fail "$1 exists ('$(xenstore-read "$1")'), want absent"
+}
+
+# wait_log PATTERN [TIMEOUT]: wait until the daemon's log matches the
+# extended regular expression PATTERN.
+wait_log() {
+    local pat=$1 timeout=${2:-10} end
+    end=$(xsim__deadline "$timeout")
+    until grep -Eq -- "$pat" "$XSIM_LOGDIR/xenblkd.log" 2>/dev/null; do
+        xsim__past "$end" && xsim_fail "no log line matching '$pat' within ${timeout}s"
+        sleep 0.05
+    done
+    xsim_log "ok: log matches '$pat'"
+}
+
+# daemon_fds_to PATH: how many of the daemon's fds refer to PATH.
+daemon_fds_to() {
+    local pid n=0 f t
+    pid=$(xsim_pid xenblkd)
+    for f in /proc/"$pid"/fd/*; do
+        t=$(readlink "$f" 2>/dev/null) || continue
+        [ "$t" = "$1" ] && n=$((n + 1))
+    done
+    echo "$n"
+}
+
+# wait_fds_to PATH COUNT [TIMEOUT]
+wait_fds_to() {
+    local end n
+    end=$(xsim__deadline "${3:-10}")
+    while n=$(daemon_fds_to "$1"); [ "$n" != "$2" ]; do
+        xsim__past "$end" && xsim_fail "daemon holds $n fd(s) to $1, want $2"
+        sleep 0.05
+    done
+    xsim_log "ok: daemon holds $2 fd(s) to $1"
+}
+
+# make_disk NAME SIZE_MIB: create a sparse disk image, print its path.
+make_disk() {
+    local p=$XSIM_TMP/$1
+    truncate -s "$2M" "$p" || xsim_fail "cannot create $p"
+    echo "$p"
+}
+
+# guest_start DOMID [--queues N] [--order O]: start a simulated guest
+# (process name guestDOMID); its ring description goes to
+# $XSIM_TMP/guestDOMID.rings.
+guest_start() {
+    local domid=$1 out=$XSIM_TMP/guest$1.rings i
+    shift
+    xsim_bg "guest$domid" "$XBD_GUEST" --domid "$domid" --out "$out" "$@"
+    for ((i = 0; i < 500; i++)); do
+        [ -s "$out" ] && return 0
+        xsim_running "guest$domid" || xsim_fail "guest $domid died (see guest$domid.log)"
+        sleep 0.02
+    done
+    xsim_fail "guest $domid did not set up its rings"
+}
+
+# guest_status DOMID: print "<grants in use> <ports connected>".
+guest_status() {
+    local st=$XSIM_TMP/guest$1.rings.status i old=""
+    [ -e "$st" ] && old=$(stat -c %Y.%s "$st")
+    rm -f "$st"
+    kill -USR1 "$(xsim_pid "guest$1")"
+    for ((i = 0; i < 500; i++)); do
+        [ -s "$st" ] && { cat "$st"; return 0; }
+        sleep 0.01
+    done
+    xsim_fail "guest $1 did not report its status"
+}
+
+# wait_guest_released DOMID [TIMEOUT]: no grant of the guest is mapped by
+# anyone and no event channel of it is bound any more.
+wait_guest_released() {
+    local end s
+    end=$(xsim__deadline "${2:-10}")
+    while s=$(guest_status "$1"); [ "$s" != "0 0" ]; do
+        xsim__past "$end" && xsim_fail "guest $1: grants in use / ports bound = $s, want 0 0"
+        sleep 0.05
+    done
+    xsim_log "ok: guest $1 has no grant mapped and no port bound"
+}
+
+# fe_write_rings DOMID DEVID [PROTOCOL]: write the ring keys of guest
+# DOMID as Linux blkfront does (ring-ref for one page, ring-page-order +
+# ring-refN otherwise; queue-N/ with several queues).
+fe_write_rings() {
+    local domid=$1 devid=$2 proto=${3:-x86_64-abi} fe nq q order port refs i dir
+    fe=$(fe_dir "$domid" "$devid")
+    local -a args=()
+    nq=$(wc -l < "$XSIM_TMP/guest$domid.rings")
+    [ "$nq" -gt 1 ] && args+=("$fe/multi-queue-num-queues" "$nq")
+    while read -r q order port refs; do
+        dir=$fe
+        [ "$nq" -gt 1 ] && dir=$fe/queue-$q
+        read -r -a r <<<"$refs"
+        if [ "$order" -eq 0 ]; then
+            args+=("$dir/ring-ref" "${r[0]}")
+        else
+            args+=("$dir/ring-page-order" "$order")
+            for ((i = 0; i < ${#r[@]}; i++)); do args+=("$dir/ring-ref$i" "${r[i]}"); done
+        fi
+        args+=("$dir/event-channel" "$port")
+    done < "$XSIM_TMP/guest$domid.rings"
+    [ "$proto" != none ] && args+=("$fe/protocol" "$proto")
+    args+=("$fe/feature-persistent" 1)
+    xenstore-write "${args[@]}" || xsim_fail "cannot write the frontend keys"
+}
+
+# fe_state DOMID DEVID STATE
+fe_state() { xenstore-write "$(fe_dir "$1" "$2")/state" "$3"; }

@@ -1,0 +1,15 @@
+# tests/daemon: the control plane's behaviour, end to end: the real daemon
+# against a private xenstored (tests/harness/env.sh) and simulated guests.
+check_PROGRAMS += tests/daemon/xbd-guest
+tests_daemon_xbd_guest_SOURCES = tests/daemon/xbd-guest.c
+tests_daemon_xbd_guest_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests/sim
+tests_daemon_xbd_guest_LDADD = tests/sim/libxensim_guest.a -lpthread
+
+XBD_DAEMON_TESTS = \
+	tests/daemon/cli.sh \
+	tests/daemon/initwait.sh \
+	tests/daemon/params.sh \
+	tests/daemon/connect.sh
+TESTS += $(XBD_DAEMON_TESTS)
+dist_check_SCRIPTS += $(XBD_DAEMON_TESTS)
+EXTRA_DIST += tests/daemon/lib.sh
