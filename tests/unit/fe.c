@@ -182,6 +182,7 @@ void be_open(struct be *b, struct fe *f, uint64_t sectors, bool persistent,
     if (fd < 0 || unlink(b->path) < 0 || ftruncate(fd, (off_t)(sectors * 512)) < 0)
         die("backing file");
     b->bk.fd = fd;
+    b->plain_fd = fd;
     b->bk.sectors = sectors;
     b->bk.sector_size = 512;
     b->bk.physical_sector_size = 512;

@@ -38,6 +38,7 @@ struct be {
     struct xbd_backing bk;
     struct xbd_ring_params p;
     char path[256];
+    int plain_fd;            /* buffered fd for checks (bk.fd may be O_DIRECT) */
     int fatal_calls;
     bool drained;
     bool stop_on_fatal;
