@@ -208,7 +208,8 @@ int xbd_parse_uint(const char *s, unsigned long max, unsigned long *out)
         if (*p < '0' || *p > '9')
             goto bad;
         unsigned d = (unsigned)(*p - '0');
-        if (v > (max - d) / 10)
+        /* v * 10 + d <= max, without overflowing (d may exceed max). */
+        if (d > max || v > (max - d) / 10)
             goto bad;
         v = v * 10 + d;
     }

@@ -9,7 +9,9 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/cli.sh \
 	tests/daemon/initwait.sh \
 	tests/daemon/params.sh \
-	tests/daemon/connect.sh
+	tests/daemon/connect.sh \
+	tests/daemon/remove.sh \
+	tests/daemon/malformed.sh
 TESTS += $(XBD_DAEMON_TESTS)
 dist_check_SCRIPTS += $(XBD_DAEMON_TESTS)
 EXTRA_DIST += tests/daemon/lib.sh
