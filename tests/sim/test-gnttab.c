@@ -100,6 +100,12 @@ static int write_ro(void *arg)
     return 0;
 }
 
+static int read_page(void *arg)
+{
+    signal(SIGSEGV, SIG_DFL);
+    return ((volatile uint8_t *)arg)[0] == 0x22 ? 0 : 3;
+}
+
 /* A read-only map is PROT_READ: a write faults.  Data flows both ways. */
 static void check_map_data_and_prot(void)
 {
@@ -114,6 +120,8 @@ static void check_map_data_and_prot(void)
     CHECK(!(gflags(ro) & GTF_writing));
     ro_page = r;
     CHECK(st_in_child(write_ro, NULL) == 128 + SIGSEGV);
+    /* Like gntdev mappings, they are not inherited by a child. */
+    CHECK(st_in_child(read_page, w) == 128 + SIGSEGV);
     CHECK(((uint8_t *)xsg_page(d, g1))[0] == 0x11);
     memset(w, 0x5a, 4096);                       /* backend -> guest */
     CHECK(((uint8_t *)xsg_page(d, g2))[17] == 0x5a);
@@ -234,6 +242,7 @@ static void check_unmap_exact(void)
     errno = 0;
     CHECK(xengnttab_unmap(gt, p, 1) == -1 && errno == EINVAL);
     CHECK(xengnttab_unmap(gt, p, 3) == -1);
+    CHECK(xengnttab_unmap(gt, p + 4096, 2) == -1);
     CHECK(xengnttab_unmap(gt, (char *)0x1000, 1) == -1);
     CHECK(xsg_grants_in_use(d) == 2);
     CHECK(p[0] == 0x31 && p[4096] == 0x32);     /* still mapped */
@@ -337,6 +346,12 @@ static void check_unmap_notify(void)
     for (i = 0; i < 2; i++) {               /* 0: exit(), 1: SIGKILL */
         page[64] = 0xff;
         CHECK(st_in_child(map_notify_and_die, i ? (void *)1 : NULL) == (i ? 128 + SIGKILL : 0));
+        /* A normal exit unmaps at once (no reaping needed), like closing
+         * the gntdev fd; SIGKILL leaves it to the reaper. */
+        if (i == 0)
+            CHECK(page[64] == 0 && !(gflags(notify_ref) & GTF_reading));
+        else
+            CHECK(page[64] == 0xff && (gflags(notify_ref) & GTF_writing));
         /* Dead processes are reaped by the next look at the grant. */
         CHECK(xsg_grant_in_use(d, notify_ref) == 0);
         CHECK(page[64] == 0);
