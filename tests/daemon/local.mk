@@ -5,13 +5,22 @@ tests_daemon_xbd_guest_SOURCES = tests/daemon/xbd-guest.c
 tests_daemon_xbd_guest_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests/sim
 tests_daemon_xbd_guest_LDADD = tests/sim/libxensim_guest.a -lpthread
 
+check_PROGRAMS += tests/daemon/xs-storm
+tests_daemon_xs_storm_SOURCES = tests/daemon/xs-storm.c
+tests_daemon_xs_storm_CFLAGS = $(AM_CFLAGS) $(XENSTORE_CFLAGS)
+tests_daemon_xs_storm_LDADD = $(XENSTORE_LIBS)
+
 XBD_DAEMON_TESTS = \
 	tests/daemon/cli.sh \
 	tests/daemon/initwait.sh \
 	tests/daemon/params.sh \
 	tests/daemon/connect.sh \
 	tests/daemon/remove.sh \
-	tests/daemon/malformed.sh
+	tests/daemon/malformed.sh \
+	tests/daemon/multi.sh \
+	tests/daemon/sigterm.sh \
+	tests/daemon/watch-storm.sh \
+	tests/daemon/vbd-kind.sh
 TESTS += $(XBD_DAEMON_TESTS)
 dist_check_SCRIPTS += $(XBD_DAEMON_TESTS)
 EXTRA_DIST += tests/daemon/lib.sh

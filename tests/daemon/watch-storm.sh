@@ -1,0 +1,59 @@
+#!/bin/bash
+# XSA-349/350: a frontend that rewrites its state node in a loop, or
+# toggles between connecting and closing as fast as it can, neither crashes
+# the daemon nor grows its memory, and the daemon ends up in the state the
+# frontend last asked for, with nothing leaked.
+set -euo pipefail
+source "$top_srcdir/tests/harness/env.sh"
+source "$top_srcdir/tests/daemon/lib.sh"
+XSIM_XENSTORED_TRACE=0 xsim_start
+storm=$top_builddir/tests/daemon/xs-storm
+disk=$(make_disk disk.img 16)
+xsim_add_disk qdisk 5 xvda "aio:$disk"
+xsim_daemon --kinds qdisk --log-level info
+be=$(be_dir qdisk 5 51712)
+fe=$(fe_dir 5 51712)
+xsim_wait_key "$be/state" 2
+guest_start 5
+fe_write_rings 5 51712
+fe_state 5 51712 3
+xsim_wait_key "$be/state" 4
+pid=$(xsim_pid xenblkd)
+rss() { awk '/^VmRSS:/ {print $2}' "/proc/$pid/status"; }
+# ASan keeps freed memory in quarantine: RSS says nothing there.
+asan=0
+grep -q libasan "/proc/$pid/maps" && asan=1
+
+# Same-state rewrites: nothing to do for the daemon but re-read.
+"$storm" 2000 "$fe/state=4" "$fe/state=3"
+xsim_wait_key "$be/state" 4
+sleep 0.5
+before=$(rss)
+"$storm" 10000 "$fe/state=4" "$fe/state=3"
+sleep 1
+after=$(rss)
+xsim_log "daemon RSS: ${before} kB before, ${after} kB after 20000 state rewrites"
+check "daemon survived the rewrite storm" xsim_running xenblkd
+expect_key "$be/state" 4
+check "still exactly one ring mapped" [ "$(guest_status 5)" = "1 1" ]
+if [ "$asan" = 0 ]; then
+    check "memory did not grow by more than 1 MiB" [ $((after - before)) -lt 1024 ]
+fi
+
+# Connect/disconnect storm: Closed, Initialising, Initialised in a loop.
+"$storm" 1000 "$fe/state=6" "$fe/state=1" "$fe/state=3"
+check "daemon survived the connect/disconnect storm" xsim_running xenblkd
+# Whatever happened in between, the last word counts.
+fe_state 5 51712 6
+xsim_wait_key "$be/state" 6 15 || xsim_fail "no Closed after the storm"
+wait_guest_released 5
+wait_fds_to "$disk" 0
+fe_state 5 51712 1
+xsim_wait_key "$be/state" 2
+fe_state 5 51712 3
+xsim_wait_key "$be/state" 4 || xsim_fail "cannot connect after the storm"
+check "one ring mapped after the storm" [ "$(guest_status 5)" = "1 1" ]
+# The storm really made the daemon connect and disconnect repeatedly.
+n=$(grep -c "state InitWait -> Connected" "$XSIM_LOGDIR/xenblkd.log")
+check "the storm caused reconnections ($n connects)" [ "$n" -ge 4 ]
+exit 0
