@@ -22,3 +22,8 @@ tests_unit_test_ring_LDFLAGS = $(AM_LDFLAGS) -pthread
 tests_unit_test_ring_DEPENDENCIES = tests/sim/libxensim_guest.a src/libxenblkd.a \
 	tests/sim/lib/libxengnttab.so.1 tests/sim/lib/libxenevtchn.so.1
 TESTS += tests/unit/test-ring
+
+# The data plane through the real daemon and the reference frontend.
+XBD_UNIT_SCRIPTS = tests/unit/e2e-dataplane.sh
+TESTS += $(XBD_UNIT_SCRIPTS)
+dist_check_SCRIPTS += $(XBD_UNIT_SCRIPTS)
