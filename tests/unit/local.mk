@@ -24,6 +24,6 @@ tests_unit_test_ring_DEPENDENCIES = tests/sim/libxensim_guest.a src/libxenblkd.a
 TESTS += tests/unit/test-ring
 
 # The data plane through the real daemon and the reference frontend.
-XBD_UNIT_SCRIPTS = tests/unit/e2e-dataplane.sh
-TESTS += $(XBD_UNIT_SCRIPTS)
-dist_check_SCRIPTS += $(XBD_UNIT_SCRIPTS)
+XBD_UNIT_SH_TESTS = tests/unit/e2e-dataplane.sh
+TESTS += $(XBD_UNIT_SH_TESTS)
+dist_check_SCRIPTS += $(XBD_UNIT_SH_TESTS)
