@@ -86,8 +86,14 @@ void st_init(int argc, char **argv)
     REQUIRE(mkdtemp(tmpdir));
     owner = getpid();
     atexit(cleanup);
+    /* Best effort even on a crash: a failing test must not leave its
+     * simulated host behind. */
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    signal(SIGSEGV, on_signal);
+    signal(SIGBUS, on_signal);
+    signal(SIGABRT, on_signal);
+    signal(SIGFPE, on_signal);
     signal(SIGPIPE, SIG_IGN);
     setenv("XENSIM_DIR", tmpdir, 1);
     setenv("XENSIM_DOMID", "0", 1);

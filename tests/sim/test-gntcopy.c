@@ -148,7 +148,7 @@ static void check_in_use_during_copy(void)
     busy_ref = grant_page(&gfn, false, 0);
     CHECK(xsg_fault_set("copy_delay_us=400000") == 0);
     pid = st_spawn(slow_copier, NULL);
-    for (i = 0; i < 300 && !seen; i++) {
+    for (i = 0; i < 5000 && !seen; i++) {
         if (xsg_grant_in_use(d, busy_ref) == 1)
             seen = 1;
         else
