@@ -1,0 +1,176 @@
+# Helpers for the dom0 side of the real-Xen scenarios (sourced by
+# dom0-init.sh before share/scenario.dom0).  They start guests with xl, wait
+# for what the guest prints on its console (logged by xenconsoled), and cut
+# the guest's reports into files under $R/<guest>/ for the host-side test.
+S=${S:-/mnt/share}
+R=${R:-$S/results}
+DISKDIR=/var/lib/xbd
+CONSOLE_DIR=/var/log/xen/console
+GUEST_MEM=${GUEST_MEM:-400}
+
+now() { cut -d' ' -f1 /proc/uptime; }
+note() { echo "XBD-DOM0 $* t=$(now)" | tee -a "$R/events.txt" >/dev/console; }
+
+# make_disk NAME MIB: a sparse raw image on dom0's root filesystem.
+make_disk() {
+    mkdir -p "$DISKDIR"
+    rm -f "$DISKDIR/$1.img"
+    truncate -s "${2}M" "$DISKDIR/$1.img"
+    echo "$DISKDIR/$1.img"
+}
+
+# The hotplug script for xenblkd disks: the project's own when installed,
+# else a stub doing only what libxl needs (hotplug-status=connected).
+xenblkd_script() {
+    local s
+    for s in /usr/local/etc/xen/scripts/block-xenblkd /etc/xen/scripts/block-xenblkd; do
+        [ -x "$s" ] && { echo "$s"; return; }
+    done
+    s=/usr/local/lib/xbd-hotplug-stub
+    if [ ! -x "$s" ]; then
+        printf '#!/bin/sh\n[ "$1" = add ] && xenstore-write "$XENBUS_PATH/hotplug-status" connected\nexit 0\n' >"$s"
+        chmod 755 "$s"
+    fi
+    echo "$s"
+}
+
+# Disk lines, one per backend under comparison.
+disk_blkback() { echo "format=raw,vdev=$2,access=rw,backendtype=phy,target=$1"; }
+disk_qdisk()   { echo "format=raw,vdev=$2,access=rw,backendtype=qdisk,target=$1"; }
+disk_xenblkd() { echo "format=raw,vdev=$2,access=rw,backendtype=phy,script=$(xenblkd_script),target=$1"; }
+
+console_log() { echo "$CONSOLE_DIR/guest-$1.log"; }
+
+# guest_start NAME JOBS "EXTRA KERNEL ARGS" DISKLINE...
+guest_start() {
+    local name=$1 jobs=$2 extra=$3 d list=""
+    shift 3
+    for d in "$@"; do list="$list${list:+, }'$d'"; done
+    mkdir -p "$R/$name"
+    cat >"/tmp/$name.cfg" <<EOF
+name = "$name"
+type = "pv"
+kernel = "$S/domU-kernel"
+ramdisk = "$S/domU-initrd"
+memory = $GUEST_MEM
+vcpus = 1
+extra = "console=hvc0 loglevel=1 xbd.job=$jobs $extra"
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+disk = [ $list ]
+EOF
+    cp "/tmp/$name.cfg" "$R/$name/xl.cfg"
+    note "create $name"
+    timeout 180 xl -v create "/tmp/$name.cfg" >"$R/$name/xl-create.log" 2>&1
+    local rc=$?
+    echo "$rc" >"$R/$name/xl-create.rc"
+    note "created $name rc=$rc"
+    return $rc
+}
+
+# guest_wait_line NAME EXTENDED-REGEX SECONDS [MIN-COUNT]: wait until the
+# guest's console shows the pattern (at least MIN-COUNT times).
+guest_wait_line() {
+    local log end n
+    log=$(console_log "$1")
+    end=$(( $(date +%s) + $3 ))
+    while [ "$(date +%s)" -lt "$end" ]; do
+        n=$(tr -d '\r' <"$log" 2>/dev/null | grep -cE "$2")
+        [ "$n" -ge "${4:-1}" ] && return 0
+        xl domid "$1" >/dev/null 2>&1 || { note "$1 gone while waiting for /$2/"; return 1; }
+        sleep 1
+    done
+    note "timeout waiting for /$2/ from $1"
+    return 1
+}
+
+# guest_count NAME EXTENDED-REGEX: how many console lines match.
+guest_count() { tr -d '\r' <"$(console_log "$1")" 2>/dev/null | grep -cE "$2"; }
+
+# guest_wait_gone NAME SECONDS: wait for the guest to power off; destroy it
+# (and say so) when it does not.
+guest_wait_gone() {
+    local end=$(( $(date +%s) + $2 ))
+    while xl domid "$1" >/dev/null 2>&1; do
+        if [ "$(date +%s)" -ge "$end" ]; then
+            note "timeout: destroying $1"
+            echo timeout >"$R/$1/status"
+            xl destroy "$1" >>"$R/$1/xl-destroy.log" 2>&1
+            return 1
+        fi
+        sleep 1
+    done
+    note "gone $1"
+    return 0
+}
+
+# guest_collect NAME: the console log, the guest's events (XBD-* lines) and
+# each XBD-BEGIN/XBD-END block as its own file, under $R/NAME/.
+guest_collect() {
+    local log dir
+    log=$(console_log "$1")
+    dir=$R/$1
+    mkdir -p "$dir"
+    tr -d '\r' <"$log" >"$dir/console.log" 2>/dev/null
+    grep -E '^XBD-' "$dir/console.log" | grep -vE '^XBD-(BEGIN|END)' >"$dir/events.txt"
+    awk -v dir="$dir" '
+        /^XBD-BEGIN / { f = dir "/" $2; printf "" > f; next }
+        /^XBD-END / { if (f != "") { print "# " $2 >> f; close(f) }; f = ""; next }
+        f != "" { sub(/^  /, ""); print >> f }' "$dir/console.log"
+}
+
+# guest_run NAME JOBS "EXTRA" SECONDS DISKLINE...: a whole guest lifetime.
+guest_run() {
+    local name=$1 jobs=$2 extra=$3 secs=$4
+    shift 4
+    guest_start "$name" "$jobs" "$extra" "$@" || { guest_collect "$name"; return 1; }
+    guest_wait_gone "$name" "$secs"
+    local rc=$?
+    guest_collect "$name"
+    return $rc
+}
+
+# snapshot NAME FILE: the backend directories in xenstore, as they are now.
+snapshot() { xenstore-ls -fp /local/domain/0/backend >"$R/$1/$2" 2>&1; }
+
+# --- xenblkd -----------------------------------------------------------------
+XENBLKD_PID=
+xenblkd_start() {  # xenblkd_start KINDS [more args]
+    local kinds=$1
+    shift
+    note "xenblkd start --kinds $kinds $*"
+    command -v xenblkd >"$R/xenblkd.path" 2>&1
+    xenblkd --foreground --kinds "$kinds" --log-level debug "$@" >>"$R/xenblkd.log" 2>&1 &
+    XENBLKD_PID=$!
+    sleep 2
+    if ! kill -0 "$XENBLKD_PID" 2>/dev/null; then
+        wait "$XENBLKD_PID"
+        note "xenblkd exited at start-up with status $?"
+        XENBLKD_PID=
+        return 1
+    fi
+    return 0
+}
+xenblkd_alive() { [ -n "$XENBLKD_PID" ] && kill -0 "$XENBLKD_PID" 2>/dev/null; }
+# xenblkd_stop [SIGNAL]: signal it, wait up to 15 s, record the exit status.
+xenblkd_stop() {
+    [ -n "$XENBLKD_PID" ] || return 0
+    local i rc
+    note "xenblkd stop (${1:-TERM})"
+    kill -"${1:-TERM}" "$XENBLKD_PID" 2>/dev/null
+    for i in $(seq 150); do
+        kill -0 "$XENBLKD_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$XENBLKD_PID" 2>/dev/null; then
+        note "xenblkd did not exit within 15 s: SIGKILL"
+        kill -KILL "$XENBLKD_PID"
+        echo still-running >>"$R/xenblkd.exit"
+    fi
+    wait "$XENBLKD_PID"
+    rc=$?
+    echo "$rc" >>"$R/xenblkd.exit"
+    note "xenblkd exited status $rc"
+    XENBLKD_PID=
+}

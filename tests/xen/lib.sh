@@ -1,0 +1,196 @@
+# Host side of the real-Xen tests (sourced by tests/xen/*.sh).
+#
+#   xen_setup NAME      check the host, build or find the cached images, make
+#                       a private share dir with the dom0/domU scripts, the
+#                       scenario tests/xen/NAME.dom0 and xenblkd installed
+#                       from the build tree (make install DESTDIR=share/root)
+#   xen_boot SECONDS    boot Xen + dom0 in QEMU (TCG) once, with a hard
+#                       timeout; one QEMU at a time on the machine
+#   check/fail/...      assertions on the result files dom0 left in the share
+#
+# The results are copied to $top_builddir/tests/xen/NAME.results for people
+# to read; the private share is removed at exit.
+set -u
+
+: "${top_srcdir:?top_srcdir not set (run through make check-xen)}"
+: "${top_builddir:?top_builddir not set (run through make check-xen)}"
+XEN_SRC=$top_srcdir/tests/xen
+XEN_CACHE=${XENBLKD_XEN_CACHE:-/var/cache/xenblkd-xen-test}
+XEN_QEMU_MEM=${XENBLKD_XEN_QEMU_MEM:-2560}
+XEN_DOM0_MEM=${XENBLKD_XEN_DOM0_MEM:-512M}
+XEN_LOCK=${XENBLKD_XEN_LOCK:-/tmp/xenblkd-xen-qemu.lock}
+
+xen_skip() { echo "SKIP: $*"; exit 77; }
+xen_die() { echo "ERROR: $*"; exit 99; }
+
+XEN_WORK=
+XEN_QEMU_PID=
+xen_cleanup() {
+    if [ -n "$XEN_QEMU_PID" ] && kill -0 "$XEN_QEMU_PID" 2>/dev/null; then
+        kill -KILL "$XEN_QEMU_PID" 2>/dev/null
+        wait "$XEN_QEMU_PID" 2>/dev/null
+    fi
+    [ -n "$XEN_WORK" ] && rm -rf "$XEN_WORK"
+    return 0
+}
+trap xen_cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+xen_setup() {
+    XEN_NAME=$1
+    command -v qemu-system-x86_64 >/dev/null ||
+        xen_skip "qemu-system-x86_64 is missing (Debian package qemu-system-x86; tests/install-deps.sh)"
+    command -v flock >/dev/null || xen_skip "flock is missing (util-linux)"
+    if ! mkdir -p "$XEN_CACHE" 2>/dev/null || [ ! -w "$XEN_CACHE" ]; then
+        XEN_CACHE=$top_builddir/tests/xen/cache
+        mkdir -p "$XEN_CACHE"
+    fi
+    local rc=0
+    XEN_IMG=$(bash "$XEN_SRC/build-image.sh" "$XEN_CACHE" | tail -1) || rc=$?
+    [ "$rc" -eq 77 ] && exit 77
+    [ "$rc" -eq 0 ] || xen_die "building the dom0 image failed (rc=$rc)"
+    echo "image: $XEN_IMG"
+
+    XEN_WORK=$(mktemp -d "$top_builddir/tests/xen/$XEN_NAME.XXXXXX")
+    XEN_SHARE=$XEN_WORK/share
+    XEN_RES=$XEN_SHARE/results
+    mkdir -p "$XEN_RES"
+    # Hard links where possible: the images are large and read-only here.
+    local f
+    for f in domU-kernel; do
+        ln "$XEN_IMG/$f" "$XEN_SHARE/$f" 2>/dev/null || cp "$XEN_IMG/$f" "$XEN_SHARE/$f"
+    done
+    # The guest's /init is appended as a second cpio archive: the kernel
+    # unpacks concatenated archives in order.
+    local init=$XEN_WORK/initcpio
+    mkdir -p "$init"
+    cp "$XEN_SRC/domU-init.sh" "$init/init"
+    chmod 755 "$init/init"
+    ( cd "$init" && echo init | cpio -o -H newc --quiet ) >"$XEN_WORK/init.cpio"
+    cat "$XEN_IMG/domU-base.cpio" "$XEN_WORK/init.cpio" >"$XEN_SHARE/domU-initrd"
+    cp "$XEN_SRC/dom0-init.sh" "$XEN_SRC/dom0-lib.sh" "$XEN_SHARE/"
+    cp "$XEN_SRC/$XEN_NAME.dom0" "$XEN_SHARE/scenario.dom0"
+
+    # The xenblkd under test, installed the way a user would.  When that
+    # fails the boot still runs (the kernel blkback and qdisk baselines stay
+    # useful) and every xenblkd check fails.
+    if ! make -s -C "$top_builddir" install DESTDIR="$XEN_SHARE/root" >"$XEN_RES/install.log" 2>&1; then
+        tail -20 "$XEN_RES/install.log"
+        echo "make install DESTDIR=... failed in $top_builddir: xenblkd checks will fail"
+        rm -rf "$XEN_SHARE/root"
+    fi
+}
+
+# xen_boot SECONDS: one boot; returns when dom0 powered off or the timeout hit.
+xen_boot() {
+    local secs=$1 t0 rc
+    exec 8>"$XEN_LOCK"
+    echo "waiting for the QEMU lock $XEN_LOCK"
+    flock 8
+    t0=$(date +%s)
+    echo "booting Xen (timeout ${secs}s), serial log: $XEN_RES/serial.log"
+    qemu-system-x86_64 -accel tcg -cpu max -M pc -m "$XEN_QEMU_MEM" -smp 2 \
+        -display none -monitor none -serial "file:$XEN_RES/serial.log" -no-reboot -net none \
+        -kernel "$XEN_IMG/xen" \
+        -append "console=com1 com1=115200,8n1 dom0_mem=$XEN_DOM0_MEM,max:$XEN_DOM0_MEM dom0_max_vcpus=2 smap=0 bootscrub=false" \
+        -initrd "$XEN_IMG/vmlinuz root=/dev/vda rw console=hvc0 earlyprintk=xen init=/sbin/xbd-init,$XEN_IMG/initrd.img" \
+        -drive "file=$XEN_IMG/rootfs.ext4,if=virtio,format=raw,cache=unsafe,snapshot=on" \
+        -virtfs "local,path=$XEN_SHARE,mount_tag=share,security_model=none" \
+        </dev/null >"$XEN_WORK/qemu.out" 2>&1 &
+    XEN_QEMU_PID=$!
+    local end=$(( t0 + secs ))
+    while kill -0 "$XEN_QEMU_PID" 2>/dev/null; do
+        if [ "$(date +%s)" -ge "$end" ]; then
+            echo "TIMEOUT: QEMU still running after ${secs}s: killed"
+            kill -KILL "$XEN_QEMU_PID"
+            echo timeout >"$XEN_RES/boot-timeout"
+            break
+        fi
+        sleep 1
+    done
+    wait "$XEN_QEMU_PID"
+    rc=$?
+    XEN_QEMU_PID=
+    flock -u 8
+    exec 8>&-
+    XEN_BOOT_SECS=$(( $(date +%s) - t0 ))
+    echo "QEMU exited with status $rc after ${XEN_BOOT_SECS}s"
+    cat "$XEN_WORK/qemu.out"
+    # Keep the results beside the test's log for people to read.
+    local keep=$top_builddir/tests/xen/$XEN_NAME.results
+    rm -rf "$keep"
+    cp -a "$XEN_RES" "$keep"
+    echo "results: $keep"
+    [ -f "$XEN_RES/scenario.rc" ] || { tail -40 "$XEN_RES/serial.log"; tail -40 "$XEN_RES/dom0.log" 2>/dev/null; }
+}
+
+# --- assertions on the results ------------------------------------------------
+XEN_FAILS=0
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*"; XEN_FAILS=$((XEN_FAILS + 1)); }
+# check DESCRIPTION COMMAND...: pass when COMMAND succeeds.
+check() {
+    local what=$1
+    shift
+    if "$@"; then pass "$what"; else fail "$what"; fi
+}
+# has FILE EXTENDED-REGEX: the result file exists and matches.
+has() { [ -f "$XEN_RES/$1" ] && grep -qE "$2" "$XEN_RES/$1"; }
+hasnt() { [ -f "$XEN_RES/$1" ] && ! grep -qE "$2" "$XEN_RES/$1"; }
+# show FILE: put a result file into the test log.
+show() { echo "--- $1"; sed 's/^/    /' "$XEN_RES/$1" 2>/dev/null || echo "    (missing)"; }
+
+# The boot itself reached the end of the scenario.
+check_boot() {
+    check "dom0 ran the scenario to the end" test -f "$XEN_RES/scenario.rc"
+    check "no boot timeout" test ! -f "$XEN_RES/boot-timeout"
+}
+
+# check_verified GUEST DISK: the guest's fio verify of DISK passed.
+check_verified() {
+    check "$1: fio verify of $2 passed" has "$1/events.txt" "^XBD-VERIFY disk=$2 rc=0"
+    grep -hE 'err=|verify:|IOPS=|crc32c' "$XEN_RES/$1/fio-verify-$2.txt" 2>/dev/null | sed 's/^/    /' | head -12
+}
+
+# blkfront_line GUEST DISK: what blkfront printed when DISK connected.
+blkfront_line() { grep -hE "blkfront: $2: " "$XEN_RES/$1/describe-$2.txt" 2>/dev/null | tail -1; }
+
+xen_finish() {
+    echo "boot took ${XEN_BOOT_SECS:-?}s"
+    if [ "$XEN_FAILS" -gt 0 ]; then
+        echo "$XEN_FAILS check(s) failed"
+        exit 1
+    fi
+    exit 0
+}
+
+# perf_table GUEST:DISK:BACKEND...: one Markdown table of the XBD-PERF lines
+# the guests printed: per backend and job the mean IOPS and MiB/s over the
+# repetitions, and the ratio to the reference disk (qdisk) measured in the
+# same guest, alternating with it.  TCG distorts absolute numbers; the
+# ratios are what can be compared.  Written to results/perf-table.md.
+perf_table() {
+    local spec g d b
+    for spec in "$@"; do
+        IFS=: read -r g d b <<<"$spec"
+        sed -n "s/^XBD-PERF disk=$d /guest=$g backend=$b /p" "$XEN_RES/$g/events.txt" 2>/dev/null
+    done | awk '
+        { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+          k = v["backend"] SUBSEP v["job"]
+          if (v["rc"] != 0) { bad[k]++; next }
+          n[k]++; iops[k] += v["iops"]; kib[k] += v["kib_s"]
+          guest[v["backend"]] = v["guest"]; jobs[v["job"]] = 1; be[v["backend"]] = 1 }
+        END {
+          print "| backend | guest | job | IOPS | MiB/s | IOPS / qdisk in the same guest |"
+          print "|---|---|---|---:|---:|---:|"
+          for (b in be) for (j in jobs) {
+              k = b SUBSEP j
+              if (!n[k]) { printf "| %s | %s | %s | failed | failed | |\n", b, guest[b], j; continue }
+              # the reference is the qdisk disk of the same guest
+              r = "qdisk@" guest[b]; rk = r SUBSEP j
+              ratio = (n[rk] && iops[rk]) ? sprintf("%.2f", (iops[k] / n[k]) / (iops[rk] / n[rk])) : "-"
+              printf "| %s | %s | %s | %d | %.1f | %s |\n", b, guest[b], j, iops[k] / n[k], kib[k] / n[k] / 1024, ratio
+          }
+        }' | { read -r h1; read -r h2; echo "$h1"; echo "$h2"; sort; } >"$XEN_RES/perf-table.md"
+    cat "$XEN_RES/perf-table.md"
+}
