@@ -13,6 +13,12 @@ tests_unit_test_request_CFLAGS = $(XBD_UNIT_CFLAGS)
 tests_unit_test_request_LDADD = $(XBD_UNIT_LIBS)
 TESTS += tests/unit/test-request
 
+check_PROGRAMS += tests/unit/test-aio
+tests_unit_test_aio_SOURCES = tests/unit/test-aio.c tests/unit/check.h
+tests_unit_test_aio_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_aio_LDADD = $(XBD_UNIT_LIBS)
+TESTS += tests/unit/test-aio
+
 check_PROGRAMS += tests/unit/test-ring
 tests_unit_test_ring_SOURCES = tests/unit/test-ring.c tests/unit/fe.c \
 	tests/unit/fe.h tests/unit/check.h
