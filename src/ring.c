@@ -599,8 +599,14 @@ static void evtchn_cb(struct ev_loop *loop, ev_io *w, int revents)
     struct xbd_ring *r = w->data;
     xenevtchn_port_or_error_t port = xenevtchn_pending(r->xce);
 
-    if (port < 0)
-        return;
+    if (port < 0) {
+        if (errno == EAGAIN || errno == EINTR)
+            return;
+        /* The handle serves our port only: whatever went wrong, a lost
+         * notification must not stall the ring. */
+        xbd_warn("%s: event channel read: %s", r->name, strerror(errno));
+        port = (xenevtchn_port_or_error_t)r->port;
+    }
     /* The port stays masked until here: notifications that arrived while
      * we were busy were coalesced into this one. */
     xenevtchn_unmask(r->xce, (evtchn_port_t)port);
