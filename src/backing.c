@@ -53,6 +53,44 @@ const char *xbd_params_path(const char *params, char *err, size_t errlen)
     return path;
 }
 
+char *xbd_blockdev_path(const char *majmin)
+{
+    char buf[64], path[96], line[160];
+    char *colon, *end;
+    unsigned long maj, min;
+    char *result = NULL;
+    FILE *f;
+
+    snprintf(buf, sizeof(buf), "%s", majmin);
+    colon = strchr(buf, ':');
+    if (!colon || colon == buf || !colon[1])
+        return NULL;
+    *colon = '\0';
+    errno = 0;
+    maj = strtoul(buf, &end, 16);
+    if (errno || *end || maj > 0xfff)
+        return NULL;
+    min = strtoul(colon + 1, &end, 16);
+    if (errno || *end || min > 0xfffff)
+        return NULL;
+    /* The kernel names the device in its uevent; /dev/block/M:m symlinks
+     * only exist where udev runs. */
+    snprintf(path, sizeof(path), "/sys/dev/block/%lu:%lu/uevent", maj, min);
+    f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    while (fgets(line, sizeof(line), f)) {
+        if (!strncmp(line, "DEVNAME=", 8)) {
+            line[strcspn(line, "\n")] = '\0';
+            if (line[8] && !strstr(line + 8, "..") && asprintf(&result, "/dev/%s", line + 8) < 0)
+                result = NULL;
+            break;
+        }
+    }
+    fclose(f);
+    return result;
+}
+
 /* Filesystems where O_DIRECT on grant-mapped pages is unsafe unless the
  * toolstack says otherwise (blkif.h "direct-io-safe"): they may touch a
  * page again after the I/O completed, by then maybe unmapped. */
@@ -114,6 +152,13 @@ static bool blockdev_write_cache(dev_t rdev)
     return strncmp(buf, "write through", 13) != 0;
 }
 
+static bool probe_ioctl(int fd, unsigned long req, uint64_t bytes)
+{
+    uint64_t range[2] = { bytes & ~511ULL, 0 };
+
+    return ioctl(fd, req, range) == 0 || errno == EINVAL;
+}
+
 static int probe_blockdev(struct xbd_backing *b, const struct stat *st, bool want_discard,
                           char *err, size_t errlen)
 {
@@ -138,12 +183,13 @@ static int probe_blockdev(struct xbd_backing *b, const struct stat *st, bool wan
     b->physical_sector_size = pss < (unsigned)lss ? (uint32_t)lss : pss;
     b->flush = blockdev_write_cache(st->st_rdev);
     if (want_discard && !b->readonly) {
-        /* A zero-length discard at the end of the device does nothing but
-         * tells whether the device supports the operation at all. */
-        uint64_t range[2] = { bytes & ~511ULL, 0 };
-        b->discard = ioctl(b->fd, BLKDISCARD, range) == 0;
+        /* A zero-length discard at the end of the device discards nothing
+         * but tells whether the device supports the operation: the kernel
+         * checks support (EOPNOTSUPP) before the range, which it may
+         * refuse for being empty (EINVAL). */
+        b->discard = probe_ioctl(b->fd, BLKDISCARD, bytes);
         if (b->discard)
-            b->discard_secure = ioctl(b->fd, BLKSECDISCARD, range) == 0;
+            b->discard_secure = probe_ioctl(b->fd, BLKSECDISCARD, bytes);
     }
     return 0;
 }

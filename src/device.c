@@ -330,7 +330,8 @@ out:
 
 /* The path to open: params, except that for the kernel's kind (vbd) the
  * block hotplug script may have set up a device (e.g. a loop device for a
- * file) and told us through physical-device-path. */
+ * file) and told us through physical-device-path, or only through
+ * physical-device (MAJ:MIN in hex, as blkback reads it). */
 static char *backing_path(struct xbd_device *dev)
 {
     if (!strcmp(dev->kind->name, "vbd")) {
@@ -338,6 +339,16 @@ static char *backing_path(struct xbd_device *dev)
         if (pdp && !strncmp(pdp, "/dev/", 5))
             return pdp;
         free(pdp);
+        char *pd = dev_read(dev, dev->be, "physical-device");
+        if (pd) {
+            char *p = xbd_blockdev_path(pd);
+            if (p) {
+                free(pd);
+                return p;
+            }
+            dev_warn(dev, "physical-device '%.32s' names no block device: using params", pd);
+            free(pd);
+        }
     }
     return strdup(dev->path);
 }

@@ -18,6 +18,10 @@
  * pointer into params, or NULL. */
 const char *xbd_params_path(const char *params, char *err, size_t errlen);
 
+/* "MAJ:MIN" in hex (a hotplug script's physical-device) to the /dev path
+ * of that block device, from sysfs; malloc'd, or NULL. */
+char *xbd_blockdev_path(const char *majmin);
+
 struct xbd_backing_opts {
     bool readonly;
     bool direct;          /* O_DIRECT wanted (--no-direct-io turns it off) */

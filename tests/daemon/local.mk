@@ -20,7 +20,8 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/multi.sh \
 	tests/daemon/sigterm.sh \
 	tests/daemon/watch-storm.sh \
-	tests/daemon/vbd-kind.sh
+	tests/daemon/vbd-kind.sh \
+	tests/daemon/blockdev.sh
 TESTS += $(XBD_DAEMON_TESTS)
 dist_check_SCRIPTS += $(XBD_DAEMON_TESTS)
 EXTRA_DIST += tests/daemon/lib.sh
