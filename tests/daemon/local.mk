@@ -10,6 +10,9 @@ tests_daemon_xs_storm_SOURCES = tests/daemon/xs-storm.c
 tests_daemon_xs_storm_CFLAGS = $(AM_CFLAGS) $(XENSTORE_CFLAGS)
 tests_daemon_xs_storm_LDADD = $(XENSTORE_LIBS)
 
+check_PROGRAMS += tests/daemon/notify-listen
+tests_daemon_notify_listen_SOURCES = tests/daemon/notify-listen.c
+
 XBD_DAEMON_TESTS = \
 	tests/daemon/cli.sh \
 	tests/daemon/initwait.sh \
@@ -21,7 +24,8 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/sigterm.sh \
 	tests/daemon/watch-storm.sh \
 	tests/daemon/vbd-kind.sh \
-	tests/daemon/blockdev.sh
+	tests/daemon/blockdev.sh \
+	tests/daemon/startup.sh
 TESTS += $(XBD_DAEMON_TESTS)
 dist_check_SCRIPTS += $(XBD_DAEMON_TESTS)
 EXTRA_DIST += tests/daemon/lib.sh
