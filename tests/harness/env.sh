@@ -459,7 +459,7 @@ xsim_dump() {
     done
     if [ -e "$XSIM_LOGDIR/xenstored-trace.log" ]; then
         echo "===== xenstored-trace.log (last 40 lines) ====="
-        tail -n 40 "$XSIM_LOGDIR/xenstored-trace.log"
+        grep -v '^wrl:' "$XSIM_LOGDIR/xenstored-trace.log" | tail -n 40
     fi
 }
 

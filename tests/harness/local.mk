@@ -20,5 +20,5 @@ tests_harness_xsim_xs_LDADD = $(XENSTORE_LIBS)
 # The shell library and helpers sourced/run by tests.
 EXTRA_DIST += tests/harness/env.sh tests/harness/shell.sh tests/harness/README.md
 
-TESTS += tests/harness/test-xenstored.sh
-dist_check_SCRIPTS += tests/harness/test-xenstored.sh
+TESTS += tests/harness/test-xenstored.sh tests/harness/test-env.sh
+dist_check_SCRIPTS += tests/harness/test-xenstored.sh tests/harness/test-env.sh
