@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <xen/io/blkif.h>
 #include <xen/io/protocols.h>
@@ -26,6 +27,7 @@
 #include "xenblkd/backing.h"
 #include "xenblkd/device.h"
 #include "xenblkd/log.h"
+#include "xenblkd/stats.h"
 
 #define dev_log(dev, lvl, fmt, ...) xbd_log(lvl, "%s: " fmt, (dev)->name, ##__VA_ARGS__)
 #define dev_err(dev, ...)   dev_log(dev, XBD_LOG_ERR, __VA_ARGS__)
@@ -36,6 +38,8 @@
 #define container_of(ptr, type, member) \
     ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
+/* Seconds between updates of the counters xentop reads. */
+#define XBD_STATS_INTERVAL 1.0
 /* Seconds an orderly shutdown waits for rings to drain. */
 #define XBD_SHUTDOWN_TIMEOUT 20.0
 
@@ -92,6 +96,11 @@ struct xbd_device {
     unsigned draining;          /* stopped rings not yet drained */
     int after_drain;            /* state to publish once drained; 0 = none */
     bool gone;                  /* backend dir removed: free once drained */
+
+    /* xentop (vbd3 only): counters of stopped rings plus live ones. */
+    struct xbd_shm_stats *shm;
+    struct xbd_disk_stats stats_base;
+    ev_timer stats_timer;
 };
 
 static void dev_update(struct xbd_device *dev);
@@ -230,11 +239,44 @@ static void ring_drained_cb(void *opaque)
         dev_kick(dev);
 }
 
+/* ------------------------------------------------------------------ */
+/* counters for xentop                                                 */
+
+static void add_ring_stats(struct xbd_disk_stats *d, const struct xbd_ring_stats *r)
+{
+    d->oo_reqs += r->oo_req;
+    d->rd_req += r->rd_req;
+    d->rd_sect += r->rd_sect;
+    d->wr_req += r->wr_req;
+    d->wr_sect += r->wr_sect;
+    d->io_errors += r->io_errors;
+}
+
+static void publish_stats(struct xbd_device *dev)
+{
+    struct xbd_disk_stats sum = dev->stats_base;
+
+    for (unsigned i = 0; i < dev->nr_rings; i++)
+        add_ring_stats(&sum, xbd_ring_get_stats(dev->rings[i]));
+    xbd_shm_stats_update(dev->shm, &sum);
+}
+
+static void stats_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    publish_stats(container_of(t, struct xbd_device, stats_timer));
+}
+
 /* Stop every ring; after_drain is published once all have drained. */
 static void stop_rings(struct xbd_device *dev, int after_drain)
 {
     struct xbd_ring **rings = dev->rings;
     unsigned n = dev->nr_rings;
+
+    /* The rings are freed once drained: keep what they counted. */
+    publish_stats(dev);
+    for (unsigned i = 0; i < n; i++)
+        add_ring_stats(&dev->stats_base, xbd_ring_get_stats(rings[i]));
+    ev_timer_stop(dev->host->loop, &dev->stats_timer);
 
     dev->rings = NULL;
     dev->nr_rings = 0;
@@ -688,7 +730,7 @@ static void publish_connected(struct xbd_device *dev)
 {
     const struct xbd_backing *b = &dev->backing;
     struct xbd_kv kv[16];
-    char buf[4][16], sectors[24], ss[16], pss[16], info[8];
+    char buf[4][16], sectors[24], ss[16], pss[16], info[8], pid[24];
     size_t n = backing_features(dev, kv, buf);
     unsigned vinfo = (b->readonly ? VDISK_READONLY : 0) | (dev->cdrom ? VDISK_CDROM : 0) |
                      (dev->removable ? VDISK_REMOVABLE : 0);
@@ -701,6 +743,18 @@ static void publish_connected(struct xbd_device *dev)
     kv[n++] = (struct xbd_kv){ "sector-size", ss };
     kv[n++] = (struct xbd_kv){ "physical-sector-size", pss };
     kv[n++] = (struct xbd_kv){ "info", info };
+    if (!strcmp(dev->kind->name, "vbd3")) {
+        /* xentop finds a vbd3 disk's counters through the pid of the
+         * process serving it (tapdisk3's convention). */
+        if (!dev->shm)
+            dev->shm = xbd_shm_stats_open(dev->domid, dev->devid);
+        if (dev->shm) {
+            snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+            kv[n++] = (struct xbd_kv){ "kthread-pid", pid };
+            publish_stats(dev);
+            ev_timer_start(dev->host->loop, &dev->stats_timer);
+        }
+    }
     kv[n++] = (struct xbd_kv){ "state", "4" };
     if (dev_write(dev, kv, n) == 0)
         dev_info(dev, "state %s -> Connected", xbd_xenbus_state_name(dev->state));
@@ -750,6 +804,8 @@ static void dev_free(struct xbd_device *dev)
     dev_info(dev, "backend directory removed, device freed");
     xbd_watch_remove(h->xb, dev->fe_watch);
     ev_timer_stop(h->loop, &dev->kick);
+    ev_timer_stop(h->loop, &dev->stats_timer);
+    xbd_shm_stats_close(dev->shm);
     xbd_backing_close(&dev->backing);
     if (dev->prev)
         dev->prev->next = dev->next;
@@ -908,6 +964,7 @@ static void dev_create(struct xbd_kind *k, unsigned domid, unsigned devid)
     snprintf(dev->name, sizeof(dev->name), "domain %u %s/%u", domid, k->name, devid);
     snprintf(dev->be, sizeof(dev->be), "%s", be);
     ev_timer_init(&dev->kick, dev_kick_cb, 0., 0.);
+    ev_timer_init(&dev->stats_timer, stats_timer_cb, XBD_STATS_INTERVAL, XBD_STATS_INTERVAL);
     snprintf(path, sizeof(path), "%s/state", fe);
     dev->fe_watch = xbd_watch_add(h->xb, path, fe_watch_cb, dev);
     if (!dev->fe_watch) {
@@ -1111,6 +1168,8 @@ void xbd_host_free(struct xbd_host *h)
         h->devices = d->next;
         xbd_watch_remove(h->xb, d->fe_watch);
         ev_timer_stop(h->loop, &d->kick);
+        ev_timer_stop(h->loop, &d->stats_timer);
+        xbd_shm_stats_close(d->shm);
         xbd_backing_close(&d->backing);
         free(d->rings);
         free(d->fe);

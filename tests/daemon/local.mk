@@ -25,7 +25,8 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/watch-storm.sh \
 	tests/daemon/vbd-kind.sh \
 	tests/daemon/blockdev.sh \
-	tests/daemon/startup.sh
+	tests/daemon/startup.sh \
+	tests/daemon/xentop-stats.sh
 TESTS += $(XBD_DAEMON_TESTS)
 dist_check_SCRIPTS += $(XBD_DAEMON_TESTS)
 EXTRA_DIST += tests/daemon/lib.sh
