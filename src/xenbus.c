@@ -20,6 +20,8 @@
 
 /* Watch events handled per wake-up before yielding to other watchers. */
 #define XBD_WATCH_BATCH 64
+/* Seconds between checks that xenstored still answers. */
+#define XBD_XS_PING_INTERVAL 2.0
 /* Transaction retries on EAGAIN (someone else wrote the same nodes). */
 #define XBD_XS_TXN_RETRIES 16
 
@@ -36,9 +38,12 @@ struct xbd_xenbus {
     struct ev_loop *loop;
     struct xs_handle *xs;
     ev_io io;
+    ev_timer ping;
     struct xbd_watch *watches;
     uint64_t next_id;
 };
+
+static void connection_lost(struct xbd_xenbus *xb, int err);
 
 static const char *const state_names[] = {
     "Unknown", "Initialising", "InitWait", "Initialised", "Connected",
@@ -68,13 +73,8 @@ static void xenbus_io_cb(struct ev_loop *loop, ev_io *io, int revents)
         char **vec = xs_check_watch(xb->xs);
 
         if (!vec) {
-            if (errno != EAGAIN) {
-                /* The connection to xenstored is gone: nothing in this
-                 * daemon can work any more. */
-                xbd_err("xenstore connection lost: %s", strerror(errno));
-                ev_io_stop(loop, io);
-                ev_break(loop, EVBREAK_ALL);
-            }
+            if (errno != EAGAIN)
+                connection_lost(xb, errno);
             return;
         }
         /* Look the token up on every event: the watch may have been
@@ -83,6 +83,43 @@ static void xenbus_io_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (w)
             w->fn(w->opaque, vec[XS_WATCH_PATH]);
         free(vec);
+    }
+}
+
+static void connection_lost(struct xbd_xenbus *xb, int err)
+{
+    /* Nothing in this daemon can work without xenstore, and xenstored
+     * cannot come back under a running domain: give up loudly. */
+    xbd_err("xenstore connection lost: %s", strerror(err));
+    ev_io_stop(xb->loop, &xb->io);
+    ev_timer_stop(xb->loop, &xb->ping);
+    ev_break(xb->loop, EVBREAK_ALL);
+}
+
+/* libxenstore's reader thread closes the socket when xenstored goes away
+ * but says nothing through the watch fd: ask something now and then. */
+static void ping_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct xbd_xenbus *xb = (struct xbd_xenbus *)((char *)t - offsetof(struct xbd_xenbus, ping));
+    unsigned len;
+    char *v = xs_read(xb->xs, XBT_NULL, "/local", &len);
+
+    if (v) {
+        free(v);
+        return;
+    }
+    switch (errno) {
+    case ENOENT:
+    case EACCES:
+    case EPERM:
+    case EINVAL:
+    case EAGAIN:
+    case E2BIG:
+    case ENOSPC:
+    case EDQUOT:
+        return;     /* xenstored answered */
+    default:
+        connection_lost(xb, errno);
     }
 }
 
@@ -114,6 +151,8 @@ struct xbd_xenbus *xbd_xenbus_open(struct ev_loop *loop)
     }
     ev_io_init(&xb->io, xenbus_io_cb, fd, EV_READ);
     ev_io_start(loop, &xb->io);
+    ev_timer_init(&xb->ping, ping_cb, XBD_XS_PING_INTERVAL, XBD_XS_PING_INTERVAL);
+    ev_timer_start(loop, &xb->ping);
     return xb;
 }
 
@@ -122,6 +161,7 @@ void xbd_xenbus_close(struct xbd_xenbus *xb)
     if (!xb)
         return;
     ev_io_stop(xb->loop, &xb->io);
+    ev_timer_stop(xb->loop, &xb->ping);
     while (xb->watches)
         xbd_watch_remove(xb, xb->watches);
     xs_close(xb->xs);

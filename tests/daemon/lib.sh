@@ -34,12 +34,13 @@ expect_absent() {
     ! xenstore-exists "$1" 2>/dev/null || xsim_fail "$1 exists ('$(xenstore-read "$1")'), want absent"
 }
 
-# wait_log PATTERN [TIMEOUT]: wait until the daemon's log matches the
-# extended regular expression PATTERN.
+# wait_log PATTERN [TIMEOUT] [NAME]: wait until the log of the daemon
+# started as NAME (default xenblkd) matches the extended regular
+# expression PATTERN.
 wait_log() {
-    local pat=$1 timeout=${2:-10} end
+    local pat=$1 timeout=${2:-10} log=$XSIM_LOGDIR/${3:-xenblkd}.log end
     end=$(xsim__deadline "$timeout")
-    until grep -Eq -- "$pat" "$XSIM_LOGDIR/xenblkd.log" 2>/dev/null; do
+    until grep -Eq -- "$pat" "$log" 2>/dev/null; do
         xsim__past "$end" && xsim_fail "no log line matching '$pat' within ${timeout}s"
         sleep 0.05
     done

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Start-up: the backend domain comes from --domid, else from the "domid"
 # key of the daemon's xenstore home; systemd is told READY=1 once the
-# daemon watches xenstore and STOPPING=1 when it shuts down.
+# daemon watches xenstore and STOPPING=1 when it shuts down; losing
+# xenstored makes the daemon exit non-zero.
 set -euo pipefail
 source "$top_srcdir/tests/harness/env.sh"
 source "$top_srcdir/tests/daemon/lib.sh"
@@ -30,4 +31,13 @@ st=$(xsim_kill xenblkd2 TERM)
 check "clean exit (got $st)" [ "$st" = 0 ]
 check "STOPPING=1 sent" grep -qx STOPPING=1 "$XSIM_TMP/notify.out"
 xenstore-write /local/domain/0/domid 0
+
+# xenstored going away: the daemon notices (libxenstore does not tell
+# through the watch fd) and exits non-zero saying why.
+XSIM_DAEMON_NAME=xenblkd3 xsim_daemon --kinds qdisk
+wait_log "serving as domain 0" 10 xenblkd3
+st=$(xsim_kill xenstored TERM)
+st=$(xsim_wait_exit xenblkd3 10) || xsim_fail "daemon did not notice that xenstored is gone"
+check "non-zero exit without xenstored (got $st)" [ "$st" != 0 ]
+grep -q "xenstore connection lost" "$XSIM_LOGDIR/xenblkd3.log" || xsim_fail "no message saying why"
 exit 0
