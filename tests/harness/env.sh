@@ -85,6 +85,9 @@ xsim_bg() {
     xsim__check_name "$name"
     XSIM_TAG=$XSIM_TMP setsid bash -c "$XSIM_WRAPPER" xsim-wrap "$XSIM_TMP/run/$name" "$@" \
         </dev/null >>"$XSIM_LOGDIR/$name.log" 2>&1 &
+    # Not a job of the test's shell: a bare `wait` in a test must not wait
+    # for it, and bash must not report its death.
+    disown "$!" 2>/dev/null || true
     XSIM_NAMES+=("$name")
     for ((i = 0; i < 500; i++)); do
         [ -s "$XSIM_TMP/run/$name.pid" ] && [ -s "$XSIM_TMP/run/$name.wpid" ] && break
@@ -341,8 +344,10 @@ xsim_hotplug_connected() {
 }
 
 # xsim_remove_disk KIND DOMID DEVID [TIMEOUT]: what libxl does to remove a
-# disk: online=0 and state=5 (Closing) in one transaction, wait (default
-# 10 s, as libxl) for the backend to reach Closed (6), then delete the
+# disk: online=0 and state=5 (Closing; not if the backend is already
+# Closed) in one transaction, wait (default
+# 10 s, as libxl) for the backend to reach Closed (6) or remove its
+# directory itself, then delete the
 # frontend, backend and /libxl nodes (and empty parents) in one
 # transaction.  The nodes are deleted even on timeout (libxl forces the
 # removal) but then it returns 1.
@@ -352,11 +357,24 @@ xsim_remove_disk() {
     local be=/local/domain/$bdom/backend/$kind/$domid/$devid
     local fe=/local/domain/$domid/device/vbd/$devid
     xenstore-exists "$be" 2>/dev/null || { xsim_log "xsim_remove_disk: $be does not exist"; return 1; }
-    printf 'write %s/online 0\nwrite %s/state 5\n' "$be" "$be" | xsim_xs || return 1
-    if ! xsim_wait_key "$be/state" 6 "$timeout"; then
-        xsim_log "xsim_remove_disk: backend did not close, forcing removal like libxl"
-        rc=1
+    # Like libxl: a backend already Closed keeps its state.
+    if [ "$(xenstore-read "$be/state" 2>/dev/null)" = 6 ]; then
+        printf 'write %s/online 0\n' "$be" | xsim_xs || return 1
+    else
+        printf 'write %s/online 0\nwrite %s/state 5\n' "$be" "$be" | xsim_xs || return 1
     fi
+    # Closed (6), or gone: a backend that removes its own directory once
+    # Closed and offline (QEMU does) has closed too.
+    local end st
+    end=$(xsim__deadline "$timeout")
+    while st=$(xenstore-read "$be/state" 2>/dev/null) && [ "$st" != 6 ]; do
+        if xsim__past "$end"; then
+            xsim_log "xsim_remove_disk: backend still in state $st after ${timeout}s, forcing removal like libxl"
+            rc=1
+            break
+        fi
+        sleep 0.05
+    done
     {
         echo "rm $fe"
         echo "rm $be"
@@ -441,6 +459,73 @@ xsim_daemon() {
     local bin=$top_builddir/src/xenblkd
     [ -x "$bin" ] || xsim_fail "$bin is not built"
     xsim_bg "${XSIM_DAEMON_NAME:-xenblkd}" "$bin" --foreground --log-level debug "$@"
+}
+
+# ---- QEMU as an independent qdisk backend --------------------------------------
+
+# xsim_qemu_qdisk DOMID: start Debian's Xen QEMU ($QEMU_XEN) as the device
+# model of guest DOMID, the way libxl starts one for a PV guest with a
+# qdisk disk (-machine xenpv -xen-attach -xen-domid DOMID); it serves every
+# backend/qdisk/DOMID/* disk, present or added later.  Process name
+# qemu-DOMID; QMP on the FIFO pair $XSIM_TMP/qmp-DOMID.{in,out}.  Waits for
+# QEMU to be up (device-model/DOMID/state=running).  Stopped with QMP quit
+# at cleanup, or earlier with xsim_qemu_stop DOMID.  Skips the test (77)
+# if QEMU is not installed.
+xsim_qemu_qdisk() {
+    local domid=$1 shim=$XSIM_HARNESS_BIN/xsim-qemu-shim.so qmp
+    [ -x "$QEMU_XEN" ] || xsim_skip "no QEMU at $QEMU_XEN (qemu-system-xen)"
+    [ -f "$shim" ] || xsim_fail "$shim is not built (make check builds it)"
+    [ -f "$XSIM_SIM_LIB/libxengnttab.so.1" ] || xsim_fail "the simulated Xen libraries are not built in $XSIM_SIM_LIB"
+    qmp=$XSIM_TMP/qmp-$domid
+    mkfifo "$qmp.in" "$qmp.out"
+    xsim_add_domain "$domid"
+    # QEMU runs as dom0 on the simulated host (XENSIM_DOMID=0) with the
+    # simulated gnttab/evtchn (LD_LIBRARY_PATH, exported by xsim_start).
+    xsim_bg "qemu-$domid" env LD_PRELOAD="$shim" XENSIM_DOMID=0 "$QEMU_XEN" \
+        -machine xenpv -xen-attach -xen-domid "$domid" \
+        -nodefaults -no-user-config -display none -m 128 \
+        -name "guest$domid" \
+        -chardev "pipe,id=qmp,path=$qmp" -mon chardev=qmp,mode=control
+    XSIM_STOP_HOOKS+=("xsim_qemu_stop $domid")
+    if ! xsim_wait_key "/local/domain/0/device-model/$domid/state" running 20; then
+        xsim_fail "QEMU for domain $domid did not start (see qemu-$domid.log)"
+    fi
+}
+
+# xsim_qemu_qmp DOMID COMMAND-JSON...: send QMP commands (after the
+# capabilities handshake) and print QEMU's replies, one line each.
+xsim_qemu_qmp() {
+    local domid=$1 qmp=$XSIM_TMP/qmp-$1 in out line cmd
+    shift
+    xsim_running "qemu-$domid" || { xsim_log "QEMU for domain $domid is not running"; return 1; }
+    # O_RDWR never blocks on a FIFO, even if QEMU just died.
+    exec {in}<>"$qmp.in" {out}<>"$qmp.out"
+    # The greeting (only the first time) and the handshake reply.
+    printf '%s\n' '{"execute":"qmp_capabilities"}' >&"$in"
+    while read -r -t 5 -u "$out" line; do
+        [[ $line == *'"return"'* || $line == *'"error"'* ]] && break
+    done
+    for cmd in "$@"; do
+        printf '%s\n' "$cmd" >&"$in"
+        while read -r -t 10 -u "$out" line; do
+            echo "$line"
+            [[ $line == *'"return"'* || $line == *'"error"'* ]] && break
+        done
+    done
+    exec {in}>&- {out}>&-
+}
+
+# xsim_qemu_stop DOMID: QMP quit (QEMU then tears its devices down and
+# removes its nodes); SIGKILL if it has not exited within 10 s.  Prints
+# nothing; returns 1 if QEMU did not exit cleanly (status 0).
+xsim_qemu_stop() {
+    local domid=$1 st
+    xsim_running "qemu-$domid" || return 0
+    xsim_qemu_qmp "$domid" '{"execute":"quit"}' >/dev/null || true
+    if ! st=$(xsim_wait_exit "qemu-$domid" 10); then
+        st=$(xsim_kill "qemu-$domid" KILL 5)
+    fi
+    [ "$st" = 0 ] || { xsim_log "QEMU for domain $domid exited with status $st"; return 1; }
 }
 
 # xsim_dump: print the xenstore tree and the tail of every log (called by
