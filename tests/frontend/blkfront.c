@@ -457,12 +457,42 @@ static void finish_negotiation(bf_disk *d, const struct bf_features *at_initwait
     n->max_segs = n->indirect ? ind : BLKIF_MAX_SEGMENTS_PER_REQUEST;
 }
 
+/*
+ * A frontend found in any state but Initialising was left by an earlier
+ * guest (a previous process that closed, or died while connected).  Like
+ * Linux's xenbus_reset_state() after kexec: walk the backend through
+ * Closing/Closed, then go Initialising and wait for it to offer InitWait.
+ */
+static int reset_stale(bf_disk *d)
+{
+    int fe = bf_xs_read_state(d->h, d->fe_path);
+    if (fe == XenbusStateInitialising || fe == -1 || fe == XenbusStateUnknown)
+        return 0;
+    int be = bf_xs_read_state(d->h, d->be_path);
+    bf_disk_log(d, 1, "frontend state is %s, backend %s: resetting the connection",
+                bf_state_name(fe), bf_state_name(be));
+    if (be != XenbusStateClosed && be != XenbusStateInitWait) {
+        if (bf_xs_write_state(d, XenbusStateClosing) < 0 ||
+            bf_xs_wait_backend(d, ST(XenbusStateClosing) | ST(XenbusStateClosed), ST(-1),
+                               "the backend to close a stale connection") < 0)
+            return -1;
+    }
+    if (be != XenbusStateInitWait) {
+        if (bf_xs_write_state(d, XenbusStateClosed) < 0 ||
+            bf_xs_wait_backend(d, ST(XenbusStateClosed), ST(-1), "the backend to reach Closed") < 0)
+            return -1;
+    }
+    return bf_disk_reinit(d);
+}
+
 int bf_disk_connect(bf_disk *d)
 {
     struct bf_features initwait;
     if (d->connected)
         return 0;
     if (read_otherend(d) < 0)
+        return -1;
+    if (d->st.connects == 0 && reset_stale(d) < 0)
         return -1;
     if (bf_xs_wait_backend(d, ST(XenbusStateInitWait) | ST(XenbusStateInitialised) | ST(XenbusStateConnected),
                            0, "the backend to reach InitWait") < 0)

@@ -69,7 +69,7 @@ static void usage(FILE *f)
 "  --workload W        verify|read|write|flush|discard|mixed|fill|none\n"
 "                      (default verify, or none when --raw is given)\n"
 "  --qd N              requests in flight per disk (default 32)\n"
-"  --bs BYTES          largest request (default 131072)\n"
+"  --bs BYTES          largest request (default 128K; K, M, G suffixes)\n"
 "  --count N           requests (verify: write+read pairs; default 256)\n"
 "  --seed S            random seed (default 1)\n"
 "  --span BYTES        only use the first BYTES of the disk\n"
@@ -115,6 +115,23 @@ static uint64_t parse_num(const char *s, uint64_t max, const char *what)
     if (errno || *end || v > max)
         die_usage("%s: invalid or out of range value", what);
     return v;
+}
+
+/* A size in bytes, with an optional K, M or G suffix (powers of 1024). */
+static uint64_t parse_size(const char *s, uint64_t max, const char *what)
+{
+    char buf[64];
+    size_t n = strlen(s);
+    uint64_t mult = 1;
+    if (n > 0 && n < sizeof(buf) && strchr("kKmMgG", s[n - 1])) {
+        char c = s[n - 1];
+        mult = (c == 'k' || c == 'K') ? 1024u : (c == 'm' || c == 'M') ? 1024u * 1024u : 1024u * 1024u * 1024u;
+        memcpy(buf, s, n - 1);
+        buf[n - 1] = '\0';
+        s = buf;
+    }
+    uint64_t v = parse_num(s, max / mult, what);
+    return v * mult;
 }
 
 static unsigned parse_vdev(const char *s)
@@ -318,7 +335,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
             o->workload_given = true;
             break;
         case O_QD: o->cfg.qd = (unsigned)parse_num(optarg, 4096, "--qd"); break;
-        case O_BS: o->wl.bs = (uint32_t)parse_num(optarg, 4096u * 4096u, "--bs"); break;
+        case O_BS: o->wl.bs = (uint32_t)parse_size(optarg, 4096u * 4096u, "--bs"); break;
         case O_COUNT: o->wl.count = parse_num(optarg, UINT64_MAX, "--count"); break;
         case O_SEED: o->wl.seed = parse_num(optarg, UINT64_MAX, "--seed"); break;
         case O_STATS: o->stats_json = optarg; break;
@@ -337,7 +354,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
             o->cfg.timeout_ms = (unsigned)(t * 1000);
             break;
         }
-        case O_SPAN: o->wl.span = parse_num(optarg, UINT64_MAX, "--span"); break;
+        case O_SPAN: o->wl.span = parse_size(optarg, UINT64_MAX, "--span"); break;
         case O_GEN: o->wl.gen = (uint32_t)parse_num(optarg, 0xfffffffeu, "--gen"); break;
         case O_EGEN:
             o->wl.expect_gen = (uint32_t)parse_num(optarg, 0xfffffffeu, "--expect-gen");
