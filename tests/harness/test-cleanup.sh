@@ -8,6 +8,7 @@ source "$top_srcdir/tests/harness/env.sh"   # only for xsim_log/xsim_fail
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/xsim-cleanup.XXXXXXXX")
 inner_pid=
 cleanup() {
+    set +e
     # Only if this test itself failed half-way: do not leave the inner
     # test's processes behind.
     [ -n "$inner_pid" ] && kill -KILL "$inner_pid" 2>/dev/null
