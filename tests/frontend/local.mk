@@ -27,3 +27,7 @@ tests_frontend_test_abi_layout_LDADD = $(BLKFRONT_LDADD)
 TESTS += tests/frontend/test-cli-usage.sh
 dist_check_SCRIPTS += tests/frontend/test-cli-usage.sh
 EXTRA_DIST += tests/frontend/README.md
+
+# Negotiation, key by key, against a scripted xenstore-only backend.
+TESTS += tests/frontend/test-negotiate.sh
+dist_check_SCRIPTS += tests/frontend/test-negotiate.sh tests/frontend/fake-backend.sh
