@@ -31,3 +31,7 @@ EXTRA_DIST += tests/frontend/README.md
 # Negotiation, key by key, against a scripted xenstore-only backend.
 TESTS += tests/frontend/test-negotiate.sh
 dist_check_SCRIPTS += tests/frontend/test-negotiate.sh tests/frontend/fake-backend.sh
+
+# The data path end to end against xenblkd (skips if it is not built).
+TESTS += tests/frontend/test-datapath.sh
+dist_check_SCRIPTS += tests/frontend/test-datapath.sh

@@ -46,25 +46,35 @@ void bf_pattern_fill(uint8_t *buf, uint64_t sector, uint32_t gen)
 
 int bf_pattern_check(const uint8_t *buf, uint64_t sector, uint32_t gen, char *why, size_t len)
 {
-    uint8_t want[512];
+    static const uint8_t zero[512];
+    uint8_t want[512], seen[512];
     uint64_t w0, w1;
     bf_pattern_fill(want, sector, gen);
     if (!memcmp(buf, want, 512))
         return 0;
     memcpy(&w0, buf, 8);
     memcpy(&w1, buf + 8, 8);
-    static const uint8_t zero[512];
-    uint8_t seen[512];
     if (!memcmp(buf, zero, 512)) {
         snprintf(why, len, "expected generation %u, found zeros", gen);
-    } else if ((w1 >> 32) == PATTERN_MAGIC) {
-        bf_pattern_fill(seen, w0, (uint32_t)w1);
-        snprintf(why, len, "expected generation %u, found %s of sector %" PRIu64 " generation %u", gen,
-                 memcmp(buf, seen, 512) ? "a corrupted copy" : "the data", w0, (uint32_t)w1);
-    } else {
-        snprintf(why, len, "expected generation %u, found unrelated bytes (%016" PRIx64 " %016" PRIx64 " ...)",
-                 gen, w0, w1);
+        return -1;
     }
+    if ((w1 >> 32) == PATTERN_MAGIC) {
+        bf_pattern_fill(seen, w0, (uint32_t)w1);
+        if (!memcmp(buf, seen, 512)) {
+            snprintf(why, len, "expected generation %u, found the data of sector %" PRIu64 " generation %u",
+                     gen, w0, (uint32_t)w1);
+            return -1;
+        }
+    }
+    unsigned diff = 0, first = 512;
+    for (unsigned i = 0; i < 512; i++)
+        if (buf[i] != want[i]) {
+            diff++;
+            if (first == 512)
+                first = i;
+        }
+    snprintf(why, len, "expected generation %u, found %u bytes differing (first at byte %u: %02x, expected %02x)",
+             gen, diff, first, buf[first], want[first]);
     return -1;
 }
 
