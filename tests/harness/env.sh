@@ -123,10 +123,27 @@ xsim_wait_exit() {
     cat "$XSIM_TMP/run/$name.status"
 }
 
+# xsim_alive PID: true if PID runs (a zombie does not: this machine's init
+# may take its time to reap orphans).
+xsim_alive() {
+    local line
+    kill -0 "$1" 2>/dev/null || return 1
+    { read -r line < "/proc/$1/stat"; } 2>/dev/null || return 1
+    line=${line##*) }
+    [ "${line%% *}" != Z ]
+}
+
+# True while a process of NAME's process group runs (zombies excepted).
 xsim__group_alive() {
-    local w
+    local w f line state ppid pgrp
     w=$(cat "$XSIM_TMP/run/$1.wpid" 2>/dev/null) || return 1
-    [ -n "$w" ] && kill -0 -- "-$w" 2>/dev/null
+    [ -n "$w" ] && kill -0 -- "-$w" 2>/dev/null || return 1
+    for f in /proc/[0-9]*/stat; do
+        { read -r line < "$f"; } 2>/dev/null || continue
+        read -r state ppid pgrp _ <<<"${line##*) }"
+        [ "$pgrp" = "$w" ] && [ "$state" != Z ] && return 0
+    done
+    return 1
 }
 
 # xsim_kill NAME [SIGNAL] [TIMEOUT]: signal NAME's process group (default
@@ -149,8 +166,14 @@ xsim_kill() {
     echo "$st"
 }
 
-xsim__deadline() { echo $(( $(date +%s%N) / 1000000 + ${1%.*} * 1000 )); }
-xsim__past() { [ $(( $(date +%s%N) / 1000000 )) -ge "$1" ]; }
+# xsim_deadline SECONDS: print a deadline (ms since the epoch) SECONDS from
+# now; xsim_past DEADLINE: true once it has passed.  For polling loops:
+#   end=$(xsim_deadline 10); until cond; do xsim_past $end && xsim_fail ...; sleep 0.05; done
+xsim_deadline() { echo $(( $(date +%s%N) / 1000000 + ${1%.*} * 1000 )); }
+xsim_past() { [ $(( $(date +%s%N) / 1000000 )) -ge "$1" ]; }
+# Older names, used by tests written before the public ones existed.
+xsim__deadline() { xsim_deadline "$@"; }
+xsim__past() { xsim_past "$@"; }
 
 # ---- xenstore helpers ---------------------------------------------------------
 

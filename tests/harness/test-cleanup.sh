@@ -51,7 +51,7 @@ check_nothing_left() {  # check_nothing_left WHAT
     [ ! -e "$tmp" ] || xsim_fail "$1: $tmp left behind"
     for f in "$OUT"/*.pid; do
         p=$(<"$f")
-        if kill -0 "$p" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null; then
+        if xsim_alive "$p"; then
             xsim_fail "$1: $(basename "$f" .pid) (pid $p) still running: $(tr '\0' ' ' < "/proc/$p/cmdline")"
         fi
         rm -f "$f"

@@ -135,7 +135,7 @@ child=$(<"$XSIM_TMP/child.pid")
 xsim_running parent || xsim_fail "xsim_running says not running"
 st=$(xsim_kill parent TERM 5)
 [ "$st" = 143 ] || xsim_fail "status after SIGTERM is $st"
-! kill -0 "$child" 2>/dev/null || xsim_fail "grandchild survived its group being stopped"
+! xsim_alive "$child" || xsim_fail "grandchild survived its group being stopped"
 ! xsim_running parent || xsim_fail "xsim_running after kill"
 # A process that ignores SIGTERM is killed after the timeout.
 xsim_bg stubborn bash -c 'trap "" TERM; while :; do sleep 0.1; done'
