@@ -99,8 +99,9 @@ void bf_host_close(bf_host *h)
 {
     if (!h)
         return;
-    for (unsigned i = 0; i < h->ndisks; i++)
-        bf_disk_free(h->disks[i]);
+    /* bf_disk_free() removes the disk from h->disks. */
+    while (h->ndisks > 0)
+        bf_disk_free(h->disks[h->ndisks - 1]);
     if (h->dom)
         xsg_dom_destroy(h->dom);
     xs_close(h->xs);
