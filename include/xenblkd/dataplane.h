@@ -94,6 +94,23 @@ typedef void xbd_ring_fatal_fn(void *opaque, const char *reason);
  * every grant mapping, its event channel and its memory. */
 typedef void xbd_ring_drained_fn(void *opaque);
 
+/*
+ * Behaviour the control plane can rely on (src/ring.c, src/request.c):
+ * - persistent: data pages are mapped writable once per grant and kept
+ *   (LRU purge of unused ones while the cache is full, unused for 60 s,
+ *   or at stop); max_persistent_grants 0 means XBD_DEFAULT_MAX_PGRANTS.
+ *   Without persistent, or over the bound, data goes by grant copy
+ *   through daemon-owned page-aligned buffers.  Indirect pages are always
+ *   read by grant copy.
+ * - FLUSH_DISKCACHE/WRITE_BARRIER are answered EOPNOTSUPP unless
+ *   backing->flush, DISCARD unless backing->discard (secure only with
+ *   discard_secure, else a plain discard); writes of any kind to a
+ *   readonly backing get ERROR.  The backing fields are read per request,
+ *   so they must not change while a ring runs.
+ * - An indirect request's response echoes indirect_op (as Linux blkfront
+ *   expects); others echo the operation byte.
+ */
+
 /* Map the ring, bind the event channel, start serving.  NULL + log line on
  * failure (nothing left mapped or bound). */
 struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
