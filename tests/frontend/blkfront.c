@@ -539,11 +539,20 @@ fail:
     return -1;
 }
 
-/* Wait for our requests to come back before tearing the rings down. */
+static bool all_queues_dead(const bf_disk *d)
+{
+    for (unsigned i = 0; i < d->nq; i++)
+        if (!d->q[i].dead)
+            return false;
+    return d->nq > 0;
+}
+
+/* Wait for our requests to come back before tearing the rings down (not
+ * from rings we stopped reading after a protocol error). */
 static int drain(bf_disk *d)
 {
     uint64_t deadline = bf_now_ms() + d->cfg.timeout_ms;
-    while (d->inflight > 0 && !bf_interrupted) {
+    while (d->inflight > 0 && !bf_interrupted && !all_queues_dead(d)) {
         uint64_t now = bf_now_ms();
         if (now >= deadline) {
             bf_disk_error(d, "timed out after %.1fs waiting for %u request(s) in flight before closing",

@@ -35,3 +35,13 @@ dist_check_SCRIPTS += tests/frontend/test-negotiate.sh tests/frontend/fake-backe
 # The data path end to end against xenblkd (skips if it is not built).
 TESTS += tests/frontend/test-datapath.sh
 dist_check_SCRIPTS += tests/frontend/test-datapath.sh
+
+# A misbehaving backend (duplicate, reordered, wrong-op, bad-id responses,
+# rsp_prod overflow, grants kept mapped) to prove the frontend notices.
+check_PROGRAMS += tests/frontend/evil-backend
+tests_frontend_evil_backend_SOURCES = tests/frontend/evil-backend.c
+tests_frontend_evil_backend_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/frontend \
+	$(XENSTORE_CFLAGS) $(XENGNTTAB_CFLAGS) $(XENEVTCHN_CFLAGS)
+tests_frontend_evil_backend_LDADD = $(XENSTORE_LIBS) $(XENGNTTAB_LIBS) $(XENEVTCHN_LIBS)
+TESTS += tests/frontend/test-bad-backend.sh
+dist_check_SCRIPTS += tests/frontend/test-bad-backend.sh
