@@ -190,6 +190,8 @@ int main(int argc, char **argv)
     xengnttab_unmap(xgt, page, 1);
     xenevtchn_unbind(xce, (evtchn_port_t)lp);
     put("state", "6");
+    xenevtchn_close(xce);
+    xengnttab_close(xgt);
     xs_close(xs);
     return time(NULL) <= deadline ? 0 : 1;
 }
