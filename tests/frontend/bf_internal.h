@@ -55,6 +55,10 @@ struct bf_queue {
     unsigned *freelist;
     unsigned nfree;
     bool need_push;
+    /* The last push, for stall reports: indices and whether we kicked. */
+    RING_IDX last_push_old, last_push_new, last_push_req_event;
+    bool last_push_notified;
+    uint64_t kicks;
     bool dead;                    /* protocol error: stop using this ring */
 };
 

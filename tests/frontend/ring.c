@@ -285,8 +285,13 @@ void bf_queues_push(bf_disk *d)
         if (!q->need_push || q->dead)
             continue;
         q->need_push = false;
-        BF_RING(q, R, RING_PUSH_REQUESTS_AND_CHECK_NOTIFY(R, notify));
+        BF_RING(q, R, q->last_push_old = R->sring->req_prod;
+                      RING_PUSH_REQUESTS_AND_CHECK_NOTIFY(R, notify);
+                      q->last_push_new = R->req_prod_pvt;
+                      q->last_push_req_event = R->sring->req_event);
+        q->last_push_notified = notify;
         if (notify) {
+            q->kicks++;
             d->st.notifications++;
             if (xsg_evtchn_notify(d->h->dom, q->port) < 0)
                 bf_disk_error(d, "queue %u: notify on port %u failed: %s", q->idx, q->port, strerror(errno));

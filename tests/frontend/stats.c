@@ -58,9 +58,10 @@ static void disk_json(FILE *f, bf_disk *d)
             ", \"other\": %" PRIu64 "},\n", s->rsp_okay, s->rsp_error, s->rsp_eopnotsupp, s->rsp_other);
     fprintf(f, "      \"errors\": %" PRIu64 ",\n      \"protocol_errors\": %" PRIu64 ",\n"
             "      \"verify_errors\": %" PRIu64 ",\n      \"end_access_failures\": %" PRIu64 ",\n"
-            "      \"grants_granted\": %" PRIu64 ",\n      \"notifications\": %" PRIu64 "\n    }",
+            "      \"grants_granted\": %" PRIu64 ",\n      \"notifications\": %" PRIu64 ",\n"
+            "      \"workload_us\": %" PRIu64 "\n    }",
             s->errors, s->protocol_errors, s->verify_errors, s->end_access_failures,
-            s->grants_granted, s->notifications);
+            s->grants_granted, s->notifications, s->workload_us);
 }
 
 int bf_stats_json(FILE *f, bf_host *h, bf_disk **disks, unsigned n)

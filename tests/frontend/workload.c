@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bf_internal.h"
 
@@ -502,6 +503,9 @@ static void report_stall(struct wl_disk *w, unsigned timeout_ms)
         bf_disk_error(d, "  queue %u (port %u): req_prod %u req_event %u rsp_prod %u rsp_event %u, "
                       "%u of %u slots free%s", i, q->port, s->req_prod, s->req_event, s->rsp_prod,
                       s->rsp_event, q->nfree, q->nslots, q->dead ? ", stopped after a protocol error" : "");
+        bf_disk_error(d, "  queue %u: %" PRIu64 " kick(s) sent; last push %u -> %u saw req_event %u and %s",
+                      i, q->kicks, q->last_push_old, q->last_push_new, q->last_push_req_event,
+                      q->last_push_notified ? "notified the backend" : "did not need to notify");
     }
 }
 
@@ -520,6 +524,8 @@ int bf_workload_run(bf_host *h, bf_disk **disks, bf_genmap **maps, unsigned n, c
             w[i].failed = true, rc = -1;
     unsigned timeout = disks[0]->cfg.timeout_ms;
     uint64_t last = bf_now_ms();
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         bool busy = false;
         for (unsigned i = 0; i < n; i++) {
@@ -556,7 +562,14 @@ int bf_workload_run(bf_host *h, bf_disk **disks, bf_genmap **maps, unsigned n, c
             break;
         }
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    uint64_t us = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000u + (uint64_t)(t1.tv_nsec / 1000) - (uint64_t)(t0.tv_nsec / 1000);
     for (unsigned i = 0; i < n; i++) {
+        struct bf_stats *st = bf_disk_stats(disks[i]);
+        st->workload_us += us;
+        bf_disk_log(disks[i], 1, "workload %s: %" PRIu64 " requests in %.3f s (%.0f IOPS, %.1f MiB/s)",
+                    bf_wl_name(o->kind), w[i].started, us / 1e6, us ? w[i].started * 1e6 / us : 0.0,
+                    us ? (double)(st->bytes_read + st->bytes_written) / us * 1e6 / 1048576.0 : 0.0);
         if (w[i].failed)
             rc = -1;
         wl_fini(&w[i]);

@@ -530,10 +530,18 @@ int main(int argc, char **argv)
     }
     if (rc == 0 && o.hold > 0 && bf_host_hold(h, o.hold) < 0)
         rc = -1;
-    if (o.close)
+    if (o.close) {
         for (unsigned i = 0; i < o.nvdev; i++)
             if (bf_disk_close(disks[i]) < 0)
                 rc = -1;
+        /* Cross-check with the simulation's own view of the grant table. */
+        int busy = xsg_grants_in_use(bf_host_dom(h));
+        if (busy != 0) {
+            fprintf(stderr, "xsim-blkfront: error: after Closed, %d grant(s) of domain %ld are still in use by a backend\n",
+                    busy, o.domid);
+            rc = -1;
+        }
+    }
     for (unsigned i = 0; i < o.nvdev; i++)
         if (bf_disk_stats(disks[i])->errors > 0)
             rc = -1;
