@@ -168,10 +168,13 @@ static void check_pattern(void)
     CHECK(bf_pattern_check(b, 1000, 0, why, sizeof(why)) == 0, "generation 0 is zeros");
     CHECK(bf_pattern_check(b, 1000, 3, why, sizeof(why)) < 0 && strstr(why, "zeros"), "zeros reported: %s", why);
     a[300] ^= 1;
-    CHECK(bf_pattern_check(a, 1000, 3, why, sizeof(why)) < 0 && strstr(why, "found 1 bytes differing (first at byte 300"),
+    CHECK(bf_pattern_check(a, 1000, 3, why, sizeof(why)) < 0 && strstr(why, "damaged pattern (header: sector 1000 generation 3): 1 bytes differing (first at byte 300"),
           "bit flip: %s", why);
     bf_pattern_fill(b, 1000, 3);
     CHECK(memcmp(a, b, 512) != 0, "pattern differs after flip");
+    memset(b, 0x11, sizeof(b));
+    CHECK(bf_pattern_check(b, 1000, 3, why, sizeof(why)) < 0 && strstr(why, "found unrelated bytes: "),
+          "garbage: %s", why);
     bf_pattern_fill(a, 1000, 5);
     CHECK(memcmp(a, b, 512) != 0, "generations differ");
 }

@@ -59,7 +59,8 @@ int bf_pattern_check(const uint8_t *buf, uint64_t sector, uint32_t gen, char *wh
         snprintf(why, len, "expected generation %u, found zeros", gen);
         return -1;
     }
-    if ((w1 >> 32) == PATTERN_MAGIC) {
+    bool header = (w1 >> 32) == PATTERN_MAGIC;
+    if (header) {
         bf_pattern_fill(seen, w0, (uint32_t)w1);
         if (!memcmp(buf, seen, 512)) {
             snprintf(why, len, "expected generation %u, found the data of sector %" PRIu64 " generation %u",
@@ -74,8 +75,13 @@ int bf_pattern_check(const uint8_t *buf, uint64_t sector, uint32_t gen, char *wh
             if (first == 512)
                 first = i;
         }
-    snprintf(why, len, "expected generation %u, found %u bytes differing (first at byte %u: %02x, expected %02x)",
-             gen, diff, first, buf[first], want[first]);
+    char what[96];
+    if (header)
+        snprintf(what, sizeof(what), "a damaged pattern (header: sector %" PRIu64 " generation %u)", w0, (uint32_t)w1);
+    else
+        snprintf(what, sizeof(what), "unrelated bytes");
+    snprintf(why, len, "expected generation %u, found %s: %u bytes differing (first at byte %u: %02x, expected %02x)",
+             gen, what, diff, first, buf[first], want[first]);
     return -1;
 }
 
