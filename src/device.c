@@ -586,25 +586,40 @@ static int fe_uint(struct xbd_device *dev, const char *dir, const char *key,
     return 1;
 }
 
-static int read_queue(struct xbd_device *dev, const char *dir, struct fe_queue *q,
-                      char *why, size_t n)
+/* The ring order is per device, not per queue: Linux blkfront writes
+ * ring-page-order once at the top of its directory and blkback's
+ * connect_ring reads it from there, whatever the number of queues. */
+static int read_ring_order(struct xbd_device *dev, bool *multi_ref, unsigned *order,
+                           char *why, size_t n)
 {
     unsigned long v;
-    char key[24];
-    int rc = fe_uint(dev, dir, "ring-page-order", XBD_MAX_RING_ORDER, false, &v, why, n);
+    int rc = fe_uint(dev, dev->fe, "ring-page-order", XBD_MAX_RING_ORDER, false, &v, why, n);
 
     if (rc < 0)
         return -1;
-    q->order = rc ? (unsigned)v : 0;
+    *multi_ref = rc == 1;
+    *order = rc == 1 ? (unsigned)v : 0;
+    return 0;
+}
+
+/* One queue's ring-ref* and event-channel, from dir: the frontend
+ * directory itself with one queue, its queue-N/ otherwise. */
+static int read_queue(struct xbd_device *dev, const char *dir, bool multi_ref,
+                      unsigned order, struct fe_queue *q, char *why, size_t n)
+{
+    unsigned long v;
+    char key[24];
+
+    q->order = order;
     for (unsigned i = 0; i < (1u << q->order); i++) {
-        if (rc == 0) {
+        if (!multi_ref) {
             /* No ring-page-order: the single-page "ring-ref". */
             snprintf(key, sizeof(key), "ring-ref");
         } else {
             snprintf(key, sizeof(key), "ring-ref%u", i);
         }
         int r = fe_uint(dev, dir, key, UINT32_MAX, true, &v, why, n);
-        if (r < 0 && rc == 1 && q->order == 0) {
+        if (r < 0 && multi_ref && q->order == 0) {
             /* ring-page-order = 0 with a plain "ring-ref" is tolerated. */
             r = fe_uint(dev, dir, "ring-ref", UINT32_MAX, true, &v, why, n);
         }
@@ -658,6 +673,8 @@ static int read_frontend(struct xbd_device *dev, struct fe_info *fi, char *why, 
 {
     unsigned long v;
     char dir[XBD_XS_PATH_MAX];
+    bool multi_ref;
+    unsigned order;
     int rc;
 
     memset(fi, 0, sizeof(*fi));
@@ -676,6 +693,8 @@ static int read_frontend(struct xbd_device *dev, struct fe_info *fi, char *why, 
                  dev->host->cfg.max_queues);
         return -1;
     }
+    if (read_ring_order(dev, &multi_ref, &order, why, n) < 0)
+        return -1;
     fi->queues = calloc(fi->nr_queues, sizeof(*fi->queues));
     if (!fi->queues) {
         snprintf(why, n, "out of memory");
@@ -686,7 +705,7 @@ static int read_frontend(struct xbd_device *dev, struct fe_info *fi, char *why, 
             snprintf(dir, sizeof(dir), "%s", dev->fe);
         else
             snprintf(dir, sizeof(dir), "%s/queue-%u", dev->fe, q);
-        if (read_queue(dev, dir, &fi->queues[q], why, n) < 0) {
+        if (read_queue(dev, dir, multi_ref, order, &fi->queues[q], why, n) < 0) {
             free(fi->queues);
             fi->queues = NULL;
             return -1;

@@ -118,7 +118,8 @@ wait_guest_released() {
 
 # fe_write_rings DOMID DEVID [PROTOCOL]: write the ring keys of guest
 # DOMID as Linux blkfront does (ring-ref for one page, ring-page-order +
-# ring-refN otherwise; queue-N/ with several queues).
+# ring-refN otherwise; with several queues ring-refN and event-channel go
+# under queue-N/, ring-page-order stays at the top).
 fe_write_rings() {
     local domid=$1 devid=$2 proto=${3:-x86_64-abi} fe nq q order port refs i dir
     fe=$(fe_dir "$domid" "$devid")
@@ -132,7 +133,8 @@ fe_write_rings() {
         if [ "$order" -eq 0 ]; then
             args+=("$dir/ring-ref" "${r[0]}")
         else
-            args+=("$dir/ring-page-order" "$order")
+            # One ring-page-order for every queue, at the top (as blkfront).
+            [ "$q" = 0 ] && args+=("$fe/ring-page-order" "$order")
             for ((i = 0; i < ${#r[@]}; i++)); do args+=("$dir/ring-ref$i" "${r[i]}"); done
         fi
         args+=("$dir/event-channel" "$port")

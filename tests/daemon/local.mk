@@ -30,3 +30,11 @@ XBD_DAEMON_TESTS = \
 TESTS += $(XBD_DAEMON_TESTS)
 dist_check_SCRIPTS += $(XBD_DAEMON_TESTS)
 EXTRA_DIST += tests/daemon/lib.sh
+
+# Issue 3's test list (see tests/daemon/README.md): the data path of the
+# daemon through the reference frontend, checked on both sides.
+XBD_MATRIX_TESTS = \
+	tests/daemon/rings.sh
+TESTS += $(XBD_MATRIX_TESTS)
+dist_check_SCRIPTS += $(XBD_MATRIX_TESTS)
+EXTRA_DIST += tests/daemon/matrix-lib.sh

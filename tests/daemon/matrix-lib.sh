@@ -1,0 +1,85 @@
+# tests/daemon/matrix-lib.sh - helpers for the issue-3 matrix tests (bash).
+# shellcheck shell=bash
+#
+# Sourced after tests/harness/env.sh and tests/daemon/lib.sh.  The guest
+# here is the reference frontend (tests/frontend/xsim-blkfront); backing
+# files are checked afterwards with tests/daemon/xbd-pattern.
+
+XBD_FE=$top_builddir/tests/frontend/xsim-blkfront
+XBD_PATTERN=$top_builddir/tests/daemon/xbd-pattern
+XBD_CTL=$top_builddir/tests/sim/xsim-ctl
+[ -x "$XBD_FE" ] || xsim_skip "xsim-blkfront is not built"
+command -v python3 >/dev/null || xsim_skip "python3 is not installed (tests/deps/matrix.txt)"
+
+# fe NAME DOMID ARGS...: one xsim-blkfront run for guest DOMID; its output
+# goes to $XSIM_LOGDIR/fe-NAME.log and its statistics to $XSIM_TMP/NAME.json.
+# Fails the test (showing the frontend's output) unless it exits 0.
+fe() {
+    local name=$1 domid=$2
+    shift 2
+    xsim_log "frontend $name (domain $domid): $*"
+    "$XBD_FE" --domid "$domid" --timeout 20 --stats-json "$XSIM_TMP/$name.json" "$@" \
+        >"$XSIM_LOGDIR/fe-$name.log" 2>&1 ||
+        { tail -n 30 "$XSIM_LOGDIR/fe-$name.log" >&2; xsim_fail "frontend run $name failed"; }
+}
+
+# js NAME EXPR: evaluate the python expression EXPR over j, the statistics
+# of run NAME (d = its first disk, g = the grant counters).
+js() {
+    python3 - "$XSIM_TMP/$1.json" "$2" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+d = j['disks'][0]
+g = j['grant_stats']
+print(eval(sys.argv[2]))
+EOF
+}
+
+# expect_js NAME EXPR VALUE: fail unless EXPR over run NAME prints VALUE.
+expect_js() {
+    local got
+    got=$(js "$1" "$2") || xsim_fail "cannot evaluate $2 over $1.json"
+    [ "$got" = "$3" ] || xsim_fail "run $1: $2 = $got, want $3 ($(tr -d ' \n' <"$XSIM_TMP/$1.json"))"
+    xsim_log "ok: run $1: $2 = $3"
+}
+
+# vbd3_disk DOMID DEVID IMAGE [MODE] [extra xsim_add_disk args]: a vbd3
+# disk whose hotplug script succeeded; waits for InitWait.
+vbd3_disk() {
+    local domid=$1 devid=$2 img=$3 mode=${4:-w}
+    shift 3
+    [ $# -gt 0 ] && shift
+    xsim_add_disk vbd3 "$domid" "$devid" "aio:$img" "$mode" "$@"
+    xsim_hotplug_connected vbd3 "$domid" "$devid"
+    xsim_wait_key "$(be_dir vbd3 "$domid" "$devid")/state" 2
+}
+
+# pattern_check FILE GENS [--span BYTES] [--min GEN=COUNT]: every sector of
+# FILE (a backing file or block device) holds the frontend's pattern of
+# one of the comma-separated generations GENS.
+pattern_check() {
+    local f=$1 gens=$2
+    shift 2
+    "$XBD_PATTERN" check --gens "$gens" "$@" "$f" >"$XSIM_LOGDIR/pattern.log" 2>&1 ||
+        { cat "$XSIM_LOGDIR/pattern.log" >&2; xsim_fail "$f does not hold generation(s) $gens"; }
+    xsim_log "ok: $f holds generation(s) $gens: $(tail -n1 "$XSIM_LOGDIR/pattern.log")"
+}
+
+# ctl_stat DOMID KEY: a grant counter of guest DOMID from the simulation.
+ctl_stat() {
+    "$XBD_CTL" stats "$1" | sed -n "s/^$2=//p"
+}
+
+# in_use DOMID: grants of DOMID some backend still has mapped or pinned.
+in_use() {
+    "$XBD_CTL" in-use "$1"
+}
+
+# queues_max: how many queues the daemon offers here (one per online CPU,
+# at most 4 in these tests).
+queues_max() {
+    local n
+    n=$(nproc)
+    [ "$n" -gt 4 ] && n=4
+    echo "$n"
+}
