@@ -1,0 +1,31 @@
+/*
+ * fake-io.h - an I/O engine the test controls, linked in place of
+ * src/io_aio.c.
+ *
+ * The hostile ring tests need requests that stay in flight for as long as
+ * the test wants (a frontend misbehaving *while* the backend holds its
+ * pages).  This file defines every external symbol of io_aio.o
+ * (xbd_io_engine_new/free, xbd_aio_*), so the linker never pulls io_aio.o
+ * out of src/libxenblkd.a and the ring code runs unchanged on top of it:
+ * a link-time substitution, no hook in src/.  If io_aio.o were ever pulled
+ * in as well, the duplicate symbols would fail the link.
+ *
+ * I/Os queue up until fake_io_complete() performs them (synchronously,
+ * with the same syscalls as the real engine: preadv/pwritev/fdatasync/
+ * fallocate) and calls their done() callbacks, or, in auto mode, until
+ * the next loop iteration.
+ */
+#ifndef XBD_TEST_FAKE_IO_H
+#define XBD_TEST_FAKE_IO_H
+
+#include <stdbool.h>
+#include "xenblkd/dataplane.h"
+
+/* Complete up to n queued I/Os (oldest first); returns how many. */
+unsigned fake_io_complete(struct xbd_io_engine *io, unsigned n);
+/* I/Os submitted and not completed yet. */
+unsigned fake_io_queued(const struct xbd_io_engine *io);
+/* Auto mode: every I/O completes at the next loop iteration. */
+void fake_io_set_auto(struct xbd_io_engine *io, bool on);
+
+#endif

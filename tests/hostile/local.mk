@@ -1,0 +1,20 @@
+# tests/hostile: the hostile-frontend suite.  Everything a guest writes
+# into a shared page or its xenstore directory is an attack; these tests
+# play the attacker against the real data plane and the real daemon.
+XBD_HOSTILE_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir) -I$(top_srcdir)/src \
+	-I$(top_srcdir)/tests/unit -I$(top_srcdir)/tests/hostile \
+	$(XENGNTTAB_CFLAGS) $(XENEVTCHN_CFLAGS)
+
+# In-process: tests/unit's frontend rig against a real xbd_ring whose I/O
+# engine is tests/hostile/fake-io.c (linked in place of src/io_aio.o).
+check_PROGRAMS += tests/hostile/test-ring-hostile
+tests_hostile_test_ring_hostile_SOURCES = tests/hostile/test-ring-hostile.c \
+	tests/hostile/fake-io.c tests/hostile/fake-io.h \
+	tests/unit/fe.c tests/unit/fe.h tests/unit/check.h
+tests_hostile_test_ring_hostile_CFLAGS = $(XBD_HOSTILE_CFLAGS)
+tests_hostile_test_ring_hostile_LDADD = tests/sim/libxensim_guest.a src/libxenblkd.a \
+	$(XENGNTTAB_LIBS) $(XENEVTCHN_LIBS) $(XENSTORE_LIBS) $(EV_LIBS) -ldl
+tests_hostile_test_ring_hostile_LDFLAGS = $(AM_LDFLAGS) -pthread
+tests_hostile_test_ring_hostile_DEPENDENCIES = tests/sim/libxensim_guest.a src/libxenblkd.a \
+	tests/sim/lib/libxengnttab.so.1 tests/sim/lib/libxenevtchn.so.1
+TESTS += tests/hostile/test-ring-hostile

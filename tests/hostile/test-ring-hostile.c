@@ -1,0 +1,340 @@
+/*
+ * test-ring-hostile.c - a hostile frontend against a real xbd_ring, in one
+ * process, on the simulated host (tests/unit/fe.c rig) with an I/O engine
+ * the test controls (fake-io.c), so that requests stay in flight exactly
+ * as long as a scenario needs.
+ *
+ * Proves:
+ * - req_prod moved *backwards* below what the backend already consumed is
+ *   a protocol violation: the ring stops at once, without inventing
+ *   requests from slots the frontend never produced;
+ * - a fatal ring error while I/O is in flight, with the ring stopped from
+ *   inside the fatal callback, drains that I/O before anything is freed;
+ * - a ring that hit its per-callback budget resumes on the next loop
+ *   iteration even when another watcher of the loop is always busy (a
+ *   neighbour's notification storm must not starve it);
+ * - the LRU purge never unmaps a persistent grant held by in-flight I/O;
+ * - a grant revoked while persistently mapped, or while a copy-path read
+ *   is in flight, neither crashes nor leaks anything;
+ * - a frontend that makes the backend DMA disk data into the ring page
+ *   itself, or scribbles over the ring from another CPU, is survived and
+ *   every grant is released at stop.
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "fe.h"
+#include "fake-io.h"
+
+#define SECTORS 8192                  /* 4 MiB disk */
+
+static domid_t next_domid = 40;
+
+static void read1(struct fe *f, uint64_t id, unsigned page, uint64_t sector)
+{
+    struct fe_seg seg = { f->ref[page], 0, 7 };
+
+    fe_rw(f, BLKIF_OP_READ, id, sector, &seg, 1);
+}
+
+/* Run the loop until the ring has dispatched n reads (they then sit in
+ * the fake engine). */
+static void run_until_dispatched(struct be *b, uint64_t n)
+{
+    double t0 = ev_time();
+
+    while (xbd_ring_get_stats(b->ring)->rd_req < n && ev_time() - t0 < 5)
+        run_for(b, 0.01);
+}
+
+/* Finish everything in flight and close the rig. */
+static void finish_and_close(struct be *b, struct fe *f)
+{
+    fake_io_set_auto(b->io, true);
+    be_close(b);
+    CHECK_EQ(xsg_grants_in_use(f->d), 0);
+    fe_close(f);
+}
+
+/* req_prod rewritten while 4 requests are in flight: backwards (below
+ * req_cons, still above rsp_prod) or far ahead.  Both are fatal, and no
+ * response may be made up for a slot the frontend never produced. */
+static void test_req_prod_corrupt(bool backwards)
+{
+    struct fe f;
+    struct be b;
+    unsigned i;
+
+    printf("req_prod %s with I/O in flight\n", backwards ? "moved backwards" : "far ahead");
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
+    be_open(&b, &f, SECTORS, true, 0, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    for (i = 0; i < 4; i++)
+        read1(&f, i, i, i * 8u);
+    fe_push(&f);
+    run_until_dispatched(&b, 4);
+    CHECK_EQ(fake_io_queued(b.io), 4);
+    CHECK_EQ(fe_pending_rsp(&f), 0);
+
+    b.stop_on_fatal = true;
+    __atomic_store_n(&f.fr.sring->req_prod, backwards ? 2u : 1004u, __ATOMIC_RELEASE);
+    xsg_evtchn_notify(f.d, f.port);
+    run_for(&b, 0.1);
+    CHECK_EQ(b.fatal_calls, 1);
+    CHECK_EQ(fe_pending_rsp(&f), 0);    /* nothing answered out of thin air */
+    CHECK(!b.drained);                  /* the 4 reads still hold their pages */
+    CHECK(b.ring && xbd_ring_get_stats(b.ring)->errors == 0);
+    CHECK(b.ring && xbd_ring_get_stats(b.ring)->eopnotsupp == 0);
+
+    /* The stopped ring drains: the 4 in-flight reads are answered, then
+     * every grant is released. */
+    CHECK_EQ(fake_io_complete(b.io, 100), 4);
+    CHECK(b.drained);
+    CHECK_EQ(fe_pending_rsp(&f), 4);
+    CHECK_EQ(xsg_grants_in_use(f.d), 0);
+    finish_and_close(&b, &f);
+}
+
+static void noisy_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (*(unsigned long *)w->data)++;      /* never drains its fd */
+}
+
+/* 128 requests arrive at once on an order-2 ring: more than one callback's
+ * budget.  Another watcher of the same loop is ready on every iteration
+ * (as a neighbour storming notifications, or a busy I/O eventfd): the
+ * ring must still get through all of them. */
+static void test_budget_not_starved(void)
+{
+    struct fe f;
+    struct be b;
+    int pfd[2];
+    ev_io noisy;
+    unsigned long noisy_calls = 0;
+    unsigned i;
+
+    printf("a ring over its budget is not starved by a busy neighbour\n");
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 2);
+    be_open(&b, &f, SECTORS, false, 0, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    CHECK(pipe(pfd) == 0);
+    CHECK(write(pfd[1], "x", 1) == 1);
+    ev_io_init(&noisy, noisy_cb, pfd[0], EV_READ);
+    noisy.data = &noisy_calls;
+    ev_io_start(b.loop, &noisy);
+
+    for (i = 0; i < 128; i++)
+        read1(&f, i, i % FE_NPAGES, (i % 64) * 8u);
+    fe_push(&f);
+    run_for(&b, 0.3);
+    CHECK(noisy_calls > 10);            /* the neighbour really was busy */
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->rd_req, 128);
+    CHECK_EQ(fake_io_queued(b.io), 128);
+
+    /* And the answers get out while the neighbour stays busy. */
+    fake_io_set_auto(b.io, true);
+    CHECK_EQ(run_until_rsp(&b, &f, 128, 5), 128);
+    ev_io_stop(b.loop, &noisy);
+    close(pfd[0]);
+    close(pfd[1]);
+    finish_and_close(&b, &f);
+}
+
+/* Cache of 8 persistent grants, all 8 pinned by in-flight reads, a 9th
+ * grant arrives: it goes by copy, the cache reports full, the purge timer
+ * runs - and must not unmap any of the 8 while their I/O is in flight. */
+static void test_purge_spares_inflight(void)
+{
+    struct fe f;
+    struct be b;
+    struct xsg_grant_stats s;
+    unsigned i;
+
+    printf("LRU purge never unmaps a grant in use\n");
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
+    be_open(&b, &f, SECTORS, true, 0, 8);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    for (i = 0; i < 9; i++)
+        read1(&f, i, i, i * 8u);
+    fe_push(&f);
+    run_until_dispatched(&b, 9);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, 8);
+    run_for(&b, 0.35);                  /* > 3 purge periods */
+    CHECK(xsg_grant_stats(f.d, &s) == 0);
+    CHECK_EQ(s.pages_unmapped, 0);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, 8);
+    for (i = 0; i < 8; i++)
+        CHECK_EQ(xsg_grant_in_use(f.d, f.ref[i]), 1);
+
+    CHECK_EQ(fake_io_complete(b.io, 100), 9);
+    CHECK_EQ(fe_pending_rsp(&f), 9);
+    /* Once idle, the full cache is purged (LRU first). */
+    read1(&f, 20, 9, 0);                /* another miss: cache still full */
+    fe_push(&f);
+    fake_io_set_auto(b.io, true);
+    CHECK_EQ(run_until_rsp(&b, &f, 10, 5), 10);
+    run_for(&b, 0.35);
+    CHECK(xsg_grant_stats(f.d, &s) == 0);
+    CHECK(s.pages_unmapped > 0);
+    CHECK_EQ(xsg_grant_in_use(f.d, f.ref[0]), 0);
+    finish_and_close(&b, &f);
+}
+
+/* A guest clears the flags of a grant the backend holds.  Mapped
+ * persistently: Xen keeps the pinned frame, so the mapping stays usable
+ * and is released at stop.  Copy path with a read in flight: the copy back
+ * fails, the request is answered ERROR, the bounce page is recycled. */
+static void test_revoke(void)
+{
+    struct fe f;
+    struct be b;
+    uint64_t id;
+    uint8_t op;
+    int16_t st;
+
+    printf("grant revoked while persistently mapped\n");
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
+    be_open(&b, &f, SECTORS, true, 0, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    fake_io_set_auto(b.io, true);
+    read1(&f, 1, 0, 0);
+    fe_push(&f);
+    CHECK_EQ(run_until_rsp(&b, &f, 1, 5), 1);
+    CHECK(fe_pop(&f, &id, &op, &st) && st == BLKIF_RSP_OKAY);
+    CHECK_EQ(xsg_grant_revoke(f.d, f.ref[0]), 0);
+    CHECK_EQ(xsg_end_access(f.d, f.ref[0]), -1);    /* still mapped */
+    read1(&f, 2, 0, 8);
+    fe_push(&f);
+    CHECK_EQ(run_until_rsp(&b, &f, 1, 5), 1);
+    CHECK(fe_pop(&f, &id, &op, &st) && id == 2 && st == BLKIF_RSP_OKAY);
+    finish_and_close(&b, &f);
+
+    printf("grant revoked while a copy-path read is in flight\n");
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
+    be_open(&b, &f, SECTORS, false, 0, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    read1(&f, 3, 0, 0);
+    read1(&f, 4, 1, 8);
+    fe_push(&f);
+    run_until_dispatched(&b, 2);
+    CHECK_EQ(xsg_grant_revoke(f.d, f.ref[0]), 0);
+    CHECK_EQ(fake_io_complete(b.io, 100), 2);
+    CHECK_EQ(fe_pending_rsp(&f), 2);
+    while (fe_pop(&f, &id, &op, &st))
+        CHECK_EQ(st, id == 3 ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->errors, 1);
+    finish_and_close(&b, &f);
+}
+
+/* The frontend names its own ring page as the data page of a READ: disk
+ * data (all 0xff) lands on the ring indexes.  The backend must notice a
+ * nonsensical req_prod, stop, and release everything. */
+static void test_read_into_ring(unsigned persistent)
+{
+    struct fe f;
+    struct be b;
+    struct fe_seg seg;
+    unsigned char ff[XBD_PAGE_SIZE];
+
+    printf("READ into the ring page itself, persistent %u\n", persistent);
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
+    be_open(&b, &f, SECTORS, persistent, 0, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    memset(ff, 0xff, sizeof(ff));
+    CHECK(pwrite(b.plain_fd, ff, sizeof(ff), 0) == (ssize_t)sizeof(ff));
+    fake_io_set_auto(b.io, true);
+    b.stop_on_fatal = true;
+    seg = (struct fe_seg){ f.ring_refs[0], 0, 7 };
+    fe_rw(&f, BLKIF_OP_READ, 1, 0, &seg, 1);
+    fe_push(&f);
+    run_for(&b, 0.2);
+    CHECK_EQ(b.fatal_calls, 1);
+    CHECK(b.drained);
+    CHECK_EQ(xsg_grants_in_use(f.d), 0);
+    finish_and_close(&b, &f);
+}
+
+struct scribbler {
+    struct fe *f;
+    volatile bool stop;
+    unsigned long writes;
+};
+
+/* Another vCPU of the guest: random garbage over the whole ring page,
+ * indexes included, while the backend works. */
+static void *scribble(void *arg)
+{
+    struct scribbler *s = arg;
+    uint32_t *p = s->f->sring, x = 12345;
+
+    while (!s->stop) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        __atomic_store_n(&p[x % (XBD_PAGE_SIZE / 4)], x, __ATOMIC_RELAXED);
+        if (!(x & 0xff))
+            xsg_evtchn_notify(s->f->d, s->f->port);
+        s->writes++;
+    }
+    return NULL;
+}
+
+static void test_scribbler(unsigned persistent)
+{
+    struct fe f;
+    struct be b;
+    struct scribbler s = { .f = &f };
+    pthread_t t;
+    unsigned i;
+
+    printf("ring scribbled over from another CPU, persistent %u\n", persistent);
+    fe_open(&f, next_domid++, XBD_PROTO_X86_32, 0);
+    be_open(&b, &f, SECTORS, persistent, 32, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    fake_io_set_auto(b.io, true);
+    for (i = 0; i < 16; i++)
+        read1(&f, i, i, i * 8u);
+    fe_push(&f);
+    CHECK(pthread_create(&t, NULL, scribble, &s) == 0);
+    run_for(&b, 0.5);
+    s.stop = true;
+    pthread_join(t, NULL);
+    CHECK(s.writes > 1000);
+    printf("  %lu scribbles, fatal %d, answered %u\n", s.writes, b.fatal_calls,
+           fe_pending_rsp(&f));
+    finish_and_close(&b, &f);
+}
+
+int main(int argc, char **argv)
+{
+    rig_init(argc, argv);
+    test_req_prod_corrupt(true);
+    test_req_prod_corrupt(false);
+    test_budget_not_starved();
+    test_purge_spares_inflight();
+    test_revoke();
+    test_read_into_ring(0);
+    test_read_into_ring(1);
+    test_scribbler(0);
+    test_scribbler(1);
+    return check_result("test-ring-hostile");
+}
