@@ -90,7 +90,12 @@ struct xbd_ring {
     bool stopping, dead;
 
     ev_io evtchn_w;
-    ev_idle more_w;
+    /* Continue the ring on the next loop iteration.  A zero timer, not an
+     * ev_idle: idle watchers only run when nothing else is pending, so a
+     * neighbour's notification storm or a busy aio eventfd would starve a
+     * ring that yielded at its budget (its frontend sees no req_event
+     * update and never notifies again). */
+    ev_timer more_w;
     ev_timer purge_w, idle_w;
 
     xbd_ring_fatal_fn *fatal;
@@ -116,8 +121,10 @@ static void *rsp_slot(struct xbd_ring *r, RING_IDX i)
 
 static void kick(struct xbd_ring *r)
 {
-    if (!r->stopping && !r->dead && !ev_is_active(&r->more_w))
-        ev_idle_start(r->loop, &r->more_w);
+    if (!r->stopping && !r->dead && !ev_is_active(&r->more_w)) {
+        ev_timer_set(&r->more_w, 0., 0.);
+        ev_timer_start(r->loop, &r->more_w);
+    }
 }
 
 static void respond(struct xbd_ring *r, const struct xbd_req *q, int16_t status)
@@ -179,7 +186,7 @@ static void ring_destroy(struct xbd_ring *r)
     void *opaque = r->drained_opaque;
 
     ev_io_stop(r->loop, &r->evtchn_w);
-    ev_idle_stop(r->loop, &r->more_w);
+    ev_timer_stop(r->loop, &r->more_w);
     ev_timer_stop(r->loop, &r->purge_w);
     ev_timer_stop(r->loop, &r->idle_w);
     xbd_gcache_free(r->gc);
@@ -532,7 +539,7 @@ static void ring_fatal(struct xbd_ring *r, const char *reason)
 {
     r->dead = true;
     ev_io_stop(r->loop, &r->evtchn_w);
-    ev_idle_stop(r->loop, &r->more_w);
+    ev_timer_stop(r->loop, &r->more_w);
     xbd_err("%s: %s", r->name, reason);
     /* May stop (and free) the ring: nothing may touch r after this. */
     r->fatal(r->fatal_opaque, reason);
@@ -545,8 +552,8 @@ static void after_batch(struct xbd_ring *r)
         ev_timer_again(r->loop, &r->purge_w);
 }
 
-/* Consume at most XBD_RING_BUDGET requests; re-arm through the idle
- * watcher if more remain, so a busy or spamming frontend cannot keep us in
+/* Consume at most XBD_RING_BUDGET requests; continue on the next loop
+ * iteration (more_w) if more remain, so a busy or spamming frontend cannot keep us in
  * one callback.  Returns with r possibly freed (fatal). */
 static void ring_process(struct xbd_ring *r)
 {
@@ -563,6 +570,13 @@ static void ring_process(struct xbd_ring *r)
         xen_rmb();  /* see the requests up to rp */
         if (RING_REQUEST_PROD_OVERFLOW(c, rp)) {
             ring_fatal(r, "frontend's req_prod is more than a ring ahead");
+            return;
+        }
+        /* Behind what we already consumed (but not behind our responses,
+         * or the check above fires): without this, rc would run on
+         * towards rp through slots the frontend never produced. */
+        if (rp - rc > RING_SIZE(c)) {
+            ring_fatal(r, "frontend's req_prod went backwards");
             return;
         }
         while (rc != rp) {
@@ -614,11 +628,11 @@ static void evtchn_cb(struct ev_loop *loop, ev_io *w, int revents)
         ring_process(r);
 }
 
-static void more_cb(struct ev_loop *loop, ev_idle *w, int revents)
+static void more_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct xbd_ring *r = w->data;
 
-    ev_idle_stop(loop, w);
+    ev_timer_stop(loop, w);
     ring_process(r);
 }
 
@@ -797,7 +811,7 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
     r->fatal = fatal;
     r->fatal_opaque = opaque;
     ev_io_init(&r->evtchn_w, evtchn_cb, -1, EV_READ);
-    ev_idle_init(&r->more_w, more_cb);
+    ev_timer_init(&r->more_w, more_cb, 0., 0.);
     ev_init(&r->purge_w, purge_cb);
     r->purge_w.repeat = XBD_PURGE_INTERVAL;
     ev_timer_init(&r->idle_w, idle_cb, XBD_IDLE_CHECK, XBD_IDLE_CHECK);
@@ -839,7 +853,7 @@ void xbd_ring_stop(struct xbd_ring *r, xbd_ring_drained_fn *drained, void *opaqu
     r->drained = drained;
     r->drained_opaque = opaque;
     ev_io_stop(r->loop, &r->evtchn_w);
-    ev_idle_stop(r->loop, &r->more_w);
+    ev_timer_stop(r->loop, &r->more_w);
     ev_timer_stop(r->loop, &r->purge_w);
     ev_timer_stop(r->loop, &r->idle_w);
     if (!r->inflight)
