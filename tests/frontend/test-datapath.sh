@@ -106,6 +106,13 @@ disk 8M
 xsim_bg holder "${FE[@]}" --vdev $dev --workload verify --count 20 --hold 60 \
     --stats-json "$XSIM_TMP/hold.json"
 xsim_wait_key "/local/domain/5/device/vbd/$dev/state" 4 || bad "holder did not connect"
+# Remove only once the workload is over: requests the backend has not
+# consumed when it closes are dropped, as with Linux blkback.
+for _ in $(seq 200); do
+    grep -q 'workload done, holding' "$XSIM_LOGDIR/holder.log" 2>/dev/null && break
+    sleep 0.1
+done
+grep -q 'workload done, holding' "$XSIM_LOGDIR/holder.log" || bad "holder never finished its workload"
 xsim_remove_disk vbd3 5 "$dev" || bad "removal did not complete"
 st=$(xsim_wait_exit holder 20) || true
 [ "$st" = 0 ] || bad "holder exited with $st"

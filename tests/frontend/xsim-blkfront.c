@@ -528,8 +528,14 @@ int main(int argc, char **argv)
         if (run_cycle(&o, h, disks, maps, o.nvdev) < 0)
             rc = -1;
     }
-    if (rc == 0 && o.hold > 0 && bf_host_hold(h, o.hold) < 0)
-        rc = -1;
+    if (rc == 0 && o.hold > 0) {
+        /* Tests wait for this line before they disturb the connection, so
+         * that the workload itself is never cut short. */
+        printf("xsim-blkfront: workload done, holding for %g s\n", o.hold);
+        fflush(stdout);
+        if (bf_host_hold(h, o.hold) < 0)
+            rc = -1;
+    }
     if (o.close) {
         for (unsigned i = 0; i < o.nvdev; i++)
             if (bf_disk_close(disks[i]) < 0)
