@@ -33,8 +33,21 @@ EXTRA_DIST += tests/daemon/lib.sh
 
 # Issue 3's test list (see tests/daemon/README.md): the data path of the
 # daemon through the reference frontend, checked on both sides.
+# xbd-pattern reads/writes the frontend's data pattern in backing files.
+check_PROGRAMS += tests/daemon/xbd-pattern
+tests_daemon_xbd_pattern_SOURCES = tests/daemon/xbd-pattern.c
+tests_daemon_xbd_pattern_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/frontend \
+	-I$(top_srcdir)/tests/sim $(XENSTORE_CFLAGS)
+tests_daemon_xbd_pattern_LDADD = $(BLKFRONT_LDADD)
+# xbd-fe: frontend-library scenarios xsim-blkfront cannot express.
+check_PROGRAMS += tests/daemon/xbd-fe
+tests_daemon_xbd_fe_SOURCES = tests/daemon/xbd-fe.c
+tests_daemon_xbd_fe_CPPFLAGS = $(tests_daemon_xbd_pattern_CPPFLAGS)
+tests_daemon_xbd_fe_LDADD = $(BLKFRONT_LDADD)
+
 XBD_MATRIX_TESTS = \
-	tests/daemon/rings.sh
+	tests/daemon/rings.sh \
+	tests/daemon/grants.sh
 TESTS += $(XBD_MATRIX_TESTS)
 dist_check_SCRIPTS += $(XBD_MATRIX_TESTS)
 EXTRA_DIST += tests/daemon/matrix-lib.sh
