@@ -28,6 +28,8 @@ xsim_daemon --kinds vbd3
 echo "== attaching $disk to guest 1 as xvda (backend/vbd3/1/51712)"
 xsim_add_disk vbd3 1 51712 "aio:$disk" w
 xsim_wait_key /local/domain/0/backend/vbd3/1/51712/state 2 10
+echo "== backend reached InitWait; running the hotplug script as libxl would"
+XENBUS_PATH=backend/vbd3/1/51712 bash "$top/conf/block-xenblkd" add </dev/null
 
 echo "== reference blkfront: verified workload (qd 16, up to 64 KiB, flushes)"
 "$build/tests/frontend/xsim-blkfront" --domid 1 --vdev 51712 \
@@ -36,6 +38,16 @@ echo "== reference blkfront: verified workload (qd 16, up to 64 KiB, flushes)"
 echo
 echo "== what the frontend negotiated and counted"
 cat "$XSIM_TMP/stats.json"; echo
+python3 - "$XSIM_TMP/stats.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+d, g = j["disks"][0], j["grant_stats"]
+n = sum(d["responses"].values())
+print(f"\n== summary: {n} requests answered, {d['verify_errors']} verify errors; "
+      f"{d['bytes_written'] >> 20} MiB written, {d['bytes_read'] >> 20} MiB read")
+print(f"   persistent grants: {g['pages_mapped']} guest pages mapped by the backend, each once, "
+      f"for {n} requests; {g['copy_calls']} grant copies (indirect descriptor pages)")
+PY
 echo
 echo "== backend nodes xenblkd published"
 xenstore-ls -f /local/domain/0/backend/vbd3/1/51712 | grep -E '/(feature-|max-ring|multi-queue|sectors|sector-size|info|state)'
