@@ -14,7 +14,7 @@ xsim_start
 xsim_daemon --kinds vbd3
 img=$(make_disk grants.img 8)
 vbd3_disk 5 51712 "$img"
-XBD_FEX=$top_builddir/tests/daemon/xbd-fe
+
 
 steady() {  # steady NAME ARGS...
     local name=$1

@@ -8,6 +8,7 @@
 XBD_FE=$top_builddir/tests/frontend/xsim-blkfront
 XBD_PATTERN=$top_builddir/tests/daemon/xbd-pattern
 XBD_CTL=$top_builddir/tests/sim/xsim-ctl
+XBD_FEX=$top_builddir/tests/daemon/xbd-fe
 [ -x "$XBD_FE" ] || xsim_skip "xsim-blkfront is not built"
 command -v python3 >/dev/null || xsim_skip "python3 is not installed (tests/deps/matrix.txt)"
 
@@ -46,6 +47,40 @@ if bad:
 sys.exit(bad)
 ' "$XSIM_TMP/$name.json" "$@") || xsim_fail "run $name: $out"
     xsim_log "ok: run $name: $*"
+}
+
+# js_defer NAME EXPR VALUE [EXPR VALUE ...]: like expect_js, but only
+# recorded; js_check_all evaluates every recorded check in one python3.
+js_defer() {
+    local name=$1
+    shift
+    while [ $# -ge 2 ]; do
+        printf '%s\t%s\t%s\n' "$name" "$1" "$2" >>"$XSIM_TMP/deferred-checks"
+        shift 2
+    done
+}
+
+js_check_all() {
+    local out
+    [ -s "$XSIM_TMP/deferred-checks" ] || xsim_fail "js_check_all: nothing was recorded"
+    out=$(python3 -c '
+import json, sys
+bad = n = 0
+for line in open(sys.argv[1]):
+    name, expr, want = line.rstrip("\n").split("\t")
+    j = json.load(open("%s/%s.json" % (sys.argv[2], name)))
+    d = j["disks"][0]
+    g = j["grant_stats"]
+    got = str(eval(expr))
+    n += 1
+    if got != want:
+        print("run %s: %s = %s, want %s" % (name, expr, got, want))
+        print(json.dumps(j, separators=(",", ":")))
+        bad = 1
+print("%d checks" % n)
+sys.exit(bad)
+' "$XSIM_TMP/deferred-checks" "$XSIM_TMP") || xsim_fail "$out"
+    xsim_log "ok: $out over the statistics of every run"
 }
 
 # vbd3_disk DOMID DEVID IMAGE [MODE] [extra xsim_add_disk args]: a vbd3
@@ -87,4 +122,20 @@ queues_max() {
     n=$(nproc)
     [ "$n" -gt 4 ] && n=4
     echo "$n"
+}
+
+# xfe NAME SCENARIO ARGS...: one tests/daemon/xbd-fe run (output in
+# $XSIM_LOGDIR/NAME.log); fails the test unless it exits 0.
+xfe() {
+    local name=$1
+    shift
+    xsim_log "xbd-fe $name: $*"
+    "$XBD_FEX" "$@" >"$XSIM_LOGDIR/$name.log" 2>&1 ||
+        { cat "$XSIM_LOGDIR/$name.log" >&2; xsim_fail "xbd-fe run $name failed"; }
+}
+
+# xfe_count NAME KEY: a request counter (read, write, barrier, flush,
+# discard, indirect, okay) of xbd-fe run NAME.
+xfe_count() {
+    sed -n "s/^requests:.* $2=\([0-9]*\).*/\1/p" "$XSIM_LOGDIR/$1.log"
 }

@@ -41,7 +41,7 @@ for ((q = 1; q <= nq; q++)); do
         else
             grants=("g['pages_mapped'] > $((q << o))" True)
         fi
-        expect_js "$name" "d['negotiated']['queues']" "$q" \
+        js_defer "$name" "d['negotiated']['queues']" "$q" \
             "d['negotiated']['ring_order']" "$o" \
             "d['requests']['read'] == d['requests']['write'] == 160" True \
             "d['responses']['okay']" 320 \
@@ -53,4 +53,5 @@ for ((q = 1; q <= nq; q++)); do
 done
 xsim_remove_disk vbd3 5 51712 || xsim_fail "the device did not close"
 wait_fds_to "$img" 0
+js_check_all
 exit 0

@@ -23,7 +23,9 @@
  *       (up to 11 segments each), then FLUSH_DISKCACHE, then read it back
  *       with BLKIF_OP_READ and check generation G.
  *
- * Every scenario ends with an orderly close that ends every grant.
+ * Every scenario prints the requests it sent by operation ("requests:
+ * read=N write=N barrier=N flush=N discard=N indirect=N okay=N") and ends
+ * with an orderly close that ends every grant.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -381,6 +383,14 @@ int main(int argc, char **argv)
             rc = barrier(h, d, &o);
         else
             usage();
+    }
+    if (d) {
+        const struct bf_stats *st = bf_disk_stats(d);
+        printf("requests: read=%" PRIu64 " write=%" PRIu64 " barrier=%" PRIu64 " flush=%" PRIu64
+               " discard=%" PRIu64 " indirect=%" PRIu64 " okay=%" PRIu64 "\n",
+               st->reqs[BLKIF_OP_READ], st->reqs[BLKIF_OP_WRITE], st->reqs[BLKIF_OP_WRITE_BARRIER],
+               st->reqs[BLKIF_OP_FLUSH_DISKCACHE], st->reqs[BLKIF_OP_DISCARD], st->indirect_reqs,
+               st->rsp_okay);
     }
     if (d && bf_disk_close(d) < 0)
         rc = -1;
