@@ -48,7 +48,9 @@ tests_daemon_xbd_fe_LDADD = $(BLKFRONT_LDADD)
 XBD_MATRIX_TESTS = \
 	tests/daemon/rings.sh \
 	tests/daemon/grants.sh \
-	tests/daemon/datapath.sh
+	tests/daemon/datapath.sh \
+	tests/daemon/loopdev.sh \
+	tests/daemon/readonly.sh
 TESTS += $(XBD_MATRIX_TESTS)
 dist_check_SCRIPTS += $(XBD_MATRIX_TESTS)
 EXTRA_DIST += tests/daemon/matrix-lib.sh
