@@ -18,3 +18,15 @@ tests_hostile_test_ring_hostile_LDFLAGS = $(AM_LDFLAGS) -pthread
 tests_hostile_test_ring_hostile_DEPENDENCIES = tests/sim/libxensim_guest.a src/libxenblkd.a \
 	tests/sim/lib/libxengnttab.so.1 tests/sim/lib/libxenevtchn.so.1
 TESTS += tests/hostile/test-ring-hostile
+
+# A guest that storms its backend with event-channel notifications.
+check_PROGRAMS += tests/hostile/storm-guest
+tests_hostile_storm_guest_SOURCES = tests/hostile/storm-guest.c
+tests_hostile_storm_guest_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests/sim
+tests_hostile_storm_guest_LDADD = tests/sim/libxensim_guest.a -lpthread
+
+# End to end against the daemon (tests/harness/env.sh).
+XBD_HOSTILE_SH_TESTS = \
+	tests/hostile/evtchn-storm.sh
+TESTS += $(XBD_HOSTILE_SH_TESTS)
+dist_check_SCRIPTS += $(XBD_HOSTILE_SH_TESTS)

@@ -1,0 +1,226 @@
+/*
+ * storm-guest - a simulated guest that, once the backend has bound its
+ * event channel, either notifies it in a tight loop (--storm: an
+ * event-channel storm on an empty ring, no request is ever produced) or
+ * is the victim next to such a storm (--burst: N requests pushed at once,
+ * more than the backend handles in one callback, with a single
+ * notification, as a well-behaved frontend would).
+ *
+ *   storm-guest --domid D --out FILE [--order O] [--backend B]
+ *               (--storm SECONDS | --burst N)
+ *
+ * Like tests/daemon/xbd-guest it creates simulated domain D, grants the
+ * pages of one empty ring to the backend domain, allocates the unbound
+ * event channel, and writes "0 ORDER PORT REF..." to FILE for the test
+ * script to publish as frontend keys (tests/daemon/lib.sh fe_write_rings).
+ * When the port is connected it storms for SECONDS and writes
+ * "<notifications sent> <seconds>" to FILE.storm, or pushes N one-page
+ * reads of sector 0 (the ring must hold N: 128 needs --order 2), waits up
+ * to 20 s for their responses without notifying again, and writes
+ * "<responses> <milliseconds>" to FILE.burst.  The ring layout is the
+ * native one (publish protocol x86_64-abi on x86-64).  SIGTERM/SIGINT destroy
+ * the domain and exit 0; exit 1 if the backend never connects (60 s).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "xensim_guest.h"
+
+#include <xen/io/blkif.h>
+
+/* ring.h's macros need real fences between this guest and the backend. */
+#undef xen_mb
+#undef xen_wmb
+#define xen_mb()  __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define xen_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
+
+#define MAX_PAGES 16
+
+static volatile sig_atomic_t quit;
+
+static void on_quit(int sig)
+{
+    quit = 1;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "storm-guest: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    char tmp[4096];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if (!f || fputs(text, f) == EOF || fclose(f) == EOF)
+        die(tmp);
+    if (rename(tmp, path) < 0)
+        die(path);
+}
+
+static void do_storm(xsg_dom *d, evtchn_port_t port, double secs, const char *out)
+{
+    char text[64], path[4096];
+    unsigned long sent = 0;
+    double t0 = now();
+
+    while (!quit && now() - t0 < secs) {
+        for (int i = 0; i < 64; i++)
+            if (xsg_evtchn_notify(d, port) == 0)
+                sent++;
+    }
+    snprintf(text, sizeof(text), "%lu %.3f\n", sent, now() - t0);
+    snprintf(path, sizeof(path), "%s.storm", out);
+    write_file(path, text);
+}
+
+static void do_burst(xsg_dom *d, void *ring, unsigned order, evtchn_port_t port,
+                     unsigned backend, unsigned n, const char *out)
+{
+    blkif_front_ring_t fr;
+    char text[64], path[4096];
+    uint32_t gfn;
+    grant_ref_t ref;
+    int notify;
+
+    FRONT_RING_INIT(&fr, (blkif_sring_t *)ring, (size_t)XSG_PAGE_SIZE << order);
+    if (n > RING_SIZE(&fr)) {
+        fprintf(stderr, "storm-guest: %u requests do not fit a ring of %u\n", n,
+                RING_SIZE(&fr));
+        exit(1);
+    }
+    if (xsg_page_alloc(d, &gfn) < 0 || xsg_grant(d, (domid_t)backend, gfn, false, &ref) < 0)
+        die("data page");
+    for (unsigned i = 0; i < n; i++) {
+        blkif_request_t *r = RING_GET_REQUEST(&fr, fr.req_prod_pvt);
+
+        memset(r, 0, sizeof(*r));
+        r->operation = BLKIF_OP_READ;
+        r->nr_segments = 1;
+        r->id = i;
+        r->sector_number = 0;
+        r->seg[0].gref = ref;
+        r->seg[0].first_sect = 0;
+        r->seg[0].last_sect = 7;
+        fr.req_prod_pvt++;
+    }
+    RING_PUSH_REQUESTS_AND_CHECK_NOTIFY(&fr, notify);
+    if (notify)
+        xsg_evtchn_notify(d, port);
+    double t0 = now();
+    unsigned got = 0;
+    while (!quit && now() - t0 < 20) {
+        got = __atomic_load_n(&fr.sring->rsp_prod, __ATOMIC_ACQUIRE);
+        if (got >= n)
+            break;
+        nanosleep(&(struct timespec){ 0, 1000 * 1000 }, NULL);
+    }
+    snprintf(text, sizeof(text), "%u %.0f\n", got, (now() - t0) * 1000);
+    snprintf(path, sizeof(path), "%s.burst", out);
+    write_file(path, text);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "domid", required_argument, NULL, 'd' },
+        { "backend", required_argument, NULL, 'b' },
+        { "order", required_argument, NULL, 'o' },
+        { "out", required_argument, NULL, 'O' },
+        { "storm", required_argument, NULL, 's' },
+        { "burst", required_argument, NULL, 'n' },
+        { NULL, 0, NULL, 0 },
+    };
+    unsigned domid = 0, backend = 0, order = 0;
+    double storm = 0;
+    unsigned burst = 0;
+    const char *out = NULL;
+    uint32_t gfn[MAX_PAGES];
+    grant_ref_t ref[MAX_PAGES];
+    evtchn_port_t port;
+    char text[4096];
+    size_t len;
+    int c;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': domid = (unsigned)strtoul(optarg, NULL, 0); break;
+        case 'b': backend = (unsigned)strtoul(optarg, NULL, 0); break;
+        case 'o': order = (unsigned)strtoul(optarg, NULL, 0); break;
+        case 'O': out = optarg; break;
+        case 's': storm = strtod(optarg, NULL); break;
+        case 'n': burst = (unsigned)strtoul(optarg, NULL, 0); break;
+        default: return 2;
+        }
+    }
+    if (!domid || !out || (storm <= 0) == (burst == 0) || (1u << order) > MAX_PAGES) {
+        fprintf(stderr, "usage: storm-guest --domid D --out FILE (--storm SECONDS | "
+                "--burst N) [--order O<=4] [--backend B]\n");
+        return 2;
+    }
+    signal(SIGTERM, on_quit);
+    signal(SIGINT, on_quit);
+
+    xsg_dom *d = xsg_dom_create((domid_t)domid, 64, 256);
+    if (!d)
+        die("dom_create");
+    for (unsigned i = 0; i < (1u << order); i++) {
+        if (xsg_page_alloc(d, &gfn[i]) < 0)
+            die("page_alloc");
+        memset(xsg_page(d, gfn[i]), 0, XSG_PAGE_SIZE);
+        if (xsg_grant(d, (domid_t)backend, gfn[i], false, &ref[i]) < 0)
+            die("grant");
+    }
+    SHARED_RING_INIT((blkif_sring_t *)xsg_page(d, gfn[0]));
+    if (xsg_evtchn_alloc_unbound(d, (domid_t)backend, &port) < 0)
+        die("evtchn_alloc_unbound");
+    len = (size_t)snprintf(text, sizeof(text), "0 %u %u", order, port);
+    for (unsigned i = 0; i < (1u << order); i++)
+        len += (size_t)snprintf(text + len, sizeof(text) - len, " %u", ref[i]);
+    snprintf(text + len, sizeof(text) - len, "\n");
+    write_file(out, text);
+
+    double t0 = now();
+    while (!quit && xsg_evtchn_is_connected(d, port) != 1) {
+        if (now() - t0 > 60) {
+            fprintf(stderr, "storm-guest: the backend never bound port %u\n", port);
+            xsg_dom_destroy(d);
+            return 1;
+        }
+        nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+    }
+
+    if (burst)
+        do_burst(d, xsg_page(d, gfn[0]), order, port, backend, burst, out);
+    else
+        do_storm(d, port, storm, out);
+
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    while (!quit)
+        sigsuspend(&old);       /* no lost wake-up between test and wait */
+    xsg_dom_destroy(d);
+    return 0;
+}
