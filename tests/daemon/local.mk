@@ -35,13 +35,13 @@ EXTRA_DIST += tests/daemon/lib.sh
 # daemon through the reference frontend, checked on both sides.
 # xbd-pattern reads/writes the frontend's data pattern in backing files.
 check_PROGRAMS += tests/daemon/xbd-pattern
-tests_daemon_xbd_pattern_SOURCES = tests/daemon/xbd-pattern.c
+tests_daemon_xbd_pattern_SOURCES = tests/daemon/xbd-pattern.c tests/daemon/xbd-gens.h
 tests_daemon_xbd_pattern_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/frontend \
 	-I$(top_srcdir)/tests/sim $(XENSTORE_CFLAGS)
 tests_daemon_xbd_pattern_LDADD = $(BLKFRONT_LDADD)
 # xbd-fe: frontend-library scenarios xsim-blkfront cannot express.
 check_PROGRAMS += tests/daemon/xbd-fe
-tests_daemon_xbd_fe_SOURCES = tests/daemon/xbd-fe.c
+tests_daemon_xbd_fe_SOURCES = tests/daemon/xbd-fe.c tests/daemon/xbd-gens.h
 tests_daemon_xbd_fe_CPPFLAGS = $(tests_daemon_xbd_pattern_CPPFLAGS)
 tests_daemon_xbd_fe_LDADD = $(BLKFRONT_LDADD)
 

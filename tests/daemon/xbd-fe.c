@@ -13,11 +13,12 @@
  *       pages, which the daemon always copies); without, it must not map
  *       anything either (only the ring pages are ever mapped) and must
  *       copy every data page.  Prints both snapshots.
- *   xbd-fe readcheck --domid D --vdev V --gens G[,G...] [--span BYTES]
+ *   xbd-fe readcheck --domid D --vdev V --gens G[,G...]|any [--span BYTES]
  *       Connect and read the span through the backend: every sector must
- *       hold one of the generations (the frontend's pattern).  For data
- *       whose exact generation is not known, e.g. after a disconnect with
- *       writes in flight.
+ *       hold one of the generations of the frontend's pattern, or with
+ *       "any" zeros or its own pattern at any generation (xbd-gens.h).
+ *       For data whose exact generation is not known, e.g. after a
+ *       disconnect with writes in flight.
  *   xbd-fe barrier --domid D --vdev V --gen G [--span BYTES]
  *       Write the span with BLKIF_OP_WRITE_BARRIER requests carrying data
  *       (up to 11 segments each), then FLUSH_DISKCACHE, then read it back
@@ -35,16 +36,14 @@
 #include <string.h>
 
 #include "blkfront.h"
-
-#define MAX_GENS 8
+#include "xbd-gens.h"
 
 struct opts {
     const char *cmd;
     unsigned domid, vdev;
     struct bf_config cfg;
     uint64_t span;
-    uint32_t gens[MAX_GENS];
-    unsigned ngens;
+    struct xbd_gens gens;
 };
 
 static void usage(void)
@@ -52,7 +51,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: xbd-fe steady|readcheck|barrier --domid D --vdev V [--no-persistent]\n"
             "              [--no-indirect] [--protocol P] [--bs BYTES] [--qd N] [--span BYTES]\n"
-            "              [--gens G[,G...]] [--gen G] [--timeout S]\n");
+            "              [--gens G[,G...]|any] [--gen G] [--timeout S]\n");
     exit(2);
 }
 
@@ -71,15 +70,6 @@ static unsigned long long num(const char *s)
     if (*end)
         usage();
     return v;
-}
-
-static void parse_gens(struct opts *o, char *s)
-{
-    for (char *save = NULL, *t = strtok_r(s, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (o->ngens == MAX_GENS)
-            usage();
-        o->gens[o->ngens++] = (uint32_t)num(t);
-    }
 }
 
 static enum bf_proto parse_proto(const char *s)
@@ -133,15 +123,15 @@ static void parse_args(struct opts *o, int argc, char **argv)
             o->span = num(v);
         else if (!strcmp(a, "--timeout"))
             o->cfg.timeout_ms = (unsigned)num(v) * 1000u;
-        else if (!strcmp(a, "--gens") || !strcmp(a, "--gen"))
-            parse_gens(o, argv[i]);
-        else
+        else if ((strcmp(a, "--gens") && strcmp(a, "--gen")) || xbd_gens_parse(&o->gens, v) < 0)
             usage();
     }
     if (!o->domid || !o->vdev || !o->cfg.qd || !o->cfg.bs_max || o->cfg.bs_max % 4096 ||
         !o->span || o->span % o->cfg.bs_max)
         usage();
-    if (strcmp(o->cmd, "steady") && o->ngens == 0)
+    if (strcmp(o->cmd, "steady") && !o->gens.any && o->gens.n == 0)
+        usage();
+    if (!strcmp(o->cmd, "barrier") && o->gens.n != 1)
         usage();
 }
 
@@ -153,7 +143,7 @@ struct pass {
     uint64_t next, span;        /* 512-byte sectors */
     uint32_t chunk;             /* sectors per request */
     const struct opts *o;
-    uint32_t gen;               /* written, or checked on read (0: any of o->gens) */
+    uint32_t gen;               /* written, or checked on read (0: o->gens) */
     unsigned inflight;
     int failed;
 };
@@ -178,11 +168,11 @@ static void pass_done(struct bf_io *io)
         for (uint32_t s = 0; s < io->nsect; s++) {
             const uint8_t *sec = io->buf + (size_t)s * 512;
             uint64_t sector = io->sector + s;
-            bool ok = false;
-            for (unsigned g = 0; g < p->o->ngens && !ok; g++)
-                ok = bf_pattern_check(sec, sector, p->o->gens[g], why, sizeof(why)) == 0;
+            bool ok;
             if (p->gen)
                 ok = bf_pattern_check(sec, sector, p->gen, why, sizeof(why)) == 0;
+            else
+                ok = xbd_gens_match(&p->o->gens, sec, sector, why, sizeof(why)) >= 0;
             if (!ok && p->failed++ < 5)
                 fprintf(stderr, "xbd-fe: read of sector %" PRIu64 ": %s\n", sector, why);
         }
@@ -346,9 +336,9 @@ static int barrier(bf_host *h, bf_disk *d, const struct opts *o)
         fprintf(stderr, "xbd-fe: the backend does not offer feature-barrier\n");
         return -1;
     }
-    if (run_pass(h, d, o, BLKIF_OP_WRITE_BARRIER, chunk, o->gens[0]) < 0 ||
+    if (run_pass(h, d, o, BLKIF_OP_WRITE_BARRIER, chunk, o->gens.g[0]) < 0 ||
         run_one(h, d, o, BLKIF_OP_FLUSH_DISKCACHE) < 0 ||
-        run_pass(h, d, o, BLKIF_OP_READ, bf_disk_max_sectors(d, 0), o->gens[0]) < 0)
+        run_pass(h, d, o, BLKIF_OP_READ, bf_disk_max_sectors(d, 0), o->gens.g[0]) < 0)
         return -1;
     struct bf_stats *st = bf_disk_stats(d);
     printf("barrier=%" PRIu64 " flush=%" PRIu64 " read=%" PRIu64 "\n", st->reqs[BLKIF_OP_WRITE_BARRIER],

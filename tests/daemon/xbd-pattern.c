@@ -2,10 +2,12 @@
  * xbd-pattern - read or write the reference frontend's data pattern
  * directly in a backing file or block device, bypassing the daemon.
  *
- *   xbd-pattern check --gens G[,G...] [--span BYTES] [--min G=N]... FILE
+ *   xbd-pattern check --gens G[,G...]|any [--span BYTES] [--min G=N]... FILE
  *       every 512-byte sector of the first BYTES (default: all of FILE)
  *       holds bf_pattern_fill(sector, g) for one of the generations G
- *       (0 = zeros); --min asks for at least N sectors of generation G.
+ *       (0 = zeros), or with "any" zeros or the intact pattern of that
+ *       sector at some generation (xbd-gens.h); --min asks for at least N
+ *       sectors of generation G.
  *       Prints the count of each generation; exit 0, or 1 naming the
  *       first bad sectors.
  *   xbd-pattern fill --gen G [--span BYTES] FILE
@@ -31,15 +33,15 @@
 #include <linux/fs.h>
 
 #include "blkfront.h"
+#include "xbd-gens.h"
 
 #define CHUNK (1u << 20)
-#define MAX_GENS 8
+#define MAX_GENS XBD_MAX_GENS
 #define MAX_REPORTS 5
 
 struct opts {
     const char *cmd, *file;
-    uint32_t gens[MAX_GENS];
-    unsigned ngens;
+    struct xbd_gens gens;
     uint64_t span;
     uint32_t min_gen[MAX_GENS];
     uint64_t min_count[MAX_GENS];
@@ -48,7 +50,7 @@ struct opts {
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: xbd-pattern check --gens G[,G...] [--span BYTES] [--min G=N]... FILE\n"
+    fprintf(stderr, "usage: xbd-pattern check --gens G[,G...]|any [--span BYTES] [--min G=N]... FILE\n"
                     "       xbd-pattern fill --gen G [--span BYTES] FILE\n");
     exit(2);
 }
@@ -63,19 +65,6 @@ static uint64_t parse_u64(const char *s)
     return v;
 }
 
-static void parse_gens(struct opts *o, const char *s)
-{
-    char *copy = strdup(s), *save = NULL;
-    if (!copy)
-        exit(1);
-    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (o->ngens == MAX_GENS)
-            usage();
-        o->gens[o->ngens++] = (uint32_t)parse_u64(t);
-    }
-    free(copy);
-}
-
 static void parse_args(struct opts *o, int argc, char **argv)
 {
     memset(o, 0, sizeof(*o));
@@ -85,7 +74,8 @@ static void parse_args(struct opts *o, int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if ((!strcmp(a, "--gens") || !strcmp(a, "--gen")) && i + 1 < argc) {
-            parse_gens(o, argv[++i]);
+            if (xbd_gens_parse(&o->gens, argv[++i]) < 0)
+                usage();
         } else if (!strcmp(a, "--span") && i + 1 < argc) {
             o->span = parse_u64(argv[++i]);
         } else if (!strcmp(a, "--min") && i + 1 < argc) {
@@ -102,9 +92,12 @@ static void parse_args(struct opts *o, int argc, char **argv)
             usage();
         }
     }
-    if (!o->file || o->ngens == 0 || o->span % 512)
+    if (!o->file || (!o->gens.any && o->gens.n == 0) || o->span % 512)
         usage();
-    if (strcmp(o->cmd, "check") && (strcmp(o->cmd, "fill") || o->ngens != 1 || o->nmin))
+    if (strcmp(o->cmd, "check") &&
+        (strcmp(o->cmd, "fill") || o->gens.any || o->gens.n != 1 || o->nmin))
+        usage();
+    if (o->gens.any && o->nmin)
         usage();
 }
 
@@ -151,15 +144,6 @@ static int io_all(int fd, uint8_t *buf, size_t len, uint64_t off, bool wr)
     return 0;
 }
 
-/* Which of the wanted generations a sector holds: index, or -1. */
-static int which_gen(const struct opts *o, const uint8_t *sec, uint64_t sector, char *why, size_t len)
-{
-    for (unsigned i = 0; i < o->ngens; i++)
-        if (bf_pattern_check(sec, sector, o->gens[i], why, len) == 0)
-            return (int)i;
-    return -1;
-}
-
 static int check(const struct opts *o, int fd, uint8_t *buf, uint64_t span)
 {
     uint64_t count[MAX_GENS] = { 0 }, bad = 0;
@@ -173,7 +157,7 @@ static int check(const struct opts *o, int fd, uint8_t *buf, uint64_t span)
         }
         for (size_t s = 0; s < len / 512; s++) {
             uint64_t sector = off / 512 + s;
-            int g = which_gen(o, buf + s * 512, sector, why, sizeof(why));
+            int g = xbd_gens_match(&o->gens, buf + s * 512, sector, why, sizeof(why));
             if (g >= 0) {
                 count[g]++;
                 continue;
@@ -188,8 +172,8 @@ static int check(const struct opts *o, int fd, uint8_t *buf, uint64_t span)
                 o->file, bad, span / 512);
     for (unsigned m = 0; m < o->nmin; m++) {
         uint64_t have = 0;
-        for (unsigned i = 0; i < o->ngens; i++)
-            if (o->gens[i] == o->min_gen[m])
+        for (unsigned i = 0; i < o->gens.n; i++)
+            if (o->gens.g[i] == o->min_gen[m])
                 have = count[i];
         if (have < o->min_count[m]) {
             fprintf(stderr, "xbd-pattern: %s: %" PRIu64 " sectors of generation %u, want at least %" PRIu64 "\n",
@@ -197,8 +181,10 @@ static int check(const struct opts *o, int fd, uint8_t *buf, uint64_t span)
             rc = 1;
         }
     }
-    for (unsigned i = 0; i < o->ngens; i++)
-        printf("%sgen%u=%" PRIu64, i ? " " : "", o->gens[i], count[i]);
+    if (o->gens.any)
+        printf("zeros=%" PRIu64 " patterns=%" PRIu64, count[0], count[1]);
+    for (unsigned i = 0; i < o->gens.n; i++)
+        printf("%sgen%u=%" PRIu64, i ? " " : "", o->gens.g[i], count[i]);
     printf(" bad=%" PRIu64 "\n", bad);
     return rc;
 }
@@ -208,7 +194,7 @@ static int fill(const struct opts *o, int fd, uint8_t *buf, uint64_t span)
     for (uint64_t off = 0; off < span; off += CHUNK) {
         size_t len = span - off < CHUNK ? (size_t)(span - off) : CHUNK;
         for (size_t s = 0; s < len / 512; s++)
-            bf_pattern_fill(buf + s * 512, off / 512 + s, o->gens[0]);
+            bf_pattern_fill(buf + s * 512, off / 512 + s, o->gens.g[0]);
         if (io_all(fd, buf, len, off, true) < 0) {
             fprintf(stderr, "xbd-pattern: %s: write at %" PRIu64 ": %s\n", o->file, off, strerror(errno));
             return 1;
@@ -218,7 +204,7 @@ static int fill(const struct opts *o, int fd, uint8_t *buf, uint64_t span)
         fprintf(stderr, "xbd-pattern: %s: fsync: %s\n", o->file, strerror(errno));
         return 1;
     }
-    printf("gen%u=%" PRIu64 "\n", o->gens[0], span / 512);
+    printf("gen%u=%" PRIu64 "\n", o->gens.g[0], span / 512);
     return 0;
 }
 
