@@ -942,6 +942,19 @@ static struct xbd_device *dev_find(struct xbd_host *h, const struct xbd_kind *k,
     return NULL;
 }
 
+/* The frontend directory must be the frontend domain's own: that domain
+ * writes there the grant refs and event channel we then use in its name
+ * (mapped from *its* grant table).  A "frontend" naming another domain's
+ * directory would let that other domain choose them.  libxl always writes
+ * /local/domain/<frontend-id>/device/<type>/<devid>. */
+static bool frontend_path_ok(const char *fe, unsigned long feid)
+{
+    char prefix[40];
+    int n = snprintf(prefix, sizeof(prefix), "/local/domain/%lu/", feid);
+
+    return !strncmp(fe, prefix, (size_t)n) && fe[n] != '\0';
+}
+
 static void dev_create(struct xbd_kind *k, unsigned domid, unsigned devid)
 {
     struct xbd_host *h = k->host;
@@ -961,9 +974,10 @@ static void dev_create(struct xbd_kind *k, unsigned domid, unsigned devid)
         return;
     snprintf(path, sizeof(path), "%s/frontend-id", be);
     if (xbd_xs_read_uint(h->xb, XBT_NULL, path, 0x7fef, &feid) < 0 || feid != domid ||
-        fe[0] != '/' || strlen(fe) > XBD_XS_PATH_MAX - 64) {
-        xbd_err("domain %u %s/%u: ignoring device with inconsistent frontend/frontend-id",
-                domid, k->name, devid);
+        !frontend_path_ok(fe, feid) || strlen(fe) > XBD_XS_PATH_MAX - 64) {
+        char pbuf[80];
+        xbd_err("domain %u %s/%u: ignoring device with inconsistent frontend '%s' / "
+                "frontend-id", domid, k->name, devid, printable(fe, pbuf, sizeof(pbuf)));
         free(fe);
         return;
     }
