@@ -2,8 +2,9 @@
  * xbd-pattern - read or write the reference frontend's data pattern
  * directly in a backing file or block device, bypassing the daemon.
  *
- *   xbd-pattern check --gens G[,G...]|any [--span BYTES] [--min G=N]... FILE
- *       every 512-byte sector of the first BYTES (default: all of FILE)
+ *   xbd-pattern check --gens G[,G...]|any [--from BYTES] [--span BYTES] [--min G=N]... FILE
+ *       every 512-byte sector from byte --from (default 0) to byte --span
+ *       (default: the end of FILE)
  *       holds bf_pattern_fill(sector, g) for one of the generations G
  *       (0 = zeros), or with "any" zeros or the intact pattern of that
  *       sector at some generation (xbd-gens.h); --min asks for at least N
@@ -42,7 +43,7 @@
 struct opts {
     const char *cmd, *file;
     struct xbd_gens gens;
-    uint64_t span;
+    uint64_t from, span;
     uint32_t min_gen[MAX_GENS];
     uint64_t min_count[MAX_GENS];
     unsigned nmin;
@@ -50,7 +51,7 @@ struct opts {
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: xbd-pattern check --gens G[,G...]|any [--span BYTES] [--min G=N]... FILE\n"
+    fprintf(stderr, "usage: xbd-pattern check --gens G[,G...]|any [--from BYTES] [--span BYTES] [--min G=N]... FILE\n"
                     "       xbd-pattern fill --gen G [--span BYTES] FILE\n");
     exit(2);
 }
@@ -76,6 +77,8 @@ static void parse_args(struct opts *o, int argc, char **argv)
         if ((!strcmp(a, "--gens") || !strcmp(a, "--gen")) && i + 1 < argc) {
             if (xbd_gens_parse(&o->gens, argv[++i]) < 0)
                 usage();
+        } else if (!strcmp(a, "--from") && i + 1 < argc) {
+            o->from = parse_u64(argv[++i]);
         } else if (!strcmp(a, "--span") && i + 1 < argc) {
             o->span = parse_u64(argv[++i]);
         } else if (!strcmp(a, "--min") && i + 1 < argc) {
@@ -92,7 +95,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
             usage();
         }
     }
-    if (!o->file || (!o->gens.any && o->gens.n == 0) || o->span % 512)
+    if (!o->file || (!o->gens.any && o->gens.n == 0) || o->span % 512 || o->from % 4096)
         usage();
     if (strcmp(o->cmd, "check") &&
         (strcmp(o->cmd, "fill") || o->gens.any || o->gens.n != 1 || o->nmin))
@@ -149,7 +152,7 @@ static int check(const struct opts *o, int fd, uint8_t *buf, uint64_t span)
     uint64_t count[MAX_GENS] = { 0 }, bad = 0;
     char why[200];
 
-    for (uint64_t off = 0; off < span; off += CHUNK) {
+    for (uint64_t off = o->from; off < span; off += CHUNK) {
         size_t len = span - off < CHUNK ? (size_t)(span - off) : CHUNK;
         if (io_all(fd, buf, len, off, false) < 0) {
             fprintf(stderr, "xbd-pattern: %s: read at %" PRIu64 ": %s\n", o->file, off, strerror(errno));
@@ -169,7 +172,7 @@ static int check(const struct opts *o, int fd, uint8_t *buf, uint64_t span)
     int rc = bad ? 1 : 0;
     if (bad)
         fprintf(stderr, "xbd-pattern: %s: %" PRIu64 " of %" PRIu64 " sectors hold none of the wanted generations\n",
-                o->file, bad, span / 512);
+                o->file, bad, (span - o->from) / 512);
     for (unsigned m = 0; m < o->nmin; m++) {
         uint64_t have = 0;
         for (unsigned i = 0; i < o->gens.n; i++)
@@ -220,7 +223,7 @@ int main(int argc, char **argv)
     if (fd < 0)
         return 1;
     uint64_t span = o.span ? o.span : size - size % 512;
-    if (span > size) {
+    if (span > size || o.from >= span) {
         fprintf(stderr, "xbd-pattern: %s: span %" PRIu64 " is beyond its size %" PRIu64 "\n", o.file, span, size);
         close(fd);
         return 1;
