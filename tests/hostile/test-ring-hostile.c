@@ -13,6 +13,10 @@
  * - a ring that hit its per-callback budget resumes on the next loop
  *   iteration even when another watcher of the loop is always busy (a
  *   neighbour's notification storm must not starve it);
+ * - a ring stopped while a barrier waits keeps the barrier's ordering and
+ *   answers everything it consumed before freeing anything;
+ * - nonsense in req_event/rsp_event costs the frontend notifications,
+ *   never a request;
  * - the LRU purge never unmaps a persistent grant held by in-flight I/O;
  * - a grant revoked while persistently mapped, or while a copy-path read
  *   is in flight, neither crashes nor leaks anything;
@@ -341,6 +345,87 @@ static void test_scribbler(unsigned persistent)
     finish_and_close(&b, &f);
 }
 
+/* A barrier waits behind two in-flight reads when the ring is stopped
+ * (the frontend went away): the barrier still runs only after them, a
+ * request queued behind it is never read, everything consumed is
+ * answered, and only then is the ring freed. */
+static void test_barrier_stop(void)
+{
+    struct fe f;
+    struct be b;
+    struct fe_seg seg;
+    uint64_t id;
+    uint8_t op;
+    int16_t st;
+    unsigned n = 0;
+    uint64_t order[3];
+
+    printf("ring stopped while a barrier waits\n");
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
+    be_open(&b, &f, SECTORS, true, 0, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    read1(&f, 1, 0, 0);
+    read1(&f, 2, 1, 8);
+    seg = (struct fe_seg){ f.ref[2], 0, 7 };
+    fe_rw(&f, BLKIF_OP_WRITE_BARRIER, 3, 16, &seg, 1);
+    read1(&f, 4, 3, 24);
+    fe_push(&f);
+    run_until_dispatched(&b, 2);
+    run_for(&b, 0.05);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->barrier_req, 1);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->rd_req, 2);    /* 4 is held back */
+    CHECK_EQ(fake_io_queued(b.io), 2);                  /* the barrier waits */
+    be_stop(&b);
+    CHECK(!b.drained);
+    CHECK_EQ(fake_io_complete(b.io, 2), 2);             /* the reads */
+    CHECK(!b.drained);
+    CHECK_EQ(fake_io_queued(b.io), 1);                  /* the barrier's write */
+    while (!b.drained && fake_io_complete(b.io, 1))     /* write, then sync */
+        ;
+    CHECK(b.drained);
+    while (n < 3 && fe_pop(&f, &id, &op, &st)) {
+        CHECK_EQ(st, BLKIF_RSP_OKAY);
+        order[n++] = id;
+    }
+    CHECK_EQ(n, 3);
+    CHECK_EQ(fe_pending_rsp(&f), 0);    /* 4 was never consumed */
+    CHECK(n == 3 && order[2] == 3);
+    CHECK_EQ(xsg_grants_in_use(f.d), 0);
+    finish_and_close(&b, &f);
+}
+
+/* The event indexes are the frontend's to write, and it may write
+ * nonsense: the backend's own indexes do not depend on them, so every
+ * request is still answered (the frontend then only misses
+ * notifications it asked not to get). */
+static void test_event_index_garbage(void)
+{
+    struct fe f;
+    struct be b;
+    unsigned i;
+
+    printf("garbage in req_event / rsp_event\n");
+    fe_open(&f, next_domid++, XBD_PROTO_X86_64, 0);
+    be_open(&b, &f, SECTORS, false, 0, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    fake_io_set_auto(b.io, true);
+    for (i = 0; i < 20; i++) {
+        __atomic_store_n(&f.fr.sring->rsp_event, 0x80000000u + i * 7919u, __ATOMIC_RELAXED);
+        __atomic_store_n(&f.fr.sring->req_event, 0xdeadbeefu * i, __ATOMIC_RELAXED);
+        read1(&f, i, i, i * 8u);
+        fe_push(&f);
+        xsg_evtchn_notify(f.d, f.port);
+        CHECK_EQ(run_until_rsp(&b, &f, i + 1, 5), i + 1);
+    }
+    CHECK_EQ(b.fatal_calls, 0);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->rd_req, 20);
+    finish_and_close(&b, &f);
+}
+
 int main(int argc, char **argv)
 {
     rig_init(argc, argv);
@@ -349,6 +434,8 @@ int main(int argc, char **argv)
     test_budget_not_starved();
     test_purge_spares_inflight();
     test_revoke();
+    test_barrier_stop();
+    test_event_index_garbage();
     test_read_into_ring(0);
     test_read_into_ring(1);
     test_scribbler(0);
