@@ -51,7 +51,8 @@ XBD_MATRIX_TESTS = \
 	tests/daemon/datapath.sh \
 	tests/daemon/loopdev.sh \
 	tests/daemon/readonly.sh \
-	tests/daemon/busy.sh
+	tests/daemon/busy.sh \
+	tests/daemon/guests.sh
 TESTS += $(XBD_MATRIX_TESTS)
 dist_check_SCRIPTS += $(XBD_MATRIX_TESTS)
 EXTRA_DIST += tests/daemon/matrix-lib.sh
