@@ -55,4 +55,4 @@ XBD_MATRIX_TESTS = \
 	tests/daemon/guests.sh
 TESTS += $(XBD_MATRIX_TESTS)
 dist_check_SCRIPTS += $(XBD_MATRIX_TESTS)
-EXTRA_DIST += tests/daemon/matrix-lib.sh
+EXTRA_DIST += tests/daemon/matrix-lib.sh tests/daemon/README.md
