@@ -33,6 +33,12 @@
 
 #define XBD_RING_BUDGET     64     /* requests per callback, then yield */
 #define XBD_POOL_KEEP       256    /* idle bounce pages kept per ring */
+/* Bounce pages (daemon memory) that requests of one ring may hold at once.
+ * Without a bound the frontend decides: an order-4 ring full of
+ * 256-segment indirect requests on the copy path is 512 MiB per queue.
+ * 8 MiB keeps dozens of large requests in flight; past it, new requests
+ * wait in the ring until completions give pages back. */
+#define XBD_BOUNCE_MAX      2048
 #define XBD_PURGE_INTERVAL  0.1    /* s, LRU purge while the cache is full */
 #define XBD_IDLE_CHECK      10.0   /* s */
 #define XBD_IDLE_GRANT_AGE  60.0   /* s, unused persistent grants dropped */
@@ -83,6 +89,7 @@ struct xbd_ring {
     unsigned char *ind_buf;        /* private copy of indirect segments */
     void **pool;                   /* idle bounce pages */
     unsigned pool_n;
+    unsigned bounce_out;           /* bounce pages held by requests */
 
     unsigned inflight;             /* slots in use */
     struct xbd_slot *barrier;      /* plugging the ring until it completes */
@@ -149,15 +156,18 @@ static void *page_get(struct xbd_ring *r)
 {
     void *p;
 
-    if (r->pool_n)
-        return r->pool[--r->pool_n];
-    if (posix_memalign(&p, XBD_PAGE_SIZE, XBD_PAGE_SIZE))
+    if (r->pool_n) {
+        p = r->pool[--r->pool_n];
+    } else if (posix_memalign(&p, XBD_PAGE_SIZE, XBD_PAGE_SIZE)) {
         return NULL;
+    }
+    r->bounce_out++;
     return p;
 }
 
 static void page_put(struct xbd_ring *r, void *p)
 {
+    r->bounce_out--;
     if (r->pool_n < XBD_POOL_KEEP)
         r->pool[r->pool_n++] = p;
     else
@@ -589,7 +599,9 @@ static void ring_process(struct xbd_ring *r)
                 goto out;
             }
             s = r->free_slots;
-            if (!s) {
+            /* Out of slots or of bounce memory: finish() kicks us once a
+             * request gives its slot and its pages back. */
+            if (!s || r->bounce_out >= XBD_BOUNCE_MAX) {
                 r->st.oo_req++;
                 goto out;
             }
