@@ -20,6 +20,8 @@
  * - the daemon memory a frontend can pin through copy-path requests in
  *   flight is bounded per ring, and the ring resumes as pages come back;
  * - the LRU purge never unmaps a persistent grant held by in-flight I/O;
+ * - a read-only grant is never written, and a failed persistent map
+ *   leaves nothing behind;
  * - a grant revoked while persistently mapped, or while a copy-path read
  *   is in flight, neither crashes nor leaks anything;
  * - a frontend that makes the backend DMA disk data into the ring page
@@ -488,6 +490,42 @@ static void test_bounce_bound(void)
     finish_and_close(&b, &f);
 }
 
+/* A page granted read-only.  Persistent grants are mapped writable (they
+ * may serve reads later, as Linux blkback maps them), so on a persistent
+ * ring even a WRITE naming it is refused, and no cache entry is left
+ * behind by the failed map.  On the copy path a WRITE only reads the page:
+ * fine; a READ would write it: refused. */
+static void test_readonly_grant(void)
+{
+    struct fe f;
+    struct be b;
+    struct fe_seg seg;
+    uint64_t id;
+    uint8_t op;
+    int16_t st;
+    unsigned pers;
+
+    for (pers = 0; pers < 2; pers++) {
+        printf("read-only grant, persistent %u\n", pers);
+        fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
+        be_open(&b, &f, SECTORS, pers, 0, 0);
+        CHECK(b.ring != NULL);
+        if (!b.ring)
+            return;
+        fake_io_set_auto(b.io, true);
+        seg = (struct fe_seg){ f.ro_ref, 0, 7 };
+        fe_rw(&f, BLKIF_OP_WRITE, 1, 0, &seg, 1);
+        fe_rw(&f, BLKIF_OP_READ, 2, 0, &seg, 1);
+        fe_push(&f);
+        CHECK_EQ(run_until_rsp(&b, &f, 2, 5), 2);
+        while (fe_pop(&f, &id, &op, &st))
+            CHECK_EQ(st, id == 1 && !pers ? BLKIF_RSP_OKAY : BLKIF_RSP_ERROR);
+        CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, 0);
+        CHECK_EQ(xsg_grant_in_use(f.d, f.ro_ref), 0);
+        finish_and_close(&b, &f);
+    }
+}
+
 int main(int argc, char **argv)
 {
     rig_init(argc, argv);
@@ -497,6 +535,7 @@ int main(int argc, char **argv)
     test_bounce_bound();
     test_purge_spares_inflight();
     test_revoke();
+    test_readonly_grant();
     test_barrier_stop();
     test_event_index_garbage();
     test_read_into_ring(0);
