@@ -42,6 +42,14 @@
 #define XBD_PURGE_INTERVAL  0.1    /* s, LRU purge while the cache is full */
 #define XBD_IDLE_CHECK      10.0   /* s */
 #define XBD_IDLE_GRANT_AGE  60.0   /* s, unused persistent grants dropped */
+/* Notification storms: after this many wake-ups in a row that found no
+ * request, the port stays masked XBD_STORM_DELAY before each unmask, so
+ * a frontend notifying in a loop costs us a bounded number of wake-ups
+ * per second instead of one per notification we manage to take.  A
+ * frontend following the protocol only notifies when it has produced
+ * requests, so it never gets here (and one request resets the count). */
+#define XBD_STORM_SPURIOUS  64
+#define XBD_STORM_DELAY     0.002  /* s */
 
 #define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
 
@@ -97,6 +105,9 @@ struct xbd_ring {
     bool stopping, dead;
 
     ev_io evtchn_w;
+    ev_timer storm_w;              /* delayed unmask while storming */
+    unsigned spurious;             /* event wake-ups in a row with no request */
+    RING_IDX cons_seen;            /* req_cons at the last event wake-up */
     /* Continue the ring on the next loop iteration.  A zero timer, not an
      * ev_idle: idle watchers only run when nothing else is pending, so a
      * neighbour's notification storm or a busy aio eventfd would starve a
@@ -112,7 +123,7 @@ struct xbd_ring {
     struct xbd_ring_stats st;
 };
 
-static void ring_process(struct xbd_ring *r);
+static int ring_process(struct xbd_ring *r);
 
 /* ---- ring slots ------------------------------------------------------ */
 
@@ -196,6 +207,7 @@ static void ring_destroy(struct xbd_ring *r)
     void *opaque = r->drained_opaque;
 
     ev_io_stop(r->loop, &r->evtchn_w);
+    ev_timer_stop(r->loop, &r->storm_w);
     ev_timer_stop(r->loop, &r->more_w);
     ev_timer_stop(r->loop, &r->purge_w);
     ev_timer_stop(r->loop, &r->idle_w);
@@ -549,6 +561,7 @@ static void ring_fatal(struct xbd_ring *r, const char *reason)
 {
     r->dead = true;
     ev_io_stop(r->loop, &r->evtchn_w);
+    ev_timer_stop(r->loop, &r->storm_w);
     ev_timer_stop(r->loop, &r->more_w);
     xbd_err("%s: %s", r->name, reason);
     /* May stop (and free) the ring: nothing may touch r after this. */
@@ -563,16 +576,17 @@ static void after_batch(struct xbd_ring *r)
 }
 
 /* Consume at most XBD_RING_BUDGET requests; continue on the next loop
- * iteration (more_w) if more remain, so a busy or spamming frontend cannot keep us in
- * one callback.  Returns with r possibly freed (fatal). */
-static void ring_process(struct xbd_ring *r)
+ * iteration (more_w) if more remain, so a busy or spamming frontend cannot
+ * keep us in one callback.  Returns -1 if r may have been freed (fatal),
+ * else 0. */
+static int ring_process(struct xbd_ring *r)
 {
     struct blkif_back_ring *c = &r->br;
     unsigned budget = XBD_RING_BUDGET;
     int more;
 
     if (r->stopping || r->dead)
-        return;
+        return 0;
     for (;;) {
         RING_IDX rc = c->req_cons;
         RING_IDX rp = __atomic_load_n(&c->sring->req_prod, __ATOMIC_RELAXED);
@@ -580,14 +594,14 @@ static void ring_process(struct xbd_ring *r)
         xen_rmb();  /* see the requests up to rp */
         if (RING_REQUEST_PROD_OVERFLOW(c, rp)) {
             ring_fatal(r, "frontend's req_prod is more than a ring ahead");
-            return;
+            return -1;
         }
         /* Behind what we already consumed (but not behind our responses,
          * or the check above fires): without this, rc would run on
          * towards rp through slots the frontend never produced. */
         if (rp - rc > RING_SIZE(c)) {
             ring_fatal(r, "frontend's req_prod went backwards");
-            return;
+            return -1;
         }
         while (rc != rp) {
             struct xbd_slot *s;
@@ -618,6 +632,23 @@ static void ring_process(struct xbd_ring *r)
     }
 out:
     after_batch(r);
+    return 0;
+}
+
+/* A wake-up by the frontend.  A frontend only notifies after producing
+ * requests: count the wake-ups since which no request at all was consumed
+ * (by any path: completions resume the ring too, and may take a request
+ * before its notification is read). */
+static void ring_notified(struct xbd_ring *r)
+{
+    if (ring_process(r) < 0)
+        return;                 /* r may be gone */
+    if (r->br.req_cons != r->cons_seen) {
+        r->cons_seen = r->br.req_cons;
+        r->spurious = 0;
+    } else if (r->spurious < XBD_STORM_SPURIOUS) {
+        r->spurious++;
+    }
 }
 
 static void evtchn_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -633,11 +664,34 @@ static void evtchn_cb(struct ev_loop *loop, ev_io *w, int revents)
         xbd_warn("%s: event channel read: %s", r->name, strerror(errno));
         port = (xenevtchn_port_or_error_t)r->port;
     }
+    if ((evtchn_port_t)port != r->port) {
+        xenevtchn_unmask(r->xce, (evtchn_port_t)port);
+        return;
+    }
+    if (r->spurious >= XBD_STORM_SPURIOUS) {
+        /* Storming: leave the port masked (its notifications coalesce);
+         * storm_cb unmasks and looks at the ring a moment later - from
+         * now, not from the start of this loop iteration, which a busy
+         * iteration may already have left behind. */
+        if (!ev_is_active(&r->storm_w)) {
+            ev_now_update(loop);
+            ev_timer_set(&r->storm_w, XBD_STORM_DELAY, 0.);   /* re-arm */
+            ev_timer_start(loop, &r->storm_w);
+        }
+        return;
+    }
     /* The port stays masked until here: notifications that arrived while
      * we were busy were coalesced into this one. */
     xenevtchn_unmask(r->xce, (evtchn_port_t)port);
-    if ((evtchn_port_t)port == r->port)
-        ring_process(r);
+    ring_notified(r);
+}
+
+static void storm_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct xbd_ring *r = w->data;
+
+    xenevtchn_unmask(r->xce, r->port);
+    ring_notified(r);
 }
 
 static void more_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -823,11 +877,13 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
     r->fatal = fatal;
     r->fatal_opaque = opaque;
     ev_io_init(&r->evtchn_w, evtchn_cb, -1, EV_READ);
+    ev_timer_init(&r->storm_w, storm_cb, XBD_STORM_DELAY, 0.);
     ev_timer_init(&r->more_w, more_cb, 0., 0.);
     ev_init(&r->purge_w, purge_cb);
     r->purge_w.repeat = XBD_PURGE_INTERVAL;
     ev_timer_init(&r->idle_w, idle_cb, XBD_IDLE_CHECK, XBD_IDLE_CHECK);
     r->evtchn_w.data = r->more_w.data = r->purge_w.data = r->idle_w.data = r;
+    r->storm_w.data = r;
 
     if (open_handles(r, p) < 0) {
         start_failed(r);
@@ -865,6 +921,7 @@ void xbd_ring_stop(struct xbd_ring *r, xbd_ring_drained_fn *drained, void *opaqu
     r->drained = drained;
     r->drained_opaque = opaque;
     ev_io_stop(r->loop, &r->evtchn_w);
+    ev_timer_stop(r->loop, &r->storm_w);
     ev_timer_stop(r->loop, &r->more_w);
     ev_timer_stop(r->loop, &r->purge_w);
     ev_timer_stop(r->loop, &r->idle_w);

@@ -1,8 +1,11 @@
 #!/bin/bash
 # An event-channel storm: guest 5 notifies the daemon in a tight loop on an
 # empty ring (tests/hostile/storm-guest --storm).  While it storms:
-# - the daemon does not spin (notifications coalesce while the port is
-#   masked; each wake-up does a bounded amount of work): under half a CPU;
+# - the daemon does not spin: notifications coalesce while the port is
+#   masked, and after a run of wake-ups that found no request the ring
+#   leaves its port masked 2 ms before each unmask: under 10 % of a CPU
+#   (about 1.5 % measured; 20-35 % without that delay, the rest of the
+#   CPU going to the simulated event channel's lock contention);
 # - guest 7 pushes 128 requests at once with a single notification (more
 #   than one callback's budget: the ring must continue on its own) and
 #   gets every answer promptly;
@@ -58,7 +61,8 @@ storm_on() { [ ! -e "$XSIM_TMP/guest5.rings.storm" ]; }
 storm_guest 5 --storm "$STORM_SECS"
 sleep 0.5
 
-# 1. The daemon does not spin: CPU over 2 s of pure storm.
+# 1. The daemon does not spin: CPU over 2 s of pure storm (the throttle
+# engages after 64 empty wake-ups, well within the 0.5 s above).
 c0=$(cpu_ticks "$pid")
 w0=$(date +%s%N)
 sleep 2
@@ -68,7 +72,7 @@ cpu_ms=$(( (c1 - c0) * 1000 / hz ))
 wall_ms=$(( (w1 - w0) / 1000000 ))
 xsim_log "daemon CPU during the storm alone: ${cpu_ms} ms over ${wall_ms} ms"
 storm_on || xsim_fail "the storm ended too early"
-[ $(( cpu_ms * 100 )) -le $(( wall_ms * 50 )) ] ||
+[ $(( cpu_ms * 100 )) -le $(( wall_ms * 10 )) ] ||
     xsim_fail "daemon used ${cpu_ms} ms of CPU in ${wall_ms} ms under a notification storm"
 
 # 2. A burst of 128 requests (two callbacks' budget) from guest 7, pushed
