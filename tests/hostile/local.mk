@@ -31,3 +31,4 @@ XBD_HOSTILE_SH_TESTS = \
 	tests/hostile/frontend-path.sh
 TESTS += $(XBD_HOSTILE_SH_TESTS)
 dist_check_SCRIPTS += $(XBD_HOSTILE_SH_TESTS)
+EXTRA_DIST += tests/hostile/README.md
