@@ -47,6 +47,12 @@ json_gt "$XSIM_TMP/p.json" "j['disks'][0]['requests']['indirect']" 0
 json_is "$XSIM_TMP/p.json" "j['disks'][0]['responses']['okay']" 400
 json_is "$XSIM_TMP/p.json" "j['grant_stats']['pages_mapped'] == j['grant_stats']['pages_unmapped']" True
 
+# A queue depth deeper than the ring: the workload caps itself at the
+# ring's slots instead of failing to queue.
+disk 16M
+"${FE[@]}" --vdev $dev --workload verify --count 100 --qd 100 --close ||
+    bad "verify with --qd deeper than the ring"
+
 # Per-request grants on the x86_32 layout, direct segments only, with two
 # reconnects: data written before each reconnect is verified after it.
 disk 64M

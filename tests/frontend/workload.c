@@ -481,6 +481,13 @@ static int wl_init(struct wl_disk *w, bf_disk *d, bf_genmap *m, const struct bf_
     if (check_capable(w) < 0)
         return -1;
     w->nitems = d->cfg.qd ? d->cfg.qd : 1;
+    /* The rings hold at most this many requests: a deeper --qd would
+     * only fail to queue (blkfront likewise caps at its ring size). */
+    unsigned slots = 0;
+    for (unsigned i = 0; i < d->nq; i++)
+        slots += d->q[i].nslots;
+    if (slots && w->nitems > slots)
+        w->nitems = slots;
     w->items = calloc(w->nitems, sizeof(*w->items));
     if (!w->items)
         return -1;
