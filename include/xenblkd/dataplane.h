@@ -109,6 +109,13 @@ typedef void xbd_ring_drained_fn(void *opaque);
  *   so they must not change while a ring runs.
  * - An indirect request's response echoes indirect_op (as Linux blkfront
  *   expects); others echo the operation byte.
+ * - What one frontend can cost dom0 is bounded per ring: at most
+ *   XBD_RING_BUDGET (64) requests per callback before yielding to other
+ *   rings, at most XBD_BOUNCE_MAX (2048) grant-copy pages (8 MiB) held,
+ *   after which the ring stops reading requests until some complete, and
+ *   after 64 wake-ups in a row that found no request the port is unmasked
+ *   only 2 ms later (a notification storm costs little CPU and one real
+ *   request ends the throttle).  All in src/ring.c.
  */
 
 /* Map the ring, bind the event channel, start serving.  NULL + log line on
