@@ -18,6 +18,25 @@ check "blkback: persistent grants and indirect descriptors enabled" \
     has g-blkback/describe-xvda.txt 'xvda: .*persistent grants: enabled; indirect descriptors: enabled'
 check "qdisk: blkfront connected (persistent grants disabled, as QEMU offers none)" \
     has g-blkback/describe-xvdb.txt 'xvdb: .*persistent grants: disabled'
-perf_table g-blkback:xvda:blkback g-blkback:xvdb:qdisk@g-blkback
-check "every benchmark run completed" hasnt g-blkback/events.txt '^XBD-PERF .* rc=[1-9]'
+
+# Scenario 1: the same guest workload with xenblkd serving xvda.
+show g-xenblkd/events.txt
+echo "xenblkd xvda: $(blkfront_line g-xenblkd xvda)"
+check "xenblkd was installed from the build tree" test -s "$XEN_RES/xenblkd.path"
+check "xenblkd guest created (xenblkd reached InitWait for libxl)" has g-xenblkd/xl-create.rc '^0$'
+check_verified g-xenblkd xvda
+check_verified g-xenblkd xvdb
+check "xenblkd: blkfront got persistent grants and indirect descriptors" \
+    has g-xenblkd/describe-xvda.txt 'xvda: .*persistent grants: enabled; indirect descriptors: enabled'
+check "xenblkd kept running while the guest came and went" has events.txt 'xenblkd alive after g-xenblkd'
+check "xenblkd exited 0 on SIGTERM" has xenblkd.exit '^0$'
+echo "--- xenblkd log (last 30 lines)"; tail -30 "$XEN_RES/xenblkd.log" 2>/dev/null | sed 's/^/    /'
+
+# Scenario 3: the three backends side by side (qdisk is in both guests).
+perf_table g-blkback:xvda:blkback g-blkback:xvdb:qdisk@g-blkback \
+    g-xenblkd:xvda:xenblkd g-xenblkd:xvdb:qdisk@g-xenblkd
+for g in g-blkback g-xenblkd; do
+    check "$g: every benchmark run completed" hasnt $g/events.txt '^XBD-PERF .* rc=[1-9]'
+    check "$g: benchmark ran" has $g/events.txt '^XBD-PERF .* rc=0 '
+done
 xen_finish

@@ -5,7 +5,7 @@
 S=${S:-/mnt/share}
 R=${R:-$S/results}
 DISKDIR=/var/lib/xbd
-CONSOLE_DIR=/var/log/xen/console
+CONSOLE_DIR=$R/console   # xenconsoled logs there (dom0-init.sh)
 GUEST_MEM=${GUEST_MEM:-400}
 
 now() { cut -d' ' -f1 /proc/uptime; }
@@ -53,7 +53,7 @@ type = "pv"
 kernel = "$S/domU-kernel"
 ramdisk = "$S/domU-initrd"
 memory = $GUEST_MEM
-vcpus = 1
+vcpus = ${GUEST_VCPUS:-1}
 extra = "console=hvc0 loglevel=1 xbd.job=$jobs $extra"
 on_poweroff = "destroy"
 on_reboot = "destroy"
@@ -62,7 +62,10 @@ disk = [ $list ]
 EOF
     cp "/tmp/$name.cfg" "$R/$name/xl.cfg"
     note "create $name"
-    timeout 180 xl -v create "/tmp/$name.cfg" >"$R/$name/xl-create.log" 2>&1
+    # -e: no xl monitor process per guest.  Debian's 4.17 xl monitor was
+    # seen to segfault when its guest powered off (and dom0 to wedge after
+    # it); guest_wait_gone destroys a guest that shut down instead.
+    timeout 180 xl -v create -e "/tmp/$name.cfg" >"$R/$name/xl-create.log" 2>&1
     local rc=$?
     echo "$rc" >"$R/$name/xl-create.rc"
     note "created $name rc=$rc"
@@ -91,10 +94,19 @@ guest_count() { tr -d '\r' <"$(console_log "$1")" 2>/dev/null | grep -cE "$2"; }
 # guest_wait_gone NAME SECONDS: wait for the guest to power off; destroy it
 # (and say so) when it does not.
 guest_wait_gone() {
-    local end=$(( $(date +%s) + $2 ))
+    local end=$(( $(date +%s) + $2 )) state
     while xl domid "$1" >/dev/null 2>&1; do
+        # Shut down (poweroff) or crashed: there is no xl monitor to apply
+        # on_poweroff (xl create -e), so destroy it here.
+        state=$(xl list "$1" 2>/dev/null | awk 'NR == 2 { print $5 }')
+        case "$state" in
+        *s*|*c*)
+            note "$1 has shut down (state $state): destroying it"
+            timeout 60 xl destroy "$1" >>"$R/$1/xl-destroy.log" 2>&1
+            ;;
+        esac
         if [ "$(date +%s)" -ge "$end" ]; then
-            note "timeout: destroying $1"
+            note "timeout: destroying $1 (state $state)"
             echo timeout >"$R/$1/status"
             xl destroy "$1" >>"$R/$1/xl-destroy.log" 2>&1
             return 1
@@ -113,6 +125,7 @@ guest_collect() {
     dir=$R/$1
     mkdir -p "$dir"
     tr -d '\r' <"$log" >"$dir/console.log" 2>/dev/null
+    cp /var/log/xen/xl-"$1".log "$dir/xl-monitor.log" 2>/dev/null
     grep -E '^XBD-' "$dir/console.log" | grep -vE '^XBD-(BEGIN|END)' >"$dir/events.txt"
     awk -v dir="$dir" '
         /^XBD-BEGIN / { f = dir "/" $2; printf "" > f; next }
@@ -125,14 +138,23 @@ guest_run() {
     local name=$1 jobs=$2 extra=$3 secs=$4
     shift 4
     guest_start "$name" "$jobs" "$extra" "$@" || { guest_collect "$name"; return 1; }
+    # What both ends published once the guest's disks are up.
+    guest_wait_line "$name" '^XBD-BEGIN describe' 120 && snapshot "$name" xenstore-connected.txt
     guest_wait_gone "$name" "$secs"
     local rc=$?
     guest_collect "$name"
     return $rc
 }
 
-# snapshot NAME FILE: the backend directories in xenstore, as they are now.
-snapshot() { xenstore-ls -fp /local/domain/0/backend >"$R/$1/$2" 2>&1; }
+# snapshot NAME FILE: the backend and frontend directories in xenstore, as
+# they are now.
+snapshot() {
+    mkdir -p "$R/$1"
+    { xenstore-ls -fp /local/domain/0/backend
+      for d in $(xenstore-list /local/domain); do
+          [ "$d" = 0 ] || xenstore-ls -fp "/local/domain/$d/device" 2>/dev/null
+      done; } >"$R/$1/$2" 2>&1
+}
 
 # --- xenblkd -----------------------------------------------------------------
 XENBLKD_PID=
@@ -153,18 +175,19 @@ xenblkd_start() {  # xenblkd_start KINDS [more args]
     return 0
 }
 xenblkd_alive() { [ -n "$XENBLKD_PID" ] && kill -0 "$XENBLKD_PID" 2>/dev/null; }
-# xenblkd_stop [SIGNAL]: signal it, wait up to 15 s, record the exit status.
+# xenblkd_stop [SIGNAL]: signal it, wait up to 25 s (it documents 20 s at
+# most for SIGTERM), record the exit status.
 xenblkd_stop() {
     [ -n "$XENBLKD_PID" ] || return 0
     local i rc
     note "xenblkd stop (${1:-TERM})"
     kill -"${1:-TERM}" "$XENBLKD_PID" 2>/dev/null
-    for i in $(seq 150); do
+    for i in $(seq 250); do
         kill -0 "$XENBLKD_PID" 2>/dev/null || break
         sleep 0.1
     done
     if kill -0 "$XENBLKD_PID" 2>/dev/null; then
-        note "xenblkd did not exit within 15 s: SIGKILL"
+        note "xenblkd did not exit within 25 s: SIGKILL"
         kill -KILL "$XENBLKD_PID"
         echo still-running >>"$R/xenblkd.exit"
     fi

@@ -13,22 +13,22 @@
 #   XBD-BEGIN <file> ... XBD-END <file>
 # and single lines "XBD-<WORD> ..." that dom0 waits for.
 # Signals from dom0: `xl shutdown` makes the kernel run /sbin/poweroff, which
-# is busybox sending SIGUSR2 to init: stop.  `xl reboot` likewise becomes
-# SIGTERM: run one more verify round (used by the idle job).
+# is busybox sending SIGUSR2 to init: stop.  The kernel honours only the first
+# shutdown request of a domain's life, so "go on" is `xl sysrq <dom> h`: the
+# help text it adds to dmesg is counted (used by the idle job).
 # Applets go to their usual places: the kernel runs /sbin/poweroff and
 # /sbin/reboot for xl shutdown / xl reboot.
+# --install finds busybox through /proc/self/exe: mount /proc first.
+/bin/busybox mount -t proc proc /proc
 /bin/busybox mkdir -p /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mkdir -p /tmp && mount -t tmpfs tmp /tmp
 
 stop=0
-go=0
 trap 'stop=1' USR2
-trap 'go=1' TERM
 
 arg() {  # arg NAME DEFAULT: value of xbd.NAME= on the kernel command line
     v=$(tr ' ' '\n' </proc/cmdline | sed -n "s/^xbd\.$1=//p" | tail -1)
@@ -56,7 +56,7 @@ finish() {
     block dmesg.txt dmesg
     say "XBD-DONE $1"
     sync
-    poweroff -f
+    /bin/busybox poweroff -f
 }
 
 say "XBD-BOOTED job=$JOB disks=$DISKS blkfront=$PARAMS"
@@ -81,7 +81,9 @@ describe() {  # what blkfront negotiated for disk $1, as the guest sees it
     done
 }
 
-FIO="fio --direct=1 --ioengine=libaio --output-format=normal,terse"
+# A hung fio (seen once under TCG) must not hang the guest: every run has
+# a deadline, and a killed run reports its own failure.
+FIO="timeout ${FIO_TIMEOUT:-240} fio --direct=1 --ioengine=libaio --output-format=normal,terse"
 verify_disk() {  # sequential then random write+crc32c verify, 4 KiB..1 MiB
     $FIO --name=seq --filename=/dev/$1 --rw=write --bsrange=4k-1m \
         --size=${SIZE}m --iodepth=8 --verify=crc32c --verify_fatal=1 --verify_dump=0 || return 1
@@ -178,19 +180,28 @@ loop)
     say "XBD-STOPPED"
     ;;
 idle)
-    # Verify once, then sit idle with the disk connected; each SIGTERM
-    # (xl reboot) runs one more round.  Stops on SIGUSR2 (xl shutdown).
+    # Verify once, then sit idle with the disk connected; each `xl sysrq h`
+    # runs one more round (waiting up to 60 s for the disk, which may have
+    # gone and come back).  Stops on SIGUSR2 (xl shutdown).
     first=${DISKS%% *}
     n=0
     while [ $stop -eq 0 ]; do
         n=$((n + 1))
-        verify_disk $first >/tmp/idle.out 2>&1
-        r=$?
+        if wait_disk $first 60; then
+            verify_disk $first >/tmp/idle.out 2>&1
+            r=$?
+        else
+            echo "/dev/$first is gone" >/tmp/idle.out
+            r=2
+        fi
         say "XBD-ROUND n=$n disk=$first rc=$r"
         [ $r -eq 0 ] || { sed 's/^/  /' /tmp/idle.out >/dev/console; rc=1; }
+        block describe-$first-$n.txt describe $first
         say "XBD-IDLE n=$n"
-        go=0
-        while [ $go -eq 0 ] && [ $stop -eq 0 ]; do sleep 1; done
+        seen_go=$(dmesg | grep -c 'sysrq: HELP')
+        while [ $stop -eq 0 ] && [ "$(dmesg | grep -c 'sysrq: HELP')" -le "$seen_go" ]; do
+            sleep 1
+        done
     done
     ;;
 *)

@@ -3,7 +3,9 @@
 # against xenblkd, kernel blkback and QEMU qdisk.  Not part of `make check`:
 # the tests are slow and need root and the Debian archive.
 XEN_TESTS = \
-	tests/xen/backends.sh
+	tests/xen/backends.sh \
+	tests/xen/variants.sh \
+	tests/xen/lifecycle.sh
 
 # Files copied into the dom0 image or the 9p share at run time.
 XEN_TEST_FILES = \
@@ -14,6 +16,8 @@ XEN_TEST_FILES = \
 	tests/xen/dom0-lib.sh \
 	tests/xen/domU-init.sh \
 	tests/xen/backends.dom0 \
+	tests/xen/variants.dom0 \
+	tests/xen/lifecycle.dom0 \
 	tests/xen/README.md
 
 EXTRA_DIST += $(XEN_TESTS) $(XEN_TEST_FILES)

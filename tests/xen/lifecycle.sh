@@ -1,0 +1,61 @@
+#!/bin/bash
+# Real Xen: xenblkd through the life events of guests, one boot.
+#   6. two guests at once, each with its own disk, both verifying;
+#   5. xl destroy of a guest with I/O in flight: xenblkd cleans up, logs it
+#      and keeps serving the other guest;
+#   4. xl block-attach / block-detach of a second disk while the first is
+#      under I/O: nothing stays mapped (no "still in use" in the guest);
+#   7. SIGTERM with an idle guest attached: the disk goes Closed and the
+#      daemon exits 0 (man xenblkd, SIGNALS); after a restart the guest can
+#      use its disk again (blkfront reconnects from Closed when the backend
+#      offers InitWait again).
+source "$top_srcdir/tests/xen/lib.sh"
+xen_setup lifecycle
+xen_boot "${XENBLKD_XEN_TIMEOUT:-1500}"
+check_boot
+show events.txt
+for g in g1 g2 g3; do show $g/events.txt; done
+
+# note TEXT: dom0 recorded this step's outcome.
+note_is() { has events.txt "^XBD-DOM0 $1 t="; }
+
+echo "== scenario 6: two guests at once"
+check "g1 created" has g1/xl-create.rc '^0$'
+check "g2 created" has g2/xl-create.rc '^0$'
+check "g2 verified its disk while g1 was running" has g2/events.txt '^XBD-VERIFY disk=xvda rc=0'
+check "g1 verified its disk while g2 was running" has g1/events.txt '^XBD-ROUND n=1 disk=xvda rc=0'
+
+echo "== scenario 5: xl destroy with I/O in flight"
+g2id=$(sed -n 's/^XBD-DOM0 destroy g2 (domid \([0-9]*\)).*/\1/p' "$XEN_RES/events.txt")
+check "g2 was destroyed with I/O in flight" note_is 'destroyed g2 rc=0'
+check "g2's backend directory was removed (xenblkd reached Closed for libxl)" note_is 'g2 backend dir removed'
+check "xenblkd survived the destroy" note_is 'xenblkd alive after destroy of g2'
+check "xenblkd logged the destroyed guest's device" \
+    grep -qE "vbd/${g2id:-none}/51712|dom(ain|id)?[ =]?${g2id:-none}\b" "$XEN_RES/xenblkd.log"
+check "g1 went on verifying after the destroy" note_is 'g1 did two more rounds after destroy of g2'
+
+echo "== scenario 4: block-attach / block-detach under I/O"
+check "xl block-attach succeeded" note_is 'block-attach rc=0'
+check "g1 verified the hot-plugged xvdb" has g1/events.txt '^XBD-VERIFY disk=xvdb rc=0'
+check "xl block-detach succeeded" note_is 'block-detach rc=0'
+check "xvdb left the guest with no grant still in use" has g1/events.txt '^XBD-GONE disk=xvdb still_in_use=0'
+check "xvdb's backend directory is gone after detach" hasnt g1/xenstore-detached.txt 'backend/vbd/[0-9]+/51728'
+check "g1 went on verifying xvda after the detach" note_is 'g1 did a round after detach'
+check "no verify round of g1 failed" hasnt g1/events.txt '^XBD-ROUND .* rc=[1-9]'
+check "g1 shut down cleanly (xl shutdown -w)" note_is 'shutdown g1 rc=0'
+check "g1 stopped its I/O and powered off" has g1/events.txt '^XBD-DONE 0'
+check "g1's dmesg has no grant still in use" hasnt g1/dmesg.txt 'still in use'
+
+echo "== scenario 7: SIGTERM with an idle guest, then restart"
+check "g3 verified and went idle" has g3/events.txt '^XBD-ROUND n=1 disk=xvda rc=0'
+check "xenblkd exited 0 on SIGTERM with an idle guest attached" \
+    test "$(sed -n 1p "$XEN_RES/xenblkd.exit" 2>/dev/null)" = 0
+check "the idle guest's disk went Closed (6) on SIGTERM" note_is 'g3 backend state after SIGTERM: 6'
+show g3/describe-xvda-1.txt
+check "after a restart the guest's disk works again (verify round 2)" \
+    has g3/events.txt '^XBD-ROUND n=2 disk=xvda rc=0'
+check "g3 shut down cleanly after the restart" note_is 'shutdown g3 rc=0'
+check "the restarted xenblkd exited 0 on SIGTERM" \
+    test "$(sed -n 2p "$XEN_RES/xenblkd.exit" 2>/dev/null)" = 0
+echo "--- xenblkd log (last 40 lines)"; tail -40 "$XEN_RES/xenblkd.log" 2>/dev/null | sed 's/^/    /'
+xen_finish
