@@ -35,8 +35,12 @@ echo "--- xenblkd log (last 30 lines)"; tail -30 "$XEN_RES/xenblkd.log" 2>/dev/n
 # Scenario 3: the three backends side by side (qdisk is in both guests).
 perf_table g-blkback:xvda:blkback g-blkback:xvdb:qdisk@g-blkback \
     g-xenblkd:xvda:xenblkd g-xenblkd:xvdb:qdisk@g-xenblkd
+# xvda is the backend under comparison; xvdb (QEMU qdisk) is only the
+# yardstick, and its failures are reported, not judged.
 for g in g-blkback g-xenblkd; do
-    check "$g: every benchmark run completed" hasnt $g/events.txt '^XBD-PERF .* rc=[1-9]'
-    check "$g: benchmark ran" has $g/events.txt '^XBD-PERF .* rc=0 '
+    check "$g: every benchmark run on xvda completed" hasnt $g/events.txt '^XBD-PERF disk=xvda .* rc=[1-9]'
+    check "$g: benchmark ran on xvda" has $g/events.txt '^XBD-PERF disk=xvda .* rc=0 '
+    grep -h '^XBD-PERF disk=xvdb .* rc=[1-9]' "$XEN_RES/$g/events.txt" 2>/dev/null | sed 's/^/    qdisk run failed: /'
+    [ -f "$XEN_RES/$g/status" ] && echo "    $g: $(cat "$XEN_RES/$g/status")"
 done
 xen_finish

@@ -94,8 +94,19 @@ guest_count() { tr -d '\r' <"$(console_log "$1")" 2>/dev/null | grep -cE "$2"; }
 # guest_wait_gone NAME SECONDS: wait for the guest to power off; destroy it
 # (and say so) when it does not.
 guest_wait_gone() {
-    local end=$(( $(date +%s) + $2 )) state
+    local end=$(( $(date +%s) + $2 )) state size last_size=-1 still=0
     while xl domid "$1" >/dev/null 2>&1; do
+        # A guest whose console stays silent for GUEST_STALL seconds is
+        # stuck (seen: fio on a QEMU qdisk disk that never completed, past
+        # fio's own deadline): destroy it now rather than at the deadline.
+        size=$(stat -c %s "$(console_log "$1")" 2>/dev/null || echo 0)
+        if [ "$size" = "$last_size" ]; then still=$((still + 1)); else still=0; last_size=$size; fi
+        if [ "$still" -ge "${GUEST_STALL:-240}" ]; then
+            note "stalled: $1 printed nothing for ${GUEST_STALL:-240} s: destroying it"
+            echo stalled >"$R/$1/status"
+            timeout 60 xl destroy "$1" >>"$R/$1/xl-destroy.log" 2>&1
+            return 1
+        fi
         # Shut down (poweroff) or crashed: there is no xl monitor to apply
         # on_poweroff (xl create -e), so destroy it here.
         state=$(xl list "$1" 2>/dev/null | awk 'NR == 2 { print $5 }')
