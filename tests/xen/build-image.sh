@@ -4,7 +4,7 @@
 #   vmlinuz, initrd.img   the Debian dom0 kernel and its initramfs
 #   rootfs.ext4     the dom0 root filesystem (debootstrap bookworm + packages)
 #   domU-kernel     the same kernel for the PV domU, uncompressed when possible
-#   domU-base.cpio  the domU initramfs without its /init: busybox-static,
+#   domU-base.cpio  the domU initramfs without its /init: Debian's busybox,
 #                   xen-blkfront.ko, fio and the libraries ldd lists
 # The cache entry is keyed on a hash of this script and the package list, so
 # it is rebuilt only when one of them changes.  xenblkd itself is never in
@@ -36,10 +36,6 @@ fi
 for tool in debootstrap mkfs.ext4 cpio apt-get dpkg chroot; do
     command -v "$tool" >/dev/null || skip "$tool is missing: run tests/install-deps.sh"
 done
-# The domU initramfs needs a busybox that runs without any library.
-if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
-    skip "/bin/busybox is missing or not static: install busybox-static (tests/install-deps.sh)"
-fi
 
 # One builder at a time; a second one waits and then finds the entry ready.
 exec 9>"$cache/.build.lock"
@@ -99,7 +95,9 @@ chroot "$root" /usr/bin/env DEBIAN_FRONTEND=noninteractive bash -c \
 }
 kver=$(ls "$root/lib/modules" | sort -V | tail -1)
 [ -n "$kver" ] || { log "no kernel installed in the dom0 root"; exit 1; }
-fio_libs=$(chroot "$root" ldd /usr/bin/fio | awk '/=> \//{print $3} /^\t\//{print $1}')
+# The guest gets Debian's dynamic busybox, not busybox-static: the static
+# build's ash was seen to segfault in malloc as the guest's shell under TCG.
+fio_libs=$(chroot "$root" ldd /usr/bin/fio /bin/busybox | awk '/=> \//{print $3} /^\t\//{print $1}' | sort -u)
 cleanup
 rm -f "$root/usr/sbin/policy-rc.d"
 
@@ -131,7 +129,7 @@ cp "$root/boot/initrd.img-$kver" "$work/initrd.img"
 log "assembling the domU initramfs for kernel $kver"
 u=$work/domU
 mkdir -p "$u/bin" "$u/sbin" "$u/dev" "$u/proc" "$u/sys" "$u/tmp" "$u/lib/modules"
-cp /bin/busybox "$u/bin/busybox"
+cp "$root/bin/busybox" "$u/bin/busybox"
 ko=$(find "$root/lib/modules/$kver" -name 'xen-blkfront.ko*' | head -1)
 [ -n "$ko" ] || { log "xen-blkfront.ko not found under lib/modules/$kver"; exit 1; }
 case "$ko" in

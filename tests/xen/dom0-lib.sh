@@ -81,11 +81,18 @@ guest_wait_line() {
     while [ "$(date +%s)" -lt "$end" ]; do
         n=$(tr -d '\r' <"$log" 2>/dev/null | grep -cE "$2")
         [ "$n" -ge "${4:-1}" ] && return 0
-        xl domid "$1" >/dev/null 2>&1 || { note "$1 gone while waiting for /$2/"; return 1; }
+        guest_running "$1" || { note "$1 gone or shut down while waiting for /$2/"; return 1; }
         sleep 1
     done
     note "timeout waiting for /$2/ from $1"
     return 1
+}
+
+# guest_running NAME: the domain exists and has neither shut down nor crashed.
+guest_running() {
+    local state
+    state=$(xl list "$1" 2>/dev/null | awk 'NR == 2 { print $5 }')
+    case "$state" in ''|*s*|*c*) return 1 ;; esac
 }
 
 # guest_count NAME EXTENDED-REGEX: how many console lines match.

@@ -19,10 +19,15 @@ XEN_CACHE=${XENBLKD_XEN_CACHE:-/var/cache/xenblkd-xen-test}
 XEN_QEMU_MEM=${XENBLKD_XEN_QEMU_MEM:-2560}
 XEN_DOM0_MEM=${XENBLKD_XEN_DOM0_MEM:-512M}
 XEN_LOCK=${XENBLKD_XEN_LOCK:-/tmp/xenblkd-xen-qemu.lock}
-# With plain -cpu max, processes in PV domains (busybox in the domU, xl in
-# dom0) now and then crashed reading TLS through %fs ("segfault at 0/10"):
-# the FS base got lost.  Without FSGSBASE Xen switches bases through MSRs.
-XEN_QEMU_CPU=${XENBLKD_XEN_QEMU_CPU:-max,-fsgsbase}
+# With plain -cpu max, processes in PV domains (static busybox in the domU,
+# xl in dom0) now and then died in glibc's malloc on a corrupted heap
+# ("segfault at 10", the same code bytes in both).  QEMU 7.2 is the first
+# whose TCG emulates AVX/AVX2, which glibc's string functions pick on
+# -cpu max; without them glibc falls back to SSE2.
+XEN_QEMU_CPU=${XENBLKD_XEN_QEMU_CPU:-max,-avx,-avx2}
+# Multi-threaded TCG is the other suspect for those crashes: one host
+# thread for both virtual CPUs unless XENBLKD_XEN_TCG_THREAD=multi.
+XEN_TCG_THREAD=${XENBLKD_XEN_TCG_THREAD:-single}
 
 xen_skip() { echo "SKIP: $*"; exit 77; }
 xen_die() { echo "ERROR: $*"; exit 99; }
@@ -93,7 +98,7 @@ xen_boot() {
     flock 8
     t0=$(date +%s)
     echo "booting Xen (timeout ${secs}s), serial log: $XEN_RES/serial.log"
-    qemu-system-x86_64 -accel tcg -cpu "$XEN_QEMU_CPU" -M pc -m "$XEN_QEMU_MEM" -smp 2 \
+    qemu-system-x86_64 -accel "tcg,thread=$XEN_TCG_THREAD" -cpu "$XEN_QEMU_CPU" -M pc -m "$XEN_QEMU_MEM" -smp 2 \
         -display none -monitor none -serial "file:$XEN_RES/serial.log" -no-reboot -net none \
         -kernel "$XEN_IMG/xen" \
         -append "console=com1 com1=115200,8n1 dom0_mem=$XEN_DOM0_MEM,max:$XEN_DOM0_MEM dom0_max_vcpus=2 smap=0 bootscrub=false" \
