@@ -6,7 +6,7 @@ S=${S:-/mnt/share}
 R=${R:-$S/results}
 DISKDIR=/var/lib/xbd
 CONSOLE_DIR=$R/console   # xenconsoled logs there (dom0-init.sh)
-GUEST_MEM=${GUEST_MEM:-400}
+GUEST_MEM=${GUEST_MEM:-512}
 
 now() { cut -d' ' -f1 /proc/uptime; }
 note() { echo "XBD-DOM0 $* t=$(now)" | tee -a "$R/events.txt" >/dev/console; }
@@ -50,8 +50,8 @@ guest_start() {
     cat >"/tmp/$name.cfg" <<EOF
 name = "$name"
 type = "pv"
-kernel = "$S/domU-kernel"
-ramdisk = "$S/domU-initrd"
+kernel = "/var/lib/xbd/domU-kernel"
+ramdisk = "/var/lib/xbd/domU-initrd"
 memory = $GUEST_MEM
 vcpus = ${GUEST_VCPUS:-1}
 extra = "console=hvc0 loglevel=1 xbd.job=$jobs $extra"
@@ -167,6 +167,7 @@ guest_run() {
 # snapshot NAME FILE: the backend and frontend directories in xenstore, as
 # they are now.
 snapshot() {
+    local d
     mkdir -p "$R/$1"
     { xenstore-ls -fp /local/domain/0/backend
       for d in $(xenstore-list /local/domain); do
