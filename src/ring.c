@@ -738,6 +738,34 @@ static int check_params(const struct xbd_ring_params *p)
     return 0;
 }
 
+/*
+ * Attach to the ring where the frontend's indexes are, not at 0: after a
+ * previous backend instance died (or was restarted while the frontend kept
+ * its ring), rsp_prod and req_prod carry on from where they were.  Serving
+ * from rsp_prod answers every request the old instance left unanswered
+ * (reads and writes are idempotent), as Linux blkback does since it gained
+ * unbind/rebind; a fresh ring has both at 0 and is unaffected.  A ring
+ * claiming more than a ring's worth of outstanding requests is refused.
+ */
+static int attach_ring(struct xbd_ring *r, size_t sz)
+{
+    struct blkif_sring *s = r->sring;
+    RING_IDX rsp_prod = __atomic_load_n(&s->rsp_prod, __ATOMIC_RELAXED);
+    RING_IDX req_prod = __atomic_load_n(&s->req_prod, __ATOMIC_RELAXED);
+    unsigned nr_ents = xbd_ring_nr_ents(r->proto, sz);
+
+    if (req_prod - rsp_prod > nr_ents) {
+        xbd_err("%s: ring has %u requests outstanding (req_prod %u, rsp_prod %u), "
+                "more than its %u slots", r->name, req_prod - rsp_prod, req_prod,
+                rsp_prod, nr_ents);
+        errno = EPROTO;
+        return -1;
+    }
+    BACK_RING_ATTACH(&r->br, s, rsp_prod, sz);
+    r->br.nr_ents = nr_ents;
+    return 0;
+}
+
 static int map_ring(struct xbd_ring *r, const struct xbd_ring_params *p)
 {
     size_t sz = (size_t)r->nr_pages * XBD_PAGE_SIZE;
@@ -750,9 +778,7 @@ static int map_ring(struct xbd_ring *r, const struct xbd_ring_params *p)
                                                refs, PROT_READ | PROT_WRITE);
     if (!r->sring)
         return -1;
-    BACK_RING_INIT(&r->br, (struct blkif_sring *)r->sring, sz);
-    r->br.nr_ents = xbd_ring_nr_ents(r->proto, sz);
-    return 0;
+    return attach_ring(r, sz);
 }
 
 static int alloc_slots(struct xbd_ring *r)

@@ -26,7 +26,8 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/vbd-kind.sh \
 	tests/daemon/blockdev.sh \
 	tests/daemon/startup.sh \
-	tests/daemon/xentop-stats.sh
+	tests/daemon/xentop-stats.sh \
+	tests/daemon/crash-restart.sh
 TESTS += $(XBD_DAEMON_TESTS)
 dist_check_SCRIPTS += $(XBD_DAEMON_TESTS)
 EXTRA_DIST += tests/daemon/lib.sh

@@ -81,10 +81,37 @@ void xsim_funlock(int fd)
     flock(fd, LOCK_UN);
 }
 
+/* A zombie has already closed its files: the kernel released its gntdev
+ * mappings and evtchn bindings at exit, long before the parent reaps it. */
+static bool pid_is_zombie(int32_t pid)
+{
+    char path[64], buf[256];
+    const char *rp;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    /* "pid (comm) S ...": comm may contain spaces and parentheses. */
+    rp = strrchr(buf, ')');
+    return rp && rp[1] == ' ' && rp[2] == 'Z';
+}
+
 bool xsim_pid_dead(int32_t pid)
 {
+    if (pid <= 0)
+        return false;
     /* EPERM means it exists (another user's process): still alive. */
-    return pid > 0 && kill(pid, 0) < 0 && errno == ESRCH;
+    if (kill(pid, 0) < 0)
+        return errno == ESRCH;
+    return pid_is_zombie(pid);
 }
 
 void *xsim_map_file(const char *path, size_t size, bool create, int *fdp)

@@ -697,6 +697,53 @@ static void test_event_storm(void)
     fe_close(&f);
 }
 
+/* A ring whose indexes do not start at 0 (the frontend kept it across a
+ * backend restart): the backend attaches at rsp_prod, answers the request
+ * the previous instance left unanswered, then serves new ones in the right
+ * slots; a ring claiming more outstanding requests than slots is refused. */
+static void test_reattach(void)
+{
+    struct fe f;
+    struct be b;
+    struct fe_seg seg;
+    uint64_t id;
+    uint8_t op;
+    int16_t st;
+
+    printf("attach to a ring with indexes in use\n");
+    fe_open(&f, next_domid++, XBD_PROTO_X86_64, 0);
+    f.fr.sring->req_prod = f.fr.sring->rsp_prod = 1000;
+    f.fr.sring->req_event = f.fr.sring->rsp_event = 1001;
+    f.fr.req_prod_pvt = f.fr.rsp_cons = 1000;
+    /* Left unanswered by the previous backend instance. */
+    seg = (struct fe_seg){ f.ref[0], 0, 7 };
+    fe_rw(&f, BLKIF_OP_READ, 77, 0, &seg, 1);
+    f.fr.sring->req_prod = f.fr.req_prod_pvt;
+    be_open(&b, &f, SECTORS, true, 0, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    CHECK_EQ(run_until_rsp(&b, &f, 1, 2.0), 1);
+    CHECK_EQ(f.fr.sring->rsp_prod, 1001);
+    CHECK(fe_pop(&f, &id, &op, &st) && id == 77 && st == BLKIF_RSP_OKAY);
+    fe_rw(&f, BLKIF_OP_READ, 78, 8, &seg, 1);
+    fe_push(&f);
+    CHECK_EQ(run_until_rsp(&b, &f, 1, 2.0), 1);
+    CHECK(fe_pop(&f, &id, &op, &st) && id == 78 && st == BLKIF_RSP_OKAY);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->rd_req, 2);
+    be_close(&b);
+    fe_close(&f);
+
+    fe_open(&f, next_domid++, XBD_PROTO_X86_64, 0);
+    f.fr.sring->rsp_prod = 5;
+    f.fr.sring->req_prod = 5 + 33;     /* one page holds 32 */
+    be_open(&b, &f, SECTORS, true, 0, 0);
+    CHECK(b.ring == NULL);
+    CHECK_EQ(xsg_grants_in_use(f.d), 0);
+    be_close(&b);
+    fe_close(&f);
+}
+
 int main(int argc, char **argv)
 {
     rig_init(argc, argv);
@@ -718,5 +765,6 @@ int main(int argc, char **argv)
     test_fatal();
     test_bad_ring_ref();
     test_event_storm();
+    test_reattach();
     return check_result("test-ring");
 }
