@@ -101,14 +101,16 @@ guest_count() { tr -d '\r' <"$(console_log "$1")" 2>/dev/null | grep -cE "$2"; }
 # guest_wait_gone NAME SECONDS: wait for the guest to power off; destroy it
 # (and say so) when it does not.
 guest_wait_gone() {
-    local end=$(( $(date +%s) + $2 )) state size last_size=-1 still=0
+    local end=$(( $(date +%s) + $2 )) state size last_size=-1 since
+    since=$(date +%s)
     while xl domid "$1" >/dev/null 2>&1; do
         # A guest whose console stays silent for GUEST_STALL seconds is
-        # stuck (seen: fio on a QEMU qdisk disk that never completed, past
-        # fio's own deadline): destroy it now rather than at the deadline.
+        # stuck (seen: fio on a QEMU qdisk disk whose QEMU had died): destroy
+        # it now rather than at the deadline.  Measured in seconds, not
+        # loop turns: under TCG one turn (xl domid + xl list) takes 2-3 s.
         size=$(stat -c %s "$(console_log "$1")" 2>/dev/null || echo 0)
-        if [ "$size" = "$last_size" ]; then still=$((still + 1)); else still=0; last_size=$size; fi
-        if [ "$still" -ge "${GUEST_STALL:-240}" ]; then
+        [ "$size" = "$last_size" ] || { since=$(date +%s); last_size=$size; }
+        if [ $(( $(date +%s) - since )) -ge "${GUEST_STALL:-240}" ]; then
             note "stalled: $1 printed nothing for ${GUEST_STALL:-240} s: destroying it"
             echo stalled >"$R/$1/status"
             timeout 60 xl destroy "$1" >>"$R/$1/xl-destroy.log" 2>&1

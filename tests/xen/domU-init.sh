@@ -82,10 +82,11 @@ say "XBD-BOOTED job=$JOB disks=$DISKS blkfront=$PARAMS"
 insmod /lib/modules/xen-blkfront.ko $PARAMS || { say "XBD-FAIL insmod"; finish 1; }
 
 wait_disk() {  # wait_disk NAME SECONDS
-    n=0
+    # local: the idle job counts its rounds in a global n
+    local tenths=0
     while [ ! -b "/dev/$1" ]; do
-        n=$((n + 1))
-        [ "$n" -gt "$(($2 * 10))" ] && return 1
+        tenths=$((tenths + 1))
+        [ "$tenths" -gt "$(($2 * 10))" ] && return 1
         sleep 0.1
     done
 }
@@ -100,33 +101,90 @@ describe() {  # what blkfront negotiated for disk $1, as the guest sees it
     done
 }
 
-# A hung fio (seen once under TCG) must not hang the guest: every run has
-# a deadline, and a killed run reports its own failure.
-FIO="timeout ${FIO_TIMEOUT:-240} fio --direct=1 --ioengine=libaio --output-format=normal,terse"
-verify_disk() {  # sequential then random write+crc32c verify, 4 KiB..1 MiB
+# Every fio run has a deadline of our own (see deadline below).
+FIO="fio --direct=1 --ioengine=libaio --output-format=normal,terse"
+verify_once() {  # sequential then random write+crc32c verify, 4 KiB..1 MiB
     $FIO --name=seq --filename=/dev/$1 --rw=write --bsrange=4k-1m \
-        --size=${SIZE}m --iodepth=8 --verify=crc32c --verify_fatal=1 --verify_dump=0 || return 1
+        --size=${SIZE}m --iodepth=8 --verify=crc32c --verify_fatal=1 --verify_dump=0 || return
     $FIO --name=rand --filename=/dev/$1 --rw=randwrite --bsrange=4k-1m \
         --size=${SIZE}m --iodepth=8 --verify=crc32c --verify_fatal=1 --verify_dump=0 \
-        --randrepeat=0 || return 1
+        --randrepeat=0
+}
+
+# deadline SECS OUT CMD...: run CMD in the background with its output in
+# OUT; its status, or 124 when it is still running after SECS seconds.  A
+# disk whose backend died (Debian's QEMU qdisk was seen to die of heap
+# corruption mid-run) leaves fio stuck for ever in the kernel, where no
+# signal and no `timeout` can end it: the run is abandoned instead, so the
+# guest goes on with its other disks and reports.
+deadline() {
+    local secs=$1 out=$2 pid n=0
+    shift 2
+    "$@" >$out 2>&1 &
+    pid=$!
+    while kill -0 $pid 2>/dev/null && [ $n -lt $secs ]; do
+        sleep 1
+        n=$((n + 1))
+    done
+    if kill -0 $pid 2>/dev/null; then
+        kill -9 $pid 2>/dev/null
+        echo "no completion after ${secs}s: abandoned" >>$out
+        return 124
+    fi
+    wait $pid
+}
+
+# verify_disk DISK: the verify, once more when fio died of a signal.  Under
+# TCG, processes in the PV domains now and then die in glibc (segfault,
+# abort) for no reason of their own: such a death says nothing about the
+# data and is retried once, and reported (XBD-CRASH) for the host to count.
+# A verify failure (fio exit status 1) is never retried.
+verify_disk() {
+    local r try
+    if [ -e /tmp/dead-$1 ]; then
+        echo "/dev/$1 was declared dead earlier"
+        return 125
+    fi
+    for try in 1 2; do
+        deadline ${VERIFY_SECS:-150} /tmp/verify-$1.out verify_once $1
+        r=$?
+        cat /tmp/verify-$1.out
+        [ $r -eq 124 ] && touch /tmp/dead-$1
+        [ $r -gt 128 ] || return $r
+        say "XBD-CRASH disk=$1 what=verify rc=$r try=$try"
+    done
+    return $r
 }
 
 bench_one() {  # bench_one DISK LABEL RW BS DEPTH: one timed run, one XBD-PERF line
-    local out rc try
+    local out=/tmp/bench-$1.out rc try
+    # A disk declared dead (see deadline) is skipped.
+    if [ -e /tmp/dead-$1 ]; then
+        echo "XBD-PERF disk=$1 job=$2 rc=125 iops=0 kib_s=0"
+        return
+    fi
     # fio 3.33 was seen to abort (SIGABRT) once in a timed run under TCG: a
     # run that fails is shown and retried once; a second failure counts.
     for try in 1 2; do
-        out=$($FIO --name=$2 --filename=/dev/$1 --rw=$3 --bs=$4 --iodepth=$5 \
-            --size=${SIZE}m --runtime=$SECS --time_based --output-format=terse 2>&1)
+        deadline $((SECS + ${BENCH_GRACE:-60})) $out fio --direct=1 --ioengine=libaio \
+            --name=$2 --filename=/dev/$1 --rw=$3 --bs=$4 --iodepth=$5 \
+            --size=${SIZE}m --runtime=$SECS --time_based --output-format=terse
         rc=$?
+        if [ $rc -eq 124 ]; then
+            touch /tmp/dead-$1
+            echo "  fio $1 $2 try $try: no completion: disk declared dead" >/dev/console
+            echo "XBD-PERF disk=$1 job=$2 rc=124 iops=0 kib_s=0"
+            return
+        fi
         [ $rc -eq 0 ] && break
-        echo "$out" | sed "s/^/  fio $1 $2 try $try rc=$rc: /" >/dev/console
+        [ $rc -gt 128 ] && echo "XBD-CRASH disk=$1 what=bench rc=$rc try=$try" >/dev/console
+        sed "s/^/  fio $1 $2 try $try rc=$rc: /" $out >/dev/console
     done
     # terse v3: field 7/8 read KiB/s and IOPS, 48/49 the same for writes.
-    echo "$out" | awk -F';' -v d=$1 -v l=$2 -v rc=$rc '
+    awk -F';' -v d=$1 -v l=$2 -v rc=$rc '
         NF > 50 { printf "XBD-PERF disk=%s job=%s rc=%d iops=%d kib_s=%d\n",
                   d, l, rc, $8 + $49, $7 + $48; found = 1 }
-        END { if (!found) printf "XBD-PERF disk=%s job=%s rc=%d iops=0 kib_s=0\n", d, l, (rc ? rc : 99) }'
+        END { if (!found) printf "XBD-PERF disk=%s job=%s rc=%d iops=0 kib_s=0\n", d, l, (rc ? rc : 99) }' $out
 }
 
 for d in $DISKS; do
@@ -173,6 +231,8 @@ loop)
           r=$?
           say "XBD-ROUND n=$n disk=$first rc=$r"
           [ $r -eq 0 ] || sed 's/^/  /' /tmp/loop.out >/dev/console
+          # a dead disk ends the rounds (they would fail at once, for ever)
+          [ -e /tmp/dead-$first ] && exit 1
       done ) &
     looper=$!
     seen=" $DISKS "

@@ -11,7 +11,7 @@
 #      offers InitWait again).
 source "$top_srcdir/tests/xen/lib.sh"
 xen_setup lifecycle
-xen_boot "${XENBLKD_XEN_TIMEOUT:-1500}"
+xen_boot "${XENBLKD_XEN_TIMEOUT:-900}"
 check_boot
 show events.txt
 for g in g1 g2 g3; do show $g/events.txt; done

@@ -6,7 +6,7 @@
 # what blkfront asked and what xenblkd offered.
 source "$top_srcdir/tests/xen/lib.sh"
 xen_setup variants
-xen_boot "${XENBLKD_XEN_TIMEOUT:-1500}"
+xen_boot "${XENBLKD_XEN_TIMEOUT:-720}"
 check_boot
 show events.txt
 
