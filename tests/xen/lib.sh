@@ -203,7 +203,27 @@ check_verified() {
 # blkfront_line GUEST DISK: what blkfront printed when DISK connected.
 blkfront_line() { grep -hE "blkfront: $2: " "$XEN_RES/$1/describe-$2.txt" 2>/dev/null | tail -1; }
 
+# summary: per guest, what blkfront printed about its disks and the fio
+# summaries of its verify runs, in results/summary.txt (the evidence a
+# person reads first; the full files stay beside it).
+summary() {
+    local g
+    for g in "$XEN_RES"/*/; do
+        [ -f "$g/events.txt" ] || continue
+        echo "== $(basename "$g")"
+        grep -hE 'blkfront: xvd|blkfront.*still in use|xen_blkfront|blkif' "$g"/dmesg.txt "$g"/describe-*.txt 2>/dev/null |
+            sed 's/^ *\[[ 0-9.]*\] //' | sort -u | sed 's/^/  dmesg: /'
+        grep -h '^XBD-' "$g/events.txt" | grep -v '^XBD-PERF' | sed 's/^/  event: /'
+        local f
+        for f in "$g"/fio-verify-*.txt; do
+            [ -f "$f" ] || continue
+            grep -hE '^ *(READ|WRITE):|err=|verify' "$f" | sed "s|^ *|  $(basename "$f"): |"
+        done
+    done >"$XEN_RES/summary.txt"
+}
+
 xen_finish() {
+    summary
     echo "boot took ${XEN_BOOT_SECS:-?}s"
     if [ "$XEN_FAILS" -gt 0 ]; then
         echo "$XEN_FAILS check(s) failed"

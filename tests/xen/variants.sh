@@ -32,7 +32,11 @@ done
 check "feature_persistent=0 took effect" has v-nopersist/describe-xvda.txt '^param feature_persistent=N'
 check "feature_persistent=0: persistent grants disabled" \
     has v-nopersist/describe-xvda.txt 'xvda: .*persistent grants: disabled'
-check "max_indirect_segments=0 took effect" has v-noindirect/describe-xvda.txt '^param max_indirect_segments=0'
+# blkfront raises max_indirect_segments below BLKIF_MAX_SEGMENTS_PER_REQUEST
+# (11) to 11 when it loads, which means no indirect descriptors: the
+# parameter reads 11 after insmod ... max_indirect_segments=0.
+check "max_indirect_segments=0 was passed to insmod" has v-noindirect/events.txt '^XBD-BOOTED .*blkfront=max_indirect_segments=0'
+check "max_indirect_segments=0 took effect (blkfront's floor, 11)" has v-noindirect/describe-xvda.txt '^param max_indirect_segments=(0|11)$'
 check "max_indirect_segments=0: indirect descriptors disabled" \
     has v-noindirect/describe-xvda.txt 'xvda: .*indirect descriptors: disabled'
 
