@@ -938,6 +938,12 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
     /* Requests may already be waiting (the frontend notified before we
      * bound the port). */
     kick(r);
+    /* Responses may be waiting too: a previous instance that died between
+     * pushing responses and notifying left them unseen on a ring we just
+     * attached to.  One spurious event is harmless to any frontend; a lost
+     * one would stall it for good. */
+    if (r->br.rsp_prod_pvt)
+        xenevtchn_notify(r->xce, r->port);
     return r;
 }
 

@@ -734,6 +734,20 @@ static void test_reattach(void)
     be_close(&b);
     fe_close(&f);
 
+    /* The previous instance pushed responses but died before notifying:
+     * attaching must notify, or the frontend never looks again. */
+    fe_open(&f, next_domid++, XBD_PROTO_X86_64, 0);
+    f.fr.sring->req_prod = f.fr.sring->rsp_prod = 500;
+    f.fr.sring->rsp_event = 490;       /* the frontend wants an event */
+    f.fr.req_prod_pvt = 500;
+    f.fr.rsp_cons = 489;
+    be_open(&b, &f, SECTORS, true, 0, 0);
+    CHECK(b.ring != NULL);
+    run_for(&b, 0.05);
+    CHECK_EQ(xsg_evtchn_pending(f.d), (int)f.port);
+    be_close(&b);
+    fe_close(&f);
+
     fe_open(&f, next_domid++, XBD_PROTO_X86_64, 0);
     f.fr.sring->rsp_prod = 5;
     f.fr.sring->req_prod = 5 + 33;     /* one page holds 32 */
