@@ -54,14 +54,14 @@
 #define blkif_back_ring_t        blkif_x86_32_back_ring_t
 #pragma pack(push, 4)
 #ifndef __i386__
-#define XBD_FAKE_I386
+#define XBD_I386_FOR_LAYOUT
 #define __i386__ 1
 #endif
 #undef __XEN_PUBLIC_IO_BLKIF_H__
 #include <xen/io/blkif.h>
-#ifdef XBD_FAKE_I386
+#ifdef XBD_I386_FOR_LAYOUT
 #undef __i386__
-#undef XBD_FAKE_I386
+#undef XBD_I386_FOR_LAYOUT
 #endif
 #pragma pack(pop)
 #undef blkif_request_segment
