@@ -82,6 +82,10 @@ struct xbd_device {
     int state;                  /* XenbusState we last published */
     bool failed;                /* config refused: stay closed until removed */
     bool fatal;                 /* a ring saw the frontend break the protocol */
+    /* The frontend was already Closed when we entered InitWait (left so
+     * by a previous instance's SIGTERM): blkfront reconnects from Closed
+     * once it sees InitWait, so that Closed is no request to close. */
+    bool fe_closed_at_initwait;
     char fatal_reason[160];
 
     /* Toolstack configuration, re-read on every entry to InitWait. */
@@ -844,10 +848,14 @@ static void follow_frontend(struct xbd_device *dev, int fe)
 {
     switch (dev->state) {
     case XBD_XB_INITWAIT:
+        if (fe != XBD_XB_CLOSED)
+            dev->fe_closed_at_initwait = false;
         if (fe == XBD_XB_CLOSING) {
             close_to(dev, XBD_XB_CLOSING);
         } else if (fe == XBD_XB_CLOSED) {
-            close_to(dev, XBD_XB_CLOSED);
+            /* Closed since before our InitWait: wait for it to come back. */
+            if (!dev->fe_closed_at_initwait)
+                close_to(dev, XBD_XB_CLOSED);
         } else if (ensure_backing(dev) == 0 &&
                    (fe == XBD_XB_INITIALISED || fe == XBD_XB_CONNECTED)) {
             dev_connect(dev);
@@ -875,6 +883,9 @@ static void follow_frontend(struct xbd_device *dev, int fe)
         }
         break;
     default:
+        /* First sight of the device: at start-up, or after a restart that
+         * follows a clean stop (man xenblkd, RESTARTING). */
+        dev->fe_closed_at_initwait = fe == XBD_XB_CLOSED;
         enter_initwait(dev);
         if (dev->state == XBD_XB_INITWAIT)
             dev_kick(dev);
