@@ -6,9 +6,8 @@
 #   4. xl block-attach / block-detach of a second disk while the first is
 #      under I/O: nothing stays mapped (no "still in use" in the guest);
 #   7. SIGTERM with an idle guest attached: the disk goes Closed and the
-#      daemon exits 0 (man xenblkd, SIGNALS); after a restart the guest can
-#      use its disk again (blkfront reconnects from Closed when the backend
-#      offers InitWait again).
+#      daemon exits 0 (man xenblkd, SIGNALS); a restarted daemon offers
+#      InitWait again, and Linux blkfront stays Closed (see below).
 source "$top_srcdir/tests/xen/lib.sh"
 xen_setup lifecycle
 xen_boot "${XENBLKD_XEN_TIMEOUT:-900}"
@@ -52,8 +51,21 @@ check "xenblkd exited 0 on SIGTERM with an idle guest attached" \
     test "$(sed -n 1p "$XEN_RES/xenblkd.exit" 2>/dev/null)" = 0
 check "the idle guest's disk went Closed (6) on SIGTERM" note_is 'g3 backend state after SIGTERM: 6'
 show g3/describe-xvda-1.txt
-check "after a restart the guest's disk works again (verify round 2)" \
-    has g3/events.txt '^XBD-ROUND n=2 disk=xvda rc=0'
+# What the restart does on Xen 4.17 + Linux 6.1 blkfront (measured
+# 2026-11-28): xenblkd offers InitWait again (src/device.c waits for a
+# frontend left Closed), but blkfront leaves Closed only from Initialising
+# -- it does not reconnect from Closed -- so the disk stays dead (capacity
+# 0) until the guest re-probes it (module reload, reboot, detach+attach).
+# man xenblkd RESTARTING said otherwise; these checks assert what happens.
+check "after a restart xenblkd offers InitWait again (backend state 2)" \
+    note_is 'g3 backend state after restart: 2'
+check "blkfront stays Closed after the restart (does not reconnect from Closed)" \
+    has g3/xenstore-after-restart.txt '^/local/domain/[0-9]+/device/vbd/51712/state = "6"'
+check "the guest's disk is dead after the restart (verify round 2 fails)" \
+    has g3/events.txt '^XBD-ROUND n=2 disk=xvda rc=[1-9]'
+grep -h 'zero sized' "$XEN_RES/g3/console.log" 2>/dev/null | sed 's/^ */    guest: /' | head -2
+check "the restarted xenblkd closed the device for libxl at xl shutdown" \
+    grep -q 'vbd/51712: state InitWait -> Closed' "$XEN_RES/xenblkd.log"
 check "g3 shut down cleanly after the restart" note_is 'shutdown g3 rc=0'
 check "the restarted xenblkd exited 0 on SIGTERM" \
     test "$(sed -n 2p "$XEN_RES/xenblkd.exit" 2>/dev/null)" = 0
