@@ -736,6 +736,7 @@ static int start_rings(struct xbd_device *dev, const struct fe_info *fi)
             .persistent = fi->persistent,
             .max_indirect_segs = XBD_MAX_INDIRECT_SEGS,
             .max_persistent_grants = dev->host->cfg.max_pgrants,
+            .pgrant_idle_s = dev->host->cfg.pgrant_idle_s,
             .backing = &dev->backing,
         };
         memcpy(p.ring_refs, fi->queues[q].refs, sizeof(p.ring_refs));

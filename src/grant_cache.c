@@ -154,8 +154,12 @@ void *xbd_gnt_page(const struct xbd_gnt *g)
     return g->page;
 }
 
-void xbd_gcache_put(struct xbd_gcache *c, struct xbd_gnt *g)
+void xbd_gcache_put(struct xbd_gcache *c, struct xbd_gnt *g, double now)
 {
+    /* Stamped on release, not on get: a page held by a long request is
+     * in use until it completes, and stamping here keeps the LRU list
+     * ordered by last use, which purge_idle relies on. */
+    g->last_used = now;
     if (--g->users == 0)
         lru_append(c, g);
 }

@@ -27,7 +27,8 @@ struct xbd_gcache *xbd_gcache_new(xengnttab_handle *xgt, domid_t domid,
 struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref,
                                double now, int *err);
 void *xbd_gnt_page(const struct xbd_gnt *g);
-void xbd_gcache_put(struct xbd_gcache *c, struct xbd_gnt *g);
+/* Unpin; <now> is the page's last use (idle purges). */
+void xbd_gcache_put(struct xbd_gcache *c, struct xbd_gnt *g, double now);
 /* Unmap up to <n> least recently used entries not in use; returns how many
  * were unmapped. */
 unsigned xbd_gcache_purge_lru(struct xbd_gcache *c, unsigned n);

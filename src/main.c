@@ -60,11 +60,14 @@ static void usage(FILE *f)
         "      --max-persistent-grants N\n"
         "                              persistent grants kept per ring (default %u;\n"
         "                              0 turns feature-persistent off)\n"
+        "      --persistent-grant-idle SECONDS\n"
+        "                              unmap a persistent grant unused this long\n"
+        "                              (default %u; 0 keeps it until disconnect)\n"
         "  -h, --help                  show this help and exit\n"
         "  -V, --version               show the version and exit\n"
         "\n"
         "SIGTERM or SIGINT: close every device (Closing, rings drained, Closed), exit.\n",
-        XBD_DEFAULT_MAX_PGRANTS);
+        XBD_DEFAULT_MAX_PGRANTS, XBD_DEFAULT_PGRANT_IDLE);
 }
 
 static int parse_num(const char *opt, const char *arg, unsigned long max, unsigned long *out)
@@ -86,7 +89,7 @@ static unsigned online_cpus(void)
 /* 0 ok, 1 exit successfully (--help/--version), -1 error. */
 static int parse_options(int argc, char **argv, struct options *o)
 {
-    enum { OPT_NO_DIRECT = 256, OPT_MAX_QUEUES, OPT_MAX_PGRANTS };
+    enum { OPT_NO_DIRECT = 256, OPT_MAX_QUEUES, OPT_MAX_PGRANTS, OPT_PGRANT_IDLE };
     static const struct option longopts[] = {
         { "foreground", no_argument, NULL, 'f' },
         { "kinds", required_argument, NULL, 'k' },
@@ -95,6 +98,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         { "no-direct-io", no_argument, NULL, OPT_NO_DIRECT },
         { "max-queues", required_argument, NULL, OPT_MAX_QUEUES },
         { "max-persistent-grants", required_argument, NULL, OPT_MAX_PGRANTS },
+        { "persistent-grant-idle", required_argument, NULL, OPT_PGRANT_IDLE },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -109,6 +113,7 @@ static int parse_options(int argc, char **argv, struct options *o)
     o->cfg.direct_io = true;
     o->cfg.max_queues = online_cpus();
     o->cfg.max_pgrants = XBD_DEFAULT_MAX_PGRANTS;
+    o->cfg.pgrant_idle_s = XBD_DEFAULT_PGRANT_IDLE;
 
     while ((c = getopt_long(argc, argv, "fk:l:d:hV", longopts, NULL)) != -1) {
         switch (c) {
@@ -148,6 +153,11 @@ static int parse_options(int argc, char **argv, struct options *o)
             if (parse_num("--max-persistent-grants", optarg, 1u << 20, &v) < 0)
                 return -1;
             o->cfg.max_pgrants = (unsigned)v;
+            break;
+        case OPT_PGRANT_IDLE:
+            if (parse_num("--persistent-grant-idle", optarg, 86400, &v) < 0)
+                return -1;
+            o->cfg.pgrant_idle_s = (unsigned)v;
             break;
         case 'h':
             usage(stdout);
@@ -345,6 +355,8 @@ int main(int argc, char **argv)
     xbd_info("xenblkd %s serving as domain %u: max %u queue%s, %u persistent grants per ring, "
              "%s", PACKAGE_VERSION, domid, o.cfg.max_queues, o.cfg.max_queues == 1 ? "" : "s",
              o.cfg.max_pgrants, o.cfg.direct_io ? "O_DIRECT" : "buffered I/O");
+    if (o.cfg.max_pgrants && o.cfg.pgrant_idle_s)
+        xbd_info("unused persistent grants idle out after %u s", o.cfg.pgrant_idle_s);
     sd_notify_msg("READY=1");
     xbd_log_startup_done();
 

@@ -40,8 +40,7 @@
  * wait in the ring until completions give pages back. */
 #define XBD_BOUNCE_MAX      2048
 #define XBD_PURGE_INTERVAL  0.1    /* s, LRU purge while the cache is full */
-#define XBD_IDLE_CHECK      10.0   /* s */
-#define XBD_IDLE_GRANT_AGE  60.0   /* s, unused persistent grants dropped */
+#define XBD_IDLE_CHECK      10.0   /* s, at most, between idle purges */
 /* Notification storms: after this many wake-ups in a row that found no
  * request, the port stays masked XBD_STORM_DELAY before each unmask, so
  * a frontend notifying in a loop costs us a bounded number of wake-ups
@@ -115,6 +114,7 @@ struct xbd_ring {
      * update and never notifies again). */
     ev_timer more_w;
     ev_timer purge_w, idle_w;
+    double pgrant_idle;            /* s; 0: persistent grants never idle out */
 
     xbd_ring_fatal_fn *fatal;
     void *fatal_opaque;
@@ -234,7 +234,7 @@ static void release_bufs(struct xbd_ring *r, struct xbd_slot *s)
 
     for (i = 0; i < s->nbuf; i++) {
         if (s->buf[i].gnt)
-            xbd_gcache_put(r->gc, s->buf[i].gnt);
+            xbd_gcache_put(r->gc, s->buf[i].gnt, ev_now(r->loop));
         else if (s->buf[i].bounce)
             page_put(r, s->buf[i].bounce);
         s->buf[i].gnt = NULL;
@@ -719,7 +719,7 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct xbd_ring *r = w->data;
 
-    xbd_gcache_purge_idle(r->gc, ev_now(loop) - XBD_IDLE_GRANT_AGE);
+    xbd_gcache_purge_idle(r->gc, ev_now(loop) - r->pgrant_idle);
 }
 
 /* ---- start / stop ---------------------------------------------------- */
@@ -734,6 +734,8 @@ static int check_params(const struct xbd_ring_params *p)
         p->protocol != XBD_PROTO_X86_64)
         return -1;
     if (p->backing->sector_size != 512 && p->backing->sector_size != 4096)
+        return -1;
+    if (!(p->pgrant_idle_s >= 0))     /* also refuses NaN */
         return -1;
     return 0;
 }
@@ -888,6 +890,7 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
                                 xbd_ring_fatal_fn *fatal, void *opaque)
 {
     struct xbd_ring *r;
+    double idle_check;
 
     if (check_params(p) < 0) {
         xbd_err("%s: invalid ring parameters", p->name ? p->name : "ring");
@@ -907,7 +910,11 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
     ev_timer_init(&r->more_w, more_cb, 0., 0.);
     ev_init(&r->purge_w, purge_cb);
     r->purge_w.repeat = XBD_PURGE_INTERVAL;
-    ev_timer_init(&r->idle_w, idle_cb, XBD_IDLE_CHECK, XBD_IDLE_CHECK);
+    /* A grant is unmapped between pgrant_idle and pgrant_idle plus one
+     * check period after its last use. */
+    r->pgrant_idle = p->pgrant_idle_s;
+    idle_check = r->pgrant_idle / 4 < XBD_IDLE_CHECK ? r->pgrant_idle / 4 : XBD_IDLE_CHECK;
+    ev_timer_init(&r->idle_w, idle_cb, idle_check, idle_check);
     r->evtchn_w.data = r->more_w.data = r->purge_w.data = r->idle_w.data = r;
     r->storm_w.data = r;
 
@@ -930,7 +937,7 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
     }
     ev_io_set(&r->evtchn_w, xenevtchn_fd(r->xce), EV_READ);
     ev_io_start(loop, &r->evtchn_w);
-    if (r->persistent)
+    if (r->persistent && r->pgrant_idle > 0)
         ev_timer_start(loop, &r->idle_w);
     xbd_debug("%s: ring of %u page(s), %u slots, protocol %d, persistent %d, "
               "indirect %u", r->name, r->nr_pages, r->nr_slots, r->proto,

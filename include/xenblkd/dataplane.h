@@ -27,6 +27,7 @@
 #define XBD_MAX_RING_PAGES        (1u << XBD_MAX_RING_ORDER)
 #define XBD_MAX_INDIRECT_SEGS     256u  /* feature-max-indirect-segments */
 #define XBD_DEFAULT_MAX_PGRANTS   1056u /* persistent grants per ring, as Linux blkback */
+#define XBD_DEFAULT_PGRANT_IDLE   60u   /* s, as blkback's persistent_grant_unused_seconds */
 
 /* Ring ABI, from the frontend's "protocol" key. */
 enum xbd_protocol {
@@ -62,6 +63,8 @@ struct xbd_ring_params {
     bool persistent;           /* both sides agreed on feature-persistent */
     unsigned max_indirect_segs;   /* 0 = indirect not offered */
     unsigned max_persistent_grants;
+    double pgrant_idle_s;      /* unused persistent grants are unmapped after
+                                  this many seconds; 0 = kept until disconnect */
     const struct xbd_backing *backing;
 };
 
@@ -97,8 +100,9 @@ typedef void xbd_ring_drained_fn(void *opaque);
 /*
  * Behaviour the control plane can rely on (src/ring.c, src/request.c):
  * - persistent: data pages are mapped writable once per grant and kept
- *   (LRU purge of unused ones while the cache is full, unused for 60 s,
- *   or at stop); max_persistent_grants 0 means XBD_DEFAULT_MAX_PGRANTS.
+ *   (LRU purge of unused ones while the cache is full, unused for
+ *   pgrant_idle_s, or at stop); max_persistent_grants 0 means
+ *   XBD_DEFAULT_MAX_PGRANTS.
  *   Without persistent, or over the bound, data goes by grant copy
  *   through daemon-owned page-aligned buffers.  Indirect pages are always
  *   read by grant copy.

@@ -24,6 +24,7 @@ struct xbd_config {
     bool direct_io;             /* open backing stores with O_DIRECT */
     unsigned max_queues;        /* published multi-queue-max-queues */
     unsigned max_pgrants;       /* persistent grants per ring; 0 = off */
+    unsigned pgrant_idle_s;     /* unmap unused persistent grants after; 0 = never */
 };
 
 struct xbd_host;

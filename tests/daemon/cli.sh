@@ -21,10 +21,17 @@ run_fails() {
 
 "$bin" --help >"$tmp/help"
 for opt in --foreground --kinds --log-level --domid --no-direct-io --max-queues \
-           --max-persistent-grants --help --version; do
+           --max-persistent-grants --persistent-grant-idle --help --version; do
     grep -q -- "$opt" "$tmp/help" || xsim_fail "--help does not mention $opt"
 done
 xsim_log "ok: --help lists every option"
+# The man page and --help document the same long options.
+grep -o -- '--[a-z][a-z-]*' "$tmp/help" | sort -u >"$tmp/help-opts"
+sed -n 's/^\.BR\{0,1\} .*\\-\\-\([a-z\\-]*\).*/--\1/p' "$top_srcdir/man/xenblkd.8" |
+    sed 's/\\-/-/g' | sort -u >"$tmp/man-opts"
+diff "$tmp/help-opts" "$tmp/man-opts" >"$tmp/opts-diff" ||
+    { cat "$tmp/opts-diff"; xsim_fail "--help (<) and man xenblkd (>) list different options"; }
+xsim_log "ok: man xenblkd documents the options --help lists ($(wc -l <"$tmp/man-opts"))"
 [ "$("$bin" --version)" = "xenblkd $(sed -n 's/^PACKAGE_VERSION = //p' "$top_builddir/Makefile")" ] ||
     xsim_fail "--version: '$("$bin" --version)'"
 xsim_log "ok: --version"
@@ -35,6 +42,7 @@ run_fails "bad log level" "unknown level 'loud'" --log-level loud
 run_fails "bad --max-queues" "--max-queues" --max-queues many
 run_fails "--max-queues 0" "at least 1" --max-queues 0
 run_fails "bad --domid" "--domid" --domid -1
+run_fails "bad --persistent-grant-idle" "--persistent-grant-idle" --persistent-grant-idle 1.5
 run_fails "stray argument" "unexpected argument" --foreground extra
 # Without --foreground the start-up error still reaches stderr.
 run_fails "no xenstored (syslog mode)" "cannot connect to xenstored" --kinds vbd3

@@ -50,6 +50,7 @@ tests_daemon_xbd_fe_LDADD = $(BLKFRONT_LDADD)
 XBD_MATRIX_TESTS = \
 	tests/daemon/rings.sh \
 	tests/daemon/grants.sh \
+	tests/daemon/grant-idle.sh \
 	tests/daemon/datapath.sh \
 	tests/daemon/loopdev.sh \
 	tests/daemon/readonly.sh \

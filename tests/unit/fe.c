@@ -164,8 +164,9 @@ static void fatal_cb(void *opaque, const char *reason)
         be_stop(b);
 }
 
-void be_open(struct be *b, struct fe *f, uint64_t sectors, bool persistent,
-             unsigned max_indirect, unsigned max_pgrants)
+/* Everything be_open does but start the ring. */
+static void be_prepare(struct be *b, struct fe *f, uint64_t sectors, bool persistent,
+                       unsigned max_indirect, unsigned max_pgrants)
 {
     const char *tmp = getenv("TMPDIR");
     unsigned i;
@@ -199,6 +200,19 @@ void be_open(struct be *b, struct fe *f, uint64_t sectors, bool persistent,
     b->p.max_indirect_segs = max_indirect;
     b->p.max_persistent_grants = max_pgrants;
     b->p.backing = &b->bk;
+}
+
+void be_open(struct be *b, struct fe *f, uint64_t sectors, bool persistent,
+             unsigned max_indirect, unsigned max_pgrants)
+{
+    be_prepare(b, f, sectors, persistent, max_indirect, max_pgrants);
+    b->ring = xbd_ring_start(b->loop, b->io, &b->p, fatal_cb, b);
+}
+
+void be_open_idle(struct be *b, struct fe *f, uint64_t sectors, double pgrant_idle_s)
+{
+    be_prepare(b, f, sectors, true, 0, 0);
+    b->p.pgrant_idle_s = pgrant_idle_s;
     b->ring = xbd_ring_start(b->loop, b->io, &b->p, fatal_cb, b);
 }
 

@@ -52,6 +52,8 @@ void fe_open(struct fe *f, domid_t domid, enum xbd_protocol proto, unsigned orde
 void fe_close(struct fe *f);
 void be_open(struct be *b, struct fe *f, uint64_t sectors, bool persistent,
              unsigned max_indirect, unsigned max_pgrants);
+/* be_open with persistent grants that idle out after pgrant_idle_s. */
+void be_open_idle(struct be *b, struct fe *f, uint64_t sectors, double pgrant_idle_s);
 /* Stop the ring and run the loop until it has drained. */
 void be_stop(struct be *b);
 void be_close(struct be *b);

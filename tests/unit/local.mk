@@ -19,15 +19,29 @@ tests_unit_test_aio_CFLAGS = $(XBD_UNIT_CFLAGS)
 tests_unit_test_aio_LDADD = $(XBD_UNIT_LIBS)
 TESTS += tests/unit/test-aio
 
+# Tests with a simulated guest in-process (tests/unit/fe.c re-executes
+# them on the simulated libraries).
+XBD_SIM_UNIT_LIBS = tests/sim/libxensim_guest.a $(XBD_UNIT_LIBS) -ldl
+XBD_SIM_UNIT_DEPS = tests/sim/libxensim_guest.a src/libxenblkd.a \
+	tests/sim/lib/libxengnttab.so.1 tests/sim/lib/libxenevtchn.so.1
+
 check_PROGRAMS += tests/unit/test-ring
 tests_unit_test_ring_SOURCES = tests/unit/test-ring.c tests/unit/fe.c \
 	tests/unit/fe.h tests/unit/check.h
 tests_unit_test_ring_CFLAGS = $(XBD_UNIT_CFLAGS)
-tests_unit_test_ring_LDADD = tests/sim/libxensim_guest.a $(XBD_UNIT_LIBS) -ldl
+tests_unit_test_ring_LDADD = $(XBD_SIM_UNIT_LIBS)
 tests_unit_test_ring_LDFLAGS = $(AM_LDFLAGS) -pthread
-tests_unit_test_ring_DEPENDENCIES = tests/sim/libxensim_guest.a src/libxenblkd.a \
-	tests/sim/lib/libxengnttab.so.1 tests/sim/lib/libxenevtchn.so.1
+tests_unit_test_ring_DEPENDENCIES = $(XBD_SIM_UNIT_DEPS)
 TESTS += tests/unit/test-ring
+
+check_PROGRAMS += tests/unit/test-gcache
+tests_unit_test_gcache_SOURCES = tests/unit/test-gcache.c tests/unit/fe.c \
+	tests/unit/fe.h tests/unit/check.h
+tests_unit_test_gcache_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_gcache_LDADD = $(XBD_SIM_UNIT_LIBS)
+tests_unit_test_gcache_LDFLAGS = $(AM_LDFLAGS) -pthread
+tests_unit_test_gcache_DEPENDENCIES = $(XBD_SIM_UNIT_DEPS)
+TESTS += tests/unit/test-gcache
 
 # The data plane through the real daemon and the reference frontend.
 XBD_UNIT_SH_TESTS = tests/unit/e2e-dataplane.sh

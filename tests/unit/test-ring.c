@@ -215,6 +215,62 @@ static void test_persistent_reuse(void)
     fe_close(&f);
 }
 
+/* Unused persistent grants are unmapped after pgrant_idle_s (the default
+ * is 60 s: the ring's timer, not only the cache, is what is tested), the
+ * guest sees them released, and the next request maps them again.  Every
+ * grant stays mapped while the guest keeps using it. */
+static void test_idle_purge(void)
+{
+    struct fe f;
+    struct be b;
+    struct xsg_grant_stats s1, s2;
+
+    printf("persistent grants idle out\n");
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
+    be_open_idle(&b, &f, SECTORS, 0.4);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    round_trip(&b, &f, 8, 0, 500);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, 8);
+    CHECK_EQ(xsg_grants_in_use(f.d), 9);         /* 8 data pages + ring */
+    /* In use every 0.1 s for 0.8 s: twice the idle time, still mapped. */
+    for (unsigned i = 0; i < 8; i++) {
+        run_for(&b, 0.1);
+        round_trip(&b, &f, 8, 0, 600 + i);
+    }
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_map_calls, 8);
+    CHECK_EQ(xsg_grants_in_use(f.d), 9);
+    /* Idle for 0.4 s plus at most one check period (0.1 s) plus slack. */
+    run_for(&b, 0.8);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, 0);
+    CHECK_EQ(xsg_grants_in_use(f.d), 1);         /* the ring only */
+    CHECK(xsg_grant_stats(f.d, &s1) == 0);
+    CHECK_EQ(s1.pages_unmapped, 8);
+    /* Used again: mapped again, data still right. */
+    round_trip(&b, &f, 8, 0, 700);
+    CHECK(xsg_grant_stats(f.d, &s2) == 0);
+    CHECK_EQ(s2.pages_mapped, s1.pages_mapped + 8);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_map_calls, 16);
+    be_close(&b);
+    CHECK_EQ(xsg_grants_in_use(f.d), 0);
+    fe_close(&f);
+
+    /* 0 = never: the same idle time leaves the grants mapped. */
+    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
+    be_open_idle(&b, &f, SECTORS, 0);
+    CHECK(b.ring != NULL);
+    if (!b.ring)
+        return;
+    round_trip(&b, &f, 8, 0, 800);
+    run_for(&b, 0.8);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, 8);
+    CHECK_EQ(xsg_grants_in_use(f.d), 9);
+    be_close(&b);
+    CHECK_EQ(xsg_grants_in_use(f.d), 0);
+    fe_close(&f);
+}
+
 static void test_copy_path(void)
 {
     struct fe f;
@@ -764,6 +820,7 @@ int main(int argc, char **argv)
     test_abis();
     test_multipage();
     test_persistent_reuse();
+    test_idle_purge();
     test_copy_path();
     test_lru_bound();
     test_invalid(0);
