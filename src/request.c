@@ -191,6 +191,10 @@ static int segs_check(struct xbd_req *req, const struct xbd_backing *b)
         total += n;
     }
     req->nr_sectors = total;
+    /* An empty flush or barrier touches no sector; its sector_number is
+     * not used (blkfront leaves whatever the block layer had there). */
+    if (total == 0)
+        return BLKIF_RSP_OKAY;
     if (req->sector_number % align)
         return BLKIF_RSP_ERROR;
     if (req->sector_number > b->sectors || total > b->sectors - req->sector_number)

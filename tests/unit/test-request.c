@@ -210,6 +210,17 @@ static void test_ops(const struct abi_off *a)
     CHECK_EQ(parse(a, &q), BLKIF_RSP_OKAY);           /* barrier with data */
     put_rw(a, BLKIF_OP_FLUSH_DISKCACHE, 12, 1, 0, 0, 7);
     CHECK_EQ(parse(a, &q), BLKIF_RSP_ERROR);
+    /* An empty flush touches no sector: its sector_number means nothing
+     * (as blkback, which range-checks only requests with sectors). */
+    put_rw(a, BLKIF_OP_FLUSH_DISKCACHE, 0, 1, UINT64_MAX, 0, 0);
+    CHECK_EQ(parse(a, &q), BLKIF_RSP_OKAY);
+    put_rw(a, BLKIF_OP_WRITE_BARRIER, 0, 1, 2049, 0, 0);
+    CHECK_EQ(parse(a, &q), BLKIF_RSP_OKAY);
+    /* With data the range is checked like a write's. */
+    put_rw(a, BLKIF_OP_FLUSH_DISKCACHE, 1, 1, 2041, 0, 7);
+    CHECK_EQ(parse(a, &q), BLKIF_RSP_ERROR);          /* past the end */
+    put_rw(a, BLKIF_OP_FLUSH_DISKCACHE, 1, 1, 2040, 0, 7);
+    CHECK_EQ(parse(a, &q), BLKIF_RSP_OKAY);
     bk.flush = false;
     put_rw(a, BLKIF_OP_FLUSH_DISKCACHE, 0, 1, 0, 0, 0);
     CHECK_EQ(parse(a, &q), BLKIF_RSP_EOPNOTSUPP);     /* not offered */
