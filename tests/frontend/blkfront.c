@@ -548,7 +548,8 @@ static bool all_queues_dead(const bf_disk *d)
 }
 
 /* Wait for our requests to come back before tearing the rings down (not
- * from rings we stopped reading after a protocol error). */
+ * from rings we stopped reading after a protocol error, nor from a backend
+ * already Closed: it has let go of the rings and will answer nothing). */
 static int drain(bf_disk *d)
 {
     uint64_t deadline = bf_now_ms() + d->cfg.timeout_ms;
@@ -559,8 +560,17 @@ static int drain(bf_disk *d)
                           d->cfg.timeout_ms / 1000.0, d->inflight);
             return -1;
         }
-        if (bf_host_poll(d->h, (int)(deadline - now)) < 0)
+        int c = bf_host_poll(d->h, deadline - now > 500 ? 500 : (int)(deadline - now));
+        if (c < 0)
             return -1;
+        if (c > 0)
+            continue;
+        int st = bf_xs_read_state(d->h, d->be_path);
+        if (st == -1 || st == XenbusStateClosed) {
+            bf_disk_error(d, "backend %s: %u request(s) in flight will never be answered",
+                          st == -1 ? "gone" : "Closed", d->inflight);
+            return -1;
+        }
     }
     return 0;
 }

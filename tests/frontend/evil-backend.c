@@ -157,6 +157,19 @@ int main(int argc, char **argv)
             }
             RING_FINAL_CHECK_FOR_REQUESTS(&r, more);
         } while (more && n < 64);
+        if (n > 0 && is("close-midway")) {
+            /* Leave with these requests unanswered: Closing, let go of
+             * the ring, Closed, without waiting for the frontend. */
+            put("state", "5");
+            xengnttab_unmap(xgt, page, 1);
+            xenevtchn_unbind(xce, (evtchn_port_t)lp);
+            put("state", "6");
+            wait_fe(6, 6);
+            xenevtchn_close(xce);
+            xengnttab_close(xgt);
+            xs_close(xs);
+            return time(NULL) <= deadline ? 0 : 1;
+        }
         for (unsigned i = 0; i < n; i++) {
             struct blkif_x86_64_request *q = is("reorder") ? &batch[n - 1 - i] : &batch[i];
             uint8_t op = q->operation;

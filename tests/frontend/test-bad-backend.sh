@@ -2,8 +2,9 @@
 # The frontend is strict about what the backend answers: out-of-order
 # responses are fine, but a duplicated response, a wrong operation, an id
 # it never used, a response producer more than a ring ahead, or a grant the
-# backend keeps mapped after answering (persistent grants off) must each
-# fail the run with a message naming the problem.  The backend is
+# backend keeps mapped after answering (persistent grants off), or a
+# backend going Closed with requests unanswered must each fail the run
+# with a message naming the problem.  The backend is
 # evil-backend, driven through the simulated grant table / event channels.
 set -euo pipefail
 source "$top_srcdir/tests/harness/env.sh"
@@ -39,6 +40,10 @@ run dup 1 'duplicate or stale response.*slot [0-9]+ has no request in flight' --
 run wrong-op 1 'wrong operation.*expected operation 1 \(write\), got 2' --workload write --count 50
 run bad-id 1 'unexpected id' --workload write --count 50
 run overflow 1 'response producer overflow: rsp_prod [0-9]+ is more than a ring \(32\) ahead' --workload write --count 50
+# A backend that goes Closed with requests in flight: the frontend fails at
+# once and says why (the stall timeout, 20 s here, would say "no response").
+run close-midway 1 'backend Closed with [0-9]+ request\(s\) in flight' \
+    --workload write --count 50 --qd 8 --timeout 20
 run keep-mapped 1 'cannot end access to grant [0-9]+ \(request grant after its response\).*still has it mapped' \
     --workload write --count 20 --no-indirect
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <xen/io/xenbus.h>
 
 #include "bf_internal.h"
 
@@ -522,6 +523,28 @@ static void report_stall(struct wl_disk *w, unsigned timeout_ms)
     }
 }
 
+/* After a quiet poll: a backend that is Closed (or whose directory is
+ * gone) has drained and will not answer what is still in flight, so fail
+ * now and say so rather than wait for the stall timeout.  Closing is not
+ * enough: a backend answers its in-flight requests before it is Closed. */
+static bool backend_gone(struct wl_disk *w, unsigned n)
+{
+    bool gone = false;
+    for (unsigned i = 0; i < n; i++) {
+        bf_disk *d = w[i].d;
+        if (w[i].active == 0)
+            continue;
+        int st = bf_xs_read_state(d->h, d->be_path);
+        if (st == -1 || st == XenbusStateClosed) {
+            bf_disk_error(d, "backend %s with %u request(s) in flight",
+                          st == -1 ? "gone" : "Closed", bf_inflight(d));
+            w[i].failed = true;
+            gone = true;
+        }
+    }
+    return gone;
+}
+
 int bf_workload_run(bf_host *h, bf_disk **disks, bf_genmap **maps, unsigned n, const struct bf_wl_opts *o)
 {
     struct wl_disk *w = calloc(n ? n : 1, sizeof(*w));
@@ -558,6 +581,9 @@ int bf_workload_run(bf_host *h, bf_disk **disks, bf_genmap **maps, unsigned n, c
         }
         if (c > 0) {
             last = bf_now_ms();
+        } else if (backend_gone(w, n)) {
+            rc = -1;
+            break;
         } else if (bf_now_ms() - last > timeout) {
             for (unsigned i = 0; i < n; i++)
                 if (w[i].active > 0)
