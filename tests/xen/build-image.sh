@@ -37,6 +37,13 @@ for tool in debootstrap mkfs.ext4 cpio apt-get dpkg chroot; do
     command -v "$tool" >/dev/null || skip "$tool is missing: run tests/install-deps.sh"
 done
 
+# The build needs about 2.5 GB (debootstrap tree, packages, the ext4 image
+# and the initramfs) before the tree is removed; say so up front rather
+# than fail half way through with ENOSPC.
+free_mb=$(df -Pm "$cache" | awk 'NR == 2 {print $4}')
+[ "${free_mb:-0}" -ge 4096 ] ||
+    { log "only ${free_mb:-?} MB free under $cache: building the dom0 image needs 4 GB"; exit 1; }
+
 # One builder at a time; a second one waits and then finds the entry ready.
 exec 9>"$cache/.build.lock"
 flock 9
