@@ -127,8 +127,7 @@ static struct xbd_gnt *map_new(struct xbd_gcache *c, grant_ref_t ref, int *err)
     return g;
 }
 
-struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref,
-                               double now, int *err)
+struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err)
 {
     struct xbd_gnt *g = lookup(c, ref);
 
@@ -145,7 +144,6 @@ struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref,
         lru_unlink(c, g);
     }
     g->users++;
-    g->last_used = now;
     return g;
 }
 
@@ -158,7 +156,8 @@ void xbd_gcache_put(struct xbd_gcache *c, struct xbd_gnt *g, double now)
 {
     /* Stamped on release, not on get: a page held by a long request is
      * in use until it completes, and stamping here keeps the LRU list
-     * ordered by last use, which purge_idle relies on. */
+     * ordered by last use, which purge_idle relies on.  Pinned pages are
+     * never on the list, so they need no stamp. */
     g->last_used = now;
     if (--g->users == 0)
         lru_append(c, g);

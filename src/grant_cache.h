@@ -23,9 +23,8 @@ struct xbd_gcache *xbd_gcache_new(xengnttab_handle *xgt, domid_t domid,
                                   unsigned max, struct xbd_ring_stats *st);
 /* Pin the mapping of <ref>, mapping it on first use.  NULL with *err = 0:
  * the cache is full (use grant copy); NULL with *err = errno: the map
- * failed (the request must fail).  <now> stamps the use for idle purges. */
-struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref,
-                               double now, int *err);
+ * failed (the request must fail). */
+struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err);
 void *xbd_gnt_page(const struct xbd_gnt *g);
 /* Unpin; <now> is the page's last use (idle purges). */
 void xbd_gcache_put(struct xbd_gcache *c, struct xbd_gnt *g, double now);

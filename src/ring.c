@@ -385,8 +385,7 @@ static int seg_buf(struct xbd_ring *r, struct xbd_slot *s, unsigned i)
     int err = 0;
 
     if (r->persistent) {
-        s->buf[i].gnt = xbd_gcache_get(r->gc, s->req.seg[i].gref,
-                                       ev_now(r->loop), &err);
+        s->buf[i].gnt = xbd_gcache_get(r->gc, s->req.seg[i].gref, &err);
         if (s->buf[i].gnt)
             return 0;
         if (err) {

@@ -68,10 +68,10 @@ static uint64_t map_calls(struct rig *r)
     return s.map_calls;
 }
 
-static struct xbd_gnt *get(struct xbd_gcache *c, grant_ref_t ref, double now)
+static struct xbd_gnt *get(struct xbd_gcache *c, grant_ref_t ref)
 {
     int err = -1;
-    struct xbd_gnt *g = xbd_gcache_get(c, ref, now, &err);
+    struct xbd_gnt *g = xbd_gcache_get(c, ref, &err);
 
     CHECK(g != NULL);
     CHECK_EQ(err, 0);
@@ -88,7 +88,7 @@ static void test_map_once(void)
     printf("mapped once, reused, the guest's page\n");
     rig_open(&r, 31);
     c = xbd_gcache_new(r.xgt, 31, 4, &r.st);
-    g = get(c, r.ref[0], 1);
+    g = get(c, r.ref[0]);
     CHECK_EQ(map_calls(&r), 1);
     CHECK_EQ(xsg_grant_in_use(r.d, r.ref[0]), 1);
     CHECK(((char *)xbd_gnt_page(g))[100] == 'a');
@@ -97,7 +97,7 @@ static void test_map_once(void)
     CHECK(((char *)xsg_page(r.d, r.gfn[0]))[7] == 'Z');
     xbd_gcache_put(c, g, 2);
     for (i = 0; i < 5; i++) {
-        g2 = get(c, r.ref[0], 3 + i);
+        g2 = get(c, r.ref[0]);
         CHECK(g2 == g);
         xbd_gcache_put(c, g2, 3 + i);
     }
@@ -125,15 +125,15 @@ static void test_full_and_errors(void)
     c = xbd_gcache_new(r.xgt, 32, 3, &r.st);
     CHECK(!xbd_gcache_take_full_hint(c));
     for (i = 0; i < 3; i++)
-        g[i] = get(c, r.ref[i], 1);
-    CHECK(xbd_gcache_get(c, r.ref[3], 1, &err) == NULL);
+        g[i] = get(c, r.ref[i]);
+    CHECK(xbd_gcache_get(c, r.ref[3], &err) == NULL);
     CHECK_EQ(err, 0);
     CHECK(xbd_gcache_take_full_hint(c));
     CHECK(!xbd_gcache_take_full_hint(c));          /* reset by the read */
     CHECK_EQ(xsg_grant_in_use(r.d, r.ref[3]), 0);
     CHECK_EQ(xbd_gcache_count(c), 3);
     /* A cached ref is still served when full. */
-    CHECK(get(c, r.ref[1], 2) == g[1]);
+    CHECK(get(c, r.ref[1]) == g[1]);
     xbd_gcache_put(c, g[1], 2);
     for (i = 0; i < 3; i++)
         xbd_gcache_put(c, g[i], 2);
@@ -141,13 +141,13 @@ static void test_full_and_errors(void)
     /* Room again, but the guest never granted ref 1000: error, no entry. */
     CHECK_EQ(xbd_gcache_purge_lru(c, 1), 1);
     err = 0;
-    CHECK(xbd_gcache_get(c, 1000, 3, &err) == NULL);
+    CHECK(xbd_gcache_get(c, 1000, &err) == NULL);
     CHECK(err != 0);
     CHECK_EQ(xbd_gcache_count(c), 2);
     CHECK_EQ(r.st.pgrants_mapped, 2);
     /* ... and a retry fails again rather than finding a half entry. */
     err = 0;
-    CHECK(xbd_gcache_get(c, 1000, 3, &err) == NULL);
+    CHECK(xbd_gcache_get(c, 1000, &err) == NULL);
     CHECK(err != 0);
     xbd_gcache_free(c);
     rig_close(&r);
@@ -167,7 +167,7 @@ static void test_purges(void)
      * 12, 0 at 20 (held long: first use was the earliest), 4 at 21;
      * 2 and 5 stay pinned. */
     for (i = 0; i < NREF; i++)
-        g[i] = get(c, r.ref[i], 10);
+        g[i] = get(c, r.ref[i]);
     xbd_gcache_put(c, g[3], 11);
     xbd_gcache_put(c, g[1], 12);
     xbd_gcache_put(c, g[0], 20);
@@ -194,7 +194,7 @@ static void test_purges(void)
     CHECK_EQ(xbd_gcache_count(c), 2);
 
     /* A purged grant is mapped again on its next use, same content. */
-    g[3] = get(c, r.ref[3], 30);
+    g[3] = get(c, r.ref[3]);
     CHECK(((char *)xbd_gnt_page(g[3]))[0] == 'a' + 3);
     CHECK_EQ(xsg_grant_in_use(r.d, r.ref[3]), 1);
     xbd_gcache_put(c, g[3], 30);
