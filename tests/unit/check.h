@@ -6,24 +6,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int check_failures;
+/* One count per test program, shared by all of its files (the rig's
+ * helpers in rig.c check too): a weak definition in every file that
+ * includes this header, which the linker merges into one. */
+__attribute__((weak)) int check_failures;
 
-#define CHECK(cond) do {                                                  \
+/* The _AT forms report the given place: helpers pass their caller's. */
+#define CHECK_AT(file, line, cond) do {                                   \
     if (!(cond)) {                                                        \
-        fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,  \
+        fprintf(stderr, "%s:%d: CHECK failed: %s\n", (file), (line),      \
                 #cond);                                                   \
         check_failures++;                                                 \
     }                                                                     \
 } while (0)
 
-#define CHECK_EQ(a, b) do {                                               \
+#define CHECK_EQ_AT(file, line, a, b) do {                                \
     long long a_ = (long long)(a), b_ = (long long)(b);                   \
     if (a_ != b_) {                                                       \
         fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld)\n", \
-                __FILE__, __LINE__, #a, #b, a_, b_);                      \
+                (file), (line), #a, #b, a_, b_);                          \
         check_failures++;                                                 \
     }                                                                     \
 } while (0)
+
+#define CHECK(cond) CHECK_AT(__FILE__, __LINE__, cond)
+#define CHECK_EQ(a, b) CHECK_EQ_AT(__FILE__, __LINE__, a, b)
 
 static inline int check_result(const char *name)
 {

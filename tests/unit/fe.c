@@ -231,16 +231,20 @@ void be_stop(struct be *b)
     xbd_ring_stop(b->ring, drained_cb, b);
 }
 
+bool be_wait_drained(struct be *b, double timeout_s)
+{
+    double t0 = ev_time();
+
+    while (!b->drained && ev_time() - t0 < timeout_s)
+        ev_run(b->loop, EVRUN_ONCE);
+    return b->drained;
+}
+
 void be_close(struct be *b)
 {
-    double t0;
-
     if (b->ring) {
         be_stop(b);
-        t0 = ev_time();
-        while (!b->drained && ev_time() - t0 < 10)
-            ev_run(b->loop, EVRUN_ONCE);
-        if (!b->drained) {
+        if (!be_wait_drained(b, 10)) {
             fprintf(stderr, "FATAL: ring never drained\n");
             exit(1);
         }
@@ -289,6 +293,13 @@ void fe_rw(struct fe *f, uint8_t op, uint64_t id, uint64_t sector,
         FE_FILL_RW((struct blkif_request *)s, op, id, sector, segs, n);
         break;
     }
+}
+
+void fe_rw_page(struct fe *f, uint8_t op, uint64_t id, uint64_t sector, unsigned page)
+{
+    struct fe_seg seg = { f->ref[page], 0, 7 };
+
+    fe_rw(f, op, id, sector, &seg, 1);
 }
 
 #define FE_FILL_DISCARD(req, id_, sector_, nr_, secure_) do {            \

@@ -54,13 +54,20 @@ void be_open(struct be *b, struct fe *f, uint64_t sectors, bool persistent,
              unsigned max_indirect, unsigned max_pgrants);
 /* be_open with persistent grants that idle out after pgrant_idle_s. */
 void be_open_idle(struct be *b, struct fe *f, uint64_t sectors, double pgrant_idle_s);
-/* Stop the ring and run the loop until it has drained. */
+/* Ask the ring to stop; it drains (b->drained) once its I/O is done. */
 void be_stop(struct be *b);
+/* Run the loop until the stopped ring has drained or timeout_s passed;
+ * returns b->drained. */
+bool be_wait_drained(struct be *b, double timeout_s);
+/* Stop the ring, wait for it to drain (exits the test if it never does),
+ * free the rest. */
 void be_close(struct be *b);
 
 /* Queue requests (not yet visible to the backend). */
 void fe_rw(struct fe *f, uint8_t op, uint64_t id, uint64_t sector,
            const struct fe_seg *segs, unsigned n);
+/* One segment: the whole of data page <page> (f->ref[page]). */
+void fe_rw_page(struct fe *f, uint8_t op, uint64_t id, uint64_t sector, unsigned page);
 void fe_discard(struct fe *f, uint64_t id, uint64_t sector, uint64_t nr, bool secure);
 void fe_indirect(struct fe *f, uint8_t iop, uint64_t id, uint64_t sector,
                  uint16_t nseg, const grant_ref_t *pages, unsigned npages);

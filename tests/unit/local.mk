@@ -27,7 +27,7 @@ XBD_SIM_UNIT_DEPS = tests/sim/libxensim_guest.a src/libxenblkd.a \
 
 check_PROGRAMS += tests/unit/test-ring
 tests_unit_test_ring_SOURCES = tests/unit/test-ring.c tests/unit/fe.c \
-	tests/unit/fe.h tests/unit/check.h
+	tests/unit/fe.h tests/unit/rig.c tests/unit/rig.h tests/unit/check.h
 tests_unit_test_ring_CFLAGS = $(XBD_UNIT_CFLAGS)
 tests_unit_test_ring_LDADD = $(XBD_SIM_UNIT_LIBS)
 tests_unit_test_ring_LDFLAGS = $(AM_LDFLAGS) -pthread

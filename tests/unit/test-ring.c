@@ -9,6 +9,10 @@
  * barrier, discard; invalid requests answered ERROR/EOPNOTSUPP; a bogus
  * req_prod is fatal; a ring stopped with I/O in flight drains and leaves
  * no grant in use; a ring that cannot be mapped leaves nothing behind.
+ *
+ * Each scenario is brought up and torn down by the rig helpers (rig.h):
+ * the ring must start, and once it is closed the guest must see none of
+ * its grants in use.
  */
 #include "config.h"
 
@@ -19,27 +23,7 @@
 
 #include "check.h"
 #include "fe.h"
-
-#define SECTORS 8192                  /* 4 MiB disk */
-
-static domid_t next_domid = 10;
-
-/* Wait for n responses and check they are all <status>. */
-static void expect_all(struct be *b, struct fe *f, unsigned n, int16_t status)
-{
-    uint64_t id;
-    uint8_t op;
-    int16_t st;
-    unsigned got = run_until_rsp(b, f, n, 10);
-
-    CHECK_EQ(got, n);
-    while (fe_pop(f, &id, &op, &st))
-        if (st != status) {
-            fprintf(stderr, "request %llu (op %u): status %d, want %d\n",
-                    (unsigned long long)id, op, st, status);
-            check_failures++;
-        }
-}
+#include "rig.h"
 
 /* Responses come back in completion order: collect n of them and look
  * them up by id. */
@@ -142,19 +126,14 @@ static void test_abis(void)
             struct be b;
 
             printf("round trip, protocol %d, persistent %u\n", protos[i], pers);
-            fe_open(&f, next_domid++, protos[i], 0);
-            be_open(&b, &f, SECTORS, pers, 0, 0);
-            CHECK(b.ring != NULL);
-            if (!b.ring)
+            if (!rig_up(&b, &f, protos[i], 0, .persistent = pers))
                 return;
             round_trip(&b, &f, 30, 64, 7 + i);
             CHECK_EQ(xbd_ring_get_stats(b.ring)->wr_req, 3);
             CHECK_EQ(xbd_ring_get_stats(b.ring)->rd_req, 3);
             CHECK_EQ(xbd_ring_get_stats(b.ring)->wr_sect, 240);
             CHECK_EQ(xbd_ring_get_stats(b.ring)->errors, 0);
-            be_close(&b);
-            CHECK_EQ(xsg_grants_in_use(f.d), 0);
-            fe_close(&f);
+            rig_down(&b, &f);
         }
     }
 }
@@ -164,25 +143,18 @@ static void test_multipage(void)
 {
     struct fe f;
     struct be b;
-    struct fe_seg seg = { 0, 0, 7 };
     unsigned i;
 
     printf("multi-page ring\n");
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 2);
-    be_open(&b, &f, SECTORS, true, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 2, .persistent = true))
         return;
     CHECK_EQ(RING_SIZE(&f.fr), 128);
-    for (i = 0; i < 128; i++) {
-        seg.gref = f.ref[i % FE_NPAGES];
-        fe_rw(&f, BLKIF_OP_READ, i, (uint64_t)i * 8, &seg, 1);
-    }
+    for (i = 0; i < 128; i++)
+        fe_rw_page(&f, BLKIF_OP_READ, i, (uint64_t)i * 8, i % FE_NPAGES);
     fe_push(&f);
     expect_all(&b, &f, 128, BLKIF_RSP_OKAY);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->rd_req, 128);
-    be_close(&b);
-    fe_close(&f);
+    rig_down(&b, &f);
 }
 
 static void test_persistent_reuse(void)
@@ -192,10 +164,7 @@ static void test_persistent_reuse(void)
     struct xsg_grant_stats s1, s2;
 
     printf("persistent grants are reused\n");
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-    be_open(&b, &f, SECTORS, true, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true))
         return;
     round_trip(&b, &f, 22, 0, 100);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, 22);
@@ -226,10 +195,7 @@ static void test_idle_purge(void)
     struct xsg_grant_stats s1, s2;
 
     printf("persistent grants idle out\n");
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-    be_open_idle(&b, &f, SECTORS, 0.4);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .pgrant_idle_s = 0.4))
         return;
     round_trip(&b, &f, 8, 0, 500);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, 8);
@@ -252,23 +218,16 @@ static void test_idle_purge(void)
     CHECK(xsg_grant_stats(f.d, &s2) == 0);
     CHECK_EQ(s2.pages_mapped, s1.pages_mapped + 8);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_map_calls, 16);
-    be_close(&b);
-    CHECK_EQ(xsg_grants_in_use(f.d), 0);
-    fe_close(&f);
+    rig_down(&b, &f);
 
     /* 0 = never: the same idle time leaves the grants mapped. */
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-    be_open_idle(&b, &f, SECTORS, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true, .pgrant_idle_s = 0))
         return;
     round_trip(&b, &f, 8, 0, 800);
     run_for(&b, 0.8);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, 8);
     CHECK_EQ(xsg_grants_in_use(f.d), 9);
-    be_close(&b);
-    CHECK_EQ(xsg_grants_in_use(f.d), 0);
-    fe_close(&f);
+    rig_down(&b, &f);
 }
 
 static void test_copy_path(void)
@@ -278,10 +237,7 @@ static void test_copy_path(void)
     struct xsg_grant_stats s;
 
     printf("copy path never maps data pages\n");
-    fe_open(&f, next_domid++, XBD_PROTO_X86_32, 0);
-    be_open(&b, &f, SECTORS, false, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_X86_32, 0, .persistent = false))
         return;
     round_trip(&b, &f, 33, 0, 400);
     CHECK(xsg_grant_stats(f.d, &s) == 0);
@@ -293,9 +249,7 @@ static void test_copy_path(void)
     CHECK_EQ(xbd_ring_get_stats(b.ring)->copy_calls, 6);
     /* Grants are not held between requests on the copy path. */
     CHECK_EQ(xsg_grants_in_use(f.d), 1);        /* the ring page */
-    be_close(&b);
-    CHECK_EQ(xsg_grants_in_use(f.d), 0);
-    fe_close(&f);
+    rig_down(&b, &f);
 }
 
 static void test_lru_bound(void)
@@ -306,10 +260,7 @@ static void test_lru_bound(void)
     unsigned i;
 
     printf("persistent cache bound and LRU purge\n");
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-    be_open(&b, &f, SECTORS, true, 0, 8);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true, .max_pgrants = 8))
         return;
     /* 22 distinct grants through an 8-entry cache: data still right. */
     round_trip(&b, &f, 22, 0, 500);
@@ -329,16 +280,14 @@ static void test_lru_bound(void)
     CHECK_EQ(xsg_grant_in_use(f.d, f.ref[7]), 1);
     for (i = 0; i < 22; i++)
         CHECK(xbd_ring_get_stats(b.ring)->pgrants_mapped <= 8);
-    be_close(&b);
-    CHECK_EQ(xsg_grants_in_use(f.d), 0);
-    fe_close(&f);
+    rig_down(&b, &f);
 }
 
 static void test_invalid(unsigned persistent)
 {
     struct fe f;
     struct be b;
-    struct fe_seg seg = { 0, 0, 7 }, segs[12];
+    struct fe_seg seg, segs[12];
     uint64_t id;
     uint8_t op;
     int16_t st;
@@ -346,23 +295,19 @@ static void test_invalid(unsigned persistent)
     struct { uint64_t id; int16_t want; uint8_t op; } exp[16];
 
     printf("invalid requests, persistent %u\n", persistent);
-    fe_open(&f, next_domid++, XBD_PROTO_X86_64, 0);
-    be_open(&b, &f, SECTORS, persistent, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_X86_64, 0, .persistent = persistent))
         return;
     for (i = 0; i < 12; i++)
         segs[i] = (struct fe_seg){ f.ref[i], 0, 7 };
 #define EXPECT(id_, op_, want_) do { exp[n].id = (id_); exp[n].op = (op_); \
                                      exp[n++].want = (want_); } while (0)
-    seg.gref = f.ref[0];
-    fe_rw(&f, BLKIF_OP_RESERVED_1, 1, 0, &seg, 1);
+    fe_rw_page(&f, BLKIF_OP_RESERVED_1, 1, 0, 0);
     EXPECT(1, BLKIF_OP_RESERVED_1, BLKIF_RSP_EOPNOTSUPP);
-    fe_rw(&f, 42, 2, 0, &seg, 1);
+    fe_rw_page(&f, 42, 2, 0, 0);
     EXPECT(2, 42, BLKIF_RSP_EOPNOTSUPP);
     fe_rw(&f, BLKIF_OP_READ, 3, 0, segs, 12);
     EXPECT(3, BLKIF_OP_READ, BLKIF_RSP_ERROR);
-    fe_rw(&f, BLKIF_OP_READ, 4, SECTORS, &seg, 1);
+    fe_rw_page(&f, BLKIF_OP_READ, 4, RIG_SECTORS, 0);
     EXPECT(4, BLKIF_OP_READ, BLKIF_RSP_ERROR);
     seg = (struct fe_seg){ f.ref[0], 6, 2 };
     fe_rw(&f, BLKIF_OP_WRITE, 5, 0, &seg, 1);
@@ -379,8 +324,7 @@ static void test_invalid(unsigned persistent)
     fe_indirect(&f, BLKIF_OP_READ, 8, 0, 4, &f.ref[1], 1);
     EXPECT(8, BLKIF_OP_READ, BLKIF_RSP_EOPNOTSUPP);
     /* And a good one in the middle. */
-    seg = (struct fe_seg){ f.ref[2], 0, 7 };
-    fe_rw(&f, BLKIF_OP_READ, 9, 8, &seg, 1);
+    fe_rw_page(&f, BLKIF_OP_READ, 9, 8, 2);
     EXPECT(9, BLKIF_OP_READ, BLKIF_RSP_OKAY);
     fe_push(&f);
     CHECK_EQ(run_until_rsp(&b, &f, n, 10), n);
@@ -400,9 +344,7 @@ static void test_invalid(unsigned persistent)
     }
     CHECK_EQ(xbd_ring_get_stats(b.ring)->eopnotsupp, 3);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->errors, 5);
-    be_close(&b);
-    CHECK_EQ(xsg_grants_in_use(f.d), 0);
-    fe_close(&f);
+    rig_down(&b, &f);
 }
 
 static void test_indirect(unsigned persistent)
@@ -411,16 +353,10 @@ static void test_indirect(unsigned persistent)
     struct be b;
     struct blkif_request_segment *ind;
     struct rsp_set rs;
-    uint64_t id;
-    uint8_t op;
-    int16_t st;
     unsigned i, n = 40;
 
     printf("indirect requests, persistent %u\n", persistent);
-    fe_open(&f, next_domid++, XBD_PROTO_X86_32, 0);
-    be_open(&b, &f, SECTORS, persistent, 64, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_X86_32, 0, .persistent = persistent, .max_indirect = 64))
         return;
     /* Page 63 holds the segment list of pages 0..39. */
     ind = xsg_page(f.d, f.gfn[63]);
@@ -432,11 +368,7 @@ static void test_indirect(unsigned persistent)
     }
     fe_indirect(&f, BLKIF_OP_WRITE, 77, 256, (uint16_t)n, &f.ref[63], 1);
     fe_push(&f);
-    CHECK_EQ(run_until_rsp(&b, &f, 1, 10), 1);
-    CHECK(fe_pop(&f, &id, &op, &st));
-    CHECK_EQ(id, 77);
-    CHECK_EQ(op, BLKIF_OP_WRITE);
-    CHECK_EQ(st, BLKIF_RSP_OKAY);
+    expect_one(&b, &f, 77, BLKIF_OP_WRITE, BLKIF_RSP_OKAY);
     for (i = 0; i < n; i++) {
         CHECK(file_matches(&b, 256 + i * 8u, 900 + i));
         memset(xsg_page(f.d, f.gfn[i]), 0, XBD_PAGE_SIZE);
@@ -456,9 +388,7 @@ static void test_indirect(unsigned persistent)
     fe_push(&f);
     expect_all(&b, &f, 1, BLKIF_RSP_ERROR);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->indirect_req, 2);
-    be_close(&b);
-    CHECK_EQ(xsg_grants_in_use(f.d), 0);
-    fe_close(&f);
+    rig_down(&b, &f);
 }
 
 static bool file_zero(struct be *b, uint64_t sector, unsigned len)
@@ -479,25 +409,18 @@ static void test_flush_barrier_discard(void)
 {
     struct fe f;
     struct be b;
-    struct fe_seg seg;
     struct rsp_set rs;
 
     printf("flush, barrier, discard\n");
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-    be_open(&b, &f, SECTORS, true, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true))
         return;
     fe_fill(&f, 0, 11);
     fe_fill(&f, 1, 12);
     fe_fill(&f, 2, 13);
-    seg = (struct fe_seg){ f.ref[0], 0, 7 };
-    fe_rw(&f, BLKIF_OP_WRITE, 1, 0, &seg, 1);
+    fe_rw_page(&f, BLKIF_OP_WRITE, 1, 0, 0);
     fe_rw(&f, BLKIF_OP_FLUSH_DISKCACHE, 2, 0, NULL, 0);
-    seg = (struct fe_seg){ f.ref[1], 0, 7 };
-    fe_rw(&f, BLKIF_OP_WRITE_BARRIER, 3, 8, &seg, 1);
-    seg = (struct fe_seg){ f.ref[2], 0, 7 };
-    fe_rw(&f, BLKIF_OP_FLUSH_DISKCACHE, 4, 16, &seg, 1); /* FUA-style write */
+    fe_rw_page(&f, BLKIF_OP_WRITE_BARRIER, 3, 8, 1);
+    fe_rw_page(&f, BLKIF_OP_FLUSH_DISKCACHE, 4, 16, 2); /* FUA-style write */
     fe_rw(&f, BLKIF_OP_WRITE_BARRIER, 5, 0, NULL, 0);
     fe_push(&f);
     expect_all(&b, &f, 5, BLKIF_RSP_OKAY);
@@ -508,7 +431,7 @@ static void test_flush_barrier_discard(void)
     CHECK_EQ(xbd_ring_get_stats(b.ring)->barrier_req, 2);
 
     fe_discard(&f, 6, 8, 8, false);
-    fe_discard(&f, 7, SECTORS - 8, 16, false);    /* past the end */
+    fe_discard(&f, 7, RIG_SECTORS - 8, 16, false);    /* past the end */
     fe_push(&f);
     collect(&b, &f, 2, &rs);
     CHECK_EQ(status_of(&rs, 6), BLKIF_RSP_OKAY);
@@ -517,14 +440,10 @@ static void test_flush_barrier_discard(void)
     CHECK(file_zero(&b, 8, 4096));                  /* hole punched */
     CHECK(file_matches(&b, 0, 11));                 /* neighbours kept */
     CHECK(file_matches(&b, 16, 13));
-    be_close(&b);
-    fe_close(&f);
+    rig_down(&b, &f);
 
     /* Without a write cache to flush, flush/barrier are not supported. */
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-    be_open(&b, &f, SECTORS, true, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true))
         return;
     b.bk.flush = false;
     b.bk.discard = false;
@@ -533,8 +452,7 @@ static void test_flush_barrier_discard(void)
     fe_discard(&f, 3, 0, 8, false);
     fe_push(&f);
     expect_all(&b, &f, 3, BLKIF_RSP_EOPNOTSUPP);
-    be_close(&b);
-    fe_close(&f);
+    rig_down(&b, &f);
 }
 
 /* A barrier waits for everything before it and holds back everything
@@ -543,26 +461,18 @@ static void test_barrier_order(void)
 {
     struct fe f;
     struct be b;
-    struct fe_seg seg;
     uint64_t id[4];
     uint8_t op;
     int16_t st;
     unsigned i;
 
     printf("barrier ordering\n");
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-    be_open(&b, &f, SECTORS, true, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true))
         return;
-    seg = (struct fe_seg){ f.ref[0], 0, 7 };
-    fe_rw(&f, BLKIF_OP_READ, 1, 0, &seg, 1);
-    seg.gref = f.ref[1];
-    fe_rw(&f, BLKIF_OP_READ, 2, 8, &seg, 1);
-    seg.gref = f.ref[2];
-    fe_rw(&f, BLKIF_OP_WRITE_BARRIER, 3, 16, &seg, 1);
-    seg.gref = f.ref[3];
-    fe_rw(&f, BLKIF_OP_READ, 4, 16, &seg, 1);
+    fe_rw_page(&f, BLKIF_OP_READ, 1, 0, 0);
+    fe_rw_page(&f, BLKIF_OP_READ, 2, 8, 1);
+    fe_rw_page(&f, BLKIF_OP_WRITE_BARRIER, 3, 16, 2);
+    fe_rw_page(&f, BLKIF_OP_READ, 4, 16, 3);
     fe_fill(&f, 2, 4242);
     fe_push(&f);
     CHECK_EQ(run_until_rsp(&b, &f, 4, 10), 4);
@@ -575,8 +485,7 @@ static void test_barrier_order(void)
     CHECK_EQ(id[2], 3);
     CHECK_EQ(id[3], 4);
     CHECK(fe_check(&f, 3, 4242));      /* the read after saw the barrier */
-    be_close(&b);
-    fe_close(&f);
+    rig_down(&b, &f);
 }
 
 /* The same round trip on an O_DIRECT backing fd (grant pages and bounce
@@ -591,10 +500,7 @@ static void test_direct(void)
 
     for (pers = 0; pers < 2; pers++) {
         printf("O_DIRECT backing, persistent %u\n", pers);
-        fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-        be_open(&b, &f, SECTORS, pers, 11, 0);
-        CHECK(b.ring != NULL);
-        if (!b.ring)
+        if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = pers, .max_indirect = 11))
             return;
         snprintf(path, sizeof(path), "/proc/self/fd/%d", b.bk.fd);
         fd = open(path, O_RDWR | O_DIRECT);
@@ -610,9 +516,7 @@ static void test_direct(void)
             b.bk.fd = old;
             close(fd);
         }
-        be_close(&b);
-        CHECK_EQ(xsg_grants_in_use(f.d), 0);
-        fe_close(&f);
+        rig_down(&b, &f);
     }
 }
 
@@ -621,26 +525,20 @@ static void test_readonly(void)
 {
     struct fe f;
     struct be b;
-    struct fe_seg seg;
 
     printf("read-only device\n");
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-    be_open(&b, &f, SECTORS, false, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = false))
         return;
     b.bk.readonly = true;
-    seg = (struct fe_seg){ f.ref[0], 0, 7 };
-    fe_rw(&f, BLKIF_OP_WRITE, 1, 0, &seg, 1);
-    fe_rw(&f, BLKIF_OP_WRITE_BARRIER, 2, 0, &seg, 1);
+    fe_rw_page(&f, BLKIF_OP_WRITE, 1, 0, 0);
+    fe_rw_page(&f, BLKIF_OP_WRITE_BARRIER, 2, 0, 0);
     fe_discard(&f, 3, 0, 8, false);
     fe_push(&f);
     expect_all(&b, &f, 3, BLKIF_RSP_ERROR);
-    fe_rw(&f, BLKIF_OP_READ, 4, 0, &seg, 1);
+    fe_rw_page(&f, BLKIF_OP_READ, 4, 0, 0);
     fe_push(&f);
     expect_all(&b, &f, 1, BLKIF_RSP_OKAY);
-    be_close(&b);
-    fe_close(&f);
+    rig_down(&b, &f);
 }
 
 /* Stop with the whole ring in flight: every request is drained first, and
@@ -651,13 +549,9 @@ static void test_stop_inflight(unsigned persistent)
     struct be b;
     struct fe_seg segs[11];
     unsigned i, k;
-    double t0;
 
     printf("stop with I/O in flight, persistent %u\n", persistent);
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-    be_open(&b, &f, SECTORS, persistent, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = persistent))
         return;
     for (i = 0; i < 32; i++) {
         for (k = 0; k < 11; k++)
@@ -671,33 +565,24 @@ static void test_stop_inflight(unsigned persistent)
     CHECK(xbd_ring_get_stats(b.ring)->inflight > 0);
     be_stop(&b);
     CHECK(!b.drained);                  /* waits for the I/O */
-    t0 = ev_time();
-    while (!b.drained && ev_time() - t0 < 10)
-        ev_run(b.loop, EVRUN_ONCE);
-    CHECK(b.drained);
+    CHECK(be_wait_drained(&b, 10));
     CHECK_EQ(fe_pending_rsp(&f), 32);   /* every request was answered */
     CHECK_EQ(xsg_grants_in_use(f.d), 0);
     for (i = 0; i < FE_NPAGES; i++)
         CHECK_EQ(xsg_end_access(f.d, f.ref[i]), 0);
     CHECK_EQ(xsg_end_access(f.d, f.ring_refs[0]), 0);
-    be_close(&b);
-    fe_close(&f);
+    rig_down(&b, &f);
 }
 
 static void test_fatal(void)
 {
     struct fe f;
     struct be b;
-    struct fe_seg seg;
 
     printf("req_prod more than a ring ahead is fatal\n");
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-    be_open(&b, &f, SECTORS, true, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true))
         return;
-    seg = (struct fe_seg){ f.ref[0], 0, 7 };
-    fe_rw(&f, BLKIF_OP_READ, 1, 0, &seg, 1);
+    fe_rw_page(&f, BLKIF_OP_READ, 1, 0, 0);
     fe_push(&f);
     expect_all(&b, &f, 1, BLKIF_RSP_OKAY);
     b.stop_on_fatal = true;
@@ -707,8 +592,7 @@ static void test_fatal(void)
     CHECK_EQ(b.fatal_calls, 1);
     CHECK(b.drained);                   /* stopped from inside the callback */
     CHECK_EQ(xsg_grants_in_use(f.d), 0);
-    be_close(&b);
-    fe_close(&f);
+    rig_down(&b, &f);
 }
 
 static void test_bad_ring_ref(void)
@@ -717,14 +601,13 @@ static void test_bad_ring_ref(void)
     struct be b;
 
     printf("a ring that cannot be mapped\n");
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 1);
+    fe_open(&f, rig_domid(), XBD_PROTO_NATIVE, 1);
     f.ring_refs[1] = 999;              /* not a grant */
-    be_open(&b, &f, SECTORS, true, 0, 0);
+    be_open(&b, &f, RIG_SECTORS, true, 0, 0);
     CHECK(b.ring == NULL);
     CHECK_EQ(xsg_grants_in_use(f.d), 0);
     CHECK_EQ(xsg_evtchn_is_connected(f.d, f.port), 0);
-    be_close(&b);
-    fe_close(&f);
+    rig_down(&b, &f);
 }
 
 /* A frontend spamming notifications on an empty ring does not stop the
@@ -733,24 +616,18 @@ static void test_event_storm(void)
 {
     struct fe f;
     struct be b;
-    struct fe_seg seg;
     unsigned i;
 
     printf("notification storm\n");
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-    be_open(&b, &f, SECTORS, true, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true))
         return;
     for (i = 0; i < 20000; i++)
         xsg_evtchn_notify(f.d, f.port);
     run_for(&b, 0.05);
-    seg = (struct fe_seg){ f.ref[0], 0, 7 };
-    fe_rw(&f, BLKIF_OP_READ, 1, 0, &seg, 1);
+    fe_rw_page(&f, BLKIF_OP_READ, 1, 0, 0);
     fe_push(&f);
     expect_all(&b, &f, 1, BLKIF_RSP_OKAY);
-    be_close(&b);
-    fe_close(&f);
+    rig_down(&b, &f);
 }
 
 /* A ring whose indexes do not start at 0 (the frontend kept it across a
@@ -761,57 +638,45 @@ static void test_reattach(void)
 {
     struct fe f;
     struct be b;
-    struct fe_seg seg;
-    uint64_t id;
-    uint8_t op;
-    int16_t st;
 
     printf("attach to a ring with indexes in use\n");
-    fe_open(&f, next_domid++, XBD_PROTO_X86_64, 0);
+    fe_open(&f, rig_domid(), XBD_PROTO_X86_64, 0);
     f.fr.sring->req_prod = f.fr.sring->rsp_prod = 1000;
     f.fr.sring->req_event = f.fr.sring->rsp_event = 1001;
     f.fr.req_prod_pvt = f.fr.rsp_cons = 1000;
     /* Left unanswered by the previous backend instance. */
-    seg = (struct fe_seg){ f.ref[0], 0, 7 };
-    fe_rw(&f, BLKIF_OP_READ, 77, 0, &seg, 1);
+    fe_rw_page(&f, BLKIF_OP_READ, 77, 0, 0);
     f.fr.sring->req_prod = f.fr.req_prod_pvt;
-    be_open(&b, &f, SECTORS, true, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_attach(&b, &f, .persistent = true))
         return;
-    CHECK_EQ(run_until_rsp(&b, &f, 1, 2.0), 1);
+    expect_one(&b, &f, 77, BLKIF_OP_READ, BLKIF_RSP_OKAY);
     CHECK_EQ(f.fr.sring->rsp_prod, 1001);
-    CHECK(fe_pop(&f, &id, &op, &st) && id == 77 && st == BLKIF_RSP_OKAY);
-    fe_rw(&f, BLKIF_OP_READ, 78, 8, &seg, 1);
+    fe_rw_page(&f, BLKIF_OP_READ, 78, 8, 0);
     fe_push(&f);
-    CHECK_EQ(run_until_rsp(&b, &f, 1, 2.0), 1);
-    CHECK(fe_pop(&f, &id, &op, &st) && id == 78 && st == BLKIF_RSP_OKAY);
+    expect_one(&b, &f, 78, BLKIF_OP_READ, BLKIF_RSP_OKAY);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->rd_req, 2);
-    be_close(&b);
-    fe_close(&f);
+    rig_down(&b, &f);
 
     /* The previous instance pushed responses but died before notifying:
      * attaching must notify, or the frontend never looks again. */
-    fe_open(&f, next_domid++, XBD_PROTO_X86_64, 0);
+    fe_open(&f, rig_domid(), XBD_PROTO_X86_64, 0);
     f.fr.sring->req_prod = f.fr.sring->rsp_prod = 500;
     f.fr.sring->rsp_event = 490;       /* the frontend wants an event */
     f.fr.req_prod_pvt = 500;
     f.fr.rsp_cons = 489;
-    be_open(&b, &f, SECTORS, true, 0, 0);
-    CHECK(b.ring != NULL);
+    if (!rig_attach(&b, &f, .persistent = true))
+        return;
     run_for(&b, 0.05);
     CHECK_EQ(xsg_evtchn_pending(f.d), (int)f.port);
-    be_close(&b);
-    fe_close(&f);
+    rig_down(&b, &f);
 
-    fe_open(&f, next_domid++, XBD_PROTO_X86_64, 0);
+    fe_open(&f, rig_domid(), XBD_PROTO_X86_64, 0);
     f.fr.sring->rsp_prod = 5;
     f.fr.sring->req_prod = 5 + 33;     /* one page holds 32 */
-    be_open(&b, &f, SECTORS, true, 0, 0);
+    be_open(&b, &f, RIG_SECTORS, true, 0, 0);
     CHECK(b.ring == NULL);
     CHECK_EQ(xsg_grants_in_use(f.d), 0);
-    be_close(&b);
-    fe_close(&f);
+    rig_down(&b, &f);
 }
 
 int main(int argc, char **argv)
