@@ -10,7 +10,8 @@ XBD_HOSTILE_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir) -I$(top_srcdir)/src \
 check_PROGRAMS += tests/hostile/test-ring-hostile
 tests_hostile_test_ring_hostile_SOURCES = tests/hostile/test-ring-hostile.c \
 	tests/hostile/fake-io.c tests/hostile/fake-io.h \
-	tests/unit/fe.c tests/unit/fe.h tests/unit/check.h
+	tests/unit/fe.c tests/unit/fe.h tests/unit/rig.c tests/unit/rig.h \
+	tests/unit/check.h
 tests_hostile_test_ring_hostile_CFLAGS = $(XBD_HOSTILE_CFLAGS)
 tests_hostile_test_ring_hostile_LDADD = tests/sim/libxensim_guest.a src/libxenblkd.a \
 	$(XENGNTTAB_LIBS) $(XENEVTCHN_LIBS) $(XENSTORE_LIBS) $(EV_LIBS) -ldl

@@ -2,7 +2,9 @@
  * test-ring-hostile.c - a hostile frontend against a real xbd_ring, in one
  * process, on the simulated host (tests/unit/fe.c rig) with an I/O engine
  * the test controls (fake-io.c), so that requests stay in flight exactly
- * as long as a scenario needs.
+ * as long as a scenario needs.  Each scenario is brought up and torn down
+ * by tests/unit/rig.h: the ring must start, and once it is closed the
+ * guest must see none of its grants in use.
  *
  * Proves:
  * - req_prod moved *backwards* below what the backend already consumed is
@@ -44,10 +46,7 @@
 #include "check.h"
 #include "fe.h"
 #include "fake-io.h"
-
-#define SECTORS 8192                  /* 4 MiB disk */
-
-static domid_t next_domid = 40;
+#include "rig.h"
 
 /* Every xenevtchn_pending() the ring makes, i.e. its wake-ups by its event
  * channel: this definition takes the ring's calls (link-time
@@ -67,9 +66,7 @@ xenevtchn_port_or_error_t xenevtchn_pending(xenevtchn_handle *xce)
 
 static void read1(struct fe *f, uint64_t id, unsigned page, uint64_t sector)
 {
-    struct fe_seg seg = { f->ref[page], 0, 7 };
-
-    fe_rw(f, BLKIF_OP_READ, id, sector, &seg, 1);
+    fe_rw_page(f, BLKIF_OP_READ, id, sector, page);
 }
 
 /* Run the loop until the ring has dispatched n reads (they then sit in
@@ -82,14 +79,12 @@ static void run_until_dispatched(struct be *b, uint64_t n)
         run_for(b, 0.01);
 }
 
-/* Finish everything in flight and close the rig. */
-static void finish_and_close(struct be *b, struct fe *f)
-{
-    fake_io_set_auto(b->io, true);
-    be_close(b);
-    CHECK_EQ(xsg_grants_in_use(f->d), 0);
-    fe_close(f);
-}
+/* Finish everything in flight and close the rig (which checks that no
+ * grant is left in use). */
+#define finish_and_close(b, f) do {                                      \
+    fake_io_set_auto((b)->io, true);                                     \
+    rig_down((b), (f));                                                  \
+} while (0)
 
 /* req_prod rewritten while 4 requests are in flight: backwards (below
  * req_cons, still above rsp_prod) or far ahead.  Both are fatal, and no
@@ -101,10 +96,7 @@ static void test_req_prod_corrupt(bool backwards)
     unsigned i;
 
     printf("req_prod %s with I/O in flight\n", backwards ? "moved backwards" : "far ahead");
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-    be_open(&b, &f, SECTORS, true, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true))
         return;
     for (i = 0; i < 4; i++)
         read1(&f, i, i, i * 8u);
@@ -151,10 +143,7 @@ static void test_budget_not_starved(void)
     unsigned i;
 
     printf("a ring over its budget is not starved by a busy neighbour\n");
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 2);
-    be_open(&b, &f, SECTORS, false, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 2, .persistent = false))
         return;
     CHECK(pipe(pfd) == 0);
     CHECK(write(pfd[1], "x", 1) == 1);
@@ -190,10 +179,7 @@ static void test_purge_spares_inflight(void)
     unsigned i;
 
     printf("LRU purge never unmaps a grant in use\n");
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-    be_open(&b, &f, SECTORS, true, 0, 8);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true, .max_pgrants = 8))
         return;
     for (i = 0; i < 9; i++)
         read1(&f, i, i, i * 8u);
@@ -234,29 +220,21 @@ static void test_revoke(void)
     int16_t st;
 
     printf("grant revoked while persistently mapped\n");
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-    be_open(&b, &f, SECTORS, true, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true))
         return;
     fake_io_set_auto(b.io, true);
     read1(&f, 1, 0, 0);
     fe_push(&f);
-    CHECK_EQ(run_until_rsp(&b, &f, 1, 5), 1);
-    CHECK(fe_pop(&f, &id, &op, &st) && st == BLKIF_RSP_OKAY);
+    expect_one(&b, &f, 1, BLKIF_OP_READ, BLKIF_RSP_OKAY);
     CHECK_EQ(xsg_grant_revoke(f.d, f.ref[0]), 0);
     CHECK_EQ(xsg_end_access(f.d, f.ref[0]), -1);    /* still mapped */
     read1(&f, 2, 0, 8);
     fe_push(&f);
-    CHECK_EQ(run_until_rsp(&b, &f, 1, 5), 1);
-    CHECK(fe_pop(&f, &id, &op, &st) && id == 2 && st == BLKIF_RSP_OKAY);
+    expect_one(&b, &f, 2, BLKIF_OP_READ, BLKIF_RSP_OKAY);
     finish_and_close(&b, &f);
 
     printf("grant revoked while a copy-path read is in flight\n");
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-    be_open(&b, &f, SECTORS, false, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = false))
         return;
     read1(&f, 3, 0, 0);
     read1(&f, 4, 1, 8);
@@ -282,10 +260,7 @@ static void test_read_into_ring(unsigned persistent)
     unsigned char ff[XBD_PAGE_SIZE];
 
     printf("READ into the ring page itself, persistent %u\n", persistent);
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-    be_open(&b, &f, SECTORS, persistent, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = persistent))
         return;
     memset(ff, 0xff, sizeof(ff));
     CHECK(pwrite(b.plain_fd, ff, sizeof(ff), 0) == (ssize_t)sizeof(ff));
@@ -347,10 +322,7 @@ static void test_scribbler(unsigned persistent)
     pthread_t t;
 
     printf("ring entries scribbled over from another CPU, persistent %u\n", persistent);
-    fe_open(&f, next_domid++, XBD_PROTO_X86_32, 0);
-    be_open(&b, &f, SECTORS, persistent, 32, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_X86_32, 0, .persistent = persistent, .max_indirect = 32))
         return;
     fake_io_set_auto(b.io, true);
     CHECK(pthread_create(&t, NULL, scribble, &s) == 0);
@@ -377,7 +349,6 @@ static void test_barrier_stop(void)
 {
     struct fe f;
     struct be b;
-    struct fe_seg seg;
     uint64_t id;
     uint8_t op;
     int16_t st;
@@ -385,15 +356,11 @@ static void test_barrier_stop(void)
     uint64_t order[3];
 
     printf("ring stopped while a barrier waits\n");
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-    be_open(&b, &f, SECTORS, true, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true))
         return;
     read1(&f, 1, 0, 0);
     read1(&f, 2, 1, 8);
-    seg = (struct fe_seg){ f.ref[2], 0, 7 };
-    fe_rw(&f, BLKIF_OP_WRITE_BARRIER, 3, 16, &seg, 1);
+    fe_rw_page(&f, BLKIF_OP_WRITE_BARRIER, 3, 16, 2);
     read1(&f, 4, 3, 24);
     fe_push(&f);
     run_until_dispatched(&b, 2);
@@ -431,10 +398,7 @@ static void test_event_index_garbage(void)
     unsigned i;
 
     printf("garbage in req_event / rsp_event\n");
-    fe_open(&f, next_domid++, XBD_PROTO_X86_64, 0);
-    be_open(&b, &f, SECTORS, false, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_X86_64, 0, .persistent = false))
         return;
     fake_io_set_auto(b.io, true);
     for (i = 0; i < 20; i++) {
@@ -478,10 +442,7 @@ static void test_bounce_bound(void)
     unsigned i, n = 128;
 
     printf("bounce memory is bounded whatever the frontend queues\n");
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 2);
-    be_open(&b, &f, SECTORS, false, 256, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 2, .persistent = false, .max_indirect = 256))
         return;
     ind = xsg_page(f.d, f.gfn[63]);
     for (i = 0; i < 256; i++) {
@@ -527,10 +488,7 @@ static void test_readonly_grant(void)
 
     for (pers = 0; pers < 2; pers++) {
         printf("read-only grant, persistent %u\n", pers);
-        fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-        be_open(&b, &f, SECTORS, pers, 0, 0);
-        CHECK(b.ring != NULL);
-        if (!b.ring)
+        if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = pers))
             return;
         fake_io_set_auto(b.io, true);
         seg = (struct fe_seg){ f.ro_ref, 0, 7 };
@@ -580,10 +538,7 @@ static void test_storm_throttle(void)
     unsigned i;
 
     printf("notification storm: bounded wake-ups\n");
-    fe_open(&f, next_domid++, XBD_PROTO_NATIVE, 0);
-    be_open(&b, &f, SECTORS, true, 0, 0);
-    CHECK(b.ring != NULL);
-    if (!b.ring)
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true))
         return;
     fake_io_set_auto(b.io, true);
     CHECK(pthread_create(&t, NULL, storm, &st) == 0);
