@@ -1,7 +1,8 @@
 # tests/daemon: the control plane's behaviour, end to end: the real daemon
 # against a private xenstored (tests/harness/env.sh) and simulated guests.
 check_PROGRAMS += tests/daemon/xbd-guest
-tests_daemon_xbd_guest_SOURCES = tests/daemon/xbd-guest.c
+tests_daemon_xbd_guest_SOURCES = tests/daemon/xbd-guest.c \
+	tests/daemon/sim-guest.c tests/daemon/sim-guest.h
 tests_daemon_xbd_guest_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests/sim
 tests_daemon_xbd_guest_LDADD = tests/sim/libxensim_guest.a -lpthread
 

@@ -14,63 +14,19 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
-#include "xensim_guest.h"
+#include "sim-guest.h"
 
 #include <xen/io/blkif.h>
 
 #define MAX_QUEUES 16
-#define MAX_PAGES 16
 
-struct queue {
-    unsigned order;
-    uint32_t gfn[MAX_PAGES];
-    grant_ref_t ref[MAX_PAGES];
-    evtchn_port_t port;
-};
-
-static void die(const char *what)
-{
-    fprintf(stderr, "xbd-guest: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
-
-static void write_file(const char *path, const char *text)
-{
-    char tmp[4096];
-    FILE *f;
-
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    f = fopen(tmp, "w");
-    if (!f || fputs(text, f) == EOF || fclose(f) == EOF)
-        die(tmp);
-    if (rename(tmp, path) < 0)
-        die(path);
-}
-
-static void setup_queue(xsg_dom *d, domid_t backend, struct queue *q)
-{
-    for (unsigned i = 0; i < (1u << q->order); i++) {
-        if (xsg_page_alloc(d, &q->gfn[i]) < 0)
-            die("page_alloc");
-        memset(xsg_page(d, q->gfn[i]), 0, XSG_PAGE_SIZE);
-        if (xsg_grant(d, backend, q->gfn[i], false, &q->ref[i]) < 0)
-            die("grant");
-    }
-    /* Only the first page holds the indexes. */
-    SHARED_RING_INIT((blkif_sring_t *)xsg_page(d, q->gfn[0]));
-    if (xsg_evtchn_alloc_unbound(d, backend, &q->port) < 0)
-        die("evtchn_alloc_unbound");
-}
-
-static void write_status(xsg_dom *d, const struct queue *qs, unsigned nq, const char *out)
+static void write_status(xsg_dom *d, const struct sg_ring *qs, unsigned nq, const char *out)
 {
     char path[4096], text[64];
     int connected = 0;
@@ -79,10 +35,10 @@ static void write_status(xsg_dom *d, const struct queue *qs, unsigned nq, const 
         connected += xsg_evtchn_is_connected(d, qs[i].port) == 1;
     snprintf(text, sizeof(text), "%d %d\n", xsg_grants_in_use(d), connected);
     snprintf(path, sizeof(path), "%s.status", out);
-    write_file(path, text);
+    sg_write_file(path, text);
 }
 
-static void corrupt(xsg_dom *d, const struct queue *qs, unsigned nq)
+static void corrupt(xsg_dom *d, const struct sg_ring *qs, unsigned nq)
 {
     for (unsigned i = 0; i < nq; i++) {
         blkif_sring_t *s = xsg_page(d, qs[i].gfn[0]);
@@ -104,7 +60,7 @@ int main(int argc, char **argv)
     };
     unsigned domid = 0, backend = 0, nq = 1, order = 0;
     const char *out = NULL;
-    struct queue qs[MAX_QUEUES];
+    struct sg_ring qs[MAX_QUEUES];
     char text[4096];
     size_t len = 0;
     sigset_t set;
@@ -120,7 +76,7 @@ int main(int argc, char **argv)
         default: return 2;
         }
     }
-    if (!domid || !out || nq == 0 || nq > MAX_QUEUES || (1u << order) > MAX_PAGES) {
+    if (!domid || !out || nq == 0 || nq > MAX_QUEUES || (1u << order) > SG_MAX_PAGES) {
         fprintf(stderr, "usage: xbd-guest --domid D --out FILE [--queues N<=16] "
                 "[--order O<=4] [--backend B]\n");
         return 2;
@@ -133,19 +89,15 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGUSR2);
     sigprocmask(SIG_BLOCK, &set, NULL);
 
-    xsg_dom *d = xsg_dom_create((domid_t)domid, 64 + nq * MAX_PAGES, 512);
+    xsg_dom *d = xsg_dom_create((domid_t)domid, 64 + nq * SG_MAX_PAGES, 512);
     if (!d)
-        die("dom_create");
+        sg_die("dom_create");
     for (unsigned i = 0; i < nq; i++) {
         qs[i].order = order;
-        setup_queue(d, (domid_t)backend, &qs[i]);
-        len += (size_t)snprintf(text + len, sizeof(text) - len, "%u %u %u", i, order,
-                                qs[i].port);
-        for (unsigned p = 0; p < (1u << order); p++)
-            len += (size_t)snprintf(text + len, sizeof(text) - len, " %u", qs[i].ref[p]);
-        len += (size_t)snprintf(text + len, sizeof(text) - len, "\n");
+        sg_ring_offer(d, (domid_t)backend, &qs[i]);
+        sg_ring_describe(&qs[i], i, text, sizeof(text), &len);
     }
-    write_file(out, text);
+    sg_write_file(out, text);
 
     for (;;) {
         if (sigwait(&set, &sig) != 0)

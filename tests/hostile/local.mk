@@ -22,8 +22,10 @@ TESTS += tests/hostile/test-ring-hostile
 
 # A guest that storms its backend with event-channel notifications.
 check_PROGRAMS += tests/hostile/storm-guest
-tests_hostile_storm_guest_SOURCES = tests/hostile/storm-guest.c
-tests_hostile_storm_guest_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests/sim
+tests_hostile_storm_guest_SOURCES = tests/hostile/storm-guest.c \
+	tests/daemon/sim-guest.c tests/daemon/sim-guest.h
+tests_hostile_storm_guest_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests/sim \
+	-I$(top_srcdir)/tests/daemon
 tests_hostile_storm_guest_LDADD = tests/sim/libxensim_guest.a -lpthread
 
 # End to end against the daemon (tests/harness/env.sh).

@@ -9,9 +9,10 @@
  *   storm-guest --domid D --out FILE [--order O] [--backend B]
  *               (--storm SECONDS | --burst N)
  *
- * Like tests/daemon/xbd-guest it creates simulated domain D, grants the
- * pages of one empty ring to the backend domain, allocates the unbound
- * event channel, and writes "0 ORDER PORT REF..." to FILE for the test
+ * Like tests/daemon/xbd-guest (and with its code, tests/daemon/sim-guest.c)
+ * it creates simulated domain D, grants the pages of one empty ring to the
+ * backend domain, allocates the unbound event channel, and writes
+ * "0 ORDER PORT REF..." to FILE for the test
  * script to publish as frontend keys (tests/daemon/lib.sh fe_write_rings).
  * When the port is connected it storms for SECONDS and writes
  * "<notifications sent> <seconds>" to FILE.storm, or pushes N one-page
@@ -23,7 +24,6 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,7 +31,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "xensim_guest.h"
+#include "sim-guest.h"
 
 #include <xen/io/blkif.h>
 
@@ -41,19 +41,11 @@
 #define xen_mb()  __atomic_thread_fence(__ATOMIC_SEQ_CST)
 #define xen_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
 
-#define MAX_PAGES 16
-
 static volatile sig_atomic_t quit;
 
 static void on_quit(int sig)
 {
     quit = 1;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "storm-guest: %s: %s\n", what, strerror(errno));
-    exit(1);
 }
 
 static double now(void)
@@ -62,19 +54,6 @@ static double now(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    char tmp[4096];
-    FILE *f;
-
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    f = fopen(tmp, "w");
-    if (!f || fputs(text, f) == EOF || fclose(f) == EOF)
-        die(tmp);
-    if (rename(tmp, path) < 0)
-        die(path);
 }
 
 static void do_storm(xsg_dom *d, evtchn_port_t port, double secs, const char *out)
@@ -90,7 +69,7 @@ static void do_storm(xsg_dom *d, evtchn_port_t port, double secs, const char *ou
     }
     snprintf(text, sizeof(text), "%lu %.3f\n", sent, now() - t0);
     snprintf(path, sizeof(path), "%s.storm", out);
-    write_file(path, text);
+    sg_write_file(path, text);
 }
 
 static void do_burst(xsg_dom *d, void *ring, unsigned order, evtchn_port_t port,
@@ -109,7 +88,7 @@ static void do_burst(xsg_dom *d, void *ring, unsigned order, evtchn_port_t port,
         exit(1);
     }
     if (xsg_page_alloc(d, &gfn) < 0 || xsg_grant(d, (domid_t)backend, gfn, false, &ref) < 0)
-        die("data page");
+        sg_die("data page");
     for (unsigned i = 0; i < n; i++) {
         blkif_request_t *r = RING_GET_REQUEST(&fr, fr.req_prod_pvt);
 
@@ -136,7 +115,7 @@ static void do_burst(xsg_dom *d, void *ring, unsigned order, evtchn_port_t port,
     }
     snprintf(text, sizeof(text), "%u %.0f\n", got, (now() - t0) * 1000);
     snprintf(path, sizeof(path), "%s.burst", out);
-    write_file(path, text);
+    sg_write_file(path, text);
 }
 
 int main(int argc, char **argv)
@@ -154,11 +133,9 @@ int main(int argc, char **argv)
     double storm = 0;
     unsigned burst = 0;
     const char *out = NULL;
-    uint32_t gfn[MAX_PAGES];
-    grant_ref_t ref[MAX_PAGES];
-    evtchn_port_t port;
+    struct sg_ring ring = { 0 };
     char text[4096];
-    size_t len;
+    size_t len = 0;
     int c;
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -172,7 +149,7 @@ int main(int argc, char **argv)
         default: return 2;
         }
     }
-    if (!domid || !out || (storm <= 0) == (burst == 0) || (1u << order) > MAX_PAGES) {
+    if (!domid || !out || (storm <= 0) == (burst == 0) || (1u << order) > SG_MAX_PAGES) {
         fprintf(stderr, "usage: storm-guest --domid D --out FILE (--storm SECONDS | "
                 "--burst N) [--order O<=4] [--backend B]\n");
         return 2;
@@ -182,27 +159,16 @@ int main(int argc, char **argv)
 
     xsg_dom *d = xsg_dom_create((domid_t)domid, 64, 256);
     if (!d)
-        die("dom_create");
-    for (unsigned i = 0; i < (1u << order); i++) {
-        if (xsg_page_alloc(d, &gfn[i]) < 0)
-            die("page_alloc");
-        memset(xsg_page(d, gfn[i]), 0, XSG_PAGE_SIZE);
-        if (xsg_grant(d, (domid_t)backend, gfn[i], false, &ref[i]) < 0)
-            die("grant");
-    }
-    SHARED_RING_INIT((blkif_sring_t *)xsg_page(d, gfn[0]));
-    if (xsg_evtchn_alloc_unbound(d, (domid_t)backend, &port) < 0)
-        die("evtchn_alloc_unbound");
-    len = (size_t)snprintf(text, sizeof(text), "0 %u %u", order, port);
-    for (unsigned i = 0; i < (1u << order); i++)
-        len += (size_t)snprintf(text + len, sizeof(text) - len, " %u", ref[i]);
-    snprintf(text + len, sizeof(text) - len, "\n");
-    write_file(out, text);
+        sg_die("dom_create");
+    ring.order = order;
+    sg_ring_offer(d, (domid_t)backend, &ring);
+    sg_ring_describe(&ring, 0, text, sizeof(text), &len);
+    sg_write_file(out, text);
 
     double t0 = now();
-    while (!quit && xsg_evtchn_is_connected(d, port) != 1) {
+    while (!quit && xsg_evtchn_is_connected(d, ring.port) != 1) {
         if (now() - t0 > 60) {
-            fprintf(stderr, "storm-guest: the backend never bound port %u\n", port);
+            fprintf(stderr, "storm-guest: the backend never bound port %u\n", ring.port);
             xsg_dom_destroy(d);
             return 1;
         }
@@ -210,9 +176,9 @@ int main(int argc, char **argv)
     }
 
     if (burst)
-        do_burst(d, xsg_page(d, gfn[0]), order, port, backend, burst, out);
+        do_burst(d, xsg_page(d, ring.gfn[0]), order, ring.port, backend, burst, out);
     else
-        do_storm(d, port, storm, out);
+        do_storm(d, ring.port, storm, out);
 
     sigset_t block, old;
     sigemptyset(&block);
