@@ -352,24 +352,38 @@ static void unmap_all(xengnttab_handle *x)
     x->nr_mapped = 0;
 }
 
+/* As with /dev/xen/gntdev: every mmap of the device holds a reference to
+ * the open file, so closing the fd releases nothing that is still mapped;
+ * those grants stay mapped (and in use for the guest) until the process
+ * exits.  A backend that closes its handle without unmapping leaks them on
+ * real Xen, and so it does here.  The handle stays on the list, closed,
+ * for the exit destructor and the reaper. */
 int xengnttab_close(xengnttab_handle *x)
 {
     struct xengntdev_handle **pp;
+    bool keep;
 
     if (!x)
         return 0;
     xsim_lock_process();
-    for (pp = &handles; *pp; pp = &(*pp)->next) {
-        if (*pp == x) {
-            *pp = x->next;
-            break;
+    keep = x->owner == getpid() && x->maps;
+    if (keep) {
+        fprintf(stderr, "xensim: xengnttab_close with %u page(s) still mapped: "
+                "they stay mapped until the process exits (as with gntdev)\n",
+                x->nr_mapped);
+    } else {
+        for (pp = &handles; *pp; pp = &(*pp)->next) {
+            if (*pp == x) {
+                *pp = x->next;
+                break;
+            }
         }
     }
-    if (x->owner == getpid())
-        unmap_all(x);
     xsim_unlock_process();
     close(x->fd);
-    free(x);
+    x->fd = -1;
+    if (!keep)
+        free(x);
     return 0;
 }
 

@@ -273,7 +273,9 @@ static void check_max_grants(void)
         CHECK(xengnttab_unmap(h, a, 2) == 0);
     b = xengnttab_map_grant_ref(h, GUEST, refs[2], PROT_READ);
     CHECK(b != NULL);
-    xengnttab_close(h);                         /* close unmaps, like gntdev */
+    if (b)
+        CHECK(xengnttab_unmap(h, b, 1) == 0);
+    xengnttab_close(h);
     CHECK(xsg_grants_in_use(d) == 0);
     for (i = 0; i < 3; i++)
         CHECK(xsg_end_access(d, refs[i]) == 0);
@@ -397,6 +399,39 @@ static void check_dead_mapper_reaped(void)
     CHECK(xsg_grants_in_use(d) == 0);
 }
 
+/* Child: map, close the handle without unmapping, then show the grant is
+ * still mapped, usable and in use until this process exits. */
+static int map_then_close(void *arg)
+{
+    grant_ref_t *ref = arg;
+    xengnttab_handle *h = xengnttab_open(NULL, 0);
+    volatile char *p;
+
+    if (!h)
+        return 2;
+    p = xengnttab_map_grant_ref(h, GUEST, *ref, PROT_READ | PROT_WRITE);
+    if (!p)
+        return 3;
+    xengnttab_close(h);
+    if (xsg_grant_in_use(d, *ref) != 1 || !(gflags(*ref) & GTF_writing))
+        return 4;
+    p[9] = 'K';              /* the mapping itself survives the close */
+    return 0;                /* exit: now it goes */
+}
+
+/* Closing the gntdev fd does not unmap: every mmap holds the file open.
+ * A backend that closes its handle with grants mapped keeps them mapped. */
+static void check_close_keeps_mappings(void)
+{
+    uint32_t gfn;
+    grant_ref_t ref = grant_page(&gfn, false, 0, 0);
+
+    CHECK(st_in_child(map_then_close, &ref) == 0);
+    CHECK(((char *)xsg_page(d, gfn))[9] == 'K');
+    CHECK(xsg_grant_in_use(d, ref) == 0);
+    CHECK(xsg_end_access(d, ref) == 0);
+}
+
 /* A guest may revoke a mapped grant: the mapping stays, new maps fail. */
 static void check_revoke(void)
 {
@@ -489,6 +524,7 @@ int main(int argc, char **argv)
     check_max_grants();
     check_unmap_notify();
     check_dead_mapper_reaped();
+    check_close_keeps_mappings();
     check_revoke();
     check_stats();
     xengnttab_close(gt);
