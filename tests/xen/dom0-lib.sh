@@ -195,6 +195,16 @@ xenblkd_start() {  # xenblkd_start KINDS [more args]
     fi
     return 0
 }
+# gntdev_maps: how many grant mappings xenblkd holds: one mmap of
+# /dev/xen/gntdev per persistent grant and one per ring (all its pages in
+# one call); gntdev's VMAs never merge.
+gntdev_maps() {
+    local n
+    n=$(grep -c '/dev/xen/gntdev' "/proc/$XENBLKD_PID/maps" 2>/dev/null)
+    echo "${n:-0}"
+}
+# ring_maps DOMID: rings of the guest's vbd 51712 (one per queue).
+ring_maps() { xenstore-read "/local/domain/$1/device/vbd/51712/multi-queue-num-queues" 2>/dev/null || echo 1; }
 xenblkd_alive() { [ -n "$XENBLKD_PID" ] && kill -0 "$XENBLKD_PID" 2>/dev/null; }
 # xenblkd_stop [SIGNAL]: signal it, wait up to 25 s (it documents 20 s at
 # most for SIGTERM), record the exit status.

@@ -44,9 +44,22 @@ check "no verify round of g1 failed" hasnt g1/events.txt '^XBD-ROUND .* rc=[1-9]
 check "g1 shut down cleanly (xl shutdown -w)" note_is 'shutdown g1 rc=0'
 check "g1 stopped its I/O and powered off" has g1/events.txt '^XBD-DONE 0'
 check "g1's dmesg has no grant still in use" hasnt g1/dmesg.txt 'still in use'
+check "xenblkd held no grant mapping once g1 and g2 were gone (destroy, detach, shutdown)" \
+    note_is 'gntdev maps with no guest left: 0'
 
 echo "== scenario 7: SIGTERM with an idle guest, then restart"
 check "g3 verified and went idle" has g3/events.txt '^XBD-ROUND n=1 disk=xvda rc=0'
+# Idle purge (--persistent-grant-idle 8): counts are xenblkd's gntdev mmaps.
+maps_note() { sed -n "s/^XBD-DOM0 gntdev maps $1: \([0-9]*\).*/\1/p" "$XEN_RES/events.txt" | head -1; }
+busy=$(maps_note 'after verify'); idle=$(maps_note 'after idle')
+rings=$(sed -n 's/^XBD-DOM0 gntdev maps after idle: [0-9]* rings: \([0-9]*\).*/\1/p' "$XEN_RES/events.txt" | head -1)
+again=$(maps_note 'after the second verify')
+echo "gntdev mappings: after verify ${busy:-?}, idle ${idle:-?} (rings ${rings:-?}), after the second verify ${again:-?}"
+check "xenblkd held persistent grants after g3's verify" test "${busy:-0}" -gt "${rings:-0}"
+check "unused persistent grants were unmapped, the rings stayed" test -n "$idle" -a "${idle:-x}" = "${rings:-y}"
+check "blkfront verified again after xenblkd dropped its persistent grants" \
+    has g3/events.txt '^XBD-ROUND n=2 disk=xvda rc=0'
+check "xenblkd mapped them again for the second verify" test "${again:-0}" -gt "${rings:-0}"
 check "xenblkd exited 0 on SIGTERM with an idle guest attached" \
     test "$(sed -n 1p "$XEN_RES/xenblkd.exit" 2>/dev/null)" = 0
 check "the idle guest's disk went Closed (6) on SIGTERM" note_is 'g3 backend state after SIGTERM: 6'
@@ -61,8 +74,8 @@ check "after a restart xenblkd offers InitWait again (backend state 2)" \
     note_is 'g3 backend state after restart: 2'
 check "blkfront stays Closed after the restart (does not reconnect from Closed)" \
     has g3/xenstore-after-restart.txt '^/local/domain/[0-9]+/device/vbd/51712/state = "6"'
-check "the guest's disk is dead after the restart (verify round 2 fails)" \
-    has g3/events.txt '^XBD-ROUND n=2 disk=xvda rc=[1-9]'
+check "the guest's disk is dead after the restart (verify round 3 fails)" \
+    has g3/events.txt '^XBD-ROUND n=3 disk=xvda rc=[1-9]'
 grep -h 'zero sized' "$XEN_RES/g3/console.log" 2>/dev/null | sed 's/^ */    guest: /' | head -2
 check "the restarted xenblkd closed the device for libxl at xl shutdown" \
     grep -q 'vbd/51712: state InitWait -> Closed' "$XEN_RES/xenblkd.log"
