@@ -105,7 +105,10 @@ typedef void xbd_ring_drained_fn(void *opaque);
  *   XBD_DEFAULT_MAX_PGRANTS.
  *   Without persistent, or over the bound, data goes by grant copy
  *   through daemon-owned page-aligned buffers.  Indirect pages are always
- *   read by grant copy.
+ *   read by grant copy, one call per indirect request (up to 1 MiB of
+ *   data): blkback maps them writable with persistent grants, which fails
+ *   for a frontend that grants them read-only (ours does, legitimately);
+ *   a copy works either way.
  * - FLUSH_DISKCACHE/WRITE_BARRIER are answered EOPNOTSUPP unless
  *   backing->flush, DISCARD unless backing->discard (secure only with
  *   discard_secure, else a plain discard); writes of any kind to a
