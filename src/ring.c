@@ -230,11 +230,12 @@ static void ring_destroy(struct xbd_ring *r)
 
 static void release_bufs(struct xbd_ring *r, struct xbd_slot *s)
 {
+    double now = ev_now(r->loop);
     unsigned i;
 
     for (i = 0; i < s->nbuf; i++) {
         if (s->buf[i].gnt)
-            xbd_gcache_put(r->gc, s->buf[i].gnt, ev_now(r->loop));
+            xbd_gcache_put(r->gc, s->buf[i].gnt, now);
         else if (s->buf[i].bounce)
             page_put(r, s->buf[i].bounce);
         s->buf[i].gnt = NULL;

@@ -107,7 +107,8 @@ typedef void xbd_ring_drained_fn(void *opaque);
  *   through daemon-owned page-aligned buffers.  Indirect pages are always
  *   read by grant copy, one call per indirect request (up to 1 MiB of
  *   data): blkback maps them writable with persistent grants, which fails
- *   for a frontend that grants them read-only (ours does, legitimately);
+ *   for a frontend that grants them read-only (ours does; blkif.h allows
+ *   either);
  *   a copy works either way.
  * - FLUSH_DISKCACHE/WRITE_BARRIER are answered EOPNOTSUPP unless
  *   backing->flush, DISCARD unless backing->discard (secure only with
