@@ -4,8 +4,10 @@
  *
  * Proves: data round trips in the three ABIs and with a multi-page ring;
  * persistent grants are mapped once and reused (no map call in steady
- * state); the copy path never maps; the persistent cache stays within its
- * bound and purges least recently used grants; indirect requests; flush,
+ * state); unused ones are unmapped after pgrant_idle_s and mapped again
+ * on their next use; the copy path never maps; the persistent cache stays
+ * within its bound and purges least recently used grants; indirect
+ * requests; flush,
  * barrier, discard; invalid requests answered ERROR/EOPNOTSUPP; a bogus
  * req_prod is fatal; a ring stopped with I/O in flight drains and leaves
  * no grant in use; a ring that cannot be mapped leaves nothing behind.
