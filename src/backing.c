@@ -211,6 +211,23 @@ static void probe_file(struct xbd_backing *b, const struct stat *st, bool want_d
     }
 }
 
+int xbd_backing_size(const struct xbd_backing *b, uint64_t *sectors)
+{
+    struct stat st;
+    uint64_t bytes;
+
+    if (b->is_blockdev) {
+        if (ioctl(b->fd, BLKGETSIZE64, &bytes) < 0)
+            return -1;
+    } else {
+        if (fstat(b->fd, &st) < 0)
+            return -1;
+        bytes = (uint64_t)st.st_size;
+    }
+    *sectors = bytes / 512;
+    return 0;
+}
+
 int xbd_backing_open(struct xbd_backing *b, const char *path,
                      const struct xbd_backing_opts *o, char *err, size_t errlen)
 {

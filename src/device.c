@@ -1232,6 +1232,41 @@ void xbd_host_free(struct xbd_host *h)
     free(h);
 }
 
+static void dev_check_size(struct xbd_device *dev)
+{
+    struct xbd_backing *b = &dev->backing;
+    uint64_t sectors;
+    char v[24];
+
+    if (b->fd < 0)
+        return;
+    if (xbd_backing_size(b, &sectors) < 0) {
+        dev_warn(dev, "cannot read the size of %s: %s", dev->path, strerror(errno));
+        return;
+    }
+    if (sectors == b->sectors)
+        return;
+    dev_info(dev, "%s changed size: %" PRIu64 " -> %" PRIu64 " sectors%s", dev->path,
+             b->sectors, sectors, dev->state == XBD_XB_CONNECTED ? ", telling the frontend" : "");
+    /* The rings check every request against this very field. */
+    b->sectors = sectors;
+    if (dev->state != XBD_XB_CONNECTED)
+        return;          /* published when the frontend connects */
+    snprintf(v, sizeof(v), "%" PRIu64, sectors);
+    /* Rewriting state fires the frontend's watch on it; blkfront then
+     * re-reads sectors while connected (as for blkback's vbd resize). */
+    struct xbd_kv kv[] = { { "sectors", v }, { "state", "4" } };
+    dev_write(dev, kv, 2);
+}
+
+void xbd_host_check_sizes(struct xbd_host *h)
+{
+    struct xbd_device *dev;
+
+    for (dev = h->devices; dev; dev = dev->next)
+        dev_check_size(dev);
+}
+
 unsigned xbd_host_device_count(const struct xbd_host *h)
 {
     return h->ndevices;

@@ -279,8 +279,12 @@ static void sig_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 
 static void sig_hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    /* Reserved for configuration reload; there is no file to reload yet. */
-    xbd_info("SIGHUP: nothing to reload");
+    struct daemon *d = w->data;
+
+    /* What can change under a running daemon today is the size of a
+     * backing store (an image grown with truncate, an LV extended). */
+    xbd_info("SIGHUP: checking the size of every backing store");
+    xbd_host_check_sizes(d->host);
 }
 
 static void install_signals(struct daemon *d)

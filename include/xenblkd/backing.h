@@ -36,6 +36,10 @@ int xbd_backing_open(struct xbd_backing *b, const char *path,
 /* Close the fd (idempotent: fd is -1 afterwards). */
 void xbd_backing_close(struct xbd_backing *b);
 
+/* The store's current size in 512-byte sectors (it may have been grown or
+ * shrunk since open).  -1 with errno on failure. */
+int xbd_backing_size(const struct xbd_backing *b, uint64_t *sectors);
+
 /* Granularity to publish as discard-granularity (bytes). */
 unsigned xbd_backing_discard_granularity(const struct xbd_backing *b);
 

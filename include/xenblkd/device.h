@@ -44,5 +44,9 @@ void xbd_host_shutdown(struct xbd_host *h, xbd_host_done_fn *done, void *opaque)
 void xbd_host_free(struct xbd_host *h);
 
 unsigned xbd_host_device_count(const struct xbd_host *h);
+/* Re-read the size of every open backing store; a disk that grew or shrank
+ * is served at its new size from now on, and a connected frontend is told
+ * (new "sectors", "state" rewritten: blkfront resizes the disk online). */
+void xbd_host_check_sizes(struct xbd_host *h);
 
 #endif

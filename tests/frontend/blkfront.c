@@ -631,6 +631,22 @@ static int closed_by_backend(bf_disk *d, int be_state)
     return finish_close(d);
 }
 
+/* While connected, the backend may change "sectors" (an online resize; it
+ * rewrites its state to fire our watch): take the new capacity, as
+ * blkfront_connect does when it is called again in Connected. */
+static void check_resize(bf_disk *d)
+{
+    uint64_t sectors;
+    bool present;
+
+    if (bf_xs_read_uint(d, d->be_path, "sectors", 0, &sectors, &present) < 0 || !present ||
+        sectors == d->neg.sectors)
+        return;
+    bf_disk_log(d, 1, "capacity changed: %" PRIu64 " -> %" PRIu64 " sectors", d->neg.sectors, sectors);
+    d->neg.sectors = sectors;
+    d->st.resizes++;
+}
+
 int bf_host_hold(bf_host *h, double seconds)
 {
     uint64_t end = bf_now_ms() + (uint64_t)(seconds * 1000.0);
@@ -647,6 +663,8 @@ int bf_host_hold(bf_host *h, double seconds)
                     rc = -1;
                 continue;
             }
+            if (st == XenbusStateConnected)
+                check_resize(d);
             live++;
         }
         uint64_t now = bf_now_ms();

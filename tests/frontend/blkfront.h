@@ -71,6 +71,7 @@ struct bf_stats {
     uint64_t grants_granted;     /* xsg_grant calls made */
     uint64_t notifications;      /* event channel kicks we sent */
     uint64_t connects;
+    uint64_t resizes;            /* "sectors" changed while connected */
     uint64_t workload_us;        /* time spent in workloads */
 };
 

@@ -29,7 +29,8 @@ static void disk_json(FILE *f, bf_disk *d)
     const struct bf_stats *s = &d->st;
     fprintf(f, "    {\n      \"vdev\": %u,\n      \"backend\": ", d->vdev);
     json_str(f, d->be_path);
-    fprintf(f, ",\n      \"backend_id\": %u,\n      \"connects\": %" PRIu64 ",\n", d->be_id, s->connects);
+    fprintf(f, ",\n      \"backend_id\": %u,\n      \"connects\": %" PRIu64 ",\n      \"resizes\": %" PRIu64 ",\n",
+            d->be_id, s->connects, s->resizes);
     fprintf(f, "      \"negotiated\": {\"protocol\": ");
     if (n->protocol)
         json_str(f, n->protocol);

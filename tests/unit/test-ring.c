@@ -523,6 +523,42 @@ static void test_direct(void)
 }
 
 /* Read-only device: writes, barriers and discards are refused. */
+/* An online resize changes backing->sectors under a running ring (the
+ * control plane does it on SIGHUP): the very next requests are checked
+ * against the new size, both ways. */
+static void test_resize(void)
+{
+    struct fe f;
+    struct be b;
+
+    printf("resize under a running ring\n");
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true))
+        return;
+    fe_rw_page(&f, BLKIF_OP_WRITE, 1, RIG_SECTORS - 8, 0);
+    fe_push(&f);
+    expect_one(&b, &f, 1, BLKIF_OP_WRITE, BLKIF_RSP_OKAY);
+    fe_rw_page(&f, BLKIF_OP_WRITE, 2, RIG_SECTORS, 1);       /* past the end */
+    fe_push(&f);
+    expect_one(&b, &f, 2, BLKIF_OP_WRITE, BLKIF_RSP_ERROR);
+    /* Grown to twice the size. */
+    CHECK(ftruncate(b.plain_fd, (off_t)RIG_SECTORS * 2 * 512) == 0);
+    b.bk.sectors = RIG_SECTORS * 2;
+    fe_rw_page(&f, BLKIF_OP_WRITE, 3, RIG_SECTORS, 1);
+    fe_rw_page(&f, BLKIF_OP_READ, 4, 2 * RIG_SECTORS - 8, 2);
+    fe_push(&f);
+    expect_all(&b, &f, 2, BLKIF_RSP_OKAY);
+    /* Shrunk to half: what was valid a moment ago is refused. */
+    b.bk.sectors = RIG_SECTORS / 2;
+    fe_rw_page(&f, BLKIF_OP_READ, 5, RIG_SECTORS / 2, 0);
+    fe_rw_page(&f, BLKIF_OP_WRITE, 6, RIG_SECTORS - 8, 0);
+    fe_push(&f);
+    expect_all(&b, &f, 2, BLKIF_RSP_ERROR);
+    fe_rw_page(&f, BLKIF_OP_READ, 7, RIG_SECTORS / 2 - 8, 0);
+    fe_push(&f);
+    expect_one(&b, &f, 7, BLKIF_OP_READ, BLKIF_RSP_OKAY);
+    rig_down(&b, &f);
+}
+
 static void test_readonly(void)
 {
     struct fe f;
@@ -697,6 +733,7 @@ int main(int argc, char **argv)
     test_flush_barrier_discard();
     test_barrier_order();
     test_readonly();
+    test_resize();
     test_direct();
     test_stop_inflight(0);
     test_stop_inflight(1);
