@@ -24,6 +24,29 @@ fe() {
         { tail -n 30 "$XSIM_LOGDIR/fe-$name.log" >&2; xsim_fail "frontend run $name failed"; }
 }
 
+# fe_hold NAME DOMID ARGS...: start xsim-blkfront for guest DOMID in the
+# background (process NAME, statistics in $XSIM_TMP/NAME.json); ARGS must
+# include --hold.  Returns once its workload is done and it holds the disk.
+fe_hold() {
+    local name=$1 domid=$2 end
+    shift 2
+    xsim_log "frontend $name (domain $domid, held): $*"
+    xsim_bg "$name" "$XBD_FE" -v --domid "$domid" --timeout 20 \
+        --stats-json "$XSIM_TMP/$name.json" "$@"
+    end=$(xsim_deadline 20)
+    until grep -q 'workload done, holding' "$XSIM_LOGDIR/$name.log"; do
+        xsim_running "$name" || { tail -n 30 "$XSIM_LOGDIR/$name.log" >&2; xsim_fail "$name ended early"; }
+        xsim_past "$end" && xsim_fail "$name never finished its workload"
+        sleep 0.05
+    done
+}
+
+# fe_end NAME: wait for a held frontend to end; fail unless it exits 0.
+fe_end() {
+    [ "$(xsim_wait_exit "$1" 20)" = 0 ] ||
+        { tail -n 30 "$XSIM_LOGDIR/$1.log" >&2; xsim_fail "frontend run $1 failed"; }
+}
+
 # expect_js NAME EXPR VALUE [EXPR VALUE ...]: fail unless every python
 # expression EXPR, evaluated over the statistics of run NAME, prints VALUE.
 # In EXPR: j = the whole JSON, d = its first disk, g = the simulation's

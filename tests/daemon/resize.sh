@@ -17,35 +17,18 @@ vbd3_disk 5 51712 "$img"
 img2=$(make_disk waiting.img 4)
 vbd3_disk 6 51712 "$img2"
 
-# hold_guest NAME ARGS...: a frontend of domain 5 that runs a short write
-# workload, stays connected 8 s, then closes; returns once the workload
-# is done.
-hold_guest() {
-    local name=$1 end
-    shift
-    xsim_bg "$name" "$XBD_FE" -v --domid 5 --vdev 51712 --timeout 20 --workload write \
-        --count 32 --bs 64k --hold 8 --close --stats-json "$XSIM_TMP/$name.json" "$@"
-    end=$(xsim_deadline 20)
-    until grep -q 'workload done, holding' "$XSIM_LOGDIR/$name.log"; do
-        xsim_running "$name" || { cat "$XSIM_LOGDIR/$name.log"; xsim_fail "$name ended early"; }
-        xsim_past "$end" && xsim_fail "$name never finished its workload"
-        sleep 0.05
-    done
-}
-# end_guest NAME: the held frontend ended well.
-end_guest() {
-    [ "$(xsim_wait_exit "$1" 20)" = 0 ] || { cat "$XSIM_LOGDIR/$1.log"; xsim_fail "$1 failed"; }
-}
+# A frontend of domain 5 that writes a little, holds the disk 8 s, closes.
+HOLD="--vdev 51712 --workload write --count 32 --bs 64k --hold 8 --close"
 
 # 1. Connected, idle after a workload: grow 8 -> 16 MiB, SIGHUP.
-hold_guest guest
+fe_hold guest 5 $HOLD
 truncate -s 16M "$img"
 truncate -s 6M "$img2"
 kill -HUP "$(xsim_pid xenblkd)"
 wait_log "domain 5 vbd3/51712: .*resize.img changed size: 16384 -> 32768 sectors, telling the frontend"
 wait_log "domain 6 vbd3/51712: .*waiting.img changed size: 8192 -> 12288 sectors$"
 expect_key "$(be_dir vbd3 5 51712)/sectors" 32768
-end_guest guest
+fe_end guest
 # Seen while connected (one connection, one resize; -v logs it).
 expect_js guest "d['resizes']" 1 "d['negotiated']['sectors']" 32768 "d['connects']" 1
 xsim_log "ok: the connected frontend saw 8 -> 16 MiB online"
@@ -63,11 +46,11 @@ expect_js waiting "d['negotiated']['sectors']" 12288
 
 # 4. Shrink back to 8 MiB while connected: past the new end is refused at
 # once, and the frontend learns the new size.
-hold_guest shrinking --span 4194304
+fe_hold shrinking 5 $HOLD --span 4194304
 truncate -s 8M "$img"
 kill -HUP "$(xsim_pid xenblkd)"
 wait_log "resize.img changed size: 32768 -> 16384 sectors, telling the frontend"
-end_guest shrinking
+fe_end shrinking
 expect_js shrinking "d['resizes']" 1 "d['negotiated']['sectors']" 16384
 fe shrunk 5 --vdev 51712 --raw op=read,sector=16376,expect=okay --raw op=read,sector=16384,expect=error \
     --raw op=write,sector=20000,expect=error --close
