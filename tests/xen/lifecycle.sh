@@ -60,6 +60,10 @@ check "unused persistent grants were unmapped, the rings stayed" test -n "$idle"
 check "blkfront verified again after xenblkd dropped its persistent grants" \
     has g3/events.txt '^XBD-ROUND n=2 disk=xvda rc=0'
 check "xenblkd mapped them again for the second verify" test "${again:-0}" -gt "${rings:-0}"
+check "SIGHUP after growing g3's image: xenblkd published 192 MiB" \
+    note_is 'g3 sectors after SIGHUP: 393216'
+check "Linux blkfront took the new capacity online" has g3/dmesg.txt 'Setting capacity to 393216'
+grep -h 'capacity' "$XEN_RES/g3/dmesg.txt" 2>/dev/null | sed 's/^ */    guest: /' | head -3
 check "xenblkd exited 0 on SIGTERM with an idle guest attached" \
     test "$(sed -n 1p "$XEN_RES/xenblkd.exit" 2>/dev/null)" = 0
 check "the idle guest's disk went Closed (6) on SIGTERM" note_is 'g3 backend state after SIGTERM: 6'
