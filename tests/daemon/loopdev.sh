@@ -7,7 +7,8 @@
 # the image file behind it.  On the 4096-byte device, requests that are
 # not aligned to the logical block size are refused with BLKIF_RSP_ERROR
 # (blkif.h: sector-size is the granularity of requests).  Afterwards the
-# daemon holds no fd to the device.  Skipped (77) only where the kernel
+# daemon holds no fd to the device.  Growing the device under a connected
+# frontend and sending SIGHUP resizes it online.  Skipped (77) only where the kernel
 # will not set up a loop device.
 set -euo pipefail
 source "$top_srcdir/tests/harness/env.sh"
@@ -62,6 +63,15 @@ for ss in 512 4096; do
             --raw op=write,sector=4,first=4,last=7,expect=error \
             --raw op=read,sector=8,first=0,last=7,expect=okay
     fi
+    # Online resize of the device itself (BLKGETSIZE64): grow the image,
+    # refresh the loop device, SIGHUP; a connected frontend follows.
+    fe_hold "hold$ss" "$domid" --vdev 51712 --workload read --count 8 --span "$span" --hold 6 --close
+    truncate -s 12M "$img"
+    losetup -c "$dev"
+    kill -HUP "$(xsim_pid xenblkd)"
+    wait_log "domain $domid vbd3/51712: $dev changed size: 16384 -> 24576 sectors, telling the frontend"
+    fe_end "hold$ss"
+    js_defer "hold$ss" "d['resizes']" 1 "d['negotiated']['sectors']" 24576
     xsim_remove_disk vbd3 "$domid" 51712 || xsim_fail "the $ss-byte device did not close"
     wait_fds_to "$dev" 0
     domid=$((domid + 1))
