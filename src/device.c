@@ -1246,17 +1246,24 @@ static void dev_check_size(struct xbd_device *dev)
     }
     if (sectors == b->sectors)
         return;
-    dev_info(dev, "%s changed size: %" PRIu64 " -> %" PRIu64 " sectors%s", dev->path,
-             b->sectors, sectors, dev->state == XBD_XB_CONNECTED ? ", telling the frontend" : "");
+    dev_info(dev, "%s changed size: %" PRIu64 " -> %" PRIu64 " sectors", dev->path,
+             b->sectors, sectors);
     /* The rings check every request against this very field. */
     b->sectors = sectors;
-    if (dev->state != XBD_XB_CONNECTED)
-        return;          /* published when the frontend connects */
+    /* Tell only a frontend that is and stays connected: rewriting Connected
+     * while a close is under way (frontend Closing, online=0, our own
+     * shutdown, a removed directory still draining) would restart
+     * blkfront's connection.  Otherwise the next connect publishes it. */
+    if (dev->state != XBD_XB_CONNECTED || dev->host->stopping || dev->gone ||
+        !dev->nr_rings || frontend_state(dev) != XBD_XB_CONNECTED ||
+        !be_uint(dev, "online", 1))
+        return;
     snprintf(v, sizeof(v), "%" PRIu64, sectors);
     /* Rewriting state fires the frontend's watch on it; blkfront then
      * re-reads sectors while connected (as for blkback's vbd resize). */
     struct xbd_kv kv[] = { { "sectors", v }, { "state", "4" } };
-    dev_write(dev, kv, 2);
+    if (dev_write(dev, kv, 2) == 0)
+        dev_info(dev, "told the connected frontend: sectors %s", v);
 }
 
 void xbd_host_check_sizes(struct xbd_host *h)

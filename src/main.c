@@ -66,7 +66,8 @@ static void usage(FILE *f)
         "  -h, --help                  show this help and exit\n"
         "  -V, --version               show the version and exit\n"
         "\n"
-        "SIGTERM or SIGINT: close every device (Closing, rings drained, Closed), exit.\n",
+        "SIGTERM or SIGINT: close every device (Closing, rings drained, Closed), exit.\n"
+        "SIGHUP: re-read every backing store's size (online resize).\n",
         XBD_DEFAULT_MAX_PGRANTS, XBD_DEFAULT_PGRANT_IDLE);
 }
 

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <xengnttab.h>
 #include <xenevtchn.h>
 
@@ -228,9 +229,20 @@ static void ring_destroy(struct xbd_ring *r)
 
 /* ---- completion ------------------------------------------------------ */
 
+/* Seconds on the monotonic clock, for persistent grants' last use: libev's
+ * ev_now() is wall-clock time, and a clock step must neither unmap every
+ * grant at once nor keep them all for as long as the step. */
+static double mono_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static void release_bufs(struct xbd_ring *r, struct xbd_slot *s)
 {
-    double now = ev_now(r->loop);
+    double now = r->persistent ? mono_now() : 0;
     unsigned i;
 
     for (i = 0; i < s->nbuf; i++) {
@@ -446,8 +458,19 @@ static void start_write_sync(struct xbd_ring *r, struct xbd_slot *s)
 
 static void start_barrier(struct xbd_ring *r)
 {
+    struct xbd_slot *s = r->barrier;
+    const struct xbd_req *q = &s->req;
+
     r->barrier_started = true;
-    start_write_sync(r, r->barrier);
+    /* Checked at dispatch, but a barrier waits for everything before it,
+     * and an online shrink (SIGHUP) may have moved the end meanwhile:
+     * writing past it would silently grow the image again. */
+    if (q->nr_sectors && (q->sector_number > r->bk->sectors ||
+                          q->nr_sectors > r->bk->sectors - q->sector_number)) {
+        finish(s, BLKIF_RSP_ERROR);
+        return;
+    }
+    start_write_sync(r, s);
 }
 
 static void start_discard(struct xbd_ring *r, struct xbd_slot *s)
@@ -719,7 +742,7 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct xbd_ring *r = w->data;
 
-    xbd_gcache_purge_idle(r->gc, ev_now(loop) - r->pgrant_idle);
+    xbd_gcache_purge_idle(r->gc, mono_now() - r->pgrant_idle);
 }
 
 /* ---- start / stop ---------------------------------------------------- */

@@ -69,7 +69,8 @@ for ss in 512 4096; do
     truncate -s 12M "$img"
     losetup -c "$dev"
     kill -HUP "$(xsim_pid xenblkd)"
-    wait_log "domain $domid vbd3/51712: $dev changed size: 16384 -> 24576 sectors, telling the frontend"
+    wait_log "domain $domid vbd3/51712: $dev changed size: 16384 -> 24576 sectors$"
+    wait_log "domain $domid vbd3/51712: told the connected frontend: sectors 24576"
     fe_end "hold$ss"
     js_defer "hold$ss" "d['resizes']" 1 "d['negotiated']['sectors']" 24576
     xsim_remove_disk vbd3 "$domid" 51712 || xsim_fail "the $ss-byte device did not close"

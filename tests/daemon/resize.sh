@@ -25,7 +25,8 @@ fe_hold guest 5 $HOLD
 truncate -s 16M "$img"
 truncate -s 6M "$img2"
 kill -HUP "$(xsim_pid xenblkd)"
-wait_log "domain 5 vbd3/51712: .*resize.img changed size: 16384 -> 32768 sectors, telling the frontend"
+wait_log "domain 5 vbd3/51712: .*resize.img changed size: 16384 -> 32768 sectors$"
+wait_log "domain 5 vbd3/51712: told the connected frontend: sectors 32768"
 wait_log "domain 6 vbd3/51712: .*waiting.img changed size: 8192 -> 12288 sectors$"
 expect_key "$(be_dir vbd3 5 51712)/sectors" 32768
 fe_end guest
@@ -49,7 +50,8 @@ expect_js waiting "d['negotiated']['sectors']" 12288
 fe_hold shrinking 5 $HOLD --span 4194304
 truncate -s 8M "$img"
 kill -HUP "$(xsim_pid xenblkd)"
-wait_log "resize.img changed size: 32768 -> 16384 sectors, telling the frontend"
+wait_log "resize.img changed size: 32768 -> 16384 sectors$"
+wait_log "domain 5 vbd3/51712: told the connected frontend: sectors 16384"
 fe_end shrinking
 expect_js shrinking "d['resizes']" 1 "d['negotiated']['sectors']" 16384
 fe shrunk 5 --vdev 51712 --raw op=read,sector=16376,expect=okay --raw op=read,sector=16384,expect=error \
