@@ -44,8 +44,9 @@
  *     answered; every other committed INFLIGHT record was not, and is
  *     executed again (reads, writes, flushes, discards are idempotent; the
  *     guest has not been told, so its pages are still its request's);
- *     there must be exactly C - J of them, with distinct indexes in
- *     [C - nr_ents, C), else the journal is refused;
+ *     there must be exactly C - J of them, with distinct indexes before
+ *     C (of any age: one slow request may stay in flight while many later
+ *     ones are answered), else the journal is refused;
  *   - responses [rsp_prod, J) were written but not published: rsp_prod is
  *     set to J and the frontend notified (those slots belong to the
  *     backend until published, so nothing of the guest's is overwritten);
