@@ -2,11 +2,11 @@
  * device.h - virtual block devices and the xenbus state machine that
  * drives them.
  *
- * A xbd_host owns every device of the daemon: it watches
+ * A xbd_host (src/host.c) owns every device of the daemon: it watches
  * /local/domain/<own domid>/backend/<kind> for each served kind, creates a
  * device object when a backend directory appears and frees it when the
- * directory is gone.  Each device re-reads its keys (never counts events:
- * XSA-349) and moves between the XenbusStates of blkif.h.
+ * directory is gone.  Each device (src/device.c) re-reads its keys (never
+ * counts events: XSA-349) and moves between the XenbusStates of blkif.h.
  */
 #ifndef XENBLKD_DEVICE_H
 #define XENBLKD_DEVICE_H
