@@ -25,6 +25,7 @@
 #include <xen/io/protocols.h>
 
 #include "xenblkd/backing.h"
+#include "xenblkd/journal.h"
 #include "xenblkd/log.h"
 #include "xenblkd/stats.h"
 
@@ -74,6 +75,8 @@ struct xbd_device {
     unsigned draining;          /* stopped rings not yet drained */
     int after_drain;            /* state to publish once drained; 0 = none */
     bool gone;                  /* backend dir removed: free once drained */
+    bool resuming;              /* connecting rings a previous instance served */
+    bool handed_over;           /* handover stop done: left as it is */
 
     /* xentop (vbd3 only): counters of stopped rings plus live ones. */
     struct xbd_shm_stats *shm;
@@ -244,8 +247,10 @@ static void stats_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     publish_stats(container_of(t, struct xbd_device, stats_timer));
 }
 
-/* Stop every ring; after_drain is published once all have drained. */
-static void stop_rings(struct xbd_device *dev, int after_drain)
+/* Stop every ring; after_drain is published once all have drained.  A
+ * handover keeps the rings' journals for the next instance; any other stop
+ * is for good. */
+static void stop_rings(struct xbd_device *dev, int after_drain, bool handover)
 {
     struct xbd_ring **rings = dev->rings;
     unsigned n = dev->nr_rings;
@@ -262,8 +267,12 @@ static void stop_rings(struct xbd_device *dev, int after_drain)
     dev->draining = n;
     /* drained may run synchronously: everything above is already in its
      * final shape, and the callback only decrements and kicks. */
-    for (unsigned i = 0; i < n; i++)
-        xbd_ring_stop(rings[i], ring_drained_cb, dev);
+    for (unsigned i = 0; i < n; i++) {
+        if (handover)
+            xbd_ring_handover(rings[i], ring_drained_cb, dev);
+        else
+            xbd_ring_stop(rings[i], ring_drained_cb, dev);
+    }
     free(rings);
     if (n)
         dev_info(dev, "stopping %u ring%s", n, n == 1 ? "" : "s");
@@ -275,10 +284,15 @@ static void close_to(struct xbd_device *dev, int target)
 {
     if (dev->nr_rings) {
         set_state(dev, XBD_XB_CLOSING);
-        stop_rings(dev, target);
+        stop_rings(dev, target, false);
         return;
     }
     xbd_backing_close(&dev->backing);
+    /* Closed for good: journals of rings that never started again (a
+     * refused resume keeps its journal until here) go too. */
+    if (target == XBD_XB_CLOSED)
+        xbd_journal_remove_device(dev->host->cfg.state_dir, dev->kind->name, dev->domid,
+                                  dev->devid);
     if (dev->host->stopping && target == XBD_XB_CLOSED)
         set_state(dev, XBD_XB_CLOSING);     /* Closing then Closed on shutdown */
     set_state(dev, target);
@@ -694,7 +708,7 @@ static int read_frontend(struct xbd_device *dev, struct fe_info *fi, char *why, 
 
 static int start_rings(struct xbd_device *dev, const struct fe_info *fi)
 {
-    char name[96];
+    char name[96], journal[4200];
 
     dev->rings = calloc(fi->nr_queues, sizeof(*dev->rings));
     if (!dev->rings)
@@ -712,7 +726,14 @@ static int start_rings(struct xbd_device *dev, const struct fe_info *fi)
             .max_persistent_grants = dev->host->cfg.max_pgrants,
             .pgrant_idle_s = dev->host->cfg.pgrant_idle_s,
             .backing = &dev->backing,
+            .journal_path = journal,
+            .resume = dev->resuming,
         };
+        if (xbd_journal_path(journal, sizeof(journal), dev->host->cfg.state_dir,
+                             dev->kind->name, dev->domid, dev->devid, q) < 0) {
+            dev_err(dev, "state directory path too long");
+            return -1;
+        }
         memcpy(p.ring_refs, fi->queues[q].refs, sizeof(p.ring_refs));
         snprintf(name, sizeof(name), "%s q%u", dev->name, q);
         struct xbd_ring *r = xbd_ring_start(dev->host->loop, dev->host->io, &p,
@@ -752,6 +773,19 @@ static void publish_connected(struct xbd_device *dev)
             publish_stats(dev);
             ev_timer_start(dev->host->loop, &dev->stats_timer);
         }
+    }
+    if (dev->resuming) {
+        /* Already Connected in xenstore: rewriting state would make the
+         * frontend look at its connection again for nothing, unless the
+         * disk changed size meanwhile (then it is how it learns, as for
+         * SIGHUP). */
+        bool resized = be_uint(dev, "sectors", b->sectors) != b->sectors;
+        if (resized)
+            kv[n++] = (struct xbd_kv){ "state", "4" };
+        if (dev_write(dev, kv, n) == 0)
+            dev_info(dev, "resumed in state Connected%s", resized ? " (size changed)" : "");
+        dev->state = XBD_XB_CONNECTED;
+        return;
     }
     kv[n++] = (struct xbd_kv){ "state", "4" };
     if (dev_write(dev, kv, n) == 0)
@@ -800,6 +834,7 @@ static void dev_free(struct xbd_device *dev)
     struct xbd_host *h = dev->host;
 
     dev_info(dev, "backend directory removed, device freed");
+    xbd_journal_remove_device(h->cfg.state_dir, dev->kind->name, dev->domid, dev->devid);
     xbd_watch_remove(h->xb, dev->fe_watch);
     ev_timer_stop(h->loop, &dev->kick);
     ev_timer_stop(h->loop, &dev->stats_timer);
@@ -810,6 +845,52 @@ static void dev_free(struct xbd_device *dev)
     free(dev->path);
     free(dev);
     xbd_host_check_done(h);
+}
+
+static void follow_frontend(struct xbd_device *dev, int fe);
+
+/* Connect the rings of a device a previous instance left Connected, from
+ * their journals, without leaving Connected in xenstore. */
+static void dev_resume(struct xbd_device *dev)
+{
+    char err[200];
+
+    if (read_config(dev, err, sizeof(err)) < 0) {
+        dev_fail(dev, err);
+        return;
+    }
+    if (hotplug_ready(dev) != 0 || (dev->backing.fd < 0 && open_backing(dev) < 0))
+        return;         /* failed: logged and Closing */
+    dev->state = XBD_XB_CONNECTED;      /* what xenstore says */
+    dev->resuming = true;
+    dev_connect(dev);
+    dev->resuming = false;
+}
+
+/* A device first seen in a state a previous instance left it in: carry on
+ * from there rather than start over from InitWait, which would show the
+ * frontend a backend going back and forth.  false: start over. */
+static bool take_over(struct xbd_device *dev, int fe)
+{
+    unsigned long be = be_uint(dev, "state", XBD_XB_UNKNOWN);
+    bool fe_up = fe == XBD_XB_INITIALISED || fe == XBD_XB_CONNECTED;
+    bool fe_down = fe == XBD_XB_CLOSING || fe == XBD_XB_CLOSED || fe == XBD_XB_UNKNOWN;
+
+    if (be == XBD_XB_CONNECTED && fe_up) {
+        dev_info(dev, "found Connected: resuming its rings");
+        dev_resume(dev);
+        return true;
+    }
+    if ((be == XBD_XB_CONNECTED && fe_down) ||
+        (be == XBD_XB_CLOSING && fe != XBD_XB_INITIALISING && fe != XBD_XB_INITIALISED)) {
+        /* Closing under way: go on with it (no rings to stop). */
+        dev->state = (int)be;
+        dev_info(dev, "found %s, frontend %s: carrying on", xbd_xenbus_state_name((int)be),
+                 xbd_xenbus_state_name(fe));
+        follow_frontend(dev, fe);
+        return true;
+    }
+    return false;
 }
 
 /* What to do given the frontend's state, once online and configured. */
@@ -852,14 +933,40 @@ static void follow_frontend(struct xbd_device *dev, int fe)
         }
         break;
     default:
-        /* First sight of the device: at start-up, or after a restart that
-         * follows a clean stop (man xenblkd, RESTARTING). */
+        /* First sight of the device: at start-up, or after a previous
+         * instance handed it over or died (man xenblkd, RESTARTING). */
+        if (take_over(dev, fe))
+            break;
         dev->fe_closed_at_initwait = fe == XBD_XB_CLOSED;
         enter_initwait(dev);
         if (dev->state == XBD_XB_INITWAIT)
             dev_kick(dev);
         break;
     }
+}
+
+/* Stop for a restart: drain the rings (every response published), keep
+ * their journals, release everything, and leave xenstore as it is: the
+ * frontend stays Connected (or wherever it is) and the next instance
+ * carries on (take_over). */
+static void dev_handover(struct xbd_device *dev)
+{
+    struct xbd_host *h = dev->host;
+
+    if (dev->nr_rings) {
+        stop_rings(dev, 0, true);
+        if (dev->draining)
+            return;             /* ring_drained_cb kicks again */
+    }
+    if (!dev->handed_over) {
+        dev->handed_over = true;
+        ev_timer_stop(h->loop, &dev->stats_timer);
+        xbd_backing_close(&dev->backing);
+        dev_info(dev, "handed over in state %s: every response published, nothing "
+                 "mapped or bound, xenstore left as it is, ring journals kept in %s/%s",
+                 xbd_xenbus_state_name(dev->state), h->cfg.state_dir, XBD_JOURNAL_SUBDIR);
+    }
+    xbd_host_check_done(h);
 }
 
 static void dev_update(struct xbd_device *dev)
@@ -878,7 +985,7 @@ static void dev_update(struct xbd_device *dev)
         /* The toolstack deleted the device: release everything. */
         if (dev->nr_rings) {
             dev->gone = true;
-            stop_rings(dev, 0);
+            stop_rings(dev, 0, false);
             if (dev->draining)
                 return;
         }
@@ -891,7 +998,10 @@ static void dev_update(struct xbd_device *dev)
     }
     dev->fatal = false;
 
-    if (h->stopping) {
+    if (h->stopping && h->stop_mode == XBD_STOP_HANDOVER) {
+        dev_handover(dev);
+        return;
+    } else if (h->stopping) {
         close_to(dev, XBD_XB_CLOSED);
     } else if (be_uint(dev, "online", 1) == 0) {
         /* libxl removes a disk with online=0 + state=5 and waits for
@@ -1010,7 +1120,9 @@ bool xbd_device_in(const struct xbd_device *dev, const struct xbd_kind *k, long 
 
 bool xbd_device_settled(const struct xbd_device *d)
 {
-    return !(d->draining || d->nr_rings || (d->state != XBD_XB_CLOSED && !d->gone));
+    if (d->draining || d->nr_rings)
+        return false;
+    return d->gone || d->handed_over || d->state == XBD_XB_CLOSED;
 }
 
 bool xbd_device_busy(const struct xbd_device *d)

@@ -36,6 +36,8 @@ struct xbd_host {
     struct xbd_device **devices; /* registry, in no particular order */
     unsigned ndevices, devices_cap;
     bool stopping;
+    enum xbd_stop_mode stop_mode;
+    double stop_timeout;        /* s, for the mode */
     xbd_host_done_fn *done;
     void *done_opaque;
     ev_timer done_check;        /* runs done() from the loop */

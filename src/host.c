@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "xenblkd/device.h"
+#include "xenblkd/journal.h"
 #include "xenblkd/log.h"
 
 #include "device_internal.h"
@@ -173,7 +174,7 @@ static void shutdown_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
     for (unsigned i = 0; i < h->ndevices; i++)
         if (xbd_device_busy(h->devices[i]))
-            xbd_device_log_stuck(h->devices[i], XBD_SHUTDOWN_TIMEOUT);
+            xbd_device_log_stuck(h->devices[i], h->stop_timeout);
     xbd_err("shutdown timed out");
     ev_timer_start(loop, &h->done_check);
 }
@@ -220,12 +221,19 @@ int xbd_host_add_kind(struct xbd_host *h, const char *kind)
     return 0;
 }
 
-void xbd_host_shutdown(struct xbd_host *h, xbd_host_done_fn *done, void *opaque)
+void xbd_host_shutdown(struct xbd_host *h, enum xbd_stop_mode mode,
+                       xbd_host_done_fn *done, void *opaque)
 {
     if (h->stopping)
         return;
-    xbd_info("shutting down: closing %u device%s", h->ndevices, h->ndevices == 1 ? "" : "s");
+    if (mode == XBD_STOP_HANDOVER)
+        xbd_info("stopping for a restart: handing over %u device%s (they stay as they "
+                 "are in xenstore)", h->ndevices, h->ndevices == 1 ? "" : "s");
+    else
+        xbd_info("shutting down: closing %u device%s", h->ndevices,
+                 h->ndevices == 1 ? "" : "s");
     h->stopping = true;
+    h->stop_mode = mode;
     h->done = done;
     h->done_opaque = opaque;
     /* No new devices from here on. */
@@ -235,8 +243,30 @@ void xbd_host_shutdown(struct xbd_host *h, xbd_host_done_fn *done, void *opaque)
     }
     for (unsigned i = 0; i < h->ndevices; i++)
         xbd_device_kick(h->devices[i]);
+    h->stop_timeout = mode == XBD_STOP_HANDOVER ? XBD_HANDOVER_TIMEOUT : XBD_SHUTDOWN_TIMEOUT;
+    ev_timer_set(&h->shutdown_timeout, h->stop_timeout, 0.);
     ev_timer_start(h->loop, &h->shutdown_timeout);
     xbd_host_check_done(h);
+}
+
+static bool journal_device_exists(void *opaque, const char *kind, unsigned domid,
+                                  unsigned devid)
+{
+    struct xbd_host *h = opaque;
+    char path[XBD_XS_PATH_MAX];
+    struct xbd_kind *k;
+
+    for (k = h->kinds; k && strcmp(k->name, kind); k = k->next)
+        ;
+    if (!k)
+        return true;            /* not ours to judge */
+    snprintf(path, sizeof(path), "%s/%u/%u", k->dir, domid, devid);
+    return xbd_xs_exists(h->xb, XBT_NULL, path);
+}
+
+void xbd_host_sweep_journals(struct xbd_host *h)
+{
+    xbd_journal_sweep(h->cfg.state_dir, journal_device_exists, h);
 }
 
 void xbd_host_free(struct xbd_host *h)

@@ -35,6 +35,6 @@ assert d["connects"] == 1, d["connects"]            # never reconnected
 assert d["responses"]["okay"] == 6000, d["responses"]
 assert d["verify_errors"] == 0 and d["protocol_errors"] == 0
 PY
-grep -q "domain 3 qdisk/51712: state .* -> Connected" "$XSIM_LOGDIR/xenblkd2.log" ||
+grep -q "domain 3 qdisk/51712: resumed in state Connected" "$XSIM_LOGDIR/xenblkd2.log" ||
     xsim_fail "the restarted daemon did not connect the ring"
 xsim_log PASS
