@@ -11,23 +11,22 @@ source "$top_srcdir/tests/daemon/lib.sh"
 xsim_start
 state=$XSIM_TMP/state rings=$XSIM_TMP/state/rings
 xsim_daemon --kinds qdisk
-img=$(make_disk d5.img 8)
-xsim_add_disk qdisk 5 xvda "aio:$img"
-guest_start 5
+connect_qdisk 5
 be=$(be_dir qdisk 5 51712)
-xsim_wait_key "$be/state" 2
-fe_write_rings 5 51712
-fe_state 5 51712 3
-xsim_wait_key "$be/state" 4
 check "a connected ring has a journal" [ -f "$rings/qdisk-5-51712-q0" ]
 
+# start_fails WHAT PATTERN: a daemon on $state exits non-zero saying PATTERN.
+start_fails() {
+    local rc=0
+    "$top_builddir/src/xenblkd" --foreground --kinds qdisk --state-dir "$state" \
+        >"$XSIM_TMP/out" 2>&1 || rc=$?
+    check "$1 (exit $rc)" [ "$rc" -ne 0 ]
+    grep -q -- "$2" "$XSIM_TMP/out" || xsim_fail "$1: no message matching '$2': $(cat "$XSIM_TMP/out")"
+}
+
 # One state directory, one daemon.
-rc=0
-"$top_builddir/src/xenblkd" --foreground --kinds qdisk --state-dir "$state" \
-    >"$XSIM_TMP/second.out" 2>&1 || rc=$?
-check "a second daemon on the same state directory fails (exit $rc)" [ "$rc" -ne 0 ]
-grep -q "another xenblkd uses the state directory $state" "$XSIM_TMP/second.out" ||
-    xsim_fail "no message about the locked state directory: $(cat "$XSIM_TMP/second.out")"
+start_fails "a second daemon on the same state directory fails" \
+    "another xenblkd uses the state directory $state"
 
 st=$(xsim_kill xenblkd TERM 15)
 check "handover exit status 0 (got $st)" [ "$st" = 0 ]
@@ -35,12 +34,8 @@ check "a handover keeps the journal" [ -f "$rings/qdisk-5-51712-q0" ]
 
 # A journal in another format: start-up fails, naming it, and leaves it.
 printf 'XBDJ from the future' >"$rings/qdisk-6-51712-q0"
-rc=0
-"$top_builddir/src/xenblkd" --foreground --kinds qdisk --state-dir "$state" \
-    >"$XSIM_TMP/bad.out" 2>&1 || rc=$?
-check "an incompatible journal stops start-up (exit $rc)" [ "$rc" -ne 0 ]
-grep -q "$rings/qdisk-6-51712-q0: .*refusing to start" "$XSIM_TMP/bad.out" ||
-    xsim_fail "no message naming the journal: $(cat "$XSIM_TMP/bad.out")"
+start_fails "an incompatible journal stops start-up" \
+    "$rings/qdisk-6-51712-q0: .*refusing to start"
 check "the incompatible journal is left alone" \
     [ "$(cat "$rings/qdisk-6-51712-q0")" = "XBDJ from the future" ]
 rm "$rings/qdisk-6-51712-q0"
