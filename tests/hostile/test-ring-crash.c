@@ -14,7 +14,10 @@
  * point; a third one finishes the work and hands the ring over (the
  * SIGTERM path), leaving nothing mapped or bound.
  *
- * Also: a ring taken over with requests outstanding and no journal, with a
+ * Also, deterministically, the window a kill after a response cannot hit:
+ * a response written and journaled but not published (the predecessor died
+ * between the two) is published by the successor, not executed again.
+ * And: a ring taken over with requests outstanding and no journal, with a
  * journal that does not fit it or one in another format, is refused (no
  * guessing), and such a journal is left as it was.
  *
@@ -44,6 +47,7 @@
 #include "fake-io.h"
 #include "fe.h"
 #include "rig.h"
+#include "request.h"
 #include "xenblkd/journal.h"
 
 #define NREQ       240          /* requests per run */
@@ -437,6 +441,81 @@ static void write_file(const char *path, const void *data, size_t len)
     }
 }
 
+/* Requests 1 and 2 consumed by a "predecessor" that wrote request 2's
+ * response into the ring and its journal, then died before publishing. */
+static void unpublished(const char *dir)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct xbd_io_engine *io = xbd_io_engine_new(loop);
+    struct xbd_backing bk = { .sectors = RIG_SECTORS, .sector_size = 512,
+                              .physical_sector_size = 512 };
+    char journal[PATH_MAX + 64], disk[PATH_MAX + 16];
+    struct xbd_journal_id id = { 0 };
+    struct xbd_journal *j;
+    struct xbd_ring *ring;
+    size_t esz = xbd_ring_entry_size(XBD_PROTO_X86_64);
+    bool found, seen[3] = { false };
+    uint64_t rid;
+    uint8_t op;
+    int16_t st;
+    struct fe f;
+    char err[200];
+
+    fe_open(&f, rig_domid(), XBD_PROTO_X86_64, 0);
+    snprintf(disk, sizeof(disk), "%s/disk-XXXXXX", dir);
+    bk.fd = mkstemp(disk);
+    if (bk.fd < 0 || unlink(disk) < 0 || ftruncate(bk.fd, (off_t)RIG_SECTORS * 512) < 0 ||
+        xbd_journal_path(journal, sizeof(journal), dir, "vbd3", f.domid, 51712, 0) < 0) {
+        perror("unpublished");
+        exit(1);
+    }
+    fe_rw_page(&f, BLKIF_OP_READ, 1, 0, 0);
+    fe_rw_page(&f, BLKIF_OP_READ, 2, 8, 1);
+    fe_push(&f);
+    id = (struct xbd_journal_id){ .domid = f.domid, .queue = 0, .protocol = f.proto,
+                                  .nr_pages = 1, .remote_port = f.port };
+    id.ring_refs[0] = f.ring_refs[0];
+    j = xbd_journal_open(journal, &id, f.fr.nr_ents, false, 0, &found, err, sizeof(err));
+    CHECK(j != NULL);
+    if (!j)
+        return;
+    xbd_journal_take(j, 0, 0, xbd_ring_entry(f.sring, f.proto, f.fr.nr_ents, 0), esz);
+    xbd_journal_take(j, 1, 1, xbd_ring_entry(f.sring, f.proto, f.fr.nr_ents, 1), esz);
+    xbd_rsp_write(xbd_ring_entry(f.sring, f.proto, f.fr.nr_ents, 0), f.proto, 2,
+                  BLKIF_OP_READ, BLKIF_RSP_OKAY);
+    xbd_journal_answered(j, 1, 0);
+    xbd_journal_close(j, false);
+    CHECK_EQ(fe_pending_rsp(&f), 0);
+
+    fake_io_set_auto(io, true);
+    ring = start_in_process(loop, io, &f, &bk, journal, true);
+    CHECK(ring != NULL);
+    CHECK_EQ(fe_pending_rsp(&f), 1);        /* published at once */
+    for (int i = 0; i < 100 && fe_pending_rsp(&f) < 2; i++)
+        ev_run(loop, EVRUN_NOWAIT);
+    CHECK_EQ(fe_pending_rsp(&f), 2);
+    while (fe_pop(&f, &rid, &op, &st)) {
+        CHECK(rid == 1 || rid == 2);
+        CHECK(rid > 2 || !seen[rid]);
+        CHECK_EQ(st, BLKIF_RSP_OKAY);
+        if (rid <= 2)
+            seen[rid] = true;
+    }
+    CHECK(seen[1] && seen[2]);
+    if (ring) {
+        struct inst in = { 0 };
+
+        xbd_ring_stop(ring, inst_drained, &in);
+        while (!in.drained)
+            ev_run(loop, EVRUN_ONCE);
+    }
+    CHECK(access(journal, F_OK) < 0);       /* stopped for good: removed */
+    xbd_io_engine_free(io);
+    ev_loop_destroy(loop);
+    close(bk.fd);
+    fe_close(&f);
+}
+
 static void refusals(const char *dir)
 {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -521,6 +600,7 @@ int main(int argc, char **argv)
         return 1;
     }
     refusals(dir);
+    unpublished(dir);
     for (unsigned n = first; n <= last; n++) {
         int before = check_failures;
 
