@@ -258,7 +258,7 @@ static int set_bool(const char *v, bool *out, char *why, size_t n)
 static int set_kinds(const char *v, char *out, size_t outlen, char *why, size_t n)
 {
     char copy[256], norm[XBD_CONF_KINDS_MAX] = "";
-    char *save = NULL;
+    char *rest = copy, *k;
     size_t count = 0;
 
     if (strlen(v) >= sizeof(copy)) {
@@ -266,7 +266,8 @@ static int set_kinds(const char *v, char *out, size_t outlen, char *why, size_t 
         return -1;
     }
     snprintf(copy, sizeof(copy), "%s", v);
-    for (char *k = strtok_r(copy, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+    /* strsep, not strtok: "vbd3,,qdisk" has an empty kind. */
+    while ((k = strsep(&rest, ","))) {
         while (*k == ' ' || *k == '\t')
             k++;
         size_t l = strlen(k);
