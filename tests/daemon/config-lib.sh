@@ -18,11 +18,5 @@ daemon_fd_direct() {
 
 # wait_log_text TEXT [TIMEOUT]: wait_log for a fixed string.
 wait_log_text() {
-    local text=$1 timeout=${2:-10} log=$XSIM_LOGDIR/xenblkd.log end
-    end=$(xsim__deadline "$timeout")
-    until grep -qF -- "$text" "$log" 2>/dev/null; do
-        xsim__past "$end" && xsim_fail "no log line containing '$text' within ${timeout}s"
-        sleep 0.05
-    done
-    xsim_log "ok: log has '$text'"
+    wait_log "$(printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|]/\\&/g')" "${2:-10}"
 }
