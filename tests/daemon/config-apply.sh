@@ -2,11 +2,12 @@
 # The configuration file drives the running daemon, and the command line
 # wins over it: a file with every [disks] limit changed, a log level and
 # a log target, one limit overridden by an option; what each device is
-# offered in xenstore, how its backing store is opened, which ring a
-# frontend may use, and which lines reach the log.
+# offered in xenstore, how its backing store is opened, which ring and
+# indirect requests a frontend may use, and which lines reach the log.
 set -euo pipefail
 source "$top_srcdir/tests/harness/env.sh"
 source "$top_srcdir/tests/daemon/lib.sh"
+source "$top_srcdir/tests/daemon/matrix-lib.sh"
 source "$top_srcdir/tests/daemon/config-lib.sh"
 xsim_start
 conf=$XSIM_TMP/xenblkd.conf
@@ -62,6 +63,15 @@ guest_start 6 --order 2
 fe_write_rings 6 51712
 fe_state 6 51712 3
 xsim_wait_key "$be6/state" 4 || xsim_fail "a ring of order 2 was refused"
+
+# The indirect segment limit reaches the data path: 16 segments served,
+# 17 refused (the reference frontend sends what it is told).
+d8=$(make_disk d8.img 16)
+xsim_add_disk qdisk 8 xvda "aio:$d8"
+xsim_wait_key "$(be_dir qdisk 8 51712)/state" 2 || xsim_fail "no InitWait"
+fe indirect 8 --vdev 51712 --workload none --close \
+    --raw op=indirect,nr_segments=16,expect=okay --raw op=indirect,nr_segments=17,expect=error
+xsim_log "ok: an indirect request of 16 segments served, of 17 refused"
 
 # level = warning: the daemon did plenty at info level, none of it logged.
 grep -E ' xenblkd (info|debug): ' "$XSIM_LOGDIR/xenblkd.log" &&
