@@ -323,14 +323,14 @@ static int set_group(const char *v, char *out, size_t outlen, char *why, size_t 
         snprintf(why, n, "group name too long (at most %zu bytes)", outlen - 1);
         return -1;
     }
-    errno = 0;
+    /* errno is not reliable here: NSS modules leave 0, ENOENT or ESRCH
+     * for a group that does not exist. */
     if (parse_number(v, &gid) == 0)
-        found = gid <= (gid_t)-1 && getgrgid((gid_t)gid) != NULL;
+        found = gid < (gid_t)-1 && getgrgid((gid_t)gid) != NULL;
     else
         found = getgrnam(v) != NULL;
     if (!found) {
-        snprintf(why, n, "unknown group '%s'%s%s", v, errno ? ": " : "",
-                 errno ? strerror(errno) : "");
+        snprintf(why, n, "unknown group '%s'", v);
         return -1;
     }
     snprintf(out, outlen, "%s", v);
