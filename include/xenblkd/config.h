@@ -39,13 +39,14 @@ enum xbd_log_target {
 #define XBD_CONF_KINDS_MAX   32
 #define XBD_CONF_SOCKET_MAX  108    /* sizeof(sockaddr_un.sun_path) */
 #define XBD_CONF_GROUP_MAX   64
-#define XBD_CONF_PATH_MAX    4096
+#define XBD_CONF_STATE_DIR_MAX 1025  /* the journal's limit: 1024 bytes */
+#define XBD_CONF_PATH_MAX    4096   /* buffers that hold any value */
 
 struct xbd_daemon_config {
     /* [daemon]: read once at start-up (a reload only warns) */
     char kinds[XBD_CONF_KINDS_MAX];         /* "vbd3,qdisk", validated */
     long domid;                             /* XBD_DOMID_AUTO or 0..0x7fef */
-    char state_dir[XBD_CONF_PATH_MAX];      /* absolute; the crash journal lives here */
+    char state_dir[XBD_CONF_STATE_DIR_MAX]; /* absolute; the crash journal lives here */
     /* [log]: applied at once on reload */
     enum xbd_log_level log_level;
     enum xbd_log_target log_target;
