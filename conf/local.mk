@@ -2,3 +2,27 @@
 # The hotplug script goes where Xen's own scripts live ($sysconfdir/xen/scripts).
 xenscriptsdir = $(sysconfdir)/xen/scripts
 dist_xenscripts_SCRIPTS = conf/block-xenblkd
+
+# The configuration file: installed once, never overwritten (an existing
+# one is the administrator's), removed by uninstall only while it is
+# still the one we shipped.
+EXTRA_DIST += conf/xenblkd.conf
+install-data-hook: install-xenblkd-conf
+uninstall-hook: uninstall-xenblkd-conf
+.PHONY: install-xenblkd-conf uninstall-xenblkd-conf
+install-xenblkd-conf:
+	@conf='$(DESTDIR)$(sysconfdir)/xenblkd.conf'; \
+	if test -e "$$conf"; then \
+	  echo "$$conf exists: not overwritten (the new default is $(srcdir)/conf/xenblkd.conf)"; \
+	else \
+	  $(MKDIR_P) '$(DESTDIR)$(sysconfdir)' && \
+	  echo " $(INSTALL_DATA) $(srcdir)/conf/xenblkd.conf '$$conf'" && \
+	  $(INSTALL_DATA) '$(srcdir)/conf/xenblkd.conf' "$$conf"; \
+	fi
+uninstall-xenblkd-conf:
+	@conf='$(DESTDIR)$(sysconfdir)/xenblkd.conf'; \
+	if test -e "$$conf" && ! cmp -s "$$conf" '$(srcdir)/conf/xenblkd.conf'; then \
+	  echo "$$conf was modified: kept"; \
+	else \
+	  echo " rm -f '$$conf'"; rm -f "$$conf"; \
+	fi

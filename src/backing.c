@@ -260,8 +260,9 @@ int xbd_backing_open(struct xbd_backing *b, const char *path,
         } else {
             int fl = fcntl(b->fd, F_GETFL);
             if (fl < 0 || fcntl(b->fd, F_SETFL, fl | O_DIRECT) < 0) {
-                snprintf(err, errlen, "%.256s does not support O_DIRECT (%s); "
-                         "run xenblkd with --no-direct-io", path, strerror(errno));
+                snprintf(err, errlen, "%.256s does not support O_DIRECT (%s); set "
+                         "direct-io = no in xenblkd.conf or run xenblkd with --no-direct-io",
+                         path, strerror(errno));
                 goto fail;
             }
             b->direct = true;

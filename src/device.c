@@ -63,6 +63,11 @@ struct xbd_device {
     bool fe_closed_at_initwait;
     char fatal_reason[160];
 
+    /* What we offer: the host's configuration when the device last
+     * entered InitWait.  Negotiation uses this copy, never the host's,
+     * so that a reload cannot make us refuse what we published. */
+    struct xbd_config cfg;
+
     /* Toolstack configuration, re-read on every entry to InitWait. */
     char *path;                 /* backing path from params */
     bool readonly, cdrom, removable, discard_enable, direct_io_safe;
@@ -342,7 +347,9 @@ static int read_config(struct xbd_device *dev, char *err, size_t errlen)
     free(dtype);
 
     dev->removable = be_uint(dev, "removable", 0) != 0;
-    dev->discard_enable = be_uint(dev, "discard-enable", 1) != 0;
+    /* libxl writes discard-enable only when the disk line says
+     * discard/no-discard: otherwise the daemon's default decides. */
+    dev->discard_enable = be_uint(dev, "discard-enable", dev->cfg.discard) != 0;
     dev->direct_io_safe = be_uint(dev, "direct-io-safe", 0) != 0;
 
     script = dev_read(dev, dev->be, "script");
@@ -419,7 +426,7 @@ static int open_backing(struct xbd_device *dev)
 {
     struct xbd_backing_opts o = {
         .readonly = dev->readonly,
-        .direct = dev->host->cfg.direct_io,
+        .direct = dev->cfg.direct_io,
         .direct_io_safe = dev->direct_io_safe,
         .discard = dev->discard_enable,
     };
@@ -472,10 +479,10 @@ static void publish_initwait(struct xbd_device *dev)
     struct xbd_kv kv[16];
     char buf[4][16];
     size_t n = backing_features(dev, kv, buf);
-    const struct xbd_config *cfg = &dev->host->cfg;
+    const struct xbd_config *cfg = &dev->cfg;
 
-    snprintf(buf[1], sizeof(buf[1]), "%u", XBD_MAX_INDIRECT_SEGS);
-    snprintf(buf[2], sizeof(buf[2]), "%u", XBD_MAX_RING_ORDER);
+    snprintf(buf[1], sizeof(buf[1]), "%u", cfg->max_indirect_segs);
+    snprintf(buf[2], sizeof(buf[2]), "%u", cfg->max_ring_order);
     snprintf(buf[3], sizeof(buf[3]), "%u", cfg->max_queues);
     kv[n++] = (struct xbd_kv){ "feature-persistent", cfg->max_pgrants ? "1" : "0" };
     kv[n++] = (struct xbd_kv){ "feature-max-indirect-segments", buf[1] };
@@ -496,6 +503,7 @@ static void enter_initwait(struct xbd_device *dev)
     char err[200];
 
     dev->fatal = false;
+    dev->cfg = dev->host->cfg;
     if (read_config(dev, err, sizeof(err)) < 0) {
         dev_fail(dev, err);
         return;
@@ -585,7 +593,8 @@ static int read_ring_order(struct xbd_device *dev, bool *multi_ref, unsigned *or
                            char *why, size_t n)
 {
     unsigned long v;
-    int rc = fe_uint(dev, dev->fe, "ring-page-order", XBD_MAX_RING_ORDER, false, &v, why, n);
+    int rc = fe_uint(dev, dev->fe, "ring-page-order", dev->cfg.max_ring_order, false, &v,
+                     why, n);
 
     if (rc < 0)
         return -1;
@@ -675,14 +684,14 @@ static int read_frontend(struct xbd_device *dev, struct fe_info *fi, char *why, 
     rc = fe_uint(dev, dev->fe, "feature-persistent", 1, false, &v, why, n);
     if (rc < 0)
         return -1;
-    fi->persistent = rc == 1 && v == 1 && dev->host->cfg.max_pgrants > 0;
+    fi->persistent = rc == 1 && v == 1 && dev->cfg.max_pgrants > 0;
     rc = fe_uint(dev, dev->fe, "multi-queue-num-queues", UINT32_MAX, false, &v, why, n);
     if (rc < 0)
         return -1;
     fi->nr_queues = rc ? (unsigned)v : 1;
-    if (fi->nr_queues == 0 || fi->nr_queues > dev->host->cfg.max_queues) {
+    if (fi->nr_queues == 0 || fi->nr_queues > dev->cfg.max_queues) {
         snprintf(why, n, "multi-queue-num-queues = %lu, we offer 1..%u", v,
-                 dev->host->cfg.max_queues);
+                 dev->cfg.max_queues);
         return -1;
     }
     if (read_ring_order(dev, &multi_ref, &order, why, n) < 0)
@@ -722,9 +731,9 @@ static int start_rings(struct xbd_device *dev, const struct fe_info *fi)
             .ring_order = fi->queues[q].order,
             .remote_port = fi->queues[q].port,
             .persistent = fi->persistent,
-            .max_indirect_segs = XBD_MAX_INDIRECT_SEGS,
-            .max_persistent_grants = dev->host->cfg.max_pgrants,
-            .pgrant_idle_s = dev->host->cfg.pgrant_idle_s,
+            .max_indirect_segs = dev->cfg.max_indirect_segs,
+            .max_persistent_grants = dev->cfg.max_pgrants,
+            .pgrant_idle_s = dev->cfg.pgrant_idle_s,
             .backing = &dev->backing,
             .journal_path = journal,
             .resume = dev->resuming,
@@ -849,12 +858,31 @@ static void dev_free(struct xbd_device *dev)
 
 static void follow_frontend(struct xbd_device *dev, int fe);
 
+/* A resumed device keeps the limits a previous instance published (the
+ * frontend negotiated with those), whatever the configuration says now;
+ * the backend directory is ours, but stay within what the data plane can
+ * serve all the same. */
+static void adopt_published_limits(struct xbd_device *dev)
+{
+    struct xbd_config *c = &dev->cfg;
+    unsigned long v;
+
+    *c = dev->host->cfg;
+    v = be_uint(dev, "feature-max-indirect-segments", c->max_indirect_segs);
+    c->max_indirect_segs = v > XBD_MAX_INDIRECT_SEGS ? XBD_MAX_INDIRECT_SEGS : (unsigned)v;
+    v = be_uint(dev, "max-ring-page-order", c->max_ring_order);
+    c->max_ring_order = v > XBD_MAX_RING_ORDER ? XBD_MAX_RING_ORDER : (unsigned)v;
+    v = be_uint(dev, "multi-queue-max-queues", c->max_queues);
+    c->max_queues = v == 0 ? 1 : v > XBD_MAX_QUEUES ? XBD_MAX_QUEUES : (unsigned)v;
+}
+
 /* Connect the rings of a device a previous instance left Connected, from
  * their journals, without leaving Connected in xenstore. */
 static void dev_resume(struct xbd_device *dev)
 {
     char err[200];
 
+    adopt_published_limits(dev);
     if (read_config(dev, err, sizeof(err)) < 0) {
         dev_fail(dev, err);
         return;

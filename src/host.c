@@ -190,11 +190,7 @@ struct xbd_host *xbd_host_new(struct ev_loop *loop, struct xbd_xenbus *xb,
     h->loop = loop;
     h->xb = xb;
     h->io = io;
-    h->cfg = *cfg;
-    if (h->cfg.max_queues == 0)
-        h->cfg.max_queues = 1;
-    if (h->cfg.max_queues > XBD_MAX_QUEUES)
-        h->cfg.max_queues = XBD_MAX_QUEUES;
+    xbd_host_set_config(h, cfg);
     h->domid = own_domid;
     ev_timer_init(&h->done_check, done_check_cb, 0., 0.);
     ev_timer_init(&h->shutdown_timeout, shutdown_timeout_cb, XBD_SHUTDOWN_TIMEOUT, 0.);
@@ -298,4 +294,18 @@ void xbd_host_check_sizes(struct xbd_host *h)
 unsigned xbd_host_device_count(const struct xbd_host *h)
 {
     return h->ndevices;
+}
+
+void xbd_host_set_config(struct xbd_host *h, const struct xbd_config *cfg)
+{
+    h->cfg = *cfg;
+    /* What we publish must be what the data plane can serve. */
+    if (h->cfg.max_queues == 0)
+        h->cfg.max_queues = 1;
+    if (h->cfg.max_queues > XBD_MAX_QUEUES)
+        h->cfg.max_queues = XBD_MAX_QUEUES;
+    if (h->cfg.max_ring_order > XBD_MAX_RING_ORDER)
+        h->cfg.max_ring_order = XBD_MAX_RING_ORDER;
+    if (h->cfg.max_indirect_segs > XBD_MAX_INDIRECT_SEGS)
+        h->cfg.max_indirect_segs = XBD_MAX_INDIRECT_SEGS;
 }

@@ -6,7 +6,11 @@ src_libxenblkd_a_SOURCES = \
 	include/xenblkd/xenbus.h src/xenbus.c \
 	include/xenblkd/backing.h src/backing.c \
 	include/xenblkd/device.h src/device_internal.h src/device.c src/host.c \
-	include/xenblkd/stats.h src/stats.c
+	include/xenblkd/stats.h src/stats.c \
+	include/xenblkd/config.h src/config.c \
+	include/xenblkd/daemon.h src/reload.c
+# The default configuration file: $(sysconfdir)/xenblkd.conf.
+src_libxenblkd_a_CPPFLAGS = $(AM_CPPFLAGS) -DXBD_SYSCONFDIR='"$(sysconfdir)"'
 src_libxenblkd_a_CFLAGS = $(AM_CFLAGS) $(XENGNTTAB_CFLAGS) $(XENEVTCHN_CFLAGS) $(XENSTORE_CFLAGS)
 # The data plane (owned by its engineer) appends its sources here.
 include src/dataplane.mk

@@ -40,6 +40,26 @@ void xbd_log_init(bool to_stderr, enum xbd_log_level max_level)
         openlog("xenblkd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
 
+void xbd_log_reconfigure(bool to_stderr, enum xbd_log_level max_level)
+{
+    if (to_stderr != log_stderr) {
+        /* Say where the log went, on both sides of the switch. */
+        xbd_info("log target: %s from now on", to_stderr ? "stderr" : "syslog");
+        if (to_stderr)
+            closelog();
+        else
+            openlog("xenblkd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+        log_stderr = to_stderr;
+        xbd_info("log target: %s from now on", to_stderr ? "stderr" : "syslog");
+    }
+    log_max = max_level;
+}
+
+const char *xbd_log_level_name(enum xbd_log_level level)
+{
+    return level <= XBD_LOG_DEBUG ? level_names[level] : "?";
+}
+
 void xbd_log_startup_done(void)
 {
     log_startup = false;

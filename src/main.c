@@ -21,166 +21,173 @@
 
 #include <ev.h>
 
+#include "xenblkd/config.h"
+#include "xenblkd/daemon.h"
 #include "xenblkd/dataplane.h"
 #include "xenblkd/device.h"
 #include "xenblkd/journal.h"
 #include "xenblkd/log.h"
 #include "xenblkd/xenbus.h"
 
-struct options {
-    bool foreground;
-    enum xbd_log_level level;
-    char *kinds;
-    long domid;                 /* -1: from xenstore */
-    struct xbd_config cfg;
+struct cmdline {
+    struct xbd_conf_source src;
+    bool check_config;          /* --check-config */
 };
 
-struct daemon {
-    struct ev_loop *loop;
-    struct xbd_xenbus *xb;
-    struct xbd_io_engine *io;
-    struct xbd_host *host;
-    ev_signal sigterm, sigint, sighup;
-    int state_lock;             /* flock on <state-dir>/lock, -1 if none */
-    enum xbd_stop_mode stop_mode;
-    bool clean_exit;
-};
+/* First column of --help; longer option texts go on a line of their own. */
+#define HELP_COL 30
+
+static void usage_line(FILE *f, const char *opt, const char *help, const char *def)
+{
+    const char *nl;
+    int w = fprintf(f, "  %s", opt);
+
+    if (w >= HELP_COL) {
+        fputc('\n', f);
+        w = 0;
+    }
+    fprintf(f, "%*s", HELP_COL - w, "");
+    for (;; help = nl + 1) {
+        nl = strchr(help, '\n');
+        if (!nl)
+            break;
+        fprintf(f, "%.*s\n%*s", (int)(nl - help), help, HELP_COL, "");
+    }
+    if (!def)
+        fprintf(f, "%s\n", help);
+    else if (HELP_COL + strlen(help) + strlen(def) + 12 <= 79)
+        fprintf(f, "%s (default: %s)\n", help, def);
+    else
+        fprintf(f, "%s\n%*s(default: %s)\n", help, HELP_COL, "", def);
+}
 
 static void usage(FILE *f)
 {
+    struct xbd_daemon_config def;
+    char opt[80], val[XBD_CONF_PATH_MAX], cfghelp[160];
+
+    xbd_conf_defaults(&def);
     fprintf(f,
         "Usage: xenblkd [OPTION]...\n"
         "Userspace Xen block backend: serves the virtual disks that the toolstack\n"
         "puts under /local/domain/<domid>/backend/<kind> in xenstore.\n"
-        "\n"
-        "  -f, --foreground            log to stderr instead of syslog\n"
-        "  -k, --kinds LIST            backend kinds to serve, comma separated, among\n"
-        "                              vbd3, qdisk, vbd (default: vbd3); vbd is only\n"
-        "                              served when the kernel's xen-blkback is absent\n"
-        "  -l, --log-level LEVEL       error, warning, info (default) or debug\n"
-        "  -d, --domid N               our own domain id (default: the \"domid\" key\n"
-        "                              of our xenstore home, else 0)\n"
-        "      --no-direct-io          do not open backing stores with O_DIRECT\n"
-        "      --max-queues N          at most N queues per disk (default and cap:\n"
-        "                              the number of CPUs)\n"
-        "      --max-persistent-grants N\n"
-        "                              persistent grants kept per ring (default %u;\n"
-        "                              0 turns feature-persistent off)\n"
-        "      --persistent-grant-idle SECONDS\n"
-        "                              unmap a persistent grant unused this long\n"
-        "                              (default %u; 0 keeps it until disconnect)\n"
-        "      --state-dir DIR         where the ring journals that let a restarted\n"
-        "                              daemon resume every ring are kept (default\n"
-        "                              %s; must survive the daemon, not a reboot)\n"
-        "  -h, --help                  show this help and exit\n"
-        "  -V, --version               show the version and exit\n"
+        "Every setting of the configuration file (xenblkd.conf(5)) has an option;\n"
+        "options override the file.\n"
+        "\n");
+    snprintf(cfghelp, sizeof(cfghelp), "read the configuration from FILE\n(default: %s)",
+             xbd_conf_default_path());
+    usage_line(f, "    --config FILE", cfghelp, NULL);
+    usage_line(f, "    --check-config", "check the configuration, print it as\n"
+               "a configuration file and exit", NULL);
+    usage_line(f, "-f, --foreground", "log to stderr instead of syslog\n"
+               "(same as --log-target stderr)", NULL);
+    for (size_t i = 0; i < xbd_conf_key_count(); i++) {
+        const struct xbd_conf_key *k = xbd_conf_key_at(i);
+        int s = xbd_conf_key_short(k);
+
+        snprintf(opt, sizeof(opt), "%c%c%c --%s %s", s ? '-' : ' ', s ? s : ' ', s ? ',' : ' ',
+                 xbd_conf_key_option(k), xbd_conf_key_arg(k));
+        xbd_conf_key_format(&def, k, val, sizeof(val));
+        usage_line(f, opt, xbd_conf_key_help(k), val);
+    }
+    usage_line(f, "    --no-direct-io", "same as --direct-io no", NULL);
+    usage_line(f, "-h, --help", "show this help and exit", NULL);
+    usage_line(f, "-V, --version", "show the version and exit", NULL);
+    fprintf(f,
         "\n"
         "SIGTERM or SIGINT: stop for a restart: drain the rings, leave every device\n"
         "as it is in xenstore (guests keep their disks), exit; the next xenblkd\n"
         "resumes every ring.\n"
-        "SIGHUP: re-read every backing store's size (online resize).\n",
-        XBD_DEFAULT_MAX_PGRANTS, XBD_DEFAULT_PGRANT_IDLE, XBD_DEFAULT_STATE_DIR);
+        "SIGHUP: reload the configuration file, re-read every backing store's size\n"
+        "(online resize).\n");
 }
 
-static int parse_num(const char *opt, const char *arg, unsigned long max, unsigned long *out)
+/* Remember KEY=VALUE from the command line; a repeated option replaces
+ * the earlier one (the last one wins, as with every other option). */
+static void add_override(struct xbd_conf_source *src, const struct xbd_conf_key *k,
+                         const char *value)
 {
-    if (xbd_parse_uint(arg, max, out) < 0) {
-        fprintf(stderr, "xenblkd: %s: '%s' is not a number in 0..%lu\n", opt, arg, max);
+    for (size_t i = 0; i < src->n_overrides; i++) {
+        if (src->overrides[i].key == k) {
+            src->overrides[i].value = value;
+            return;
+        }
+    }
+    /* At most one per key: the table is smaller than the array. */
+    src->overrides[src->n_overrides++] = (struct xbd_conf_override){ k, value };
+}
+
+/* Check a command-line value at once, so that a typo is reported as the
+ * option it is, before the file is read. */
+static int check_option(const struct xbd_conf_key *k, const char *value)
+{
+    struct xbd_daemon_config scratch;
+    char why[400];
+
+    xbd_conf_defaults(&scratch);
+    if (xbd_conf_key_set(&scratch, k, value, why, sizeof(why)) < 0) {
+        fprintf(stderr, "xenblkd: --%s: %s\n", xbd_conf_key_option(k), why);
         return -1;
     }
     return 0;
 }
 
-static unsigned online_cpus(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+enum { OPT_CONFIG = 256, OPT_CHECK_CONFIG, OPT_NO_DIRECT, OPT_KEY_BASE };
 
-    return n < 1 ? 1 : (unsigned)n;
+static const struct xbd_conf_key *key_for_opt(int c)
+{
+    for (size_t i = 0; i < xbd_conf_key_count(); i++) {
+        const struct xbd_conf_key *k = xbd_conf_key_at(i);
+        if (c == (xbd_conf_key_short(k) ? xbd_conf_key_short(k) : OPT_KEY_BASE + (int)i))
+            return k;
+    }
+    return NULL;
 }
 
 /* 0 ok, 1 exit successfully (--help/--version), -1 error. */
-static int parse_options(int argc, char **argv, struct options *o)
+static int parse_options(int argc, char **argv, struct cmdline *o)
 {
-    enum { OPT_NO_DIRECT = 256, OPT_MAX_QUEUES, OPT_MAX_PGRANTS, OPT_PGRANT_IDLE,
-           OPT_STATE_DIR };
-    static const struct option longopts[] = {
+    static const struct option fixed[] = {
+        { "config", required_argument, NULL, OPT_CONFIG },
+        { "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
         { "foreground", no_argument, NULL, 'f' },
-        { "kinds", required_argument, NULL, 'k' },
-        { "log-level", required_argument, NULL, 'l' },
-        { "domid", required_argument, NULL, 'd' },
         { "no-direct-io", no_argument, NULL, OPT_NO_DIRECT },
-        { "max-queues", required_argument, NULL, OPT_MAX_QUEUES },
-        { "max-persistent-grants", required_argument, NULL, OPT_MAX_PGRANTS },
-        { "persistent-grant-idle", required_argument, NULL, OPT_PGRANT_IDLE },
-        { "state-dir", required_argument, NULL, OPT_STATE_DIR },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
-        { NULL, 0, NULL, 0 },
     };
-    unsigned long v;
+    const size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
+    struct option longopts[sizeof(fixed) / sizeof(fixed[0]) + XBD_CONF_MAX_OVERRIDES + 1];
+    size_t n = 0;
     int c;
 
-    o->foreground = false;
-    o->level = XBD_LOG_INFO;
-    o->kinds = NULL;
-    o->domid = -1;
-    o->cfg.direct_io = true;
-    o->cfg.max_queues = online_cpus();
-    o->cfg.max_pgrants = XBD_DEFAULT_MAX_PGRANTS;
-    o->cfg.pgrant_idle_s = XBD_DEFAULT_PGRANT_IDLE;
-    o->cfg.state_dir = XBD_DEFAULT_STATE_DIR;
+    memset(o, 0, sizeof(*o));
+    o->src.path = xbd_conf_default_path();
+    memcpy(longopts, fixed, sizeof(fixed));
+    n = nfixed;
+    for (size_t i = 0; i < xbd_conf_key_count() && i < XBD_CONF_MAX_OVERRIDES; i++) {
+        const struct xbd_conf_key *k = xbd_conf_key_at(i);
+        int s = xbd_conf_key_short(k);
+        longopts[n++] = (struct option){ xbd_conf_key_option(k), required_argument, NULL,
+                                         s ? s : OPT_KEY_BASE + (int)i };
+    }
+    longopts[n] = (struct option){ NULL, 0, NULL, 0 };
 
     while ((c = getopt_long(argc, argv, "fk:l:d:hV", longopts, NULL)) != -1) {
+        const struct xbd_conf_key *k;
+
         switch (c) {
+        case OPT_CONFIG:
+            o->src.path = optarg;
+            o->src.explicit_path = true;
+            break;
+        case OPT_CHECK_CONFIG:
+            o->check_config = true;
+            break;
         case 'f':
-            o->foreground = true;
-            break;
-        case 'k':
-            free(o->kinds);
-            o->kinds = strdup(optarg);
-            break;
-        case 'l':
-            if (xbd_log_level_parse(optarg, &o->level) < 0) {
-                fprintf(stderr, "xenblkd: --log-level: unknown level '%s' "
-                        "(error, warning, info, debug)\n", optarg);
-                return -1;
-            }
-            break;
-        case 'd':
-            if (parse_num("--domid", optarg, 0x7fef, &v) < 0)
-                return -1;
-            o->domid = (long)v;
+            add_override(&o->src, xbd_conf_key_by_option("log-target"), "stderr");
             break;
         case OPT_NO_DIRECT:
-            o->cfg.direct_io = false;
-            break;
-        case OPT_MAX_QUEUES:
-            if (parse_num("--max-queues", optarg, XBD_MAX_QUEUES, &v) < 0)
-                return -1;
-            if (v == 0) {
-                fprintf(stderr, "xenblkd: --max-queues must be at least 1\n");
-                return -1;
-            }
-            if (v < o->cfg.max_queues)
-                o->cfg.max_queues = (unsigned)v;
-            break;
-        case OPT_MAX_PGRANTS:
-            if (parse_num("--max-persistent-grants", optarg, 1u << 20, &v) < 0)
-                return -1;
-            o->cfg.max_pgrants = (unsigned)v;
-            break;
-        case OPT_PGRANT_IDLE:
-            if (parse_num("--persistent-grant-idle", optarg, 86400, &v) < 0)
-                return -1;
-            o->cfg.pgrant_idle_s = (unsigned)v;
-            break;
-        case OPT_STATE_DIR:
-            if (optarg[0] != '/' || strlen(optarg) > 1024) {
-                fprintf(stderr, "xenblkd: --state-dir: '%s' is not an absolute path "
-                        "(of at most 1024 bytes)\n", optarg);
-                return -1;
-            }
-            o->cfg.state_dir = optarg;
+            add_override(&o->src, xbd_conf_key_by_option("direct-io"), "no");
             break;
         case 'h':
             usage(stdout);
@@ -189,47 +196,32 @@ static int parse_options(int argc, char **argv, struct options *o)
             printf("xenblkd %s\n", PACKAGE_VERSION);
             return 1;
         default:
-            usage(stderr);
-            return -1;
+            k = key_for_opt(c);
+            if (!k) {
+                usage(stderr);
+                return -1;
+            }
+            if (check_option(k, optarg) < 0)
+                return -1;
+            add_override(&o->src, k, optarg);
+            break;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "xenblkd: unexpected argument '%s'\n", argv[optind]);
         return -1;
     }
-    if (o->cfg.max_queues > XBD_MAX_QUEUES)
-        o->cfg.max_queues = XBD_MAX_QUEUES;
-    if (!o->kinds)
-        o->kinds = strdup("vbd3");
-    if (!o->kinds) {
-        fprintf(stderr, "xenblkd: out of memory\n");
-        return -1;
-    }
     return 0;
 }
 
-/* Check every kind before touching xenstore, so that a typo fails fast. */
-static int check_kinds(const char *list)
+/* --check-config: the effective configuration, in the file's format. */
+static void print_config(const struct xbd_daemon_config *cfg, const char *path, bool missing)
 {
-    char *copy = strdup(list), *save = NULL;
-    int n = 0;
+    char header[XBD_CONF_PATH_MAX + 100];
 
-    if (!copy)
-        return -1;
-    for (char *k = strtok_r(copy, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
-        if (!xbd_kind_known(k)) {
-            xbd_err("unknown backend kind '%s' (known: vbd3, qdisk, vbd)", k);
-            free(copy);
-            return -1;
-        }
-        n++;
-    }
-    free(copy);
-    if (n == 0) {
-        xbd_err("--kinds: no backend kind given");
-        return -1;
-    }
-    return 0;
+    snprintf(header, sizeof(header), "xenblkd %s: defaults, %s%s, command line",
+             PACKAGE_VERSION, path, missing ? " (absent)" : "");
+    xbd_conf_print(stdout, cfg, header);
 }
 
 static int add_kinds(struct xbd_host *h, const char *list)
@@ -284,7 +276,7 @@ static void sd_notify_msg(const char *msg)
 
 static void shutdown_done(void *opaque)
 {
-    struct daemon *d = opaque;
+    struct xbd_daemon *d = opaque;
 
     if (d->stop_mode == XBD_STOP_HANDOVER)
         xbd_info("handover done, exiting: the next xenblkd resumes every ring");
@@ -296,7 +288,7 @@ static void shutdown_done(void *opaque)
 
 static void sig_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    struct daemon *d = w->data;
+    struct xbd_daemon *d = w->data;
 
     xbd_info("received %s", strsignal(w->signum));
     sd_notify_msg("STOPPING=1");
@@ -309,15 +301,17 @@ static void sig_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 
 static void sig_hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    struct daemon *d = w->data;
+    struct xbd_daemon *d = w->data;
+    char err[XBD_CONF_PATH_MAX + 512];
 
-    /* What can change under a running daemon today is the size of a
-     * backing store (an image grown with truncate, an LV extended). */
-    xbd_info("SIGHUP: checking the size of every backing store");
-    xbd_host_check_sizes(d->host);
+    /* The configuration file, then the size of every backing store (an
+     * image grown with truncate, an LV extended); an invalid file is
+     * logged by the reload and changes nothing. */
+    xbd_info("SIGHUP: reloading");
+    xbd_daemon_reload(d, err, sizeof(err));
 }
 
-static void install_signals(struct daemon *d)
+static void install_signals(struct xbd_daemon *d)
 {
     signal(SIGPIPE, SIG_IGN);
     ev_signal_init(&d->sigterm, sig_stop_cb, SIGTERM);
@@ -329,11 +323,12 @@ static void install_signals(struct daemon *d)
     ev_signal_start(d->loop, &d->sighup);
 }
 
-/* mkdir DIR if absent (0700: the journals are dom0-private copies of
- * guest requests). */
-static int make_dir(const char *dir)
+/* mkdir DIR with MODE if absent.  The journals' own directory is 0700
+ * (they are dom0-private copies of guest requests); the state directory
+ * above it may also hold the control socket, which its group must reach. */
+static int make_dir(const char *dir, mode_t mode)
 {
-    if (mkdir(dir, 0700) == 0 || errno == EEXIST)
+    if (mkdir(dir, mode) == 0 || errno == EEXIST)
         return 0;
     xbd_err("cannot create the state directory %s: %s", dir, strerror(errno));
     return -1;
@@ -342,12 +337,12 @@ static int make_dir(const char *dir)
 /* The state directory: ours alone (two instances resuming the same rings
  * would each serve them), and every journal in it in our format (an
  * incompatible one means a different xenblkd wrote it: never guess). */
-static int open_state_dir(struct daemon *d, const char *dir)
+static int open_state_dir(struct xbd_daemon *d, const char *dir)
 {
     char path[1100], err[4400];
 
     snprintf(path, sizeof(path), "%s/%s", dir, XBD_JOURNAL_SUBDIR);
-    if (make_dir(dir) < 0 || make_dir(path) < 0)
+    if (make_dir(dir, 0755) < 0 || make_dir(path, 0700) < 0)
         return -1;
     snprintf(path, sizeof(path), "%s/lock", dir);
     d->state_lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -367,37 +362,45 @@ static int open_state_dir(struct daemon *d, const char *dir)
     return 0;
 }
 
-static void cleanup(struct daemon *d)
+static void cleanup(struct xbd_daemon *d)
 {
     xbd_host_free(d->host);
     if (d->io)
         xbd_io_engine_free(d->io);
     xbd_xenbus_close(d->xb);
-    if (d->state_lock >= 0)
-        close(d->state_lock);
     if (d->loop) {
         ev_signal_stop(d->loop, &d->sigterm);
         ev_signal_stop(d->loop, &d->sigint);
         ev_signal_stop(d->loop, &d->sighup);
         ev_loop_destroy(d->loop);
     }
+    if (d->state_lock >= 0)
+        close(d->state_lock);
 }
 
 int main(int argc, char **argv)
 {
-    struct options o;
-    struct daemon d = { .state_lock = -1 };
-    unsigned domid = 0;
+    struct cmdline o;
+    struct xbd_daemon d = { .state_lock = -1 };
+    struct xbd_config disks;
+    char err[XBD_CONF_PATH_MAX + 512];
+    bool missing = false;
     int rc;
 
     rc = parse_options(argc, argv, &o);
-    if (rc != 0) {
-        free(o.kinds);
+    if (rc != 0)
         return rc > 0 ? 0 : 2;
+    d.src = o.src;
+    if (xbd_conf_build(&d.cfg, &d.src, &missing, err, sizeof(err)) < 0) {
+        /* The place first, as a compiler does: FILE:LINE: reason. */
+        fprintf(stderr, "%s\n", err);
+        return 1;
     }
-    xbd_log_init(o.foreground, o.level);
-    if (check_kinds(o.kinds) < 0)
-        goto fail;
+    if (o.check_config) {
+        print_config(&d.cfg, d.src.path, missing);
+        return 0;
+    }
+    xbd_log_init(d.cfg.log_target == XBD_LOG_TO_STDERR, d.cfg.log_level);
 
     d.loop = ev_default_loop(EVFLAG_AUTO);
     if (!d.loop) {
@@ -406,12 +409,12 @@ int main(int argc, char **argv)
     }
     install_signals(&d);
     d.xb = xbd_xenbus_open(d.loop);
-    if (!d.xb || open_state_dir(&d, o.cfg.state_dir) < 0)
+    if (!d.xb || open_state_dir(&d, d.cfg.state_dir) < 0)
         goto fail;
-    if (o.domid >= 0) {
-        domid = (unsigned)o.domid;
-    } else if (xbd_xenbus_own_domid(d.xb, &domid) < 0) {
-        domid = 0;
+    if (d.cfg.domid != XBD_DOMID_AUTO) {
+        d.domid = (unsigned)d.cfg.domid;
+    } else if (xbd_xenbus_own_domid(d.xb, &d.domid) < 0) {
+        d.domid = 0;
         xbd_debug("no readable \"domid\" key in our xenstore home: assuming domain 0");
     }
     d.io = xbd_io_engine_new(d.loop);
@@ -419,19 +422,24 @@ int main(int argc, char **argv)
         xbd_err("cannot create the I/O engine");
         goto fail;
     }
-    d.host = xbd_host_new(d.loop, d.xb, d.io, &o.cfg, domid);
+    xbd_conf_disks(&d.cfg, &disks);
+    d.host = xbd_host_new(d.loop, d.xb, d.io, &disks, d.domid);
     if (!d.host) {
         xbd_err("out of memory");
         goto fail;
     }
-    if (add_kinds(d.host, o.kinds) < 0)
+    if (add_kinds(d.host, d.cfg.kinds) < 0)
         goto fail;
     xbd_host_sweep_journals(d.host);
-    xbd_info("xenblkd %s serving as domain %u: max %u queue%s, %u persistent grants per ring, "
-             "%s", PACKAGE_VERSION, domid, o.cfg.max_queues, o.cfg.max_queues == 1 ? "" : "s",
-             o.cfg.max_pgrants, o.cfg.direct_io ? "O_DIRECT" : "buffered I/O");
-    if (o.cfg.max_pgrants && o.cfg.pgrant_idle_s)
-        xbd_info("unused persistent grants idle out after %u s", o.cfg.pgrant_idle_s);
+    xbd_info("xenblkd %s serving as domain %u, configuration %s%s", PACKAGE_VERSION, d.domid,
+             d.src.path, missing ? " (absent: defaults)" : "");
+    xbd_info("offering max %u queue%s, ring order %u, %u indirect segments, %u persistent "
+             "grants per ring, discard %s, %s", disks.max_queues,
+             disks.max_queues == 1 ? "" : "s", disks.max_ring_order, disks.max_indirect_segs,
+             disks.max_pgrants, disks.discard ? "on unless discard-enable=0" : "only with "
+             "discard-enable=1", disks.direct_io ? "O_DIRECT" : "buffered I/O");
+    if (disks.max_pgrants && disks.pgrant_idle_s)
+        xbd_info("unused persistent grants idle out after %u s", disks.pgrant_idle_s);
     sd_notify_msg("READY=1");
     xbd_log_startup_done();
 
@@ -441,14 +449,12 @@ int main(int argc, char **argv)
     if (!d.clean_exit)
         xbd_err("main loop ended unexpectedly");
     cleanup(&d);
-    free(o.kinds);
     xbd_log_close();
     return rc;
 
 fail:
     xbd_err("start-up failed");
     cleanup(&d);
-    free(o.kinds);
     xbd_log_close();
     return 1;
 }

@@ -20,9 +20,15 @@
 /* Hard limit of queues (rings) per device, whatever the CPU count. */
 #define XBD_MAX_QUEUES 64u
 
+/* What a device is offered.  A device takes a copy when it enters
+ * InitWait and negotiates with that copy until it leaves Connected, so a
+ * reload (xbd_host_set_config) changes only what later devices see. */
 struct xbd_config {
     bool direct_io;             /* open backing stores with O_DIRECT */
+    bool discard;               /* offer discard when the toolstack says nothing */
     unsigned max_queues;        /* published multi-queue-max-queues */
+    unsigned max_ring_order;    /* published max-ring-page-order, <= XBD_MAX_RING_ORDER */
+    unsigned max_indirect_segs; /* feature-max-indirect-segments, <= XBD_MAX_INDIRECT_SEGS; 0 = off */
     unsigned max_pgrants;       /* persistent grants per ring; 0 = off */
     unsigned pgrant_idle_s;     /* unmap unused persistent grants after; 0 = never */
     const char *state_dir;      /* ring journals in <state_dir>/rings (journal.h) */
@@ -67,6 +73,10 @@ void xbd_host_shutdown(struct xbd_host *h, enum xbd_stop_mode mode,
 void xbd_host_sweep_journals(struct xbd_host *h);
 /* Free everything; only after shutdown completed (or no rings running). */
 void xbd_host_free(struct xbd_host *h);
+
+/* Replace what devices are offered from now on (configuration reload):
+ * devices entering InitWait later get it, the others keep their copy. */
+void xbd_host_set_config(struct xbd_host *h, const struct xbd_config *cfg);
 
 unsigned xbd_host_device_count(const struct xbd_host *h);
 /* Re-read the size of every open backing store; a disk that grew or shrank

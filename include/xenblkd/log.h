@@ -22,6 +22,11 @@ enum xbd_log_level {
 /* to_stderr: log to stderr (foreground) instead of syslog. */
 void xbd_log_init(bool to_stderr, enum xbd_log_level max_level);
 void xbd_log_close(void);
+/* Change the sink and the level of a running daemon (configuration
+ * reload); a change of sink is logged on both sinks. */
+void xbd_log_reconfigure(bool to_stderr, enum xbd_log_level max_level);
+/* "error", "warning", "info", "debug". */
+const char *xbd_log_level_name(enum xbd_log_level level);
 /* Start-up is over: with syslog, errors no longer also go to stderr. */
 void xbd_log_startup_done(void);
 

@@ -13,15 +13,18 @@ trap 'rm -rf "$tmp"' EXIT
 run_fails() {
     local what=$1 pat=$2 rc=0
     shift 2
-    XENSTORED_PATH=$tmp/no-such-socket "$bin" "$@" >"$tmp/out" 2>&1 || rc=$?
+    # --config /dev/null: whatever configuration this host has installed.
+    XENSTORED_PATH=$tmp/no-such-socket "$bin" --config /dev/null "$@" >"$tmp/out" 2>&1 || rc=$?
     [ "$rc" -ne 0 ] || { cat "$tmp/out"; xsim_fail "$what: exit status 0"; }
     grep -Eq -- "$pat" "$tmp/out" || { cat "$tmp/out"; xsim_fail "$what: no message matching '$pat'"; }
     xsim_log "ok: $what (exit $rc)"
 }
 
 "$bin" --help >"$tmp/help"
-for opt in --foreground --kinds --log-level --domid --no-direct-io --max-queues \
-           --max-persistent-grants --persistent-grant-idle --state-dir --help --version; do
+for opt in --config --check-config --foreground --kinds --log-level --log-target --domid \
+           --state-dir --control-socket --control-group --direct-io --no-direct-io --discard \
+           --max-queues --max-ring-page-order --max-indirect-segments \
+           --max-persistent-grants --persistent-grant-idle --help --version; do
     grep -q -- "$opt" "$tmp/help" || xsim_fail "--help does not mention $opt"
 done
 xsim_log "ok: --help lists every option"
@@ -40,7 +43,7 @@ run_fails "unknown option" "unrecognized option|Usage" --bogus
 run_fails "unknown kind" "unknown backend kind 'tap'" --foreground --kinds vbd3,tap
 run_fails "bad log level" "unknown level 'loud'" --log-level loud
 run_fails "bad --max-queues" "--max-queues" --max-queues many
-run_fails "--max-queues 0" "at least 1" --max-queues 0
+run_fails "--max-queues 0" "--max-queues: 0 is out of range \(1\.\.64\)" --max-queues 0
 run_fails "bad --domid" "--domid" --domid -1
 run_fails "bad --persistent-grant-idle" "--persistent-grant-idle" --persistent-grant-idle 1.5
 run_fails "stray argument" "unexpected argument" --foreground extra

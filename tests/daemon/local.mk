@@ -31,10 +31,13 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/crash-held-write.sh \
 	tests/daemon/journal-files.sh \
 	tests/daemon/restart-workload.sh \
-	tests/daemon/restart-closed.sh
+	tests/daemon/restart-closed.sh \
+	tests/daemon/config.sh \
+	tests/daemon/config-apply.sh \
+	tests/daemon/reload.sh
 TESTS += $(XBD_DAEMON_TESTS)
 dist_check_SCRIPTS += $(XBD_DAEMON_TESTS)
-EXTRA_DIST += tests/daemon/lib.sh tests/daemon/fuse-hold.py
+EXTRA_DIST += tests/daemon/lib.sh tests/daemon/fuse-hold.py tests/daemon/config-lib.sh
 
 # Issue 3's test list (see tests/daemon/README.md): the data path of the
 # daemon through the reference frontend, checked on both sides.

@@ -477,13 +477,15 @@ xsim_start() {
 
 # xsim_daemon [ARGS...]: start the xenblkd under test in the foreground
 # mode, logging to $XSIM_LOGDIR/xenblkd.log (name: xenblkd).  ARGS are
-# appended to `--foreground --log-level debug`.
+# appended to `--config /dev/null --foreground --log-level debug` (an
+# empty configuration, not whatever this host has installed; a --config
+# in ARGS wins).
 xsim_daemon() {
     local bin=$top_builddir/src/xenblkd
     [ -x "$bin" ] || xsim_fail "$bin is not built"
     # A private state directory (ring journals), shared by every instance
     # of the test so that a restarted daemon finds its predecessor's.
-    xsim_bg "${XSIM_DAEMON_NAME:-xenblkd}" "$bin" --foreground --log-level debug \
+    xsim_bg "${XSIM_DAEMON_NAME:-xenblkd}" "$bin" --config /dev/null --foreground --log-level debug \
         --state-dir "$XSIM_TMP/state" "$@"
 }
 

@@ -1,6 +1,7 @@
 #!/bin/bash
 # make install honours DESTDIR, prefix and sysconfdir, and make uninstall
-# removes everything it installed.
+# removes everything it installed (but a configuration file the
+# administrator changed).
 set -euo pipefail
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -8,10 +9,28 @@ dest="$tmp/root"
 make -s -C "$top_builddir" install DESTDIR="$dest" prefix=/opt/xb sysconfdir=/etc/xb >"$tmp/install.log" 2>&1 \
     || { cat "$tmp/install.log"; exit 1; }
 fail=0
-for f in /opt/xb/sbin/xenblkd /etc/xb/xen/scripts/block-xenblkd; do
+for f in /opt/xb/sbin/xenblkd /etc/xb/xen/scripts/block-xenblkd /etc/xb/xenblkd.conf \
+         /opt/xb/share/man/man5/xenblkd.conf.5; do
     if [ -e "$dest$f" ]; then echo "ok: $f"; else echo "FAIL: $f not installed"; fail=1; fi
 done
 [ -x "$dest/etc/xb/xen/scripts/block-xenblkd" ] || { echo "FAIL: hotplug script not executable"; fail=1; }
+# The configuration file: installed as shipped, never overwritten, and
+# removed by uninstall only while unmodified.
+conf=$dest/etc/xb/xenblkd.conf
+if cmp -s "$conf" "$top_srcdir/conf/xenblkd.conf"; then echo "ok: xenblkd.conf installed as shipped"
+else echo "FAIL: $conf missing or not the shipped conf/xenblkd.conf"; fail=1; fi
+echo "# the administrator's edit" >>"$conf"
+make -s -C "$top_builddir" install DESTDIR="$dest" prefix=/opt/xb sysconfdir=/etc/xb >"$tmp/install2.log" 2>&1 \
+    || { cat "$tmp/install2.log"; exit 1; }
+if [ "$(tail -n 1 "$conf")" = "# the administrator's edit" ]; then echo "ok: make install keeps an existing xenblkd.conf"
+else echo "FAIL: make install overwrote an existing xenblkd.conf"; fail=1; fi
+make -s -C "$top_builddir" uninstall DESTDIR="$dest" prefix=/opt/xb sysconfdir=/etc/xb >"$tmp/uninstall1.log" 2>&1 \
+    || { cat "$tmp/uninstall1.log"; exit 1; }
+if [ -e "$conf" ]; then echo "ok: make uninstall keeps a modified xenblkd.conf"
+else echo "FAIL: make uninstall removed a modified xenblkd.conf"; fail=1; fi
+rm -f "$conf"
+make -s -C "$top_builddir" install DESTDIR="$dest" prefix=/opt/xb sysconfdir=/etc/xb >"$tmp/install3.log" 2>&1 \
+    || { cat "$tmp/install3.log"; exit 1; }
 # Nothing may escape DESTDIR/prefix/sysconfdir.
 stray=$(cd "$dest" && find . -type f | grep -v -E '^\./(opt/xb|etc/xb)/' || true)
 [ -z "$stray" ] || { echo "FAIL: installed outside prefix/sysconfdir: $stray"; fail=1; }
