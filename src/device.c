@@ -65,6 +65,8 @@ struct xbd_host {
     void *done_opaque;
     ev_timer done_check;        /* runs done() from the loop */
     ev_timer shutdown_timeout;
+    xbd_host_change_fn *change; /* see xbd_host_on_change */
+    void *change_opaque;
 };
 
 struct xbd_device {
@@ -109,6 +111,7 @@ struct xbd_device {
 
 static void dev_update(struct xbd_device *dev);
 static void host_check_done(struct xbd_host *h);
+static void host_changed(struct xbd_host *h);
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
@@ -841,6 +844,7 @@ static void dev_free(struct xbd_device *dev)
     free(dev->fe);
     free(dev->path);
     free(dev);
+    host_changed(h);
     host_check_done(h);
 }
 
@@ -939,6 +943,7 @@ static void dev_update(struct xbd_device *dev)
     } else {
         follow_frontend(dev, frontend_state(dev));
     }
+    host_changed(h);
     host_check_done(h);
 }
 
@@ -1025,6 +1030,7 @@ static void dev_create(struct xbd_kind *k, unsigned domid, unsigned devid)
     h->ndevices++;
     dev_info(dev, "new device, frontend %s", fe);
     dev_kick(dev);
+    host_changed(h);
 }
 
 /* Parse "<domid>/<devid>[/...]" after the kind directory. */
@@ -1180,6 +1186,12 @@ int xbd_host_add_kind(struct xbd_host *h, const char *kind)
     k->next = h->kinds;
     h->kinds = k;
     xbd_info("watching %s", k->dir);
+    /* The watch fires once by itself, but only later, through the loop.
+     * Scanning now, with the watch armed (nothing created from here on can
+     * be missed), gives every device that already exists its first
+     * evaluation in the loop's first round: the daemon can then tell its
+     * service manager it is ready only once they are all in InitWait. */
+    kind_scan(k, -1);
     return 0;
 }
 
@@ -1277,4 +1289,30 @@ void xbd_host_check_sizes(struct xbd_host *h)
 unsigned xbd_host_device_count(const struct xbd_host *h)
 {
     return h->ndevices;
+}
+
+void xbd_host_on_change(struct xbd_host *h, xbd_host_change_fn *fn, void *opaque)
+{
+    h->change = fn;
+    h->change_opaque = opaque;
+}
+
+/* Devices appear, connect, close and go away only in evaluations, never
+ * per request: this is the one place that says so. */
+static void host_changed(struct xbd_host *h)
+{
+    if (h->change)
+        h->change(h->change_opaque);
+}
+
+void xbd_host_get_counts(const struct xbd_host *h, struct xbd_host_counts *c)
+{
+    c->devices = h->ndevices;
+    c->connected = 0;
+    c->rings = 0;
+    for (const struct xbd_device *d = h->devices; d; d = d->next) {
+        if (d->state == XBD_XB_CONNECTED && d->nr_rings)
+            c->connected++;
+        c->rings += d->nr_rings;
+    }
 }

@@ -6,7 +6,9 @@ src_libxenblkd_a_SOURCES = \
 	include/xenblkd/xenbus.h src/xenbus.c \
 	include/xenblkd/backing.h src/backing.c \
 	include/xenblkd/device.h src/device.c \
-	include/xenblkd/stats.h src/stats.c
+	include/xenblkd/stats.h src/stats.c \
+	include/xenblkd/sd_notify.h src/sd_notify.c \
+	include/xenblkd/service.h src/service.c
 src_libxenblkd_a_CFLAGS = $(AM_CFLAGS) $(XENGNTTAB_CFLAGS) $(XENEVTCHN_CFLAGS) $(XENSTORE_CFLAGS)
 # The data plane (owned by its engineer) appends its sources here.
 include src/dataplane.mk

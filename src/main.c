@@ -12,8 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -21,6 +20,7 @@
 #include "xenblkd/dataplane.h"
 #include "xenblkd/device.h"
 #include "xenblkd/log.h"
+#include "xenblkd/service.h"
 #include "xenblkd/xenbus.h"
 
 struct options {
@@ -36,6 +36,7 @@ struct daemon {
     struct xbd_xenbus *xb;
     struct xbd_io_engine *io;
     struct xbd_host *host;
+    struct xbd_service *service;
     ev_signal sigterm, sigint, sighup;
     bool clean_exit;
 };
@@ -234,32 +235,6 @@ static int add_kinds(struct xbd_host *h, const char *list)
     return rc;
 }
 
-/* systemd's notify protocol, without libsystemd: one datagram to
- * $NOTIFY_SOCKET (unset: not started by systemd, nothing to do). */
-static void sd_notify_msg(const char *msg)
-{
-    const char *path = getenv("NOTIFY_SOCKET");
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    size_t len;
-    int fd;
-
-    if (!path || !*path || (path[0] != '/' && path[0] != '@'))
-        return;
-    len = strlen(path);
-    if (len >= sizeof(sa.sun_path))
-        return;
-    memcpy(sa.sun_path, path, len);
-    if (sa.sun_path[0] == '@')
-        sa.sun_path[0] = '\0';      /* abstract namespace */
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return;
-    if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
-               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
-        xbd_debug("sd_notify: %s", strerror(errno));
-    close(fd);
-}
-
 static void shutdown_done(void *opaque)
 {
     struct daemon *d = opaque;
@@ -274,7 +249,7 @@ static void sig_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
     struct daemon *d = w->data;
 
     xbd_info("received %s", strsignal(w->signum));
-    sd_notify_msg("STOPPING=1");
+    xbd_service_stopping(d->service);
     xbd_host_shutdown(d->host, shutdown_done, d);
 }
 
@@ -285,7 +260,9 @@ static void sig_hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
     /* What can change under a running daemon today is the size of a
      * backing store (an image grown with truncate, an LV extended). */
     xbd_info("SIGHUP: checking the size of every backing store");
+    xbd_service_reloading(d->service);
     xbd_host_check_sizes(d->host);
+    xbd_service_reloaded(d->service);
 }
 
 static void install_signals(struct daemon *d)
@@ -300,8 +277,36 @@ static void install_signals(struct daemon *d)
     ev_signal_start(d->loop, &d->sighup);
 }
 
+/* Every ring holds a few fds (gntdev, evtchn, backing store): take all
+ * the descriptors the administrator allows (LimitNOFILE= in the unit sets
+ * the hard limit), not the historical soft 1024.  libev uses epoll, so a
+ * high limit costs nothing. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    rlim_t was;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        xbd_warn("cannot read the file descriptor limit: %s", strerror(errno));
+        return;
+    }
+    was = rl.rlim_cur;
+    if (rl.rlim_cur != rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            xbd_warn("cannot raise the file descriptor limit from %llu to %llu: %s",
+                     (unsigned long long)was, (unsigned long long)rl.rlim_max,
+                     strerror(errno));
+            return;
+        }
+    }
+    xbd_info("file descriptor limit %llu (soft limit was %llu)",
+             (unsigned long long)rl.rlim_cur, (unsigned long long)was);
+}
+
 static void cleanup(struct daemon *d)
 {
+    xbd_service_free(d->service);
     xbd_host_free(d->host);
     if (d->io)
         xbd_io_engine_free(d->io);
@@ -327,6 +332,7 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     xbd_log_init(o.foreground, o.level);
+    raise_fd_limit();
     if (check_kinds(o.kinds) < 0)
         goto fail;
 
@@ -355,6 +361,11 @@ int main(int argc, char **argv)
         xbd_err("out of memory");
         goto fail;
     }
+    d.service = xbd_service_new(d.loop, d.host);
+    if (!d.service) {
+        xbd_err("out of memory");
+        goto fail;
+    }
     if (add_kinds(d.host, o.kinds) < 0)
         goto fail;
     xbd_info("xenblkd %s serving as domain %u: max %u queue%s, %u persistent grants per ring, "
@@ -362,7 +373,7 @@ int main(int argc, char **argv)
              o.cfg.max_pgrants, o.cfg.direct_io ? "O_DIRECT" : "buffered I/O");
     if (o.cfg.max_pgrants && o.cfg.pgrant_idle_s)
         xbd_info("unused persistent grants idle out after %u s", o.cfg.pgrant_idle_s);
-    sd_notify_msg("READY=1");
+    xbd_service_ready(d.service);
     xbd_log_startup_done();
 
     ev_run(d.loop, 0);

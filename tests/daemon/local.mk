@@ -29,7 +29,8 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/startup.sh \
 	tests/daemon/xentop-stats.sh \
 	tests/daemon/crash-restart.sh \
-	tests/daemon/restart-closed.sh
+	tests/daemon/restart-closed.sh \
+	tests/daemon/notify.sh
 TESTS += $(XBD_DAEMON_TESTS)
 dist_check_SCRIPTS += $(XBD_DAEMON_TESTS)
 EXTRA_DIST += tests/daemon/lib.sh
