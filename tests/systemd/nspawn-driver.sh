@@ -99,6 +99,7 @@ be6=$(be_dir vbd3 6 51712)
 xsim_add_disk vbd3 6 xvda "aio:$disk6"
 xsim_hotplug_connected vbd3 6 xvda
 restarts=$(show NRestarts)
+fact restarts_before_stop "$restarts"
 xsim_bg fe "$top_builddir/tests/frontend/xsim-blkfront" --domid 6 --vdev 51712 \
     --workload verify --qd 8 --count 20000 --timeout 60 --close --stats-json "$XSIM_TMP/fe.json"
 xsim_wait_key "$be6/state" 4 20 || true
