@@ -83,7 +83,10 @@ ln -s ../xbd-test.service "$sysd/multi-user.target.wants/xbd-test.service"
 binds=(--bind-ro=/usr --bind="$outd:/out" --bind-ro="$src")
 [ "$build" = "$src" ] || binds+=(--bind-ro="$build")
 # Bounded: the driver's own deadlines add up to well under 5 minutes.
-timeout -k 10 420 systemd-nspawn -q -D "$root" "${binds[@]}" --register=no --keep-unit \
+# A machine name of our own: nspawn keys its /run/systemd/nspawn state on
+# it, and concurrent runs (distcheck next to check) must not collide.
+timeout -k 10 420 systemd-nspawn -q -D "$root" --machine="${tmp##*/}" "${binds[@]}" \
+    --register=no --keep-unit \
     --boot --console=pipe > "$outd/console.log" 2>&1 &
 nspawn_pid=$!
 rc=0
