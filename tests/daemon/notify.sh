@@ -5,7 +5,8 @@
 # STATUS= with device/ring counts sent when they change and only then,
 # RELOADING=1 + MONOTONIC_USEC= then READY=1 around SIGHUP, WATCHDOG=1
 # every half of $WATCHDOG_USEC when $WATCHDOG_PID is unset or ours (and
-# never for someone else's), STOPPING=1 on SIGTERM.
+# never for someone else's), STOPPING=1 on SIGTERM; and the soft limit on
+# open files raised to the hard one at start.
 set -euo pipefail
 source "$top_srcdir/tests/harness/env.sh"
 source "$top_srcdir/tests/daemon/lib.sh"
@@ -112,10 +113,15 @@ check "clean exit (got $st)" [ "$st" = 0 ]
 check "STOPPING=1 sent" grep -q "^STOPPING=1|@.* pid=$pid\$" <<<"$(dgrams)"
 
 # --- A watchdog meant for another process (WATCHDOG_PID not ours): none.
+# Started with a low soft limit on open files: raised to the hard one.
 : > "$out"
-NOTIFY_SOCKET=$sock WATCHDOG_USEC=200000 WATCHDOG_PID=1 XSIM_DAEMON_NAME=xenblkd2 \
-    xsim_daemon --kinds qdisk
+NOTIFY_SOCKET=$sock WATCHDOG_USEC=200000 WATCHDOG_PID=1 \
+    xsim_bg xenblkd2 prlimit --nofile=256:4096 "$top_builddir/src/xenblkd" --foreground \
+    --log-level debug --kinds qdisk
 wait_dgram '(^|\|)READY=1(\||$)' >/dev/null
+wait_log "file descriptor limit 4096 \\(soft limit was 256\\)" 10 xenblkd2
+check "soft RLIMIT_NOFILE raised to the hard limit" \
+    grep -Eq '^Max open files +4096 +4096 ' "/proc/$(xsim_pid xenblkd2)/limits"
 ! grep -q "service watchdog" "$XSIM_LOGDIR/xenblkd2.log" || xsim_fail "petting someone else's watchdog"
 check "no WATCHDOG=1 for another pid" [ "$(dgrams | grep -c WATCHDOG=1)" = 0 ]
 st=$(xsim_kill xenblkd2 TERM)
