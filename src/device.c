@@ -853,6 +853,7 @@ static void dev_free(struct xbd_device *dev)
     free(dev->fe);
     free(dev->path);
     free(dev);
+    xbd_host_changed(h);
     xbd_host_check_done(h);
 }
 
@@ -1045,6 +1046,7 @@ static void dev_update(struct xbd_device *dev)
     } else {
         follow_frontend(dev, frontend_state(dev));
     }
+    xbd_host_changed(h);
     xbd_host_check_done(h);
 }
 
@@ -1125,6 +1127,7 @@ void xbd_device_create(struct xbd_kind *k, unsigned domid, unsigned devid)
     }
     dev_info(dev, "new device, frontend %s", fe);
     dev_kick(dev);
+    xbd_host_changed(h);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1151,6 +1154,13 @@ bool xbd_device_settled(const struct xbd_device *d)
     if (d->draining || d->nr_rings)
         return false;
     return d->gone || d->handed_over || d->state == XBD_XB_CLOSED;
+}
+
+void xbd_device_count(const struct xbd_device *d, struct xbd_host_counts *c)
+{
+    if (d->state == XBD_XB_CONNECTED && d->nr_rings)
+        c->connected++;
+    c->rings += d->nr_rings;
 }
 
 bool xbd_device_busy(const struct xbd_device *d)

@@ -42,6 +42,8 @@ struct xbd_host {
     void *done_opaque;
     ev_timer done_check;        /* runs done() from the loop */
     ev_timer shutdown_timeout;
+    xbd_host_change_fn *change; /* see xbd_host_on_change */
+    void *change_opaque;
 };
 
 /* host.c: the registry.  add fails (-1) only when out of memory. */
@@ -49,6 +51,8 @@ int xbd_host_add_device(struct xbd_host *h, struct xbd_device *dev);
 void xbd_host_remove_device(struct xbd_host *h, struct xbd_device *dev);
 /* A device changed in a way that may complete a shutdown. */
 void xbd_host_check_done(struct xbd_host *h);
+/* A device appeared, connected, closed or went away (never per request). */
+void xbd_host_changed(struct xbd_host *h);
 
 /* device.c: the device object. */
 /* Create the device domid/devid of kind k if its backend directory is
@@ -62,6 +66,8 @@ bool xbd_device_is(const struct xbd_device *dev, const struct xbd_kind *k,
 bool xbd_device_in(const struct xbd_device *dev, const struct xbd_kind *k, long domid);
 /* Nothing left running: rings stopped and drained, Closed (or removed). */
 bool xbd_device_settled(const struct xbd_device *dev);
+/* Add the device to the service manager's counts. */
+void xbd_device_count(const struct xbd_device *dev, struct xbd_host_counts *c);
 /* Rings still running or draining. */
 bool xbd_device_busy(const struct xbd_device *dev);
 /* Log that the rings did not drain in time. */

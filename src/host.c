@@ -214,6 +214,12 @@ int xbd_host_add_kind(struct xbd_host *h, const char *kind)
     k->next = h->kinds;
     h->kinds = k;
     xbd_info("watching %s", k->dir);
+    /* The watch fires once by itself, but only later, through the loop.
+     * Scanning now, with the watch armed (nothing created from here on can
+     * be missed), gives every device that already exists its first
+     * evaluation in the loop's first round: the daemon can then tell its
+     * service manager it is ready only once they are all in InitWait. */
+    kind_scan(k, -1);
     return 0;
 }
 
@@ -308,4 +314,27 @@ void xbd_host_set_config(struct xbd_host *h, const struct xbd_config *cfg)
         h->cfg.max_ring_order = XBD_MAX_RING_ORDER;
     if (h->cfg.max_indirect_segs > XBD_MAX_INDIRECT_SEGS)
         h->cfg.max_indirect_segs = XBD_MAX_INDIRECT_SEGS;
+}
+
+void xbd_host_on_change(struct xbd_host *h, xbd_host_change_fn *fn, void *opaque)
+{
+    h->change = fn;
+    h->change_opaque = opaque;
+}
+
+/* Devices appear, connect, close and go away only in evaluations, never
+ * per request: this is the one place that says so. */
+void xbd_host_changed(struct xbd_host *h)
+{
+    if (h->change)
+        h->change(h->change_opaque);
+}
+
+void xbd_host_get_counts(const struct xbd_host *h, struct xbd_host_counts *c)
+{
+    c->devices = h->ndevices;
+    c->connected = 0;
+    c->rings = 0;
+    for (unsigned i = 0; i < h->ndevices; i++)
+        xbd_device_count(h->devices[i], c);
 }

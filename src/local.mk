@@ -8,7 +8,9 @@ src_libxenblkd_a_SOURCES = \
 	include/xenblkd/device.h src/device_internal.h src/device.c src/host.c \
 	include/xenblkd/stats.h src/stats.c \
 	include/xenblkd/config.h src/config.c \
-	include/xenblkd/daemon.h src/reload.c
+	include/xenblkd/daemon.h src/reload.c \
+	include/xenblkd/sd_notify.h src/sd_notify.c \
+	include/xenblkd/service.h src/service.c
 # The default configuration file: $(sysconfdir)/xenblkd.conf.
 src_libxenblkd_a_CPPFLAGS = $(AM_CPPFLAGS) -DXBD_SYSCONFDIR='"$(sysconfdir)"'
 src_libxenblkd_a_CFLAGS = $(AM_CFLAGS) $(XENGNTTAB_CFLAGS) $(XENEVTCHN_CFLAGS) $(XENSTORE_CFLAGS)

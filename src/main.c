@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -27,6 +28,7 @@
 #include "xenblkd/device.h"
 #include "xenblkd/journal.h"
 #include "xenblkd/log.h"
+#include "xenblkd/service.h"
 #include "xenblkd/xenbus.h"
 
 struct cmdline {
@@ -248,32 +250,6 @@ static int add_kinds(struct xbd_host *h, const char *list)
     return rc;
 }
 
-/* systemd's notify protocol, without libsystemd: one datagram to
- * $NOTIFY_SOCKET (unset: not started by systemd, nothing to do). */
-static void sd_notify_msg(const char *msg)
-{
-    const char *path = getenv("NOTIFY_SOCKET");
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    size_t len;
-    int fd;
-
-    if (!path || !*path || (path[0] != '/' && path[0] != '@'))
-        return;
-    len = strlen(path);
-    if (len >= sizeof(sa.sun_path))
-        return;
-    memcpy(sa.sun_path, path, len);
-    if (sa.sun_path[0] == '@')
-        sa.sun_path[0] = '\0';      /* abstract namespace */
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return;
-    if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
-               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
-        xbd_debug("sd_notify: %s", strerror(errno));
-    close(fd);
-}
-
 static void shutdown_done(void *opaque)
 {
     struct xbd_daemon *d = opaque;
@@ -291,7 +267,7 @@ static void sig_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
     struct xbd_daemon *d = w->data;
 
     xbd_info("received %s", strsignal(w->signum));
-    sd_notify_msg("STOPPING=1");
+    xbd_service_stopping(d->service);
     /* systemd sends SIGTERM for restart and stop alike; a host shutdown
      * comes after the guests are gone.  Closing every disk for good is
      * the control socket's explicit shutdown --close. */
@@ -362,8 +338,36 @@ static int open_state_dir(struct xbd_daemon *d, const char *dir)
     return 0;
 }
 
+/* Every ring holds a few fds (gntdev, evtchn, backing store): take all
+ * the descriptors the administrator allows (LimitNOFILE= in the unit sets
+ * the hard limit), not the historical soft 1024.  libev uses epoll, so a
+ * high limit costs nothing. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    rlim_t was;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        xbd_warn("cannot read the file descriptor limit: %s", strerror(errno));
+        return;
+    }
+    was = rl.rlim_cur;
+    if (rl.rlim_cur != rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            xbd_warn("cannot raise the file descriptor limit from %llu to %llu: %s",
+                     (unsigned long long)was, (unsigned long long)rl.rlim_max,
+                     strerror(errno));
+            return;
+        }
+    }
+    xbd_info("file descriptor limit %llu (soft limit was %llu)",
+             (unsigned long long)rl.rlim_cur, (unsigned long long)was);
+}
+
 static void cleanup(struct xbd_daemon *d)
 {
+    xbd_service_free(d->service);
     xbd_host_free(d->host);
     if (d->io)
         xbd_io_engine_free(d->io);
@@ -401,6 +405,7 @@ int main(int argc, char **argv)
         return 0;
     }
     xbd_log_init(d.cfg.log_target == XBD_LOG_TO_STDERR, d.cfg.log_level);
+    raise_fd_limit();
 
     d.loop = ev_default_loop(EVFLAG_AUTO);
     if (!d.loop) {
@@ -428,6 +433,11 @@ int main(int argc, char **argv)
         xbd_err("out of memory");
         goto fail;
     }
+    d.service = xbd_service_new(d.loop, d.host);
+    if (!d.service) {
+        xbd_err("out of memory");
+        goto fail;
+    }
     if (add_kinds(d.host, d.cfg.kinds) < 0)
         goto fail;
     xbd_host_sweep_journals(d.host);
@@ -440,7 +450,7 @@ int main(int argc, char **argv)
              "discard-enable=1", disks.direct_io ? "O_DIRECT" : "buffered I/O");
     if (disks.max_pgrants && disks.pgrant_idle_s)
         xbd_info("unused persistent grants idle out after %u s", disks.pgrant_idle_s);
-    sd_notify_msg("READY=1");
+    xbd_service_ready(d.service);
     xbd_log_startup_done();
 
     ev_run(d.loop, 0);

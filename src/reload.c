@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "xenblkd/daemon.h"
+#include "xenblkd/service.h"
 #include "xenblkd/log.h"
 
 static const char *apply_note(enum xbd_conf_apply a)
@@ -60,6 +61,8 @@ int xbd_daemon_reload(struct xbd_daemon *d, char *err, size_t errlen)
     bool missing = false;
     int rc = 0;
 
+    /* Whoever asks (SIGHUP, the control socket), systemd is told. */
+    xbd_service_reloading(d->service);
     if (xbd_conf_build(&next, &d->src, &missing, err, errlen) < 0) {
         xbd_err("reload: %s; keeping the running configuration", err);
         rc = -1;
@@ -75,5 +78,6 @@ int xbd_daemon_reload(struct xbd_daemon *d, char *err, size_t errlen)
     /* A disk that grew is served at its new size whatever the file says. */
     xbd_info("checking the size of every backing store");
     xbd_host_check_sizes(d->host);
+    xbd_service_reloaded(d->service);
     return rc;
 }

@@ -132,9 +132,11 @@ struct xbd_xenbus *xbd_xenbus_open(struct ev_loop *loop)
         return NULL;
     }
     xb->loop = loop;
-    /* XS_UNWATCH_FILTER: after xs_unwatch, libxenstore drops events it had
-     * already queued for that token. */
-    xb->xs = xs_open(XS_UNWATCH_FILTER);
+    /* No XS_UNWATCH_FILTER: libxenstore (4.17) frees only the header of
+     * each queued event it drops on xs_unwatch, leaking its body.  It is
+     * not needed either: tokens are never reused, and an event whose
+     * token is no longer registered is ignored (watch_find). */
+    xb->xs = xs_open(0);
     if (!xb->xs) {
         const char *p = getenv("XENSTORED_PATH");
         xbd_err("cannot connect to xenstored%s%s: %s", p ? " at " : "", p ? p : "",

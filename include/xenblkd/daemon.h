@@ -14,11 +14,14 @@
 #include "xenblkd/device.h"
 #include "xenblkd/xenbus.h"
 
+struct xbd_service;
+
 struct xbd_daemon {
     struct ev_loop *loop;
     struct xbd_xenbus *xb;
     struct xbd_io_engine *io;
     struct xbd_host *host;
+    struct xbd_service *service;    /* systemd notifications */
     struct xbd_conf_source src;     /* the file and the command line, for reloads */
     struct xbd_daemon_config cfg;   /* the running configuration */
     unsigned domid;                 /* our own domain id, resolved at start-up */

@@ -79,6 +79,19 @@ void xbd_host_free(struct xbd_host *h);
 void xbd_host_set_config(struct xbd_host *h, const struct xbd_config *cfg);
 
 unsigned xbd_host_device_count(const struct xbd_host *h);
+
+/* What a service manager's status line shows. */
+struct xbd_host_counts {
+    unsigned devices;           /* backend directories we serve */
+    unsigned connected;         /* of which Connected, rings running */
+    unsigned rings;             /* rings running, over every device */
+};
+void xbd_host_get_counts(const struct xbd_host *h, struct xbd_host_counts *c);
+/* fn(opaque) runs after every evaluation that may have changed the
+ * counts (device found, connected, closed, freed); never per request.
+ * It may run many times per loop round: coalesce. */
+typedef void xbd_host_change_fn(void *opaque);
+void xbd_host_on_change(struct xbd_host *h, xbd_host_change_fn *fn, void *opaque);
 /* Re-read the size of every open backing store; a disk that grew or shrank
  * is served at its new size from now on, and a connected frontend is told
  * (new "sectors", "state" rewritten: blkfront resizes the disk online). */

@@ -34,7 +34,8 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/restart-closed.sh \
 	tests/daemon/config.sh \
 	tests/daemon/config-apply.sh \
-	tests/daemon/reload.sh
+	tests/daemon/reload.sh \
+	tests/daemon/notify.sh
 TESTS += $(XBD_DAEMON_TESTS)
 dist_check_SCRIPTS += $(XBD_DAEMON_TESTS)
 EXTRA_DIST += tests/daemon/lib.sh tests/daemon/fuse-hold.py tests/daemon/config-lib.sh

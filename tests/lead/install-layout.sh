@@ -6,11 +6,19 @@ set -euo pipefail
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 dest="$tmp/root"
-make -s -C "$top_builddir" install DESTDIR="$dest" prefix=/opt/xb sysconfdir=/etc/xb >"$tmp/install.log" 2>&1 \
+# The systemd unit directory comes from pkg-config (an absolute
+# /lib/systemd/system), not from prefix: put it under the prefix here.
+vars=(prefix=/opt/xb sysconfdir=/etc/xb)
+unit=
+if grep -q '^systemdsystemunitdir = ' "$top_builddir/Makefile"; then
+    vars+=(systemdsystemunitdir=/opt/xb/lib/systemd/system)
+    unit=/opt/xb/lib/systemd/system/xenblkd.service
+fi
+make -s -C "$top_builddir" install DESTDIR="$dest" "${vars[@]}" >"$tmp/install.log" 2>&1 \
     || { cat "$tmp/install.log"; exit 1; }
 fail=0
 for f in /opt/xb/sbin/xenblkd /etc/xb/xen/scripts/block-xenblkd /etc/xb/xenblkd.conf \
-         /opt/xb/share/man/man5/xenblkd.conf.5; do
+         /opt/xb/share/man/man5/xenblkd.conf.5 $unit; do
     if [ -e "$dest$f" ]; then echo "ok: $f"; else echo "FAIL: $f not installed"; fail=1; fi
 done
 [ -x "$dest/etc/xb/xen/scripts/block-xenblkd" ] || { echo "FAIL: hotplug script not executable"; fail=1; }
@@ -20,21 +28,21 @@ conf=$dest/etc/xb/xenblkd.conf
 if cmp -s "$conf" "$top_srcdir/conf/xenblkd.conf"; then echo "ok: xenblkd.conf installed as shipped"
 else echo "FAIL: $conf missing or not the shipped conf/xenblkd.conf"; fail=1; fi
 echo "# the administrator's edit" >>"$conf"
-make -s -C "$top_builddir" install DESTDIR="$dest" prefix=/opt/xb sysconfdir=/etc/xb >"$tmp/install2.log" 2>&1 \
+make -s -C "$top_builddir" install DESTDIR="$dest" "${vars[@]}" >"$tmp/install2.log" 2>&1 \
     || { cat "$tmp/install2.log"; exit 1; }
 if [ "$(tail -n 1 "$conf")" = "# the administrator's edit" ]; then echo "ok: make install keeps an existing xenblkd.conf"
 else echo "FAIL: make install overwrote an existing xenblkd.conf"; fail=1; fi
-make -s -C "$top_builddir" uninstall DESTDIR="$dest" prefix=/opt/xb sysconfdir=/etc/xb >"$tmp/uninstall1.log" 2>&1 \
+make -s -C "$top_builddir" uninstall DESTDIR="$dest" "${vars[@]}" >"$tmp/uninstall1.log" 2>&1 \
     || { cat "$tmp/uninstall1.log"; exit 1; }
 if [ -e "$conf" ]; then echo "ok: make uninstall keeps a modified xenblkd.conf"
 else echo "FAIL: make uninstall removed a modified xenblkd.conf"; fail=1; fi
 rm -f "$conf"
-make -s -C "$top_builddir" install DESTDIR="$dest" prefix=/opt/xb sysconfdir=/etc/xb >"$tmp/install3.log" 2>&1 \
+make -s -C "$top_builddir" install DESTDIR="$dest" "${vars[@]}" >"$tmp/install3.log" 2>&1 \
     || { cat "$tmp/install3.log"; exit 1; }
 # Nothing may escape DESTDIR/prefix/sysconfdir.
 stray=$(cd "$dest" && find . -type f | grep -v -E '^\./(opt/xb|etc/xb)/' || true)
 [ -z "$stray" ] || { echo "FAIL: installed outside prefix/sysconfdir: $stray"; fail=1; }
-make -s -C "$top_builddir" uninstall DESTDIR="$dest" prefix=/opt/xb sysconfdir=/etc/xb >"$tmp/uninstall.log" 2>&1 \
+make -s -C "$top_builddir" uninstall DESTDIR="$dest" "${vars[@]}" >"$tmp/uninstall.log" 2>&1 \
     || { cat "$tmp/uninstall.log"; exit 1; }
 left=$(find "$dest" -type f)
 [ -z "$left" ] || { echo "FAIL: left after uninstall: $left"; fail=1; }
