@@ -220,8 +220,12 @@ int xbd_host_add_kind(struct xbd_host *h, const char *kind)
     return 0;
 }
 
-void xbd_host_shutdown(struct xbd_host *h, xbd_host_done_fn *done, void *opaque)
+void xbd_host_shutdown(struct xbd_host *h, enum xbd_stop_mode mode,
+                       xbd_host_done_fn *done, void *opaque)
 {
+    /* HANDOVER (keeping the rings for a successor) needs the journal; until
+     * then both modes close every device. */
+    (void)mode;
     if (h->stopping)
         return;
     xbd_info("shutting down: closing %u device%s", h->ndevices, h->ndevices == 1 ? "" : "s");
@@ -268,4 +272,18 @@ void xbd_host_check_sizes(struct xbd_host *h)
 unsigned xbd_host_device_count(const struct xbd_host *h)
 {
     return h->ndevices;
+}
+
+const struct xbd_device *xbd_host_device(const struct xbd_host *h, unsigned i)
+{
+    return i < h->ndevices ? h->devices[i] : NULL;
+}
+
+unsigned xbd_host_ring_count(const struct xbd_host *h)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < h->ndevices; i++)
+        n += xbd_device_ring_count(h->devices[i]);
+    return n;
 }
