@@ -279,7 +279,7 @@ static json_object *ring_obj(unsigned queue, const struct xbd_ring_stats *s)
 /* ---- selecting devices ---------------------------------------------- */
 
 struct filter {
-    long domid, devid;          /* -1: any */
+    int64_t domid, devid;       /* -1: any */
 };
 
 struct entry {
@@ -313,8 +313,8 @@ static json_object *devices_arr(struct xbd_host *h, const struct filter *f,
     for (unsigned i = 0; i < n; i++) {
         e[k].dev = xbd_host_device(h, i);
         xbd_device_get_info(e[k].dev, &e[k].info);
-        if ((f->domid < 0 || e[k].info.domid == (unsigned long)f->domid) &&
-            (f->devid < 0 || e[k].info.devid == (unsigned long)f->devid))
+        if ((f->domid < 0 || e[k].info.domid == (uint64_t)f->domid) &&
+            (f->devid < 0 || e[k].info.devid == (uint64_t)f->devid))
             k++;
     }
     qsort(e, k, sizeof(*e), cmp_entry);
@@ -363,7 +363,7 @@ static bool args_ok(json_object *req, const char *const *allowed, char *why, siz
 }
 
 /* Optional integer argument in 0..max; -1 when absent.  -2: invalid. */
-static long int_arg(json_object *req, const char *key, long max, char *why, size_t n)
+static int64_t int_arg(json_object *req, const char *key, int64_t max, char *why, size_t n)
 {
     json_object *v;
     int64_t x;
@@ -376,10 +376,10 @@ static long int_arg(json_object *req, const char *key, long max, char *why, size
     }
     x = json_object_get_int64(v);
     if (x < 0 || x > max) {
-        snprintf(why, n, "\"%s\" must be in 0..%ld", key, max);
+        snprintf(why, n, "\"%s\" must be in 0..%" PRId64, key, max);
         return -2;
     }
-    return (long)x;
+    return x;
 }
 
 static json_object *cmd_version(void)
@@ -425,11 +425,12 @@ static json_object *cmd_stats(const struct xbd_ctl_env *env, json_object *req)
     if (n == 0 && (f.domid >= 0 || f.devid >= 0)) {
         json_object_put(arr);
         if (f.devid >= 0 && f.domid >= 0)
-            snprintf(why, sizeof(why), "no device %ld of domain %ld", f.devid, f.domid);
+            snprintf(why, sizeof(why), "no device %" PRId64 " of domain %" PRId64,
+                     f.devid, f.domid);
         else if (f.domid >= 0)
-            snprintf(why, sizeof(why), "no device of domain %ld", f.domid);
+            snprintf(why, sizeof(why), "no device of domain %" PRId64, f.domid);
         else
-            snprintf(why, sizeof(why), "no device with devid %ld", f.devid);
+            snprintf(why, sizeof(why), "no device with devid %" PRId64, f.devid);
         return error_obj("not_found", why);
     }
     o = ok_obj();
