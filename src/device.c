@@ -74,11 +74,13 @@ struct xbd_device {
     bool needs_hotplug;         /* a "script" will report hotplug-status */
 
     struct xbd_backing backing; /* fd -1 while closed */
+    char *opened_path;          /* what backing was last opened from */
 
     struct xbd_ring **rings;
     unsigned nr_rings;
     unsigned draining;          /* stopped rings not yet drained */
     int after_drain;            /* state to publish once drained; 0 = none */
+    struct xbd_negotiated neg;  /* valid while rings run */
     bool gone;                  /* backend dir removed: free once drained */
     bool resuming;              /* connecting rings a previous instance served */
     bool handed_over;           /* handover stop done: left as it is */
@@ -448,7 +450,8 @@ static int open_backing(struct xbd_device *dev)
              dev->backing.direct ? ", O_DIRECT" : "",
              dev->backing.discard ? ", discard" : "",
              dev->backing.discard_secure ? ", secure discard" : "");
-    free(path);
+    free(dev->opened_path);
+    dev->opened_path = path;
     return 0;
 }
 
@@ -831,6 +834,13 @@ static void dev_connect(struct xbd_device *dev)
              fi.protocol == XBD_PROTO_X86_32 ? "x86_32" :
              fi.protocol == XBD_PROTO_X86_64 ? "x86_64" : "native",
              fi.persistent ? "on" : "off");
+    dev->neg = (struct xbd_negotiated){
+        .protocol = fi.protocol,
+        .ring_order = fi.queues[0].order,
+        .nr_queues = fi.nr_queues,
+        .persistent = fi.persistent,
+        .max_indirect_segs = XBD_MAX_INDIRECT_SEGS,
+    };
     free(fi.queues);
     publish_connected(dev);
 }
@@ -852,6 +862,7 @@ static void dev_free(struct xbd_device *dev)
     xbd_host_remove_device(h, dev);
     free(dev->fe);
     free(dev->path);
+    free(dev->opened_path);
     free(dev);
     xbd_host_changed(h);
     xbd_host_check_done(h);
@@ -1187,7 +1198,45 @@ void xbd_device_destroy(struct xbd_device *d)
     free(d->rings);
     free(d->fe);
     free(d->path);
+    free(d->opened_path);
     free(d);
+}
+
+/* ------------------------------------------------------------------ */
+/* what the control socket reads                                       */
+
+void xbd_device_get_info(const struct xbd_device *dev, struct xbd_device_info *out)
+{
+    const struct xbd_backing *b = &dev->backing;
+
+    *out = (struct xbd_device_info){
+        .domid = dev->domid,
+        .devid = dev->devid,
+        .kind = dev->kind->name,
+        .backend = dev->be,
+        .frontend = dev->fe,
+        .backing_path = b->fd >= 0 ? dev->opened_path : dev->path,
+        .backing_open = b->fd >= 0,
+        .is_blockdev = b->fd >= 0 && b->is_blockdev,
+        .sectors = b->fd >= 0 ? b->sectors : 0,
+        .sector_size = b->fd >= 0 ? b->sector_size : 0,
+        .physical_sector_size = b->fd >= 0 ? b->physical_sector_size : 0,
+        .readonly = b->fd >= 0 ? b->readonly : dev->readonly,
+        .discard = b->fd >= 0 && b->discard,
+        .state = dev->state,
+        .connected = dev->nr_rings > 0,
+        .neg = dev->neg,
+    };
+}
+
+unsigned xbd_device_ring_count(const struct xbd_device *dev)
+{
+    return dev->nr_rings;
+}
+
+const struct xbd_ring_stats *xbd_device_ring_stats(const struct xbd_device *dev, unsigned i)
+{
+    return i < dev->nr_rings ? xbd_ring_get_stats(dev->rings[i]) : NULL;
 }
 
 void xbd_device_check_size(struct xbd_device *dev)

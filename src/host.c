@@ -226,6 +226,9 @@ int xbd_host_add_kind(struct xbd_host *h, const char *kind)
 void xbd_host_shutdown(struct xbd_host *h, enum xbd_stop_mode mode,
                        xbd_host_done_fn *done, void *opaque)
 {
+    /* HANDOVER (keeping the rings for a successor) needs the journal; until
+     * then both modes close every device. */
+    (void)mode;
     if (h->stopping)
         return;
     if (mode == XBD_STOP_HANDOVER)
@@ -337,4 +340,18 @@ void xbd_host_get_counts(const struct xbd_host *h, struct xbd_host_counts *c)
     c->rings = 0;
     for (unsigned i = 0; i < h->ndevices; i++)
         xbd_device_count(h->devices[i], c);
+}
+
+const struct xbd_device *xbd_host_device(const struct xbd_host *h, unsigned i)
+{
+    return i < h->ndevices ? h->devices[i] : NULL;
+}
+
+unsigned xbd_host_ring_count(const struct xbd_host *h)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < h->ndevices; i++)
+        n += xbd_device_ring_count(h->devices[i]);
+    return n;
 }

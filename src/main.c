@@ -24,6 +24,7 @@
 
 #include "xenblkd/config.h"
 #include "xenblkd/daemon.h"
+#include "xenblkd/control.h"
 #include "xenblkd/dataplane.h"
 #include "xenblkd/device.h"
 #include "xenblkd/journal.h"
@@ -262,17 +263,25 @@ static void shutdown_done(void *opaque)
     ev_break(d->loop, EVBREAK_ALL);
 }
 
+static void daemon_stop(struct xbd_daemon *d, enum xbd_stop_mode mode)
+{
+    /* The first stop decides: a SIGTERM during a close for good must not
+     * turn it into a handover, nor the other way round. */
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    xbd_service_stopping(d->service);
+    d->stop_mode = mode;
+    xbd_host_shutdown(d->host, mode, shutdown_done, d);
+}
+
 static void sig_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    struct xbd_daemon *d = w->data;
-
     xbd_info("received %s", strsignal(w->signum));
-    xbd_service_stopping(d->service);
     /* systemd sends SIGTERM for restart and stop alike; a host shutdown
      * comes after the guests are gone.  Closing every disk for good is
      * the control socket's explicit shutdown --close. */
-    d->stop_mode = XBD_STOP_HANDOVER;
-    xbd_host_shutdown(d->host, XBD_STOP_HANDOVER, shutdown_done, d);
+    daemon_stop(w->data, XBD_STOP_HANDOVER);
 }
 
 static void sig_hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -286,6 +295,25 @@ static void sig_hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
     xbd_info("SIGHUP: reloading");
     xbd_daemon_reload(d, err, sizeof(err));
 }
+
+/* What the control socket's reload and shutdown do. */
+static int ctl_reload(void *opaque, char *err, size_t errlen)
+{
+    xbd_info("reload requested on the control socket");
+    return xbd_daemon_reload(opaque, err, errlen);
+}
+
+static void ctl_shutdown(void *opaque, enum xbd_stop_mode mode)
+{
+    xbd_info("shutdown requested on the control socket%s",
+             mode == XBD_STOP_CLOSE ? ": closing every device" : "");
+    daemon_stop(opaque, mode);
+}
+
+static const struct xbd_control_ops ctl_ops = {
+    .reload = ctl_reload,
+    .shutdown = ctl_shutdown,
+};
 
 static void install_signals(struct xbd_daemon *d)
 {
@@ -368,6 +396,7 @@ static void raise_fd_limit(void)
 static void cleanup(struct xbd_daemon *d)
 {
     xbd_service_free(d->service);
+    xbd_control_close(d->control);
     xbd_host_free(d->host);
     if (d->io)
         xbd_io_engine_free(d->io);
@@ -436,6 +465,11 @@ int main(int argc, char **argv)
     d.service = xbd_service_new(d.loop, d.host);
     if (!d.service) {
         xbd_err("out of memory");
+        goto fail;
+    }
+    d.control = xbd_control_open(d.loop, d.host, d.cfg.control_socket, d.cfg.control_group,
+                                 &ctl_ops, &d);
+    if (!d.control) {
         goto fail;
     }
     if (add_kinds(d.host, d.cfg.kinds) < 0)

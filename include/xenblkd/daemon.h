@@ -15,6 +15,7 @@
 #include "xenblkd/xenbus.h"
 
 struct xbd_service;
+struct xbd_control;
 
 struct xbd_daemon {
     struct ev_loop *loop;
@@ -22,11 +23,13 @@ struct xbd_daemon {
     struct xbd_io_engine *io;
     struct xbd_host *host;
     struct xbd_service *service;    /* systemd notifications */
+    struct xbd_control *control;    /* the control socket */
     struct xbd_conf_source src;     /* the file and the command line, for reloads */
     struct xbd_daemon_config cfg;   /* the running configuration */
     unsigned domid;                 /* our own domain id, resolved at start-up */
     ev_signal sigterm, sigint, sighup;
     int state_lock;                 /* flock on <state-dir>/lock, -1 if none */
+    bool stopping;                  /* a stop was asked for: later ones are ignored */
     enum xbd_stop_mode stop_mode;   /* how the daemon is stopping */
     bool clean_exit;
 };

@@ -12,6 +12,7 @@
 #define XENBLKD_DEVICE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <ev.h>
 
 #include "xenblkd/dataplane.h"
@@ -92,9 +93,48 @@ void xbd_host_get_counts(const struct xbd_host *h, struct xbd_host_counts *c);
  * It may run many times per loop round: coalesce. */
 typedef void xbd_host_change_fn(void *opaque);
 void xbd_host_on_change(struct xbd_host *h, xbd_host_change_fn *fn, void *opaque);
+/* Device i (0 <= i < count), in no particular order; valid until the
+ * loop runs again. */
+const struct xbd_device *xbd_host_device(const struct xbd_host *h, unsigned i);
+/* Rings running, over every device. */
+unsigned xbd_host_ring_count(const struct xbd_host *h);
 /* Re-read the size of every open backing store; a disk that grew or shrank
  * is served at its new size from now on, and a connected frontend is told
  * (new "sectors", "state" rewritten: blkfront resizes the disk online). */
 void xbd_host_check_sizes(struct xbd_host *h);
+
+/* What was negotiated with the frontend at the last connection. */
+struct xbd_negotiated {
+    enum xbd_protocol protocol;
+    unsigned ring_order;
+    unsigned nr_queues;
+    bool persistent;
+    unsigned max_indirect_segs;
+};
+
+/* One device as the control socket reports it.  The strings belong to
+ * the device: valid until the loop runs again. */
+struct xbd_device_info {
+    unsigned domid, devid;
+    const char *kind;           /* vbd3, qdisk or vbd */
+    const char *backend;        /* backend directory in xenstore */
+    const char *frontend;       /* frontend directory in xenstore */
+    const char *backing_path;   /* opened, else from params; NULL if unknown */
+    bool backing_open;
+    bool is_blockdev;           /* block device, else regular file */
+    uint64_t sectors;           /* 512-byte sectors; the rest 0 while not open */
+    unsigned sector_size, physical_sector_size;
+    bool readonly;
+    bool discard;               /* discard offered to the frontend */
+    int state;                  /* XenbusState we published */
+    bool connected;             /* rings running: neg is valid */
+    struct xbd_negotiated neg;
+};
+
+struct xbd_device;
+void xbd_device_get_info(const struct xbd_device *dev, struct xbd_device_info *out);
+/* Rings running now: ring i serves queue i. */
+unsigned xbd_device_ring_count(const struct xbd_device *dev);
+const struct xbd_ring_stats *xbd_device_ring_stats(const struct xbd_device *dev, unsigned i);
 
 #endif

@@ -18,7 +18,8 @@ check "a connected ring has a journal" [ -f "$rings/qdisk-5-51712-q0" ]
 # start_fails WHAT PATTERN: a daemon on $state exits non-zero saying PATTERN.
 start_fails() {
     local rc=0
-    "$top_builddir/src/xenblkd" --foreground --kinds qdisk --state-dir "$state" \
+    "$top_builddir/src/xenblkd" --config /dev/null --foreground --kinds qdisk --state-dir "$state" \
+        --control-socket "$XSIM_TMP/control-2.sock" \
         >"$XSIM_TMP/out" 2>&1 || rc=$?
     check "$1 (exit $rc)" [ "$rc" -ne 0 ]
     grep -q -- "$2" "$XSIM_TMP/out" || xsim_fail "$1: no message matching '$2': $(cat "$XSIM_TMP/out")"

@@ -476,17 +476,19 @@ xsim_start() {
 }
 
 # xsim_daemon [ARGS...]: start the xenblkd under test in the foreground
-# mode, logging to $XSIM_LOGDIR/xenblkd.log (name: xenblkd).  ARGS are
-# appended to `--config /dev/null --foreground --log-level debug` (an
-# empty configuration, not whatever this host has installed; a --config
-# in ARGS wins).
+# mode, logging to $XSIM_LOGDIR/xenblkd.log (name: xenblkd), control
+# socket $XSIM_TMP/control.sock.  ARGS are appended to `--config /dev/null
+# --foreground --log-level debug --state-dir ... --control-socket ...` (an
+# empty configuration, not whatever this host has installed; ARGS may
+# override any of these).
 xsim_daemon() {
     local bin=$top_builddir/src/xenblkd
     [ -x "$bin" ] || xsim_fail "$bin is not built"
     # A private state directory (ring journals), shared by every instance
-    # of the test so that a restarted daemon finds its predecessor's.
+    # of the test so that a restarted daemon finds its predecessor's, and a
+    # private control socket: never the host's /run/xenblkd.
     xsim_bg "${XSIM_DAEMON_NAME:-xenblkd}" "$bin" --config /dev/null --foreground --log-level debug \
-        --state-dir "$XSIM_TMP/state" "$@"
+        --state-dir "$XSIM_TMP/state" --control-socket "$XSIM_TMP/control.sock" "$@"
 }
 
 # ---- QEMU as an independent qdisk backend --------------------------------------
