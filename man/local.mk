@@ -1,2 +1,3 @@
 # Manual pages.
 dist_man_MANS += man/xenblkd.8
+dist_man_MANS += man/xenblkctl.8
