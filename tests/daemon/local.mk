@@ -61,3 +61,10 @@ XBD_MATRIX_TESTS = \
 TESTS += $(XBD_MATRIX_TESTS)
 dist_check_SCRIPTS += $(XBD_MATRIX_TESTS)
 EXTRA_DIST += tests/daemon/matrix-lib.sh tests/daemon/README.md
+
+# xenblkctl (issue 8, section 2) against the production daemon.
+XBC_TESTS = \
+	tests/daemon/ctl-attach.sh
+TESTS += $(XBC_TESTS)
+dist_check_SCRIPTS += $(XBC_TESTS)
+EXTRA_DIST += tests/daemon/ctl-lib.sh
