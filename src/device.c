@@ -25,9 +25,10 @@
 #include <xen/io/protocols.h>
 
 #include "xenblkd/backing.h"
-#include "xenblkd/device.h"
 #include "xenblkd/log.h"
 #include "xenblkd/stats.h"
+
+#include "device_internal.h"
 
 #define dev_log(dev, lvl, fmt, ...) xbd_log(lvl, "%s: " fmt, (dev)->name, ##__VA_ARGS__)
 #define dev_err(dev, ...)   dev_log(dev, XBD_LOG_ERR, __VA_ARGS__)
@@ -40,35 +41,8 @@
 
 /* Seconds between updates of the counters xentop reads. */
 #define XBD_STATS_INTERVAL 1.0
-/* Seconds an orderly shutdown waits for rings to drain. */
-#define XBD_SHUTDOWN_TIMEOUT 20.0
-
-struct xbd_kind {
-    struct xbd_kind *next;
-    struct xbd_host *host;
-    char name[16];
-    char dir[96];               /* /local/domain/<own>/backend/<kind> */
-    struct xbd_watch *watch;
-};
-
-struct xbd_host {
-    struct ev_loop *loop;
-    struct xbd_xenbus *xb;
-    struct xbd_io_engine *io;
-    struct xbd_config cfg;
-    unsigned domid;
-    struct xbd_kind *kinds;
-    struct xbd_device *devices;
-    unsigned ndevices;
-    bool stopping;
-    xbd_host_done_fn *done;
-    void *done_opaque;
-    ev_timer done_check;        /* runs done() from the loop */
-    ev_timer shutdown_timeout;
-};
 
 struct xbd_device {
-    struct xbd_device *prev, *next;
     struct xbd_host *host;
     struct xbd_kind *kind;
     unsigned domid;             /* frontend domain (from the path) */
@@ -94,11 +68,13 @@ struct xbd_device {
     bool needs_hotplug;         /* a "script" will report hotplug-status */
 
     struct xbd_backing backing; /* fd -1 while closed */
+    char *opened_path;          /* what backing was last opened from */
 
     struct xbd_ring **rings;
     unsigned nr_rings;
     unsigned draining;          /* stopped rings not yet drained */
     int after_drain;            /* state to publish once drained; 0 = none */
+    struct xbd_negotiated neg;  /* valid while rings run */
     bool gone;                  /* backend dir removed: free once drained */
 
     /* xentop (vbd3 only): counters of stopped rings plus live ones. */
@@ -107,8 +83,8 @@ struct xbd_device {
     ev_timer stats_timer;
 };
 
+
 static void dev_update(struct xbd_device *dev);
-static void host_check_done(struct xbd_host *h);
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
@@ -453,7 +429,8 @@ static int open_backing(struct xbd_device *dev)
              dev->backing.direct ? ", O_DIRECT" : "",
              dev->backing.discard ? ", discard" : "",
              dev->backing.discard_secure ? ", secure discard" : "");
-    free(path);
+    free(dev->opened_path);
+    dev->opened_path = path;
     return 0;
 }
 
@@ -814,6 +791,13 @@ static void dev_connect(struct xbd_device *dev)
              fi.protocol == XBD_PROTO_X86_32 ? "x86_32" :
              fi.protocol == XBD_PROTO_X86_64 ? "x86_64" : "native",
              fi.persistent ? "on" : "off");
+    dev->neg = (struct xbd_negotiated){
+        .protocol = fi.protocol,
+        .ring_order = fi.queues[0].order,
+        .nr_queues = fi.nr_queues,
+        .persistent = fi.persistent,
+        .max_indirect_segs = XBD_MAX_INDIRECT_SEGS,
+    };
     free(fi.queues);
     publish_connected(dev);
 }
@@ -831,17 +815,12 @@ static void dev_free(struct xbd_device *dev)
     ev_timer_stop(h->loop, &dev->stats_timer);
     xbd_shm_stats_close(dev->shm);
     xbd_backing_close(&dev->backing);
-    if (dev->prev)
-        dev->prev->next = dev->next;
-    else
-        h->devices = dev->next;
-    if (dev->next)
-        dev->next->prev = dev->prev;
-    h->ndevices--;
+    xbd_host_remove_device(h, dev);
     free(dev->fe);
     free(dev->path);
+    free(dev->opened_path);
     free(dev);
-    host_check_done(h);
+    xbd_host_check_done(h);
 }
 
 /* What to do given the frontend's state, once online and configured. */
@@ -939,20 +918,12 @@ static void dev_update(struct xbd_device *dev)
     } else {
         follow_frontend(dev, frontend_state(dev));
     }
-    host_check_done(h);
+    xbd_host_check_done(h);
 }
 
 /* ------------------------------------------------------------------ */
-/* discovery                                                           */
+/* creation                                                            */
 
-static struct xbd_device *dev_find(struct xbd_host *h, const struct xbd_kind *k,
-                                   unsigned domid, unsigned devid)
-{
-    for (struct xbd_device *d = h->devices; d; d = d->next)
-        if (d->kind == k && d->domid == domid && d->devid == devid)
-            return d;
-    return NULL;
-}
 
 /* The frontend directory must be the frontend domain's own: that domain
  * writes there the grant refs and event channel we then use in its name
@@ -967,7 +938,7 @@ static bool frontend_path_ok(const char *fe, unsigned long feid)
     return !strncmp(fe, prefix, (size_t)n) && fe[n] != '\0';
 }
 
-static void dev_create(struct xbd_kind *k, unsigned domid, unsigned devid)
+void xbd_device_create(struct xbd_kind *k, unsigned domid, unsigned devid)
 {
     struct xbd_host *h = k->host;
     struct xbd_device *dev;
@@ -1018,221 +989,107 @@ static void dev_create(struct xbd_kind *k, unsigned domid, unsigned devid)
         free(dev);
         return;
     }
-    dev->next = h->devices;
-    if (h->devices)
-        h->devices->prev = dev;
-    h->devices = dev;
-    h->ndevices++;
+    if (xbd_host_add_device(h, dev) < 0) {
+        dev_err(dev, "out of memory");
+        xbd_watch_remove(h->xb, dev->fe_watch);
+        free(fe);
+        free(dev);
+        return;
+    }
     dev_info(dev, "new device, frontend %s", fe);
     dev_kick(dev);
 }
 
-/* Parse "<domid>/<devid>[/...]" after the kind directory. */
-static int parse_ids(const char *rel, unsigned long *domid, unsigned long *devid, int *depth)
-{
-    char buf[64];
-    char *slash, *slash2;
+/* ------------------------------------------------------------------ */
+/* what the host asks of a device                                      */
 
-    *depth = 0;
-    if (!*rel)
-        return 0;
-    snprintf(buf, sizeof(buf), "%s", rel);
-    slash = strchr(buf, '/');
-    if (slash)
-        *slash = '\0';
-    if (xbd_parse_uint(buf, 0x7fef, domid) < 0)
-        return -1;
-    *depth = 1;
-    if (!slash)
-        return 0;
-    slash2 = strchr(slash + 1, '/');
-    if (slash2)
-        *slash2 = '\0';
-    if (xbd_parse_uint(slash + 1, UINT32_MAX, devid) < 0)
-        return -1;
-    *depth = 2;
-    return 0;
+void xbd_device_kick(struct xbd_device *dev)
+{
+    dev_kick(dev);
 }
 
-/* Look at every device under dir (one domain, or all with domid < 0). */
-static void kind_scan(struct xbd_kind *k, long domid)
+bool xbd_device_is(const struct xbd_device *dev, const struct xbd_kind *k,
+                   unsigned domid, unsigned devid)
 {
-    struct xbd_host *h = k->host;
-    char path[XBD_XS_PATH_MAX];
-    unsigned nd, nv;
-    char **doms, **devs;
-    unsigned long d, v;
-
-    /* Known devices first: the ones that disappeared notice it. */
-    for (struct xbd_device *dev = h->devices; dev; dev = dev->next)
-        if (dev->kind == k && (domid < 0 || dev->domid == (unsigned)domid))
-            dev_kick(dev);
-    doms = xbd_xs_directory(h->xb, XBT_NULL, k->dir, &nd);
-    for (unsigned i = 0; doms && i < nd; i++) {
-        if (xbd_parse_uint(doms[i], 0x7fef, &d) < 0 || (domid >= 0 && d != (unsigned long)domid))
-            continue;
-        snprintf(path, sizeof(path), "%s/%lu", k->dir, d);
-        devs = xbd_xs_directory(h->xb, XBT_NULL, path, &nv);
-        for (unsigned j = 0; devs && j < nv; j++) {
-            if (xbd_parse_uint(devs[j], UINT32_MAX, &v) == 0 &&
-                !dev_find(h, k, (unsigned)d, (unsigned)v))
-                dev_create(k, (unsigned)d, (unsigned)v);
-        }
-        free(devs);
-    }
-    free(doms);
+    return dev->kind == k && dev->domid == domid && dev->devid == devid;
 }
 
-static void kind_watch_cb(void *opaque, const char *path)
+bool xbd_device_in(const struct xbd_device *dev, const struct xbd_kind *k, long domid)
 {
-    struct xbd_kind *k = opaque;
-    size_t n = strlen(k->dir);
-    unsigned long domid = 0, devid = 0;
-    int depth;
+    return dev->kind == k && (domid < 0 || dev->domid == (unsigned long)domid);
+}
 
-    if (strncmp(path, k->dir, n) || (path[n] && path[n] != '/'))
-        return;
-    if (parse_ids(path[n] ? path + n + 1 : "", &domid, &devid, &depth) < 0)
-        return;
-    if (depth < 2) {
-        kind_scan(k, depth == 0 ? -1 : (long)domid);
-        return;
-    }
-    struct xbd_device *dev = dev_find(k->host, k, (unsigned)domid, (unsigned)devid);
-    if (dev)
-        dev_kick(dev);
-    else
-        dev_create(k, (unsigned)domid, (unsigned)devid);
+bool xbd_device_settled(const struct xbd_device *d)
+{
+    return !(d->draining || d->nr_rings || (d->state != XBD_XB_CLOSED && !d->gone));
+}
+
+bool xbd_device_busy(const struct xbd_device *d)
+{
+    return d->draining || d->nr_rings;
+}
+
+void xbd_device_log_stuck(const struct xbd_device *d, double timeout)
+{
+    dev_err(d, "rings did not drain within %.0f s, giving up", timeout);
+}
+
+void xbd_device_destroy(struct xbd_device *d)
+{
+    struct xbd_host *h = d->host;
+
+    /* Only reached with rings still running after a shutdown timeout:
+     * the process is exiting, the kernel releases what they hold. */
+    xbd_watch_remove(h->xb, d->fe_watch);
+    ev_timer_stop(h->loop, &d->kick);
+    ev_timer_stop(h->loop, &d->stats_timer);
+    xbd_shm_stats_close(d->shm);
+    xbd_backing_close(&d->backing);
+    free(d->rings);
+    free(d->fe);
+    free(d->path);
+    free(d->opened_path);
+    free(d);
 }
 
 /* ------------------------------------------------------------------ */
-/* host                                                                */
+/* what the control socket reads                                       */
 
-static void done_check_cb(struct ev_loop *loop, ev_timer *t, int revents)
+void xbd_device_get_info(const struct xbd_device *dev, struct xbd_device_info *out)
 {
-    struct xbd_host *h = container_of(t, struct xbd_host, done_check);
-    xbd_host_done_fn *done = h->done;
+    const struct xbd_backing *b = &dev->backing;
 
-    ev_timer_stop(loop, &h->shutdown_timeout);
-    h->done = NULL;
-    if (done)
-        done(h->done_opaque);
+    *out = (struct xbd_device_info){
+        .domid = dev->domid,
+        .devid = dev->devid,
+        .kind = dev->kind->name,
+        .backend = dev->be,
+        .frontend = dev->fe,
+        .backing_path = b->fd >= 0 ? dev->opened_path : dev->path,
+        .backing_open = b->fd >= 0,
+        .is_blockdev = b->fd >= 0 && b->is_blockdev,
+        .sectors = b->fd >= 0 ? b->sectors : 0,
+        .sector_size = b->fd >= 0 ? b->sector_size : 0,
+        .physical_sector_size = b->fd >= 0 ? b->physical_sector_size : 0,
+        .readonly = b->fd >= 0 ? b->readonly : dev->readonly,
+        .discard = b->fd >= 0 && b->discard,
+        .state = dev->state,
+        .connected = dev->nr_rings > 0,
+        .neg = dev->neg,
+    };
 }
 
-static void host_check_done(struct xbd_host *h)
+unsigned xbd_device_ring_count(const struct xbd_device *dev)
 {
-    if (!h->stopping || !h->done)
-        return;
-    for (struct xbd_device *d = h->devices; d; d = d->next)
-        if (d->draining || d->nr_rings || (d->state != XBD_XB_CLOSED && !d->gone))
-            return;
-    if (!ev_is_active(&h->done_check))
-        ev_timer_start(h->loop, &h->done_check);
+    return dev->nr_rings;
 }
 
-static void shutdown_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+const struct xbd_ring_stats *xbd_device_ring_stats(const struct xbd_device *dev, unsigned i)
 {
-    struct xbd_host *h = container_of(t, struct xbd_host, shutdown_timeout);
-
-    for (struct xbd_device *d = h->devices; d; d = d->next)
-        if (d->draining || d->nr_rings)
-            dev_err(d, "rings did not drain within %.0f s, giving up", XBD_SHUTDOWN_TIMEOUT);
-    xbd_err("shutdown timed out");
-    ev_timer_start(loop, &h->done_check);
+    return i < dev->nr_rings ? xbd_ring_get_stats(dev->rings[i]) : NULL;
 }
 
-struct xbd_host *xbd_host_new(struct ev_loop *loop, struct xbd_xenbus *xb,
-                              struct xbd_io_engine *io, const struct xbd_config *cfg,
-                              unsigned own_domid)
-{
-    struct xbd_host *h = calloc(1, sizeof(*h));
-
-    if (!h)
-        return NULL;
-    h->loop = loop;
-    h->xb = xb;
-    h->io = io;
-    h->cfg = *cfg;
-    if (h->cfg.max_queues == 0)
-        h->cfg.max_queues = 1;
-    if (h->cfg.max_queues > XBD_MAX_QUEUES)
-        h->cfg.max_queues = XBD_MAX_QUEUES;
-    h->domid = own_domid;
-    ev_timer_init(&h->done_check, done_check_cb, 0., 0.);
-    ev_timer_init(&h->shutdown_timeout, shutdown_timeout_cb, XBD_SHUTDOWN_TIMEOUT, 0.);
-    return h;
-}
-
-int xbd_host_add_kind(struct xbd_host *h, const char *kind)
-{
-    struct xbd_kind *k = calloc(1, sizeof(*k));
-
-    if (!k)
-        return -1;
-    k->host = h;
-    snprintf(k->name, sizeof(k->name), "%s", kind);
-    snprintf(k->dir, sizeof(k->dir), "/local/domain/%u/backend/%s", h->domid, kind);
-    k->watch = xbd_watch_add(h->xb, k->dir, kind_watch_cb, k);
-    if (!k->watch) {
-        free(k);
-        return -1;
-    }
-    k->next = h->kinds;
-    h->kinds = k;
-    xbd_info("watching %s", k->dir);
-    return 0;
-}
-
-void xbd_host_shutdown(struct xbd_host *h, xbd_host_done_fn *done, void *opaque)
-{
-    if (h->stopping)
-        return;
-    xbd_info("shutting down: closing %u device%s", h->ndevices, h->ndevices == 1 ? "" : "s");
-    h->stopping = true;
-    h->done = done;
-    h->done_opaque = opaque;
-    /* No new devices from here on. */
-    for (struct xbd_kind *k = h->kinds; k; k = k->next) {
-        xbd_watch_remove(h->xb, k->watch);
-        k->watch = NULL;
-    }
-    for (struct xbd_device *d = h->devices; d; d = d->next)
-        dev_kick(d);
-    ev_timer_start(h->loop, &h->shutdown_timeout);
-    host_check_done(h);
-}
-
-void xbd_host_free(struct xbd_host *h)
-{
-    if (!h)
-        return;
-    while (h->devices) {
-        struct xbd_device *d = h->devices;
-        /* Only reached with rings still running after a shutdown timeout:
-         * the process is exiting, the kernel releases what they hold. */
-        h->devices = d->next;
-        xbd_watch_remove(h->xb, d->fe_watch);
-        ev_timer_stop(h->loop, &d->kick);
-        ev_timer_stop(h->loop, &d->stats_timer);
-        xbd_shm_stats_close(d->shm);
-        xbd_backing_close(&d->backing);
-        free(d->rings);
-        free(d->fe);
-        free(d->path);
-        free(d);
-    }
-    while (h->kinds) {
-        struct xbd_kind *k = h->kinds;
-        h->kinds = k->next;
-        xbd_watch_remove(h->xb, k->watch);
-        free(k);
-    }
-    ev_timer_stop(h->loop, &h->done_check);
-    ev_timer_stop(h->loop, &h->shutdown_timeout);
-    free(h);
-}
-
-static void dev_check_size(struct xbd_device *dev)
+void xbd_device_check_size(struct xbd_device *dev)
 {
     struct xbd_backing *b = &dev->backing;
     uint64_t sectors;
@@ -1264,17 +1121,4 @@ static void dev_check_size(struct xbd_device *dev)
     struct xbd_kv kv[] = { { "sectors", v }, { "state", "4" } };
     if (dev_write(dev, kv, 2) == 0)
         dev_info(dev, "told the connected frontend: sectors %s", v);
-}
-
-void xbd_host_check_sizes(struct xbd_host *h)
-{
-    struct xbd_device *dev;
-
-    for (dev = h->devices; dev; dev = dev->next)
-        dev_check_size(dev);
-}
-
-unsigned xbd_host_device_count(const struct xbd_host *h)
-{
-    return h->ndevices;
 }

@@ -133,6 +133,7 @@ struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err)
 
     *err = 0;
     if (!g) {
+        c->st->pgrant_misses++;
         if (c->count >= c->max) {
             c->full_hint = true;
             return NULL;
@@ -140,8 +141,10 @@ struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err)
         g = map_new(c, ref, err);
         if (!g)
             return NULL;
-    } else if (!g->users) {
-        lru_unlink(c, g);
+    } else {
+        c->st->pgrant_hits++;
+        if (!g->users)
+            lru_unlink(c, g);
     }
     g->users++;
     return g;
@@ -189,6 +192,7 @@ unsigned xbd_gcache_purge_lru(struct xbd_gcache *c, unsigned n)
         unmap_one(c, g);
         done++;
     }
+    c->st->pgrant_purges += done;
     return done;
 }
 
@@ -204,6 +208,7 @@ unsigned xbd_gcache_purge_idle(struct xbd_gcache *c, double older_than)
         unmap_one(c, g);
         done++;
     }
+    c->st->pgrant_purges += done;
     return done;
 }
 

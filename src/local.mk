@@ -5,16 +5,17 @@ src_libxenblkd_a_SOURCES = \
 	include/xenblkd/log.h src/log.c \
 	include/xenblkd/xenbus.h src/xenbus.c \
 	include/xenblkd/backing.h src/backing.c \
-	include/xenblkd/device.h src/device.c \
+	include/xenblkd/device.h src/device_internal.h src/device.c src/host.c \
+	include/xenblkd/control.h src/control.c src/control_cmd.h src/control_cmd.c \
 	include/xenblkd/stats.h src/stats.c
-src_libxenblkd_a_CFLAGS = $(AM_CFLAGS) $(XENGNTTAB_CFLAGS) $(XENEVTCHN_CFLAGS) $(XENSTORE_CFLAGS)
+src_libxenblkd_a_CFLAGS = $(AM_CFLAGS) $(XENGNTTAB_CFLAGS) $(XENEVTCHN_CFLAGS) $(XENSTORE_CFLAGS) $(JSONC_CFLAGS)
 # The data plane (owned by its engineer) appends its sources here.
 include src/dataplane.mk
 
 sbin_PROGRAMS += src/xenblkd
 src_xenblkd_SOURCES = src/main.c
 src_xenblkd_CFLAGS = $(AM_CFLAGS) $(XENGNTTAB_CFLAGS) $(XENEVTCHN_CFLAGS) $(XENSTORE_CFLAGS)
-src_xenblkd_LDADD = src/libxenblkd.a $(XENGNTTAB_LIBS) $(XENEVTCHN_LIBS) $(XENSTORE_LIBS) $(AIO_LIBS) $(EV_LIBS)
+src_xenblkd_LDADD = src/libxenblkd.a $(XENGNTTAB_LIBS) $(XENEVTCHN_LIBS) $(XENSTORE_LIBS) $(AIO_LIBS) $(EV_LIBS) $(JSONC_LIBS)
 
 # xenblkctl: the control client, its own program (json-c for the control
 # protocol, libxenstore for attach/detach); nothing of the daemon.

@@ -18,6 +18,7 @@
 
 #include <ev.h>
 
+#include "xenblkd/control.h"
 #include "xenblkd/dataplane.h"
 #include "xenblkd/device.h"
 #include "xenblkd/log.h"
@@ -29,6 +30,8 @@ struct options {
     char *kinds;
     long domid;                 /* -1: from xenstore */
     struct xbd_config cfg;
+    const char *control_socket;
+    const char *control_group;
 };
 
 struct daemon {
@@ -36,6 +39,7 @@ struct daemon {
     struct xbd_xenbus *xb;
     struct xbd_io_engine *io;
     struct xbd_host *host;
+    struct xbd_control *control;
     ev_signal sigterm, sigint, sighup;
     bool clean_exit;
 };
@@ -63,12 +67,15 @@ static void usage(FILE *f)
         "      --persistent-grant-idle SECONDS\n"
         "                              unmap a persistent grant unused this long\n"
         "                              (default %u; 0 keeps it until disconnect)\n"
+        "      --control-socket PATH   the control socket (default %s)\n"
+        "      --control-group GROUP   group allowed to connect to it (default %s)\n"
         "  -h, --help                  show this help and exit\n"
         "  -V, --version               show the version and exit\n"
         "\n"
         "SIGTERM or SIGINT: close every device (Closing, rings drained, Closed), exit.\n"
         "SIGHUP: re-read every backing store's size (online resize).\n",
-        XBD_DEFAULT_MAX_PGRANTS, XBD_DEFAULT_PGRANT_IDLE);
+        XBD_DEFAULT_MAX_PGRANTS, XBD_DEFAULT_PGRANT_IDLE, XBD_CTL_DEFAULT_PATH,
+        XBD_CTL_DEFAULT_GROUP);
 }
 
 static int parse_num(const char *opt, const char *arg, unsigned long max, unsigned long *out)
@@ -90,7 +97,8 @@ static unsigned online_cpus(void)
 /* 0 ok, 1 exit successfully (--help/--version), -1 error. */
 static int parse_options(int argc, char **argv, struct options *o)
 {
-    enum { OPT_NO_DIRECT = 256, OPT_MAX_QUEUES, OPT_MAX_PGRANTS, OPT_PGRANT_IDLE };
+    enum { OPT_NO_DIRECT = 256, OPT_MAX_QUEUES, OPT_MAX_PGRANTS, OPT_PGRANT_IDLE,
+           OPT_CONTROL_SOCKET, OPT_CONTROL_GROUP };
     static const struct option longopts[] = {
         { "foreground", no_argument, NULL, 'f' },
         { "kinds", required_argument, NULL, 'k' },
@@ -100,6 +108,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         { "max-queues", required_argument, NULL, OPT_MAX_QUEUES },
         { "max-persistent-grants", required_argument, NULL, OPT_MAX_PGRANTS },
         { "persistent-grant-idle", required_argument, NULL, OPT_PGRANT_IDLE },
+        { "control-socket", required_argument, NULL, OPT_CONTROL_SOCKET },
+        { "control-group", required_argument, NULL, OPT_CONTROL_GROUP },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -115,6 +125,8 @@ static int parse_options(int argc, char **argv, struct options *o)
     o->cfg.max_queues = online_cpus();
     o->cfg.max_pgrants = XBD_DEFAULT_MAX_PGRANTS;
     o->cfg.pgrant_idle_s = XBD_DEFAULT_PGRANT_IDLE;
+    o->control_socket = XBD_CTL_DEFAULT_PATH;
+    o->control_group = XBD_CTL_DEFAULT_GROUP;
 
     while ((c = getopt_long(argc, argv, "fk:l:d:hV", longopts, NULL)) != -1) {
         switch (c) {
@@ -159,6 +171,17 @@ static int parse_options(int argc, char **argv, struct options *o)
             if (parse_num("--persistent-grant-idle", optarg, 86400, &v) < 0)
                 return -1;
             o->cfg.pgrant_idle_s = (unsigned)v;
+            break;
+        case OPT_CONTROL_SOCKET:
+            if (optarg[0] != '/') {
+                fprintf(stderr, "xenblkd: --control-socket: '%s' is not an absolute path\n",
+                        optarg);
+                return -1;
+            }
+            o->control_socket = optarg;
+            break;
+        case OPT_CONTROL_GROUP:
+            o->control_group = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -269,13 +292,16 @@ static void shutdown_done(void *opaque)
     ev_break(d->loop, EVBREAK_ALL);
 }
 
+static void daemon_stop(struct daemon *d, enum xbd_stop_mode mode)
+{
+    sd_notify_msg("STOPPING=1");
+    xbd_host_shutdown(d->host, mode, shutdown_done, d);
+}
+
 static void sig_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    struct daemon *d = w->data;
-
     xbd_info("received %s", strsignal(w->signum));
-    sd_notify_msg("STOPPING=1");
-    xbd_host_shutdown(d->host, shutdown_done, d);
+    daemon_stop(w->data, XBD_STOP_HANDOVER);
 }
 
 static void sig_hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -287,6 +313,28 @@ static void sig_hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
     xbd_info("SIGHUP: checking the size of every backing store");
     xbd_host_check_sizes(d->host);
 }
+
+/* What the control socket's reload and shutdown do. */
+static int ctl_reload(void *opaque, char *err, size_t errlen)
+{
+    struct daemon *d = opaque;
+
+    xbd_info("reload: checking the size of every backing store");
+    xbd_host_check_sizes(d->host);
+    return 0;
+}
+
+static void ctl_shutdown(void *opaque, enum xbd_stop_mode mode)
+{
+    xbd_info("shutdown requested on the control socket%s",
+             mode == XBD_STOP_CLOSE ? ": closing every device" : "");
+    daemon_stop(opaque, mode);
+}
+
+static const struct xbd_control_ops ctl_ops = {
+    .reload = ctl_reload,
+    .shutdown = ctl_shutdown,
+};
 
 static void install_signals(struct daemon *d)
 {
@@ -302,6 +350,7 @@ static void install_signals(struct daemon *d)
 
 static void cleanup(struct daemon *d)
 {
+    xbd_control_close(d->control);
     xbd_host_free(d->host);
     if (d->io)
         xbd_io_engine_free(d->io);
@@ -355,6 +404,10 @@ int main(int argc, char **argv)
         xbd_err("out of memory");
         goto fail;
     }
+    d.control = xbd_control_open(d.loop, d.host, o.control_socket, o.control_group,
+                                 &ctl_ops, &d);
+    if (!d.control)
+        goto fail;
     if (add_kinds(d.host, o.kinds) < 0)
         goto fail;
     xbd_info("xenblkd %s serving as domain %u: max %u queue%s, %u persistent grants per ring, "

@@ -69,6 +69,8 @@ struct xbd_slot {
     struct iovec *iov;       /* req.seg_cap entries */
     unsigned nbuf;           /* entries of buf holding something */
     enum xbd_stage stage;
+    enum xbd_lat_op lat_op;  /* histogram to record the latency in, if any */
+    uint64_t t0_ns;          /* consumed from the ring (CLOCK_MONOTONIC) */
     struct xbd_slot *next_free;
 };
 
@@ -158,8 +160,10 @@ static void respond(struct xbd_ring *r, const struct xbd_req *q, int16_t status)
     xbd_rsp_write(rsp_slot(r, c->rsp_prod_pvt), r->proto, q->id, q->rsp_op, status);
     c->rsp_prod_pvt++;
     RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(c, notify);
-    if (notify)
+    if (notify) {
         xenevtchn_notify(r->xce, r->port);
+        r->st.evtchn_tx++;
+    }
 }
 
 /* ---- bounce pages ---------------------------------------------------- */
@@ -240,6 +244,29 @@ static double mono_now(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* clock_gettime is served by the vDSO: no system call per request. */
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void record_latency(struct xbd_ring *r, const struct xbd_slot *s)
+{
+    struct xbd_lat_hist *h;
+    uint64_t us;
+
+    if (s->lat_op >= XBD_LAT_OPS)
+        return;
+    h = &r->st.lat[s->lat_op];
+    us = (mono_ns() - s->t0_ns) / 1000u;
+    h->count++;
+    h->sum_us += us;
+    h->buckets[xbd_lat_bucket(us)]++;
+}
+
 static void release_bufs(struct xbd_ring *r, struct xbd_slot *s)
 {
     double now = r->persistent ? mono_now() : 0;
@@ -266,6 +293,7 @@ static void finish(struct xbd_slot *s, int16_t status)
 
     release_bufs(r, s);
     respond(r, &s->req, status);
+    record_latency(r, s);
     s->next_free = r->free_slots;
     r->free_slots = s;
     r->inflight--;
@@ -320,12 +348,16 @@ static int copy_bounced(struct xbd_ring *r, struct xbd_slot *s, bool to_guest)
     if (!n)
         return 0;
     r->st.copy_calls++;
+    r->st.copy_segs += n;
     if (xengnttab_grant_copy(r->xgt, n, r->copy) < 0)
-        return -1;
+        goto fail;
     for (i = 0; i < n; i++)
         if (r->copy[i].status != GNTST_okay)
-            return -1;
+            goto fail;
     return 0;
+fail:
+    r->st.grant_errors++;
+    return -1;
 }
 
 static bool is_write(const struct xbd_req *q)
@@ -424,6 +456,7 @@ static void start_rw(struct xbd_ring *r, struct xbd_slot *s)
     for (i = 0; i < q->nr_segments; i++) {
         s->nbuf = i + 1;
         if (seg_buf(r, s, i) < 0) {
+            r->st.grant_errors++;
             finish(s, BLKIF_RSP_ERROR);
             return;
         }
@@ -467,6 +500,7 @@ static void start_barrier(struct xbd_ring *r)
      * writing past it would silently grow the image again. */
     if (q->nr_sectors && (q->sector_number > r->bk->sectors ||
                           q->nr_sectors > r->bk->sectors - q->sector_number)) {
+        r->st.protocol_errors++;
         finish(s, BLKIF_RSP_ERROR);
         return;
     }
@@ -508,15 +542,24 @@ static int fetch_indirect(struct xbd_ring *r, struct xbd_req *q)
         left -= len;
     }
     r->st.copy_calls++;
+    r->st.copy_segs += n;
     if (xengnttab_grant_copy(r->xgt, n, r->copy) < 0)
-        return BLKIF_RSP_ERROR;
+        goto fail;
     for (p = 0; p < n; p++)
         if (r->copy[p].status != GNTST_okay)
-            return BLKIF_RSP_ERROR;
-    return xbd_req_parse_indirect(q, r->ind_buf, &r->lim);
+            goto fail;
+    if (xbd_req_parse_indirect(q, r->ind_buf, &r->lim) != BLKIF_RSP_OKAY) {
+        r->st.protocol_errors++;
+        return BLKIF_RSP_ERROR;
+    }
+    return BLKIF_RSP_OKAY;
+fail:
+    r->st.grant_errors++;
+    return BLKIF_RSP_ERROR;
 }
 
-static void count_op(struct xbd_ring *r, const struct xbd_req *q)
+/* Count a validated request; returns the histogram its latency goes to. */
+static enum xbd_lat_op count_op(struct xbd_ring *r, const struct xbd_req *q)
 {
     if (q->indirect)
         r->st.indirect_req++;
@@ -524,39 +567,45 @@ static void count_op(struct xbd_ring *r, const struct xbd_req *q)
     case BLKIF_OP_READ:
         r->st.rd_req++;
         r->st.rd_sect += q->nr_sectors;
-        break;
+        return XBD_LAT_READ;
     case BLKIF_OP_WRITE:
         r->st.wr_req++;
         r->st.wr_sect += q->nr_sectors;
-        break;
+        return XBD_LAT_WRITE;
     case BLKIF_OP_WRITE_BARRIER:
         r->st.barrier_req++;
         r->st.wr_sect += q->nr_sectors;
-        break;
+        return XBD_LAT_BARRIER;
     case BLKIF_OP_FLUSH_DISKCACHE:
         r->st.flush_req++;
         r->st.wr_sect += q->nr_sectors;
-        break;
+        return XBD_LAT_FLUSH;
     case BLKIF_OP_DISCARD:
         r->st.discard_req++;
-        break;
+        return XBD_LAT_DISCARD;
     default:
-        break;
+        return XBD_LAT_OPS;
     }
 }
 
 static void dispatch(struct xbd_ring *r, struct xbd_slot *s)
 {
     struct xbd_req *q = &s->req;
-    int st = xbd_req_check(q, &r->lim);
+    int st;
 
+    /* The request left the ring just now (ring_process). */
+    s->t0_ns = mono_ns();
+    s->lat_op = XBD_LAT_OPS;
+    st = xbd_req_check(q, &r->lim);
+    if (st == BLKIF_RSP_ERROR)
+        r->st.protocol_errors++;
     if (st == BLKIF_RSP_OKAY && q->indirect)
         st = fetch_indirect(r, q);
     if (st != BLKIF_RSP_OKAY) {
         finish(s, (int16_t)st);
         return;
     }
-    count_op(r, q);
+    s->lat_op = count_op(r, q);
     switch (q->wire_op) {
     case BLKIF_OP_DISCARD:
         start_discard(r, s);
@@ -691,6 +740,7 @@ static void evtchn_cb(struct ev_loop *loop, ev_io *w, int revents)
         xenevtchn_unmask(r->xce, (evtchn_port_t)port);
         return;
     }
+    r->st.evtchn_rx++;
     if (r->spurious >= XBD_STORM_SPURIOUS) {
         /* Storming: leave the port masked (its notifications coalesce);
          * storm_cb unmasks and looks at the ring a moment later - from
@@ -972,8 +1022,10 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
      * pushing responses and notifying left them unseen on a ring we just
      * attached to.  One spurious event is harmless to any frontend; a lost
      * one would stall it for good. */
-    if (r->br.rsp_prod_pvt)
+    if (r->br.rsp_prod_pvt) {
         xenevtchn_notify(r->xce, r->port);
+        r->st.evtchn_tx++;
+    }
     return r;
 }
 

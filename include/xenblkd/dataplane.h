@@ -68,19 +68,64 @@ struct xbd_ring_params {
     const struct xbd_backing *backing;
 };
 
-/* Per-ring counters (read by the stats socket; written only by the ring's
- * own loop). */
+/* Operations that have a latency histogram. */
+enum xbd_lat_op {
+    XBD_LAT_READ,
+    XBD_LAT_WRITE,
+    XBD_LAT_FLUSH,
+    XBD_LAT_BARRIER,
+    XBD_LAT_DISCARD,
+    XBD_LAT_OPS,               /* number of the above; also "no histogram" */
+};
+
+/* Latency from the request being consumed from the ring to its response
+ * being pushed, in whole microseconds L (truncated), log2 buckets:
+ * bucket 0 counts L = 0, bucket i (1 <= i < XBD_LAT_BUCKETS - 1) counts
+ * 2^(i-1) <= L < 2^i, the last bucket everything from 2^(i-1) on (about
+ * 18 minutes).  So bucket i holds exactly the latencies below 2^i us. */
+#define XBD_LAT_BUCKETS 32u
+
+struct xbd_lat_hist {
+    uint64_t count;            /* responses recorded */
+    uint64_t sum_us;           /* sum of their latencies, for the mean */
+    uint64_t buckets[XBD_LAT_BUCKETS];
+};
+
+static inline unsigned xbd_lat_bucket(uint64_t us)
+{
+    unsigned b = us ? 64u - (unsigned)__builtin_clzll(us) : 0u;
+
+    return b < XBD_LAT_BUCKETS ? b : XBD_LAT_BUCKETS - 1u;
+}
+
+/* Per-ring counters.  Written only by the ring's own loop, in the data
+ * path, by plain increments (no locks, no allocation); readers (the xentop
+ * file, the control socket) run on the same loop and sum rings when asked.
+ * Requests are counted by operation once they passed validation; an
+ * indirect request is counted under its inner operation and in
+ * indirect_req as well. */
 struct xbd_ring_stats {
     uint64_t rd_req, wr_req, flush_req, barrier_req, discard_req, indirect_req;
-    uint64_t rd_sect, wr_sect;
-    uint64_t errors;           /* requests answered BLKIF_RSP_ERROR */
+    uint64_t rd_sect, wr_sect;  /* 512-byte sectors (flush/barrier data in wr_sect) */
+    uint64_t errors;           /* requests answered BLKIF_RSP_ERROR, of which: */
+    uint64_t io_errors;        /*   the backing store failed */
+    uint64_t protocol_errors;  /*   refused by validation (malformed, out of
+                                    range, write to a read-only disk) */
+    uint64_t grant_errors;     /*   a grant could not be mapped or copied, or
+                                    no memory for a bounce page */
     uint64_t eopnotsupp;       /* requests answered BLKIF_RSP_EOPNOTSUPP */
-    uint64_t io_errors;        /* backing store failures */
     uint64_t oo_req;           /* times the ring had to wait for resources */
+    uint64_t inflight;         /* requests currently in flight */
     uint64_t pgrants_mapped;   /* persistent grants currently mapped */
+    uint64_t pgrant_hits;      /* segment found already mapped */
+    uint64_t pgrant_misses;    /* not mapped yet (then mapped, or copied if full) */
+    uint64_t pgrant_purges;    /* unmapped by the LRU or idle purge */
     uint64_t pgrant_map_calls; /* gnttab map calls made for data pages */
     uint64_t copy_calls;       /* gnttab grant-copy calls */
-    uint64_t inflight;         /* requests currently in flight */
+    uint64_t copy_segs;        /* segments (pages or parts) they copied */
+    uint64_t evtchn_rx;        /* wake-ups by the frontend's notifications */
+    uint64_t evtchn_tx;        /* notifications sent to the frontend */
+    struct xbd_lat_hist lat[XBD_LAT_OPS];
 };
 
 struct xbd_io_engine;          /* one per event loop: libaio context + eventfd */

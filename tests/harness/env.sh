@@ -476,12 +476,15 @@ xsim_start() {
 }
 
 # xsim_daemon [ARGS...]: start the xenblkd under test in the foreground
-# mode, logging to $XSIM_LOGDIR/xenblkd.log (name: xenblkd).  ARGS are
-# appended to `--foreground --log-level debug`.
+# mode, logging to $XSIM_LOGDIR/xenblkd.log (name: xenblkd), control
+# socket $XSIM_TMP/control.sock.  ARGS are appended to `--foreground
+# --log-level debug --control-socket ...` (so they may override it).
 xsim_daemon() {
     local bin=$top_builddir/src/xenblkd
     [ -x "$bin" ] || xsim_fail "$bin is not built"
-    xsim_bg "${XSIM_DAEMON_NAME:-xenblkd}" "$bin" --foreground --log-level debug "$@"
+    # A private control socket: never the host's /run/xenblkd.
+    xsim_bg "${XSIM_DAEMON_NAME:-xenblkd}" "$bin" --foreground --log-level debug \
+        --control-socket "$XSIM_TMP/control.sock" "$@"
 }
 
 # ---- QEMU as an independent qdisk backend --------------------------------------

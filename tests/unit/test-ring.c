@@ -117,6 +117,27 @@ static void round_trip(struct be *b, struct fe *f, unsigned n, uint64_t sector, 
         CHECK(fe_check(f, i, seed + i));
 }
 
+/* Every request counted by operation has exactly one latency sample. */
+static void check_latency(const struct xbd_ring_stats *st)
+{
+    const uint64_t per_op[XBD_LAT_OPS] = {
+        [XBD_LAT_READ] = st->rd_req, [XBD_LAT_WRITE] = st->wr_req,
+        [XBD_LAT_FLUSH] = st->flush_req, [XBD_LAT_BARRIER] = st->barrier_req,
+        [XBD_LAT_DISCARD] = st->discard_req,
+    };
+
+    for (unsigned op = 0; op < XBD_LAT_OPS; op++) {
+        uint64_t sum = 0;
+
+        for (unsigned i = 0; i < XBD_LAT_BUCKETS; i++)
+            sum += st->lat[op].buckets[i];
+        CHECK_EQ(st->lat[op].count, per_op[op]);
+        CHECK_EQ(sum, per_op[op]);
+        if (per_op[op])
+            CHECK(st->lat[op].sum_us > 0 || st->lat[op].buckets[0] == per_op[op]);
+    }
+}
+
 static void test_abis(void)
 {
     static const enum xbd_protocol protos[] = {
@@ -136,6 +157,11 @@ static void test_abis(void)
             CHECK_EQ(xbd_ring_get_stats(b.ring)->rd_req, 3);
             CHECK_EQ(xbd_ring_get_stats(b.ring)->wr_sect, 240);
             CHECK_EQ(xbd_ring_get_stats(b.ring)->errors, 0);
+            check_latency(xbd_ring_get_stats(b.ring));
+            /* 30 pages each way: by grant copy unless persistent. */
+            CHECK_EQ(xbd_ring_get_stats(b.ring)->copy_segs, pers ? 0 : 60);
+            CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_misses, pers ? 30 : 0);
+            CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_hits, pers ? 30 : 0);
             rig_down(&b, &f);
         }
     }
@@ -179,6 +205,8 @@ static void test_persistent_reuse(void)
     CHECK_EQ(s2.pages_mapped, s1.pages_mapped);
     CHECK_EQ(s2.copy_calls, s1.copy_calls);     /* and no copy */
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_map_calls, 22);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_misses, 22);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_hits, 6 * 22 - 22);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->copy_calls, 0);
     be_close(&b);
     CHECK(xsg_grant_stats(f.d, &s2) == 0);
@@ -213,6 +241,7 @@ static void test_idle_purge(void)
     /* Idle for 0.4 s plus at most one check period (0.1 s) plus slack. */
     run_for(&b, 0.8);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, 0);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_purges, 8);
     CHECK_EQ(xsg_grants_in_use(f.d), 1);         /* the ring only */
     CHECK(xsg_grant_stats(f.d, &s1) == 0);
     CHECK_EQ(s1.pages_unmapped, 8);
@@ -250,6 +279,7 @@ static void test_copy_path(void)
     CHECK_EQ(s.copy_segs, 66);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_map_calls, 0);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->copy_calls, 6);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->copy_segs, 66);
     /* Grants are not held between requests on the copy path. */
     CHECK_EQ(xsg_grants_in_use(f.d), 1);        /* the ring page */
     rig_down(&b, &f);
@@ -277,6 +307,7 @@ static void test_lru_bound(void)
     CHECK(s1.pages_unmapped > 0);
     CHECK(xbd_ring_get_stats(b.ring)->pgrants_mapped < 8);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped + s1.pages_unmapped, 8);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_purges, s1.pages_unmapped);
     /* The first 8 pages were mapped (first come) and the read pass used
      * them in order: page 0 is the least recently used. */
     CHECK_EQ(xsg_grant_in_use(f.d, f.ref[0]), 0);
@@ -347,6 +378,14 @@ static void test_invalid(unsigned persistent)
     }
     CHECK_EQ(xbd_ring_get_stats(b.ring)->eopnotsupp, 3);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->errors, 5);
+    /* 3, 4, 5 fail validation; 6 and 7 their grants. */
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->protocol_errors, 3);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->grant_errors, 2);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->io_errors, 0);
+    /* 6, 7 and 9 passed validation: counted, with a latency each. */
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->rd_req, 2);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->wr_req, 1);
+    check_latency(xbd_ring_get_stats(b.ring));
     rig_down(&b, &f);
 }
 
@@ -432,6 +471,7 @@ static void test_flush_barrier_discard(void)
     CHECK(file_matches(&b, 16, 13));
     CHECK_EQ(xbd_ring_get_stats(b.ring)->flush_req, 2);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->barrier_req, 2);
+    check_latency(xbd_ring_get_stats(b.ring));
 
     fe_discard(&f, 6, 8, 8, false);
     fe_discard(&f, 7, RIG_SECTORS - 8, 16, false);    /* past the end */

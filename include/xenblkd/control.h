@@ -1,0 +1,132 @@
+/*
+ * control.h - the control socket: a Unix stream socket on the daemon's
+ * event loop that answers questions (ping, version, list, stats) and takes
+ * orders (reload, shutdown) in a line-based JSON protocol.
+ *
+ * Protocol, version 1 (also in xenblkd(8), CONTROL SOCKET)
+ * ---------------------------------------------------------
+ * One JSON object per line each way, UTF-8, a request line at most
+ * XBD_CTL_MAX_LINE bytes (without its "\n").  Requests are answered in
+ * order, one reply line each.
+ *
+ *   request: {"version":1,"command":"<name>", <arguments>}
+ *   success: {"ok":true, <results>}
+ *   failure: {"ok":false,"error":"<text for people>","code":"<code>"}
+ *
+ * Codes: bad_json (not one JSON value), bad_request (not an object, a
+ * missing or mistyped "version"/"command", an unknown or invalid
+ * argument), unsupported_version ("version" is a number other than 1),
+ * unknown_command, too_long (line over the limit: the connection is then
+ * closed), permission_denied (reload and shutdown need uid 0),
+ * not_found (stats filter matched no device), failed (the command could
+ * not be carried out, or the daemon serves too many clients).
+ *
+ * Commands (arguments other than those listed are refused, bad_request):
+ *   ping                      -> {"ok":true}
+ *   version                   -> {"ok":true,"daemon":"xenblkd",
+ *                                 "version":"<PACKAGE_VERSION>","protocol":1}
+ *   list                      -> {"ok":true,"devices":[<device>...]}
+ *   stats [domid:N] [devid:N] -> {"ok":true,"daemon":<daemon>,
+ *                                 "devices":[<device>+"rings"...]}
+ *   reload           (root)   -> {"ok":true} | failed with the reason
+ *   shutdown [close:bool] (root) -> {"ok":true}, then the daemon stops:
+ *                                 close:true closes every device for good,
+ *                                 otherwise as SIGTERM (restart handover)
+ *
+ * Devices are sorted by domid, devid, kind.
+ *
+ * <daemon>: "version" (string), "pid", "uptime_s" (number, 3 decimals),
+ *   "devices", "rings" (running), "rss_bytes" (from /proc/self/statm),
+ *   "fds_open" (entries of /proc/self/fd), "fd_limit": {"soft","hard"}
+ *   (RLIMIT_NOFILE; null = unlimited).
+ *
+ * <device>: "domid", "devid", "kind" ("vbd3","qdisk","vbd"), "backend",
+ *   "frontend" (xenstore directories), "backing": {"path" (string or
+ *   null), "type" ("file","block" or null while not open), "open" (bool)},
+ *   "size_bytes", "sectors" (512-byte units), "sector_size",
+ *   "physical_sector_size" (0 while not open), "state" (XenbusState name:
+ *   "Unknown","Initialising","InitWait","Initialised","Connected",
+ *   "Closing","Closed","Reconfiguring","Reconfigured"), "state_number",
+ *   "readonly", "discard", "connected", and what was negotiated (null while
+ *   not connected): "protocol" ("native","x86_32-abi","x86_64-abi"),
+ *   "ring_order", "queues", "persistent", "max_indirect_segments".
+ *   stats adds "rings": [<ring>...], one per running queue.
+ *
+ * <ring>: every counter is since the ring connected (a reconnect starts
+ *   from zero), an unsigned 64-bit integer:
+ *   "queue": index,
+ *   "requests": {"read","write","flush","barrier","discard","indirect"}
+ *       (validated requests; an indirect one also counts under its
+ *       operation),
+ *   "sectors": {"read","written"} (512-byte units; flush and barrier data
+ *       count as written),
+ *   "errors": {"io" (backing store failed), "protocol" (refused by
+ *       validation), "grant" (a grant could not be mapped or copied),
+ *       "eopnotsupp" (answered EOPNOTSUPP)}; ERROR responses = io +
+ *       protocol + grant,
+ *   "oo_stalls" (times the ring waited for free slots or bounce memory),
+ *   "in_flight",
+ *   "persistent_grants": {"mapped" (now), "hits", "misses", "purges",
+ *       "map_calls"},
+ *   "grant_copy": {"calls","segments"},
+ *   "evtchn": {"received" (wake-ups), "sent" (notifications)},
+ *   "latency": {"read","write","flush","barrier","discard"}, each
+ *       {"count","sum_us","buckets":[XBD_LAT_BUCKETS integers]}: time from
+ *       the request leaving the ring to its response being pushed; bucket
+ *       i counts latencies below 2^i microseconds and at least 2^(i-1)
+ *       (bucket 0: below 1 us; the last bucket is unbounded above), so
+ *       the cumulative count up to bucket i is the count of latencies
+ *       < 2^i us.  The buckets add up to "count", which equals the
+ *       operation's request count once nothing is in flight.
+ *
+ * Access: the socket is created mode 0660, owner root, group <group>, its
+ * directory 0755 if missing.  Anyone who can connect may use ping,
+ * version, list and stats; reload and shutdown need peer uid 0
+ * (SO_PEERCRED), and every one of them is logged with the peer's pid, uid
+ * and gid.
+ *
+ * Limits: XBD_CTL_MAX_CLIENTS connections (one more gets a "failed" line
+ * and is closed), XBD_CTL_IDLE_S seconds without a request or reply
+ * progress closes a connection, a client with more than XBD_CTL_OUT_MAX
+ * bytes of replies unread when it sends another request is dropped, at
+ * most XBD_CTL_BUDGET requests of one client per loop iteration.
+ */
+#ifndef XENBLKD_CONTROL_H
+#define XENBLKD_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <ev.h>
+
+#include "xenblkd/device.h"
+
+#define XBD_CTL_PROTOCOL        1
+#define XBD_CTL_DEFAULT_PATH    "/run/xenblkd/control.sock"
+#define XBD_CTL_DEFAULT_GROUP   "root"
+#define XBD_CTL_MAX_LINE        65536u
+#define XBD_CTL_MAX_CLIENTS     64u
+#define XBD_CTL_IDLE_S          60.0
+#define XBD_CTL_OUT_MAX         (256u * 1024u)
+#define XBD_CTL_BUDGET          8u
+
+/* What the mutating commands do; provided by main.c. */
+struct xbd_control_ops {
+    /* Reload the configuration and re-check backing sizes, as SIGHUP.
+     * 0, or -1 with the reason ("FILE:LINE: reason") in err. */
+    int (*reload)(void *opaque, char *err, size_t errlen);
+    /* Stop the daemon (after the reply is queued). */
+    void (*shutdown)(void *opaque, enum xbd_stop_mode mode);
+};
+
+struct xbd_control;
+
+/* Create the socket at path (its directory 0755 if missing), group
+ * <group> (a name or a number).  Refuses (NULL, logged) when another
+ * process listens there or the path is not a socket. */
+struct xbd_control *xbd_control_open(struct ev_loop *loop, struct xbd_host *host,
+                                     const char *path, const char *group,
+                                     const struct xbd_control_ops *ops, void *opaque);
+/* Close every connection and the socket, remove the socket file.  NULL ok. */
+void xbd_control_close(struct xbd_control *c);
+
+#endif

@@ -1,0 +1,566 @@
+/*
+ * control.c - the control socket's connections, on the daemon's one event
+ * loop (the protocol and its commands: control_cmd.c).
+ *
+ * The loop also serves every guest's rings, so a control client must never
+ * be able to hold it: every socket is non-blocking, a request line is
+ * bounded (XBD_CTL_MAX_LINE), so are the clients (XBD_CTL_MAX_CLIENTS),
+ * the requests handled per client and loop iteration (XBD_CTL_BUDGET), a
+ * client's unread replies (XBD_CTL_OUT_MAX) and its idle time
+ * (XBD_CTL_IDLE_S).  Nothing a client sends can make the daemon's memory
+ * grow past those bounds.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "xenblkd/control.h"
+#include "xenblkd/log.h"
+
+#include "control_cmd.h"
+
+#define container_of(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* Out of fds at accept: stop accepting this long (a level-triggered
+ * listening socket would otherwise spin the loop). */
+#define XBD_CTL_ACCEPT_BACKOFF 0.5
+/* First allocation of a client's input buffer; grows to the line limit. */
+#define XBD_CTL_IN_INITIAL 1024u
+
+struct client {
+    struct client *prev, *next;
+    struct xbd_control *ctl;
+    int fd;
+    struct xbd_ctl_peer peer;
+    ev_io rd, wr;
+    ev_timer idle;
+    ev_timer more;              /* lines left after the budget */
+    char *in;                   /* bytes of requests not handled yet */
+    size_t in_len, in_cap;
+    char *out;                  /* reply bytes not sent yet: out[out_off..out_len) */
+    size_t out_off, out_len, out_cap;
+    bool eof;                   /* the client sent everything it will */
+    bool closing;               /* no more requests: close once out is sent */
+};
+
+struct xbd_control {
+    struct ev_loop *loop;
+    struct xbd_ctl_env env;
+    char *path;
+    dev_t st_dev;               /* our socket file, to remove only ours */
+    ino_t st_ino;
+    int fd;
+    ev_io accept_w;
+    ev_timer backoff;
+    struct client *clients;
+    unsigned nclients;
+};
+
+/* ---- one client ------------------------------------------------------ */
+
+static void client_free(struct client *c)
+{
+    struct xbd_control *ctl = c->ctl;
+
+    ev_io_stop(ctl->loop, &c->rd);
+    ev_io_stop(ctl->loop, &c->wr);
+    ev_timer_stop(ctl->loop, &c->idle);
+    ev_timer_stop(ctl->loop, &c->more);
+    close(c->fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        ctl->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    ctl->nclients--;
+    free(c->in);
+    free(c->out);
+    free(c);
+}
+
+static void client_drop(struct client *c, const char *why)
+{
+    xbd_debug("control: client pid %ld uid %lu: %s, closed", (long)c->peer.pid,
+              (unsigned long)c->peer.uid, why);
+    client_free(c);
+}
+
+/* Send what we can.  -1 if the client was freed. */
+static int client_flush(struct client *c)
+{
+    struct ev_loop *loop = c->ctl->loop;
+
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            client_drop(c, strerror(errno));
+            return -1;
+        }
+        c->out_off += (size_t)n;
+        ev_timer_again(loop, &c->idle);
+    }
+    if (c->out_off < c->out_len) {
+        ev_io_start(loop, &c->wr);
+        return 0;
+    }
+    c->out_off = c->out_len = 0;
+    ev_io_stop(loop, &c->wr);
+    if (c->closing) {
+        client_drop(c, "done");
+        return -1;
+    }
+    return 0;
+}
+
+/* Queue a reply line (taking it).  -1 if out of memory (client untouched). */
+static int client_queue(struct client *c, char *line, size_t len)
+{
+    size_t pending = c->out_len - c->out_off;
+
+    if (!line)
+        return -1;
+    if (c->out_off) {
+        memmove(c->out, c->out + c->out_off, pending);
+        c->out_off = 0;
+        c->out_len = pending;
+    }
+    if (pending + len > c->out_cap) {
+        size_t cap = pending + len;
+        char *n = realloc(c->out, cap);
+        if (!n) {
+            free(line);
+            return -1;
+        }
+        c->out = n;
+        c->out_cap = cap;
+    }
+    memcpy(c->out + c->out_len, line, len);
+    c->out_len += len;
+    free(line);
+    return 0;
+}
+
+/* Reply with an error and close once it is sent.  -1 if freed. */
+static int client_fail(struct client *c, const char *code, const char *msg)
+{
+    size_t len = 0;
+
+    c->closing = true;
+    ev_io_stop(c->ctl->loop, &c->rd);
+    ev_timer_stop(c->ctl->loop, &c->more);
+    if (client_queue(c, xbd_ctl_error_line(code, msg, &len), len) < 0) {
+        client_drop(c, "out of memory");
+        return -1;
+    }
+    return client_flush(c);
+}
+
+/* Handle one line (NUL-terminated at line[len]).  -1 if freed. */
+static int client_request(struct client *c, char *line, size_t len)
+{
+    struct xbd_control *ctl = c->ctl;
+    struct xbd_ctl_reply rep;
+
+    /* A client that does not read its replies: drop it rather than keep
+     * them (this bounds the memory it can make us hold). */
+    if (c->out_len - c->out_off > XBD_CTL_OUT_MAX) {
+        xbd_warn("control: client pid %ld uid %lu does not read its replies "
+                 "(%zu bytes unread): dropped", (long)c->peer.pid,
+                 (unsigned long)c->peer.uid, c->out_len - c->out_off);
+        client_free(c);
+        return -1;
+    }
+    if (len && line[len - 1] == '\r')
+        line[--len] = '\0';
+    xbd_ctl_handle(&ctl->env, &c->peer, line, len, &rep);
+    if (client_queue(c, rep.line, rep.len) < 0) {
+        client_drop(c, "out of memory");
+        return -1;
+    }
+    if (rep.stop) {
+        /* The reply goes out first: the client learns the order was
+         * taken before the daemon starts stopping. */
+        if (client_flush(c) < 0)
+            c = NULL;
+        ctl->env.ops->shutdown(ctl->env.opaque, rep.stop_mode);
+        return c ? 0 : -1;
+    }
+    return 0;
+}
+
+/* Handle the complete lines in the input buffer, at most XBD_CTL_BUDGET;
+ * more_cb continues on the next loop iteration.  -1 if freed. */
+static int client_process(struct client *c)
+{
+    struct ev_loop *loop = c->ctl->loop;
+    unsigned budget = XBD_CTL_BUDGET;
+
+    while (!c->closing) {
+        char *nl = memchr(c->in, '\n', c->in_len);
+        size_t len;
+
+        if (!nl) {
+            if (c->in_len > XBD_CTL_MAX_LINE)
+                return client_fail(c, "too_long", "request line longer than 65536 bytes");
+            if (!c->eof || !c->in_len)
+                break;
+            /* The last request may lack its newline. */
+            nl = c->in + c->in_len;
+            c->in_len++;        /* room kept for it: see client_read */
+        }
+        if (!budget--) {
+            ev_io_stop(loop, &c->rd);
+            if (!ev_is_active(&c->more)) {
+                ev_timer_set(&c->more, 0., 0.);
+                ev_timer_start(loop, &c->more);
+            }
+            return 0;
+        }
+        len = (size_t)(nl - c->in);
+        if (len > XBD_CTL_MAX_LINE)
+            return client_fail(c, "too_long", "request line longer than 65536 bytes");
+        *nl = '\0';
+        if (client_request(c, c->in, len) < 0)
+            return -1;
+        c->in_len -= len + 1;
+        memmove(c->in, c->in + len + 1, c->in_len);
+    }
+    if (c->eof && !c->closing) {
+        c->closing = true;
+        ev_io_stop(loop, &c->rd);
+    }
+    if (c->closing)
+        return client_flush(c);
+    ev_io_start(loop, &c->rd);
+    return client_flush(c);
+}
+
+static int client_read(struct client *c)
+{
+    /* Room for one byte past the limit (to see that a line is too long)
+     * and for a NUL after the last line. */
+    const size_t max = XBD_CTL_MAX_LINE + 2;
+    ssize_t n;
+
+    if (c->in_cap - c->in_len < 2) {
+        size_t cap = c->in_cap ? 2 * c->in_cap : XBD_CTL_IN_INITIAL;
+        char *p;
+
+        if (cap > max)
+            cap = max;
+        if (cap - c->in_len < 2)
+            return client_fail(c, "too_long", "request line longer than 65536 bytes");
+        p = realloc(c->in, cap);
+        if (!p) {
+            client_drop(c, "out of memory");
+            return -1;
+        }
+        c->in = p;
+        c->in_cap = cap;
+    }
+    n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len - 1, MSG_DONTWAIT);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return 0;
+        client_drop(c, strerror(errno));
+        return -1;
+    }
+    if (n == 0)
+        c->eof = true;
+    c->in_len += (size_t)n;
+    ev_timer_again(c->ctl->loop, &c->idle);
+    return client_process(c);
+}
+
+static void client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    client_read(container_of(w, struct client, rd));
+}
+
+static void client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    client_flush(container_of(w, struct client, wr));
+}
+
+static void client_more_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    client_process(container_of(w, struct client, more));
+}
+
+static void client_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct client *c = container_of(w, struct client, idle);
+
+    xbd_info("control: client pid %ld uid %lu idle for %.0f s, closed",
+             (long)c->peer.pid, (unsigned long)c->peer.uid, XBD_CTL_IDLE_S);
+    client_free(c);
+}
+
+/* ---- the listening socket --------------------------------------------- */
+
+/* One more client than we serve: say so (best effort) and hang up. */
+static void refuse(int fd)
+{
+    size_t len = 0;
+    char msg[64];
+    char *line;
+
+    snprintf(msg, sizeof(msg), "too many clients (at most %u)", XBD_CTL_MAX_CLIENTS);
+    line = xbd_ctl_error_line("failed", msg, &len);
+    if (line && send(fd, line, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        xbd_debug("control: cannot tell a refused client why: %s", strerror(errno));
+    free(line);
+    close(fd);
+}
+
+static void client_new(struct xbd_control *ctl, int fd)
+{
+    struct client *c = calloc(1, sizeof(*c));
+    struct ucred cr;
+    socklen_t crlen = sizeof(cr);
+
+    if (!c) {
+        close(fd);
+        return;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0) {
+        xbd_warn("control: SO_PEERCRED: %s", strerror(errno));
+        free(c);
+        close(fd);
+        return;
+    }
+    c->peer = (struct xbd_ctl_peer){ cr.pid, cr.uid, cr.gid };
+    c->ctl = ctl;
+    c->fd = fd;
+    ev_io_init(&c->rd, client_read_cb, fd, EV_READ);
+    ev_io_init(&c->wr, client_write_cb, fd, EV_WRITE);
+    ev_init(&c->idle, client_idle_cb);
+    c->idle.repeat = XBD_CTL_IDLE_S;
+    ev_timer_init(&c->more, client_more_cb, 0., 0.);
+    c->next = ctl->clients;
+    if (ctl->clients)
+        ctl->clients->prev = c;
+    ctl->clients = c;
+    ctl->nclients++;
+    ev_io_start(ctl->loop, &c->rd);
+    ev_timer_again(ctl->loop, &c->idle);
+    xbd_debug("control: client pid %ld uid %lu gid %lu connected", (long)cr.pid,
+              (unsigned long)cr.uid, (unsigned long)cr.gid);
+}
+
+static void backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct xbd_control *ctl = container_of(w, struct xbd_control, backoff);
+
+    ev_io_start(loop, &ctl->accept_w);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct xbd_control *ctl = container_of(w, struct xbd_control, accept_w);
+
+    /* Bounded: a connect storm cannot keep us here. */
+    for (unsigned i = 0; i < XBD_CTL_MAX_CLIENTS; i++) {
+        int fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                xbd_warn("control: cannot accept a client: %s; pausing for %.1f s",
+                         strerror(errno), XBD_CTL_ACCEPT_BACKOFF);
+                ev_io_stop(loop, &ctl->accept_w);
+                ev_timer_set(&ctl->backoff, XBD_CTL_ACCEPT_BACKOFF, 0.);
+                ev_timer_start(loop, &ctl->backoff);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                       errno != ECONNABORTED) {
+                xbd_warn("control: accept: %s", strerror(errno));
+            }
+            return;
+        }
+        if (ctl->nclients >= XBD_CTL_MAX_CLIENTS)
+            refuse(fd);
+        else
+            client_new(ctl, fd);
+    }
+}
+
+static int resolve_group(const char *name, gid_t *gid)
+{
+    char *end;
+    unsigned long v;
+    struct group *g;
+
+    errno = 0;
+    v = strtoul(name, &end, 10);
+    if (*name && !*end && !errno && v < (gid_t)-1) {
+        *gid = (gid_t)v;
+        return 0;
+    }
+    g = getgrnam(name);
+    if (!g)
+        return -1;
+    *gid = g->gr_gid;
+    return 0;
+}
+
+/* The socket's directory: created 0755 if missing (its parent must
+ * exist); an existing one is left as it is. */
+static int make_dir(const char *path)
+{
+    char *dir = strdup(path), *slash;
+    int rc = 0;
+
+    if (!dir)
+        return -1;
+    slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (mkdir(dir, 0755) == 0)
+            xbd_info("control: created %s", dir);
+        else if (errno != EEXIST) {
+            xbd_err("control: cannot create %s: %s", dir, strerror(errno));
+            rc = -1;
+        }
+    }
+    free(dir);
+    return rc;
+}
+
+/* A socket file left by a previous instance is removed; one a live
+ * process listens on is not (two daemons must not share it). */
+static int clear_path(const char *path, const struct sockaddr_un *sa)
+{
+    struct stat st;
+    int fd, rc;
+
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : -1;
+    if (!S_ISSOCK(st.st_mode)) {
+        xbd_err("control: %s exists and is not a socket: not touching it", path);
+        return -1;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+    close(fd);
+    if (rc == 0) {
+        xbd_err("control: another process is listening on %s (another xenblkd?)", path);
+        return -1;
+    }
+    if (unlink(path) < 0 && errno != ENOENT) {
+        xbd_err("control: cannot remove the stale %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int open_socket(struct xbd_control *ctl, const char *path, gid_t gid)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct stat st;
+    mode_t old;
+    int rc;
+
+    if (strlen(path) >= sizeof(sa.sun_path) || path[0] != '/') {
+        xbd_err("control: socket path '%s' must be absolute and shorter than %zu bytes",
+                path, sizeof(sa.sun_path));
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path));
+    if (make_dir(path) < 0 || clear_path(path, &sa) < 0)
+        return -1;
+    ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (ctl->fd < 0) {
+        xbd_err("control: socket: %s", strerror(errno));
+        return -1;
+    }
+    /* Created 0600, opened to the group only once the group is right. */
+    old = umask(0177);
+    rc = bind(ctl->fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (rc < 0) {
+        xbd_err("control: cannot bind %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (chown(path, geteuid() == 0 ? 0 : (uid_t)-1, gid) < 0 || chmod(path, 0660) < 0 ||
+        stat(path, &st) < 0) {
+        xbd_err("control: cannot give %s to group %lu, mode 0660: %s", path,
+                (unsigned long)gid, strerror(errno));
+        unlink(path);
+        return -1;
+    }
+    ctl->st_dev = st.st_dev;
+    ctl->st_ino = st.st_ino;
+    if (listen(ctl->fd, SOMAXCONN) < 0) {
+        xbd_err("control: listen: %s", strerror(errno));
+        unlink(path);
+        return -1;
+    }
+    return 0;
+}
+
+struct xbd_control *xbd_control_open(struct ev_loop *loop, struct xbd_host *host,
+                                     const char *path, const char *group,
+                                     const struct xbd_control_ops *ops, void *opaque)
+{
+    struct xbd_control *ctl = calloc(1, sizeof(*ctl));
+    gid_t gid;
+
+    if (!ctl)
+        return NULL;
+    ctl->fd = -1;
+    ctl->loop = loop;
+    ctl->env = (struct xbd_ctl_env){ host, ops, opaque, xbd_ctl_now() };
+    ev_io_init(&ctl->accept_w, accept_cb, -1, EV_READ);
+    ev_init(&ctl->backoff, backoff_cb);
+    if (resolve_group(group, &gid) < 0) {
+        xbd_err("control: unknown group '%s'", group);
+        goto fail;
+    }
+    ctl->path = strdup(path);
+    if (!ctl->path || open_socket(ctl, path, gid) < 0)
+        goto fail;
+    ev_io_set(&ctl->accept_w, ctl->fd, EV_READ);
+    ev_io_start(loop, &ctl->accept_w);
+    xbd_info("control socket %s (mode 0660, group %s)", path, group);
+    return ctl;
+fail:
+    if (ctl->fd >= 0)
+        close(ctl->fd);
+    free(ctl->path);
+    free(ctl);
+    return NULL;
+}
+
+void xbd_control_close(struct xbd_control *ctl)
+{
+    struct stat st;
+
+    if (!ctl)
+        return;
+    while (ctl->clients)
+        client_free(ctl->clients);
+    ev_io_stop(ctl->loop, &ctl->accept_w);
+    ev_timer_stop(ctl->loop, &ctl->backoff);
+    close(ctl->fd);
+    /* Only our own file: a successor may already have replaced it. */
+    if (stat(ctl->path, &st) == 0 && st.st_dev == ctl->st_dev && st.st_ino == ctl->st_ino)
+        unlink(ctl->path);
+    free(ctl->path);
+    free(ctl);
+}

@@ -1,0 +1,44 @@
+/*
+ * control_cmd.h - the commands of the control protocol (src/control_cmd.c),
+ * apart from the connections that carry them (src/control.c).
+ */
+#ifndef XENBLKD_CONTROL_CMD_H
+#define XENBLKD_CONTROL_CMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "xenblkd/control.h"
+
+/* Who sent a request (SO_PEERCRED at accept). */
+struct xbd_ctl_peer {
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+};
+
+/* What commands may look at and act on. */
+struct xbd_ctl_env {
+    struct xbd_host *host;
+    const struct xbd_control_ops *ops;
+    void *opaque;
+    double started;             /* CLOCK_MONOTONIC seconds at start */
+};
+
+struct xbd_ctl_reply {
+    char *line;                 /* malloc'd, ends with "\n"; NULL: out of memory */
+    size_t len;
+    bool stop;                  /* call ops->shutdown(stop_mode) once queued */
+    enum xbd_stop_mode stop_mode;
+};
+
+/* Answer one request line (len bytes, no "\n"; need not be terminated). */
+void xbd_ctl_handle(const struct xbd_ctl_env *env, const struct xbd_ctl_peer *peer,
+                    const char *line, size_t len, struct xbd_ctl_reply *out);
+/* A failure line {"ok":false,...}; NULL when out of memory. */
+char *xbd_ctl_error_line(const char *code, const char *msg, size_t *len);
+
+double xbd_ctl_now(void);
+
+#endif
