@@ -425,9 +425,6 @@ static int sample(const struct xbc_global *g, const struct stats_opts *o, json_o
     if (o->devid >= 0)
         json_object_object_add(req, "devid", json_object_new_int64(o->devid));
     rc = xbc_call(g->socket, req, reply, XBC_LOUD);
-    if (rc == XBC_ENOENT)
-        xbc_err("stats: no such device%s (xenblkctl list shows them)",
-                o->domid >= 0 ? " of that domain" : "");
     if (rc == XBC_OK && !devices_of(*reply)) {
         xbc_err("stats: xenblkd's reply has no device list");
         json_object_put(*reply);

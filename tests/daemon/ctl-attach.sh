@@ -66,7 +66,7 @@ xenstore-ls -p /libxl/5/device/vbd | grep -Eq '^51712 = "".*\(n0\)$' ||
 for p in "/local/domain/0/backend/vbd3/6" /local/domain/6/device/vbd/51712 /libxl/6; do xenstore-rm "$p"; done
 
 # --- 2. the daemon starts and takes it; a guest connects ------------------
-xsim_daemon --kinds vbd3,qdisk
+ctl_daemon --kinds vbd3,qdisk
 xsim_wait_key "$be/state" 2 || xsim_fail "xenblkd did not take the attached device at start"
 fe_hold fe1 5 --vdev xvda --workload verify --count 64 --qd 8 --hold 60
 expect_key "$be/state" 4
@@ -88,7 +88,8 @@ wait_log "domain 5 vbd3/51712: backend directory removed, device freed"
 
 # --- 5. round trip: the same disk again, with the daemon running ----------
 ctl_expect 0 "$o" attach 5 51712 "$img" --mode r
-xsim_wait_key "$be/state" 2 || xsim_fail "re-attached device did not reach InitWait"
+ctl_says "$o" "xenblkd took the device: InitWait"
+expect_key "$be/state" 2
 expect_key "$be/mode" r
 expect_key "$be/discard-enable" 0
 fe fe2 5 --vdev xvda --workload read --count 32
@@ -153,7 +154,8 @@ wait_log "domain 6 qdisk/51744: backend directory removed, device freed"
 wait_fds_to "$img2" 0
 
 # --- 9. a device no backend took (kind not served): removed at once -------
-ctl_expect 0 "$o" attach 6 xvdd "$img2" --kind vbd
+ctl_expect 7 "$o" attach 6 xvdd "$img2" --kind vbd --timeout 0.5
+ctl_says "$o.err" "the backend is still Initialising after 0.5 s: does xenblkd serve kind vbd"
 expect_key "$(be_dir vbd 6 51760)/state" 1
 ctl_expect 0 "$o" detach 6 xvdd --timeout 30
 ctl_says "$o" "no backend had taken the device"

@@ -2,9 +2,9 @@
 # shellcheck shell=bash
 #
 # Sourced after tests/harness/env.sh, tests/daemon/lib.sh and xsim_start.
-# The daemon under test listens on a private control socket
-# ($XBC_SOCK, passed with --control-socket by ctl_daemon) and xenblkctl
-# is always pointed at it: nothing touches /run/xenblkd.
+# The daemon under test listens on a private control socket (xsim_daemon
+# passes --control-socket $XSIM_TMP/control.sock) and xenblkctl is always
+# pointed at it: nothing touches /run/xenblkd.
 
 XBC=$top_builddir/src/xenblkctl
 [ -x "$XBC" ] || xsim_fail "$XBC is not built"
@@ -31,11 +31,11 @@ ctl_says() {
     grep -Eq -- "$2" "$1" || { cat "$1" >&2; xsim_fail "$1: no line matching '$2'"; }
 }
 
-# ctl_daemon [ARGS...]: start xenblkd with its control socket at $XBC_SOCK
-# and wait until it answers there.
+# ctl_daemon [ARGS...]: start xenblkd (xsim_daemon ARGS) and wait until
+# it answers on its control socket.
 ctl_daemon() {
     local end
-    xsim_daemon --control-socket "$XBC_SOCK" "$@"
+    xsim_daemon "$@"
     end=$(xsim_deadline 10)
     until ctl ping >/dev/null 2>&1; do
         xsim_running xenblkd || xsim_fail "xenblkd died at start (see xenblkd.log)"
