@@ -440,6 +440,10 @@ static int cmd_help(const struct xbc_global *g, int argc, char **argv)
         usage(stdout);
         return XBC_OK;
     }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+        return xbc_command_help("help");
+    if (argc > 2)
+        return xbc_usage_error("help", "help: unexpected argument '%s'", argv[2]);
     c = find_command(argv[1]);
     if (!c)
         return xbc_usage_error(NULL, "help: unknown command '%s'", argv[1]);

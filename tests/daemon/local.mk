@@ -66,7 +66,8 @@ EXTRA_DIST += tests/daemon/matrix-lib.sh tests/daemon/README.md
 XBC_TESTS = \
 	tests/daemon/ctl-attach.sh \
 	tests/daemon/ctl-client.sh \
-	tests/daemon/ctl-stats.sh
+	tests/daemon/ctl-stats.sh \
+	tests/daemon/ctl-cli.sh
 TESTS += $(XBC_TESTS)
 dist_check_SCRIPTS += $(XBC_TESTS)
 EXTRA_DIST += tests/daemon/ctl-lib.sh tests/daemon/ctl-fake-daemon.py
