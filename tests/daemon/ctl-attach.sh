@@ -128,10 +128,22 @@ xsim_wait_key "$be6/state" 2
 ctl_expect 0 "$o" attach 5 xvdb "$img"
 be5b=$(be_dir vbd3 5 51728)
 xsim_wait_key "$be5b/state" 2
-# Guest 5 owns its frontend directory and points "backend" at guest 6's.
-xenstore-write "$(fe_dir 5 51728)/backend" "$be6"
+# Guest 5 owns its frontend directory and points "backend" at another
+# backend directory of the same device number, as a driver domain's
+# would be (here a decoy in domain 6's tree), then at guest 6's disk.
+decoy=/local/domain/6/backend/vbd3/5/51728
+xenstore-write "$decoy/state" 4 "$decoy/online" 1
+xenstore-write "$(fe_dir 5 51728)/backend" "$decoy"
 ctl_expect 0 "$o" detach 5 xvdb
 ctl_says "$o" "detaching domain 5 device 51728 \\(xvdb\\): $be5b"
+expect_absent "$be5b"
+expect_key "$decoy/state" 4
+expect_key "$decoy/online" 1
+xenstore-rm /local/domain/6/backend
+ctl_expect 0 "$o" attach 5 xvdb "$img"
+xsim_wait_key "$be5b/state" 2
+xenstore-write "$(fe_dir 5 51728)/backend" "$be6"
+ctl_expect 0 "$o" detach 5 xvdb
 expect_absent "$be5b"
 expect_key "$be6/state" 2
 expect_key "$be6/online" 1

@@ -93,13 +93,14 @@ def sample(uptime, rd, wr, fl, ba, dc, rs, ws, io, proto, infl, lat):
 a = sample(10.0, 100, 50, 4, 0, 2, 1000, 3000, 1, 0, 3, {
     "read": ({10: 100}, 50000), "write": ({11: 50}, 100000),
     "flush": ({10: 4}, 4000), "barrier": ({}, 0), "discard": ({5: 2}, 60)})
+# One discard of B took 200 s: beyond the last finite Prometheus bound.
 b = sample(12.0, 300, 150, 8, 2, 6, 1000 + 8192, 3000 + 4096, 2, 1, 7, {
     "read": ({10: 200, 11: 90, 14: 10}, 450000), "write": ({11: 100, 12: 50}, 400000),
-    "flush": ({10: 8}, 12000), "barrier": ({11: 2}, 4000), "discard": ({5: 6}, 180)})
+    "flush": ({10: 8}, 12000), "barrier": ({11: 2}, 4000), "discard": ({5: 5, 28: 1}, 200000150)})
 # C: one more second, 100 more reads all in [512,1024) us, 100 ms in all.
 c = sample(13.0, 400, 150, 8, 2, 6, 1000 + 8192 + 2048, 3000 + 4096, 2, 1, 0, {
     "read": ({10: 300, 11: 90, 14: 10}, 550000), "write": ({11: 100, 12: 50}, 400000),
-    "flush": ({10: 8}, 12000), "barrier": ({11: 2}, 4000), "discard": ({5: 6}, 180)})
+    "flush": ({10: 8}, 12000), "barrier": ({11: 2}, 4000), "discard": ({5: 5, 28: 1}, 200000150)})
 with open(d + "/watch.script", "w") as f:
     for s in (a, b, c):
         f.write("stats " + json.dumps(s) + "\n")
@@ -139,6 +140,10 @@ ctl_says "$o" '^xenblkd_request_duration_seconds_bucket\{domid="5",devid="51712"
 ctl_says "$o" '^xenblkd_request_duration_seconds_bucket\{domid="5",devid="51712",kind="vbd3",queue="0",op="read",le="0.002048"\} 290$'
 ctl_says "$o" '^xenblkd_request_duration_seconds_bucket\{domid="5",devid="51712",kind="vbd3",queue="0",op="read",le="\+Inf"\} 300$'
 ctl_says "$o" '^xenblkd_request_duration_seconds_sum\{domid="5",devid="51712",kind="vbd3",queue="0",op="read"\} 0.450000$'
+ctl_says "$o" '^xenblkd_request_duration_seconds_bucket\{domid="5",devid="51712",kind="vbd3",queue="0",op="discard",le="16.777216"\} 5$'
+ctl_says "$o" '^xenblkd_request_duration_seconds_bucket\{domid="5",devid="51712",kind="vbd3",queue="0",op="discard",le="\+Inf"\} 6$'
+ctl_says "$o" '^xenblkd_request_duration_seconds_count\{domid="5",devid="51712",kind="vbd3",queue="0",op="discard"\} 6$'
+grep -q 'le="33.554432"' "$o" && xsim_fail "a bucket bound above 2^24 us was printed"
 ctl_says "$o" '^xenblkd_read_bytes_total\{domid="5",devid="51712",kind="vbd3",queue="0"\} 4706304$'
 ctl_says "$o" '^xenblkd_errors_total\{domid="5",devid="51712",kind="vbd3",queue="0",type="eopnotsupp"\} 5$'
 ctl_says "$o" '^xenblkd_device_info\{domid="6",devid="51712",kind="qdisk",state="InitWait",backing="/srv/b.img",backing_type=""\} 1$'
