@@ -35,6 +35,11 @@
 #define XBD_CTL_ACCEPT_BACKOFF 0.5
 /* First allocation of a client's input buffer; grows to the line limit. */
 #define XBD_CTL_IN_INITIAL 1024u
+/* After the last reply of a connection we close (too_long, end of input),
+ * unread input is read and thrown away for at most this long before the
+ * close: closing with unread data would reset the connection, and the
+ * client could lose the reply that says why. */
+#define XBD_CTL_LINGER_S 2.0
 
 struct client {
     struct client *prev, *next;
@@ -50,6 +55,7 @@ struct client {
     size_t out_off, out_len, out_cap;
     bool eof;                   /* the client sent everything it will */
     bool closing;               /* no more requests: close once out is sent */
+    bool lingering;             /* out sent, our side shut: discard input */
 };
 
 struct xbd_control {
@@ -120,11 +126,37 @@ static int client_flush(struct client *c)
     }
     c->out_off = c->out_len = 0;
     ev_io_stop(loop, &c->wr);
-    if (c->closing) {
-        client_drop(c, "done");
-        return -1;
+    if (c->closing && !c->lingering) {
+        /* Our side is done; theirs may still be sending. */
+        if (c->eof || shutdown(c->fd, SHUT_WR) < 0) {
+            client_drop(c, "done");
+            return -1;
+        }
+        c->lingering = true;
+        ev_timer_stop(loop, &c->more);
+        ev_timer_stop(loop, &c->idle);
+        ev_timer_set(&c->idle, XBD_CTL_LINGER_S, 0.);
+        ev_timer_start(loop, &c->idle);
+        ev_io_start(loop, &c->rd);
     }
     return 0;
+}
+
+/* Lingering: read and discard until the client closes its side. */
+static void client_discard(struct client *c)
+{
+    char buf[4096];
+
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        if (n <= 0) {
+            client_drop(c, "done");
+            return;
+        }
+    }
 }
 
 /* Queue a reply line (taking it).  -1 if out of memory (client untouched). */
@@ -159,11 +191,12 @@ static int client_queue(struct client *c, char *line, size_t len)
 static int client_fail(struct client *c, const char *code, const char *msg)
 {
     size_t len = 0;
+    char *line = xbd_ctl_error_line(code, msg, &len);
 
     c->closing = true;
     ev_io_stop(c->ctl->loop, &c->rd);
     ev_timer_stop(c->ctl->loop, &c->more);
-    if (client_queue(c, xbd_ctl_error_line(code, msg, &len), len) < 0) {
+    if (client_queue(c, line, len) < 0) {
         client_drop(c, "out of memory");
         return -1;
     }
@@ -289,7 +322,12 @@ static int client_read(struct client *c)
 
 static void client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    client_read(container_of(w, struct client, rd));
+    struct client *c = container_of(w, struct client, rd);
+
+    if (c->lingering)
+        client_discard(c);
+    else
+        client_read(c);
 }
 
 static void client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -306,6 +344,10 @@ static void client_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct client *c = container_of(w, struct client, idle);
 
+    if (c->lingering) {
+        client_drop(c, "done");
+        return;
+    }
     xbd_info("control: client pid %ld uid %lu idle for %.0f s, closed",
              (long)c->peer.pid, (unsigned long)c->peer.uid, XBD_CTL_IDLE_S);
     client_free(c);

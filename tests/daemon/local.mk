@@ -29,10 +29,13 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/startup.sh \
 	tests/daemon/xentop-stats.sh \
 	tests/daemon/crash-restart.sh \
-	tests/daemon/restart-closed.sh
+	tests/daemon/restart-closed.sh \
+	tests/daemon/control-stats.sh \
+	tests/daemon/control-access.sh \
+	tests/daemon/control-abuse.sh
 TESTS += $(XBD_DAEMON_TESTS)
 dist_check_SCRIPTS += $(XBD_DAEMON_TESTS)
-EXTRA_DIST += tests/daemon/lib.sh
+EXTRA_DIST += tests/daemon/lib.sh tests/daemon/ctl.py tests/daemon/ctl-abuse.py
 
 # Issue 3's test list (see tests/daemon/README.md): the data path of the
 # daemon through the reference frontend, checked on both sides.
