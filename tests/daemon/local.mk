@@ -67,10 +67,10 @@ EXTRA_DIST += tests/daemon/matrix-lib.sh tests/daemon/README.md
 
 # xenblkctl (issue 8, section 2) against the production daemon.
 XBC_TESTS = \
-	tests/daemon/ctl-attach.sh \
-	tests/daemon/ctl-client.sh \
-	tests/daemon/ctl-stats.sh \
-	tests/daemon/ctl-cli.sh
+	tests/daemon/xenblkctl-attach.sh \
+	tests/daemon/xenblkctl-client.sh \
+	tests/daemon/xenblkctl-stats.sh \
+	tests/daemon/xenblkctl-cli.sh
 TESTS += $(XBC_TESTS)
 dist_check_SCRIPTS += $(XBC_TESTS)
-EXTRA_DIST += tests/daemon/ctl-lib.sh tests/daemon/ctl-fake-daemon.py
+EXTRA_DIST += tests/daemon/xenblkctl-lib.sh tests/daemon/xenblkctl-fake-daemon.py

@@ -1,5 +1,5 @@
 #!/bin/bash
-# xenblkctl's client side against a scripted peer (ctl-fake-daemon.py)
+# xenblkctl's client side against a scripted peer (xenblkctl-fake-daemon.py)
 # whose replies are chosen here, so that every number is known exactly:
 # - rates between two samples (on the daemon's clock), means, and the p99
 #   interpolated inside its log2 bucket, per report of --watch;
@@ -8,15 +8,15 @@
 #   shutdown's close flag);
 # - the daemon's errors: its text shown, the documented exit status for
 #   each code, a reply that is not JSON, a connection closed early.
-# The real daemon is exercised by ctl-stats.sh, ctl-cli.sh, ctl-attach.sh.
+# The real daemon is exercised by xenblkctl-stats.sh, -cli.sh and -attach.sh.
 set -euo pipefail
 source "$top_srcdir/tests/harness/env.sh"
 source "$top_srcdir/tests/daemon/lib.sh"
 xsim_start
-source "$top_srcdir/tests/daemon/ctl-lib.sh"
+source "$top_srcdir/tests/daemon/xenblkctl-lib.sh"
 command -v python3 >/dev/null || xsim_skip "python3 is not installed (tests/deps/xenblkctl.txt)"
 o=$XSIM_TMP/out
-FAKE=$top_srcdir/tests/daemon/ctl-fake-daemon.py
+FAKE=$top_srcdir/tests/daemon/xenblkctl-fake-daemon.py
 nfake=0
 
 # fake SCRIPT: (re)start the scripted peer on $XBC_SOCK with SCRIPT.

@@ -15,7 +15,7 @@ source "$top_srcdir/tests/harness/env.sh"
 source "$top_srcdir/tests/daemon/lib.sh"
 source "$top_srcdir/tests/daemon/matrix-lib.sh"
 xsim_start
-source "$top_srcdir/tests/daemon/ctl-lib.sh"
+source "$top_srcdir/tests/daemon/xenblkctl-lib.sh"
 o=$XSIM_TMP/out
 
 # A Python that has prometheus_client (Debian's python3-prometheus-client

@@ -1,4 +1,4 @@
-# tests/daemon/ctl-lib.sh - helpers for the xenblkctl tests (bash).
+# tests/daemon/xenblkctl-lib.sh - helpers for the xenblkctl tests (bash).
 # shellcheck shell=bash
 #
 # Sourced after tests/harness/env.sh, tests/daemon/lib.sh and xsim_start.

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""A scripted peer for xenblkctl's client side (tests/daemon/ctl-client.sh).
+"""A scripted peer for xenblkctl's client side (tests/daemon/xenblkctl-client.sh).
 
 It answers on a Unix socket the way xenblkd's control protocol v1 does
 (one JSON object per line each way), but with replies the test chose, so
 that xenblkctl's arithmetic (rates between samples, means, percentiles)
 and its handling of the daemon's errors are checked against exact
-numbers.  The real daemon is exercised by the other ctl-*.sh tests.
+numbers.  The real daemon is exercised by the other xenblkctl-*.sh tests.
 
-usage: ctl-fake-daemon.py SOCKET SCRIPT LOG
+usage: xenblkctl-fake-daemon.py SOCKET SCRIPT LOG
 
 SCRIPT holds lines "COMMAND REPLY": the first unused line whose COMMAND
 matches a request's "command" is its reply (REPLY is sent verbatim: it
