@@ -262,34 +262,34 @@ static int cmd_version(const struct xbc_global *g, int argc, char **argv)
     return rc;
 }
 
-static int cmd_ping(const struct xbc_global *g, int argc, char **argv)
+/* A command without arguments: one request, SAID on success. */
+static int no_arg_request(const struct xbc_global *g, int argc, char **argv,
+                          const char *command, const char *said)
 {
     json_object *reply = NULL;
     int flags = 0, rc;
 
-    rc = simple_options(find_command("ping"), argc, argv, NULL, &flags);
+    rc = simple_options(find_command(command), argc, argv, NULL, &flags);
     if (rc >= 0)
         return rc;
-    rc = xbc_call(g->socket, xbc_request_new("ping"), &reply, XBC_LOUD);
+    rc = xbc_call(g->socket, xbc_request_new(command), &reply, XBC_LOUD);
     if (rc == XBC_OK)
-        printf("xenblkd is running (%s)\n", g->socket);
+        printf("%s\n", said);
     json_object_put(reply);
     return rc;
 }
 
+static int cmd_ping(const struct xbc_global *g, int argc, char **argv)
+{
+    char said[300];
+
+    snprintf(said, sizeof(said), "xenblkd is running (%s)", g->socket);
+    return no_arg_request(g, argc, argv, "ping", said);
+}
+
 static int cmd_reload(const struct xbc_global *g, int argc, char **argv)
 {
-    json_object *reply = NULL;
-    int flags = 0, rc;
-
-    rc = simple_options(find_command("reload"), argc, argv, NULL, &flags);
-    if (rc >= 0)
-        return rc;
-    rc = xbc_call(g->socket, xbc_request_new("reload"), &reply, XBC_LOUD);
-    if (rc == XBC_OK)
-        printf("xenblkd reloaded its configuration\n");
-    json_object_put(reply);
-    return rc;
+    return no_arg_request(g, argc, argv, "reload", "xenblkd reloaded its configuration");
 }
 
 static int cmd_shutdown(const struct xbc_global *g, int argc, char **argv)

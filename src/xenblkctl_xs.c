@@ -152,6 +152,46 @@ static bool make_dir(struct xs_handle *h, xs_transaction_t t, const char *dir,
     return xs_mkdir(h, t, dir) && xs_set_permissions(h, t, dir, perms, 2);
 }
 
+/* A transaction: XBT_NULL with the error printed and *rc set. */
+static xs_transaction_t txn_start(struct xs_handle *h, int *rc)
+{
+    xs_transaction_t t = xs_transaction_start(h);
+
+    if (t == XBT_NULL) {
+        xbc_err("cannot start a xenstore transaction: %s", strerror(errno));
+        *rc = xs_status(errno);
+    }
+    return t;
+}
+
+/* XBC_OK, -EAGAIN when it must be replayed, else the printed failure. */
+static int txn_commit(struct xs_handle *h, xs_transaction_t t)
+{
+    int err;
+
+    if (xs_transaction_end(h, t, false))
+        return XBC_OK;
+    if (errno == EAGAIN)
+        return -EAGAIN;
+    err = errno;
+    xbc_err("xenstore transaction failed: %s", strerror(err));
+    return xs_status(err);
+}
+
+/* Abort T after a failed WHAT; prints why, returns the exit status. */
+static int txn_fail(struct xs_handle *h, xs_transaction_t t, const char *what)
+{
+    int err = errno;
+
+    xs_transaction_end(h, t, true);
+    if (err == EACCES || err == EPERM)
+        xbc_err("cannot %s: permission denied by xenstored (attach and detach need root "
+                "in the toolstack domain)", what);
+    else
+        xbc_err("cannot %s: %s", what, strerror(err));
+    return xs_status(err);
+}
+
 /* ---- the disk both commands name ---- */
 
 struct disk {
@@ -401,19 +441,16 @@ static int attach_txn(struct xs_handle *h, const void *arg)
     size_t nb = backend_keys(a, bk), nf = frontend_keys(a, fk);
     char dom[64], path[300];
     const char *exists = NULL;
-    xs_transaction_t t = xs_transaction_start(h);
-    int err;
+    int rc = XBC_OK;
+    xs_transaction_t t = txn_start(h, &rc);
 
-    if (t == XBT_NULL) {
-        xbc_err("cannot start a xenstore transaction: %s", strerror(errno));
-        return xs_status(errno);
-    }
+    if (t == XBT_NULL)
+        return rc;
     snprintf(dom, sizeof(dom), "/local/domain/%u", a->id.domid);
     if (!xs_node_exists(h, t, dom)) {
-        err = errno;
+        if (errno == EACCES)
+            return txn_fail(h, t, "read xenstore");
         xs_transaction_end(h, t, true);
-        if (err == EACCES)
-            goto denied;
         xbc_err("no domain %u: %s does not exist (is the guest running? xl list)", a->id.domid, dom);
         return XBC_ENOENT;
     }
@@ -432,30 +469,13 @@ static int attach_txn(struct xs_handle *h, const void *arg)
     }
     if (!make_dir(h, t, a->id.fe, a->id.domid, a->bdom) || !write_keys(h, t, a->id.fe, fk, nf) ||
         !make_dir(h, t, a->be, a->bdom, a->id.domid) || !write_keys(h, t, a->be, bk, nb))
-        goto fail;
+        return txn_fail(h, t, "write the device's nodes");
     /* libxl keeps its own copy of the backend keys, so that it never has
      * to trust the backend's (or the guest's) directory later. */
     snprintf(path, sizeof(path), "%s/backend", a->id.lx);
     if (!xs_write(h, t, path, a->be, strlen(a->be)) || !write_keys(h, t, a->id.lx, bk, nb))
-        goto fail;
-    if (!xs_transaction_end(h, t, false)) {
-        if (errno == EAGAIN)
-            return -EAGAIN;
-        err = errno;
-        xbc_err("xenstore transaction failed: %s", strerror(err));
-        return xs_status(err);
-    }
-    return XBC_OK;
-fail:
-    err = errno;
-    xs_transaction_end(h, t, true);
-    if (err == EACCES)
-        goto denied;
-    xbc_err("cannot write the device's nodes: %s", strerror(err));
-    return XBC_EFAIL;
-denied:
-    xbc_err("permission denied by xenstored: attach needs root in the toolstack domain");
-    return XBC_EPERM;
+        return txn_fail(h, t, "write the toolstack's record");
+    return txn_commit(h, t);
 }
 
 struct pickup {
@@ -604,13 +624,11 @@ static void detach_find(struct xs_handle *h, struct detach *d)
 static int detach_close_txn(struct xs_handle *h, const struct detach *d, int *state)
 {
     char path[300];
-    xs_transaction_t t = xs_transaction_start(h);
-    int err;
+    int rc = XBC_OK;
+    xs_transaction_t t = txn_start(h, &rc);
 
-    if (t == XBT_NULL) {
-        xbc_err("cannot start a xenstore transaction: %s", strerror(errno));
-        return xs_status(errno);
-    }
+    if (t == XBT_NULL)
+        return rc;
     *state = xs_get_state(h, t, d->be);
     if (*state < 0) {
         xs_transaction_end(h, t, true);
@@ -618,25 +636,13 @@ static int detach_close_txn(struct xs_handle *h, const struct detach *d, int *st
     }
     snprintf(path, sizeof(path), "%s/online", d->be);
     if (!xs_write(h, t, path, "0", 1))
-        goto fail;
+        return txn_fail(h, t, "write online=0");
     if (*state != XenbusStateClosed) {
         snprintf(path, sizeof(path), "%s/state", d->be);
         if (!xs_write(h, t, path, "5", 1))
-            goto fail;
+            return txn_fail(h, t, "write state=5");
     }
-    if (!xs_transaction_end(h, t, false)) {
-        if (errno == EAGAIN)
-            return -EAGAIN;
-        err = errno;
-        xbc_err("xenstore transaction failed: %s", strerror(err));
-        return xs_status(err);
-    }
-    return XBC_OK;
-fail:
-    err = errno;
-    xs_transaction_end(h, t, true);
-    xbc_err("cannot write %s: %s", path, err == EACCES ? "permission denied (detach needs root)" : strerror(err));
-    return xs_status(err);
+    return txn_commit(h, t);
 }
 
 static int closed(struct xs_handle *h, const char *be, void *arg)
@@ -663,22 +669,15 @@ static int detach_remove_txn(struct xs_handle *h, const void *arg)
 {
     const struct detach *d = arg;
     char p[300], *slash;
-    xs_transaction_t t = xs_transaction_start(h);
-    int err;
+    int rc = XBC_OK;
+    xs_transaction_t t = txn_start(h, &rc);
 
-    if (t == XBT_NULL) {
-        xbc_err("cannot start a xenstore transaction: %s", strerror(errno));
-        return xs_status(errno);
-    }
+    if (t == XBT_NULL)
+        return rc;
     if ((!xs_rm(h, t, d->id.fe) && errno != ENOENT) ||
         (d->be[0] && !xs_rm(h, t, d->be) && errno != ENOENT) ||
-        (!xs_rm(h, t, d->id.lx) && errno != ENOENT)) {
-        err = errno;
-        xs_transaction_end(h, t, true);
-        xbc_err("cannot remove the device's nodes: %s",
-                err == EACCES ? "permission denied (detach needs root)" : strerror(err));
-        return xs_status(err);
-    }
+        (!xs_rm(h, t, d->id.lx) && errno != ENOENT))
+        return txn_fail(h, t, "remove the device's nodes");
     if (d->be[0]) {
         snprintf(p, sizeof(p), "%s", d->be);
         slash = strrchr(p, '/');
@@ -693,14 +692,7 @@ static int detach_remove_txn(struct xs_handle *h, const void *arg)
     prune(h, t, p);
     snprintf(p, sizeof(p), "/libxl/%u", d->id.domid);
     prune(h, t, p);
-    if (!xs_transaction_end(h, t, false)) {
-        if (errno == EAGAIN)
-            return -EAGAIN;
-        err = errno;
-        xbc_err("xenstore transaction failed: %s", strerror(err));
-        return xs_status(err);
-    }
-    return XBC_OK;
+    return txn_commit(h, t);
 }
 
 static int detach_options(int argc, char **argv, struct detach *d)

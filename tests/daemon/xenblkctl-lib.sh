@@ -31,14 +31,15 @@ ctl_says() {
     grep -Eq -- "$2" "$1" || { cat "$1" >&2; xsim_fail "$1: no line matching '$2'"; }
 }
 
-# ctl_daemon [ARGS...]: start xenblkd (xsim_daemon ARGS) and wait until
-# it answers on its control socket.
+# ctl_daemon [ARGS...]: start xenblkd (xsim_daemon ARGS, process name
+# $XSIM_DAEMON_NAME or xenblkd) and wait until it answers on its control
+# socket.
 ctl_daemon() {
-    local end
+    local end name=${XSIM_DAEMON_NAME:-xenblkd}
     xsim_daemon "$@"
     end=$(xsim_deadline 10)
     until ctl ping >/dev/null 2>&1; do
-        xsim_running xenblkd || xsim_fail "xenblkd died at start (see xenblkd.log)"
+        xsim_running "$name" || xsim_fail "$name died at start (see $name.log)"
         xsim_past "$end" && xsim_fail "xenblkd does not answer on $XBC_SOCK"
         sleep 0.05
     done
