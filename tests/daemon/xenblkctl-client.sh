@@ -180,4 +180,27 @@ ctl_says "$o.err" "list: xenblkd sent a reply that is not a JSON object"
 ctl_expect 1 "$o" version
 ctl_says "$o" "^xenblkctl $(sed -n 's/^PACKAGE_VERSION = //p' "$top_builddir/Makefile")$"
 ctl_says "$o.err" "is the daemon older than xenblkctl"
+
+# --- attach waits for the backend: the test plays xenblkd in xenstore ------
+# (the peer above only answers ping, which tells attach a daemon runs)
+xsim_add_domain 5
+img=$(make_disk c.img 1)
+be=$(be_dir vbd3 5 51712)
+ctl attach 5 xvda "$img" --timeout 30 >"$o" 2>"$o.err" &
+pid=$!
+xsim_wait_key "$be/state" 1 || xsim_fail "attach wrote no backend directory"
+xenstore-write "$be/hotplug-error" "$img: Permission denied" "$be/hotplug-status" error
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" = 1 ] || { cat "$o" "$o.err" >&2; xsim_fail "attach refused by the backend: exit $rc, want 1"; }
+ctl_says "$o.err" "xenblkd refused the device: $img: Permission denied. Remove it with: xenblkctl detach 5 51712"
+ctl_expect 0 "$o" detach 5 xvda --timeout 0.2
+ctl attach 5 xvda "$img" --timeout 30 >"$o" 2>"$o.err" &
+pid=$!
+xsim_wait_key "$be/state" 1 || xsim_fail "attach wrote no backend directory"
+xenstore-write "$be/state" 2
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" = 0 ] || { cat "$o" "$o.err" >&2; xsim_fail "attach taken by the backend: exit $rc, want 0"; }
+ctl_says "$o" "xenblkd took the device: InitWait"
 exit 0
