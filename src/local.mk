@@ -22,3 +22,12 @@ sbin_PROGRAMS += src/xenblkd
 src_xenblkd_SOURCES = src/main.c
 src_xenblkd_CFLAGS = $(AM_CFLAGS) $(XENGNTTAB_CFLAGS) $(XENEVTCHN_CFLAGS) $(XENSTORE_CFLAGS)
 src_xenblkd_LDADD = src/libxenblkd.a $(XENGNTTAB_LIBS) $(XENEVTCHN_LIBS) $(XENSTORE_LIBS) $(AIO_LIBS) $(EV_LIBS) $(JSONC_LIBS)
+
+# xenblkctl: the control client, its own program (json-c for the control
+# protocol, libxenstore for attach/detach); nothing of the daemon.
+sbin_PROGRAMS += src/xenblkctl
+src_xenblkctl_SOURCES = src/xenblkctl.c src/xenblkctl.h \
+	src/xenblkctl_client.c src/xenblkctl_table.c src/xenblkctl_hist.c \
+	src/xenblkctl_stats.c src/xenblkctl_prom.c src/xenblkctl_xs.c
+src_xenblkctl_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS) $(XENSTORE_CFLAGS)
+src_xenblkctl_LDADD = $(JSONC_LIBS) $(XENSTORE_LIBS) -lm

@@ -71,3 +71,13 @@ XBD_MATRIX_TESTS = \
 TESTS += $(XBD_MATRIX_TESTS)
 dist_check_SCRIPTS += $(XBD_MATRIX_TESTS)
 EXTRA_DIST += tests/daemon/matrix-lib.sh tests/daemon/README.md
+
+# xenblkctl (issue 8, section 2) against the production daemon.
+XBC_TESTS = \
+	tests/daemon/xenblkctl-attach.sh \
+	tests/daemon/xenblkctl-client.sh \
+	tests/daemon/xenblkctl-stats.sh \
+	tests/daemon/xenblkctl-cli.sh
+TESTS += $(XBC_TESTS)
+dist_check_SCRIPTS += $(XBC_TESTS)
+EXTRA_DIST += tests/daemon/xenblkctl-lib.sh tests/daemon/xenblkctl-fake-daemon.py
