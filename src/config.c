@@ -121,6 +121,14 @@ static const struct xbd_conf_key keys[] = {
       "unmap a persistent grant unused this long\n"
       "(0 keeps it until disconnect)",
       T_UINT, FIELD(disks.pgrant_idle_s), 0, XBD_PGRANT_IDLE_LIMIT, XBD_CONF_NEW_DEVICES },
+    { "disks", "max-inflight-per-device", "max-inflight-per-device", 0, "N",
+      "at most N I/Os of one disk in flight at once;\n"
+      "more wait in their ring's queue (1..1024)",
+      T_UINT, FIELD(disks.inflight_per_device), 1, XBD_INFLIGHT_SHARE_MAX, XBD_CONF_AT_ONCE },
+    { "disks", "max-inflight-per-ring", "max-inflight-per-ring", 0, "N",
+      "at most N I/Os of one queue (ring) in flight at\n"
+      "once (1..1024)",
+      T_UINT, FIELD(disks.inflight_per_ring), 1, XBD_INFLIGHT_SHARE_MAX, XBD_CONF_AT_ONCE },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -183,6 +191,8 @@ void xbd_conf_defaults(struct xbd_daemon_config *c)
         .max_indirect_segs = XBD_MAX_INDIRECT_SEGS,
         .max_pgrants = XBD_DEFAULT_MAX_PGRANTS,
         .pgrant_idle_s = XBD_DEFAULT_PGRANT_IDLE,
+        .inflight_per_device = XBD_DEFAULT_INFLIGHT_PER_DEVICE,
+        .inflight_per_ring = XBD_DEFAULT_INFLIGHT_PER_RING,
     };
 }
 

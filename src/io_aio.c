@@ -1,18 +1,29 @@
 /*
  * io_aio.c - the libaio engine of one event loop.
  *
- * I/Os are queued by the rings while they parse requests and handed to
- * the kernel in one io_submit() per batch from an ev_prepare watcher, i.e.
- * once per loop iteration, just before the loop would block.  Completions
- * arrive through an eventfd watched by the same loop.  Nothing here blocks
- * except the operations Linux has no asynchronous form for (discard, and
- * fdatasync on kernels without IOCB_CMD_FDSYNC), which run in the loop:
- * correctness first, a flush is answered only once it has completed.
+ * I/Os are queued by the rings while they parse requests, each ring in a
+ * queue of its own, and handed to the kernel in one io_submit() per batch
+ * from an ev_prepare watcher, i.e. once per loop iteration, just before
+ * the loop would block.  Completions arrive through an eventfd watched by
+ * the same loop.
+ *
+ * Sharing: a batch is gathered round-robin, one I/O per queue with work
+ * waiting per turn, and an I/O only leaves its queue while its ring and
+ * its device are under their share (io_aio.h).  The rest waits in its own
+ * queue, so a flood of one guest costs the others one turn each, not the
+ * whole kernel context.
+ *
+ * Nothing here blocks: the operations Linux has no asynchronous form for
+ * (discard, and fdatasync on kernels without IOCB_CMD_FDSYNC) go to the
+ * worker pool (io_pool.c), whose finished jobs come back through its own
+ * eventfd to this loop and, through done(), to the ring that owns them.
+ * Correctness first: a flush is answered only once it has completed.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,17 +37,45 @@
 
 #define XBD_AIO_BATCH 64
 
+#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+
+/* The I/O of one backing store, whichever ring it comes from. */
+struct xbd_aio_group {
+    const void *key;
+    unsigned inflight;       /* held by the kernel or the pool */
+    unsigned pooled;         /* of which in the pool */
+    unsigned refs;           /* queues */
+    struct xbd_aio_group *next;
+};
+
+struct xbd_aio_queue {
+    struct xbd_io_engine *io;
+    struct xbd_aio_group *grp;
+    struct xbd_aio *head, **tail;
+    unsigned queued, inflight;
+    bool active;             /* in the engine's round */
+    struct xbd_aio_queue *prev, *next;
+    struct xbd_aio_share_stats *st, own_st;
+};
+
 struct xbd_io_engine {
     struct ev_loop *loop;
     io_context_t ctx;
     int efd;
     unsigned depth;          /* events the context was set up for */
     unsigned inflight;       /* iocbs the kernel holds */
-    unsigned queued;
-    struct xbd_aio *qhead, **qtail;
+    unsigned queued;         /* I/Os waiting in every queue */
+    unsigned dev_share, ring_share;
+    struct xbd_aio_queue *rr;       /* next queue to serve; circular list */
+    unsigned nactive;               /* queues in it */
+    struct xbd_aio_group *groups;
+    struct xbd_aio_queue *defq;     /* for I/O no owner bound */
+    struct xbd_pool *pool;
+    unsigned pool_share;     /* pool jobs one device may hold at once */
     bool busy;               /* holds a loop reference (I/O outstanding) */
     bool no_aio_fdsync;      /* kernel refused IOCB_CMD_FDSYNC */
     ev_io efd_w;
+    ev_io pool_w;
     ev_prepare prep_w;
     ev_timer retry_w;        /* io_submit said EAGAIN with nothing in flight */
 };
@@ -45,7 +84,7 @@ struct xbd_io_engine {
  * not keep it alive either: hold one loop reference while busy. */
 static void update_busy(struct xbd_io_engine *io)
 {
-    bool busy = io->inflight || io->queued;
+    bool busy = io->inflight || io->queued || xbd_pool_held(io->pool);
 
     if (busy && !io->busy)
         ev_ref(io->loop);
@@ -54,37 +93,194 @@ static void update_busy(struct xbd_io_engine *io)
     io->busy = busy;
 }
 
+/* ---- the round of queues with work waiting ---------------------------- */
+
+static void activate(struct xbd_io_engine *io, struct xbd_aio_queue *q)
+{
+    if (q->active)
+        return;
+    q->active = true;
+    io->nactive++;
+    if (!io->rr) {
+        q->prev = q->next = q;
+        io->rr = q;
+        return;
+    }
+    /* Last in the current round. */
+    q->next = io->rr;
+    q->prev = io->rr->prev;
+    q->prev->next = q;
+    io->rr->prev = q;
+}
+
+static void deactivate(struct xbd_io_engine *io, struct xbd_aio_queue *q)
+{
+    if (!q->active)
+        return;
+    q->active = false;
+    io->nactive--;
+    if (q->next == q) {
+        io->rr = NULL;
+    } else {
+        q->prev->next = q->next;
+        q->next->prev = q->prev;
+        if (io->rr == q)
+            io->rr = q->next;
+    }
+    q->prev = q->next = NULL;
+}
+
+static struct xbd_aio_queue *queue_of(struct xbd_io_engine *io, const struct xbd_aio *a)
+{
+    return a->q ? a->q : io->defq;
+}
+
+static void set_queued(struct xbd_aio_queue *q, int delta)
+{
+    q->queued = (unsigned)((int)q->queued + delta);
+    q->io->queued = (unsigned)((int)q->io->queued + delta);
+    q->st->queued = q->queued;
+}
+
 static void enqueue(struct xbd_io_engine *io, struct xbd_aio *a)
 {
+    struct xbd_aio_queue *q = queue_of(io, a);
+
     a->next = NULL;
-    *io->qtail = a;
-    io->qtail = &a->next;
-    io->queued++;
+    *q->tail = a;
+    q->tail = &a->next;
+    set_queued(q, +1);
+    activate(io, q);
     update_busy(io);
 }
 
+/* Back to the front of its queue: the kernel did not take it. */
 static void enqueue_front(struct xbd_io_engine *io, struct xbd_aio *a)
 {
-    a->next = io->qhead;
-    io->qhead = a;
-    if (io->qtail == &io->qhead)
-        io->qtail = &a->next;
-    io->queued++;
+    struct xbd_aio_queue *q = queue_of(io, a);
+
+    a->next = q->head;
+    q->head = a;
+    if (q->tail == &q->head)
+        q->tail = &a->next;
+    set_queued(q, +1);
+    activate(io, q);
 }
 
-static struct xbd_aio *dequeue(struct xbd_io_engine *io)
+static struct xbd_aio *dequeue(struct xbd_aio_queue *q)
 {
-    struct xbd_aio *a = io->qhead;
+    struct xbd_aio *a = q->head;
 
     if (!a)
         return NULL;
-    io->qhead = a->next;
-    if (!io->qhead)
-        io->qtail = &io->qhead;
-    io->queued--;
+    q->head = a->next;
+    if (!q->head)
+        q->tail = &q->head;
+    set_queued(q, -1);
     a->next = NULL;
     return a;
 }
+
+/* ---- shares ------------------------------------------------------------ */
+
+static void hold(struct xbd_io_engine *io, struct xbd_aio *a, int delta)
+{
+    struct xbd_aio_queue *q = queue_of(io, a);
+
+    q->inflight = (unsigned)((int)q->inflight + delta);
+    q->grp->inflight = (unsigned)((int)q->grp->inflight + delta);
+    if (a->pooled)
+        q->grp->pooled = (unsigned)((int)q->grp->pooled + delta);
+}
+
+/* May the head of q leave it now? */
+static bool under_share(const struct xbd_io_engine *io, const struct xbd_aio_queue *q,
+                        const struct xbd_aio *a)
+{
+    if (q->inflight >= io->ring_share || q->grp->inflight >= io->dev_share)
+        return false;
+    if (a->pooled)
+        return q->grp->pooled < io->pool_share;
+    return true;
+}
+
+/* ---- the worker pool --------------------------------------------------- */
+
+static long run_discard(const struct xbd_aio *a, uint64_t offset, uint64_t len)
+{
+    if (a->is_blockdev) {
+        uint64_t range[2] = { offset, len };
+
+        if (ioctl(a->fd, a->secure ? BLKSECDISCARD : BLKDISCARD, range) < 0)
+            return -errno;
+        return 0;
+    }
+    if (fallocate(a->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  (off_t)offset, (off_t)len) < 0)
+        return -errno;
+    return 0;
+}
+
+/* In a worker thread: touches nothing but the I/O itself. */
+static void job_run(struct xbd_pool_job *j)
+{
+    struct xbd_aio *a = container_of(j, struct xbd_aio, job);
+
+    if (a->kind == XBD_AIO_DISCARD)
+        a->job_res = run_discard(a, a->offset + a->done_bytes, a->chunk);
+    else
+        a->job_res = fdatasync(a->fd) < 0 ? -errno : 0;
+}
+
+static bool start_pooled(struct xbd_io_engine *io, struct xbd_aio *a)
+{
+    if (a->kind == XBD_AIO_DISCARD) {
+        uint64_t left = a->len - a->done_bytes;
+
+        a->chunk = left < XBD_DISCARD_CHUNK ? left : XBD_DISCARD_CHUNK;
+    }
+    a->job.run = job_run;
+    return xbd_pool_submit(io->pool, &a->job) == 0;
+}
+
+static void finish(struct xbd_io_engine *io, struct xbd_aio *a, long res)
+{
+    update_busy(io);
+    a->done(a, res);
+}
+
+static void pool_done(struct xbd_io_engine *io, struct xbd_aio *a)
+{
+    long res = a->job_res;
+
+    hold(io, a, -1);
+    queue_of(io, a)->st->offloaded++;
+    if (a->kind == XBD_AIO_DISCARD && res == 0) {
+        a->done_bytes += a->chunk;
+        if (a->done_bytes < a->len) {
+            /* Next chunk behind whatever the ring queued meanwhile. */
+            enqueue(io, a);
+            return;
+        }
+    }
+    finish(io, a, res);
+}
+
+static void flush_queues(struct xbd_io_engine *io);
+
+static void pool_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct xbd_io_engine *io = w->data;
+    struct xbd_pool_job *j = xbd_pool_reap(io->pool), *next;
+
+    for (; j; j = next) {
+        next = j->next;
+        pool_done(io, container_of(j, struct xbd_aio, job));
+    }
+    flush_queues(io);
+}
+
+/* ---- submission -------------------------------------------------------- */
 
 /* (Re)build the iocb from the current position of the I/O. */
 static void prep_iocb(struct xbd_io_engine *io, struct xbd_aio *a)
@@ -105,104 +301,125 @@ static void prep_iocb(struct xbd_io_engine *io, struct xbd_aio *a)
     io_set_eventfd(&a->iocb, io->efd);
 }
 
-static void finish(struct xbd_io_engine *io, struct xbd_aio *a, long res)
+/* Serve the head of q if its shares allow; true if it left the queue. */
+static bool serve(struct xbd_io_engine *io, struct xbd_aio_queue *q,
+                  struct xbd_aio **batch, int *n, unsigned room)
 {
-    update_busy(io);
-    a->done(a, res);
-}
+    struct xbd_aio *a = q->head;
 
-static long run_discard(const struct xbd_aio *a)
-{
-    if (a->is_blockdev) {
-        uint64_t range[2] = { a->offset, a->len };
-
-        if (ioctl(a->fd, a->secure ? BLKSECDISCARD : BLKDISCARD, range) < 0)
-            return -errno;
-        return 0;
+    if (!under_share(io, q, a)) {
+        if (!a->waited) {
+            a->waited = true;
+            q->st->share_waits++;
+        }
+        return false;
     }
-    if (fallocate(a->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  (off_t)a->offset, (off_t)a->len) < 0)
-        return -errno;
-    return 0;
+    if (a->pooled) {
+        if (xbd_pool_full(io->pool))
+            return false;
+        dequeue(q);
+        hold(io, a, +1);
+        if (start_pooled(io, a))
+            return true;
+        hold(io, a, -1);
+        enqueue_front(io, a);
+        return false;
+    }
+    if ((unsigned)*n >= room)
+        return false;
+    batch[(*n)++] = dequeue(q);
+    hold(io, a, +1);
+    return true;
 }
 
-/* Operations with no usable asynchronous form: run them now. */
-static void run_sync(struct xbd_io_engine *io, struct xbd_aio *a)
+/* Take at most one I/O from each queue with work, in turn, until the
+ * batch or the kernel context is full or no queue may send more.  Pool
+ * jobs start here too.  Returns the iocbs gathered in batch[]. */
+static int gather(struct xbd_io_engine *io, struct xbd_aio **batch)
 {
-    long res;
+    unsigned room = io->depth - io->inflight;
+    int n = 0;
+    bool progress = true;
 
-    if (a->kind == XBD_AIO_DISCARD)
-        res = run_discard(a);
-    else
-        res = fdatasync(a->fd) < 0 ? -errno : 0;
-    finish(io, a, res);
-}
+    if (room > XBD_AIO_BATCH)
+        room = XBD_AIO_BATCH;
+    while (progress && io->rr) {
+        struct xbd_aio_queue *q = io->rr;
+        unsigned left = io->nactive;
 
-static bool is_sync(const struct xbd_io_engine *io, const struct xbd_aio *a)
-{
-    return a->kind == XBD_AIO_DISCARD ||
-           (a->kind == XBD_AIO_FDSYNC && io->no_aio_fdsync);
+        progress = false;
+        while (q && left--) {
+            struct xbd_aio_queue *next = q->next == q ? NULL : q->next;
+
+            if (serve(io, q, batch, &n, room))
+                progress = true;
+            if (!q->head)
+                deactivate(io, q);
+            q = next;
+        }
+        /* The next round starts where this one stopped. */
+        if (q && q->active)
+            io->rr = q;
+    }
+    return n;
 }
 
 /* io_submit refused the first iocb of a batch with <err>. */
 static void submit_failed(struct xbd_io_engine *io, struct xbd_aio *a, int err)
 {
     if (a->kind == XBD_AIO_FDSYNC && err == EINVAL && !io->no_aio_fdsync) {
-        xbd_info("kernel has no IOCB_CMD_FDSYNC: flushing synchronously");
+        xbd_info("kernel has no IOCB_CMD_FDSYNC: flushing in the worker pool");
         io->no_aio_fdsync = true;
-        run_sync(io, a);
+    }
+    if (a->kind == XBD_AIO_FDSYNC && io->no_aio_fdsync) {
+        a->pooled = true;
+        enqueue_front(io, a);
         return;
     }
     finish(io, a, -err);
 }
 
-/* Submit one batch; returns false when the queue must wait (EAGAIN). */
+/* Submit one batch; returns false when nothing more can go now. */
 static bool submit_batch(struct xbd_io_engine *io)
 {
     struct iocb *cbs[XBD_AIO_BATCH];
     struct xbd_aio *batch[XBD_AIO_BATCH];
-    unsigned room = io->depth - io->inflight;
-    int n = 0, ret, ok, i;
+    int n = gather(io, batch), ret, ok, i;
 
-    while (n < XBD_AIO_BATCH && (unsigned)n < room && io->qhead) {
-        struct xbd_aio *a = dequeue(io);
-
-        if (is_sync(io, a)) {
-            run_sync(io, a);
-            continue;
-        }
-        batch[n] = a;
-        cbs[n++] = &a->iocb;
-    }
     if (!n)
-        return true;
-
+        return false;
+    for (i = 0; i < n; i++)
+        cbs[i] = &batch[i]->iocb;
     ret = io_submit(io->ctx, n, cbs);
     ok = ret > 0 ? ret : 0;
     io->inflight += (unsigned)ok;
-    /* What the kernel did not take goes back to the front, in order. */
-    for (i = n - 1; i >= ok; i--)
+    /* What the kernel did not take goes back to the front of its queue,
+     * in order. */
+    for (i = n - 1; i >= ok; i--) {
+        hold(io, batch[i], -1);
         enqueue_front(io, batch[i]);
-    if (ret == -EAGAIN || ret == 0)
+    }
+    if (ret == -EAGAIN || ret == 0) {
+        /* Retry when something completes, or on a timer if nothing is in
+         * flight to complete. */
+        if (!io->inflight && !ev_is_active(&io->retry_w))
+            ev_timer_start(io->loop, &io->retry_w);
         return false;
-    if (ret < 0)
-        submit_failed(io, dequeue(io), -ret);
+    }
+    if (ret < 0) {
+        struct xbd_aio *a = dequeue(queue_of(io, batch[0]));
+
+        if (!queue_of(io, a)->head)
+            deactivate(io, queue_of(io, a));
+        submit_failed(io, a, -ret);
+    }
     return true;
 }
 
-static void flush_queue(struct xbd_io_engine *io)
+static void flush_queues(struct xbd_io_engine *io)
 {
-    while (io->qhead) {
-        if (io->inflight >= io->depth)
-            break;              /* completions will make room */
-        if (!submit_batch(io)) {
-            /* EAGAIN: retry when something completes, or on a timer if
-             * nothing is in flight to complete. */
-            if (!io->inflight && !ev_is_active(&io->retry_w))
-                ev_timer_start(io->loop, &io->retry_w);
-            break;
-        }
-    }
+    while (io->rr && submit_batch(io))
+        ;
     update_busy(io);
 }
 
@@ -210,8 +427,8 @@ static void prep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     struct xbd_io_engine *io = w->data;
 
-    if (io->qhead)
-        flush_queue(io);
+    if (io->rr)
+        flush_queues(io);
 }
 
 static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -219,8 +436,10 @@ static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct xbd_io_engine *io = w->data;
 
     ev_timer_stop(loop, w);
-    flush_queue(io);
+    flush_queues(io);
 }
+
+/* ---- completion -------------------------------------------------------- */
 
 /* Move the I/O past <n> bytes already transferred. */
 static void advance(struct xbd_aio *a, uint64_t n)
@@ -242,6 +461,7 @@ static void advance(struct xbd_aio *a, uint64_t n)
 
 static void completed(struct xbd_io_engine *io, struct xbd_aio *a, long res)
 {
+    hold(io, a, -1);
     if (a->kind == XBD_AIO_FDSYNC || res < 0) {
         finish(io, a, res);
         return;
@@ -285,22 +505,98 @@ static void efd_cb(struct ev_loop *loop, ev_io *w, int revents)
             completed(io, a, (long)evs[i].res);
         }
     } while (n == XBD_AIO_BATCH);
-    if (io->qhead)
-        flush_queue(io);
-    update_busy(io);
+    flush_queues(io);
 }
 
-struct xbd_io_engine *xbd_io_engine_new(struct ev_loop *loop)
+/* ---- queues and groups ------------------------------------------------- */
+
+static struct xbd_aio_group *group_get(struct xbd_io_engine *io, const void *key)
+{
+    struct xbd_aio_group *g;
+
+    for (g = io->groups; g; g = g->next)
+        if (key && g->key == key)
+            break;
+    if (!g) {
+        g = calloc(1, sizeof(*g));
+        if (!g)
+            return NULL;
+        g->key = key;
+        g->next = io->groups;
+        io->groups = g;
+    }
+    g->refs++;
+    return g;
+}
+
+static void group_put(struct xbd_io_engine *io, struct xbd_aio_group *g)
+{
+    struct xbd_aio_group **pp;
+
+    if (--g->refs)
+        return;
+    for (pp = &io->groups; *pp != g; pp = &(*pp)->next)
+        ;
+    *pp = g->next;
+    free(g);
+}
+
+struct xbd_aio_queue *xbd_aio_queue_new(struct xbd_io_engine *io, const void *group,
+                                        struct xbd_aio_share_stats *st)
+{
+    struct xbd_aio_queue *q = calloc(1, sizeof(*q));
+
+    if (!q)
+        return NULL;
+    q->grp = group_get(io, group);
+    if (!q->grp) {
+        free(q);
+        return NULL;
+    }
+    q->io = io;
+    q->tail = &q->head;
+    q->st = st ? st : &q->own_st;
+    return q;
+}
+
+void xbd_aio_queue_free(struct xbd_aio_queue *q)
+{
+    if (!q)
+        return;
+    if (q->queued || q->inflight)
+        xbd_err("I/O queue freed with %u queued, %u in flight", q->queued, q->inflight);
+    deactivate(q->io, q);
+    group_put(q->io, q->grp);
+    free(q);
+}
+
+void xbd_aio_bind(struct xbd_aio *a, struct xbd_aio_queue *q)
+{
+    a->q = q;
+}
+
+static unsigned clamp_share(unsigned v, unsigned cur)
+{
+    if (!v)
+        return cur;
+    return v > XBD_INFLIGHT_SHARE_MAX ? XBD_INFLIGHT_SHARE_MAX : v;
+}
+
+void xbd_io_engine_set_limits(struct xbd_io_engine *io, unsigned per_device,
+                              unsigned per_ring)
+{
+    io->dev_share = clamp_share(per_device, io->dev_share);
+    io->ring_share = clamp_share(per_ring, io->ring_share);
+}
+
+/* ---- the engine -------------------------------------------------------- */
+
+static int engine_setup_aio(struct xbd_io_engine *io)
 {
     static const unsigned depths[] = { 1024, 256, 64 };
-    struct xbd_io_engine *io = calloc(1, sizeof(*io));
     int ret = -EINVAL;
     size_t i;
 
-    if (!io)
-        return NULL;
-    io->loop = loop;
-    io->qtail = &io->qhead;
     for (i = 0; i < sizeof(depths) / sizeof(depths[0]); i++) {
         memset(&io->ctx, 0, sizeof(io->ctx));
         ret = io_setup((int)depths[i], &io->ctx);
@@ -311,19 +607,47 @@ struct xbd_io_engine *xbd_io_engine_new(struct ev_loop *loop)
     }
     if (ret) {
         xbd_err("io_setup: %s", strerror(-ret));
-        free(io);
-        return NULL;
+        return -1;
     }
     io->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (io->efd < 0) {
         xbd_err("eventfd: %s", strerror(errno));
         io_destroy(io->ctx);
+        return -1;
+    }
+    return 0;
+}
+
+struct xbd_io_engine *xbd_io_engine_new(struct ev_loop *loop)
+{
+    struct xbd_io_engine *io = calloc(1, sizeof(*io));
+
+    if (!io)
+        return NULL;
+    io->loop = loop;
+    io->dev_share = XBD_DEFAULT_INFLIGHT_PER_DEVICE;
+    io->ring_share = XBD_DEFAULT_INFLIGHT_PER_RING;
+    io->pool_share = XBD_POOL_THREADS / 2;
+    if (engine_setup_aio(io) < 0) {
+        free(io);
+        return NULL;
+    }
+    io->pool = xbd_pool_new(XBD_POOL_THREADS, XBD_POOL_THREADS);
+    io->defq = io->pool ? xbd_aio_queue_new(io, NULL, NULL) : NULL;
+    if (!io->defq) {
+        xbd_pool_free(io->pool);
+        io_destroy(io->ctx);
+        close(io->efd);
         free(io);
         return NULL;
     }
     ev_io_init(&io->efd_w, efd_cb, io->efd, EV_READ);
     io->efd_w.data = io;
     ev_io_start(loop, &io->efd_w);
+    ev_unref(loop);
+    ev_io_init(&io->pool_w, pool_cb, xbd_pool_fd(io->pool), EV_READ);
+    io->pool_w.data = io;
+    ev_io_start(loop, &io->pool_w);
     ev_unref(loop);
     ev_prepare_init(&io->prep_w, prep_cb);
     io->prep_w.data = io;
@@ -338,19 +662,46 @@ void xbd_io_engine_free(struct xbd_io_engine *io)
 {
     if (!io)
         return;
-    if (io->inflight || io->queued)
-        xbd_err("I/O engine freed with %u in flight, %u queued",
-                io->inflight, io->queued);
+    if (io->inflight || io->queued || xbd_pool_held(io->pool))
+        xbd_err("I/O engine freed with %u in flight, %u queued, %u in the worker pool",
+                io->inflight, io->queued, xbd_pool_held(io->pool));
+    /* Jobs not started are dropped, running ones waited for: nothing
+     * touches an I/O after this. */
+    xbd_pool_free(io->pool);
     if (io->busy)
         ev_unref(io->loop);
     ev_ref(io->loop);
     ev_io_stop(io->loop, &io->efd_w);
     ev_ref(io->loop);
+    ev_io_stop(io->loop, &io->pool_w);
+    ev_ref(io->loop);
     ev_prepare_stop(io->loop, &io->prep_w);
     ev_timer_stop(io->loop, &io->retry_w);
     io_destroy(io->ctx);
     close(io->efd);
+    /* Queues left by rings that never drained (exit after a shutdown
+     * timeout) keep their groups: free what the engine still knows. */
+    io->defq->queued = io->defq->inflight = 0;
+    xbd_aio_queue_free(io->defq);
+    while (io->groups) {
+        struct xbd_aio_group *g = io->groups;
+        io->groups = g->next;
+        free(g);
+    }
     free(io);
+}
+
+/* ---- starting I/O ------------------------------------------------------ */
+
+static void start_common(struct xbd_aio *a, enum xbd_aio_kind kind, int fd,
+                         xbd_aio_done_fn *done)
+{
+    a->kind = kind;
+    a->fd = fd;
+    a->done = done;
+    a->done_bytes = 0;
+    a->pooled = false;
+    a->waited = false;
 }
 
 static void start_rw(struct xbd_io_engine *io, struct xbd_aio *a,
@@ -359,16 +710,13 @@ static void start_rw(struct xbd_io_engine *io, struct xbd_aio *a,
 {
     unsigned i;
 
-    a->kind = kind;
-    a->fd = fd;
+    start_common(a, kind, fd, done);
     a->iov = iov;
     a->iovcnt = iovcnt;
     a->offset = offset;
     a->len = 0;
     for (i = 0; i < iovcnt; i++)
         a->len += iov[i].iov_len;
-    a->done_bytes = 0;
-    a->done = done;
     prep_iocb(io, a);
     enqueue(io, a);
 }
@@ -391,11 +739,10 @@ void xbd_aio_fdsync(struct xbd_io_engine *io, struct xbd_aio *a, int fd,
                     xbd_aio_done_fn *done)
 {
     memset(&a->iocb, 0, sizeof(a->iocb));
-    a->kind = XBD_AIO_FDSYNC;
-    a->fd = fd;
+    start_common(a, XBD_AIO_FDSYNC, fd, done);
     a->iov = NULL;
     a->iovcnt = 0;
-    a->done = done;
+    a->pooled = io->no_aio_fdsync;
     prep_iocb(io, a);
     enqueue(io, a);
 }
@@ -404,12 +751,11 @@ void xbd_aio_discard(struct xbd_io_engine *io, struct xbd_aio *a, int fd,
                      bool is_blockdev, bool secure, uint64_t offset,
                      uint64_t len, xbd_aio_done_fn *done)
 {
-    a->kind = XBD_AIO_DISCARD;
-    a->fd = fd;
+    start_common(a, XBD_AIO_DISCARD, fd, done);
     a->is_blockdev = is_blockdev;
     a->secure = secure;
     a->offset = offset;
     a->len = len;
-    a->done = done;
+    a->pooled = true;
     enqueue(io, a);
 }

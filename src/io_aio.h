@@ -7,6 +7,18 @@
  * done() exactly once, from the loop, with the total bytes transferred or
  * a negative errno.  Short reads and writes are resubmitted for the rest
  * by the engine, so done() sees either the whole length or an error.
+ *
+ * Sharing (one engine serves every guest): each ring has a queue of its
+ * own (xbd_aio_queue), bound to the group of its backing store (the
+ * device).  The engine hands I/O to the kernel round-robin across the
+ * queues that have work waiting, and never holds more than a ring's or a
+ * device's share in flight (xbd_io_engine_set_limits), so one guest at
+ * any queue depth on slow storage cannot fill the kernel's AIO context,
+ * nor make io_submit() wait for the device's request tags, for everyone.
+ * Operations Linux has no asynchronous form for (discard, and fdatasync
+ * where IOCB_CMD_FDSYNC is refused) run in a small worker pool
+ * (io_pool.h), discards in chunks of at most XBD_DISCARD_CHUNK bytes, so
+ * nothing ever blocks the loop.
  */
 #ifndef XENBLKD_IO_AIO_H
 #define XENBLKD_IO_AIO_H
@@ -15,15 +27,25 @@
 #include <sys/uio.h>
 #include <libaio.h>
 #include "xenblkd/dataplane.h"
+#include "io_pool.h"
 
 enum xbd_aio_kind {
     XBD_AIO_READV,
     XBD_AIO_WRITEV,
     XBD_AIO_FDSYNC,
-    XBD_AIO_DISCARD,         /* done synchronously in the loop */
+    XBD_AIO_DISCARD,         /* in the worker pool, chunk by chunk */
 };
 
+/* A discard is cut into chunks this large, each a job of its own, queued
+ * behind the other I/O of its ring: a worker is never held long by one
+ * request, and a guest's whole-disk discard interleaves with its
+ * neighbours' work. */
+#define XBD_DISCARD_CHUNK    (64ull << 20)
+/* Worker threads; one device never holds more than half of them. */
+#define XBD_POOL_THREADS     4u
+
 struct xbd_aio;
+struct xbd_aio_queue;
 typedef void xbd_aio_done_fn(struct xbd_aio *a, long res);
 
 struct xbd_aio {
@@ -39,7 +61,24 @@ struct xbd_aio {
     bool secure;             /* DISCARD: BLKSECDISCARD */
     xbd_aio_done_fn *done;
     struct xbd_aio *next;    /* engine's submission queue */
+    /* Set once by the owner (xbd_aio_bind); NULL: the engine's own queue. */
+    struct xbd_aio_queue *q;
+    bool pooled;             /* DISCARD or sync FDSYNC: a worker runs it */
+    bool waited;             /* counted once in share_waits */
+    uint64_t chunk;          /* DISCARD: bytes of the chunk in the pool */
+    long job_res;            /* written by the worker */
+    struct xbd_pool_job job;
 };
+
+/* A queue for one ring; <group> names its device (any pointer the
+ * device's rings share, e.g. its struct xbd_backing); <st> may be NULL.
+ * NULL when out of memory. */
+struct xbd_aio_queue *xbd_aio_queue_new(struct xbd_io_engine *io, const void *group,
+                                        struct xbd_aio_share_stats *st);
+/* Only once nothing of the queue is queued or in flight. */
+void xbd_aio_queue_free(struct xbd_aio_queue *q);
+/* The I/O goes through <q> from now on (every later submission). */
+void xbd_aio_bind(struct xbd_aio *a, struct xbd_aio_queue *q);
 
 void xbd_aio_readv(struct xbd_io_engine *io, struct xbd_aio *a, int fd,
                    struct iovec *iov, unsigned iovcnt, uint64_t offset,

@@ -457,6 +457,7 @@ int main(int argc, char **argv)
         goto fail;
     }
     xbd_conf_disks(&d.cfg, &disks);
+    xbd_io_engine_set_limits(d.io, disks.inflight_per_device, disks.inflight_per_ring);
     d.host = xbd_host_new(d.loop, d.xb, d.io, &disks, d.domid);
     if (!d.host) {
         xbd_err("out of memory");

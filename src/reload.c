@@ -74,6 +74,7 @@ int xbd_daemon_reload(struct xbd_daemon *d, char *err, size_t errlen)
         xbd_log_reconfigure(d->cfg.log_target == XBD_LOG_TO_STDERR, d->cfg.log_level);
         xbd_conf_disks(&d->cfg, &disks);
         xbd_host_set_config(d->host, &disks);
+        xbd_io_engine_set_limits(d->io, disks.inflight_per_device, disks.inflight_per_ring);
     }
     /* A disk that grew is served at its new size whatever the file says. */
     xbd_info("checking the size of every backing store");

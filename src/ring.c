@@ -99,6 +99,7 @@ struct xbd_ring {
     unsigned *redo, nredo;         /* slots to execute again after a restart */
 
     struct xbd_gcache *gc;
+    struct xbd_aio_queue *aq;      /* this ring's share of the I/O engine */
     struct xbd_slot *slots, *free_slots;
     unsigned nr_slots, seg_cap;
     void *slot_mem;                /* segs, bufs and iovecs of all slots */
@@ -210,6 +211,7 @@ static void page_put(struct xbd_ring *r, void *p)
 
 static void ring_free_mem(struct xbd_ring *r)
 {
+    xbd_aio_queue_free(r->aq);
     while (r->pool_n)
         free(r->pool[--r->pool_n]);
     free(r->pool);
@@ -1084,6 +1086,19 @@ static void redo_requests(struct xbd_ring *r)
     }
 }
 
+/* A queue of its own in the shared engine, in the group of its device
+ * (the backing store every ring of the device shares), so that the engine
+ * can give each ring and each device its share (io_aio.h). */
+static int join_engine(struct xbd_ring *r, const struct xbd_ring_params *p)
+{
+    r->aq = xbd_aio_queue_new(r->io, p->backing, &r->st.engine);
+    if (!r->aq)
+        return -1;
+    for (unsigned i = 0; i < r->nr_slots; i++)
+        xbd_aio_bind(&r->slots[i].aio, r->aq);
+    return 0;
+}
+
 struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
                                 const struct xbd_ring_params *p,
                                 xbd_ring_fatal_fn *fatal, void *opaque)
@@ -1122,6 +1137,11 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
         return NULL;
     }
     if (alloc_slots(r) < 0) {
+        xbd_err("%s: out of memory", r->name);
+        start_failed(r);
+        return NULL;
+    }
+    if (join_engine(r, p) < 0) {
         xbd_err("%s: out of memory", r->name);
         start_failed(r);
         return NULL;

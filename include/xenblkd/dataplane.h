@@ -106,6 +106,15 @@ static inline unsigned xbd_lat_bucket(uint64_t us)
     return b < XBD_LAT_BUCKETS ? b : XBD_LAT_BUCKETS - 1u;
 }
 
+/* What the shared I/O engine did with one ring's I/O (src/io_aio.c). */
+struct xbd_aio_share_stats {
+    uint64_t queued;           /* I/Os waiting for their share (now) */
+    uint64_t share_waits;      /* I/Os that found their ring's or their
+                                  device's share of the engine full */
+    uint64_t offloaded;        /* jobs the worker pool ran: discard chunks,
+                                  flushes without IOCB_CMD_FDSYNC */
+};
+
 /* Per-ring counters.  Written only by the ring's own loop, in the data
  * path, by plain increments (no locks, no allocation); readers (the xentop
  * file, the control socket) run on the same loop and sum rings when asked.
@@ -133,6 +142,7 @@ struct xbd_ring_stats {
     uint64_t copy_segs;        /* segments (pages or parts) they copied */
     uint64_t evtchn_rx;        /* wake-ups by the frontend's notifications */
     uint64_t evtchn_tx;        /* notifications sent to the frontend */
+    struct xbd_aio_share_stats engine;
     struct xbd_lat_hist lat[XBD_LAT_OPS];
 };
 
@@ -141,6 +151,23 @@ struct xbd_ring;
 
 struct xbd_io_engine *xbd_io_engine_new(struct ev_loop *loop);
 void xbd_io_engine_free(struct xbd_io_engine *io);
+
+/* Shares of the engine (xenblkd.conf [disks] max-inflight-per-device,
+ * max-inflight-per-ring): at most per_device I/Os of one backing store
+ * and per_ring of one ring are in flight (in the kernel or the worker
+ * pool) at once; the rest waits in its ring's queue, and queues with work
+ * are served round-robin.  64 per device stays below the request tags of
+ * common block devices (128 for a loop device, 64 scheduler requests for
+ * a SATA disk), past which io_submit() itself would sleep in the shared
+ * loop; with the kernel context at 1024 I/Os, fifteen devices stalled at
+ * their share still leave room for every other one.  0 keeps the current
+ * value; values over XBD_INFLIGHT_SHARE_MAX are clamped.  Applies at once
+ * (to I/O not yet in flight). */
+#define XBD_DEFAULT_INFLIGHT_PER_DEVICE 64u
+#define XBD_DEFAULT_INFLIGHT_PER_RING   64u
+#define XBD_INFLIGHT_SHARE_MAX          1024u
+void xbd_io_engine_set_limits(struct xbd_io_engine *io, unsigned per_device,
+                              unsigned per_ring);
 
 /* Called when the frontend broke the protocol (bad req_prod, ...).  The
  * ring has already stopped processing; the control plane logs <reason>

@@ -32,6 +32,8 @@ struct xbd_config {
     unsigned max_indirect_segs; /* feature-max-indirect-segments, <= XBD_MAX_INDIRECT_SEGS; 0 = off */
     unsigned max_pgrants;       /* persistent grants per ring; 0 = off */
     unsigned pgrant_idle_s;     /* unmap unused persistent grants after; 0 = never */
+    unsigned inflight_per_device; /* shares of the I/O engine (dataplane.h, */
+    unsigned inflight_per_ring;   /* xbd_io_engine_set_limits); applied at once */
     const char *state_dir;      /* ring journals in <state_dir>/rings (journal.h) */
 };
 

@@ -76,6 +76,8 @@ max-ring-page-order = 2
 max-indirect-segments = 32
 max-persistent-grants = 0
 persistent-grant-idle = 5
+max-inflight-per-device = 32
+max-inflight-per-ring = 16
 EOF
 cat >"$tmp/all.want" <<EOF
 
@@ -100,6 +102,8 @@ max-ring-page-order = 2
 max-indirect-segments = 32
 max-persistent-grants = 0
 persistent-grant-idle = 5
+max-inflight-per-device = 32
+max-inflight-per-ring = 16
 EOF
 check_config "$tmp/all.conf" >"$tmp/all.got"
 diff -u "$tmp/all.want" "$tmp/all.got" || xsim_fail "--check-config does not show every key of the file"

@@ -186,3 +186,30 @@ void xbd_aio_discard(struct xbd_io_engine *io, struct xbd_aio *a, int fd,
     a->done = done;
     enqueue(io, a);
 }
+
+/* Shares and queues: the fake engine has one FIFO and no shares; a queue
+ * is a token the ring keeps. */
+struct xbd_aio_queue {
+    int unused;
+};
+
+void xbd_io_engine_set_limits(struct xbd_io_engine *io, unsigned per_device,
+                              unsigned per_ring)
+{
+}
+
+struct xbd_aio_queue *xbd_aio_queue_new(struct xbd_io_engine *io, const void *group,
+                                        struct xbd_aio_share_stats *st)
+{
+    return calloc(1, sizeof(struct xbd_aio_queue));
+}
+
+void xbd_aio_queue_free(struct xbd_aio_queue *q)
+{
+    free(q);
+}
+
+void xbd_aio_bind(struct xbd_aio *a, struct xbd_aio_queue *q)
+{
+    a->q = q;
+}
