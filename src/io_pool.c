@@ -96,16 +96,26 @@ static int start_workers(struct xbd_pool *p, unsigned want)
     return err;
 }
 
-static void stop_workers(struct xbd_pool *p)
+unsigned xbd_pool_stop(struct xbd_pool *p)
 {
+    unsigned dropped = 0;
+
     pthread_mutex_lock(&p->lock);
     p->stop = true;
     /* Not started: dropped.  Their owners are going away with us; a ring
      * journal makes a successor execute them. */
+    for (struct xbd_pool_job *j = p->todo; j; j = j->next)
+        dropped++;
     p->todo = NULL;
     p->todo_tail = &p->todo;
     pthread_cond_broadcast(&p->work);
     pthread_mutex_unlock(&p->lock);
+    return dropped;
+}
+
+static void stop_workers(struct xbd_pool *p)
+{
+    xbd_pool_stop(p);
     for (unsigned i = 0; i < p->nthreads; i++)
         pthread_join(p->threads[i], NULL);
     p->nthreads = 0;

@@ -30,9 +30,12 @@ struct xbd_pool;
 /* <threads> workers, at most <capacity> jobs held.  NULL + log line on
  * failure. */
 struct xbd_pool *xbd_pool_new(unsigned threads, unsigned capacity);
-/* Jobs not yet started are dropped (never run, never reaped); jobs
- * running are waited for.  Then the workers are joined.  Only at exit:
- * an orderly stop waits for its jobs before (xbd_pool_busy). */
+/* Stop taking jobs: those not yet started are dropped (never run, never
+ * reaped; their owners are going away); returns how many.  Only at exit:
+ * an orderly stop waits for its jobs before. */
+unsigned xbd_pool_stop(struct xbd_pool *p);
+/* Stop (if not done yet), wait for the jobs running to finish, join the
+ * workers, free. */
 void xbd_pool_free(struct xbd_pool *p);
 
 /* 0, or -EAGAIN when the pool holds <capacity> jobs already. */

@@ -73,6 +73,8 @@ struct bf_stats {
     uint64_t connects;
     uint64_t resizes;            /* "sectors" changed while connected */
     uint64_t workload_us;        /* time spent in workloads */
+    /* Latency of the last workload's requests, submit to completion. */
+    uint64_t lat_n, lat_p50_us, lat_p99_us, lat_max_us;
 };
 
 typedef struct bf_host bf_host;

@@ -60,9 +60,12 @@ static void disk_json(FILE *f, bf_disk *d)
     fprintf(f, "      \"errors\": %" PRIu64 ",\n      \"protocol_errors\": %" PRIu64 ",\n"
             "      \"verify_errors\": %" PRIu64 ",\n      \"end_access_failures\": %" PRIu64 ",\n"
             "      \"grants_granted\": %" PRIu64 ",\n      \"notifications\": %" PRIu64 ",\n"
-            "      \"workload_us\": %" PRIu64 "\n    }",
+            "      \"workload_us\": %" PRIu64 ",\n"
+            "      \"latency_us\": {\"n\": %" PRIu64 ", \"p50\": %" PRIu64 ", \"p99\": %" PRIu64
+            ", \"max\": %" PRIu64 "}\n    }",
             s->errors, s->protocol_errors, s->verify_errors, s->end_access_failures,
-            s->grants_granted, s->notifications, s->workload_us);
+            s->grants_granted, s->notifications, s->workload_us,
+            s->lat_n, s->lat_p50_us, s->lat_p99_us, s->lat_max_us);
 }
 
 int bf_stats_json(FILE *f, bf_host *h, bf_disk **disks, unsigned n)

@@ -139,6 +139,7 @@ struct wl_item {
     enum phase ph;
     uint32_t gen;
     uint8_t *buf;
+    uint64_t t0_us;          /* submitted (CLOCK_MONOTONIC) */
 };
 
 struct wl_disk {
@@ -154,6 +155,8 @@ struct wl_disk {
     unsigned nitems, active;
     unsigned reports;
     bool failed;
+    uint64_t *lat_us;        /* completion latency of every request */
+    uint64_t nlat, lat_cap;
 };
 
 static uint64_t rnd(struct wl_disk *w)
@@ -265,8 +268,53 @@ static void fill_buf(struct wl_item *it)
 
 static void item_done(struct bf_io *io);
 
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* One request's latency, for the percentiles the workload reports. */
+static void note_latency(struct wl_disk *w, uint64_t us)
+{
+    if (w->nlat == w->lat_cap) {
+        uint64_t cap = w->lat_cap ? w->lat_cap * 2 : 1024;
+        uint64_t *p = realloc(w->lat_us, cap * sizeof(*p));
+        if (!p)
+            return;
+        w->lat_us = p;
+        w->lat_cap = cap;
+    }
+    w->lat_us[w->nlat++] = us;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Percentiles of the requests' latencies into the disk's statistics. */
+static void latency_summary(struct wl_disk *w)
+{
+    struct bf_stats *st = bf_disk_stats(w->d);
+
+    if (!w->nlat)
+        return;
+    qsort(w->lat_us, w->nlat, sizeof(*w->lat_us), cmp_u64);
+    st->lat_n = w->nlat;
+    st->lat_p50_us = w->lat_us[(w->nlat - 1) * 50 / 100];
+    st->lat_p99_us = w->lat_us[(w->nlat - 1) * 99 / 100];
+    st->lat_max_us = w->lat_us[w->nlat - 1];
+    bf_disk_log(w->d, 1, "latency: n=%" PRIu64 " p50=%" PRIu64 "us p99=%" PRIu64 "us max=%" PRIu64 "us",
+                st->lat_n, st->lat_p50_us, st->lat_p99_us, st->lat_max_us);
+}
+
 static int item_submit(struct wl_item *it, uint8_t op)
 {
+    it->t0_us = now_us();
     it->io.op = op;
     it->io.done = item_done;
     it->io.ctx = it;
@@ -283,6 +331,7 @@ static void item_done(struct bf_io *io)
 {
     struct wl_item *it = io->ctx;
     struct wl_disk *w = it->wd;
+    note_latency(w, now_us() - it->t0_us);
     if (io->status != BLKIF_RSP_OKAY) {
         char what[64];
         snprintf(what, sizeof(what), "failed with status %d", io->status);
@@ -502,6 +551,8 @@ static int wl_init(struct wl_disk *w, bf_disk *d, bf_genmap *m, const struct bf_
 
 static void wl_fini(struct wl_disk *w)
 {
+    latency_summary(w);
+    free(w->lat_us);
     for (unsigned i = 0; w->items && i < w->nitems; i++)
         free(w->items[i].buf);
     free(w->items);

@@ -19,6 +19,12 @@ tests_unit_test_aio_CFLAGS = $(XBD_UNIT_CFLAGS)
 tests_unit_test_aio_LDADD = $(XBD_UNIT_LIBS)
 TESTS += tests/unit/test-aio
 
+check_PROGRAMS += tests/unit/test-pool
+tests_unit_test_pool_SOURCES = tests/unit/test-pool.c tests/unit/check.h
+tests_unit_test_pool_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_pool_LDADD = $(XBD_UNIT_LIBS)
+TESTS += tests/unit/test-pool
+
 # Tests with a simulated guest in-process (tests/unit/fe.c re-executes
 # them on the simulated libraries).
 XBD_SIM_UNIT_LIBS = tests/sim/libxensim_guest.a $(XBD_UNIT_LIBS) -ldl

@@ -3,7 +3,10 @@
  * and writes at offsets, more I/Os than one io_submit batch, fdatasync,
  * discard (hole punched), and a transfer that runs into the end of the
  * file: the engine resubmits the rest after the short completion and then
- * reports -EIO instead of hanging or claiming success.
+ * reports -EIO instead of hanging or claiming success.  Then sharing
+ * (issue 10): a queue flooded with reads does not delay another device's
+ * read behind it (round-robin, per-ring and per-device shares), and a
+ * large discard runs in the worker pool in 64 MiB chunks.
  */
 #include "config.h"
 
@@ -43,6 +46,94 @@ static void run_until(struct ev_loop *loop, int n)
 
     while (completed < n && ev_time() - t0 < 10)
         ev_run(loop, EVRUN_ONCE);
+}
+
+/* Completion order of the sharing test. */
+static int order_b;
+
+static void done_b(struct xbd_aio *a, long res)
+{
+    done(a, res);
+    order_b = completed;
+}
+
+/* Two rings of one device flood the engine with 20 reads each, a ring of
+ * another device sends one: with shares of 2 per ring and 4 per device,
+ * that read goes in the first batch (at most 4 of the device before it),
+ * not behind the 40 (first-come order). */
+static void test_shares(struct ev_loop *loop, int fd)
+{
+    static struct op a1[20], a2[20], b;
+    static unsigned char data[41][512];
+    struct xbd_aio_share_stats s1 = { 0 }, s2 = { 0 }, sb = { 0 };
+    struct xbd_io_engine *io = xbd_io_engine_new(loop);
+    struct xbd_aio_queue *q1, *q2, *qb;
+    int dev_a, dev_b, i;
+
+    CHECK(io != NULL);
+    if (!io)
+        return;
+    xbd_io_engine_set_limits(io, 4, 2);
+    q1 = xbd_aio_queue_new(io, &dev_a, &s1);
+    q2 = xbd_aio_queue_new(io, &dev_a, &s2);
+    qb = xbd_aio_queue_new(io, &dev_b, &sb);
+    CHECK(q1 && q2 && qb);
+    completed = 0;
+    order_b = 0;
+    for (i = 0; i < 20; i++) {
+        a1[i].iov[0] = (struct iovec){ data[i], 512 };
+        xbd_aio_bind(&a1[i].aio, q1);
+        xbd_aio_readv(io, &a1[i].aio, fd, a1[i].iov, 1, (uint64_t)i * 512, done);
+        a2[i].iov[0] = (struct iovec){ data[20 + i], 512 };
+        xbd_aio_bind(&a2[i].aio, q2);
+        xbd_aio_readv(io, &a2[i].aio, fd, a2[i].iov, 1, (uint64_t)i * 512, done);
+    }
+    CHECK_EQ(s1.queued, 20);
+    b.iov[0] = (struct iovec){ data[40], 512 };
+    xbd_aio_bind(&b.aio, qb);
+    xbd_aio_readv(io, &b.aio, fd, b.iov, 1, 0, done_b);
+    run_until(loop, 41);
+    CHECK_EQ(completed, 41);
+    CHECK(order_b >= 1 && order_b <= 5);
+    CHECK(s1.share_waits >= 1 && s2.share_waits >= 1);
+    CHECK_EQ(sb.share_waits, 0);
+    CHECK_EQ(s1.queued + s2.queued + sb.queued, 0);
+    xbd_aio_queue_free(q1);
+    xbd_aio_queue_free(q2);
+    xbd_aio_queue_free(qb);
+    xbd_io_engine_free(io);
+}
+
+/* A 200 MiB discard of a sparse file: done in the pool as 4 chunks
+ * (64+64+64+8 MiB), the data in the range reads back as zeros. */
+static void test_discard_chunks(struct ev_loop *loop)
+{
+    static struct op d;
+    struct xbd_aio_share_stats st = { 0 };
+    struct xbd_io_engine *io = xbd_io_engine_new(loop);
+    struct xbd_aio_queue *q;
+    char path[] = "/tmp/xbd-aio-discard.XXXXXX";
+    int fd = mkstemp(path);
+    unsigned char b[512];
+    const off_t size = 200ll << 20, mark = 150ll << 20;
+
+    CHECK(io != NULL && fd >= 0);
+    if (!io || fd < 0)
+        return;
+    CHECK(unlink(path) == 0 && ftruncate(fd, size) == 0);
+    memset(b, 0x5a, sizeof(b));
+    CHECK(pwrite(fd, b, sizeof(b), mark) == (ssize_t)sizeof(b));
+    q = xbd_aio_queue_new(io, &st, &st);
+    xbd_aio_bind(&d.aio, q);
+    completed = 0;
+    xbd_aio_discard(io, &d.aio, fd, false, false, 0, (uint64_t)size, done);
+    run_until(loop, 1);
+    CHECK_EQ(d.res, 0);
+    CHECK_EQ(st.offloaded, 4);
+    CHECK(pread(fd, b, sizeof(b), mark) == (ssize_t)sizeof(b) && b[0] == 0 && b[511] == 0);
+    xbd_aio_queue_free(q);
+    xbd_io_engine_free(io);
+    close(fd);
 }
 
 int main(void)
@@ -144,6 +235,9 @@ int main(void)
     /* An idle engine does not keep the loop alive. */
     CHECK_EQ(ev_run(loop, 0), 0);
     xbd_io_engine_free(io);
+
+    test_shares(loop, fd);
+    test_discard_chunks(loop);
     ev_loop_destroy(loop);
     close(fd);
     return check_result("test-aio");

@@ -1,0 +1,159 @@
+/*
+ * test-pool.c - the worker pool of blocking operations (src/io_pool.c):
+ * jobs run off the calling thread and come back through the eventfd, the
+ * queue is bounded (a job over capacity is refused with EAGAIN until a
+ * reap makes room), and stopping the pool with jobs in flight drops those
+ * not started while freeing it waits for the running ones, so nothing runs on
+ * memory its owner is about to release.  Every wait is on an event (a
+ * semaphore, the eventfd), never on time.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdbool.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "io_pool.h"
+#include "xenblkd/log.h"
+
+#define THREADS 2
+#define CAP     4
+
+struct tjob {
+    struct xbd_pool_job job;    /* first: the pool hands this pointer back */
+    sem_t started, go;
+    bool ran, finished;
+    pthread_t thread;
+};
+
+static void tjob_run(struct xbd_pool_job *j)
+{
+    struct tjob *t = (struct tjob *)j;
+
+    t->thread = pthread_self();
+    t->ran = true;
+    sem_post(&t->started);
+    sem_wait(&t->go);           /* held until the test lets it finish */
+    t->finished = true;
+}
+
+static void tjob_init(struct tjob *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->job.run = tjob_run;
+    sem_init(&t->started, 0, 0);
+    sem_init(&t->go, 0, 0);
+}
+
+/* Wait until the pool says a job finished, then collect every finished
+ * one; returns how many. */
+static unsigned wait_reap(struct xbd_pool *p)
+{
+    struct pollfd pfd = { .fd = xbd_pool_fd(p), .events = POLLIN };
+    struct xbd_pool_job *j;
+    unsigned n = 0;
+
+    CHECK_EQ(poll(&pfd, 1, 20000), 1);
+    for (j = xbd_pool_reap(p); j; j = j->next)
+        n++;
+    return n;
+}
+
+static void test_bounded(void)
+{
+    struct xbd_pool *p = xbd_pool_new(THREADS, CAP);
+    struct tjob t[CAP + 1];
+    unsigned i, reaped = 0;
+
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    for (i = 0; i <= CAP; i++)
+        tjob_init(&t[i]);
+    for (i = 0; i < CAP; i++)
+        CHECK_EQ(xbd_pool_submit(p, &t[i].job), 0);
+    /* Full: the fifth is refused, and stays the caller's. */
+    CHECK(xbd_pool_full(p));
+    CHECK_EQ(xbd_pool_held(p), CAP);
+    CHECK_EQ(xbd_pool_submit(p, &t[CAP].job), -EAGAIN);
+    /* Jobs run in workers, never in the submitting thread, at most
+     * THREADS at once. */
+    sem_wait(&t[0].started);
+    sem_wait(&t[1].started);
+    CHECK(!pthread_equal(t[0].thread, pthread_self()));
+    CHECK(!t[2].ran && !t[3].ran);
+    /* Finishing one and reaping it makes room again. */
+    sem_post(&t[0].go);
+    reaped = wait_reap(p);
+    CHECK_EQ(reaped, 1);
+    CHECK(t[0].finished);
+    CHECK_EQ(xbd_pool_held(p), CAP - 1);
+    CHECK_EQ(xbd_pool_submit(p, &t[CAP].job), 0);
+    for (i = 1; i <= CAP; i++)
+        sem_post(&t[i].go);
+    while (reaped < CAP + 1)
+        reaped += wait_reap(p);
+    CHECK_EQ(reaped, CAP + 1);
+    CHECK_EQ(xbd_pool_held(p), 0);
+    for (i = 0; i <= CAP; i++)
+        CHECK(t[i].finished);
+    xbd_pool_free(p);
+}
+
+struct freer {
+    struct xbd_pool *p;
+    struct tjob *t;
+    bool finished_at_return;    /* both running jobs, when free returned */
+};
+
+static void *do_free(void *arg)
+{
+    struct freer *f = arg;
+
+    xbd_pool_free(f->p);
+    f->finished_at_return = f->t[0].finished && f->t[1].finished;
+    return NULL;
+}
+
+/* Stop with two jobs running and two queued: the queued ones are dropped
+ * and never run; free returns only once the running ones finished. */
+static void test_free_in_flight(void)
+{
+    struct xbd_pool *p = xbd_pool_new(THREADS, CAP);
+    struct tjob t[CAP];
+    struct freer f = { .p = p, .t = t };
+    pthread_t th;
+    unsigned i;
+
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    for (i = 0; i < CAP; i++) {
+        tjob_init(&t[i]);
+        CHECK_EQ(xbd_pool_submit(p, &t[i].job), 0);
+    }
+    sem_wait(&t[0].started);
+    sem_wait(&t[1].started);
+    CHECK_EQ(xbd_pool_stop(p), 2);
+    CHECK_EQ(pthread_create(&th, NULL, do_free, &f), 0);
+    /* Released only now: a free that did not wait would have returned
+     * with them unfinished. */
+    sem_post(&t[0].go);
+    sem_post(&t[1].go);
+    pthread_join(th, NULL);
+    CHECK(f.finished_at_return);
+    CHECK(!t[2].ran && !t[3].ran);
+}
+
+int main(void)
+{
+    xbd_log_init(true, XBD_LOG_WARN);
+    test_bounded();
+    test_free_in_flight();
+    return check_result("test-pool");
+}
