@@ -12,7 +12,9 @@
 # MOUNTPOINT/disk.img is IMAGE.  While CONTROL_DIR/hold exists, a write at
 # byte offset HOLD_OFFSET is held: the server creates CONTROL_DIR/held (its
 # content: the offset) and waits until CONTROL_DIR/hold is removed, then
-# performs the write and creates CONTROL_DIR/released.  Mounted with
+# performs the write and creates CONTROL_DIR/released.  CONTROL_DIR/
+# held-count holds the number of writes held at the moment (several loop
+# devices on the one image each hold theirs).  Mounted with
 # direct_io (every read and write reaches this server) and served by
 # several threads, so other requests go on meanwhile.  Runs in the
 # foreground until unmounted or killed.
@@ -20,6 +22,7 @@ import errno
 import os
 import stat
 import sys
+import threading
 import time
 
 import fusepy
@@ -31,6 +34,8 @@ class Hold(fusepy.Operations):
         self.hold_offset = hold_offset
         self.control = control
         self.fd = os.open(image, os.O_RDWR)
+        self.lock = threading.Lock()
+        self.nheld = 0
 
     def _is_image(self, path):
         if path != "/disk.img":
@@ -60,16 +65,24 @@ class Hold(fusepy.Operations):
             f.write(text)
         os.rename(tmp, os.path.join(self.control, name))
 
+    def _count(self, delta, event, offset):
+        # One writer of the control files at a time: concurrent holds
+        # would race on the temporary names.
+        with self.lock:
+            self.nheld += delta
+            self._note("held-count", "%d\n" % self.nheld)
+            self._note(event, "%d\n" % offset)
+
     def write(self, path, data, offset, fh):
         hold = os.path.join(self.control, "hold")
         if offset == self.hold_offset and os.path.exists(hold):
-            self._note("held", "%d\n" % offset)
+            self._count(+1, "held", offset)
             # A helper waiting for the test's decision, not a test waiting
             # for time to pass.
             while os.path.exists(hold):
                 time.sleep(0.02)
             n = os.pwrite(self.fd, data, offset)
-            self._note("released", "%d\n" % offset)
+            self._count(-1, "released", offset)
             return n
         return os.pwrite(self.fd, data, offset)
 

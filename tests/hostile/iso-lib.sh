@@ -1,0 +1,127 @@
+# iso-lib.sh - helpers of the isolation tests (issue 10, gaps 1 and 2):
+# storage a test can hold (a loop device over tests/daemon/fuse-hold.py),
+# the daemon's per-ring counters, a guest's latency figures.  Sourced
+# after tests/harness/env.sh and tests/daemon/lib.sh, after xsim_start.
+
+ISO_PY=/usr/bin/python3
+
+# iso_need_fuse: skip unless FUSE, fusepy and losetup are usable.
+iso_need_fuse() {
+    [ -x "$ISO_PY" ] && "$ISO_PY" -c 'import fusepy' 2>/dev/null ||
+        xsim_skip "python3-fusepy is not installed (tests/deps/restart.txt)"
+    [ -c /dev/fuse ] || xsim_skip "no /dev/fuse"
+    command -v losetup >/dev/null || xsim_skip "losetup is not installed"
+}
+
+# iso_fuse_mount SIZE_MB HOLD_OFFSET: mount fuse-hold.py on $ISO_MNT over
+# a sparse image; writes at HOLD_OFFSET are held while $ISO_CTL/hold exists.
+iso_fuse_mount() {
+    local end
+    ISO_MNT=$XSIM_TMP/mnt ISO_CTL=$XSIM_TMP/ctl ISO_HOLD_OFF=$2
+    mkdir -p "$ISO_MNT" "$ISO_CTL"
+    truncate -s "$1M" "$XSIM_TMP/store.img"
+    xsim_bg fuse "$ISO_PY" "$top_srcdir/tests/daemon/fuse-hold.py" "$ISO_MNT" \
+        "$XSIM_TMP/store.img" "$2" "$ISO_CTL"
+    end=$(xsim_deadline 10)
+    until [ -f "$ISO_MNT/disk.img" ]; do
+        xsim_past "$end" && xsim_skip "cannot mount the FUSE filesystem: $(tail -3 "$XSIM_LOGDIR/fuse.log")"
+        xsim_running fuse || xsim_skip "fuse-hold.py exited: $(tail -3 "$XSIM_LOGDIR/fuse.log")"
+        sleep 0.05
+    done
+}
+
+# iso_loop VAR FILE: set VAR to a new loop device over FILE (detached at
+# exit).  Not in $(...): the device must be remembered by this shell.
+iso_loop() {
+    local -n iso_out_=$1
+    local iso_dev_= iso_i_
+    for ((iso_i_ = 0; iso_i_ < 5; iso_i_++)); do
+        iso_dev_=$(losetup -f --show "$2" 2>"$XSIM_LOGDIR/losetup.log") && break
+        iso_dev_=
+        sleep 0.2
+    done
+    [ -n "$iso_dev_" ] || xsim_skip "cannot set up a loop device: $(cat "$XSIM_LOGDIR/losetup.log")"
+    ISO_DEVS+=("$iso_dev_")
+    iso_out_=$iso_dev_
+}
+
+# At exit, whatever happened: let held I/O go, stop what uses the loop
+# devices (the daemon, guests, holders), detach them, unmount.
+ISO_DEVS=()
+iso_cleanup() {
+    local f n d
+    [ -n "${ISO_CTL:-}" ] && rm -f "$ISO_CTL/hold"
+    for f in "$XSIM_TMP"/run/*.wpid; do
+        [ -e "$f" ] || continue
+        n=$(basename "$f" .wpid)
+        case $n in
+            xenblkd*|guest*|holdw*) xsim_running "$n" && xsim_kill "$n" TERM 10 >/dev/null ;;
+        esac
+    done
+    for d in "${ISO_DEVS[@]}"; do
+        losetup -d "$d" || xsim_log "cannot detach $d"
+    done
+    [ -n "${ISO_MNT:-}" ] && umount -l "$ISO_MNT" 2>/dev/null
+    return 0
+}
+xsim_on_exit iso_cleanup
+
+# iso_hold_writes N DEV...: hold one O_DIRECT write on each loop device at
+# the hold offset (processes holdwN) and wait until all N are held in the
+# FUSE server: the loop driver serves a device's requests in order, so
+# every later request of those devices waits behind its held write.
+iso_hold_writes() {
+    local n=$1 dev i=0 end off
+    shift
+    off=$((ISO_HOLD_OFF / 4096))
+    touch "$ISO_CTL/hold"
+    for dev in "$@"; do
+        xsim_bg "holdw$i" dd if=/dev/zero of="$dev" bs=4096 count=1 seek="$off" oflag=direct
+        i=$((i + 1))
+    done
+    end=$(xsim_deadline 20)
+    until [ "$(cat "$ISO_CTL/held-count" 2>/dev/null)" = "$n" ]; do
+        xsim_past "$end" && xsim_fail "the storage did not hold $n write(s)"
+        sleep 0.02
+    done
+}
+
+# iso_release: let the held writes complete.
+iso_release() { rm -f "$ISO_CTL/hold"; }
+
+# iso_stats DOMID EXPR: evaluate the Python expression EXPR over the rings
+# of every device of DOMID (list `rings`, each a stats <ring>) through the
+# control socket; prints its value.  Fails if the daemon does not answer
+# within 10 s.
+iso_stats() {
+    "$ISO_PY" - "$XSIM_TMP/control.sock" "$1" "$2" "$top_srcdir/tests/daemon" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[4])
+import ctl
+r = ctl.Client(sys.argv[1], timeout=10.0).call({"command": "stats", "domid": int(sys.argv[2])})
+rings = [q for d in r["devices"] for q in d.get("rings", [])]
+print(eval(sys.argv[3], {"rings": rings, "sum": sum}))
+PY
+}
+
+# iso_wait_stats DOMID EXPR WHAT: wait until EXPR (as iso_stats) is True.
+iso_wait_stats() {
+    local end v
+    end=$(xsim_deadline 30)
+    while :; do
+        v=$(iso_stats "$1" "$2" 2>"$XSIM_TMP/stats.err") ||
+            xsim_fail "the control socket did not answer while $3 ($(tail -1 "$XSIM_TMP/stats.err"))"
+        [ "$v" = True ] && return 0
+        xsim_past "$end" && xsim_fail "never saw: $3"
+        sleep 0.05
+    done
+}
+
+# iso_latency JSON: "p50 p99 n" of the first disk of a --stats-json file.
+iso_latency() {
+    "$ISO_PY" - "$1" <<'PY'
+import json, sys
+l = json.load(open(sys.argv[1]))["disks"][0]["latency_us"]
+print(l["p50"], l["p99"], l["n"])
+PY
+}
