@@ -54,6 +54,7 @@ struct xbd_aio_queue {
     struct xbd_aio *head, **tail;
     unsigned queued, inflight;
     bool active;             /* in the engine's round */
+    unsigned stall_round;    /* io->round it last waited for its share in */
     struct xbd_aio_queue *prev, *next;
     struct xbd_aio_share_stats *st, own_st;
 };
@@ -68,6 +69,7 @@ struct xbd_io_engine {
     unsigned dev_share, ring_share;
     struct xbd_aio_queue *rr;       /* next queue to serve; circular list */
     unsigned nactive;               /* queues in it */
+    unsigned round;                 /* submission rounds (flush_queues) */
     struct xbd_aio_group *groups;
     struct xbd_aio_queue *defq;     /* for I/O no owner bound */
     struct xbd_pool *pool;
@@ -308,8 +310,9 @@ static bool serve(struct xbd_io_engine *io, struct xbd_aio_queue *q,
     struct xbd_aio *a = q->head;
 
     if (!under_share(io, q, a)) {
-        if (!a->waited) {
-            a->waited = true;
+        /* Once per submission round: how often the ring waited. */
+        if (q->stall_round != io->round) {
+            q->stall_round = io->round;
             q->st->share_waits++;
         }
         return false;
@@ -418,6 +421,7 @@ static bool submit_batch(struct xbd_io_engine *io)
 
 static void flush_queues(struct xbd_io_engine *io)
 {
+    io->round++;
     while (io->rr && submit_batch(io))
         ;
     update_busy(io);
@@ -701,7 +705,6 @@ static void start_common(struct xbd_aio *a, enum xbd_aio_kind kind, int fd,
     a->done = done;
     a->done_bytes = 0;
     a->pooled = false;
-    a->waited = false;
 }
 
 static void start_rw(struct xbd_io_engine *io, struct xbd_aio *a,

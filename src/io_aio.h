@@ -64,7 +64,6 @@ struct xbd_aio {
     /* Set once by the owner (xbd_aio_bind); NULL: the engine's own queue. */
     struct xbd_aio_queue *q;
     bool pooled;             /* DISCARD or sync FDSYNC: a worker runs it */
-    bool waited;             /* counted once in share_waits */
     uint64_t chunk;          /* DISCARD: bytes of the chunk in the pool */
     long job_res;            /* written by the worker */
     struct xbd_pool_job job;

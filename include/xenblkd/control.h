@@ -71,8 +71,8 @@
  *   "grant_copy": {"calls","segments"},
  *   "evtchn": {"received" (wake-ups), "sent" (notifications)},
  *   "engine": {"queued" (I/Os waiting now for the ring's or the device's
- *       share of the shared I/O engine), "share_waits" (I/Os that had to
- *       wait for it), "offloaded" (jobs the worker pool ran: discard
+ *       share of the shared I/O engine), "share_waits" (submission rounds in
+ *       which the ring had I/O waiting for it), "offloaded" (jobs the worker pool ran: discard
  *       chunks, flushes without IOCB_CMD_FDSYNC)},
  *   "latency": {"read","write","flush","barrier","discard"}, each
  *       {"count","sum_us","buckets":[XBD_LAT_BUCKETS integers]}: time from

@@ -109,8 +109,9 @@ static inline unsigned xbd_lat_bucket(uint64_t us)
 /* What the shared I/O engine did with one ring's I/O (src/io_aio.c). */
 struct xbd_aio_share_stats {
     uint64_t queued;           /* I/Os waiting for their share (now) */
-    uint64_t share_waits;      /* I/Os that found their ring's or their
-                                  device's share of the engine full */
+    uint64_t share_waits;      /* submission rounds in which the ring had
+                                  I/O waiting because its own or its
+                                  device's share of the engine was full */
     uint64_t offloaded;        /* jobs the worker pool ran: discard chunks,
                                   flushes without IOCB_CMD_FDSYNC */
 };

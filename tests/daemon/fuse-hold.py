@@ -4,17 +4,18 @@
 # write in flight for as long as it wants (storage that is slow exactly
 # when the test needs it).
 #
-#   fuse-hold.py MOUNTPOINT IMAGE HOLD_OFFSET CONTROL_DIR
+#   fuse-hold.py MOUNTPOINT IMAGE HOLD_OFFSET CONTROL_DIR [IMAGE2...]
 #
 # The tests put a loop device on MOUNTPOINT/disk.img: the daemon's I/O
 # then waits in the loop driver, not inside io_submit() (a FUSE file
 # itself would block the daemon's io_submit, as buffered aio does).
-# MOUNTPOINT/disk.img is IMAGE.  While CONTROL_DIR/hold exists, a write at
+# MOUNTPOINT/disk.img is IMAGE (disk2.img IMAGE2, ...).  While CONTROL_DIR/hold exists, a write at
 # byte offset HOLD_OFFSET is held: the server creates CONTROL_DIR/held (its
 # content: the offset) and waits until CONTROL_DIR/hold is removed, then
 # performs the write and creates CONTROL_DIR/released.  CONTROL_DIR/
-# held-count holds the number of writes held at the moment (several loop
-# devices on the one image each hold theirs).  Mounted with
+# held-count holds the number of writes held at the moment (a test
+# holding several loop devices puts each on an image of its own: writes
+# to one FUSE file wait for each other in the kernel).  Mounted with
 # direct_io (every read and write reaches this server) and served by
 # several threads, so other requests go on meanwhile.  Runs in the
 # foreground until unmounted or killed.
@@ -29,35 +30,37 @@ import fusepy
 
 
 class Hold(fusepy.Operations):
-    def __init__(self, image, hold_offset, control):
-        self.image = image
+    def __init__(self, images, hold_offset, control):
         self.hold_offset = hold_offset
         self.control = control
-        self.fd = os.open(image, os.O_RDWR)
+        self.fds = {}
+        for i, image in enumerate(images):
+            name = "disk.img" if i == 0 else "disk%d.img" % (i + 1)
+            self.fds["/" + name] = os.open(image, os.O_RDWR)
         self.lock = threading.Lock()
         self.nheld = 0
 
-    def _is_image(self, path):
-        if path != "/disk.img":
+    def _fd(self, path):
+        if path not in self.fds:
             raise fusepy.FuseOSError(errno.ENOENT)
+        return self.fds[path]
 
     def getattr(self, path, fh=None):
         if path == "/":
             return {"st_mode": stat.S_IFDIR | 0o755, "st_nlink": 2}
-        self._is_image(path)
-        st = os.fstat(self.fd)
+        st = os.fstat(self._fd(path))
         return {"st_mode": stat.S_IFREG | 0o600, "st_nlink": 1, "st_size": st.st_size,
                 "st_mtime": st.st_mtime, "st_ctime": st.st_ctime, "st_atime": st.st_atime}
 
     def readdir(self, path, fh):
-        return [".", "..", "disk.img"]
+        return [".", ".."] + [p[1:] for p in self.fds]
 
     def open(self, path, flags):
-        self._is_image(path)
+        self._fd(path)
         return 0
 
     def read(self, path, size, offset, fh):
-        return os.pread(self.fd, size, offset)
+        return os.pread(self._fd(path), size, offset)
 
     def _note(self, name, text):
         tmp = os.path.join(self.control, "." + name)
@@ -81,16 +84,16 @@ class Hold(fusepy.Operations):
             # for time to pass.
             while os.path.exists(hold):
                 time.sleep(0.02)
-            n = os.pwrite(self.fd, data, offset)
+            n = os.pwrite(self._fd(path), data, offset)
             self._count(-1, "released", offset)
             return n
-        return os.pwrite(self.fd, data, offset)
+        return os.pwrite(self._fd(path), data, offset)
 
     def truncate(self, path, length, fh=None):
-        os.ftruncate(self.fd, length)
+        os.ftruncate(self._fd(path), length)
 
     def fsync(self, path, datasync, fh):
-        os.fdatasync(self.fd)
+        os.fdatasync(self._fd(path))
         return 0
 
     def flush(self, path, fh):
@@ -102,7 +105,7 @@ class Hold(fusepy.Operations):
 
 def main():
     mnt, image, off, control = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-    fusepy.FUSE(Hold(image, off, control), mnt, foreground=True, nothreads=False,
+    fusepy.FUSE(Hold([image] + sys.argv[5:], off, control), mnt, foreground=True, nothreads=False,
                 direct_io=True, allow_other=True)
 
 

@@ -13,15 +13,20 @@ iso_need_fuse() {
     command -v losetup >/dev/null || xsim_skip "losetup is not installed"
 }
 
-# iso_fuse_mount SIZE_MB HOLD_OFFSET: mount fuse-hold.py on $ISO_MNT over
-# a sparse image; writes at HOLD_OFFSET are held while $ISO_CTL/hold exists.
+# iso_fuse_mount SIZE_MB HOLD_OFFSET [N]: mount fuse-hold.py on $ISO_MNT
+# over N (default 1) sparse images, disk.img, disk2.img...; writes at
+# HOLD_OFFSET are held while $ISO_CTL/hold exists.
 iso_fuse_mount() {
-    local end
+    local end i extra=()
     ISO_MNT=$XSIM_TMP/mnt ISO_CTL=$XSIM_TMP/ctl ISO_HOLD_OFF=$2
     mkdir -p "$ISO_MNT" "$ISO_CTL"
     truncate -s "$1M" "$XSIM_TMP/store.img"
+    for ((i = 2; i <= ${3:-1}; i++)); do
+        truncate -s "$1M" "$XSIM_TMP/store$i.img"
+        extra+=("$XSIM_TMP/store$i.img")
+    done
     xsim_bg fuse "$ISO_PY" "$top_srcdir/tests/daemon/fuse-hold.py" "$ISO_MNT" \
-        "$XSIM_TMP/store.img" "$2" "$ISO_CTL"
+        "$XSIM_TMP/store.img" "$2" "$ISO_CTL" "${extra[@]}"
     end=$(xsim_deadline 10)
     until [ -f "$ISO_MNT/disk.img" ]; do
         xsim_past "$end" && xsim_skip "cannot mount the FUSE filesystem: $(tail -3 "$XSIM_LOGDIR/fuse.log")"

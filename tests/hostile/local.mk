@@ -45,7 +45,8 @@ tests_hostile_storm_guest_LDADD = tests/sim/libxensim_guest.a -lpthread
 XBD_HOSTILE_SH_TESTS = \
 	tests/hostile/evtchn-storm.sh \
 	tests/hostile/frontend-path.sh \
-	tests/hostile/iso-discard-held.sh
+	tests/hostile/iso-discard-held.sh \
+	tests/hostile/iso-queue-flood.sh
 TESTS += $(XBD_HOSTILE_SH_TESTS)
 dist_check_SCRIPTS += $(XBD_HOSTILE_SH_TESTS)
 EXTRA_DIST += tests/hostile/README.md tests/hostile/iso-lib.sh
