@@ -589,6 +589,18 @@ static int fe_uint(struct xbd_device *dev, const char *dir, const char *key,
     return 1;
 }
 
+/* A feature flag the frontend offers: parsed as Linux blkback parses it
+ * (any number but 0 is true, anything else is absent: xenbus.h), so that
+ * "2" or garbage never costs the guest its disk. */
+static bool fe_flag(struct xbd_device *dev, const char *dir, const char *key)
+{
+    char *v = dev_read(dev, dir, key);
+    bool on = v && xbd_parse_linux_flag(v);
+
+    free(v);
+    return on;
+}
+
 /* The ring order is per device, not per queue: Linux blkfront writes
  * ring-page-order once at the top of its directory and blkback's
  * connect_ring reads it from there, whatever the number of queues. */
@@ -684,10 +696,7 @@ static int read_frontend(struct xbd_device *dev, struct fe_info *fi, char *why, 
     memset(fi, 0, sizeof(*fi));
     if (read_protocol(dev, &fi->protocol, why, n) < 0)
         return -1;
-    rc = fe_uint(dev, dev->fe, "feature-persistent", 1, false, &v, why, n);
-    if (rc < 0)
-        return -1;
-    fi->persistent = rc == 1 && v == 1 && dev->cfg.max_pgrants > 0;
+    fi->persistent = fe_flag(dev, dev->fe, "feature-persistent") && dev->cfg.max_pgrants > 0;
     rc = fe_uint(dev, dev->fe, "multi-queue-num-queues", UINT32_MAX, false, &v, why, n);
     if (rc < 0)
         return -1;
