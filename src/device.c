@@ -61,6 +61,10 @@ struct xbd_device {
      * by a previous instance's SIGTERM): blkfront reconnects from Closed
      * once it sees InitWait, so that Closed is no request to close. */
     bool fe_closed_at_initwait;
+    /* The frontend was seen Initialising, Closing or Closed since our last
+     * connect attempt: if it then comes back to Initialised/Connected while
+     * we are Closing, it is reconnecting (frontend_back). */
+    bool fe_went_down;
     char fatal_reason[160];
 
     /* What we offer: the host's configuration when the device last
@@ -819,6 +823,9 @@ static void dev_connect(struct xbd_device *dev)
     struct fe_info fi;
     char why[256];
 
+    /* Only a new departure of the frontend allows another attempt from
+     * Closing: a refused or broken connection must not retry by itself. */
+    dev->fe_went_down = false;
     if (read_frontend(dev, &fi, why, sizeof(why)) < 0) {
         dev_err(dev, "refusing to connect: %s", why);
         close_to(dev, XBD_XB_CLOSING);
@@ -942,9 +949,38 @@ static bool take_over(struct xbd_device *dev, int fe)
     return false;
 }
 
+/* We are Closing (rings drained) and the frontend is back: it flapped
+ * Closing -> Connected, or its driver started again without passing
+ * Closed.  Linux blkback's frontend_changed connects again whenever the
+ * frontend says Initialised/Connected and the backend is not Connected, so
+ * a guest never loses its disk to a quick Closing/Connected; likewise a
+ * frontend Initialising again gets InitWait, as from Closed.  Only after
+ * the frontend was seen leaving (fe_went_down): a connection refused or
+ * broken by the frontend with its state still Connected stays Closing
+ * until the frontend itself starts over, so a broken ring cannot make us
+ * reconnect in a loop. */
+static void frontend_back(struct xbd_device *dev, int fe)
+{
+    if (dev->failed || dev->nr_rings || !dev->fe_went_down)
+        return;
+    if (fe == XBD_XB_INITIALISING) {
+        dev_info(dev, "frontend Initialising again while Closing: preparing to reconnect");
+        enter_initwait(dev);
+        if (dev->state == XBD_XB_INITWAIT)
+            dev_kick(dev);
+    } else if (fe == XBD_XB_INITIALISED || fe == XBD_XB_CONNECTED) {
+        dev_info(dev, "frontend %s again while Closing: reconnecting",
+                 xbd_xenbus_state_name(fe));
+        if (ensure_backing(dev) == 0)
+            dev_connect(dev);
+    }
+}
+
 /* What to do given the frontend's state, once online and configured. */
 static void follow_frontend(struct xbd_device *dev, int fe)
 {
+    if (fe == XBD_XB_INITIALISING || fe == XBD_XB_CLOSING || fe == XBD_XB_CLOSED)
+        dev->fe_went_down = true;
     switch (dev->state) {
     case XBD_XB_INITWAIT:
         if (fe != XBD_XB_CLOSED)
@@ -971,6 +1007,8 @@ static void follow_frontend(struct xbd_device *dev, int fe)
     case XBD_XB_CLOSING:
         if (fe == XBD_XB_CLOSED || fe == XBD_XB_UNKNOWN)
             close_to(dev, XBD_XB_CLOSED);
+        else
+            frontend_back(dev, fe);
         break;
     case XBD_XB_CLOSED:
         /* The frontend starts over (reboot, kexec, module reload). */
