@@ -1056,12 +1056,48 @@ static void dev_handover(struct xbd_device *dev)
     xbd_host_check_done(h);
 }
 
+/* Rings are draining: nothing to do but notice that the toolstack removed
+ * the directory meanwhile (it may re-create it before the drain ends:
+ * libxl forces a removal after 10 s and a disk can be added again at
+ * once), so that the drain's end frees this device instead of carrying
+ * on in a directory that is not its own any more. */
+static void note_removal(struct xbd_device *dev)
+{
+    if (!dev->gone && !xbd_xs_exists(dev->host->xb, XBT_NULL, dev->be)) {
+        dev_info(dev, "backend directory removed while rings drain");
+        dev->gone = true;
+    }
+}
+
+/* A removed device whose rings have drained: free it, and if its directory
+ * exists again, the toolstack added a new disk there: a new device for it,
+ * starting from scratch (its own keys, frontend, InitWait). */
+static void replace_gone(struct xbd_device *dev)
+{
+    struct xbd_kind *k = dev->kind;
+    unsigned domid = dev->domid, devid = dev->devid;
+    bool again = xbd_xs_exists(dev->host->xb, XBT_NULL, dev->be);
+
+    dev_free(dev);
+    if (again) {
+        xbd_info("domain %u %s/%u: backend directory re-created: new device", domid,
+                 k->name, devid);
+        xbd_device_create(k, domid, devid);
+    }
+}
+
 static void dev_update(struct xbd_device *dev)
 {
     struct xbd_host *h = dev->host;
 
-    if (dev->draining)
+    if (dev->draining) {
+        note_removal(dev);
         return;                 /* ring_drained_cb kicks again */
+    }
+    if (dev->gone) {
+        replace_gone(dev);
+        return;
+    }
     if (dev->after_drain) {
         int s = dev->after_drain;
         dev->after_drain = 0;
@@ -1074,7 +1110,7 @@ static void dev_update(struct xbd_device *dev)
             dev->gone = true;
             stop_rings(dev, 0, false);
             if (dev->draining)
-                return;
+                return;         /* replace_gone once drained */
         }
         dev_free(dev);
         return;
