@@ -274,6 +274,13 @@ int xbd_backing_open(struct xbd_backing *b, const char *path,
     } else {
         probe_file(b, &st, o->discard);
     }
+    if (!b->direct) {
+        /* Without O_DIRECT every write lands in dom0's page cache first,
+         * a volatile write cache whatever the device's own setting: the
+         * guest must be offered a flush (fdatasync) or a host crash loses
+         * writes it was told had completed. */
+        b->flush = true;
+    }
     return 0;
 fail:
     close(b->fd);
