@@ -35,13 +35,8 @@ until [ -f "$mnt/disk.img" ]; do
     xsim_running fuse || xsim_skip "fuse-hold.py exited: $(tail -3 "$XSIM_LOGDIR/fuse.log")"
     sleep 0.05
 done
-dev=
-for ((i = 0; i < 5; i++)); do
-    dev=$(losetup -f --show "$mnt/disk.img" 2>"$XSIM_LOGDIR/losetup.log") && break
-    dev=
-    sleep 0.2
-done
-[ -n "$dev" ] || xsim_skip "cannot set up a loop device: $(cat "$XSIM_LOGDIR/losetup.log")"
+dev=$(loop_attach "$mnt/disk.img") ||
+    xsim_skip "cannot set up a loop device: $(cat "$XSIM_LOGDIR/losetup.log")"
 xsim_on_exit "losetup -d $dev"
 
 be=$(be_dir qdisk 5 51712)
