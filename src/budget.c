@@ -26,8 +26,8 @@ void xbd_map_reserve_init(struct xbd_map_reserve *m)
     m->used = 0;
 }
 
-void xbd_ring_plan(size_t mem, unsigned nr_ents, unsigned seg_cap, size_t per_slot,
-                   unsigned bounce_max_default, unsigned pool_keep_default,
+void xbd_ring_plan(size_t mem, size_t fixed, unsigned nr_ents, unsigned seg_cap,
+                   size_t per_slot, unsigned bounce_max_default, unsigned pool_keep_default,
                    struct xbd_ring_plan *p)
 {
     unsigned min_slots = nr_ents < XBD_MIN_SLOTS ? nr_ents : XBD_MIN_SLOTS;
@@ -38,6 +38,7 @@ void xbd_ring_plan(size_t mem, unsigned nr_ents, unsigned seg_cap, size_t per_sl
     p->pool_keep = pool_keep_default;
     if (!mem)
         return;
+    mem = mem > fixed ? mem - fixed : 0;
     /* Half for the slots (fixed for the connection), half for the pages
      * requests hold; a large ring then simply has fewer requests in
      * flight, the others wait in the shared ring. */

@@ -75,9 +75,12 @@ struct xbd_ring_plan {
 };
 
 /* mem: the queue's share in bytes (0: no budget, the built-in maxima);
- * per_slot: bytes of one slot with seg_cap segments. */
-void xbd_ring_plan(size_t mem, unsigned nr_ents, unsigned seg_cap, size_t per_slot,
-                   unsigned bounce_max_default, unsigned pool_keep_default,
+ * fixed: what the queue allocates whatever its plan; per_slot: bytes of
+ * one slot with seg_cap segments.  Requests then hold at most bounce_max
+ * pages, idle ones included (a request is taken only when one largest
+ * more fits, or when none holds any). */
+void xbd_ring_plan(size_t mem, size_t fixed, unsigned nr_ents, unsigned seg_cap,
+                   size_t per_slot, unsigned bounce_max_default, unsigned pool_keep_default,
                    struct xbd_ring_plan *p);
 
 /* Queues a disk may be offered with fds file descriptors (at least 1). */

@@ -210,7 +210,8 @@ static void *page_get(struct xbd_ring *r)
 static void page_put(struct xbd_ring *r, void *p)
 {
     r->bounce_out--;
-    if (r->pool_n < r->pool_keep)
+    /* Held and idle pages together stay within the plan. */
+    if (r->pool_n < r->pool_keep && r->bounce_out + r->pool_n < r->bounce_max)
         r->pool[r->pool_n++] = p;
     else
         free(p);
@@ -720,9 +721,11 @@ static int ring_process(struct xbd_ring *r)
                 goto out;
             }
             s = r->free_slots;
-            /* Out of slots or of bounce memory: finish() kicks us once a
-             * request gives its slot and its pages back. */
-            if (!s || r->bounce_out >= r->bounce_max) {
+            /* Out of slots or of bounce memory (room for one largest
+             * request, unless none holds any: the plan allows one):
+             * finish() kicks us once a request gives its slot and its
+             * pages back. */
+            if (!s || (r->bounce_out && r->bounce_out + r->seg_cap > r->bounce_max)) {
                 r->st.oo_req++;
                 goto out;
             }
@@ -980,6 +983,18 @@ static unsigned redo_slots_needed(const struct xbd_ring *r)
     return n;
 }
 
+/* Scratch allocated once per ring: the private copy of indirect pages
+ * and the grant-copy batch. */
+static size_t fixed_bytes(const struct xbd_ring *r)
+{
+    unsigned ncopy = r->seg_cap > BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST ?
+                     r->seg_cap : BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST;
+
+    return (size_t)XBD_PAGE_SIZE * ((r->lim.max_indirect_segs + XBD_SEGS_PER_INDIRECT_PAGE - 1) /
+                                    XBD_SEGS_PER_INDIRECT_PAGE) +
+           ncopy * sizeof(xengnttab_grant_copy_segment_t);
+}
+
 static size_t slot_bytes(const struct xbd_ring *r)
 {
     return sizeof(struct xbd_slot) +
@@ -990,11 +1005,7 @@ static size_t slot_bytes(const struct xbd_ring *r)
 /* What the queue holds now, for the stats (budget.h). */
 static void update_mem(struct xbd_ring *r)
 {
-    size_t ind = (size_t)XBD_PAGE_SIZE * ((r->lim.max_indirect_segs +
-                                          XBD_SEGS_PER_INDIRECT_PAGE - 1) /
-                                         XBD_SEGS_PER_INDIRECT_PAGE);
-
-    r->st.mem_bytes = (uint64_t)r->nr_slots * slot_bytes(r) + ind +
+    r->st.mem_bytes = (uint64_t)r->nr_slots * slot_bytes(r) + fixed_bytes(r) +
                       (uint64_t)(r->bounce_out + r->pool_n) * XBD_PAGE_SIZE;
 }
 
@@ -1006,8 +1017,8 @@ static int alloc_slots(struct xbd_ring *r)
     unsigned char *m;
     unsigned i;
 
-    xbd_ring_plan(r->mem_budget, r->br.nr_ents, r->seg_cap, slot_bytes(r), XBD_BOUNCE_MAX,
-                  XBD_POOL_KEEP, &plan);
+    xbd_ring_plan(r->mem_budget, fixed_bytes(r), r->br.nr_ents, r->seg_cap, slot_bytes(r),
+                  XBD_BOUNCE_MAX, XBD_POOL_KEEP, &plan);
     r->nr_slots = plan.slots > redo_slots_needed(r) ? plan.slots : redo_slots_needed(r);
     r->bounce_max = plan.bounce_max;
     r->pool_keep = plan.pool_keep;
