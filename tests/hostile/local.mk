@@ -45,7 +45,8 @@ tests_hostile_storm_guest_LDADD = tests/sim/libxensim_guest.a -lpthread
 XBD_HOSTILE_SH_TESTS = \
 	tests/hostile/evtchn-storm.sh \
 	tests/hostile/frontend-path.sh \
-	tests/hostile/log-flood.sh
+	tests/hostile/log-flood.sh \
+	tests/hostile/budget.sh
 TESTS += $(XBD_HOSTILE_SH_TESTS)
 dist_check_SCRIPTS += $(XBD_HOSTILE_SH_TESTS)
 EXTRA_DIST += tests/hostile/README.md
