@@ -46,7 +46,8 @@ XBD_HOSTILE_SH_TESTS = \
 	tests/hostile/evtchn-storm.sh \
 	tests/hostile/frontend-path.sh \
 	tests/hostile/log-flood.sh \
-	tests/hostile/budget.sh
+	tests/hostile/budget.sh \
+	tests/hostile/xs-storm-neighbour.sh
 TESTS += $(XBD_HOSTILE_SH_TESTS)
 dist_check_SCRIPTS += $(XBD_HOSTILE_SH_TESTS)
-EXTRA_DIST += tests/hostile/README.md
+EXTRA_DIST += tests/hostile/README.md tests/hostile/loop-lib.sh tests/hostile/xs-stall-bench.sh
