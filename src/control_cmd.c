@@ -154,6 +154,7 @@ static void add_host_figures(json_object *o, const struct xbd_host *h)
     json_object_object_add(o, "grant_mappings", g);
     json_object_object_add(ev, "done", u64(f.evaluations));
     json_object_object_add(ev, "deferred", u64(f.evaluations_deferred));
+    json_object_object_add(ev, "delayed", u64(f.evaluations_delayed));
     json_object_object_add(o, "evaluations", ev);
     json_object_object_add(loop, "iterations", u64(f.loop_iterations));
     json_object_object_add(loop, "busy_max_us", u64(f.loop_busy_max_us));

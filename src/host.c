@@ -369,6 +369,7 @@ void xbd_host_get_figures(const struct xbd_host *h, struct xbd_host_figures *f)
         .grant_mappings_used = h->maps.used,
         .evaluations = h->evq.done,
         .evaluations_deferred = h->evq.deferred,
+        .evaluations_delayed = h->evq.delayed,
         .loop_iterations = h->loop_stats.iterations,
         .loop_busy_max_us = h->loop_stats.busy_max_us,
         .loop_busy = h->loop_stats.busy,

@@ -108,7 +108,8 @@ struct xbd_host_figures {
     uint64_t map_count_max;     /* vm.max_map_count read at start */
     uint64_t grant_mappings_limit, grant_mappings_used;
     uint64_t evaluations;       /* device evaluations run */
-    uint64_t evaluations_deferred; /* left for the next loop iteration (budget) */
+    uint64_t evaluations_deferred; /* turns that left some for the next iteration */
+    uint64_t evaluations_delayed;  /* waited for their device's rate limit */
     uint64_t loop_iterations;
     uint64_t loop_busy_max_us;  /* longest iteration: the loop did not poll */
     struct xbd_lat_hist loop_busy; /* per iteration, microseconds */

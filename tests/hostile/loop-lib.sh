@@ -27,8 +27,9 @@ loop_report() {
         ([range(0; $d | length) | select($d[.] > 0)] | max) as $top |
         "\($what): \($n) loop iterations, busy p50 \(bound(pct(0.5))) us, p99 \(bound(pct(0.99))) us, "
         + "longest \(bound($top)) us (max since start \($b[0].loop.busy_max_us) us); evaluations "
-        + "\($b[0].evaluations.done - $a[0].evaluations.done), deferred by the budget "
-        + "\($b[0].evaluations.deferred - $a[0].evaluations.deferred)"')
+        + "\($b[0].evaluations.done - $a[0].evaluations.done), turns deferring some "
+        + "\($b[0].evaluations.deferred - $a[0].evaluations.deferred), delayed by the per-device "
+        + "rate \($b[0].evaluations.delayed - $a[0].evaluations.delayed)"')
     xsim_log "$line"
     echo "$line" >>"$XSIM_TMP/loop-figures.txt"
 }
