@@ -388,9 +388,9 @@ static json_object *devices_arr(struct xbd_host *h, const struct filter *f,
             for (unsigned q = 0; q < xbd_device_ring_count(e[j].dev); q++)
                 json_object_array_add(rings, ring_obj(q, xbd_device_ring_stats(e[j].dev, q)));
             json_object_object_add(d, "rings", rings);
-            json_object_object_add(d, "budget", budget_obj(&e[j].info, e[j].dev));
-            GROUP(d, "log", KEYS("suppressed"), e[j].info.budget.log_suppressed);
         }
+        json_object_object_add(d, "budget", budget_obj(&e[j].info, e[j].dev));
+        GROUP(d, "log", KEYS("suppressed"), e[j].info.budget.log_suppressed);
         json_object_array_add(arr, d);
     }
     free(e);

@@ -375,3 +375,8 @@ void xbd_host_get_figures(const struct xbd_host *h, struct xbd_host_figures *f)
         .loop_busy = h->loop_stats.busy,
     };
 }
+
+bool xbd_host_evaluations_pending(const struct xbd_host *h)
+{
+    return h->evq.head != NULL;
+}

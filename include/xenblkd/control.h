@@ -58,11 +58,12 @@
  *   "readonly", "discard", "connected", and what was negotiated (null while
  *   not connected): "protocol" ("native","x86_32-abi","x86_64-abi"),
  *   "ring_order", "queues", "persistent", "max_indirect_segments".
- *   stats adds "rings": [<ring>...], one per running queue, "budget":
+ *   "budget":
  *   {"memory_bytes", "grant_mappings", "fds"}, each {"limit","used"} (the
  *   disk's budgets, src/budget.h; used: summed over its queues now; fds
  *   used: 1 for the open backing store + 2 per queue) and "log":
  *   {"suppressed"} (this disk's lines dropped by the log rate limit).
+ *   stats adds "rings": [<ring>...], one per running queue.
  *
  * <ring>: every counter is since the ring connected (a reconnect starts
  *   from zero), an unsigned 64-bit integer:

@@ -115,6 +115,9 @@ struct xbd_host_figures {
     struct xbd_lat_hist loop_busy; /* per iteration, microseconds */
 };
 void xbd_host_get_figures(const struct xbd_host *h, struct xbd_host_figures *f);
+/* Device evaluations waiting to run (not those held back by a device's
+ * rate limit). */
+bool xbd_host_evaluations_pending(const struct xbd_host *h);
 /* Re-read the size of every open backing store; a disk that grew or shrank
  * is served at its new size from now on, and a connected frontend is told
  * (new "sectors", "state" rewritten: blkfront resizes the disk online). */
