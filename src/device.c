@@ -30,8 +30,12 @@
 #include "xenblkd/stats.h"
 
 #include "device_internal.h"
+#include "log_limit.h"
 
-#define dev_log(dev, lvl, fmt, ...) xbd_log(lvl, "%s: " fmt, (dev)->name, ##__VA_ARGS__)
+/* Everything a device logs is what its guest can make us log: through
+ * the device's rate limit (log_limit.h). */
+#define dev_log(dev, lvl, fmt, ...) \
+    xbd_logb(&((struct xbd_device *)(dev))->logb, lvl, "%s: " fmt, (dev)->name, ##__VA_ARGS__)
 #define dev_err(dev, ...)   dev_log(dev, XBD_LOG_ERR, __VA_ARGS__)
 #define dev_warn(dev, ...)  dev_log(dev, XBD_LOG_WARN, __VA_ARGS__)
 #define dev_info(dev, ...)  dev_log(dev, XBD_LOG_INFO, __VA_ARGS__)
@@ -52,7 +56,8 @@ struct xbd_device {
     char be[128];               /* backend directory */
     char *fe;                   /* frontend directory (toolstack-written) */
     struct xbd_watch *fe_watch; /* on <fe>/state */
-    ev_timer kick;
+    struct xbd_eval_node evn;   /* evaluation asked for (host's eval_queue) */
+    struct xbd_log_bucket logb; /* rate limit of its log lines */
 
     int state;                  /* XenbusState we last published */
     bool failed;                /* config refused: stay closed until removed */
@@ -149,15 +154,12 @@ static int frontend_state(struct xbd_device *dev)
 
 static void dev_kick(struct xbd_device *dev)
 {
-    if (!ev_is_active(&dev->kick)) {
-        ev_timer_set(&dev->kick, 0., 0.);
-        ev_timer_start(dev->host->loop, &dev->kick);
-    }
+    xbd_eval_queue_push(&dev->host->evq, &dev->evn);
 }
 
-static void dev_kick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+static void dev_kick_cb(struct xbd_eval_node *n)
 {
-    dev_update(container_of(t, struct xbd_device, kick));
+    dev_update(container_of(n, struct xbd_device, evn));
 }
 
 static void fe_watch_cb(void *opaque, const char *path)
@@ -511,6 +513,10 @@ static void enter_initwait(struct xbd_device *dev)
 
     dev->fatal = false;
     dev->cfg = dev->host->cfg;
+    /* No more queues than the disk's file descriptors allow: the guest
+     * then cannot ask for more (budget.h). */
+    if (dev->cfg.max_queues > xbd_budget_queues_for_fds(dev->cfg.disk_fds))
+        dev->cfg.max_queues = xbd_budget_queues_for_fds(dev->cfg.disk_fds);
     if (read_config(dev, err, sizeof(err)) < 0) {
         dev_fail(dev, err);
         return;
@@ -731,8 +737,36 @@ static int read_frontend(struct xbd_device *dev, struct fe_info *fi, char *why, 
     return 0;
 }
 
+/* The process keeps XBD_FD_RESERVE descriptors free whatever its disks
+ * ask: one disk connecting must not make another's fail.  (The disk's
+ * own budget, disk-fds, already capped the queues it was offered.) */
+static bool fds_for_rings(struct xbd_device *dev, unsigned nr_queues)
+{
+    unsigned long open_now, limit;
+    unsigned need = XBD_FDS_PER_QUEUE * nr_queues;
+
+    if (xbd_fds_available(need, &open_now, &limit))
+        return true;
+    dev_err(dev, "refusing to connect: %u queues need %u file descriptors, %lu of the "
+            "limit of %lu are open and %u are kept in reserve", nr_queues, need, open_now,
+            limit, XBD_FD_RESERVE);
+    return false;
+}
+
+/* The queue's share of the disk's persistent-grant mappings: never more
+ * than the per-ring maximum, 0 when the share rounds down to nothing
+ * (that queue then copies everything). */
+static unsigned pgrant_share(const struct xbd_config *c, unsigned nr_queues)
+{
+    unsigned share = c->disk_grant_mappings / nr_queues;
+
+    return share < c->max_pgrants ? share : c->max_pgrants;
+}
+
 static int start_rings(struct xbd_device *dev, const struct fe_info *fi)
 {
+    unsigned pg = pgrant_share(&dev->cfg, fi->nr_queues);
+
     char name[96], journal[4200];
 
     dev->rings = calloc(fi->nr_queues, sizeof(*dev->rings));
@@ -746,13 +780,16 @@ static int start_rings(struct xbd_device *dev, const struct fe_info *fi)
             .protocol = fi->protocol,
             .ring_order = fi->queues[q].order,
             .remote_port = fi->queues[q].port,
-            .persistent = fi->persistent,
+            .persistent = fi->persistent && pg > 0,
             .max_indirect_segs = dev->cfg.max_indirect_segs,
-            .max_persistent_grants = dev->cfg.max_pgrants,
+            .max_persistent_grants = pg,
             .pgrant_idle_s = dev->cfg.pgrant_idle_s,
             .backing = &dev->backing,
             .journal_path = journal,
             .resume = dev->resuming,
+            .mem_budget = ((size_t)dev->cfg.disk_memory_mib << 20) / fi->nr_queues,
+            .maps = &dev->host->maps,
+            .logb = &dev->logb,
         };
         if (xbd_journal_path(journal, sizeof(journal), dev->host->cfg.state_dir,
                              dev->kind->name, dev->domid, dev->devid, q) < 0) {
@@ -827,7 +864,12 @@ static void dev_connect(struct xbd_device *dev)
      * Closing: a refused or broken connection must not retry by itself. */
     dev->fe_went_down = false;
     if (read_frontend(dev, &fi, why, sizeof(why)) < 0) {
-        dev_err(dev, "refusing to connect: %s", why);
+        xbd_logb_first(&dev->logb, XBD_LOG_ERR, "%s: refusing to connect: %s", dev->name, why);
+        close_to(dev, XBD_XB_CLOSING);
+        return;
+    }
+    if (!fds_for_rings(dev, fi.nr_queues)) {
+        free(fi.queues);
         close_to(dev, XBD_XB_CLOSING);
         return;
     }
@@ -871,11 +913,12 @@ static void dev_free(struct xbd_device *dev)
     dev_info(dev, "backend directory removed, device freed");
     xbd_journal_remove_device(h->cfg.state_dir, dev->kind->name, dev->domid, dev->devid);
     xbd_watch_remove(h->xb, dev->fe_watch);
-    ev_timer_stop(h->loop, &dev->kick);
+    xbd_eval_queue_remove(&h->evq, &dev->evn);
     ev_timer_stop(h->loop, &dev->stats_timer);
     xbd_shm_stats_close(dev->shm);
     xbd_backing_close(&dev->backing);
     xbd_host_remove_device(h, dev);
+    xbd_log_bucket_fini(&dev->logb);
     free(dev->fe);
     free(dev->path);
     free(dev->opened_path);
@@ -1116,7 +1159,8 @@ static void dev_update(struct xbd_device *dev)
         return;
     }
     if (dev->fatal && dev->nr_rings) {
-        dev_err(dev, "frontend broke the protocol: %s; disconnecting", dev->fatal_reason);
+        xbd_logb_first(&dev->logb, XBD_LOG_ERR, "%s: frontend broke the protocol: %s; "
+                       "disconnecting", dev->name, dev->fatal_reason);
         close_to(dev, XBD_XB_CLOSING);
     }
     dev->fatal = false;
@@ -1202,12 +1246,14 @@ void xbd_device_create(struct xbd_kind *k, unsigned domid, unsigned devid)
     dev->state = XBD_XB_UNKNOWN;
     snprintf(dev->name, sizeof(dev->name), "domain %u %s/%u", domid, k->name, devid);
     snprintf(dev->be, sizeof(dev->be), "%s", be);
-    ev_timer_init(&dev->kick, dev_kick_cb, 0., 0.);
+    xbd_eval_node_init(&dev->evn, dev_kick_cb);
+    xbd_log_bucket_init(&dev->logb, dev->name);
     ev_timer_init(&dev->stats_timer, stats_timer_cb, XBD_STATS_INTERVAL, XBD_STATS_INTERVAL);
     snprintf(path, sizeof(path), "%s/state", fe);
     dev->fe_watch = xbd_watch_add(h->xb, path, fe_watch_cb, dev);
     if (!dev->fe_watch) {
         dev_err(dev, "cannot watch the frontend state");
+        xbd_log_bucket_fini(&dev->logb);
         free(fe);
         free(dev);
         return;
@@ -1215,6 +1261,7 @@ void xbd_device_create(struct xbd_kind *k, unsigned domid, unsigned devid)
     if (xbd_host_add_device(h, dev) < 0) {
         dev_err(dev, "out of memory");
         xbd_watch_remove(h->xb, dev->fe_watch);
+        xbd_log_bucket_fini(&dev->logb);
         free(fe);
         free(dev);
         return;
@@ -1274,7 +1321,8 @@ void xbd_device_destroy(struct xbd_device *d)
     /* Only reached with rings still running after a shutdown timeout:
      * the process is exiting, the kernel releases what they hold. */
     xbd_watch_remove(h->xb, d->fe_watch);
-    ev_timer_stop(h->loop, &d->kick);
+    xbd_eval_queue_remove(&h->evq, &d->evn);
+    xbd_log_bucket_fini(&d->logb);
     ev_timer_stop(h->loop, &d->stats_timer);
     xbd_shm_stats_close(d->shm);
     xbd_backing_close(&d->backing);
@@ -1309,6 +1357,13 @@ void xbd_device_get_info(const struct xbd_device *dev, struct xbd_device_info *o
         .state = dev->state,
         .connected = dev->nr_rings > 0,
         .neg = dev->neg,
+        .budget = {
+            .memory_limit = (uint64_t)dev->cfg.disk_memory_mib << 20,
+            .grant_mappings_limit = dev->cfg.disk_grant_mappings,
+            .fds_limit = dev->cfg.disk_fds,
+            .fds_used = (b->fd >= 0) + (uint64_t)XBD_FDS_PER_QUEUE * dev->nr_rings,
+            .log_suppressed = dev->logb.suppressed,
+        },
     };
 }
 

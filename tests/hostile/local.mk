@@ -47,7 +47,10 @@ XBD_HOSTILE_SH_TESTS = \
 	tests/hostile/frontend-path.sh \
 	tests/hostile/state-flap.sh \
 	tests/hostile/state-recreate.sh \
-	tests/hostile/data-safety.sh
+	tests/hostile/data-safety.sh \
+	tests/hostile/log-flood.sh \
+	tests/hostile/budget.sh \
+	tests/hostile/xs-storm-neighbour.sh
 TESTS += $(XBD_HOSTILE_SH_TESTS)
 dist_check_SCRIPTS += $(XBD_HOSTILE_SH_TESTS)
-EXTRA_DIST += tests/hostile/README.md
+EXTRA_DIST += tests/hostile/README.md tests/hostile/loop-lib.sh tests/hostile/xs-stall-bench.sh
