@@ -30,6 +30,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "budget.h"
+#include "log_limit.h"
 #include "xenblkd/config.h"
 #include "xenblkd/dataplane.h"
 #include "xenblkd/xenbus.h"
@@ -88,6 +90,14 @@ static const struct xbd_conf_key keys[] = {
     { "log", "target", "log-target", 0, "TARGET",
       "syslog (facility daemon) or stderr",
       T_TARGET, FIELD(log_target), 0, 0, XBD_CONF_AT_ONCE },
+    { "log", "rate-limit", "log-rate-limit", 0, "N",
+      "lines per second a disk's guest can make us\n"
+      "log (the host: 10 times more); 0: no limit",
+      T_UINT, FIELD(log_rate), 0, 1000000, XBD_CONF_AT_ONCE },
+    { "log", "rate-burst", "log-rate-burst", 0, "N",
+      "lines a disk may log at once before the rate\n"
+      "limit applies",
+      T_UINT, FIELD(log_burst), 1, 1000000, XBD_CONF_AT_ONCE },
     { "control", "socket", "control-socket", 0, "PATH",
       "the control socket",
       T_SOCKET, FIELD(control_socket), 0, 0, XBD_CONF_RESTART },
@@ -121,6 +131,19 @@ static const struct xbd_conf_key keys[] = {
       "unmap a persistent grant unused this long\n"
       "(0 keeps it until disconnect)",
       T_UINT, FIELD(disks.pgrant_idle_s), 0, XBD_PGRANT_IDLE_LIMIT, XBD_CONF_NEW_DEVICES },
+    { "disks", "disk-memory", "disk-memory", 0, "MIB",
+      "memory for request slots and bounce pages per\n"
+      "disk, split over its queues",
+      T_UINT, FIELD(disks.disk_memory_mib), 1, 1u << 20, XBD_CONF_NEW_DEVICES },
+    { "disks", "disk-grant-mappings", "disk-grant-mappings", 0, "N",
+      "persistent grants mapped at once per disk,\n"
+      "split over its queues (beyond: grant copy)",
+      T_UINT, FIELD(disks.disk_grant_mappings), 0, XBD_MAX_PGRANTS_LIMIT,
+      XBD_CONF_NEW_DEVICES },
+    { "disks", "disk-fds", "disk-fds", 0, "N",
+      "file descriptors per disk: 1 + 2 per queue\n"
+      "(caps the queues offered)",
+      T_UINT, FIELD(disks.disk_fds), 3, 1u + 2u * XBD_MAX_QUEUES, XBD_CONF_NEW_DEVICES },
     { "disks", "max-inflight-per-device", "max-inflight-per-device", 0, "N",
       "at most N I/Os of one disk in flight at once;\n"
       "more wait in their ring's queue (1..1024)",
@@ -180,6 +203,8 @@ void xbd_conf_defaults(struct xbd_daemon_config *c)
     snprintf(c->state_dir, sizeof(c->state_dir), "%s", XBD_CONF_DEFAULT_STATE_DIR);
     c->log_level = XBD_LOG_INFO;
     c->log_target = XBD_LOG_TO_SYSLOG;
+    c->log_rate = XBD_DEFAULT_LOG_RATE;
+    c->log_burst = XBD_DEFAULT_LOG_BURST;
     snprintf(c->control_socket, sizeof(c->control_socket), "%s",
              XBD_CONF_DEFAULT_CONTROL_SOCKET);
     snprintf(c->control_group, sizeof(c->control_group), "%s", XBD_CONF_DEFAULT_CONTROL_GROUP);
@@ -191,6 +216,9 @@ void xbd_conf_defaults(struct xbd_daemon_config *c)
         .max_indirect_segs = XBD_MAX_INDIRECT_SEGS,
         .max_pgrants = XBD_DEFAULT_MAX_PGRANTS,
         .pgrant_idle_s = XBD_DEFAULT_PGRANT_IDLE,
+        .disk_memory_mib = XBD_DEFAULT_DISK_MEMORY_MIB,
+        .disk_grant_mappings = XBD_DEFAULT_DISK_GRANT_MAPPINGS,
+        .disk_fds = XBD_DEFAULT_DISK_FDS,
         .inflight_per_device = XBD_DEFAULT_INFLIGHT_PER_DEVICE,
         .inflight_per_ring = XBD_DEFAULT_INFLIGHT_PER_RING,
     };

@@ -24,6 +24,7 @@
 #include "xenblkd/xenbus.h"
 
 #include "control_cmd.h"
+#include "log_limit.h"
 
 /* Nesting a request may use; ours are flat. */
 #define XBD_CTL_JSON_DEPTH 8
@@ -136,6 +137,33 @@ static json_object *rlim(rlim_t v)
     return v == RLIM_INFINITY ? NULL : u64((uint64_t)v);
 }
 
+static json_object *hist_obj(const struct xbd_lat_hist *h);
+
+/* Host-wide budgets and how the loop fares (budget.h, eval_queue.h,
+ * loop_stats.h). */
+static void add_host_figures(json_object *o, const struct xbd_host *h)
+{
+    struct xbd_host_figures f;
+    json_object *g = json_object_new_object(), *loop = json_object_new_object();
+    json_object *ev = json_object_new_object(), *log = json_object_new_object();
+
+    xbd_host_get_figures(h, &f);
+    json_object_object_add(g, "limit", u64(f.grant_mappings_limit));
+    json_object_object_add(g, "used", u64(f.grant_mappings_used));
+    json_object_object_add(g, "max_map_count", u64(f.map_count_max));
+    json_object_object_add(o, "grant_mappings", g);
+    json_object_object_add(ev, "done", u64(f.evaluations));
+    json_object_object_add(ev, "deferred", u64(f.evaluations_deferred));
+    json_object_object_add(ev, "delayed", u64(f.evaluations_delayed));
+    json_object_object_add(o, "evaluations", ev);
+    json_object_object_add(loop, "iterations", u64(f.loop_iterations));
+    json_object_object_add(loop, "busy_max_us", u64(f.loop_busy_max_us));
+    json_object_object_add(loop, "busy", hist_obj(&f.loop_busy));
+    json_object_object_add(o, "loop", loop);
+    json_object_object_add(log, "suppressed", u64(xbd_log_limit_suppressed()));
+    json_object_object_add(o, "log", log);
+}
+
 static json_object *daemon_obj(const struct xbd_ctl_env *env)
 {
     json_object *o = json_object_new_object(), *lim = json_object_new_object();
@@ -155,6 +183,7 @@ static json_object *daemon_obj(const struct xbd_ctl_env *env)
     json_object_object_add(lim, "soft", rlim(rl.rlim_cur));
     json_object_object_add(lim, "hard", rlim(rl.rlim_max));
     json_object_object_add(o, "fd_limit", lim);
+    add_host_figures(o, env->host);
     return o;
 }
 
@@ -265,9 +294,14 @@ static json_object *ring_obj(unsigned queue, const struct xbd_ring_stats *s)
           s->io_errors, s->protocol_errors, s->grant_errors, s->eopnotsupp);
     json_object_object_add(o, "oo_stalls", u64(s->oo_req));
     json_object_object_add(o, "in_flight", u64(s->inflight));
-    GROUP(o, "persistent_grants", KEYS("mapped", "hits", "misses", "purges", "map_calls"),
+    GROUP(o, "persistent_grants", KEYS("mapped", "hits", "misses", "purges", "map_calls",
+                                       "budget_full", "map_failures"),
           s->pgrants_mapped, s->pgrant_hits, s->pgrant_misses, s->pgrant_purges,
-          s->pgrant_map_calls);
+          s->pgrant_map_calls, s->pgrant_budget_full, s->pgrant_map_failures);
+    GROUP(o, "budget", KEYS("memory_bytes", "slots", "bounce_pages", "bounce_limit",
+                            "idle_pages", "grant_mappings_limit"),
+          s->mem_bytes, s->slots, s->bounce_pages, s->bounce_limit, s->idle_pages,
+          s->pgrant_limit);
     GROUP(o, "grant_copy", KEYS("calls", "segments"), s->copy_calls, s->copy_segs);
     GROUP(o, "evtchn", KEYS("received", "sent"), s->evtchn_rx, s->evtchn_tx);
     GROUP(o, "engine", KEYS("queued", "share_waits", "offloaded"),
@@ -275,6 +309,33 @@ static json_object *ring_obj(unsigned queue, const struct xbd_ring_stats *s)
     for (unsigned op = 0; op < XBD_LAT_OPS; op++)
         json_object_object_add(lat, lat_names[op], hist_obj(&s->lat[op]));
     json_object_object_add(o, "latency", lat);
+    return o;
+}
+
+/* {"limit": l, "used": u} */
+static json_object *lim_used(uint64_t l, uint64_t u)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "limit", u64(l));
+    json_object_object_add(o, "used", u64(u));
+    return o;
+}
+
+/* The disk's budgets and the sum of what its queues use. */
+static json_object *budget_obj(const struct xbd_device_info *i, const struct xbd_device *dev)
+{
+    json_object *o = json_object_new_object();
+    uint64_t mem = 0, maps = 0;
+
+    for (unsigned q = 0; q < xbd_device_ring_count(dev); q++) {
+        const struct xbd_ring_stats *s = xbd_device_ring_stats(dev, q);
+        mem += s->mem_bytes;
+        maps += s->pgrants_mapped;
+    }
+    json_object_object_add(o, "memory_bytes", lim_used(i->budget.memory_limit, mem));
+    json_object_object_add(o, "grant_mappings", lim_used(i->budget.grant_mappings_limit, maps));
+    json_object_object_add(o, "fds", lim_used(i->budget.fds_limit, i->budget.fds_used));
     return o;
 }
 
@@ -330,6 +391,8 @@ static json_object *devices_arr(struct xbd_host *h, const struct filter *f,
                 json_object_array_add(rings, ring_obj(q, xbd_device_ring_stats(e[j].dev, q)));
             json_object_object_add(d, "rings", rings);
         }
+        json_object_object_add(d, "budget", budget_obj(&e[j].info, e[j].dev));
+        GROUP(d, "log", KEYS("suppressed"), e[j].info.budget.log_suppressed);
         json_object_array_add(arr, d);
     }
     free(e);

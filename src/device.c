@@ -30,8 +30,12 @@
 #include "xenblkd/stats.h"
 
 #include "device_internal.h"
+#include "log_limit.h"
 
-#define dev_log(dev, lvl, fmt, ...) xbd_log(lvl, "%s: " fmt, (dev)->name, ##__VA_ARGS__)
+/* Everything a device logs is what its guest can make us log: through
+ * the device's rate limit (log_limit.h). */
+#define dev_log(dev, lvl, fmt, ...) \
+    xbd_logb(&((struct xbd_device *)(dev))->logb, lvl, "%s: " fmt, (dev)->name, ##__VA_ARGS__)
 #define dev_err(dev, ...)   dev_log(dev, XBD_LOG_ERR, __VA_ARGS__)
 #define dev_warn(dev, ...)  dev_log(dev, XBD_LOG_WARN, __VA_ARGS__)
 #define dev_info(dev, ...)  dev_log(dev, XBD_LOG_INFO, __VA_ARGS__)
@@ -52,7 +56,8 @@ struct xbd_device {
     char be[128];               /* backend directory */
     char *fe;                   /* frontend directory (toolstack-written) */
     struct xbd_watch *fe_watch; /* on <fe>/state */
-    ev_timer kick;
+    struct xbd_eval_node evn;   /* evaluation asked for (host's eval_queue) */
+    struct xbd_log_bucket logb; /* rate limit of its log lines */
 
     int state;                  /* XenbusState we last published */
     bool failed;                /* config refused: stay closed until removed */
@@ -61,6 +66,10 @@ struct xbd_device {
      * by a previous instance's SIGTERM): blkfront reconnects from Closed
      * once it sees InitWait, so that Closed is no request to close. */
     bool fe_closed_at_initwait;
+    /* The frontend was seen Initialising, Closing or Closed since our last
+     * connect attempt: if it then comes back to Initialised/Connected while
+     * we are Closing, it is reconnecting (frontend_back). */
+    bool fe_went_down;
     char fatal_reason[160];
 
     /* What we offer: the host's configuration when the device last
@@ -145,15 +154,12 @@ static int frontend_state(struct xbd_device *dev)
 
 static void dev_kick(struct xbd_device *dev)
 {
-    if (!ev_is_active(&dev->kick)) {
-        ev_timer_set(&dev->kick, 0., 0.);
-        ev_timer_start(dev->host->loop, &dev->kick);
-    }
+    xbd_eval_queue_push(&dev->host->evq, &dev->evn);
 }
 
-static void dev_kick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+static void dev_kick_cb(struct xbd_eval_node *n)
 {
-    dev_update(container_of(t, struct xbd_device, kick));
+    dev_update(container_of(n, struct xbd_device, evn));
 }
 
 static void fe_watch_cb(void *opaque, const char *path)
@@ -507,6 +513,10 @@ static void enter_initwait(struct xbd_device *dev)
 
     dev->fatal = false;
     dev->cfg = dev->host->cfg;
+    /* No more queues than the disk's file descriptors allow: the guest
+     * then cannot ask for more (budget.h). */
+    if (dev->cfg.max_queues > xbd_budget_queues_for_fds(dev->cfg.disk_fds))
+        dev->cfg.max_queues = xbd_budget_queues_for_fds(dev->cfg.disk_fds);
     if (read_config(dev, err, sizeof(err)) < 0) {
         dev_fail(dev, err);
         return;
@@ -587,6 +597,18 @@ static int fe_uint(struct xbd_device *dev, const char *dir, const char *key,
     }
     free(v);
     return 1;
+}
+
+/* A feature flag the frontend offers: parsed as Linux blkback parses it
+ * (any number but 0 is true, anything else is absent: xenbus.h), so that
+ * "2" or garbage never costs the guest its disk. */
+static bool fe_flag(struct xbd_device *dev, const char *dir, const char *key)
+{
+    char *v = dev_read(dev, dir, key);
+    bool on = v && xbd_parse_linux_flag(v);
+
+    free(v);
+    return on;
 }
 
 /* The ring order is per device, not per queue: Linux blkfront writes
@@ -684,10 +706,7 @@ static int read_frontend(struct xbd_device *dev, struct fe_info *fi, char *why, 
     memset(fi, 0, sizeof(*fi));
     if (read_protocol(dev, &fi->protocol, why, n) < 0)
         return -1;
-    rc = fe_uint(dev, dev->fe, "feature-persistent", 1, false, &v, why, n);
-    if (rc < 0)
-        return -1;
-    fi->persistent = rc == 1 && v == 1 && dev->cfg.max_pgrants > 0;
+    fi->persistent = fe_flag(dev, dev->fe, "feature-persistent") && dev->cfg.max_pgrants > 0;
     rc = fe_uint(dev, dev->fe, "multi-queue-num-queues", UINT32_MAX, false, &v, why, n);
     if (rc < 0)
         return -1;
@@ -718,8 +737,36 @@ static int read_frontend(struct xbd_device *dev, struct fe_info *fi, char *why, 
     return 0;
 }
 
+/* The process keeps XBD_FD_RESERVE descriptors free whatever its disks
+ * ask: one disk connecting must not make another's fail.  (The disk's
+ * own budget, disk-fds, already capped the queues it was offered.) */
+static bool fds_for_rings(struct xbd_device *dev, unsigned nr_queues)
+{
+    unsigned long open_now, limit;
+    unsigned need = XBD_FDS_PER_QUEUE * nr_queues;
+
+    if (xbd_fds_available(need, &open_now, &limit))
+        return true;
+    dev_err(dev, "refusing to connect: %u queues need %u file descriptors, %lu of the "
+            "limit of %lu are open and %u are kept in reserve", nr_queues, need, open_now,
+            limit, XBD_FD_RESERVE);
+    return false;
+}
+
+/* The queue's share of the disk's persistent-grant mappings: never more
+ * than the per-ring maximum, 0 when the share rounds down to nothing
+ * (that queue then copies everything). */
+static unsigned pgrant_share(const struct xbd_config *c, unsigned nr_queues)
+{
+    unsigned share = c->disk_grant_mappings / nr_queues;
+
+    return share < c->max_pgrants ? share : c->max_pgrants;
+}
+
 static int start_rings(struct xbd_device *dev, const struct fe_info *fi)
 {
+    unsigned pg = pgrant_share(&dev->cfg, fi->nr_queues);
+
     char name[96], journal[4200];
 
     dev->rings = calloc(fi->nr_queues, sizeof(*dev->rings));
@@ -733,13 +780,16 @@ static int start_rings(struct xbd_device *dev, const struct fe_info *fi)
             .protocol = fi->protocol,
             .ring_order = fi->queues[q].order,
             .remote_port = fi->queues[q].port,
-            .persistent = fi->persistent,
+            .persistent = fi->persistent && pg > 0,
             .max_indirect_segs = dev->cfg.max_indirect_segs,
-            .max_persistent_grants = dev->cfg.max_pgrants,
+            .max_persistent_grants = pg,
             .pgrant_idle_s = dev->cfg.pgrant_idle_s,
             .backing = &dev->backing,
             .journal_path = journal,
             .resume = dev->resuming,
+            .mem_budget = ((size_t)dev->cfg.disk_memory_mib << 20) / fi->nr_queues,
+            .maps = &dev->host->maps,
+            .logb = &dev->logb,
         };
         if (xbd_journal_path(journal, sizeof(journal), dev->host->cfg.state_dir,
                              dev->kind->name, dev->domid, dev->devid, q) < 0) {
@@ -810,8 +860,16 @@ static void dev_connect(struct xbd_device *dev)
     struct fe_info fi;
     char why[256];
 
+    /* Only a new departure of the frontend allows another attempt from
+     * Closing: a refused or broken connection must not retry by itself. */
+    dev->fe_went_down = false;
     if (read_frontend(dev, &fi, why, sizeof(why)) < 0) {
-        dev_err(dev, "refusing to connect: %s", why);
+        xbd_logb_first(&dev->logb, XBD_LOG_ERR, "%s: refusing to connect: %s", dev->name, why);
+        close_to(dev, XBD_XB_CLOSING);
+        return;
+    }
+    if (!fds_for_rings(dev, fi.nr_queues)) {
+        free(fi.queues);
         close_to(dev, XBD_XB_CLOSING);
         return;
     }
@@ -855,11 +913,12 @@ static void dev_free(struct xbd_device *dev)
     dev_info(dev, "backend directory removed, device freed");
     xbd_journal_remove_device(h->cfg.state_dir, dev->kind->name, dev->domid, dev->devid);
     xbd_watch_remove(h->xb, dev->fe_watch);
-    ev_timer_stop(h->loop, &dev->kick);
+    xbd_eval_queue_remove(&h->evq, &dev->evn);
     ev_timer_stop(h->loop, &dev->stats_timer);
     xbd_shm_stats_close(dev->shm);
     xbd_backing_close(&dev->backing);
     xbd_host_remove_device(h, dev);
+    xbd_log_bucket_fini(&dev->logb);
     free(dev->fe);
     free(dev->path);
     free(dev->opened_path);
@@ -933,9 +992,38 @@ static bool take_over(struct xbd_device *dev, int fe)
     return false;
 }
 
+/* We are Closing (rings drained) and the frontend is back: it flapped
+ * Closing -> Connected, or its driver started again without passing
+ * Closed.  Linux blkback's frontend_changed connects again whenever the
+ * frontend says Initialised/Connected and the backend is not Connected, so
+ * a guest never loses its disk to a quick Closing/Connected; likewise a
+ * frontend Initialising again gets InitWait, as from Closed.  Only after
+ * the frontend was seen leaving (fe_went_down): a connection refused or
+ * broken by the frontend with its state still Connected stays Closing
+ * until the frontend itself starts over, so a broken ring cannot make us
+ * reconnect in a loop. */
+static void frontend_back(struct xbd_device *dev, int fe)
+{
+    if (dev->failed || dev->nr_rings || !dev->fe_went_down)
+        return;
+    if (fe == XBD_XB_INITIALISING) {
+        dev_info(dev, "frontend Initialising again while Closing: preparing to reconnect");
+        enter_initwait(dev);
+        if (dev->state == XBD_XB_INITWAIT)
+            dev_kick(dev);
+    } else if (fe == XBD_XB_INITIALISED || fe == XBD_XB_CONNECTED) {
+        dev_info(dev, "frontend %s again while Closing: reconnecting",
+                 xbd_xenbus_state_name(fe));
+        if (ensure_backing(dev) == 0)
+            dev_connect(dev);
+    }
+}
+
 /* What to do given the frontend's state, once online and configured. */
 static void follow_frontend(struct xbd_device *dev, int fe)
 {
+    if (fe == XBD_XB_INITIALISING || fe == XBD_XB_CLOSING || fe == XBD_XB_CLOSED)
+        dev->fe_went_down = true;
     switch (dev->state) {
     case XBD_XB_INITWAIT:
         if (fe != XBD_XB_CLOSED)
@@ -962,6 +1050,8 @@ static void follow_frontend(struct xbd_device *dev, int fe)
     case XBD_XB_CLOSING:
         if (fe == XBD_XB_CLOSED || fe == XBD_XB_UNKNOWN)
             close_to(dev, XBD_XB_CLOSED);
+        else
+            frontend_back(dev, fe);
         break;
     case XBD_XB_CLOSED:
         /* The frontend starts over (reboot, kexec, module reload). */
@@ -1009,12 +1099,48 @@ static void dev_handover(struct xbd_device *dev)
     xbd_host_check_done(h);
 }
 
+/* Rings are draining: nothing to do but notice that the toolstack removed
+ * the directory meanwhile (it may re-create it before the drain ends:
+ * libxl forces a removal after 10 s and a disk can be added again at
+ * once), so that the drain's end frees this device instead of carrying
+ * on in a directory that is not its own any more. */
+static void note_removal(struct xbd_device *dev)
+{
+    if (!dev->gone && !xbd_xs_exists(dev->host->xb, XBT_NULL, dev->be)) {
+        dev_info(dev, "backend directory removed while rings drain");
+        dev->gone = true;
+    }
+}
+
+/* A removed device whose rings have drained: free it, and if its directory
+ * exists again, the toolstack added a new disk there: a new device for it,
+ * starting from scratch (its own keys, frontend, InitWait). */
+static void replace_gone(struct xbd_device *dev)
+{
+    struct xbd_kind *k = dev->kind;
+    unsigned domid = dev->domid, devid = dev->devid;
+    bool again = xbd_xs_exists(dev->host->xb, XBT_NULL, dev->be);
+
+    dev_free(dev);
+    if (again) {
+        xbd_info("domain %u %s/%u: backend directory re-created: new device", domid,
+                 k->name, devid);
+        xbd_device_create(k, domid, devid);
+    }
+}
+
 static void dev_update(struct xbd_device *dev)
 {
     struct xbd_host *h = dev->host;
 
-    if (dev->draining)
+    if (dev->draining) {
+        note_removal(dev);
         return;                 /* ring_drained_cb kicks again */
+    }
+    if (dev->gone) {
+        replace_gone(dev);
+        return;
+    }
     if (dev->after_drain) {
         int s = dev->after_drain;
         dev->after_drain = 0;
@@ -1027,13 +1153,14 @@ static void dev_update(struct xbd_device *dev)
             dev->gone = true;
             stop_rings(dev, 0, false);
             if (dev->draining)
-                return;
+                return;         /* replace_gone once drained */
         }
         dev_free(dev);
         return;
     }
     if (dev->fatal && dev->nr_rings) {
-        dev_err(dev, "frontend broke the protocol: %s; disconnecting", dev->fatal_reason);
+        xbd_logb_first(&dev->logb, XBD_LOG_ERR, "%s: frontend broke the protocol: %s; "
+                       "disconnecting", dev->name, dev->fatal_reason);
         close_to(dev, XBD_XB_CLOSING);
     }
     dev->fatal = false;
@@ -1119,12 +1246,14 @@ void xbd_device_create(struct xbd_kind *k, unsigned domid, unsigned devid)
     dev->state = XBD_XB_UNKNOWN;
     snprintf(dev->name, sizeof(dev->name), "domain %u %s/%u", domid, k->name, devid);
     snprintf(dev->be, sizeof(dev->be), "%s", be);
-    ev_timer_init(&dev->kick, dev_kick_cb, 0., 0.);
+    xbd_eval_node_init(&dev->evn, dev_kick_cb);
+    xbd_log_bucket_init(&dev->logb, dev->name);
     ev_timer_init(&dev->stats_timer, stats_timer_cb, XBD_STATS_INTERVAL, XBD_STATS_INTERVAL);
     snprintf(path, sizeof(path), "%s/state", fe);
     dev->fe_watch = xbd_watch_add(h->xb, path, fe_watch_cb, dev);
     if (!dev->fe_watch) {
         dev_err(dev, "cannot watch the frontend state");
+        xbd_log_bucket_fini(&dev->logb);
         free(fe);
         free(dev);
         return;
@@ -1132,6 +1261,7 @@ void xbd_device_create(struct xbd_kind *k, unsigned domid, unsigned devid)
     if (xbd_host_add_device(h, dev) < 0) {
         dev_err(dev, "out of memory");
         xbd_watch_remove(h->xb, dev->fe_watch);
+        xbd_log_bucket_fini(&dev->logb);
         free(fe);
         free(dev);
         return;
@@ -1191,7 +1321,8 @@ void xbd_device_destroy(struct xbd_device *d)
     /* Only reached with rings still running after a shutdown timeout:
      * the process is exiting, the kernel releases what they hold. */
     xbd_watch_remove(h->xb, d->fe_watch);
-    ev_timer_stop(h->loop, &d->kick);
+    xbd_eval_queue_remove(&h->evq, &d->evn);
+    xbd_log_bucket_fini(&d->logb);
     ev_timer_stop(h->loop, &d->stats_timer);
     xbd_shm_stats_close(d->shm);
     xbd_backing_close(&d->backing);
@@ -1226,6 +1357,13 @@ void xbd_device_get_info(const struct xbd_device *dev, struct xbd_device_info *o
         .state = dev->state,
         .connected = dev->nr_rings > 0,
         .neg = dev->neg,
+        .budget = {
+            .memory_limit = (uint64_t)dev->cfg.disk_memory_mib << 20,
+            .grant_mappings_limit = dev->cfg.disk_grant_mappings,
+            .fds_limit = dev->cfg.disk_fds,
+            .fds_used = (b->fd >= 0) + (uint64_t)XBD_FDS_PER_QUEUE * dev->nr_rings,
+            .log_suppressed = dev->logb.suppressed,
+        },
     };
 }
 

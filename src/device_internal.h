@@ -14,6 +14,9 @@
 #include <stdbool.h>
 #include <ev.h>
 
+#include "budget.h"
+#include "eval_queue.h"
+#include "loop_stats.h"
 #include "xenblkd/device.h"
 
 struct xbd_device;
@@ -44,6 +47,9 @@ struct xbd_host {
     ev_timer shutdown_timeout;
     xbd_host_change_fn *change; /* see xbd_host_on_change */
     void *change_opaque;
+    struct xbd_map_reserve maps; /* persistent grants, every ring (budget.h) */
+    struct xbd_eval_queue evq;  /* device evaluations (eval_queue.h) */
+    struct xbd_loop_stats loop_stats;
 };
 
 /* host.c: the registry.  add fails (-1) only when out of memory. */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "budget.h"
 #include "grant_cache.h"
 #include "xenblkd/log.h"
 
@@ -30,6 +31,7 @@ struct xbd_gcache {
     unsigned max, count, nbuckets, shift;
     bool full_hint;
     struct xbd_ring_stats *st;
+    struct xbd_map_reserve *reserve;   /* host-wide, or NULL */
     struct xbd_gnt **buckets;
     struct xbd_gnt *lru_head, *lru_tail;  /* head = least recently used */
 };
@@ -108,6 +110,7 @@ static struct xbd_gnt *map_new(struct xbd_gcache *c, grant_ref_t ref, int *err)
 
     if (!g) {
         *err = ENOMEM;
+        xbd_map_reserve_give(c->reserve);
         return NULL;
     }
     c->st->pgrant_map_calls++;
@@ -115,6 +118,7 @@ static struct xbd_gnt *map_new(struct xbd_gcache *c, grant_ref_t ref, int *err)
                                       PROT_READ | PROT_WRITE);
     if (!g->page) {
         *err = errno ? errno : EFAULT;
+        xbd_map_reserve_give(c->reserve);
         free(g);
         return NULL;
     }
@@ -134,8 +138,11 @@ struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err)
     *err = 0;
     if (!g) {
         c->st->pgrant_misses++;
-        if (c->count >= c->max) {
+        /* The queue's share of its disk's mappings, or the host's
+         * reserve below vm.max_map_count, is used up: copy. */
+        if (c->count >= c->max || !xbd_map_reserve_take(c->reserve)) {
             c->full_hint = true;
+            c->st->pgrant_budget_full++;
             return NULL;
         }
         g = map_new(c, ref, err);
@@ -178,6 +185,7 @@ static void unmap_one(struct xbd_gcache *c, struct xbd_gnt *g)
                  g->ref, c->domid, strerror(errno));
     c->count--;
     c->st->pgrants_mapped = c->count;
+    xbd_map_reserve_give(c->reserve);
     free(g);
 }
 
@@ -210,6 +218,11 @@ unsigned xbd_gcache_purge_idle(struct xbd_gcache *c, double older_than)
     }
     c->st->pgrant_purges += done;
     return done;
+}
+
+void xbd_gcache_set_reserve(struct xbd_gcache *c, struct xbd_map_reserve *m)
+{
+    c->reserve = m;
 }
 
 unsigned xbd_gcache_count(const struct xbd_gcache *c)

@@ -22,8 +22,9 @@ struct xbd_gnt;
 struct xbd_gcache *xbd_gcache_new(xengnttab_handle *xgt, domid_t domid,
                                   unsigned max, struct xbd_ring_stats *st);
 /* Pin the mapping of <ref>, mapping it on first use.  NULL with *err = 0:
- * the cache is full (use grant copy); NULL with *err = errno: the map
- * failed (the request must fail). */
+ * the cache is full, or the host-wide reserve is used up (use grant
+ * copy); NULL with *err = errno: the map failed (grant copy may still
+ * work: the ring tries it). */
 struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err);
 void *xbd_gnt_page(const struct xbd_gnt *g);
 /* Unpin; <now> is the page's last use (idle purges). */
@@ -33,6 +34,9 @@ void xbd_gcache_put(struct xbd_gcache *c, struct xbd_gnt *g, double now);
 unsigned xbd_gcache_purge_lru(struct xbd_gcache *c, unsigned n);
 /* Unmap entries not in use and unused since before <older_than>. */
 unsigned xbd_gcache_purge_idle(struct xbd_gcache *c, double older_than);
+/* Count every mapping against m too (src/budget.h; NULL: no reserve). */
+struct xbd_map_reserve;
+void xbd_gcache_set_reserve(struct xbd_gcache *c, struct xbd_map_reserve *m);
 unsigned xbd_gcache_count(const struct xbd_gcache *c);
 unsigned xbd_gcache_max(const struct xbd_gcache *c);
 /* True (and reset) if get() refused an entry for lack of room since the

@@ -192,6 +192,9 @@ struct xbd_host *xbd_host_new(struct ev_loop *loop, struct xbd_xenbus *xb,
     h->io = io;
     xbd_host_set_config(h, cfg);
     h->domid = own_domid;
+    xbd_map_reserve_init(&h->maps);
+    xbd_eval_queue_init(&h->evq, loop);
+    xbd_loop_stats_start(&h->loop_stats, loop);
     ev_timer_init(&h->done_check, done_check_cb, 0., 0.);
     ev_timer_init(&h->shutdown_timeout, shutdown_timeout_cb, XBD_SHUTDOWN_TIMEOUT, 0.);
     return h;
@@ -291,6 +294,8 @@ void xbd_host_free(struct xbd_host *h)
     }
     ev_timer_stop(h->loop, &h->done_check);
     ev_timer_stop(h->loop, &h->shutdown_timeout);
+    xbd_eval_queue_fini(&h->evq);
+    xbd_loop_stats_stop(&h->loop_stats);
     free(h);
 }
 
@@ -354,4 +359,24 @@ unsigned xbd_host_ring_count(const struct xbd_host *h)
     for (unsigned i = 0; i < h->ndevices; i++)
         n += xbd_device_ring_count(h->devices[i]);
     return n;
+}
+
+void xbd_host_get_figures(const struct xbd_host *h, struct xbd_host_figures *f)
+{
+    *f = (struct xbd_host_figures){
+        .map_count_max = h->maps.max_map_count,
+        .grant_mappings_limit = h->maps.limit,
+        .grant_mappings_used = h->maps.used,
+        .evaluations = h->evq.done,
+        .evaluations_deferred = h->evq.deferred,
+        .evaluations_delayed = h->evq.delayed,
+        .loop_iterations = h->loop_stats.iterations,
+        .loop_busy_max_us = h->loop_stats.busy_max_us,
+        .loop_busy = h->loop_stats.busy,
+    };
+}
+
+bool xbd_host_evaluations_pending(const struct xbd_host *h)
+{
+    return h->evq.head != NULL;
 }

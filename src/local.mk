@@ -4,8 +4,9 @@ noinst_LIBRARIES += src/libxenblkd.a
 src_libxenblkd_a_SOURCES = \
 	include/xenblkd/log.h src/log.c \
 	include/xenblkd/xenbus.h src/xenbus.c \
-	include/xenblkd/backing.h src/backing.c \
+	include/xenblkd/backing.h src/backing.c src/dio_align.h src/dio_align.c \
 	include/xenblkd/device.h src/device_internal.h src/device.c src/host.c \
+	src/eval_queue.h src/eval_queue.c src/loop_stats.h src/loop_stats.c \
 	include/xenblkd/control.h src/control.c src/control_cmd.h src/control_cmd.c \
 	include/xenblkd/stats.h src/stats.c \
 	include/xenblkd/config.h src/config.c \

@@ -32,6 +32,8 @@
 #include "xenblkd/service.h"
 #include "xenblkd/xenbus.h"
 
+#include "log_limit.h"
+
 struct cmdline {
     struct xbd_conf_source src;
     bool check_config;          /* --check-config */
@@ -393,6 +395,18 @@ static void raise_fd_limit(void)
              (unsigned long long)rl.rlim_cur, (unsigned long long)was);
 }
 
+static void log_budgets(const struct xbd_config *disks, const struct xbd_host *h)
+{
+    struct xbd_host_figures f;
+
+    xbd_host_get_figures(h, &f);
+    xbd_info("budgets per disk: %u MiB of memory, %u persistent grant mappings, %u file "
+             "descriptors; persistent grants host-wide: at most %llu mappings (half of "
+             "vm.max_map_count %llu)", disks->disk_memory_mib, disks->disk_grant_mappings,
+             disks->disk_fds, (unsigned long long)f.grant_mappings_limit,
+             (unsigned long long)f.map_count_max);
+}
+
 static void cleanup(struct xbd_daemon *d)
 {
     xbd_service_free(d->service);
@@ -402,6 +416,7 @@ static void cleanup(struct xbd_daemon *d)
         xbd_io_engine_free(d->io);
     xbd_xenbus_close(d->xb);
     if (d->loop) {
+        xbd_log_limit_stop();
         ev_signal_stop(d->loop, &d->sigterm);
         ev_signal_stop(d->loop, &d->sigint);
         ev_signal_stop(d->loop, &d->sighup);
@@ -434,6 +449,7 @@ int main(int argc, char **argv)
         return 0;
     }
     xbd_log_init(d.cfg.log_target == XBD_LOG_TO_STDERR, d.cfg.log_level);
+    xbd_log_limit_configure(d.cfg.log_rate, d.cfg.log_burst);
     raise_fd_limit();
 
     d.loop = ev_default_loop(EVFLAG_AUTO);
@@ -442,6 +458,7 @@ int main(int argc, char **argv)
         goto fail;
     }
     install_signals(&d);
+    xbd_log_limit_start(d.loop);
     d.xb = xbd_xenbus_open(d.loop);
     if (!d.xb || open_state_dir(&d, d.cfg.state_dir) < 0)
         goto fail;
@@ -485,6 +502,7 @@ int main(int argc, char **argv)
              "discard-enable=1", disks.direct_io ? "O_DIRECT" : "buffered I/O");
     if (disks.max_pgrants && disks.pgrant_idle_s)
         xbd_info("unused persistent grants idle out after %u s", disks.pgrant_idle_s);
+    log_budgets(&disks, d.host);
     xbd_service_ready(d.service);
     xbd_log_startup_done();
 

@@ -12,6 +12,8 @@
 #include "xenblkd/service.h"
 #include "xenblkd/log.h"
 
+#include "log_limit.h"
+
 static const char *apply_note(enum xbd_conf_apply a)
 {
     switch (a) {
@@ -72,6 +74,7 @@ int xbd_daemon_reload(struct xbd_daemon *d, char *err, size_t errlen)
                  missing ? " (absent: defaults)" : "", n, n == 1 ? "" : "s");
         d->cfg = next;
         xbd_log_reconfigure(d->cfg.log_target == XBD_LOG_TO_STDERR, d->cfg.log_level);
+        xbd_log_limit_configure(d->cfg.log_rate, d->cfg.log_burst);
         xbd_conf_disks(&d->cfg, &disks);
         xbd_host_set_config(d->host, &disks);
         xbd_io_engine_set_limits(d->io, disks.inflight_per_device, disks.inflight_per_ring);

@@ -26,8 +26,10 @@
 #include <xenevtchn.h>
 
 #include "blkif_abi.h"
+#include "budget.h"
 #include "grant_cache.h"
 #include "io_aio.h"
+#include "log_limit.h"
 #include "request.h"
 #include "xenblkd/dataplane.h"
 #include "xenblkd/journal.h"
@@ -108,6 +110,9 @@ struct xbd_ring {
     void **pool;                   /* idle bounce pages */
     unsigned pool_n;
     unsigned bounce_out;           /* bounce pages held by requests */
+    unsigned bounce_max, pool_keep; /* the queue's memory plan (budget.h) */
+    size_t mem_budget;
+    struct xbd_log_bucket *logb;   /* the disk's (log_limit.h), or NULL */
 
     unsigned inflight;             /* slots in use */
     struct xbd_slot *barrier;      /* plugging the ring until it completes */
@@ -185,6 +190,8 @@ static void respond(struct xbd_ring *r, struct xbd_slot *s, int16_t status)
 
 /* ---- bounce pages ---------------------------------------------------- */
 
+static void update_mem(struct xbd_ring *r);
+
 static void *page_get(struct xbd_ring *r)
 {
     void *p;
@@ -195,16 +202,23 @@ static void *page_get(struct xbd_ring *r)
         return NULL;
     }
     r->bounce_out++;
+    r->st.bounce_pages = r->bounce_out;
+    r->st.idle_pages = r->pool_n;
+    update_mem(r);
     return p;
 }
 
 static void page_put(struct xbd_ring *r, void *p)
 {
     r->bounce_out--;
-    if (r->pool_n < XBD_POOL_KEEP)
+    /* Held and idle pages together stay within the plan. */
+    if (r->pool_n < r->pool_keep && r->bounce_out + r->pool_n < r->bounce_max)
         r->pool[r->pool_n++] = p;
     else
         free(p);
+    r->st.bounce_pages = r->bounce_out;
+    r->st.idle_pages = r->pool_n;
+    update_mem(r);
 }
 
 /* ---- ring teardown --------------------------------------------------- */
@@ -453,10 +467,14 @@ static int seg_buf(struct xbd_ring *r, struct xbd_slot *s, unsigned i)
         s->buf[i].gnt = xbd_gcache_get(r->gc, s->req.seg[i].gref, &err);
         if (s->buf[i].gnt)
             return 0;
+        /* No mapping: copy this page instead.  A grant that cannot be
+         * mapped may still be copied (the host ran out of mappings, an
+         * injected fault); one that is really bad fails the copy, and
+         * only then the request. */
         if (err) {
-            xbd_warn("%s: cannot map grant %u: %s", r->name,
-                     s->req.seg[i].gref, strerror(err));
-            return -1;
+            r->st.pgrant_map_failures++;
+            xbd_logb(r->logb, XBD_LOG_WARN, "%s: cannot map grant %u: %s; copying it",
+                     r->name, s->req.seg[i].gref, strerror(err));
         }
     }
     s->buf[i].bounce = page_get(r);
@@ -655,7 +673,7 @@ static void ring_fatal(struct xbd_ring *r, const char *reason)
     ev_io_stop(r->loop, &r->evtchn_w);
     ev_timer_stop(r->loop, &r->storm_w);
     ev_timer_stop(r->loop, &r->more_w);
-    xbd_err("%s: %s", r->name, reason);
+    xbd_logb(r->logb, XBD_LOG_ERR, "%s: %s", r->name, reason);
     /* May stop (and free) the ring: nothing may touch r after this. */
     r->fatal(r->fatal_opaque, reason);
 }
@@ -705,9 +723,11 @@ static int ring_process(struct xbd_ring *r)
                 goto out;
             }
             s = r->free_slots;
-            /* Out of slots or of bounce memory: finish() kicks us once a
-             * request gives its slot and its pages back. */
-            if (!s || r->bounce_out >= XBD_BOUNCE_MAX) {
+            /* Out of slots or of bounce memory (room for one largest
+             * request, unless none holds any: the plan allows one):
+             * finish() kicks us once a request gives its slot and its
+             * pages back. */
+            if (!s || (r->bounce_out && r->bounce_out + r->seg_cap > r->bounce_max)) {
                 r->st.oo_req++;
                 goto out;
             }
@@ -757,7 +777,8 @@ static void evtchn_cb(struct ev_loop *loop, ev_io *w, int revents)
             return;
         /* The handle serves our port only: whatever went wrong, a lost
          * notification must not stall the ring. */
-        xbd_warn("%s: event channel read: %s", r->name, strerror(errno));
+        xbd_logb(r->logb, XBD_LOG_WARN, "%s: event channel read: %s", r->name,
+                 strerror(errno));
         port = (xenevtchn_port_or_error_t)r->port;
     }
     if ((evtchn_port_t)port != r->port) {
@@ -952,20 +973,65 @@ static int map_ring(struct xbd_ring *r, const struct xbd_ring_params *p)
     return r->sring ? 0 : -1;
 }
 
+/* Slots beyond the memory plan for requests a previous instance left in
+ * flight: they run again in their own slot, whatever the budget. */
+static unsigned redo_slots_needed(const struct xbd_ring *r)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < r->nredo; i++)
+        if (r->redo[i] + 1 > n)
+            n = r->redo[i] + 1;
+    return n;
+}
+
+/* Scratch allocated once per ring: the private copy of indirect pages
+ * and the grant-copy batch. */
+static size_t fixed_bytes(const struct xbd_ring *r)
+{
+    unsigned ncopy = r->seg_cap > BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST ?
+                     r->seg_cap : BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST;
+
+    return (size_t)XBD_PAGE_SIZE * ((r->lim.max_indirect_segs + XBD_SEGS_PER_INDIRECT_PAGE - 1) /
+                                    XBD_SEGS_PER_INDIRECT_PAGE) +
+           ncopy * sizeof(xengnttab_grant_copy_segment_t);
+}
+
+static size_t slot_bytes(const struct xbd_ring *r)
+{
+    return sizeof(struct xbd_slot) +
+           r->seg_cap * (sizeof(struct xbd_seg) + sizeof(struct xbd_segbuf) +
+                         sizeof(struct iovec));
+}
+
+/* What the queue holds now, for the stats (budget.h). */
+static void update_mem(struct xbd_ring *r)
+{
+    r->st.mem_bytes = (uint64_t)r->nr_slots * slot_bytes(r) + fixed_bytes(r) +
+                      (uint64_t)(r->bounce_out + r->pool_n) * XBD_PAGE_SIZE;
+}
+
 static int alloc_slots(struct xbd_ring *r)
 {
     size_t per = r->seg_cap * (sizeof(struct xbd_seg) + sizeof(struct xbd_segbuf) +
                                sizeof(struct iovec));
+    struct xbd_ring_plan plan;
     unsigned char *m;
     unsigned i;
 
-    r->nr_slots = r->br.nr_ents;
+    xbd_ring_plan(r->mem_budget, fixed_bytes(r), r->br.nr_ents, r->seg_cap, slot_bytes(r),
+                  XBD_BOUNCE_MAX, XBD_POOL_KEEP, &plan);
+    r->nr_slots = plan.slots > redo_slots_needed(r) ? plan.slots : redo_slots_needed(r);
+    r->bounce_max = plan.bounce_max;
+    r->pool_keep = plan.pool_keep;
+    r->st.slots = r->nr_slots;
+    r->st.bounce_limit = r->bounce_max;
     r->slots = calloc(r->nr_slots, sizeof(*r->slots));
     r->slot_mem = calloc(r->nr_slots, per);
     r->copy = calloc(r->seg_cap > BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST ?
                      r->seg_cap : BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST,
                      sizeof(*r->copy));
-    r->pool = calloc(XBD_POOL_KEEP, sizeof(*r->pool));
+    r->pool = calloc(r->pool_keep ? r->pool_keep : 1, sizeof(*r->pool));
     if (r->lim.max_indirect_segs)
         r->ind_buf = malloc((size_t)XBD_PAGE_SIZE *
                             ((r->lim.max_indirect_segs + XBD_SEGS_PER_INDIRECT_PAGE - 1) /
@@ -988,6 +1054,7 @@ static int alloc_slots(struct xbd_ring *r)
         s->next_free = r->free_slots;
         r->free_slots = s;
     }
+    update_mem(r);
     return 0;
 }
 
@@ -1040,6 +1107,8 @@ static struct xbd_ring *ring_new(const struct xbd_ring_params *p)
     r->proto = p->protocol;
     r->bk = p->backing;
     r->persistent = p->persistent;
+    r->mem_budget = p->mem_budget;
+    r->logb = p->logb;
     r->nr_pages = 1u << p->ring_order;
     r->lim.backing = p->backing;
     r->lim.max_indirect_segs = p->max_indirect_segs > XBD_MAX_INDIRECT_SEGS ?
@@ -1154,6 +1223,8 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
         start_failed(r);
         return NULL;
     }
+    xbd_gcache_set_reserve(r->gc, p->maps);
+    r->st.pgrant_limit = r->persistent ? xbd_gcache_max(r->gc) : 0;
     ev_io_set(&r->evtchn_w, xenevtchn_fd(r->xce), EV_READ);
     ev_io_start(loop, &r->evtchn_w);
     redo_requests(r);

@@ -70,6 +70,13 @@ static void ready_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct xbd_service *s = t->data;
 
+    /* Evaluations run a few per loop round (eval_queue.h): ready once
+     * every device found at start has had its first. */
+    if (xbd_host_evaluations_pending(s->host)) {
+        ev_timer_set(t, 0., 0.);
+        ev_timer_start(loop, t);
+        return;
+    }
     s->ready_sent = true;
     send_status(s, "READY=1");
     xbd_info("ready: %s", s->last_status);
@@ -105,9 +112,8 @@ struct xbd_service *xbd_service_new(struct ev_loop *loop, struct xbd_host *h)
     s->loop = loop;
     s->host = h;
     ev_timer_init(&s->ready, ready_cb, 0., 0.);
-    /* Lowest priority: among the timers due in the loop's first round
-     * (every pre-existing device's first evaluation was scheduled before
-     * this one, so none is due later), this one runs last. */
+    /* Lowest priority: among the timers due in a loop round, this one
+     * runs last (after that round's evaluations). */
     ev_set_priority(&s->ready, EV_MINPRI);
     s->ready.data = s;
     ev_timer_init(&s->status, status_cb, 0., 0.);

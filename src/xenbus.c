@@ -262,6 +262,18 @@ bad:
     return -1;
 }
 
+bool xbd_parse_linux_flag(const char *s)
+{
+    uint32_t v = 0;
+
+    while (*s == ' ' || (*s >= '\t' && *s <= '\r'))
+        s++;
+    /* Wrap like the kernel's simple_strtoull() truncated to unsigned int. */
+    for (; *s >= '0' && *s <= '9'; s++)
+        v = v * 10u + (uint32_t)(*s - '0');
+    return v != 0;
+}
+
 int xbd_xs_read_uint(struct xbd_xenbus *xb, xs_transaction_t t, const char *path,
                      unsigned long max, unsigned long *out)
 {

@@ -50,6 +50,7 @@ struct xbd_daemon_config {
     /* [log]: applied at once on reload */
     enum xbd_log_level log_level;
     enum xbd_log_target log_target;
+    unsigned log_rate, log_burst;           /* per disk; 0 rate = no limit */
     /* [control]: the control socket, read once at start-up */
     char control_socket[XBD_CONF_SOCKET_MAX];
     char control_group[XBD_CONF_GROUP_MAX]; /* a group name or a number */

@@ -38,7 +38,15 @@
  * <daemon>: "version" (string), "pid", "uptime_s" (number, 3 decimals),
  *   "devices", "rings" (running), "rss_bytes" (from /proc/self/statm),
  *   "fds_open" (entries of /proc/self/fd), "fd_limit": {"soft","hard"}
- *   (RLIMIT_NOFILE; null = unlimited).
+ *   (RLIMIT_NOFILE; null = unlimited).  stats adds "grant_mappings":
+ *   {"limit" (persistent-grant mappings over every disk: half of
+ *   max_map_count), "used", "max_map_count" (vm.max_map_count at start)},
+ *   "evaluations": {"done", "deferred" (loop turns that left some for the
+ *   next), "delayed" (waited for their device's rate)} (src/eval_queue.h),
+ *   "loop": {"iterations", "busy_max_us", "busy": histogram as "latency"
+ *   below, of how long each loop iteration kept the loop from polling}
+ *   (src/loop_stats.h), "log": {"suppressed"} (lines dropped by the log
+ *   rate limit, src/log_limit.h).
  *
  * <device>: "domid", "devid", "kind" ("vbd3","qdisk","vbd"), "backend",
  *   "frontend" (xenstore directories), "backing": {"path" (string or
@@ -50,6 +58,11 @@
  *   "readonly", "discard", "connected", and what was negotiated (null while
  *   not connected): "protocol" ("native","x86_32-abi","x86_64-abi"),
  *   "ring_order", "queues", "persistent", "max_indirect_segments".
+ *   "budget":
+ *   {"memory_bytes", "grant_mappings", "fds"}, each {"limit","used"} (the
+ *   disk's budgets, src/budget.h; used: summed over its queues now; fds
+ *   used: 1 for the open backing store + 2 per queue) and "log":
+ *   {"suppressed"} (this disk's lines dropped by the log rate limit).
  *   stats adds "rings": [<ring>...], one per running queue.
  *
  * <ring>: every counter is since the ring connected (a reconnect starts
@@ -61,13 +74,19 @@
  *   "sectors": {"read","written"} (512-byte units; flush and barrier data
  *       count as written),
  *   "errors": {"io" (backing store failed), "protocol" (refused by
- *       validation), "grant" (a grant could not be mapped or copied),
+ *       validation), "grant" (a grant could not be copied; a failed map
+ *       first degrades to a copy),
  *       "eopnotsupp" (answered EOPNOTSUPP)}; ERROR responses = io +
  *       protocol + grant,
  *   "oo_stalls" (times the ring waited for free slots or bounce memory),
  *   "in_flight",
  *   "persistent_grants": {"mapped" (now), "hits", "misses", "purges",
- *       "map_calls"},
+ *       "map_calls", "budget_full" (segments copied: the queue's share of
+ *       the disk's mappings or the host's allowance was used up),
+ *       "map_failures" (segments copied: their map failed)},
+ *   "budget": {"memory_bytes" (slots, scratch, bounce pages held and
+ *       idle), "slots", "bounce_pages", "bounce_limit", "idle_pages",
+ *       "grant_mappings_limit"} (the queue's share, src/budget.h),
  *   "grant_copy": {"calls","segments"},
  *   "evtchn": {"received" (wake-ups), "sent" (notifications)},
  *   "engine": {"queued" (I/Os waiting now for the ring's or the device's

@@ -51,6 +51,9 @@ struct xbd_backing {
     bool flush;                /* fdatasync is meaningful (write cache) */
 };
 
+struct xbd_map_reserve;        /* src/budget.h */
+struct xbd_log_bucket;         /* src/log_limit.h */
+
 /* Everything a ring needs to connect. */
 struct xbd_ring_params {
     const char *name;          /* for logs, e.g. "vbd3/5/51712 q0" */
@@ -74,6 +77,13 @@ struct xbd_ring_params {
      * with requests outstanding but no journal.  Otherwise the frontend
      * has just set the ring up and any old journal is replaced. */
     bool resume;
+    /* Budgets (src/budget.h).  mem_budget: bytes this queue may spend on
+     * request slots and bounce pages (0: the built-in maxima); maps: the
+     * host-wide persistent-grant reserve (NULL: none); logb: the disk's
+     * log rate limit (NULL: none). */
+    size_t mem_budget;
+    struct xbd_map_reserve *maps;
+    struct xbd_log_bucket *logb;
 };
 
 /* Operations that have a latency histogram. */
@@ -143,6 +153,15 @@ struct xbd_ring_stats {
     uint64_t copy_segs;        /* segments (pages or parts) they copied */
     uint64_t evtchn_rx;        /* wake-ups by the frontend's notifications */
     uint64_t evtchn_tx;        /* notifications sent to the frontend */
+    /* Budgets (src/budget.h): what the queue holds and may hold. */
+    uint64_t pgrant_budget_full;  /* segments copied: a mapping budget was full */
+    uint64_t pgrant_map_failures; /* segments copied: their map failed */
+    uint64_t pgrant_limit;     /* mappings this queue may hold */
+    uint64_t slots;            /* request slots (requests in flight at most) */
+    uint64_t mem_bytes;        /* slots, bounce pages held and idle, scratch */
+    uint64_t bounce_pages;     /* bounce pages held by requests now */
+    uint64_t bounce_limit;     /* ... at most (one request may pass it) */
+    uint64_t idle_pages;       /* idle bounce pages kept for reuse */
     struct xbd_aio_share_stats engine;
     struct xbd_lat_hist lat[XBD_LAT_OPS];
 };
@@ -200,8 +219,11 @@ typedef void xbd_ring_drained_fn(void *opaque);
  *   expects); others echo the operation byte.
  * - What one frontend can cost dom0 is bounded per ring: at most
  *   XBD_RING_BUDGET (64) requests per callback before yielding to other
- *   rings, at most XBD_BOUNCE_MAX (2048) grant-copy pages (8 MiB) held,
- *   after which the ring stops reading requests until some complete, and
+ *   rings, at most XBD_BOUNCE_MAX (2048) grant-copy pages (8 MiB) held
+ *   (fewer, and fewer request slots, under mem_budget: src/budget.h),
+ *   after which the ring stops reading requests until some complete; a
+ *   persistent map that fails or finds its budget (max_persistent_grants,
+ *   the host's reserve) used up degrades that page to grant copy; and
  *   after 64 wake-ups in a row that found no request the port is unmasked
  *   only 2 ms later (a notification storm costs little CPU and one real
  *   request ends the throttle).  All in src/ring.c.

@@ -32,6 +32,10 @@ struct xbd_config {
     unsigned max_indirect_segs; /* feature-max-indirect-segments, <= XBD_MAX_INDIRECT_SEGS; 0 = off */
     unsigned max_pgrants;       /* persistent grants per ring; 0 = off */
     unsigned pgrant_idle_s;     /* unmap unused persistent grants after; 0 = never */
+    /* Budgets of one disk, split evenly over its queues (src/budget.h). */
+    unsigned disk_memory_mib;   /* request slots and bounce pages */
+    unsigned disk_grant_mappings; /* persistent grants mapped at once */
+    unsigned disk_fds;          /* also caps multi-queue-max-queues */
     unsigned inflight_per_device; /* shares of the I/O engine (dataplane.h, */
     unsigned inflight_per_ring;   /* xbd_io_engine_set_limits); applied at once */
     const char *state_dir;      /* ring journals in <state_dir>/rings (journal.h) */
@@ -100,6 +104,22 @@ void xbd_host_on_change(struct xbd_host *h, xbd_host_change_fn *fn, void *opaque
 const struct xbd_device *xbd_host_device(const struct xbd_host *h, unsigned i);
 /* Rings running, over every device. */
 unsigned xbd_host_ring_count(const struct xbd_host *h);
+
+/* Host-wide figures the control socket reports. */
+struct xbd_host_figures {
+    uint64_t map_count_max;     /* vm.max_map_count read at start */
+    uint64_t grant_mappings_limit, grant_mappings_used;
+    uint64_t evaluations;       /* device evaluations run */
+    uint64_t evaluations_deferred; /* turns that left some for the next iteration */
+    uint64_t evaluations_delayed;  /* waited for their device's rate limit */
+    uint64_t loop_iterations;
+    uint64_t loop_busy_max_us;  /* longest iteration: the loop did not poll */
+    struct xbd_lat_hist loop_busy; /* per iteration, microseconds */
+};
+void xbd_host_get_figures(const struct xbd_host *h, struct xbd_host_figures *f);
+/* Device evaluations waiting to run (not those held back by a device's
+ * rate limit). */
+bool xbd_host_evaluations_pending(const struct xbd_host *h);
 /* Re-read the size of every open backing store; a disk that grew or shrank
  * is served at its new size from now on, and a connected frontend is told
  * (new "sectors", "state" rewritten: blkfront resizes the disk online). */
@@ -112,6 +132,14 @@ struct xbd_negotiated {
     unsigned nr_queues;
     bool persistent;
     unsigned max_indirect_segs;
+};
+
+/* A disk's budgets and what it uses of them (control socket). */
+struct xbd_device_budget {
+    uint64_t memory_limit;      /* bytes */
+    uint64_t grant_mappings_limit;
+    uint64_t fds_limit, fds_used;
+    uint64_t log_suppressed;    /* log lines dropped by its rate limit */
 };
 
 /* One device as the control socket reports it.  The strings belong to
@@ -131,6 +159,7 @@ struct xbd_device_info {
     int state;                  /* XenbusState we published */
     bool connected;             /* rings running: neg is valid */
     struct xbd_negotiated neg;
+    struct xbd_device_budget budget;
 };
 
 struct xbd_device;

@@ -24,7 +24,8 @@ run_fails() {
 for opt in --config --check-config --foreground --kinds --log-level --log-target --domid \
            --state-dir --control-socket --control-group --direct-io --no-direct-io --discard \
            --max-queues --max-ring-page-order --max-indirect-segments \
-           --max-persistent-grants --persistent-grant-idle --max-inflight-per-device \
+           --max-persistent-grants --persistent-grant-idle --log-rate-limit --log-rate-burst \
+           --disk-memory --disk-grant-mappings --disk-fds --max-inflight-per-device \
            --max-inflight-per-ring --help --version; do
     grep -q -- "$opt" "$tmp/help" || xsim_fail "--help does not mention $opt"
 done

@@ -62,6 +62,8 @@ state-directory = /var/lib/xenblkd-test
 [log]
   level=debug
 target = stderr
+rate-limit = 0
+rate-burst = 5
 
 ; the control socket
 [control]
@@ -76,6 +78,9 @@ max-ring-page-order = 2
 max-indirect-segments = 32
 max-persistent-grants = 0
 persistent-grant-idle = 5
+disk-memory = 8
+disk-grant-mappings = 100
+disk-fds = 9
 max-inflight-per-device = 32
 max-inflight-per-ring = 16
 EOF
@@ -89,6 +94,8 @@ state-directory = /var/lib/xenblkd-test
 [log]
 level = debug
 target = stderr
+rate-limit = 0
+rate-burst = 5
 
 [control]
 socket = /tmp/xenblkd-test/control.sock
@@ -102,6 +109,9 @@ max-ring-page-order = 2
 max-indirect-segments = 32
 max-persistent-grants = 0
 persistent-grant-idle = 5
+disk-memory = 8
+disk-grant-mappings = 100
+disk-fds = 9
 max-inflight-per-device = 32
 max-inflight-per-ring = 16
 EOF
@@ -144,11 +154,13 @@ printf '[disks]\nmax-queues = 2\ndirect-io = yes\n[log]\nlevel = debug\ntarget =
 check_config "$tmp/o.conf" --max-queues 5 --no-direct-io --foreground --log-level warn \
     --max-queues 4 --state-dir /srv/xb --control-socket /srv/xb/c.sock --control-group root \
     --kinds vbd --domid auto --discard no --max-ring-page-order 0 --max-indirect-segments 0 \
-    --max-persistent-grants 7 --persistent-grant-idle 0 >"$tmp/o.got"
+    --max-persistent-grants 7 --persistent-grant-idle 0 --log-rate-limit 3 --log-rate-burst 4 \
+    --disk-memory 2 --disk-grant-mappings 0 --disk-fds 3 >"$tmp/o.got"
 for kv in 'max-queues = 4' 'direct-io = no' 'level = warning' 'target = stderr' \
           'state-directory = /srv/xb' 'socket = /srv/xb/c.sock' 'group = root' 'kinds = vbd' \
           'domid = auto' 'discard = no' 'max-ring-page-order = 0' 'max-indirect-segments = 0' \
-          'max-persistent-grants = 7' 'persistent-grant-idle = 0'; do
+          'max-persistent-grants = 7' 'persistent-grant-idle = 0' 'rate-limit = 3' \
+          'rate-burst = 4' 'disk-memory = 2' 'disk-grant-mappings = 0' 'disk-fds = 3'; do
     grep -qx -- "$kv" "$tmp/o.got" || { cat "$tmp/o.got"; xsim_fail "command line: no '$kv'"; }
 done
 check_config "$tmp/o.conf" --direct-io no --log-target stderr | grep -qx 'direct-io = no' ||

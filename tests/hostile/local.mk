@@ -45,9 +45,16 @@ tests_hostile_storm_guest_LDADD = tests/sim/libxensim_guest.a -lpthread
 XBD_HOSTILE_SH_TESTS = \
 	tests/hostile/evtchn-storm.sh \
 	tests/hostile/frontend-path.sh \
+	tests/hostile/state-flap.sh \
+	tests/hostile/state-recreate.sh \
+	tests/hostile/data-safety.sh \
+	tests/hostile/log-flood.sh \
+	tests/hostile/budget.sh \
+	tests/hostile/xs-storm-neighbour.sh \
 	tests/hostile/iso-discard-held.sh \
 	tests/hostile/iso-queue-flood.sh \
 	tests/hostile/iso-discard-latency.sh
 TESTS += $(XBD_HOSTILE_SH_TESTS)
 dist_check_SCRIPTS += $(XBD_HOSTILE_SH_TESTS)
-EXTRA_DIST += tests/hostile/README.md tests/hostile/iso-lib.sh
+EXTRA_DIST += tests/hostile/README.md tests/hostile/loop-lib.sh tests/hostile/xs-stall-bench.sh \
+	tests/hostile/iso-lib.sh

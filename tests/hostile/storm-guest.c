@@ -7,7 +7,7 @@
  * notification, as a well-behaved frontend would).
  *
  *   storm-guest --domid D --out FILE [--order O] [--backend B]
- *               (--storm SECONDS | --burst N)
+ *               (--storm SECONDS | --burst N | --bad N)
  *
  * Like tests/daemon/xbd-guest (and with its code, tests/daemon/sim-guest.c)
  * it creates simulated domain D, grants the pages of one empty ring to the
@@ -18,18 +18,27 @@
  * "<notifications sent> <seconds>" to FILE.storm, or pushes N one-page
  * reads of sector 0 (the ring must hold N: 128 needs --order 2), waits up
  * to 20 s for their responses without notifying again, and writes
- * "<responses> <milliseconds>" to FILE.burst.  The ring layout is the
+ * "<responses> <milliseconds>" to FILE.burst.  --bad N pushes N one-page
+ * reads naming a grant that was never granted (ref 5, reserved), a
+ * ring's worth at a time, and writes "<responses> <errors> <milliseconds>"
+ * to FILE.bad once all are answered (60 s at most per batch); with
+ * --break, once FILE.go exists, it sends one more ring's worth of them
+ * (so that whatever budget the backend has for logging about it is spent)
+ * and moves req_prod more than a ring ahead and notifies (the backend
+ * must disconnect it).  The ring layout is the
  * native one (publish protocol x86_64-abi on x86-64).  SIGTERM/SIGINT destroy
  * the domain and exit 0; exit 1 if the backend never connects (60 s).
  */
 #include "config.h"
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sim-guest.h"
 
@@ -118,6 +127,86 @@ static void do_burst(xsg_dom *d, void *ring, unsigned order, evtchn_port_t port,
     sg_write_file(path, text);
 }
 
+/* Wait until rsp_prod reaches want (notifying the backend meanwhile is
+ * not needed: it was notified when the batch was pushed). */
+static bool wait_rsp(blkif_front_ring_t *fr, RING_IDX want)
+{
+    double t0 = now();
+
+    while (!quit && now() - t0 < 60) {
+        RING_IDX got = __atomic_load_n(&fr->sring->rsp_prod, __ATOMIC_ACQUIRE);
+        if ((int)(got - want) >= 0)
+            return true;
+        nanosleep(&(struct timespec){ 0, 200 * 1000 }, NULL);
+    }
+    return false;
+}
+
+/* Send n bad requests, a ring's worth at a time; count the answers. */
+static void send_bad(xsg_dom *d, blkif_front_ring_t *frp, evtchn_port_t port, unsigned long n,
+                     unsigned long *answered, unsigned long *errors)
+{
+    blkif_front_ring_t fr = *frp;
+    unsigned long sent = 0;
+    int notify;
+
+    while (!quit && sent < n) {
+        unsigned batch = RING_SIZE(&fr);
+
+        if (batch > n - sent)
+            batch = (unsigned)(n - sent);
+        for (unsigned i = 0; i < batch; i++) {
+            blkif_request_t *r = RING_GET_REQUEST(&fr, fr.req_prod_pvt);
+
+            memset(r, 0, sizeof(*r));
+            r->operation = BLKIF_OP_READ;
+            r->nr_segments = 1;
+            r->id = sent + i;
+            r->seg[0].gref = 5;         /* reserved: never granted */
+            r->seg[0].last_sect = 7;
+            fr.req_prod_pvt++;
+        }
+        sent += batch;
+        RING_PUSH_REQUESTS_AND_CHECK_NOTIFY(&fr, notify);
+        if (notify)
+            xsg_evtchn_notify(d, port);
+        if (!wait_rsp(&fr, fr.req_prod_pvt))
+            break;
+        while (fr.rsp_cons != fr.req_prod_pvt) {
+            blkif_response_t *rsp = RING_GET_RESPONSE(&fr, fr.rsp_cons);
+            if (rsp->status != BLKIF_RSP_OKAY)
+                (*errors)++;
+            (*answered)++;
+            fr.rsp_cons++;
+        }
+    }
+    *frp = fr;
+}
+
+static void do_bad(xsg_dom *d, void *ring, unsigned order, evtchn_port_t port, unsigned long n,
+                   bool brk, const char *out)
+{
+    blkif_front_ring_t fr;
+    char text[96], path[4096];
+    unsigned long answered = 0, errors = 0;
+    double t0 = now();
+
+    FRONT_RING_INIT(&fr, (blkif_sring_t *)ring, (size_t)XSG_PAGE_SIZE << order);
+    send_bad(d, &fr, port, n, &answered, &errors);
+    snprintf(text, sizeof(text), "%lu %lu %.0f\n", answered, errors, (now() - t0) * 1000);
+    snprintf(path, sizeof(path), "%s.bad", out);
+    sg_write_file(path, text);
+    if (brk) {
+        snprintf(path, sizeof(path), "%s.go", out);
+        while (!quit && access(path, F_OK) != 0)
+            nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+        send_bad(d, &fr, port, RING_SIZE(&fr), &answered, &errors);
+        __atomic_store_n(&fr.sring->req_prod, fr.req_prod_pvt + 2 * RING_SIZE(&fr) + 1,
+                         __ATOMIC_RELEASE);
+        xsg_evtchn_notify(d, port);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -127,11 +216,15 @@ int main(int argc, char **argv)
         { "out", required_argument, NULL, 'O' },
         { "storm", required_argument, NULL, 's' },
         { "burst", required_argument, NULL, 'n' },
+        { "bad", required_argument, NULL, 'B' },
+        { "break", no_argument, NULL, 'K' },
         { NULL, 0, NULL, 0 },
     };
     unsigned domid = 0, backend = 0, order = 0;
     double storm = 0;
     unsigned burst = 0;
+    unsigned long bad = 0;
+    bool brk = false;
     const char *out = NULL;
     struct sg_ring ring = { 0 };
     char text[4096];
@@ -146,12 +239,15 @@ int main(int argc, char **argv)
         case 'O': out = optarg; break;
         case 's': storm = strtod(optarg, NULL); break;
         case 'n': burst = (unsigned)strtoul(optarg, NULL, 0); break;
+        case 'B': bad = strtoul(optarg, NULL, 0); break;
+        case 'K': brk = true; break;
         default: return 2;
         }
     }
-    if (!domid || !out || (storm <= 0) == (burst == 0) || (1u << order) > SG_MAX_PAGES) {
+    if (!domid || !out || (storm > 0) + (burst > 0) + (bad > 0) != 1 ||
+        (1u << order) > SG_MAX_PAGES) {
         fprintf(stderr, "usage: storm-guest --domid D --out FILE (--storm SECONDS | "
-                "--burst N) [--order O<=4] [--backend B]\n");
+                "--burst N | --bad N [--break]) [--order O<=4] [--backend B]\n");
         return 2;
     }
     signal(SIGTERM, on_quit);
@@ -177,6 +273,8 @@ int main(int argc, char **argv)
 
     if (burst)
         do_burst(d, xsg_page(d, ring.gfn[0]), order, ring.port, backend, burst, out);
+    else if (bad)
+        do_bad(d, xsg_page(d, ring.gfn[0]), order, ring.port, bad, brk, out);
     else
         do_storm(d, ring.port, storm, out);
 

@@ -8,7 +8,11 @@
  * behind; a grant pinned by a request is never unmapped by a purge; the
  * LRU purge unmaps least recently released grants first; the idle purge
  * unmaps exactly the grants released before its cut-off, by release time
- * (not by first use); free unmaps everything.
+ * (not by first use); free unmaps everything.  With a host-wide reserve
+ * (src/budget.h), mappings of every cache count against it, a cache whose
+ * own table has room refuses a new grant once the reserve is used up (the
+ * caller copies: budget_full), and unmapping gives the reserve back.  The
+ * memory plan of a queue (xbd_ring_plan) fits its share, with floors.
  */
 #include "config.h"
 
@@ -19,6 +23,7 @@
 
 #include "check.h"
 #include "fe.h"
+#include "budget.h"
 #include "grant_cache.h"
 
 #define NREF 6
@@ -206,11 +211,90 @@ static void test_purges(void)
     rig_close(&r);
 }
 
+static void test_host_reserve(void)
+{
+    struct rig r;
+    struct xbd_map_reserve m = { .max_map_count = 10, .limit = 3 };
+    struct xbd_gcache *a, *b;
+    struct xbd_gnt *g[3];
+    int err = -1;
+
+    printf("host-wide reserve shared by two caches\n");
+    rig_open(&r, 33);
+    a = xbd_gcache_new(r.xgt, 33, 4, &r.st);
+    b = xbd_gcache_new(r.xgt, 33, 4, &r.st);
+    xbd_gcache_set_reserve(a, &m);
+    xbd_gcache_set_reserve(b, &m);
+    g[0] = get(a, r.ref[0]);
+    g[1] = get(a, r.ref[1]);
+    g[2] = get(b, r.ref[2]);
+    CHECK_EQ(m.used, 3);
+    /* b has room (1 of 4), the host has none: copy, no error, no map. */
+    CHECK(xbd_gcache_get(b, r.ref[3], &err) == NULL);
+    CHECK_EQ(err, 0);
+    CHECK_EQ(r.st.pgrant_budget_full, 1);
+    CHECK_EQ(r.st.pgrant_map_calls, 3);
+    CHECK(xbd_gcache_take_full_hint(b));
+    /* a's purge gives room back to b. */
+    xbd_gcache_put(a, g[0], 1);
+    CHECK_EQ(xbd_gcache_purge_lru(a, 1), 1);
+    CHECK_EQ(m.used, 2);
+    xbd_gcache_put(b, get(b, r.ref[3]), 2);
+    CHECK_EQ(m.used, 3);
+    /* A map that fails gives its reservation back. */
+    xbd_gcache_put(b, g[2], 3);
+    CHECK_EQ(xbd_gcache_purge_lru(b, 1), 1);
+    CHECK(xbd_gcache_get(b, 5, &err) == NULL);     /* never granted */
+    CHECK(err != 0);
+    CHECK_EQ(m.used, 2);
+    xbd_gcache_put(a, g[1], 4);
+    xbd_gcache_free(a);
+    xbd_gcache_free(b);
+    CHECK_EQ(m.used, 0);
+    rig_close(&r);
+}
+
+static void test_ring_plan(void)
+{
+    struct xbd_ring_plan p;
+    size_t per = 10400;
+
+    printf("a queue's memory plan\n");
+    /* No budget: the built-in maxima. */
+    xbd_ring_plan(0, 8192, 512, 256, per, 2048, 256, &p);
+    CHECK_EQ(p.slots, 512);
+    CHECK_EQ(p.bounce_max, 2048);
+    CHECK_EQ(p.pool_keep, 256);
+    /* 2 MiB: half for slots, the rest (a whole number of pages) bounce. */
+    xbd_ring_plan(2u << 20, 8192, 512, 256, per, 2048, 256, &p);
+    CHECK_EQ(p.slots, ((2u << 20) - 8192) / 2 / per);
+    CHECK((size_t)p.slots * per + (size_t)p.bounce_max * 4096 + 8192 <= (2u << 20));
+    CHECK(p.bounce_max >= 256);
+    CHECK(p.pool_keep <= p.bounce_max / 8);
+    /* A tiny budget: the floors (32 slots, one largest request). */
+    xbd_ring_plan(4096, 8192, 512, 256, per, 2048, 256, &p);
+    CHECK_EQ(p.slots, 32);
+    CHECK_EQ(p.bounce_max, 256);
+    /* ... or the whole ring when it is smaller than the floor. */
+    xbd_ring_plan(4096, 0, 16, 11, 500, 2048, 256, &p);
+    CHECK_EQ(p.slots, 16);
+    CHECK_EQ(p.bounce_max, 11);
+    /* A large budget never raises the maxima. */
+    xbd_ring_plan(1u << 30, 0, 32, 11, 500, 2048, 256, &p);
+    CHECK_EQ(p.slots, 32);
+    CHECK_EQ(p.bounce_max, 2048);
+    CHECK_EQ(xbd_budget_queues_for_fds(129), 64);
+    CHECK_EQ(xbd_budget_queues_for_fds(3), 1);
+    CHECK_EQ(xbd_budget_queues_for_fds(1), 1);
+}
+
 int main(int argc, char **argv)
 {
     rig_init(argc, argv);
     test_map_once();
     test_full_and_errors();
     test_purges();
+    test_host_reserve();
+    test_ring_plan();
     return check_result("test-gcache");
 }

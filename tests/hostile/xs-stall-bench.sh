@@ -1,0 +1,78 @@
+#!/bin/bash
+# Control-plane stall figures (issue 10, gap 5): reports, asserts nothing
+# about timing.  Not part of make check (it sleeps on purpose); run from a
+# build directory:
+#   top_srcdir=.. top_builddir=. bash ../tests/hostile/xs-stall-bench.sh
+# Prints, for guest 6's verified workload (the neighbour):
+#  1. alone;
+#  2. while 8 guests rewrite their state node in a tight loop (every
+#     rewrite asks for an evaluation; at most XBD_EVAL_BUDGET run per loop
+#     iteration, the rest are "deferred");
+#  3. while xenstored is stopped (SIGSTOP) for 1 s: libxenstore waits for
+#     a reply without any timeout, so whatever evaluation (or the 2 s
+#     xenstore ping) asks xenstore something blocks the loop until
+#     xenstored continues: the stall equals the stop.  A xenstored that
+#     never answers again is caught by the service watchdog
+#     (WatchdogSec=30s in the unit: systemd restarts the daemon, which
+#     resumes every ring from its journal).
+# Figures: how long single loop iterations kept the loop from polling
+# (p50, p99, longest, as log2 bucket bounds), from the control socket.
+set -euo pipefail
+source "$top_srcdir/tests/harness/env.sh"
+source "$top_srcdir/tests/daemon/lib.sh"
+source "$top_srcdir/tests/hostile/loop-lib.sh"
+XSIM_XENSTORED_TRACE=0 xsim_start
+
+STORM=$top_builddir/tests/daemon/xs-storm
+STORMERS=(10 11 12 13 14 15 16 17)
+FE=("$top_builddir/tests/frontend/xsim-blkfront" --domid 6 --vdev 51712 --timeout 120
+    --workload verify --close)
+
+for d in 6 "${STORMERS[@]}"; do xsim_add_disk vbd3 $d 51712 "aio:$(make_disk d$d.img 16)"; done
+xsim_daemon --kinds vbd3 --log-level info
+for d in 6 "${STORMERS[@]}"; do
+    xsim_wait_key "$(be_dir vbd3 $d 51712)/state" 2
+    xsim_hotplug_connected vbd3 $d 51712
+done
+for d in "${STORMERS[@]}"; do
+    guest_start $d
+    fe_write_rings $d 51712
+    fe_state $d 51712 3
+    xsim_wait_key "$(be_dir vbd3 $d 51712)/state" 4
+done
+
+run() {     # run LABEL COUNT: the neighbour's workload with loop figures
+    local t0 ms
+    loop_snapshot "$XSIM_TMP/a"
+    t0=$(date +%s%N)
+    "${FE[@]}" --count "$2" >"$XSIM_LOGDIR/fe6.log" 2>&1 || xsim_fail "neighbour failed ($1)"
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    loop_snapshot "$XSIM_TMP/b"
+    loop_report "$XSIM_TMP/a" "$XSIM_TMP/b" "$1: neighbour's $2 verified pairs in ${ms} ms"
+}
+
+run "alone" 1000
+for d in "${STORMERS[@]}"; do
+    fe=$(fe_dir $d 51712)
+    xsim_bg "storm$d" "$STORM" 100000000 "$fe/state=4" "$fe/state=3"
+done
+sleep 1
+run "8 guests storming their state nodes" 1000
+
+pid=$(cat "$XENSTORED_RUNDIR/xenstored.pid")
+loop_snapshot "$XSIM_TMP/a"
+t0=$(date +%s%N)
+"${FE[@]}" --count 3000 >"$XSIM_LOGDIR/fe6.log" 2>&1 &
+fe=$!
+xsim_wait_key "$(be_dir vbd3 6 51712)/state" 4 30
+sleep 0.3
+kill -STOP "$pid"
+sleep 1
+kill -CONT "$pid"
+wait $fe || xsim_fail "neighbour failed across the xenstored stop"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+loop_snapshot "$XSIM_TMP/b"
+loop_report "$XSIM_TMP/a" "$XSIM_TMP/b" "xenstored stopped 1 s (8 storms on): neighbour's 3000 pairs in ${ms} ms"
+for d in "${STORMERS[@]}"; do xsim_kill "storm$d" >/dev/null || true; done
+echo "---- figures ----"
+cat "$XSIM_TMP/loop-figures.txt"
