@@ -14,6 +14,8 @@ set -euo pipefail
 source "$top_srcdir/tests/harness/env.sh"
 source "$top_srcdir/tests/daemon/lib.sh"
 source "$top_srcdir/tests/hostile/iso-lib.sh"
+source "$top_srcdir/tests/hostile/loop-lib.sh"
+command -v jq >/dev/null || xsim_skip "jq is not installed"
 [ -x "$top_builddir/src/xenblkd" ] || xsim_skip "xenblkd not built"
 command -v losetup >/dev/null || xsim_skip "losetup is not installed"
 xsim_start
@@ -37,10 +39,15 @@ done
 # Guest 6's data: written once, then only read.
 "$FE" --domid 6 --vdev 51712 --workload fill --bs 128K --timeout 60 --close \
     >"$XSIM_LOGDIR/fill.log" 2>&1 || xsim_fail "guest 6 could not fill its disk"
+# guest_b NAME: guest 6's QD1 reads; "p50 p99 n" on stdout; how long the
+# daemon's loop iterations ran meanwhile goes to the log.
 guest_b() {
+    loop_snapshot "$XSIM_TMP/$1.loop0"
     "$FE" --domid 6 --vdev 51712 --workload read --expect-gen 1 --qd 1 --bs 4K --count 3000 \
         --timeout 60 -v --close --stats-json "$XSIM_TMP/$1.json" >"$XSIM_LOGDIR/$1.log" 2>&1 ||
         xsim_fail "guest 6 ($1) failed: $(tail -5 "$XSIM_LOGDIR/$1.log")"
+    loop_snapshot "$XSIM_TMP/$1.loop1"
+    loop_report "$XSIM_TMP/$1.loop0" "$XSIM_TMP/$1.loop1" "daemon loop during guest 6's $1 run" >&2
     iso_latency "$XSIM_TMP/$1.json"
 }
 read -r b50 b99 bn < <(guest_b alone)
