@@ -51,6 +51,8 @@ static int replay_file(const char *path)
         abort();
     memcpy(data, buf, len);
     free(buf);
+    /* Named first: if it crashes, the log says which input did. */
+    fprintf(stderr, "replaying %s (%zu bytes)\n", path, len);
     LLVMFuzzerTestOneInput(data, len);
     free(data);
     return 0;

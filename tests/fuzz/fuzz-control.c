@@ -12,7 +12,8 @@
  * reload and shutdown reach stubs.
  *
  * Input: [0] the size of the chunks the client writes (1 + [0]*37 %
- * 8192), then the bytes the client sends before closing its side.
+ * 8192, at least a 16th of the rest), then the bytes the client sends
+ * before closing its side; the daemon's loop runs between chunks.
  * Beyond memory safety: every reply is one JSON object with a boolean
  * "ok" (and a known "code" when false), there are no more replies than
  * requests, and the connection ends.
@@ -119,6 +120,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int sv[2];
 
     setup();
+    /* At most 16 chunks: each costs a loop iteration and syscalls. */
+    if (chunk < in.left / 16)
+        chunk = in.left / 16;
     for (size_t i = 0; i < in.left; i++)
         lines += in.p[i] == '\n';
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)

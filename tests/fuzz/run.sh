@@ -14,7 +14,7 @@
 # in tests/fuzz/regress/NAME; what it finds goes to a working corpus in
 # the build directory, never into the source tree.  A crash, a leak or a
 # timeout fails the run: the input is printed (hex and base64) and kept
-# as FUZZ_BUILD/tests/fuzz/crash-NAME-*; add it to tests/fuzz/regress/NAME
+# as FUZZ_BUILD/tests/fuzz/NAME-crash-* (-leak-, -timeout-, -oom-); add it to tests/fuzz/regress/NAME
 # once fixed so make check replays it.  The last lines are one summary
 # per harness (executions, exec/s, cov, ft) and
 # "fuzz harnesses: P passed, F failed".
@@ -33,7 +33,7 @@ harnesses=("$@")
 max_len() {
     case $1 in
         request) echo 24576 ;;
-        control) echo 16384 ;;
+        control) echo 8192 ;;
         *) echo 4096 ;;
     esac
 }
@@ -63,22 +63,21 @@ for h in "${harnesses[@]}"; do
     work="$build/tests/fuzz/work/$h"
     log="$build/tests/fuzz/fuzz-$h.log"
     mkdir -p "$work" "$top/tests/fuzz/regress/$h"
-    rm -f "$build"/tests/fuzz/crash-"$h"-* "$build"/tests/fuzz/leak-"$h"-* \
-          "$build"/tests/fuzz/timeout-"$h"-* "$build"/tests/fuzz/oom-"$h"-*
+    rm -f "$build/tests/fuzz/$h-"*
     echo "=== fuzz: $h for ${seconds}s"
     # -timeout: one input may not take 10 s; -rss_limit_mb bounds memory.
     (cd "$build/tests/fuzz" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ./fuzz-"$h" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 \
             -rss_limit_mb=2048 -max_len="$(max_len "$h")" \
-            -artifact_prefix="$build/tests/fuzz/" \
+            -artifact_prefix="$build/tests/fuzz/$h-" \
             "$work" "$top/tests/fuzz/corpus/$h" "$top/tests/fuzz/regress/$h") >"$log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
     line="fuzz $h: ${execs:-?} runs, ${rate:-?} exec/s, ${cov:-cov: ? ft: ?}, corpus $(ls "$work" | wc -l) inputs"
-    artifacts=$(ls "$build"/tests/fuzz/{crash,leak,timeout,oom}-* 2>/dev/null || true)
+    artifacts=$(ls "$build/tests/fuzz/$h-"* 2>/dev/null || true)
     if [ $rc -ne 0 ] || [ -n "$artifacts" ]; then
         failed=$((failed + 1))
         line="$line: FAILED (exit $rc)"
