@@ -60,5 +60,5 @@ fuzz:
 	FUZZ_BUILD='$(abs_top_builddir)/fuzz-build' $(SHELL) $(top_srcdir)/tests/fuzz/run.sh
 
 .PHONY: fuzz fuzz-harnesses
-EXTRA_DIST += tests/fuzz/README.md tests/fuzz/run.sh tests/fuzz/make-seeds.py \
+EXTRA_DIST += tests/fuzz/README.md tests/fuzz/run.sh tests/fuzz/coverage.sh tests/fuzz/make-seeds.py \
 	tests/fuzz/corpus tests/fuzz/regress
