@@ -21,6 +21,8 @@
 #include "xenblkd/backing.h"
 #include "xenblkd/log.h"
 
+#include "dio_align.h"
+
 /* Prefixes of raw images; everything else with a "word:" prefix is an
  * image format or transport we do not serve. */
 static const char *const raw_prefixes[] = { "aio:", "file:", "phy:", "raw:" };
@@ -194,13 +196,39 @@ static int probe_blockdev(struct xbd_backing *b, const struct stat *st, bool wan
     return 0;
 }
 
-static void probe_file(struct xbd_backing *b, const struct stat *st, bool want_discard)
+/* The sector size a file presents: 512 (the page cache takes any
+ * alignment), except with O_DIRECT on a filesystem that needs more, e.g.
+ * one over a disk with 4096-byte logical sectors, where 512-byte I/O fails
+ * with EINVAL.  We then advertise 4096, as Linux blkback advertises its
+ * device's logical block size: blkfront honours sector-size and sends only
+ * whole blocks, and the rings refuse anything misaligned with
+ * BLKIF_RSP_ERROR before it reaches the file (request.c).  Any other
+ * granularity cannot be expressed in blkif (512 or 4096 here): buffered
+ * I/O instead, which takes any alignment. */
+static void file_sector_size(struct xbd_backing *b, const struct stat *st, const char *path)
+{
+    unsigned align = b->direct ? xbd_dio_align(b->fd, major(st->st_dev), minor(st->st_dev)) : 512;
+
+    if (align > 4096) {
+        int fl = fcntl(b->fd, F_GETFL);
+        if (fl >= 0 && fcntl(b->fd, F_SETFL, fl & ~O_DIRECT) == 0) {
+            xbd_info("%s: O_DIRECT needs %u-byte alignment here, more than a 4096-byte "
+                     "sector: not using O_DIRECT", path, align);
+            b->direct = false;
+            align = 512;
+        } else {
+            align = 4096;       /* the rings refuse less; the file may still refuse */
+        }
+    }
+    b->sector_size = align > 512 ? 4096 : 512;
+    b->physical_sector_size = b->sector_size;
+}
+
+static void probe_file(struct xbd_backing *b, const struct stat *st, bool want_discard,
+                       const char *path)
 {
     b->sectors = (uint64_t)st->st_size / 512;
-    /* Files always present 512-byte sectors: the page cache and O_DIRECT
-     * on every common filesystem accept 512-aligned I/O. */
-    b->sector_size = 512;
-    b->physical_sector_size = 512;
+    file_sector_size(b, st, path);
     b->flush = true;
     if (want_discard && !b->readonly) {
         /* Punching a hole past EOF changes nothing but fails with
@@ -272,7 +300,14 @@ int xbd_backing_open(struct xbd_backing *b, const char *path,
         if (probe_blockdev(b, &st, o->discard, err, errlen) < 0)
             goto fail;
     } else {
-        probe_file(b, &st, o->discard);
+        probe_file(b, &st, o->discard, path);
+    }
+    if (!b->direct) {
+        /* Without O_DIRECT every write lands in dom0's page cache first,
+         * a volatile write cache whatever the device's own setting: the
+         * guest must be offered a flush (fdatasync) or a host crash loses
+         * writes it was told had completed. */
+        b->flush = true;
     }
     return 0;
 fail:

@@ -62,6 +62,10 @@ struct xbd_device {
      * by a previous instance's SIGTERM): blkfront reconnects from Closed
      * once it sees InitWait, so that Closed is no request to close. */
     bool fe_closed_at_initwait;
+    /* The frontend was seen Initialising, Closing or Closed since our last
+     * connect attempt: if it then comes back to Initialised/Connected while
+     * we are Closing, it is reconnecting (frontend_back). */
+    bool fe_went_down;
     char fatal_reason[160];
 
     /* What we offer: the host's configuration when the device last
@@ -652,6 +656,9 @@ static void dev_connect(struct xbd_device *dev)
     struct xbd_fe_info fi;
     char why[256];
 
+    /* Only a new departure of the frontend allows another attempt from
+     * Closing: a refused or broken connection must not retry by itself. */
+    dev->fe_went_down = false;
     if (read_frontend(dev, &fi, why, sizeof(why)) < 0) {
         dev_err(dev, "refusing to connect: %s", why);
         close_to(dev, XBD_XB_CLOSING);
@@ -775,9 +782,38 @@ static bool take_over(struct xbd_device *dev, int fe)
     return false;
 }
 
+/* We are Closing (rings drained) and the frontend is back: it flapped
+ * Closing -> Connected, or its driver started again without passing
+ * Closed.  Linux blkback's frontend_changed connects again whenever the
+ * frontend says Initialised/Connected and the backend is not Connected, so
+ * a guest never loses its disk to a quick Closing/Connected; likewise a
+ * frontend Initialising again gets InitWait, as from Closed.  Only after
+ * the frontend was seen leaving (fe_went_down): a connection refused or
+ * broken by the frontend with its state still Connected stays Closing
+ * until the frontend itself starts over, so a broken ring cannot make us
+ * reconnect in a loop. */
+static void frontend_back(struct xbd_device *dev, int fe)
+{
+    if (dev->failed || dev->nr_rings || !dev->fe_went_down)
+        return;
+    if (fe == XBD_XB_INITIALISING) {
+        dev_info(dev, "frontend Initialising again while Closing: preparing to reconnect");
+        enter_initwait(dev);
+        if (dev->state == XBD_XB_INITWAIT)
+            dev_kick(dev);
+    } else if (fe == XBD_XB_INITIALISED || fe == XBD_XB_CONNECTED) {
+        dev_info(dev, "frontend %s again while Closing: reconnecting",
+                 xbd_xenbus_state_name(fe));
+        if (ensure_backing(dev) == 0)
+            dev_connect(dev);
+    }
+}
+
 /* What to do given the frontend's state, once online and configured. */
 static void follow_frontend(struct xbd_device *dev, int fe)
 {
+    if (fe == XBD_XB_INITIALISING || fe == XBD_XB_CLOSING || fe == XBD_XB_CLOSED)
+        dev->fe_went_down = true;
     switch (dev->state) {
     case XBD_XB_INITWAIT:
         if (fe != XBD_XB_CLOSED)
@@ -804,6 +840,8 @@ static void follow_frontend(struct xbd_device *dev, int fe)
     case XBD_XB_CLOSING:
         if (fe == XBD_XB_CLOSED || fe == XBD_XB_UNKNOWN)
             close_to(dev, XBD_XB_CLOSED);
+        else
+            frontend_back(dev, fe);
         break;
     case XBD_XB_CLOSED:
         /* The frontend starts over (reboot, kexec, module reload). */
@@ -851,12 +889,48 @@ static void dev_handover(struct xbd_device *dev)
     xbd_host_check_done(h);
 }
 
+/* Rings are draining: nothing to do but notice that the toolstack removed
+ * the directory meanwhile (it may re-create it before the drain ends:
+ * libxl forces a removal after 10 s and a disk can be added again at
+ * once), so that the drain's end frees this device instead of carrying
+ * on in a directory that is not its own any more. */
+static void note_removal(struct xbd_device *dev)
+{
+    if (!dev->gone && !xbd_xs_exists(dev->host->xb, XBT_NULL, dev->be)) {
+        dev_info(dev, "backend directory removed while rings drain");
+        dev->gone = true;
+    }
+}
+
+/* A removed device whose rings have drained: free it, and if its directory
+ * exists again, the toolstack added a new disk there: a new device for it,
+ * starting from scratch (its own keys, frontend, InitWait). */
+static void replace_gone(struct xbd_device *dev)
+{
+    struct xbd_kind *k = dev->kind;
+    unsigned domid = dev->domid, devid = dev->devid;
+    bool again = xbd_xs_exists(dev->host->xb, XBT_NULL, dev->be);
+
+    dev_free(dev);
+    if (again) {
+        xbd_info("domain %u %s/%u: backend directory re-created: new device", domid,
+                 k->name, devid);
+        xbd_device_create(k, domid, devid);
+    }
+}
+
 static void dev_update(struct xbd_device *dev)
 {
     struct xbd_host *h = dev->host;
 
-    if (dev->draining)
+    if (dev->draining) {
+        note_removal(dev);
         return;                 /* ring_drained_cb kicks again */
+    }
+    if (dev->gone) {
+        replace_gone(dev);
+        return;
+    }
     if (dev->after_drain) {
         int s = dev->after_drain;
         dev->after_drain = 0;
@@ -869,7 +943,7 @@ static void dev_update(struct xbd_device *dev)
             dev->gone = true;
             stop_rings(dev, 0, false);
             if (dev->draining)
-                return;
+                return;         /* replace_gone once drained */
         }
         dev_free(dev);
         return;

@@ -5,7 +5,7 @@ src_libxenblkd_a_SOURCES = \
 	include/xenblkd/log.h src/log.c \
 	include/xenblkd/xenbus.h src/xenbus.c \
 	src/xenstore_parse.h src/xenstore_parse.c \
-	include/xenblkd/backing.h src/backing.c \
+	include/xenblkd/backing.h src/backing.c src/dio_align.h src/dio_align.c \
 	include/xenblkd/device.h src/device_internal.h src/device.c src/host.c \
 	include/xenblkd/control.h src/control.c src/control_cmd.h src/control_cmd.c \
 	include/xenblkd/stats.h src/stats.c \

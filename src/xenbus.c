@@ -240,8 +240,8 @@ char *xbd_xs_read(struct xbd_xenbus *xb, xs_transaction_t t, const char *path)
     return v;
 }
 
-/* xbd_parse_uint: src/xenstore_parse.c, with the other parsers of values
- * a guest writes. */
+/* xbd_parse_uint, xbd_parse_linux_flag: src/xenstore_parse.c, with the
+ * other parsers of values a guest writes. */
 
 int xbd_xs_read_uint(struct xbd_xenbus *xb, xs_transaction_t t, const char *path,
                      unsigned long max, unsigned long *out)

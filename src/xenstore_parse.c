@@ -42,6 +42,18 @@ bad:
     return -1;
 }
 
+bool xbd_parse_linux_flag(const char *s)
+{
+    uint32_t v = 0;
+
+    while (*s == ' ' || (*s >= '\t' && *s <= '\r'))
+        s++;
+    /* Wrap like the kernel's simple_strtoull() truncated to unsigned int. */
+    for (; *s >= '0' && *s <= '9'; s++)
+        v = v * 10u + (uint32_t)(*s - '0');
+    return v != 0;
+}
+
 const char *xbd_printable(const char *s, char *buf, size_t n)
 {
     size_t i = 0;
@@ -88,6 +100,18 @@ static int fe_uint(const struct fe_reader *rd, const char *dir, const char *key,
     }
     free(v);
     return 1;
+}
+
+/* A feature flag the frontend offers: parsed as Linux blkback parses it
+ * (any number but 0 is true, anything else is absent: xenbus.h), so that
+ * "2" or garbage never costs the guest its disk. */
+static bool fe_flag(const struct fe_reader *rd, const char *key)
+{
+    char *v = rd->read(rd->opaque, key);
+    bool on = v && xbd_parse_linux_flag(v);
+
+    free(v);
+    return on;
 }
 
 /* The ring order is per device, not per queue: Linux blkfront writes
@@ -192,10 +216,7 @@ int xbd_fe_parse(xbd_fe_read_fn *read, void *opaque, const struct xbd_fe_limits 
     memset(fi, 0, sizeof(*fi));
     if (read_protocol(&rd, &fi->protocol, why, n) < 0)
         return -1;
-    rc = fe_uint(&rd, "", "feature-persistent", 1, false, &v, why, n);
-    if (rc < 0)
-        return -1;
-    fi->persistent = rc == 1 && v == 1 && lim->persistent_ok;
+    fi->persistent = fe_flag(&rd, "feature-persistent") && lim->persistent_ok;
     rc = fe_uint(&rd, "", "multi-queue-num-queues", UINT32_MAX, false, &v, why, n);
     if (rc < 0)
         return -1;

@@ -42,9 +42,10 @@ struct xbd_fe_limits {
  * absent. */
 typedef char *xbd_fe_read_fn(void *opaque, const char *rel);
 
-/* Read and validate the frontend's protocol, feature-persistent,
- * multi-queue-num-queues, ring-page-order and each queue's ring-ref*
- * and event-channel.  0 with *fi filled (free fi->queues), or -1 with
+/* Read and validate the frontend's protocol, multi-queue-num-queues,
+ * ring-page-order and each queue's ring-ref* and event-channel, and
+ * read feature-persistent as Linux does (xbd_parse_linux_flag: never a
+ * reason to refuse).  0 with *fi filled (free fi->queues), or -1 with
  * the reason in why (printable ASCII only: guest strings are escaped). */
 int xbd_fe_parse(xbd_fe_read_fn *read, void *opaque, const struct xbd_fe_limits *lim,
                  struct xbd_fe_info *fi, char *why, size_t n);

@@ -85,6 +85,16 @@ int xbd_xs_write_keys(struct xbd_xenbus *xb, const char *dir,
 /* Parse a strict unsigned decimal string; 0 or -1 (EINVAL). */
 int xbd_parse_uint(const char *s, unsigned long max, unsigned long *out);
 
+/* A frontend's boolean feature key read the way Linux's backends read it
+ * (xenbus_read_unsigned(dir, key, 0), i.e. sscanf "%u"): leading
+ * whitespace skipped, then the longest run of decimal digits taken as an
+ * unsigned int (wrapping modulo 2^32 as the kernel's does); no digit there
+ * (garbage, a sign, an empty string) means the default, 0.  True iff the
+ * number is not 0: "1", "2", "255" and "7abc" are true, "0", "-1", "x" and
+ * "0x10" false.  Never fails: a frontend's odd spelling of a feature flag
+ * must not cost it its disk. */
+bool xbd_parse_linux_flag(const char *s);
+
 /* Backend kinds. */
 /* Is this a kind xenblkd knows how to serve (vbd3, qdisk, vbd)? */
 bool xbd_kind_known(const char *kind);

@@ -160,3 +160,17 @@ connect_qdisk() {
     fe_state "$1" 51712 3
     xsim_wait_key "$(be_dir qdisk "$1" 51712)/state" 4
 }
+
+# loop_attach FILE [LOSETUP_ARGS...]: attach FILE to a free loop device and
+# print its path (exit status 1, reason in $XSIM_LOGDIR/losetup.log, if the
+# kernel will not).  Parallel tests race for free loop devices: retries.
+# The caller detaches it (xsim_on_exit), outside the command substitution.
+loop_attach() {
+    local f=$1 i d
+    shift
+    for ((i = 0; i < 5; i++)); do
+        d=$(losetup -f --show "$@" "$f" 2>"$XSIM_LOGDIR/losetup.log") && { echo "$d"; return 0; }
+        sleep 0.2
+    done
+    return 1
+}

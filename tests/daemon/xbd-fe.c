@@ -32,6 +32,13 @@
  *       must be answered OKAY exactly once, the malformed request never
  *       again (a second answer is a protocol error), and S must read back.
  *
+ *   xbd-fe pause --domid D --vdev V --gen G --ready FILE --go FILE
+ *       Write the span at generation G and read it back, create FILE
+ *       (--ready), wait (--timeout) until the test creates --go's FILE
+ *       meanwhile doing whatever it wants to the connection (e.g. flap
+ *       the frontend's state), then write generation G+1 over the same
+ *       connection, without reconnecting, and read it back.
+ *
  * Every scenario prints the requests it sent by operation ("requests:
  * read=N write=N barrier=N flush=N discard=N indirect=N okay=N") and ends
  * with an orderly close that ends every grant.
@@ -55,14 +62,16 @@ struct opts {
     struct xbd_gens gens;
     uint64_t sector;
     const char *ready;
+    const char *go;
 };
 
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: xbd-fe steady|readcheck|barrier --domid D --vdev V [--no-persistent]\n"
+            "usage: xbd-fe steady|readcheck|barrier|held-write|pause --domid D --vdev V [--no-persistent]\n"
             "              [--no-indirect] [--protocol P] [--bs BYTES] [--qd N] [--span BYTES]\n"
-            "              [--gens G[,G...]|any] [--gen G] [--timeout S]\n");
+            "              [--gens G[,G...]|any] [--gen G] [--timeout S] [--sector S]\n"
+            "              [--ready FILE] [--go FILE]\n");
     exit(2);
 }
 
@@ -136,6 +145,8 @@ static void parse_args(struct opts *o, int argc, char **argv)
             o->sector = num(v);
         else if (!strcmp(a, "--ready"))
             o->ready = v;
+        else if (!strcmp(a, "--go"))
+            o->go = v;
         else if (!strcmp(a, "--timeout"))
             o->cfg.timeout_ms = (unsigned)num(v) * 1000u;
         else if ((strcmp(a, "--gens") && strcmp(a, "--gen")) || xbd_gens_parse(&o->gens, v) < 0)
@@ -149,6 +160,8 @@ static void parse_args(struct opts *o, int argc, char **argv)
     if ((!strcmp(o->cmd, "barrier") || !strcmp(o->cmd, "held-write")) && o->gens.n != 1)
         usage();
     if (!strcmp(o->cmd, "held-write") && !o->ready)
+        usage();
+    if (!strcmp(o->cmd, "pause") && (!o->ready || !o->go || o->gens.n != 1))
         usage();
 }
 
@@ -431,6 +444,55 @@ static int held_write(bf_host *h, bf_disk *d, const struct opts *o)
     return 0;
 }
 
+static int touch(const char *path)
+{
+    FILE *f = fopen(path, "w");
+
+    if (!f || fclose(f) != 0) {
+        fprintf(stderr, "xbd-fe: cannot create %s\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Wait for the test to create path; nothing is in flight meanwhile. */
+static int wait_file(const char *path, unsigned timeout_ms)
+{
+    struct timespec tick = { 0, 20 * 1000 * 1000 };
+    unsigned waited = 0;
+    FILE *f;
+
+    while (!(f = fopen(path, "r"))) {
+        if (waited >= timeout_ms) {
+            fprintf(stderr, "xbd-fe: %s did not appear\n", path);
+            return -1;
+        }
+        nanosleep(&tick, NULL);
+        waited += 20;
+    }
+    fclose(f);
+    return 0;
+}
+
+static int pause_scenario(bf_host *h, bf_disk *d, const struct opts *o)
+{
+    uint32_t chunk = o->cfg.bs_max / 512, g = o->gens.g[0];
+
+    if (run_pass(h, d, o, BLKIF_OP_WRITE, chunk, g) < 0 || run_pass(h, d, o, BLKIF_OP_READ, chunk, g) < 0 ||
+        touch(o->ready) < 0 || wait_file(o->go, o->cfg.timeout_ms) < 0)
+        return -1;
+    /* Whatever the backend notified meanwhile (each new connection of
+     * the ring may kick us once) completes nothing: consume it, so that
+     * run_pass's first wait is for our own requests. */
+    if (bf_host_poll(h, 0) < 0)
+        return -1;
+    if (run_pass(h, d, o, BLKIF_OP_WRITE, chunk, g + 1) < 0 ||
+        run_pass(h, d, o, BLKIF_OP_READ, chunk, g + 1) < 0)
+        return -1;
+    printf("pause: generation %u written and read back after the pause\n", g + 1);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -458,6 +520,8 @@ int main(int argc, char **argv)
             rc = barrier(h, d, &o);
         else if (!strcmp(o.cmd, "held-write"))
             rc = held_write(h, d, &o);
+        else if (!strcmp(o.cmd, "pause"))
+            rc = pause_scenario(h, d, &o);
         else
             usage();
     }

@@ -3,8 +3,8 @@
  * frontend directory (src/xenstore_parse.c): the whole connect-time
  * parse (protocol, feature-persistent, multi-queue-num-queues,
  * ring-page-order, ring-ref / ring-refN, event-channel, per queue), and
- * each value alone through xbd_parse_uint (also the frontend's "state")
- * and xbd_fe_parse_protocol.
+ * each value alone through xbd_parse_uint (also the frontend's "state"),
+ * xbd_parse_linux_flag (feature-persistent) and xbd_fe_parse_protocol.
  *
  * Input: 3 bytes of what the backend offered, then the frontend's
  * directory as "key=value" records separated by '\n' (the first record
@@ -84,6 +84,11 @@ static void check_value(const char *v)
     check_uint(v, XBD_MAX_RING_ORDER);
     check_uint(v, UINT32_MAX);
     check_uint(v, ~0UL);
+    /* feature-persistent: a plain number is true exactly when not 0. */
+    unsigned long u;
+    bool flag = xbd_parse_linux_flag(v);
+    if (xbd_parse_uint(v, UINT32_MAX, &u) == 0)
+        xbd_fuzz_assert(flag == (u != 0));
     if (xbd_fe_parse_protocol(v, &p) == 0)
         xbd_fuzz_assert(p == XBD_PROTO_NATIVE || p == XBD_PROTO_X86_32 ||
                         p == XBD_PROTO_X86_64);

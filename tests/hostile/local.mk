@@ -44,7 +44,10 @@ tests_hostile_storm_guest_LDADD = tests/sim/libxensim_guest.a -lpthread
 # End to end against the daemon (tests/harness/env.sh).
 XBD_HOSTILE_SH_TESTS = \
 	tests/hostile/evtchn-storm.sh \
-	tests/hostile/frontend-path.sh
+	tests/hostile/frontend-path.sh \
+	tests/hostile/state-flap.sh \
+	tests/hostile/state-recreate.sh \
+	tests/hostile/data-safety.sh
 TESTS += $(XBD_HOSTILE_SH_TESTS)
 dist_check_SCRIPTS += $(XBD_HOSTILE_SH_TESTS)
 EXTRA_DIST += tests/hostile/README.md

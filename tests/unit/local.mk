@@ -13,6 +13,13 @@ tests_unit_test_request_CFLAGS = $(XBD_UNIT_CFLAGS)
 tests_unit_test_request_LDADD = $(XBD_UNIT_LIBS)
 TESTS += tests/unit/test-request
 
+# A frontend's feature flags parsed as Linux blkback parses them.
+check_PROGRAMS += tests/unit/test-linux-flag
+tests_unit_test_linux_flag_SOURCES = tests/unit/test-linux-flag.c tests/unit/check.h
+tests_unit_test_linux_flag_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_linux_flag_LDADD = $(XBD_UNIT_LIBS)
+TESTS += tests/unit/test-linux-flag
+
 check_PROGRAMS += tests/unit/test-aio
 tests_unit_test_aio_SOURCES = tests/unit/test-aio.c tests/unit/check.h
 tests_unit_test_aio_CFLAGS = $(XBD_UNIT_CFLAGS)

@@ -1,0 +1,88 @@
+#!/bin/bash
+# State machine corner (issue 10, item 6b): a backend directory removed
+# and re-created while the device's rings still drain.  libxl forces the
+# removal of a disk whose backend did not close within 10 s (here: a write
+# held in its storage), and a disk can be added at the same place at once.
+# The draining device ignored every event, then carried on in the new
+# directory with its old state (Connected, no rings, frontend
+# Initialising: nothing to do), so the new disk never got InitWait.  Now
+# the old device is freed once drained and a fresh one serves the new
+# directory: InitWait there without any frontend action, the new backing
+# store opened (the old one released), and a guest connects to it.
+#
+# Holding a write: a loop device over tests/daemon/fuse-hold.py (as
+# crash-held-write.sh).
+set -euo pipefail
+source "$top_srcdir/tests/harness/env.sh"
+source "$top_srcdir/tests/daemon/lib.sh"
+py=/usr/bin/python3
+[ -x "$py" ] && "$py" -c 'import fusepy' 2>/dev/null ||
+    xsim_skip "python3-fusepy is not installed (tests/deps/hostile.txt)"
+[ -c /dev/fuse ] || xsim_skip "no /dev/fuse"
+command -v losetup >/dev/null || xsim_skip "losetup is not installed"
+xsim_start
+
+mnt=$XSIM_TMP/mnt ctl=$XSIM_TMP/ctl
+mkdir -p "$mnt" "$ctl"
+truncate -s 64M "$XSIM_TMP/store.img"
+sector=64
+xsim_bg fuse "$py" "$top_srcdir/tests/daemon/fuse-hold.py" "$mnt" "$XSIM_TMP/store.img" \
+    $((sector * 512)) "$ctl"
+xsim_on_exit "umount -l '$mnt' 2>/dev/null || true"
+end=$(xsim_deadline 10)
+until [ -f "$mnt/disk.img" ]; do
+    xsim_past "$end" && xsim_skip "cannot mount the FUSE filesystem: $(tail -3 "$XSIM_LOGDIR/fuse.log")"
+    xsim_running fuse || xsim_skip "fuse-hold.py exited: $(tail -3 "$XSIM_LOGDIR/fuse.log")"
+    sleep 0.05
+done
+dev=$(loop_attach "$mnt/disk.img") ||
+    xsim_skip "cannot set up a loop device: $(cat "$XSIM_LOGDIR/losetup.log")"
+xsim_on_exit "losetup -d $dev"
+
+be=$(be_dir qdisk 5 51712)
+fe=$(fe_dir 5 51712)
+xsim_add_disk qdisk 5 xvda "phy:$dev" w
+xsim_daemon --kinds qdisk
+xsim_wait_key "$be/state" 2
+touch "$ctl/hold"
+# The old guest: a write held in the storage; it gives up waiting for the
+# rest of its scenario after 3 s and closes (exit status not checked).
+xsim_bg oldfe "$top_builddir/tests/daemon/xbd-fe" held-write --domid 5 --vdev 51712 \
+    --gen 7 --sector $sector --ready "$XSIM_TMP/ready" --timeout 3
+end=$(xsim_deadline 20)
+until [ -e "$XSIM_TMP/ready" ] && [ -e "$ctl/held" ]; do
+    xsim_past "$end" && xsim_fail "the write was not held"
+    xsim_running oldfe || xsim_fail "the frontend failed: $(tail -5 "$XSIM_LOGDIR/oldfe.log")"
+    sleep 0.05
+done
+xsim_log "ok: a write held in flight"
+
+# Forced removal, as libxl after its timeout: both directories at once.
+printf 'rm %s\nrm %s\nrm /libxl/5/device/vbd/51712\n' "$fe" "$be" | xsim_xs
+wait_log "domain 5 qdisk/51712: stopping 1 ring"
+# A new disk at the same place while the ring drains.
+img2=$(make_disk new.img 8)
+xsim_add_disk qdisk 5 xvda "aio:$img2" w
+xsim_log "directory re-created; releasing the held write"
+rm "$ctl/hold"
+xsim_wait_key "$be/state" 2 || xsim_fail "the re-created directory got no InitWait"
+wait_log "domain 5 qdisk/51712: backend directory re-created: new device"
+wait_log "domain 5 qdisk/51712: opened $img2: "
+wait_fds_to "$dev" 0
+wait_fds_to "$img2" 1
+check "the old device was freed once" [ "$(grep -c 'domain 5 qdisk/51712: backend directory removed, device freed' "$XSIM_LOGDIR/xenblkd.log")" = 1 ]
+
+# The old guest gives up and leaves (its close goes to the new directory:
+# the new device follows it to Closed); then a new guest connects.
+xsim_wait_exit oldfe 60 >/dev/null || true
+xsim_wait_key "$be/state" 6
+fe_state 5 51712 1
+xsim_wait_key "$be/state" 2
+guest_start 5
+fe_write_rings 5 51712
+fe_state 5 51712 3
+xsim_wait_key "$be/state" 4 || xsim_fail "the new device did not connect"
+wait_log "domain 5 qdisk/51712: connected 1 queue"
+check "new guest's ring mapped and event channel bound" [ "$(guest_status 5)" = "1 1" ]
+xsim_running xenblkd || xsim_fail "daemon died"
+xsim_log PASS
