@@ -31,6 +31,7 @@
 
 #include "device_internal.h"
 #include "log_limit.h"
+#include "xenstore_parse.h"
 
 /* Everything a device logs is what its guest can make us log: through
  * the device's rate limit (log_limit.h). */
@@ -550,191 +551,23 @@ static int ensure_backing(struct xbd_device *dev)
 /* ------------------------------------------------------------------ */
 /* Connect: read and validate what the frontend wrote                  */
 
-struct fe_queue {
-    unsigned order;
-    grant_ref_t refs[XBD_MAX_RING_PAGES];
-    evtchn_port_t port;
-};
-
-struct fe_info {
-    enum xbd_protocol protocol;
-    bool persistent;
-    unsigned nr_queues;
-    struct fe_queue *queues;
-};
-
-/* Name of dir/key relative to the frontend directory, for messages. */
-static void fe_key_name(struct xbd_device *dev, const char *dir, const char *key,
-                        char *buf, size_t n)
+/* The frontend's directory, for xbd_fe_parse (src/xenstore_parse.c). */
+static char *fe_read(void *opaque, const char *rel)
 {
-    size_t fl = strlen(dev->fe);
-    const char *rel = strncmp(dir, dev->fe, fl) ? dir : dir + fl;
+    struct xbd_device *dev = opaque;
 
-    snprintf(buf, n, "%.40s%s%s", *rel == '/' ? rel + 1 : rel, *rel ? "/" : "", key);
+    return dev_read(dev, dev->fe, rel);
 }
 
-/* Read dir/key as a number <= max.  1 present, 0 absent (and !required),
- * -1 invalid with the reason in why. */
-static int fe_uint(struct xbd_device *dev, const char *dir, const char *key,
-                   unsigned long max, bool required, unsigned long *out,
-                   char *why, size_t n)
+static int read_frontend(struct xbd_device *dev, struct xbd_fe_info *fi, char *why, size_t n)
 {
-    char *v = dev_read(dev, dir, key);
-    char pbuf[40], kbuf[80];
+    const struct xbd_fe_limits lim = {
+        .max_ring_order = dev->cfg.max_ring_order,
+        .max_queues = dev->cfg.max_queues,
+        .persistent_ok = dev->cfg.max_pgrants > 0,
+    };
 
-    fe_key_name(dev, dir, key, kbuf, sizeof(kbuf));
-    if (!v) {
-        if (!required)
-            return 0;
-        snprintf(why, n, "%s is missing", kbuf);
-        return -1;
-    }
-    if (xbd_parse_uint(v, max, out) < 0) {
-        snprintf(why, n, "%s = '%s' is not a number in 0..%lu", kbuf,
-                 printable(v, pbuf, sizeof(pbuf)), max);
-        free(v);
-        return -1;
-    }
-    free(v);
-    return 1;
-}
-
-/* A feature flag the frontend offers: parsed as Linux blkback parses it
- * (any number but 0 is true, anything else is absent: xenbus.h), so that
- * "2" or garbage never costs the guest its disk. */
-static bool fe_flag(struct xbd_device *dev, const char *dir, const char *key)
-{
-    char *v = dev_read(dev, dir, key);
-    bool on = v && xbd_parse_linux_flag(v);
-
-    free(v);
-    return on;
-}
-
-/* The ring order is per device, not per queue: Linux blkfront writes
- * ring-page-order once at the top of its directory and blkback's
- * connect_ring reads it from there, whatever the number of queues. */
-static int read_ring_order(struct xbd_device *dev, bool *multi_ref, unsigned *order,
-                           char *why, size_t n)
-{
-    unsigned long v;
-    int rc = fe_uint(dev, dev->fe, "ring-page-order", dev->cfg.max_ring_order, false, &v,
-                     why, n);
-
-    if (rc < 0)
-        return -1;
-    *multi_ref = rc == 1;
-    *order = rc == 1 ? (unsigned)v : 0;
-    return 0;
-}
-
-/* One queue's ring-ref* and event-channel, from dir: the frontend
- * directory itself with one queue, its queue-N/ otherwise. */
-static int read_queue(struct xbd_device *dev, const char *dir, bool multi_ref,
-                      unsigned order, struct fe_queue *q, char *why, size_t n)
-{
-    unsigned long v;
-    char key[24];
-
-    q->order = order;
-    for (unsigned i = 0; i < (1u << q->order); i++) {
-        if (!multi_ref) {
-            /* No ring-page-order: the single-page "ring-ref". */
-            snprintf(key, sizeof(key), "ring-ref");
-        } else {
-            snprintf(key, sizeof(key), "ring-ref%u", i);
-        }
-        int r = fe_uint(dev, dir, key, UINT32_MAX, true, &v, why, n);
-        if (r < 0 && multi_ref && q->order == 0) {
-            /* ring-page-order = 0 with a plain "ring-ref" is tolerated. */
-            r = fe_uint(dev, dir, "ring-ref", UINT32_MAX, true, &v, why, n);
-        }
-        if (r < 0)
-            return -1;
-        q->refs[i] = (grant_ref_t)v;
-    }
-    if (fe_uint(dev, dir, "event-channel", UINT32_MAX, true, &v, why, n) < 0)
-        return -1;
-    if (v == 0) {
-        char kbuf[80];
-        fe_key_name(dev, dir, "event-channel", kbuf, sizeof(kbuf));
-        snprintf(why, n, "%s = 0 is not a valid port", kbuf);
-        return -1;
-    }
-    q->port = (evtchn_port_t)v;
-    return 0;
-}
-
-static int read_protocol(struct xbd_device *dev, enum xbd_protocol *proto, char *why, size_t n)
-{
-    char *v = dev_read(dev, dev->fe, "protocol");
-    char pbuf[40];
-
-    if (!v) {
-#if defined(__i386__) || defined(__x86_64__)
-        /* As Linux blkback and QEMU: no protocol on x86 means the 32-bit
-         * layout (old 32-bit guests never wrote the key). */
-        *proto = XBD_PROTO_X86_32;
-#else
-        *proto = XBD_PROTO_NATIVE;
-#endif
-        return 0;
-    }
-    if (!strcmp(v, XEN_IO_PROTO_ABI_X86_32))
-        *proto = XBD_PROTO_X86_32;
-    else if (!strcmp(v, XEN_IO_PROTO_ABI_X86_64))
-        *proto = XBD_PROTO_X86_64;
-    else if (!strcmp(v, XEN_IO_PROTO_ABI_NATIVE))
-        *proto = XBD_PROTO_NATIVE;
-    else {
-        snprintf(why, n, "unknown protocol '%s'", printable(v, pbuf, sizeof(pbuf)));
-        free(v);
-        return -1;
-    }
-    free(v);
-    return 0;
-}
-
-static int read_frontend(struct xbd_device *dev, struct fe_info *fi, char *why, size_t n)
-{
-    unsigned long v;
-    char dir[XBD_XS_PATH_MAX];
-    bool multi_ref;
-    unsigned order;
-    int rc;
-
-    memset(fi, 0, sizeof(*fi));
-    if (read_protocol(dev, &fi->protocol, why, n) < 0)
-        return -1;
-    fi->persistent = fe_flag(dev, dev->fe, "feature-persistent") && dev->cfg.max_pgrants > 0;
-    rc = fe_uint(dev, dev->fe, "multi-queue-num-queues", UINT32_MAX, false, &v, why, n);
-    if (rc < 0)
-        return -1;
-    fi->nr_queues = rc ? (unsigned)v : 1;
-    if (fi->nr_queues == 0 || fi->nr_queues > dev->cfg.max_queues) {
-        snprintf(why, n, "multi-queue-num-queues = %lu, we offer 1..%u", v,
-                 dev->cfg.max_queues);
-        return -1;
-    }
-    if (read_ring_order(dev, &multi_ref, &order, why, n) < 0)
-        return -1;
-    fi->queues = calloc(fi->nr_queues, sizeof(*fi->queues));
-    if (!fi->queues) {
-        snprintf(why, n, "out of memory");
-        return -1;
-    }
-    for (unsigned q = 0; q < fi->nr_queues; q++) {
-        if (fi->nr_queues == 1)
-            snprintf(dir, sizeof(dir), "%s", dev->fe);
-        else
-            snprintf(dir, sizeof(dir), "%s/queue-%u", dev->fe, q);
-        if (read_queue(dev, dir, multi_ref, order, &fi->queues[q], why, n) < 0) {
-            free(fi->queues);
-            fi->queues = NULL;
-            return -1;
-        }
-    }
-    return 0;
+    return xbd_fe_parse(fe_read, dev, &lim, fi, why, n);
 }
 
 /* The process keeps XBD_FD_RESERVE descriptors free whatever its disks
@@ -763,7 +596,7 @@ static unsigned pgrant_share(const struct xbd_config *c, unsigned nr_queues)
     return share < c->max_pgrants ? share : c->max_pgrants;
 }
 
-static int start_rings(struct xbd_device *dev, const struct fe_info *fi)
+static int start_rings(struct xbd_device *dev, const struct xbd_fe_info *fi)
 {
     unsigned pg = pgrant_share(&dev->cfg, fi->nr_queues);
 
@@ -857,7 +690,7 @@ static void publish_connected(struct xbd_device *dev)
 
 static void dev_connect(struct xbd_device *dev)
 {
-    struct fe_info fi;
+    struct xbd_fe_info fi;
     char why[256];
 
     /* Only a new departure of the frontend allows another attempt from

@@ -4,6 +4,7 @@ noinst_LIBRARIES += src/libxenblkd.a
 src_libxenblkd_a_SOURCES = \
 	include/xenblkd/log.h src/log.c \
 	include/xenblkd/xenbus.h src/xenbus.c \
+	src/xenstore_parse.h src/xenstore_parse.c \
 	include/xenblkd/backing.h src/backing.c src/dio_align.h src/dio_align.c \
 	include/xenblkd/device.h src/device_internal.h src/device.c src/host.c \
 	src/eval_queue.h src/eval_queue.c src/loop_stats.h src/loop_stats.c \

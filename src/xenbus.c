@@ -240,39 +240,8 @@ char *xbd_xs_read(struct xbd_xenbus *xb, xs_transaction_t t, const char *path)
     return v;
 }
 
-int xbd_parse_uint(const char *s, unsigned long max, unsigned long *out)
-{
-    unsigned long v = 0;
-
-    if (!*s)
-        goto bad;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            goto bad;
-        unsigned d = (unsigned)(*p - '0');
-        /* v * 10 + d <= max, without overflowing (d may exceed max). */
-        if (d > max || v > (max - d) / 10)
-            goto bad;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
-bad:
-    errno = EINVAL;
-    return -1;
-}
-
-bool xbd_parse_linux_flag(const char *s)
-{
-    uint32_t v = 0;
-
-    while (*s == ' ' || (*s >= '\t' && *s <= '\r'))
-        s++;
-    /* Wrap like the kernel's simple_strtoull() truncated to unsigned int. */
-    for (; *s >= '0' && *s <= '9'; s++)
-        v = v * 10u + (uint32_t)(*s - '0');
-    return v != 0;
-}
+/* xbd_parse_uint, xbd_parse_linux_flag: src/xenstore_parse.c, with the
+ * other parsers of values a guest writes. */
 
 int xbd_xs_read_uint(struct xbd_xenbus *xb, xs_transaction_t t, const char *path,
                      unsigned long max, unsigned long *out)

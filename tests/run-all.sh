@@ -2,8 +2,10 @@
 # Set everything up and run every test tier:
 #   1. the normal build with -Werror, make check;
 #   2. the ASan+UBSan build, make check;
-#   3. make distcheck (the tarball builds and passes its own tests);
-#   4. make check-xen: real Xen under QEMU (skipped with XENBLKD_SKIP_XEN=1),
+#   3. the libFuzzer harnesses (tests/fuzz/run.sh), FUZZ_SECONDS each
+#      (default 60; XENBLKD_SKIP_FUZZ=1 leaves them out), a crash failing;
+#   4. make distcheck (the tarball builds and passes its own tests);
+#   5. make check-xen: real Xen under QEMU (skipped with XENBLKD_SKIP_XEN=1),
 #      within XENBLKD_XEN_BUDGET seconds (default 3000) so that the whole
 #      run fits CI's 90 minutes even when every boot runs into its timeout.
 # Ends with a line "N passed, N failed" summing every tier.
@@ -52,6 +54,19 @@ tier() {  # tier NAME CONFIGURE-ARGS... ; builds in _build/NAME and runs make ch
 
 tier normal || status=1
 tier sanitizers --enable-sanitizers || status=1
+
+# Fuzzing: each harness for FUZZ_SECONDS (4 harnesses: about 5 minutes
+# with the clang build).  Each harness counts as one test.
+if [ "${XENBLKD_SKIP_FUZZ:-0}" != 1 ]; then
+    echo "=== fuzz (${FUZZ_SECONDS:-60}s per harness)"
+    fuzz_log="$top/_build/fuzz-run.log"
+    mkdir -p "$top/_build"
+    FUZZ_SECONDS=${FUZZ_SECONDS:-60} FUZZ_BUILD="$top/_build/fuzz" bash tests/fuzz/run.sh 2>&1 \
+        | tee "$fuzz_log" || status=1
+    read -r fp ff < <(sed -n 's/^fuzz harnesses: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$fuzz_log" | tail -1) \
+        || { fp=0; ff=1; }
+    passed=$((passed + ${fp:-0})); failed=$((failed + ${ff:-1}))
+fi
 
 if [ "${XENBLKD_SKIP_DISTCHECK:-0}" != 1 ]; then
     echo "=== distcheck"
