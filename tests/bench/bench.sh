@@ -102,12 +102,24 @@ rss_bytes() { awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$1/status"; }
 # perf_start PIDS (comma separated) / perf_stop: system calls entered by
 # the backend in the timed phase (tracepoint: costs the traced process far
 # less than strace).
+# With BENCH_STRACE=1, strace -c -f instead: the count of each system call
+# (saved as $OUT/strace-STORAGE-WORKLOAD-BACKEND.txt), at the price of a
+# much slower backend (so fewer, larger batches: fewer calls per request).
 perf_start() {
     PERF_OUT=$XSIM_TMP/perf.out
     PERF_PID=
-    [ "$have_perf" = 1 ] || return 0
-    perf stat -x, -e raw_syscalls:sys_enter -p "$1" -o "$PERF_OUT" >/dev/null 2>&1 &
-    PERF_PID=$!
+    if [ "${BENCH_STRACE:-0}" = 1 ]; then
+        local -a p=()
+        local x
+        for x in ${1//,/ }; do p+=(-p "$x"); done
+        strace -c -f -o "$PERF_OUT" "${p[@]}" 2>/dev/null &
+        PERF_PID=$!
+    elif [ "$have_perf" = 1 ]; then
+        perf stat -x, -e raw_syscalls:sys_enter -p "$1" -o "$PERF_OUT" >/dev/null 2>&1 &
+        PERF_PID=$!
+    else
+        return 0
+    fi
     sleep 0.3                # attached (a benchmark, not a test: no event to wait for)
 }
 # perf_stop: sets PERF_COUNT (empty when perf is not there).  Not in a
@@ -117,7 +129,12 @@ perf_stop() {
     [ -n "$PERF_PID" ] || return 0
     kill -INT "$PERF_PID" 2>/dev/null || true
     wait "$PERF_PID" 2>/dev/null || true
-    PERF_COUNT=$(awk -F, '/raw_syscalls:sys_enter/ && $1 ~ /^[0-9]+$/ { print $1 }' "$PERF_OUT")
+    if [ "${BENCH_STRACE:-0}" = 1 ]; then
+        cp "$PERF_OUT" "$OUT/strace-$PERF_TAG.txt"
+        PERF_COUNT=$(awk '$NF == "total" { print $4 }' "$PERF_OUT")
+    else
+        PERF_COUNT=$(awk -F, '/raw_syscalls:sys_enter/ && $1 ~ /^[0-9]+$/ { print $1 }' "$PERF_OUT")
+    fi
 }
 
 NEXT_DOM=10
@@ -145,7 +162,8 @@ stats() { "$PY" "$CTL" "$XSIM_TMP/control.sock" '{"version":1,"command":"stats"}
 # run_backend BACKEND STORAGE NAME SWEEP RW BS QD IND PERS GUESTS
 run_backend() {
     local be=$1 st=$2 name=$3 sweep=$4 rw=$5 bs=$6 qd=$7 ind=$8 pers=$9 guests=${10}
-    local -a doms=() fargs=(--bench "$rw" --bs "$bs" --qd "$qd" --seconds "$SECS" --span $((FILE_MB << 20)))
+    local -a doms=() fargs=(--bench "$rw" --bs "$bs" --qd "$qd" --seconds "$SECS" --span $((FILE_MB << 20))
+                            --max-indirect 256)
     local i dom kind start=$XSIM_TMP/start-$NEXT_DOM pids="" rss0 rss1 s0="" s1="" c0 c1 sc
     [ "$ind" = 0 ] && fargs+=(--no-indirect)
     [ "$pers" = 0 ] && fargs+=(--no-persistent)
@@ -170,6 +188,7 @@ run_backend() {
     [ "$be" = xenblkd ] && s0=$(stats "${doms[@]}")
     # shellcheck disable=SC2086
     c0=$(cpu_ns ${pids//,/ })
+    PERF_TAG=$st-$name-$be
     perf_start "$pids"
     touch "$start"
     for dom in "${doms[@]}"; do front_wait_done "$dom"; done
