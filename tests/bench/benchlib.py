@@ -221,7 +221,29 @@ def report(d):
                                                      fmt(r.get("rss_per_pgrant_kib"), 2)) for r in rss[:6]))
     with open(os.path.join(d, "results.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
+    short(d, by)
     plots(d, recs)
+
+
+def short(d, by):
+    """results-short.md: the columns the README shows."""
+    lines = ["| storage | workload | fio IOPS | xenblkd IOPS | qdisk IOPS | xenblkd/limit | xenblkd/qdisk "
+             "| xenblkd CPU µs/req | fio CPU µs/req | xenblkd syscalls/req |",
+             "|" + "---|" * 10]
+    for k in sorted(by):
+        g = by[k]
+        f, x, q = g.get("fio"), g.get("xenblkd"), g.get("qdisk")
+
+        def v(r, name, nd=0):
+            return fmt(r.get(name), nd) if r else "-"
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            k[0], k[2], v(f, "iops"), v(x, "iops"), v(q, "iops"),
+            ratio(x and x.get("iops"), f and f.get("iops")),
+            ratio(x and x.get("iops"), q and q.get("iops")),
+            v(x, "backend_cpu_us_per_req", 1), v(f, "backend_cpu_us_per_req", 1),
+            v(x, "syscalls_per_req", 2)))
+    with open(os.path.join(d, "results-short.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 def plots(d, recs):
