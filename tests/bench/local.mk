@@ -15,7 +15,10 @@ tests_bench_ring_insns_DEPENDENCIES = $(tests_hostile_test_ring_hostile_DEPENDEN
 
 TESTS += tests/bench/smoke.sh
 dist_check_SCRIPTS += tests/bench/smoke.sh tests/bench/bench.sh tests/bench/insns.sh
-EXTRA_DIST += tests/bench/benchlib.py tests/bench/README.md
+EXTRA_DIST += tests/bench/benchlib.py tests/bench/README.md \
+	tests/bench/results/results.md tests/bench/results/results-short.md \
+	tests/bench/results/results.json tests/bench/results/iops-disk.png \
+	tests/bench/results/iops-tmpfs.png
 
 # make bench [BENCH_SECONDS=S] [BENCH_QUICK=1] [BENCH_OUT=DIR] ...: see
 # tests/bench/README.md.  Builds what the bench runs first.
