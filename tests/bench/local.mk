@@ -13,6 +13,18 @@ tests_bench_ring_insns_LDADD = $(tests_hostile_test_ring_hostile_LDADD)
 tests_bench_ring_insns_LDFLAGS = $(AM_LDFLAGS) -pthread
 tests_bench_ring_insns_DEPENDENCIES = $(tests_hostile_test_ring_hostile_DEPENDENCIES)
 
+# Responses published once per completion batch, and at stop (ring.c).
+check_PROGRAMS += tests/bench/test-publish-batch
+tests_bench_test_publish_batch_SOURCES = tests/bench/test-publish-batch.c \
+	tests/hostile/fake-io.c tests/hostile/fake-io.h \
+	tests/unit/fe.c tests/unit/fe.h tests/unit/rig.c tests/unit/rig.h \
+	tests/unit/check.h
+tests_bench_test_publish_batch_CFLAGS = $(XBD_HOSTILE_CFLAGS)
+tests_bench_test_publish_batch_LDADD = $(tests_hostile_test_ring_hostile_LDADD)
+tests_bench_test_publish_batch_LDFLAGS = $(AM_LDFLAGS) -pthread
+tests_bench_test_publish_batch_DEPENDENCIES = $(tests_hostile_test_ring_hostile_DEPENDENCIES)
+TESTS += tests/bench/test-publish-batch
+
 TESTS += tests/bench/smoke.sh
 dist_check_SCRIPTS += tests/bench/smoke.sh tests/bench/bench.sh tests/bench/insns.sh
 EXTRA_DIST += tests/bench/benchlib.py tests/bench/README.md \
