@@ -8,6 +8,7 @@ src_libxenblkd_a_SOURCES += \
 	src/log_limit.h src/log_limit.c \
 	src/io_aio.h src/io_aio.c \
 	src/io_pool.h src/io_pool.c \
+	src/aio_reap.h src/aio_reap.c \
 	include/xenblkd/journal.h src/journal.c \
 	src/ring.c \
 	include/xenblkd/dataplane.h

@@ -130,6 +130,8 @@ struct xbd_ring {
      * update and never notifies again). */
     ev_timer more_w;
     ev_timer purge_w, idle_w;
+    ev_timer publish_w;            /* publish this iteration's responses */
+    bool rsp_unpublished;          /* rsp_prod_pvt is ahead of rsp_prod */
     double pgrant_idle;            /* s; 0: persistent grants never idle out */
 
     xbd_ring_fatal_fn *fatal;
@@ -166,12 +168,41 @@ static unsigned slot_no(const struct xbd_ring *r, const struct xbd_slot *s)
     return (unsigned)(s - r->slots);
 }
 
+/* Responses are published (rsp_prod pushed, the frontend notified if it
+ * asked to be) once per loop iteration, not once per response: the
+ * completions of one batch cost one push and at most one notification.
+ * A zero timer, like more_w: the loop does not sleep while it is due, and
+ * unlike a prepare watcher it also works when the response was written
+ * from a prepare watcher (the engine's synchronous operations).  Each response is journaled as answered before
+ * (journal.h: written-but-unpublished responses are recovered), and
+ * ring_destroy publishes what is left, so a handover still publishes
+ * every response. */
+static void publish_responses(struct xbd_ring *r)
+{
+    int notify;
+
+    if (!r->rsp_unpublished)
+        return;
+    r->rsp_unpublished = false;
+    RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(&r->br, notify);
+    if (notify) {
+        xenevtchn_notify(r->xce, r->port);
+        r->st.evtchn_tx++;
+    }
+}
+
+static void publish_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct xbd_ring *r = w->data;
+
+    ev_timer_stop(loop, w);
+    publish_responses(r);
+}
+
 static void respond(struct xbd_ring *r, struct xbd_slot *s, int16_t status)
 {
-    struct blkif_back_ring *c = &r->br;
     const struct xbd_req *q = &s->req;
-    RING_IDX j = c->rsp_prod_pvt;
-    int notify;
+    RING_IDX j = r->br.rsp_prod_pvt;
 
     if (status == BLKIF_RSP_ERROR)
         r->st.errors++;
@@ -180,11 +211,11 @@ static void respond(struct xbd_ring *r, struct xbd_slot *s, int16_t status)
     xbd_rsp_write(rsp_slot(r, j), r->proto, q->id, q->rsp_op, status);
     /* Answered, for a successor, before the frontend can see it. */
     xbd_journal_answered(r->jn, slot_no(r, s), j);
-    c->rsp_prod_pvt = j + 1;
-    RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(c, notify);
-    if (notify) {
-        xenevtchn_notify(r->xce, r->port);
-        r->st.evtchn_tx++;
+    r->br.rsp_prod_pvt = j + 1;
+    r->rsp_unpublished = true;
+    if (!ev_is_active(&r->publish_w)) {
+        ev_timer_set(&r->publish_w, 0., 0.);
+        ev_timer_start(r->loop, &r->publish_w);
     }
 }
 
@@ -244,6 +275,10 @@ static void ring_destroy(struct xbd_ring *r)
     xbd_ring_drained_fn *drained = r->drained;
     void *opaque = r->drained_opaque;
 
+    /* Every response answered is published before the ring goes. */
+    if (r->sring && r->xce)
+        publish_responses(r);
+    ev_timer_stop(r->loop, &r->publish_w);
     ev_io_stop(r->loop, &r->evtchn_w);
     ev_timer_stop(r->loop, &r->storm_w);
     ev_timer_stop(r->loop, &r->more_w);
@@ -1191,6 +1226,8 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
     ev_io_init(&r->evtchn_w, evtchn_cb, -1, EV_READ);
     ev_timer_init(&r->storm_w, storm_cb, XBD_STORM_DELAY, 0.);
     ev_timer_init(&r->more_w, more_cb, 0., 0.);
+    ev_timer_init(&r->publish_w, publish_cb, 0., 0.);
+    r->publish_w.data = r;
     ev_init(&r->purge_w, purge_cb);
     r->purge_w.repeat = XBD_PURGE_INTERVAL;
     /* A grant is unmapped between pgrant_idle and pgrant_idle plus one

@@ -181,6 +181,21 @@ const char *bf_wl_name(enum bf_wl_kind k);
  * response OK and every read verified. */
 int bf_workload_run(bf_host *h, bf_disk **disks, bf_genmap **maps, unsigned n, const struct bf_wl_opts *o);
 
+/* --- load generator (bench.c): no verification, data untouched ------- */
+enum bf_bench_kind { BF_BENCH_RANDREAD, BF_BENCH_RANDWRITE, BF_BENCH_READ, BF_BENCH_WRITE };
+struct bf_bench_opts {
+    enum bf_bench_kind kind;  /* fio's rw= names: randread, randwrite, read, write */
+    uint32_t bs;              /* every request, bytes */
+    double seconds;           /* timed phase; then in-flight requests drain */
+    uint64_t seed, span;      /* span: bytes from the start (0: all) */
+    bool touch;               /* fill/copy out the data like a real guest */
+    const char *start_file;   /* wait for it to exist before starting */
+    const char *json;         /* result (one JSON object); NULL: stdout */
+};
+int bf_bench_parse(const char *s, enum bf_bench_kind *k);
+/* Run on every disk at once for o->seconds; 0 when every response was OK. */
+int bf_bench_run(bf_host *h, bf_disk **disks, unsigned n, const struct bf_bench_opts *o);
+
 /* Deterministic content of a 512-byte sector at a generation (0 = zeros). */
 void bf_pattern_fill(uint8_t *buf, uint64_t sector, uint32_t gen);
 /* 0 if buf holds (sector, gen); else -1 and a description of what it holds. */

@@ -6,7 +6,7 @@ tests_frontend_libblkfront_a_SOURCES = \
 	tests/frontend/blkfront.h tests/frontend/bf_internal.h \
 	tests/frontend/blkif_abi.h tests/frontend/blkif_abi.c \
 	tests/frontend/blkfront.c tests/frontend/xenbus.c tests/frontend/ring.c \
-	tests/frontend/workload.c tests/frontend/stats.c
+	tests/frontend/workload.c tests/frontend/bench.c tests/frontend/stats.c
 tests_frontend_libblkfront_a_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/sim $(XENSTORE_CFLAGS)
 
 BLKFRONT_LDADD = tests/frontend/libblkfront.a tests/sim/libxensim_guest.a \

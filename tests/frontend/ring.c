@@ -450,7 +450,7 @@ static int build_segments(bf_disk *d, struct bf_slot *s, const struct bf_io *io,
         segs[k].last_sect = (uint8_t)(first + n - 1);
         if (data_ref(d, s, k, ro, &segs[k].gref) < 0)
             return -1;
-        if (io->op != BLKIF_OP_READ) {
+        if (io->op != BLKIF_OP_READ && src) {   /* no buf: bench, data untouched */
             memcpy((uint8_t *)xsg_page(dom, s->gfn[k]) + first * 512, src, n * 512u);
             src += n * 512u;
         }
@@ -550,7 +550,7 @@ static void copy_out(bf_disk *d, struct bf_slot *s, struct bf_io *io)
 {
     uint32_t left = io->nsect;
     uint8_t *dst = io->buf;
-    for (unsigned k = 0; left > 0; k++) {
+    for (unsigned k = 0; dst && left > 0; k++) {    /* no buf: bench, data untouched */
         unsigned first = k == 0 ? io->first_sect : 0;
         unsigned n = 8 - first < left ? 8 - first : left;
         memcpy(dst, (uint8_t *)xsg_page(d->h->dom, s->gfn[k]) + first * 512, n * 512u);

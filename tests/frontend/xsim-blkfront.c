@@ -47,6 +47,8 @@ struct opts {
     struct raw_cmd raw[MAX_RAW];
     unsigned nraw;
     bool workload_given;
+    bool bench;               /* --bench: load generator instead of the workload */
+    struct bf_bench_opts bo;
 };
 
 static void usage(FILE *f)
@@ -89,6 +91,13 @@ static void usage(FILE *f)
 "  --reconnect N       close and reconnect N more times, workload each time\n"
 "  --timeout SECONDS   limit of every wait (default 20)\n"
 "  --stats-json FILE   write negotiated values and counters as JSON\n"
+"\n"
+"Load generator (tests/bench; replaces the workload, verifies nothing):\n"
+"  --bench RW          randread|randwrite|read|write, every request --bs bytes\n"
+"  --seconds S         run that long (default 5), then drain\n"
+"  --touch             fill/copy the data like a guest (default: untouched)\n"
+"  --bench-start FILE  after connecting, wait for FILE to exist, then start\n"
+"  --bench-json FILE   result: IOPS, MiB/s, p50/p99 latency, own CPU per request\n"
 "  -v, --verbose       more messages on stderr (repeat for xenstore writes)\n"
 "  -h, --help\n", f);
 }
@@ -285,7 +294,7 @@ static enum bf_proto parse_proto(const char *s)
 
 enum { O_PROTO = 256, O_RORDER, O_QUEUES, O_NOPERS, O_NOIND, O_MAXIND, O_WL, O_QD, O_BS, O_COUNT,
        O_SEED, O_STATS, O_HOLD, O_CLOSE, O_RECON, O_RAW, O_TIMEOUT, O_SPAN, O_GEN, O_EGEN,
-       O_DOMID, O_VDEV };
+       O_DOMID, O_VDEV, O_BENCH, O_SECONDS, O_TOUCH, O_BSTART, O_BJSON };
 
 static void parse_args(struct opts *o, int argc, char **argv)
 {
@@ -301,6 +310,9 @@ static void parse_args(struct opts *o, int argc, char **argv)
         { "reconnect", required_argument, NULL, O_RECON }, { "raw", required_argument, NULL, O_RAW },
         { "timeout", required_argument, NULL, O_TIMEOUT }, { "span", required_argument, NULL, O_SPAN },
         { "gen", required_argument, NULL, O_GEN }, { "expect-gen", required_argument, NULL, O_EGEN },
+        { "bench", required_argument, NULL, O_BENCH }, { "seconds", required_argument, NULL, O_SECONDS },
+        { "touch", no_argument, NULL, O_TOUCH }, { "bench-start", required_argument, NULL, O_BSTART },
+        { "bench-json", required_argument, NULL, O_BJSON },
         { "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -360,6 +372,19 @@ static void parse_args(struct opts *o, int argc, char **argv)
             o->wl.expect_gen = (uint32_t)parse_num(optarg, 0xfffffffeu, "--expect-gen");
             o->wl.have_expect_gen = true;
             break;
+        case O_BENCH:
+            if (bf_bench_parse(optarg, &o->bo.kind) < 0)
+                die_usage("--bench: expected randread|randwrite|read|write, got '%s'", optarg);
+            o->bench = true;
+            break;
+        case O_SECONDS:
+            o->bo.seconds = strtod(optarg, &end);
+            if (*end || !(o->bo.seconds > 0) || o->bo.seconds > 86400)
+                die_usage("--seconds: expected seconds (0..86400], got '%s'", optarg);
+            break;
+        case O_TOUCH: o->bo.touch = true; break;
+        case O_BSTART: o->bo.start_file = optarg; break;
+        case O_BJSON: o->bo.json = optarg; break;
         case 'v': o->cfg.verbose++; break;
         case 'h': usage(stdout); exit(0);
         case ':': die_usage("option %s needs a value", argv[optind - 1]); break;
@@ -383,6 +408,13 @@ static void parse_args(struct opts *o, int argc, char **argv)
     if (!o->workload_given && o->nraw > 0)
         o->wl.kind = BF_WL_NONE;
     o->cfg.bs_max = o->wl.bs;
+    if (o->bench && (o->workload_given || o->nraw > 0))
+        die_usage("%s", "--bench replaces the workload: no --workload or --raw with it");
+    o->bo.bs = o->wl.bs;
+    o->bo.seed = o->wl.seed;
+    o->bo.span = o->wl.span;
+    if (o->bo.seconds == 0)
+        o->bo.seconds = 5;
 }
 
 static void on_signal(int sig)
@@ -476,7 +508,7 @@ static int run_cycle(const struct opts *o, bf_host *h, bf_disk **disks, bf_genma
     for (unsigned i = 0; i < n; i++)
         if (bf_disk_connect(disks[i]) < 0)
             return -1;
-    int rc = bf_workload_run(h, disks, maps, n, &o->wl);
+    int rc = o->bench ? bf_bench_run(h, disks, n, &o->bo) : bf_workload_run(h, disks, maps, n, &o->wl);
     if (run_raw(o, disks, n) < 0)
         rc = -1;
     return rc;

@@ -1,0 +1,44 @@
+# tests/bench: `make bench` (fio, xenblkd and QEMU qdisk measured on the
+# same files; never part of make check) and the instruction counter of the
+# hot path.  make check only runs smoke.sh: the bench in its quickest mode,
+# checking that the JSON and Markdown it writes are well formed (no timing
+# is ever asserted).  See tests/bench/README.md.
+check_PROGRAMS += tests/bench/ring-insns
+tests_bench_ring_insns_SOURCES = tests/bench/ring-insns.c \
+	tests/hostile/fake-io.c tests/hostile/fake-io.h \
+	tests/unit/fe.c tests/unit/fe.h tests/unit/rig.c tests/unit/rig.h \
+	tests/unit/check.h
+tests_bench_ring_insns_CFLAGS = $(XBD_HOSTILE_CFLAGS)
+tests_bench_ring_insns_LDADD = $(tests_hostile_test_ring_hostile_LDADD)
+tests_bench_ring_insns_LDFLAGS = $(AM_LDFLAGS) -pthread
+tests_bench_ring_insns_DEPENDENCIES = $(tests_hostile_test_ring_hostile_DEPENDENCIES)
+
+# Responses published once per completion batch, and at stop (ring.c).
+check_PROGRAMS += tests/bench/test-publish-batch
+tests_bench_test_publish_batch_SOURCES = tests/bench/test-publish-batch.c \
+	tests/hostile/fake-io.c tests/hostile/fake-io.h \
+	tests/unit/fe.c tests/unit/fe.h tests/unit/rig.c tests/unit/rig.h \
+	tests/unit/check.h
+tests_bench_test_publish_batch_CFLAGS = $(XBD_HOSTILE_CFLAGS)
+tests_bench_test_publish_batch_LDADD = $(tests_hostile_test_ring_hostile_LDADD)
+tests_bench_test_publish_batch_LDFLAGS = $(AM_LDFLAGS) -pthread
+tests_bench_test_publish_batch_DEPENDENCIES = $(tests_hostile_test_ring_hostile_DEPENDENCIES)
+TESTS += tests/bench/test-publish-batch
+
+TESTS += tests/bench/smoke.sh
+dist_check_SCRIPTS += tests/bench/smoke.sh tests/bench/bench.sh tests/bench/insns.sh
+EXTRA_DIST += tests/bench/benchlib.py tests/bench/README.md \
+	tests/bench/results/results.md tests/bench/results/results-short.md \
+	tests/bench/results/results.json tests/bench/results/iops-disk.png \
+	tests/bench/results/iops-tmpfs.png
+
+# make bench [BENCH_SECONDS=S] [BENCH_QUICK=1] [BENCH_OUT=DIR] ...: see
+# tests/bench/README.md.  Builds what the bench runs first.
+.PHONY: bench bench-insns
+bench: all
+	$(MAKE) $(AM_MAKEFLAGS) check TESTS=
+	$(AM_TESTS_ENVIRONMENT) $(SHELL) $(top_srcdir)/tests/bench/bench.sh
+	$(AM_TESTS_ENVIRONMENT) $(SHELL) $(top_srcdir)/tests/bench/insns.sh
+bench-insns: all
+	$(MAKE) $(AM_MAKEFLAGS) check TESTS=
+	$(AM_TESTS_ENVIRONMENT) $(SHELL) $(top_srcdir)/tests/bench/insns.sh
