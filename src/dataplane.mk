@@ -5,5 +5,6 @@ src_libxenblkd_a_SOURCES += \
 	src/request.h src/request.c \
 	src/grant_cache.h src/grant_cache.c \
 	src/io_aio.h src/io_aio.c \
+	include/xenblkd/journal.h src/journal.c \
 	src/ring.c \
 	include/xenblkd/dataplane.h

@@ -25,9 +25,11 @@
 #include <xen/io/protocols.h>
 
 #include "xenblkd/backing.h"
-#include "xenblkd/device.h"
+#include "xenblkd/journal.h"
 #include "xenblkd/log.h"
 #include "xenblkd/stats.h"
+
+#include "device_internal.h"
 
 #define dev_log(dev, lvl, fmt, ...) xbd_log(lvl, "%s: " fmt, (dev)->name, ##__VA_ARGS__)
 #define dev_err(dev, ...)   dev_log(dev, XBD_LOG_ERR, __VA_ARGS__)
@@ -40,35 +42,8 @@
 
 /* Seconds between updates of the counters xentop reads. */
 #define XBD_STATS_INTERVAL 1.0
-/* Seconds an orderly shutdown waits for rings to drain. */
-#define XBD_SHUTDOWN_TIMEOUT 20.0
-
-struct xbd_kind {
-    struct xbd_kind *next;
-    struct xbd_host *host;
-    char name[16];
-    char dir[96];               /* /local/domain/<own>/backend/<kind> */
-    struct xbd_watch *watch;
-};
-
-struct xbd_host {
-    struct ev_loop *loop;
-    struct xbd_xenbus *xb;
-    struct xbd_io_engine *io;
-    struct xbd_config cfg;
-    unsigned domid;
-    struct xbd_kind *kinds;
-    struct xbd_device *devices;
-    unsigned ndevices;
-    bool stopping;
-    xbd_host_done_fn *done;
-    void *done_opaque;
-    ev_timer done_check;        /* runs done() from the loop */
-    ev_timer shutdown_timeout;
-};
 
 struct xbd_device {
-    struct xbd_device *prev, *next;
     struct xbd_host *host;
     struct xbd_kind *kind;
     unsigned domid;             /* frontend domain (from the path) */
@@ -100,6 +75,8 @@ struct xbd_device {
     unsigned draining;          /* stopped rings not yet drained */
     int after_drain;            /* state to publish once drained; 0 = none */
     bool gone;                  /* backend dir removed: free once drained */
+    bool resuming;              /* connecting rings a previous instance served */
+    bool handed_over;           /* handover stop done: left as it is */
 
     /* xentop (vbd3 only): counters of stopped rings plus live ones. */
     struct xbd_shm_stats *shm;
@@ -107,8 +84,8 @@ struct xbd_device {
     ev_timer stats_timer;
 };
 
+
 static void dev_update(struct xbd_device *dev);
-static void host_check_done(struct xbd_host *h);
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
@@ -270,8 +247,10 @@ static void stats_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     publish_stats(container_of(t, struct xbd_device, stats_timer));
 }
 
-/* Stop every ring; after_drain is published once all have drained. */
-static void stop_rings(struct xbd_device *dev, int after_drain)
+/* Stop every ring; after_drain is published once all have drained.  A
+ * handover keeps the rings' journals for the next instance; any other stop
+ * is for good. */
+static void stop_rings(struct xbd_device *dev, int after_drain, bool handover)
 {
     struct xbd_ring **rings = dev->rings;
     unsigned n = dev->nr_rings;
@@ -288,8 +267,12 @@ static void stop_rings(struct xbd_device *dev, int after_drain)
     dev->draining = n;
     /* drained may run synchronously: everything above is already in its
      * final shape, and the callback only decrements and kicks. */
-    for (unsigned i = 0; i < n; i++)
-        xbd_ring_stop(rings[i], ring_drained_cb, dev);
+    for (unsigned i = 0; i < n; i++) {
+        if (handover)
+            xbd_ring_handover(rings[i], ring_drained_cb, dev);
+        else
+            xbd_ring_stop(rings[i], ring_drained_cb, dev);
+    }
     free(rings);
     if (n)
         dev_info(dev, "stopping %u ring%s", n, n == 1 ? "" : "s");
@@ -301,10 +284,15 @@ static void close_to(struct xbd_device *dev, int target)
 {
     if (dev->nr_rings) {
         set_state(dev, XBD_XB_CLOSING);
-        stop_rings(dev, target);
+        stop_rings(dev, target, false);
         return;
     }
     xbd_backing_close(&dev->backing);
+    /* Closed for good: journals of rings that never started again (a
+     * refused resume keeps its journal until here) go too. */
+    if (target == XBD_XB_CLOSED)
+        xbd_journal_remove_device(dev->host->cfg.state_dir, dev->kind->name, dev->domid,
+                                  dev->devid);
     if (dev->host->stopping && target == XBD_XB_CLOSED)
         set_state(dev, XBD_XB_CLOSING);     /* Closing then Closed on shutdown */
     set_state(dev, target);
@@ -720,7 +708,7 @@ static int read_frontend(struct xbd_device *dev, struct fe_info *fi, char *why, 
 
 static int start_rings(struct xbd_device *dev, const struct fe_info *fi)
 {
-    char name[96];
+    char name[96], journal[4200];
 
     dev->rings = calloc(fi->nr_queues, sizeof(*dev->rings));
     if (!dev->rings)
@@ -738,7 +726,14 @@ static int start_rings(struct xbd_device *dev, const struct fe_info *fi)
             .max_persistent_grants = dev->host->cfg.max_pgrants,
             .pgrant_idle_s = dev->host->cfg.pgrant_idle_s,
             .backing = &dev->backing,
+            .journal_path = journal,
+            .resume = dev->resuming,
         };
+        if (xbd_journal_path(journal, sizeof(journal), dev->host->cfg.state_dir,
+                             dev->kind->name, dev->domid, dev->devid, q) < 0) {
+            dev_err(dev, "state directory path too long");
+            return -1;
+        }
         memcpy(p.ring_refs, fi->queues[q].refs, sizeof(p.ring_refs));
         snprintf(name, sizeof(name), "%s q%u", dev->name, q);
         struct xbd_ring *r = xbd_ring_start(dev->host->loop, dev->host->io, &p,
@@ -778,6 +773,19 @@ static void publish_connected(struct xbd_device *dev)
             publish_stats(dev);
             ev_timer_start(dev->host->loop, &dev->stats_timer);
         }
+    }
+    if (dev->resuming) {
+        /* Already Connected in xenstore: rewriting state would make the
+         * frontend look at its connection again for nothing, unless the
+         * disk changed size meanwhile (then it is how it learns, as for
+         * SIGHUP). */
+        bool resized = be_uint(dev, "sectors", b->sectors) != b->sectors;
+        if (resized)
+            kv[n++] = (struct xbd_kv){ "state", "4" };
+        if (dev_write(dev, kv, n) == 0)
+            dev_info(dev, "resumed in state Connected%s", resized ? " (size changed)" : "");
+        dev->state = XBD_XB_CONNECTED;
+        return;
     }
     kv[n++] = (struct xbd_kv){ "state", "4" };
     if (dev_write(dev, kv, n) == 0)
@@ -826,22 +834,63 @@ static void dev_free(struct xbd_device *dev)
     struct xbd_host *h = dev->host;
 
     dev_info(dev, "backend directory removed, device freed");
+    xbd_journal_remove_device(h->cfg.state_dir, dev->kind->name, dev->domid, dev->devid);
     xbd_watch_remove(h->xb, dev->fe_watch);
     ev_timer_stop(h->loop, &dev->kick);
     ev_timer_stop(h->loop, &dev->stats_timer);
     xbd_shm_stats_close(dev->shm);
     xbd_backing_close(&dev->backing);
-    if (dev->prev)
-        dev->prev->next = dev->next;
-    else
-        h->devices = dev->next;
-    if (dev->next)
-        dev->next->prev = dev->prev;
-    h->ndevices--;
+    xbd_host_remove_device(h, dev);
     free(dev->fe);
     free(dev->path);
     free(dev);
-    host_check_done(h);
+    xbd_host_check_done(h);
+}
+
+static void follow_frontend(struct xbd_device *dev, int fe);
+
+/* Connect the rings of a device a previous instance left Connected, from
+ * their journals, without leaving Connected in xenstore. */
+static void dev_resume(struct xbd_device *dev)
+{
+    char err[200];
+
+    if (read_config(dev, err, sizeof(err)) < 0) {
+        dev_fail(dev, err);
+        return;
+    }
+    if (hotplug_ready(dev) != 0 || (dev->backing.fd < 0 && open_backing(dev) < 0))
+        return;         /* failed: logged and Closing */
+    dev->state = XBD_XB_CONNECTED;      /* what xenstore says */
+    dev->resuming = true;
+    dev_connect(dev);
+    dev->resuming = false;
+}
+
+/* A device first seen in a state a previous instance left it in: carry on
+ * from there rather than start over from InitWait, which would show the
+ * frontend a backend going back and forth.  false: start over. */
+static bool take_over(struct xbd_device *dev, int fe)
+{
+    unsigned long be = be_uint(dev, "state", XBD_XB_UNKNOWN);
+    bool fe_up = fe == XBD_XB_INITIALISED || fe == XBD_XB_CONNECTED;
+    bool fe_down = fe == XBD_XB_CLOSING || fe == XBD_XB_CLOSED || fe == XBD_XB_UNKNOWN;
+
+    if (be == XBD_XB_CONNECTED && fe_up) {
+        dev_info(dev, "found Connected: resuming its rings");
+        dev_resume(dev);
+        return true;
+    }
+    if ((be == XBD_XB_CONNECTED && fe_down) ||
+        (be == XBD_XB_CLOSING && fe != XBD_XB_INITIALISING && fe != XBD_XB_INITIALISED)) {
+        /* Closing under way: go on with it (no rings to stop). */
+        dev->state = (int)be;
+        dev_info(dev, "found %s, frontend %s: carrying on", xbd_xenbus_state_name((int)be),
+                 xbd_xenbus_state_name(fe));
+        follow_frontend(dev, fe);
+        return true;
+    }
+    return false;
 }
 
 /* What to do given the frontend's state, once online and configured. */
@@ -884,14 +933,40 @@ static void follow_frontend(struct xbd_device *dev, int fe)
         }
         break;
     default:
-        /* First sight of the device: at start-up, or after a restart that
-         * follows a clean stop (man xenblkd, RESTARTING). */
+        /* First sight of the device: at start-up, or after a previous
+         * instance handed it over or died (man xenblkd, RESTARTING). */
+        if (take_over(dev, fe))
+            break;
         dev->fe_closed_at_initwait = fe == XBD_XB_CLOSED;
         enter_initwait(dev);
         if (dev->state == XBD_XB_INITWAIT)
             dev_kick(dev);
         break;
     }
+}
+
+/* Stop for a restart: drain the rings (every response published), keep
+ * their journals, release everything, and leave xenstore as it is: the
+ * frontend stays Connected (or wherever it is) and the next instance
+ * carries on (take_over). */
+static void dev_handover(struct xbd_device *dev)
+{
+    struct xbd_host *h = dev->host;
+
+    if (dev->nr_rings) {
+        stop_rings(dev, 0, true);
+        if (dev->draining)
+            return;             /* ring_drained_cb kicks again */
+    }
+    if (!dev->handed_over) {
+        dev->handed_over = true;
+        ev_timer_stop(h->loop, &dev->stats_timer);
+        xbd_backing_close(&dev->backing);
+        dev_info(dev, "handed over in state %s: every response published, nothing "
+                 "mapped or bound, xenstore left as it is, ring journals kept in %s/%s",
+                 xbd_xenbus_state_name(dev->state), h->cfg.state_dir, XBD_JOURNAL_SUBDIR);
+    }
+    xbd_host_check_done(h);
 }
 
 static void dev_update(struct xbd_device *dev)
@@ -910,7 +985,7 @@ static void dev_update(struct xbd_device *dev)
         /* The toolstack deleted the device: release everything. */
         if (dev->nr_rings) {
             dev->gone = true;
-            stop_rings(dev, 0);
+            stop_rings(dev, 0, false);
             if (dev->draining)
                 return;
         }
@@ -923,7 +998,10 @@ static void dev_update(struct xbd_device *dev)
     }
     dev->fatal = false;
 
-    if (h->stopping) {
+    if (h->stopping && h->stop_mode == XBD_STOP_HANDOVER) {
+        dev_handover(dev);
+        return;
+    } else if (h->stopping) {
         close_to(dev, XBD_XB_CLOSED);
     } else if (be_uint(dev, "online", 1) == 0) {
         /* libxl removes a disk with online=0 + state=5 and waits for
@@ -939,20 +1017,12 @@ static void dev_update(struct xbd_device *dev)
     } else {
         follow_frontend(dev, frontend_state(dev));
     }
-    host_check_done(h);
+    xbd_host_check_done(h);
 }
 
 /* ------------------------------------------------------------------ */
-/* discovery                                                           */
+/* creation                                                            */
 
-static struct xbd_device *dev_find(struct xbd_host *h, const struct xbd_kind *k,
-                                   unsigned domid, unsigned devid)
-{
-    for (struct xbd_device *d = h->devices; d; d = d->next)
-        if (d->kind == k && d->domid == domid && d->devid == devid)
-            return d;
-    return NULL;
-}
 
 /* The frontend directory must be the frontend domain's own: that domain
  * writes there the grant refs and event channel we then use in its name
@@ -967,7 +1037,7 @@ static bool frontend_path_ok(const char *fe, unsigned long feid)
     return !strncmp(fe, prefix, (size_t)n) && fe[n] != '\0';
 }
 
-static void dev_create(struct xbd_kind *k, unsigned domid, unsigned devid)
+void xbd_device_create(struct xbd_kind *k, unsigned domid, unsigned devid)
 {
     struct xbd_host *h = k->host;
     struct xbd_device *dev;
@@ -1018,221 +1088,71 @@ static void dev_create(struct xbd_kind *k, unsigned domid, unsigned devid)
         free(dev);
         return;
     }
-    dev->next = h->devices;
-    if (h->devices)
-        h->devices->prev = dev;
-    h->devices = dev;
-    h->ndevices++;
+    if (xbd_host_add_device(h, dev) < 0) {
+        dev_err(dev, "out of memory");
+        xbd_watch_remove(h->xb, dev->fe_watch);
+        free(fe);
+        free(dev);
+        return;
+    }
     dev_info(dev, "new device, frontend %s", fe);
     dev_kick(dev);
 }
 
-/* Parse "<domid>/<devid>[/...]" after the kind directory. */
-static int parse_ids(const char *rel, unsigned long *domid, unsigned long *devid, int *depth)
-{
-    char buf[64];
-    char *slash, *slash2;
-
-    *depth = 0;
-    if (!*rel)
-        return 0;
-    snprintf(buf, sizeof(buf), "%s", rel);
-    slash = strchr(buf, '/');
-    if (slash)
-        *slash = '\0';
-    if (xbd_parse_uint(buf, 0x7fef, domid) < 0)
-        return -1;
-    *depth = 1;
-    if (!slash)
-        return 0;
-    slash2 = strchr(slash + 1, '/');
-    if (slash2)
-        *slash2 = '\0';
-    if (xbd_parse_uint(slash + 1, UINT32_MAX, devid) < 0)
-        return -1;
-    *depth = 2;
-    return 0;
-}
-
-/* Look at every device under dir (one domain, or all with domid < 0). */
-static void kind_scan(struct xbd_kind *k, long domid)
-{
-    struct xbd_host *h = k->host;
-    char path[XBD_XS_PATH_MAX];
-    unsigned nd, nv;
-    char **doms, **devs;
-    unsigned long d, v;
-
-    /* Known devices first: the ones that disappeared notice it. */
-    for (struct xbd_device *dev = h->devices; dev; dev = dev->next)
-        if (dev->kind == k && (domid < 0 || dev->domid == (unsigned)domid))
-            dev_kick(dev);
-    doms = xbd_xs_directory(h->xb, XBT_NULL, k->dir, &nd);
-    for (unsigned i = 0; doms && i < nd; i++) {
-        if (xbd_parse_uint(doms[i], 0x7fef, &d) < 0 || (domid >= 0 && d != (unsigned long)domid))
-            continue;
-        snprintf(path, sizeof(path), "%s/%lu", k->dir, d);
-        devs = xbd_xs_directory(h->xb, XBT_NULL, path, &nv);
-        for (unsigned j = 0; devs && j < nv; j++) {
-            if (xbd_parse_uint(devs[j], UINT32_MAX, &v) == 0 &&
-                !dev_find(h, k, (unsigned)d, (unsigned)v))
-                dev_create(k, (unsigned)d, (unsigned)v);
-        }
-        free(devs);
-    }
-    free(doms);
-}
-
-static void kind_watch_cb(void *opaque, const char *path)
-{
-    struct xbd_kind *k = opaque;
-    size_t n = strlen(k->dir);
-    unsigned long domid = 0, devid = 0;
-    int depth;
-
-    if (strncmp(path, k->dir, n) || (path[n] && path[n] != '/'))
-        return;
-    if (parse_ids(path[n] ? path + n + 1 : "", &domid, &devid, &depth) < 0)
-        return;
-    if (depth < 2) {
-        kind_scan(k, depth == 0 ? -1 : (long)domid);
-        return;
-    }
-    struct xbd_device *dev = dev_find(k->host, k, (unsigned)domid, (unsigned)devid);
-    if (dev)
-        dev_kick(dev);
-    else
-        dev_create(k, (unsigned)domid, (unsigned)devid);
-}
-
 /* ------------------------------------------------------------------ */
-/* host                                                                */
+/* what the host asks of a device                                      */
 
-static void done_check_cb(struct ev_loop *loop, ev_timer *t, int revents)
+void xbd_device_kick(struct xbd_device *dev)
 {
-    struct xbd_host *h = container_of(t, struct xbd_host, done_check);
-    xbd_host_done_fn *done = h->done;
-
-    ev_timer_stop(loop, &h->shutdown_timeout);
-    h->done = NULL;
-    if (done)
-        done(h->done_opaque);
+    dev_kick(dev);
 }
 
-static void host_check_done(struct xbd_host *h)
+bool xbd_device_is(const struct xbd_device *dev, const struct xbd_kind *k,
+                   unsigned domid, unsigned devid)
 {
-    if (!h->stopping || !h->done)
-        return;
-    for (struct xbd_device *d = h->devices; d; d = d->next)
-        if (d->draining || d->nr_rings || (d->state != XBD_XB_CLOSED && !d->gone))
-            return;
-    if (!ev_is_active(&h->done_check))
-        ev_timer_start(h->loop, &h->done_check);
+    return dev->kind == k && dev->domid == domid && dev->devid == devid;
 }
 
-static void shutdown_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+bool xbd_device_in(const struct xbd_device *dev, const struct xbd_kind *k, long domid)
 {
-    struct xbd_host *h = container_of(t, struct xbd_host, shutdown_timeout);
-
-    for (struct xbd_device *d = h->devices; d; d = d->next)
-        if (d->draining || d->nr_rings)
-            dev_err(d, "rings did not drain within %.0f s, giving up", XBD_SHUTDOWN_TIMEOUT);
-    xbd_err("shutdown timed out");
-    ev_timer_start(loop, &h->done_check);
+    return dev->kind == k && (domid < 0 || dev->domid == (unsigned long)domid);
 }
 
-struct xbd_host *xbd_host_new(struct ev_loop *loop, struct xbd_xenbus *xb,
-                              struct xbd_io_engine *io, const struct xbd_config *cfg,
-                              unsigned own_domid)
+bool xbd_device_settled(const struct xbd_device *d)
 {
-    struct xbd_host *h = calloc(1, sizeof(*h));
-
-    if (!h)
-        return NULL;
-    h->loop = loop;
-    h->xb = xb;
-    h->io = io;
-    h->cfg = *cfg;
-    if (h->cfg.max_queues == 0)
-        h->cfg.max_queues = 1;
-    if (h->cfg.max_queues > XBD_MAX_QUEUES)
-        h->cfg.max_queues = XBD_MAX_QUEUES;
-    h->domid = own_domid;
-    ev_timer_init(&h->done_check, done_check_cb, 0., 0.);
-    ev_timer_init(&h->shutdown_timeout, shutdown_timeout_cb, XBD_SHUTDOWN_TIMEOUT, 0.);
-    return h;
+    if (d->draining || d->nr_rings)
+        return false;
+    return d->gone || d->handed_over || d->state == XBD_XB_CLOSED;
 }
 
-int xbd_host_add_kind(struct xbd_host *h, const char *kind)
+bool xbd_device_busy(const struct xbd_device *d)
 {
-    struct xbd_kind *k = calloc(1, sizeof(*k));
-
-    if (!k)
-        return -1;
-    k->host = h;
-    snprintf(k->name, sizeof(k->name), "%s", kind);
-    snprintf(k->dir, sizeof(k->dir), "/local/domain/%u/backend/%s", h->domid, kind);
-    k->watch = xbd_watch_add(h->xb, k->dir, kind_watch_cb, k);
-    if (!k->watch) {
-        free(k);
-        return -1;
-    }
-    k->next = h->kinds;
-    h->kinds = k;
-    xbd_info("watching %s", k->dir);
-    return 0;
+    return d->draining || d->nr_rings;
 }
 
-void xbd_host_shutdown(struct xbd_host *h, xbd_host_done_fn *done, void *opaque)
+void xbd_device_log_stuck(const struct xbd_device *d, double timeout)
 {
-    if (h->stopping)
-        return;
-    xbd_info("shutting down: closing %u device%s", h->ndevices, h->ndevices == 1 ? "" : "s");
-    h->stopping = true;
-    h->done = done;
-    h->done_opaque = opaque;
-    /* No new devices from here on. */
-    for (struct xbd_kind *k = h->kinds; k; k = k->next) {
-        xbd_watch_remove(h->xb, k->watch);
-        k->watch = NULL;
-    }
-    for (struct xbd_device *d = h->devices; d; d = d->next)
-        dev_kick(d);
-    ev_timer_start(h->loop, &h->shutdown_timeout);
-    host_check_done(h);
+    dev_err(d, "rings did not drain within %.0f s, giving up", timeout);
 }
 
-void xbd_host_free(struct xbd_host *h)
+void xbd_device_destroy(struct xbd_device *d)
 {
-    if (!h)
-        return;
-    while (h->devices) {
-        struct xbd_device *d = h->devices;
-        /* Only reached with rings still running after a shutdown timeout:
-         * the process is exiting, the kernel releases what they hold. */
-        h->devices = d->next;
-        xbd_watch_remove(h->xb, d->fe_watch);
-        ev_timer_stop(h->loop, &d->kick);
-        ev_timer_stop(h->loop, &d->stats_timer);
-        xbd_shm_stats_close(d->shm);
-        xbd_backing_close(&d->backing);
-        free(d->rings);
-        free(d->fe);
-        free(d->path);
-        free(d);
-    }
-    while (h->kinds) {
-        struct xbd_kind *k = h->kinds;
-        h->kinds = k->next;
-        xbd_watch_remove(h->xb, k->watch);
-        free(k);
-    }
-    ev_timer_stop(h->loop, &h->done_check);
-    ev_timer_stop(h->loop, &h->shutdown_timeout);
-    free(h);
+    struct xbd_host *h = d->host;
+
+    /* Only reached with rings still running after a shutdown timeout:
+     * the process is exiting, the kernel releases what they hold. */
+    xbd_watch_remove(h->xb, d->fe_watch);
+    ev_timer_stop(h->loop, &d->kick);
+    ev_timer_stop(h->loop, &d->stats_timer);
+    xbd_shm_stats_close(d->shm);
+    xbd_backing_close(&d->backing);
+    free(d->rings);
+    free(d->fe);
+    free(d->path);
+    free(d);
 }
 
-static void dev_check_size(struct xbd_device *dev)
+void xbd_device_check_size(struct xbd_device *dev)
 {
     struct xbd_backing *b = &dev->backing;
     uint64_t sectors;
@@ -1264,17 +1184,4 @@ static void dev_check_size(struct xbd_device *dev)
     struct xbd_kv kv[] = { { "sectors", v }, { "state", "4" } };
     if (dev_write(dev, kv, 2) == 0)
         dev_info(dev, "told the connected frontend: sectors %s", v);
-}
-
-void xbd_host_check_sizes(struct xbd_host *h)
-{
-    struct xbd_device *dev;
-
-    for (dev = h->devices; dev; dev = dev->next)
-        dev_check_size(dev);
-}
-
-unsigned xbd_host_device_count(const struct xbd_host *h)
-{
-    return h->ndevices;
 }

@@ -5,7 +5,7 @@ src_libxenblkd_a_SOURCES = \
 	include/xenblkd/log.h src/log.c \
 	include/xenblkd/xenbus.h src/xenbus.c \
 	include/xenblkd/backing.h src/backing.c \
-	include/xenblkd/device.h src/device.c \
+	include/xenblkd/device.h src/device_internal.h src/device.c src/host.c \
 	include/xenblkd/stats.h src/stats.c
 src_libxenblkd_a_CFLAGS = $(AM_CFLAGS) $(XENGNTTAB_CFLAGS) $(XENEVTCHN_CFLAGS) $(XENSTORE_CFLAGS)
 # The data plane (owned by its engineer) appends its sources here.

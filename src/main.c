@@ -7,12 +7,15 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -20,6 +23,7 @@
 
 #include "xenblkd/dataplane.h"
 #include "xenblkd/device.h"
+#include "xenblkd/journal.h"
 #include "xenblkd/log.h"
 #include "xenblkd/xenbus.h"
 
@@ -37,6 +41,8 @@ struct daemon {
     struct xbd_io_engine *io;
     struct xbd_host *host;
     ev_signal sigterm, sigint, sighup;
+    int state_lock;             /* flock on <state-dir>/lock, -1 if none */
+    enum xbd_stop_mode stop_mode;
     bool clean_exit;
 };
 
@@ -63,12 +69,17 @@ static void usage(FILE *f)
         "      --persistent-grant-idle SECONDS\n"
         "                              unmap a persistent grant unused this long\n"
         "                              (default %u; 0 keeps it until disconnect)\n"
+        "      --state-dir DIR         where the ring journals that let a restarted\n"
+        "                              daemon resume every ring are kept (default\n"
+        "                              %s; must survive the daemon, not a reboot)\n"
         "  -h, --help                  show this help and exit\n"
         "  -V, --version               show the version and exit\n"
         "\n"
-        "SIGTERM or SIGINT: close every device (Closing, rings drained, Closed), exit.\n"
+        "SIGTERM or SIGINT: stop for a restart: drain the rings, leave every device\n"
+        "as it is in xenstore (guests keep their disks), exit; the next xenblkd\n"
+        "resumes every ring.\n"
         "SIGHUP: re-read every backing store's size (online resize).\n",
-        XBD_DEFAULT_MAX_PGRANTS, XBD_DEFAULT_PGRANT_IDLE);
+        XBD_DEFAULT_MAX_PGRANTS, XBD_DEFAULT_PGRANT_IDLE, XBD_DEFAULT_STATE_DIR);
 }
 
 static int parse_num(const char *opt, const char *arg, unsigned long max, unsigned long *out)
@@ -90,7 +101,8 @@ static unsigned online_cpus(void)
 /* 0 ok, 1 exit successfully (--help/--version), -1 error. */
 static int parse_options(int argc, char **argv, struct options *o)
 {
-    enum { OPT_NO_DIRECT = 256, OPT_MAX_QUEUES, OPT_MAX_PGRANTS, OPT_PGRANT_IDLE };
+    enum { OPT_NO_DIRECT = 256, OPT_MAX_QUEUES, OPT_MAX_PGRANTS, OPT_PGRANT_IDLE,
+           OPT_STATE_DIR };
     static const struct option longopts[] = {
         { "foreground", no_argument, NULL, 'f' },
         { "kinds", required_argument, NULL, 'k' },
@@ -100,6 +112,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         { "max-queues", required_argument, NULL, OPT_MAX_QUEUES },
         { "max-persistent-grants", required_argument, NULL, OPT_MAX_PGRANTS },
         { "persistent-grant-idle", required_argument, NULL, OPT_PGRANT_IDLE },
+        { "state-dir", required_argument, NULL, OPT_STATE_DIR },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -115,6 +128,7 @@ static int parse_options(int argc, char **argv, struct options *o)
     o->cfg.max_queues = online_cpus();
     o->cfg.max_pgrants = XBD_DEFAULT_MAX_PGRANTS;
     o->cfg.pgrant_idle_s = XBD_DEFAULT_PGRANT_IDLE;
+    o->cfg.state_dir = XBD_DEFAULT_STATE_DIR;
 
     while ((c = getopt_long(argc, argv, "fk:l:d:hV", longopts, NULL)) != -1) {
         switch (c) {
@@ -159,6 +173,14 @@ static int parse_options(int argc, char **argv, struct options *o)
             if (parse_num("--persistent-grant-idle", optarg, 86400, &v) < 0)
                 return -1;
             o->cfg.pgrant_idle_s = (unsigned)v;
+            break;
+        case OPT_STATE_DIR:
+            if (optarg[0] != '/' || strlen(optarg) > 1024) {
+                fprintf(stderr, "xenblkd: --state-dir: '%s' is not an absolute path "
+                        "(of at most 1024 bytes)\n", optarg);
+                return -1;
+            }
+            o->cfg.state_dir = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -264,7 +286,10 @@ static void shutdown_done(void *opaque)
 {
     struct daemon *d = opaque;
 
-    xbd_info("every device closed, exiting");
+    if (d->stop_mode == XBD_STOP_HANDOVER)
+        xbd_info("handover done, exiting: the next xenblkd resumes every ring");
+    else
+        xbd_info("every device closed, exiting");
     d->clean_exit = true;
     ev_break(d->loop, EVBREAK_ALL);
 }
@@ -275,7 +300,11 @@ static void sig_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 
     xbd_info("received %s", strsignal(w->signum));
     sd_notify_msg("STOPPING=1");
-    xbd_host_shutdown(d->host, shutdown_done, d);
+    /* systemd sends SIGTERM for restart and stop alike; a host shutdown
+     * comes after the guests are gone.  Closing every disk for good is
+     * the control socket's explicit shutdown --close. */
+    d->stop_mode = XBD_STOP_HANDOVER;
+    xbd_host_shutdown(d->host, XBD_STOP_HANDOVER, shutdown_done, d);
 }
 
 static void sig_hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -300,12 +329,52 @@ static void install_signals(struct daemon *d)
     ev_signal_start(d->loop, &d->sighup);
 }
 
+/* mkdir DIR if absent (0700: the journals are dom0-private copies of
+ * guest requests). */
+static int make_dir(const char *dir)
+{
+    if (mkdir(dir, 0700) == 0 || errno == EEXIST)
+        return 0;
+    xbd_err("cannot create the state directory %s: %s", dir, strerror(errno));
+    return -1;
+}
+
+/* The state directory: ours alone (two instances resuming the same rings
+ * would each serve them), and every journal in it in our format (an
+ * incompatible one means a different xenblkd wrote it: never guess). */
+static int open_state_dir(struct daemon *d, const char *dir)
+{
+    char path[1100], err[4400];
+
+    snprintf(path, sizeof(path), "%s/%s", dir, XBD_JOURNAL_SUBDIR);
+    if (make_dir(dir) < 0 || make_dir(path) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/lock", dir);
+    d->state_lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (d->state_lock < 0) {
+        xbd_err("cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(d->state_lock, LOCK_EX | LOCK_NB) < 0) {
+        xbd_err("another xenblkd uses the state directory %s (%s is locked)", dir, path);
+        return -1;
+    }
+    if (xbd_journal_check_dir(dir, err, sizeof(err)) < 0) {
+        xbd_err("%s; refusing to start: move it away only if no guest that was "
+                "served when it was written still runs", err);
+        return -1;
+    }
+    return 0;
+}
+
 static void cleanup(struct daemon *d)
 {
     xbd_host_free(d->host);
     if (d->io)
         xbd_io_engine_free(d->io);
     xbd_xenbus_close(d->xb);
+    if (d->state_lock >= 0)
+        close(d->state_lock);
     if (d->loop) {
         ev_signal_stop(d->loop, &d->sigterm);
         ev_signal_stop(d->loop, &d->sigint);
@@ -317,7 +386,7 @@ static void cleanup(struct daemon *d)
 int main(int argc, char **argv)
 {
     struct options o;
-    struct daemon d = { 0 };
+    struct daemon d = { .state_lock = -1 };
     unsigned domid = 0;
     int rc;
 
@@ -337,7 +406,7 @@ int main(int argc, char **argv)
     }
     install_signals(&d);
     d.xb = xbd_xenbus_open(d.loop);
-    if (!d.xb)
+    if (!d.xb || open_state_dir(&d, o.cfg.state_dir) < 0)
         goto fail;
     if (o.domid >= 0) {
         domid = (unsigned)o.domid;
@@ -357,6 +426,7 @@ int main(int argc, char **argv)
     }
     if (add_kinds(d.host, o.kinds) < 0)
         goto fail;
+    xbd_host_sweep_journals(d.host);
     xbd_info("xenblkd %s serving as domain %u: max %u queue%s, %u persistent grants per ring, "
              "%s", PACKAGE_VERSION, domid, o.cfg.max_queues, o.cfg.max_queues == 1 ? "" : "s",
              o.cfg.max_pgrants, o.cfg.direct_io ? "O_DIRECT" : "buffered I/O");

@@ -30,6 +30,7 @@
 #include "io_aio.h"
 #include "request.h"
 #include "xenblkd/dataplane.h"
+#include "xenblkd/journal.h"
 #include "xenblkd/log.h"
 
 #define XBD_RING_BUDGET     64     /* requests per callback, then yield */
@@ -88,6 +89,12 @@ struct xbd_ring {
     void *sring;
     unsigned nr_pages;
     struct blkif_back_ring br;     /* indexes; nr_ents for our ABI */
+    size_t entry_size;             /* bytes of one ring entry in our ABI */
+    /* Which consumed requests were answered, surviving the process
+     * (journal.h); one record per slot. */
+    struct xbd_journal *jn;
+    bool keep_journal;             /* handover or failed start: keep the file */
+    unsigned *redo, nredo;         /* slots to execute again after a restart */
 
     struct xbd_gcache *gc;
     struct xbd_slot *slots, *free_slots;
@@ -146,17 +153,26 @@ static void kick(struct xbd_ring *r)
     }
 }
 
-static void respond(struct xbd_ring *r, const struct xbd_req *q, int16_t status)
+static unsigned slot_no(const struct xbd_ring *r, const struct xbd_slot *s)
+{
+    return (unsigned)(s - r->slots);
+}
+
+static void respond(struct xbd_ring *r, struct xbd_slot *s, int16_t status)
 {
     struct blkif_back_ring *c = &r->br;
+    const struct xbd_req *q = &s->req;
+    RING_IDX j = c->rsp_prod_pvt;
     int notify;
 
     if (status == BLKIF_RSP_ERROR)
         r->st.errors++;
     else if (status == BLKIF_RSP_EOPNOTSUPP)
         r->st.eopnotsupp++;
-    xbd_rsp_write(rsp_slot(r, c->rsp_prod_pvt), r->proto, q->id, q->rsp_op, status);
-    c->rsp_prod_pvt++;
+    xbd_rsp_write(rsp_slot(r, j), r->proto, q->id, q->rsp_op, status);
+    /* Answered, for a successor, before the frontend can see it. */
+    xbd_journal_answered(r->jn, slot_no(r, s), j);
+    c->rsp_prod_pvt = j + 1;
     RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(c, notify);
     if (notify)
         xenevtchn_notify(r->xce, r->port);
@@ -197,6 +213,7 @@ static void ring_free_mem(struct xbd_ring *r)
     free(r->copy);
     free(r->slot_mem);
     free(r->slots);
+    free(r->redo);
     free(r->name);
     free(r);
 }
@@ -213,6 +230,7 @@ static void ring_destroy(struct xbd_ring *r)
     ev_timer_stop(r->loop, &r->purge_w);
     ev_timer_stop(r->loop, &r->idle_w);
     xbd_gcache_free(r->gc);
+    xbd_journal_close(r->jn, !r->keep_journal);
     if (r->sring && xengnttab_unmap(r->xgt, r->sring, r->nr_pages) < 0)
         xbd_warn("%s: unmap of the ring failed: %s", r->name, strerror(errno));
     if (r->xce) {
@@ -265,7 +283,7 @@ static void finish(struct xbd_slot *s, int16_t status)
     struct xbd_ring *r = s->ring;
 
     release_bufs(r, s);
-    respond(r, &s->req, status);
+    respond(r, s, status);
     s->next_free = r->free_slots;
     r->free_slots = s;
     r->inflight--;
@@ -645,7 +663,11 @@ static int ring_process(struct xbd_ring *r)
             r->free_slots = s->next_free;
             r->inflight++;
             r->st.inflight = r->inflight;
-            xbd_req_copy(&s->req, req_slot(r, rc), r->proto);
+            /* Journaled (the single copy of the entry) before req_cons
+             * moves; the request is parsed from that copy. */
+            xbd_req_copy(&s->req, xbd_journal_take(r->jn, slot_no(r, s), rc,
+                                                   req_slot(r, rc), r->entry_size),
+                         r->proto);
             c->req_cons = ++rc;
             dispatch(r, s);
         }
@@ -763,37 +785,111 @@ static int check_params(const struct xbd_ring_params *p)
     return 0;
 }
 
-/*
- * Attach to the ring where the frontend's indexes are, not at 0: after a
- * previous backend instance died (or was restarted while the frontend kept
- * its ring), rsp_prod and req_prod carry on from where they were.  Serving
- * from rsp_prod answers every request the old instance left unanswered
- * (reads and writes are idempotent), as Linux blkback does since it gained
- * unbind/rebind; a fresh ring has both at 0 and is unaffected.  A ring
- * claiming more than a ring's worth of outstanding requests is refused.
- */
-static int attach_ring(struct xbd_ring *r, size_t sz)
-{
-    struct blkif_sring *s = r->sring;
-    RING_IDX rsp_prod = __atomic_load_n(&s->rsp_prod, __ATOMIC_RELAXED);
-    RING_IDX req_prod = __atomic_load_n(&s->req_prod, __ATOMIC_RELAXED);
-    unsigned nr_ents = xbd_ring_nr_ents(r->proto, sz);
+/* The frontend's indexes, read once each. */
+struct ring_idx {
+    RING_IDX rsp_prod, req_prod;
+};
 
-    if (req_prod - rsp_prod > nr_ents) {
-        xbd_err("%s: ring has %u requests outstanding (req_prod %u, rsp_prod %u), "
-                "more than its %u slots", r->name, req_prod - rsp_prod, req_prod,
-                rsp_prod, nr_ents);
+/* No journal of this ring: a fresh connection, or a ring whose previous
+ * backend left nothing outstanding, starts at rsp_prod (a fresh ring has
+ * both indexes at 0).  A ring taken over with requests outstanding and no
+ * journal cannot be served: which of them were answered is unknowable. */
+static int attach_fresh(struct xbd_ring *r, const struct xbd_ring_params *p,
+                        struct ring_idx x)
+{
+    if (p->resume && x.req_prod != x.rsp_prod) {
+        xbd_err("%s: ring has %u request(s) outstanding (req_prod %u, rsp_prod %u) and no "
+                "journal of it%s%s: cannot know which were answered, refusing to guess",
+                r->name, x.req_prod - x.rsp_prod, x.req_prod, x.rsp_prod,
+                p->journal_path ? " in " : "", p->journal_path ? p->journal_path : "");
         errno = EPROTO;
         return -1;
     }
-    BACK_RING_ATTACH(&r->br, s, rsp_prod, sz);
-    r->br.nr_ents = nr_ents;
     return 0;
+}
+
+/* A journal of this very ring: carry on where it says (journal.h). */
+static int attach_journal(struct xbd_ring *r, const struct xbd_ring_params *p,
+                          struct ring_idx x)
+{
+    char why[200];
+    int n;
+
+    r->redo = calloc(r->br.nr_ents, sizeof(*r->redo));
+    if (!r->redo) {
+        xbd_err("%s: out of memory", r->name);
+        return -1;
+    }
+    n = xbd_journal_recover(r->jn, x.rsp_prod, x.req_prod, r->redo, why, sizeof(why));
+    if (n < 0) {
+        xbd_err("%s: cannot resume from %s: %s; refusing to guess", r->name,
+                p->journal_path, why);
+        r->keep_journal = true;     /* evidence */
+        errno = EPROTO;
+        return -1;
+    }
+    r->nredo = (unsigned)n;
+    r->br.req_cons = xbd_journal_req_cons(r->jn);
+    r->br.rsp_prod_pvt = xbd_journal_rsp_prod(r->jn);
+    if (r->br.rsp_prod_pvt != x.rsp_prod) {
+        /* Written, not published: slots [rsp_prod, J) are ours until
+         * published, so the responses in them are intact. */
+        xen_wmb();
+        __atomic_store_n(&r->br.sring->rsp_prod, r->br.rsp_prod_pvt, __ATOMIC_RELAXED);
+    }
+    xbd_info("%s: resumed from its journal: consumed up to %u, %u response(s) "
+             "published now, %u request(s) executed again", r->name, r->br.req_cons,
+             r->br.rsp_prod_pvt - x.rsp_prod, r->nredo);
+    return 0;
+}
+
+/*
+ * Attach to the ring where the frontend's indexes are, not at 0: after a
+ * previous backend instance stopped or died while the frontend kept its
+ * ring, rsp_prod and req_prod carry on from where they were.  What the
+ * previous instance consumed and answered is in the ring's journal
+ * (journal.h), which decides where to resume.  A ring claiming more than
+ * a ring's worth of outstanding requests is refused.
+ */
+static int attach_ring(struct xbd_ring *r, size_t sz, const struct xbd_ring_params *p)
+{
+    struct blkif_sring *s = r->sring;
+    struct ring_idx x = {
+        .rsp_prod = __atomic_load_n(&s->rsp_prod, __ATOMIC_RELAXED),
+        .req_prod = __atomic_load_n(&s->req_prod, __ATOMIC_RELAXED),
+    };
+    unsigned nr_ents = xbd_ring_nr_ents(r->proto, sz);
+    struct xbd_journal_id id = {
+        .domid = r->domid, .queue = p->queue, .protocol = (uint32_t)r->proto,
+        .nr_pages = r->nr_pages, .remote_port = p->remote_port,
+    };
+    char err[300];
+    bool found;
+
+    if (x.req_prod - x.rsp_prod > nr_ents) {
+        xbd_err("%s: ring has %u requests outstanding (req_prod %u, rsp_prod %u), "
+                "more than its %u slots", r->name, x.req_prod - x.rsp_prod, x.req_prod,
+                x.rsp_prod, nr_ents);
+        errno = EPROTO;
+        return -1;
+    }
+    for (unsigned i = 0; i < r->nr_pages; i++)
+        id.ring_refs[i] = p->ring_refs[i];
+    r->entry_size = xbd_ring_entry_size(r->proto);
+    BACK_RING_ATTACH(&r->br, s, x.rsp_prod, sz);
+    r->br.nr_ents = nr_ents;
+    r->jn = xbd_journal_open(p->journal_path, &id, nr_ents, p->resume, x.rsp_prod, &found,
+                             err, sizeof(err));
+    if (!r->jn) {
+        xbd_err("%s: %s", r->name, err);
+        r->keep_journal = true;     /* not ours to remove */
+        return -1;
+    }
+    return found ? attach_journal(r, p, x) : attach_fresh(r, p, x);
 }
 
 static int map_ring(struct xbd_ring *r, const struct xbd_ring_params *p)
 {
-    size_t sz = (size_t)r->nr_pages * XBD_PAGE_SIZE;
     uint32_t refs[XBD_MAX_RING_PAGES];
     unsigned i;
 
@@ -801,9 +897,7 @@ static int map_ring(struct xbd_ring *r, const struct xbd_ring_params *p)
         refs[i] = p->ring_refs[i];
     r->sring = xengnttab_map_domain_grant_refs(r->xgt, r->nr_pages, r->domid,
                                                refs, PROT_READ | PROT_WRITE);
-    if (!r->sring)
-        return -1;
-    return attach_ring(r, sz);
+    return r->sring ? 0 : -1;
 }
 
 static int alloc_slots(struct xbd_ring *r)
@@ -859,6 +953,8 @@ static int open_handles(struct xbd_ring *r, const struct xbd_ring_params *p)
                 r->nr_pages, r->domid, strerror(errno));
         return -1;
     }
+    if (attach_ring(r, (size_t)r->nr_pages * XBD_PAGE_SIZE, p) < 0)
+        return -1;      /* logged */
     r->xce = xenevtchn_open(NULL, 0);
     if (!r->xce) {
         xbd_err("%s: cannot open the event channel device: %s", r->name,
@@ -901,11 +997,41 @@ static struct xbd_ring *ring_new(const struct xbd_ring_params *p)
     return r;
 }
 
-/* Undo a partial start: nothing is in flight yet. */
+/* Undo a partial start: nothing is in flight yet.  A journal found is
+ * kept: a failed start is no proof that its requests need nothing. */
 static void start_failed(struct xbd_ring *r)
 {
     r->drained = NULL;
+    if (r->nredo)
+        r->keep_journal = true;
     ring_destroy(r);
+}
+
+/* Execute again, oldest first, what the previous instance consumed and
+ * never answered (attach_journal).  Their slots leave the free list
+ * before any runs: a request that finishes at once frees its slot. */
+static void redo_requests(struct xbd_ring *r)
+{
+    unsigned i, n = r->nredo;
+
+    r->free_slots = NULL;
+    for (i = r->nr_slots; i-- > 0;) {
+        struct xbd_journal_rec *rec = xbd_journal_rec(r->jn, i);
+
+        if (rec->state == XBD_JREC_INFLIGHT)
+            continue;
+        r->slots[i].next_free = r->free_slots;
+        r->free_slots = &r->slots[i];
+    }
+    r->inflight = n;
+    r->st.inflight = n;
+    r->nredo = 0;
+    for (i = 0; i < n; i++) {
+        struct xbd_slot *s = &r->slots[r->redo[i]];
+
+        xbd_req_copy(&s->req, xbd_journal_rec(r->jn, r->redo[i])->req, r->proto);
+        dispatch(r, s);
+    }
 }
 
 struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
@@ -960,6 +1086,7 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
     }
     ev_io_set(&r->evtchn_w, xenevtchn_fd(r->xce), EV_READ);
     ev_io_start(loop, &r->evtchn_w);
+    redo_requests(r);
     if (r->persistent && r->pgrant_idle > 0)
         ev_timer_start(loop, &r->idle_w);
     xbd_debug("%s: ring of %u page(s), %u slots, protocol %d, persistent %d, "
@@ -977,7 +1104,7 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
     return r;
 }
 
-void xbd_ring_stop(struct xbd_ring *r, xbd_ring_drained_fn *drained, void *opaque)
+static void ring_stop(struct xbd_ring *r, xbd_ring_drained_fn *drained, void *opaque)
 {
     r->stopping = true;
     r->drained = drained;
@@ -990,6 +1117,18 @@ void xbd_ring_stop(struct xbd_ring *r, xbd_ring_drained_fn *drained, void *opaqu
     if (!r->inflight)
         ring_destroy(r);
     /* else: the last finish() destroys the ring. */
+}
+
+void xbd_ring_stop(struct xbd_ring *r, xbd_ring_drained_fn *drained, void *opaque)
+{
+    r->keep_journal = false;        /* the ring is gone for good */
+    ring_stop(r, drained, opaque);
+}
+
+void xbd_ring_handover(struct xbd_ring *r, xbd_ring_drained_fn *drained, void *opaque)
+{
+    r->keep_journal = true;         /* a successor resumes from it */
+    ring_stop(r, drained, opaque);
 }
 
 const struct xbd_ring_stats *xbd_ring_get_stats(const struct xbd_ring *r)

@@ -66,6 +66,14 @@ struct xbd_ring_params {
     double pgrant_idle_s;      /* unused persistent grants are unmapped after
                                   this many seconds; 0 = kept until disconnect */
     const struct xbd_backing *backing;
+    /* The ring's journal (journal.h): a file that survives the process,
+     * or NULL for anonymous memory (nothing to resume from). */
+    const char *journal_path;
+    /* Taking over a ring a previous instance served (the device was found
+     * Connected at start-up): resume from its journal, and refuse a ring
+     * with requests outstanding but no journal.  Otherwise the frontend
+     * has just set the ring up and any old journal is replaced. */
+    bool resume;
 };
 
 /* Per-ring counters (read by the stats socket; written only by the ring's
@@ -131,10 +139,14 @@ typedef void xbd_ring_drained_fn(void *opaque);
 struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
                                 const struct xbd_ring_params *p,
                                 xbd_ring_fatal_fn *fatal, void *opaque);
-/* Stop taking requests; when in-flight I/O has completed, unmap every
- * grant, unbind, free the ring and call drained(opaque).  drained may run
- * before this returns when nothing is in flight. */
+/* Stop taking requests; when in-flight I/O has completed (every response
+ * published), unmap every grant, unbind, free the ring and call
+ * drained(opaque).  drained may run before this returns when nothing is
+ * in flight.  xbd_ring_stop: the ring is gone for good, its journal is
+ * removed.  xbd_ring_handover: the journal is kept for a successor (which
+ * also resumes from it if this process exits before the drain ends). */
 void xbd_ring_stop(struct xbd_ring *r, xbd_ring_drained_fn *drained, void *opaque);
+void xbd_ring_handover(struct xbd_ring *r, xbd_ring_drained_fn *drained, void *opaque);
 
 const struct xbd_ring_stats *xbd_ring_get_stats(const struct xbd_ring *r);
 

@@ -21,7 +21,7 @@ run_fails() {
 
 "$bin" --help >"$tmp/help"
 for opt in --foreground --kinds --log-level --domid --no-direct-io --max-queues \
-           --max-persistent-grants --persistent-grant-idle --help --version; do
+           --max-persistent-grants --persistent-grant-idle --state-dir --help --version; do
     grep -q -- "$opt" "$tmp/help" || xsim_fail "--help does not mention $opt"
 done
 xsim_log "ok: --help lists every option"
@@ -44,6 +44,7 @@ run_fails "--max-queues 0" "at least 1" --max-queues 0
 run_fails "bad --domid" "--domid" --domid -1
 run_fails "bad --persistent-grant-idle" "--persistent-grant-idle" --persistent-grant-idle 1.5
 run_fails "stray argument" "unexpected argument" --foreground extra
+run_fails "relative --state-dir" "--state-dir: .state. is not an absolute path" --state-dir state
 # Without --foreground the start-up error still reaches stderr.
 run_fails "no xenstored (syslog mode)" "cannot connect to xenstored" --kinds vbd3
 run_fails "no xenstored" "cannot connect to xenstored" --foreground

@@ -28,11 +28,12 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/blockdev.sh \
 	tests/daemon/startup.sh \
 	tests/daemon/xentop-stats.sh \
-	tests/daemon/crash-restart.sh \
+	tests/daemon/crash-held-write.sh \
+	tests/daemon/restart-workload.sh \
 	tests/daemon/restart-closed.sh
 TESTS += $(XBD_DAEMON_TESTS)
 dist_check_SCRIPTS += $(XBD_DAEMON_TESTS)
-EXTRA_DIST += tests/daemon/lib.sh
+EXTRA_DIST += tests/daemon/lib.sh tests/daemon/fuse-hold.py
 
 # Issue 3's test list (see tests/daemon/README.md): the data path of the
 # daemon through the reference frontend, checked on both sides.

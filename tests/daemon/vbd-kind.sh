@@ -33,7 +33,7 @@ export -f with_blkback
 if [ "$fake_sysfs" = 1 ] || [ ! -e /sys/module/xen_blkback ]; then
     disk=$(make_disk disk.img 8)
     xsim_add_disk vbd 5 xvda "$disk"
-    xsim_bg xenblkd with_blkback no "$bin" --foreground --log-level debug --kinds vbd
+    xsim_bg xenblkd with_blkback no "$bin" --foreground --log-level debug --state-dir "$XSIM_TMP/state" --kinds vbd
     wait_log "serving backend kind vbd: the kernel's xen-blkback is not loaded"
     be=$(be_dir vbd 5 51712)
     # The block script runs after InitWait; then the store is opened.
@@ -58,7 +58,7 @@ fi
 if [ "$fake_sysfs" = 1 ] || [ -e /sys/module/xen_blkback ]; then
     # blkback present and vbd the only kind: nothing to serve, refuse to start.
     rc=0
-    (with_blkback yes "$bin" --foreground --kinds vbd) >"$XSIM_TMP/out" 2>&1 || rc=$?
+    (with_blkback yes "$bin" --foreground --state-dir "$XSIM_TMP/state" --kinds vbd) >"$XSIM_TMP/out" 2>&1 || rc=$?
     cat "$XSIM_TMP/out" >&2
     check "refuses to start with only vbd while blkback is loaded (exit $rc)" [ "$rc" -ne 0 ]
     grep -q "not serving backend kind vbd: the kernel's xen-blkback is loaded" "$XSIM_TMP/out" ||
@@ -68,7 +68,7 @@ if [ "$fake_sysfs" = 1 ] || [ -e /sys/module/xen_blkback ]; then
     disk2=$(make_disk disk2.img 8)
     xsim_add_disk vbd 6 xvda "$disk2"
     xsim_add_disk qdisk 6 xvdb "$disk2"
-    xsim_bg xenblkd2 with_blkback yes "$bin" --foreground --log-level debug --kinds vbd,qdisk
+    xsim_bg xenblkd2 with_blkback yes "$bin" --foreground --log-level debug --state-dir "$XSIM_TMP/state2" --kinds vbd,qdisk
     xsim_wait_key "$(be_dir qdisk 6 51728)/state" 2
     sleep 0.3
     expect_key "$(be_dir vbd 6 51712)/state" 1

@@ -23,6 +23,14 @@
  *       Write the span with BLKIF_OP_WRITE_BARRIER requests carrying data
  *       (up to 11 segments each), then FLUSH_DISKCACHE, then read it back
  *       with BLKIF_OP_READ and check generation G.
+ *   xbd-fe held-write --domid D --vdev V --gen G --sector S --ready FILE
+ *       Issue 9's trigger: a 4 KiB WRITE at sector S (generation G), then
+ *       a malformed request (a READ past the end of the disk), whose ERROR
+ *       must come back while the write is still in flight (the test holds
+ *       it in its storage); then FILE is created and the write is awaited
+ *       (--timeout) across whatever happens to the backend meanwhile: it
+ *       must be answered OKAY exactly once, the malformed request never
+ *       again (a second answer is a protocol error), and S must read back.
  *
  * Every scenario prints the requests it sent by operation ("requests:
  * read=N write=N barrier=N flush=N discard=N indirect=N okay=N") and ends
@@ -34,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "blkfront.h"
 #include "xbd-gens.h"
@@ -44,6 +53,8 @@ struct opts {
     struct bf_config cfg;
     uint64_t span;
     struct xbd_gens gens;
+    uint64_t sector;
+    const char *ready;
 };
 
 static void usage(void)
@@ -121,6 +132,10 @@ static void parse_args(struct opts *o, int argc, char **argv)
             o->cfg.qd = (unsigned)num(v);
         else if (!strcmp(a, "--span"))
             o->span = num(v);
+        else if (!strcmp(a, "--sector"))
+            o->sector = num(v);
+        else if (!strcmp(a, "--ready"))
+            o->ready = v;
         else if (!strcmp(a, "--timeout"))
             o->cfg.timeout_ms = (unsigned)num(v) * 1000u;
         else if ((strcmp(a, "--gens") && strcmp(a, "--gen")) || xbd_gens_parse(&o->gens, v) < 0)
@@ -131,7 +146,9 @@ static void parse_args(struct opts *o, int argc, char **argv)
         usage();
     if (strcmp(o->cmd, "steady") && !o->gens.any && o->gens.n == 0)
         usage();
-    if (!strcmp(o->cmd, "barrier") && o->gens.n != 1)
+    if ((!strcmp(o->cmd, "barrier") || !strcmp(o->cmd, "held-write")) && o->gens.n != 1)
+        usage();
+    if (!strcmp(o->cmd, "held-write") && !o->ready)
         usage();
 }
 
@@ -346,6 +363,74 @@ static int barrier(bf_host *h, bf_disk *d, const struct opts *o)
     return st->reqs[BLKIF_OP_WRITE_BARRIER] > 0 ? 0 : -1;
 }
 
+static void note_done(struct bf_io *io)
+{
+    *(int *)io->ctx = 1;
+}
+
+/* Poll until *flag is set: a wake-up may complete nothing (e.g. a new
+ * backend's first notification), so only the deadline ends the wait. */
+static void wait_flag(bf_host *h, const int *flag, unsigned timeout_ms)
+{
+    time_t end = time(NULL) + (time_t)(timeout_ms / 1000u) + 1;
+
+    while (!*flag && time(NULL) < end && bf_host_poll(h, 100) >= 0)
+        ;
+}
+
+static int held_write(bf_host *h, bf_disk *d, const struct opts *o)
+{
+    const struct bf_negotiated *n = bf_disk_negotiated(d);
+    static uint8_t wbuf[4096], rbuf[4096];
+    struct bf_io w = { .op = BLKIF_OP_WRITE, .sector = o->sector, .nsect = 8, .buf = wbuf,
+                       .done = note_done };
+    struct bf_raw bad = { .gref_override = -1, .data_segs = 1 };
+    struct bf_wire_rsp rsp;
+    int wdone = 0, rc;
+    FILE *f;
+
+    for (unsigned s = 0; s < 8; s++)
+        bf_pattern_fill(wbuf + s * 512u, o->sector + s, o->gens.g[0]);
+    w.ctx = &wdone;
+    if (bf_submit(d, &w) < 0) {
+        fprintf(stderr, "xbd-fe: cannot submit the write: %s\n", strerror(errno));
+        return -1;
+    }
+    bad.w.operation = BLKIF_OP_READ;
+    bad.w.nr_segments = 1;
+    bad.w.sector_number = n->sectors;          /* past the end */
+    bad.w.seg[0].first_sect = 0;
+    bad.w.seg[0].last_sect = 7;
+    rc = bf_raw_submit(d, &bad, &rsp, (int)o->cfg.timeout_ms);
+    if (expect(rc == 1, "malformed request answered while the write is in flight (got %d)", rc) < 0 ||
+        expect(rsp.status == BLKIF_RSP_ERROR, "malformed request: status %d, want ERROR",
+               rsp.status) < 0 || expect(!wdone, "the write is still in flight") < 0)
+        return -1;
+    f = fopen(o->ready, "w");
+    if (!f || fclose(f) != 0) {
+        fprintf(stderr, "xbd-fe: cannot create %s\n", o->ready);
+        return -1;
+    }
+    wait_flag(h, &wdone, o->cfg.timeout_ms);
+    if (expect(wdone && w.status == BLKIF_RSP_OKAY, "write answered OKAY (done %d, status %d)",
+               wdone, w.status) < 0)
+        return -1;
+    struct bf_io r = { .op = BLKIF_OP_READ, .sector = o->sector, .nsect = 8, .buf = rbuf,
+                       .done = note_done, .ctx = &wdone };
+    wdone = 0;
+    if (bf_submit(d, &r) < 0)
+        return -1;
+    wait_flag(h, &wdone, o->cfg.timeout_ms);
+    for (unsigned s = 0; s < 8; s++) {
+        char why[160];
+        if (expect(bf_pattern_check(rbuf + s * 512u, o->sector + s, o->gens.g[0], why,
+                                    sizeof(why)) == 0, "sector %" PRIu64 " reads back: %s",
+                   o->sector + s, why) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -371,6 +456,8 @@ int main(int argc, char **argv)
             rc = run_pass(h, d, &o, BLKIF_OP_READ, o.cfg.bs_max / 512, 0);
         else if (!strcmp(o.cmd, "barrier"))
             rc = barrier(h, d, &o);
+        else if (!strcmp(o.cmd, "held-write"))
+            rc = held_write(h, d, &o);
         else
             usage();
     }

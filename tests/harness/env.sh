@@ -481,7 +481,10 @@ xsim_start() {
 xsim_daemon() {
     local bin=$top_builddir/src/xenblkd
     [ -x "$bin" ] || xsim_fail "$bin is not built"
-    xsim_bg "${XSIM_DAEMON_NAME:-xenblkd}" "$bin" --foreground --log-level debug "$@"
+    # A private state directory (ring journals), shared by every instance
+    # of the test so that a restarted daemon finds its predecessor's.
+    xsim_bg "${XSIM_DAEMON_NAME:-xenblkd}" "$bin" --foreground --log-level debug \
+        --state-dir "$XSIM_TMP/state" "$@"
 }
 
 # ---- QEMU as an independent qdisk backend --------------------------------------

@@ -18,6 +18,8 @@ struct xbd_io_engine {
     struct xbd_aio *head, **tail;
     unsigned queued;
     bool autocomplete;
+    fake_io_hook_fn *hook;
+    void *hook_opaque;
     ev_prepare prep_w;          /* auto mode: complete before blocking */
 };
 
@@ -93,22 +95,39 @@ static long perform(const struct xbd_aio *a)
     return -EINVAL;
 }
 
+void fake_io_set_hook(struct xbd_io_engine *io, fake_io_hook_fn *fn, void *opaque)
+{
+    io->hook = fn;
+    io->hook_opaque = opaque;
+}
+
+bool fake_io_complete_nth(struct xbd_io_engine *io, unsigned k)
+{
+    struct xbd_aio **pp = &io->head, *a;
+
+    while (*pp && k--)
+        pp = &(*pp)->next;
+    a = *pp;
+    if (!a)
+        return false;
+    *pp = a->next;
+    if (io->tail == &a->next)
+        io->tail = pp;
+    io->queued--;
+    a->next = NULL;
+    /* May free the ring (last completion of a stopped ring). */
+    a->done(a, perform(a));
+    if (io->hook)
+        io->hook(io->hook_opaque);
+    return true;
+}
+
 unsigned fake_io_complete(struct xbd_io_engine *io, unsigned n)
 {
     unsigned done = 0;
 
-    while (done < n && io->head) {
-        struct xbd_aio *a = io->head;
-
-        io->head = a->next;
-        if (!io->head)
-            io->tail = &io->head;
-        io->queued--;
-        a->next = NULL;
+    while (done < n && fake_io_complete_nth(io, 0))
         done++;
-        /* May free the ring (last completion of a stopped ring). */
-        a->done(a, perform(a));
-    }
     return done;
 }
 

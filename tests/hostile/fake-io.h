@@ -27,5 +27,12 @@ unsigned fake_io_complete(struct xbd_io_engine *io, unsigned n);
 unsigned fake_io_queued(const struct xbd_io_engine *io);
 /* Auto mode: every I/O completes at the next loop iteration. */
 void fake_io_set_auto(struct xbd_io_engine *io, bool on);
+/* Complete the k-th queued I/O (0 = oldest): any order the test scripts.
+ * Returns false if fewer than k+1 are queued. */
+bool fake_io_complete_nth(struct xbd_io_engine *io, unsigned k);
+/* Called after every completion's done() returned (test code, e.g. a
+ * crash test killing the process right after the ring answered). */
+typedef void fake_io_hook_fn(void *opaque);
+void fake_io_set_hook(struct xbd_io_engine *io, fake_io_hook_fn *fn, void *opaque);
 
 #endif

@@ -20,6 +20,19 @@ tests_hostile_test_ring_hostile_DEPENDENCIES = tests/sim/libxensim_guest.a src/l
 	tests/sim/lib/libxengnttab.so.1 tests/sim/lib/libxenevtchn.so.1
 TESTS += tests/hostile/test-ring-hostile
 
+# A backend killed after its N-th response, N = 1..200, and the successors
+# that take the ring over from its journal (same rig, ring in a child).
+check_PROGRAMS += tests/hostile/test-ring-crash
+tests_hostile_test_ring_crash_SOURCES = tests/hostile/test-ring-crash.c \
+	tests/hostile/fake-io.c tests/hostile/fake-io.h \
+	tests/unit/fe.c tests/unit/fe.h tests/unit/rig.c tests/unit/rig.h \
+	tests/unit/check.h
+tests_hostile_test_ring_crash_CFLAGS = $(XBD_HOSTILE_CFLAGS)
+tests_hostile_test_ring_crash_LDADD = $(tests_hostile_test_ring_hostile_LDADD)
+tests_hostile_test_ring_crash_LDFLAGS = $(AM_LDFLAGS) -pthread
+tests_hostile_test_ring_crash_DEPENDENCIES = $(tests_hostile_test_ring_hostile_DEPENDENCIES)
+TESTS += tests/hostile/test-ring-crash
+
 # A guest that storms its backend with event-channel notifications.
 check_PROGRAMS += tests/hostile/storm-guest
 tests_hostile_storm_guest_SOURCES = tests/hostile/storm-guest.c \

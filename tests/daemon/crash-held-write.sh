@@ -1,0 +1,75 @@
+#!/bin/bash
+# Issue 9's trigger, with the production daemon: a WRITE held in flight by
+# its storage while a malformed request behind it is answered at once (its
+# response goes into the ring slot of the write), then SIGKILL and a new
+# daemon.  The new one must answer the write exactly once and the
+# malformed request never again.  Before ring journals, the new daemon
+# attached at the frontend's rsp_prod, answered the malformed request a
+# second time and never answered the write.
+#
+# Holding a write: the disk is a loop device over a file of a FUSE
+# filesystem (tests/daemon/fuse-hold.py) that holds the write at one
+# offset until the test releases it; the daemon's O_DIRECT aio then waits
+# in the loop driver.  The killed daemon cannot finish exiting before its
+# I/O completes (the kernel waits for it), so it is released after the
+# kill; its response is never written, the new daemon executes the write
+# again from the journal.
+set -euo pipefail
+source "$top_srcdir/tests/harness/env.sh"
+source "$top_srcdir/tests/daemon/lib.sh"
+py=/usr/bin/python3
+[ -x "$py" ] && "$py" -c 'import fusepy' 2>/dev/null ||
+    xsim_skip "python3-fusepy is not installed (tests/deps/restart.txt)"
+[ -c /dev/fuse ] || xsim_skip "no /dev/fuse"
+command -v losetup >/dev/null || xsim_skip "losetup is not installed"
+xsim_start
+
+mnt=$XSIM_TMP/mnt ctl=$XSIM_TMP/ctl
+mkdir -p "$mnt" "$ctl"
+truncate -s 64M "$XSIM_TMP/store.img"
+sector=64
+xsim_bg fuse "$py" "$top_srcdir/tests/daemon/fuse-hold.py" "$mnt" "$XSIM_TMP/store.img" \
+    $((sector * 512)) "$ctl"
+xsim_on_exit "umount -l '$mnt' 2>/dev/null || true"
+end=$(xsim_deadline 10)
+until [ -f "$mnt/disk.img" ]; do
+    xsim_past "$end" && xsim_skip "cannot mount the FUSE filesystem: $(tail -3 "$XSIM_LOGDIR/fuse.log")"
+    xsim_running fuse || xsim_skip "fuse-hold.py exited: $(tail -3 "$XSIM_LOGDIR/fuse.log")"
+    sleep 0.05
+done
+dev=
+for ((i = 0; i < 5; i++)); do
+    dev=$(losetup -f --show "$mnt/disk.img" 2>"$XSIM_LOGDIR/losetup.log") && break
+    dev=
+    sleep 0.2
+done
+[ -n "$dev" ] || xsim_skip "cannot set up a loop device: $(cat "$XSIM_LOGDIR/losetup.log")"
+xsim_on_exit "losetup -d $dev"
+
+be=$(be_dir qdisk 5 51712)
+xsim_add_disk qdisk 5 xvda "phy:$dev" w
+xsim_daemon --kinds qdisk
+xsim_wait_key "$be/state" 2
+touch "$ctl/hold"
+xsim_bg fe "$top_builddir/tests/daemon/xbd-fe" held-write --domid 5 --vdev 51712 \
+    --gen 7 --sector $sector --ready "$XSIM_TMP/ready" --timeout 60
+end=$(xsim_deadline 20)
+until [ -e "$XSIM_TMP/ready" ] && [ -e "$ctl/held" ]; do
+    xsim_past "$end" && xsim_fail "the write was not held with the malformed request answered"
+    xsim_running fe || xsim_fail "the frontend failed: $(tail -5 "$XSIM_LOGDIR/fe.log")"
+    sleep 0.05
+done
+xsim_log "ok: write held in flight, malformed request answered"
+kill -KILL "$(xsim_pid xenblkd)"
+rm "$ctl/hold"
+st=$(xsim_wait_exit xenblkd 30) || true
+[ "$st" = 137 ] || xsim_fail "daemon was not killed by SIGKILL (status $st)"
+
+XSIM_DAEMON_NAME=xenblkd2 xsim_daemon --kinds qdisk
+st=$(xsim_wait_exit fe 90) || true
+[ "$st" = 0 ] || xsim_fail "frontend failed after the restart (status $st): $(tail -5 "$XSIM_LOGDIR/fe.log")"
+grep -q "resumed from its journal: .*, 1 request(s) executed again" "$XSIM_LOGDIR/xenblkd2.log" ||
+    xsim_fail "the new daemon did not execute exactly the held write again"
+# The frontend saw the write answered once and the malformed request never
+# again (xbd-fe counts a second answer as a protocol error), and it closed.
+xsim_log PASS

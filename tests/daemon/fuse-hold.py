@@ -1,0 +1,97 @@
+#!/usr/bin/python3
+# fuse-hold.py - a FUSE filesystem for the restart tests: one file, the
+# image, stored in a real file, through which a test can hold a chosen
+# write in flight for as long as it wants (storage that is slow exactly
+# when the test needs it).
+#
+#   fuse-hold.py MOUNTPOINT IMAGE HOLD_OFFSET CONTROL_DIR
+#
+# The tests put a loop device on MOUNTPOINT/disk.img: the daemon's I/O
+# then waits in the loop driver, not inside io_submit() (a FUSE file
+# itself would block the daemon's io_submit, as buffered aio does).
+# MOUNTPOINT/disk.img is IMAGE.  While CONTROL_DIR/hold exists, a write at
+# byte offset HOLD_OFFSET is held: the server creates CONTROL_DIR/held (its
+# content: the offset) and waits until CONTROL_DIR/hold is removed, then
+# performs the write and creates CONTROL_DIR/released.  Mounted with
+# direct_io (every read and write reaches this server) and served by
+# several threads, so other requests go on meanwhile.  Runs in the
+# foreground until unmounted or killed.
+import errno
+import os
+import stat
+import sys
+import time
+
+import fusepy
+
+
+class Hold(fusepy.Operations):
+    def __init__(self, image, hold_offset, control):
+        self.image = image
+        self.hold_offset = hold_offset
+        self.control = control
+        self.fd = os.open(image, os.O_RDWR)
+
+    def _is_image(self, path):
+        if path != "/disk.img":
+            raise fusepy.FuseOSError(errno.ENOENT)
+
+    def getattr(self, path, fh=None):
+        if path == "/":
+            return {"st_mode": stat.S_IFDIR | 0o755, "st_nlink": 2}
+        self._is_image(path)
+        st = os.fstat(self.fd)
+        return {"st_mode": stat.S_IFREG | 0o600, "st_nlink": 1, "st_size": st.st_size,
+                "st_mtime": st.st_mtime, "st_ctime": st.st_ctime, "st_atime": st.st_atime}
+
+    def readdir(self, path, fh):
+        return [".", "..", "disk.img"]
+
+    def open(self, path, flags):
+        self._is_image(path)
+        return 0
+
+    def read(self, path, size, offset, fh):
+        return os.pread(self.fd, size, offset)
+
+    def _note(self, name, text):
+        tmp = os.path.join(self.control, "." + name)
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, os.path.join(self.control, name))
+
+    def write(self, path, data, offset, fh):
+        hold = os.path.join(self.control, "hold")
+        if offset == self.hold_offset and os.path.exists(hold):
+            self._note("held", "%d\n" % offset)
+            # A helper waiting for the test's decision, not a test waiting
+            # for time to pass.
+            while os.path.exists(hold):
+                time.sleep(0.02)
+            n = os.pwrite(self.fd, data, offset)
+            self._note("released", "%d\n" % offset)
+            return n
+        return os.pwrite(self.fd, data, offset)
+
+    def truncate(self, path, length, fh=None):
+        os.ftruncate(self.fd, length)
+
+    def fsync(self, path, datasync, fh):
+        os.fdatasync(self.fd)
+        return 0
+
+    def flush(self, path, fh):
+        return 0
+
+    def release(self, path, fh):
+        return 0
+
+
+def main():
+    mnt, image, off, control = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    fusepy.FUSE(Hold(image, off, control), mnt, foreground=True, nothreads=False,
+                direct_io=True, allow_other=True)
+
+
+if __name__ == "__main__":
+    main()
