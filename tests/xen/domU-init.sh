@@ -160,6 +160,8 @@ probe_stop() {
         sleep 1
     done
     grep ' err ' /tmp/probe-$d.log | sed "s/^/XBD-PROBE-ERR disk=$d /" >/dev/console
+    # when each probe write completed (for the host's clock matching)
+    block probe-$d.txt awk '$2 == "ok" { print $1, $3 }' /tmp/probe-$d.log
     { awk '$2 == "ok" { print $1 }' /tmp/probe-$d.log
       cat /tmp/lat-*_lat.1.log 2>/dev/null | awk -F, '{ printf "%.3f\n", $1 / 1000 }'
     } | sort -n >/tmp/completions

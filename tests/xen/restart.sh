@@ -133,22 +133,43 @@ check "the killed instance held grant mappings when it was killed" \
     awk '/kind=kill / { split($5, f, "="); if (f[2] > 0) ok = 1; exit } END { exit !ok }' "$XEN_RES/restarts.txt"
 
 echo "== pauses"
-# The guests' clocks against dom0's (all of them read Xen's): dom0 notes
-# when it saw the guest's XBD-CLOCK line, which the guest printed at t.
-for g in r1 r2; do
-    gt=$(sed -n 's/^XBD-CLOCK t=\([0-9.]*\).*/\1/p' "$XEN_RES/$g/events.txt")
-    dt=$(sed -n "s/^XBD-DOM0 $g clock line seen at \([0-9.]*\) .*/\1/p" "$XEN_RES/events.txt")
-    [ -n "$gt" ] && [ -n "$dt" ] && echo "$g: console line printed at $gt (guest clock), seen by dom0 at $dt: +$(awk -v a="$gt" -v b="$dt" 'BEGIN { printf "%.2f", b - a }') s"
-done
+# The guests' clocks against dom0's.  They all read Xen's time, but the
+# guests' wall clocks were seen up to 3 s away from dom0's under TCG.  The
+# guest logs when each probe write completed (probe-xvda.txt: guest clock,
+# sequence number); dom0 read the last sequence number from the image
+# between T0 and T1 of its own clock (probe-samples.txt).  When dom0 saw a
+# and then b > a, writes a+1..b landed after T0(a), and writes a+1..b-1
+# completed before write b landed, before T1(b): each bounds the offset
+# (guest minus dom0) from one side.  Prints "OFFSET HALF-WIDTH".
+clock_offset() {
+    awk -v g="$1" '
+        BEGIN { lo = -1e9; hi = 1e9 }
+        FNR == NR { c[$2] = $1; next }
+        $1 == g {
+            if (have && $4 > a)
+                for (j = a + 1; j <= $4; j++) {
+                    if (!(j in c)) continue
+                    if (c[j] - t0 < hi) hi = c[j] - t0
+                    if (j < $4 && c[j] - $3 > lo) lo = c[j] - $3
+                }
+            have = 1; a = $4; t0 = $2
+        }
+        END { if (lo > -1e9 && hi < 1e9 && lo <= hi) printf "%.3f %.3f\n", (lo + hi) / 2, (hi - lo) / 2
+              else print "0 unknown" }' "$XEN_RES/$1/probe-xvda.txt" "$XEN_RES/probe-samples.txt" 2>/dev/null
+}
+read -r off_r1 err_r1 < <(clock_offset r1)
+read -r off_r2 err_r2 < <(clock_offset r2)
+echo "guest clock minus dom0 clock: r1 $off_r1 s (+/- $err_r1), r2 $off_r2 s (+/- $err_r2)"
 # Per restart: the dom0 blackout (signal -> successor logs both disks
 # Connected) and each guest's longest probe gap overlapping it.
 { cat "$XEN_RES/restarts.txt"; sed 's/^/r1 /' "$XEN_RES/r1/events.txt"; sed 's/^/r2 /' "$XEN_RES/r2/events.txt"; } 2>/dev/null |
-awk '
+awk -v o1="$off_r1" -v o2="$off_r2" -v e1="$err_r1" -v e2="$err_r2" '
+    BEGIN { off["r1"] = o1; off["r2"] = o2 }
     /^k=/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
             n++; k[n] = v["k"]; kind[n] = v["kind"]; ev[n] = v["evidence"]
             ts[n] = v["t_signal"]; tr[n] = v["t_resumed"]; next }
     $2 == "XBD-GAP" { ng++; for (i = 3; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-            gg[ng] = $1; gf[ng] = v["from"]; gt[ng] = v["to"]; gs[ng] = v["secs"]; next }
+            gg[ng] = $1; gf[ng] = v["from"] - off[$1]; gt[ng] = v["to"] - off[$1]; gs[ng] = v["secs"]; next }
     $2 == "XBD-ROUND" { for (i = 3; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
             m = v["wlat_max_us"] > v["rlat_max_us"] ? v["wlat_max_us"] : v["rlat_max_us"]
             if (m > lat[$1]) lat[$1] = m; next }
@@ -203,6 +224,7 @@ awk '
         b1 = baseline("r1"); b2 = baseline("r2")
         printf "| no restart (longest gap elsewhere) | | | %s |\n", fmt(b1 > b2 ? b1 : b2)
         print ""
+        printf "Guest times shifted to dom0 clock by r1 %s s (+/- %s), r2 %s s (+/- %s).\n", o1, e1, o2, e2
         printf "Probe writes: r1 %d, r2 %d; median spacing of completions (fio + probe): r1 %s s, r2 %s s; longest single fio I/O: r1 %.2f s, r2 %.2f s.\n",
             writes["r1"], writes["r2"], med["r1"], med["r2"], lat["r1"] / 1e6, lat["r2"] / 1e6
     }' >"$XEN_RES/pause-table.md"
