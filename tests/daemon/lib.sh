@@ -146,3 +146,17 @@ fe_write_rings() {
 
 # fe_state DOMID DEVID STATE
 fe_state() { xenstore-write "$(fe_dir "$1" "$2")/state" "$3"; }
+
+# connect_qdisk DOMID: an 8 MiB qdisk xvda for a new simulated guest
+# DOMID, connected (the daemon must be running): InitWait, the frontend's
+# ring keys, Initialised, Connected.
+connect_qdisk() {
+    local img
+    img=$(make_disk "d$1.img" 8)
+    xsim_add_disk qdisk "$1" xvda "aio:$img"
+    guest_start "$1"
+    xsim_wait_key "$(be_dir qdisk "$1" 51712)/state" 2
+    fe_write_rings "$1" 51712
+    fe_state "$1" 51712 3
+    xsim_wait_key "$(be_dir qdisk "$1" 51712)/state" 4
+}

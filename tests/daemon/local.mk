@@ -29,6 +29,7 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/startup.sh \
 	tests/daemon/xentop-stats.sh \
 	tests/daemon/crash-held-write.sh \
+	tests/daemon/journal-files.sh \
 	tests/daemon/restart-workload.sh \
 	tests/daemon/restart-closed.sh
 TESTS += $(XBD_DAEMON_TESTS)

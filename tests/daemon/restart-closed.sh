@@ -13,14 +13,8 @@ source "$top_srcdir/tests/harness/env.sh"
 source "$top_srcdir/tests/daemon/lib.sh"
 xsim_start
 xsim_daemon --kinds qdisk
-img=$(make_disk d5.img 8)
-xsim_add_disk qdisk 5 xvda "aio:$img"
-guest_start 5
+connect_qdisk 5
 be=$(be_dir qdisk 5 51712)
-xsim_wait_key "$be/state" 2
-fe_write_rings 5 51712
-fe_state 5 51712 3
-xsim_wait_key "$be/state" 4
 
 st=$(xsim_kill xenblkd TERM 15)
 check "exit status 0 after SIGTERM (got $st)" [ "$st" = 0 ]

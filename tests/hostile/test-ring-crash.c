@@ -14,6 +14,13 @@
  * point; a third one finishes the work and hands the ring over (the
  * SIGTERM path), leaving nothing mapped or bound.
  *
+ * Also, deterministically, the window a kill after a response cannot hit:
+ * a response written and journaled but not published (the predecessor died
+ * between the two) is published by the successor, not executed again.
+ * And: a ring taken over with requests outstanding and no journal, with a
+ * journal that does not fit it or one in another format, is refused (no
+ * guessing), and such a journal is left as it was.
+ *
  * Checked every time: every request id is answered exactly once, with the
  * status it deserves (malformed ones ERROR, others OKAY); every read
  * returns what the acknowledged write of its sector wrote; afterwards
@@ -40,6 +47,7 @@
 #include "fake-io.h"
 #include "fe.h"
 #include "rig.h"
+#include "request.h"
 #include "xenblkd/journal.h"
 
 #define NREQ       240          /* requests per run */
@@ -390,6 +398,187 @@ static void one_run(unsigned n, const char *dir)
     fe_close(&r.f);
 }
 
+/* ---- refusals -------------------------------------------------------- */
+
+static void refusal_fatal(void *opaque, const char *reason)
+{
+    check_failures++;
+}
+
+static struct xbd_ring *start_in_process(struct ev_loop *loop, struct xbd_io_engine *io,
+                                         struct fe *f, struct xbd_backing *bk,
+                                         const char *journal, bool resume)
+{
+    struct xbd_ring_params p = {
+        .name = "refusal ring", .domid = f->domid, .protocol = f->proto,
+        .ring_order = f->order, .remote_port = f->port, .backing = bk,
+        .journal_path = journal, .resume = resume,
+    };
+
+    p.ring_refs[0] = f->ring_refs[0];
+    return xbd_ring_start(loop, io, &p, refusal_fatal, NULL);
+}
+
+static bool file_is(const char *path, const char *content)
+{
+    char buf[64] = "";
+    FILE *fp = fopen(path, "r");
+    size_t n = fp ? fread(buf, 1, sizeof(buf) - 1, fp) : 0;
+
+    if (fp)
+        fclose(fp);
+    buf[n] = '\0';
+    return fp && !strcmp(buf, content);
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *fp = fopen(path, "w");
+
+    if (!fp || fwrite(data, 1, len, fp) != len || fclose(fp) != 0) {
+        perror(path);
+        exit(1);
+    }
+}
+
+/* Requests 1 and 2 consumed by a "predecessor" that wrote request 2's
+ * response into the ring and its journal, then died before publishing. */
+static void unpublished(const char *dir)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct xbd_io_engine *io = xbd_io_engine_new(loop);
+    struct xbd_backing bk = { .sectors = RIG_SECTORS, .sector_size = 512,
+                              .physical_sector_size = 512 };
+    char journal[PATH_MAX + 64], disk[PATH_MAX + 16];
+    struct xbd_journal_id id = { 0 };
+    struct xbd_journal *j;
+    struct xbd_ring *ring;
+    size_t esz = xbd_ring_entry_size(XBD_PROTO_X86_64);
+    bool found, seen[3] = { false };
+    uint64_t rid;
+    uint8_t op;
+    int16_t st;
+    struct fe f;
+    char err[200];
+
+    fe_open(&f, rig_domid(), XBD_PROTO_X86_64, 0);
+    snprintf(disk, sizeof(disk), "%s/disk-XXXXXX", dir);
+    bk.fd = mkstemp(disk);
+    if (bk.fd < 0 || unlink(disk) < 0 || ftruncate(bk.fd, (off_t)RIG_SECTORS * 512) < 0 ||
+        xbd_journal_path(journal, sizeof(journal), dir, "vbd3", f.domid, 51712, 0) < 0) {
+        perror("unpublished");
+        exit(1);
+    }
+    fe_rw_page(&f, BLKIF_OP_READ, 1, 0, 0);
+    fe_rw_page(&f, BLKIF_OP_READ, 2, 8, 1);
+    fe_push(&f);
+    id = (struct xbd_journal_id){ .domid = f.domid, .queue = 0, .protocol = f.proto,
+                                  .nr_pages = 1, .remote_port = f.port };
+    id.ring_refs[0] = f.ring_refs[0];
+    j = xbd_journal_open(journal, &id, f.fr.nr_ents, false, 0, &found, err, sizeof(err));
+    CHECK(j != NULL);
+    if (!j)
+        return;
+    xbd_journal_take(j, 0, 0, xbd_ring_entry(f.sring, f.proto, f.fr.nr_ents, 0), esz);
+    xbd_journal_take(j, 1, 1, xbd_ring_entry(f.sring, f.proto, f.fr.nr_ents, 1), esz);
+    xbd_rsp_write(xbd_ring_entry(f.sring, f.proto, f.fr.nr_ents, 0), f.proto, 2,
+                  BLKIF_OP_READ, BLKIF_RSP_OKAY);
+    xbd_journal_answered(j, 1, 0);
+    xbd_journal_close(j, false);
+    CHECK_EQ(fe_pending_rsp(&f), 0);
+
+    fake_io_set_auto(io, true);
+    ring = start_in_process(loop, io, &f, &bk, journal, true);
+    CHECK(ring != NULL);
+    CHECK_EQ(fe_pending_rsp(&f), 1);        /* published at once */
+    for (int i = 0; i < 100 && fe_pending_rsp(&f) < 2; i++)
+        ev_run(loop, EVRUN_NOWAIT);
+    CHECK_EQ(fe_pending_rsp(&f), 2);
+    while (fe_pop(&f, &rid, &op, &st)) {
+        CHECK(rid == 1 || rid == 2);
+        CHECK(rid > 2 || !seen[rid]);
+        CHECK_EQ(st, BLKIF_RSP_OKAY);
+        if (rid <= 2)
+            seen[rid] = true;
+    }
+    CHECK(seen[1] && seen[2]);
+    if (ring) {
+        struct inst in = { 0 };
+
+        xbd_ring_stop(ring, inst_drained, &in);
+        while (!in.drained)
+            ev_run(loop, EVRUN_ONCE);
+    }
+    CHECK(access(journal, F_OK) < 0);       /* stopped for good: removed */
+    xbd_io_engine_free(io);
+    ev_loop_destroy(loop);
+    close(bk.fd);
+    fe_close(&f);
+}
+
+static void refusals(const char *dir)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct xbd_io_engine *io = xbd_io_engine_new(loop);
+    struct xbd_backing bk = { .sectors = RIG_SECTORS, .sector_size = 512,
+                              .physical_sector_size = 512 };
+    char journal[PATH_MAX + 64], disk[PATH_MAX + 16];
+    struct xbd_journal_hdr h;
+    struct xbd_ring *ring;
+    struct fe f;
+    FILE *fp;
+
+    fe_open(&f, rig_domid(), XBD_PROTO_X86_64, 0);
+    snprintf(disk, sizeof(disk), "%s/disk-XXXXXX", dir);
+    bk.fd = mkstemp(disk);
+    if (bk.fd < 0 || unlink(disk) < 0 || ftruncate(bk.fd, (off_t)RIG_SECTORS * 512) < 0 ||
+        xbd_journal_path(journal, sizeof(journal), dir, "vbd3", f.domid, 51712, 0) < 0) {
+        perror("refusals");
+        exit(1);
+    }
+    /* Two requests a previous backend may or may not have answered. */
+    fe_rw_page(&f, BLKIF_OP_READ, 1, 0, 0);
+    fe_rw_page(&f, BLKIF_OP_READ, 2, 8, 1);
+    fe_push(&f);
+
+    /* No journal: cannot know, refuse, leave nothing behind. */
+    CHECK(start_in_process(loop, io, &f, &bk, journal, true) == NULL);
+    CHECK(access(journal, F_OK) < 0);
+    /* A file in another format is refused and never replaced, even by a
+     * fresh connection. */
+    write_file(journal, "not a journal", 13);
+    CHECK(start_in_process(loop, io, &f, &bk, journal, true) == NULL);
+    CHECK(start_in_process(loop, io, &f, &bk, journal, false) == NULL);
+    CHECK(file_is(journal, "not a journal"));
+    /* A journal of this ring that does not fit it (says 40 requests were
+     * consumed, the ring has 2) is refused and kept. */
+    CHECK(unlink(journal) == 0);
+    ring = start_in_process(loop, io, &f, &bk, journal, false);     /* writes one */
+    CHECK(ring != NULL);
+    if (ring) {
+        fake_io_set_auto(io, true);
+        xbd_ring_handover(ring, inst_drained, &(struct inst){ 0 });
+        while (fake_io_queued(io))
+            ev_run(loop, EVRUN_NOWAIT);
+    }
+    fp = fopen(journal, "r+");
+    CHECK(fp && fread(&h, sizeof(h), 1, fp) == 1);
+    if (fp) {
+        h.req_cons = 40;
+        h.rsp_prod = 40;
+        rewind(fp);
+        CHECK(fwrite(&h, sizeof(h), 1, fp) == 1);
+        fclose(fp);
+    }
+    CHECK(start_in_process(loop, io, &f, &bk, journal, true) == NULL);
+    CHECK(access(journal, F_OK) == 0);
+    unlink(journal);
+    xbd_io_engine_free(io);
+    ev_loop_destroy(loop);
+    close(bk.fd);
+    fe_close(&f);
+}
+
 int main(int argc, char **argv)
 {
     char dir[PATH_MAX], sub[PATH_MAX + 8];
@@ -410,6 +599,8 @@ int main(int argc, char **argv)
         perror("mkdir");
         return 1;
     }
+    refusals(dir);
+    unpublished(dir);
     for (unsigned n = first; n <= last; n++) {
         int before = check_failures;
 

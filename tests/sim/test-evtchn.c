@@ -26,6 +26,20 @@ static evtchn_port_t fe_unbound(domid_t to)
     return p;
 }
 
+/* Bind as a backend does, and take the event every bind brings: as Xen,
+ * the new port starts pending, since notifications sent while the
+ * remote port was unbound were dropped. */
+static int bind_clean(xenevtchn_handle *x, evtchn_port_t remote)
+{
+    int b = xenevtchn_bind_interdomain(x, GUEST, remote);
+
+    REQUIRE(b > 0);
+    CHECK(st_readable(xenevtchn_fd(x), 1000));
+    CHECK(xenevtchn_pending(x) == b);
+    CHECK(xenevtchn_unmask(x, (evtchn_port_t)b) == 0);
+    return b;
+}
+
 /* Only a port the remote allocated unbound for us, and only once. */
 static void check_bind_rules(void)
 {
@@ -73,8 +87,8 @@ static void check_delivery_and_masking(void)
 
     REQUIRE(x);
     fd = xenevtchn_fd(x);
-    b1 = xenevtchn_bind_interdomain(x, GUEST, f1);
-    b2 = xenevtchn_bind_interdomain(x, GUEST, f2);
+    b1 = bind_clean(x, f1);
+    b2 = bind_clean(x, f2);
     REQUIRE(b1 > 0 && b2 > 0);
     CHECK(!st_readable(fd, 0));
     CHECK(xenevtchn_pending(x) == -1 && errno == EAGAIN);
@@ -149,8 +163,7 @@ static void check_unbind_clean(void)
 
     REQUIRE(x);
     fd = xenevtchn_fd(x);
-    b = xenevtchn_bind_interdomain(x, GUEST, f);
-    REQUIRE(b > 0);
+    b = bind_clean(x, f);
     CHECK(xsg_evtchn_notify(d, f) == 0);
     CHECK(st_readable(fd, 1000));
     CHECK(xenevtchn_unbind(x, (evtchn_port_t)b) == 0);
@@ -158,7 +171,7 @@ static void check_unbind_clean(void)
     CHECK(xenevtchn_pending(x) == -1);
     CHECK(xsg_evtchn_close(d, f) == 0);
     f2 = fe_unbound(0);
-    b2 = xenevtchn_bind_interdomain(x, GUEST, f2);
+    b2 = bind_clean(x, f2);
     CHECK(b2 == b);                       /* same number: the case that matters */
     CHECK(!st_readable(fd, 20));
     CHECK(xenevtchn_pending(x) == -1);
@@ -169,7 +182,7 @@ static void check_unbind_clean(void)
     CHECK(xenevtchn_unbind(x, (evtchn_port_t)b2) == 0);
     CHECK(xsg_evtchn_close(d, f2) == 0);
     f2 = fe_unbound(0);
-    b2 = xenevtchn_bind_interdomain(x, GUEST, f2);
+    b2 = bind_clean(x, f2);
     CHECK(b2 == b);
     CHECK(xenevtchn_unmask(x, (evtchn_port_t)b2) == 0);
     CHECK(!st_readable(fd, 20));
@@ -203,8 +216,7 @@ static void check_flood(void)
     REQUIRE(x);
     fd = xenevtchn_fd(x);
     flood_port = fe_unbound(0);
-    b = xenevtchn_bind_interdomain(x, GUEST, flood_port);
-    REQUIRE(b > 0);
+    b = bind_clean(x, flood_port);
     pid = st_spawn(flooder, NULL);
     /* Never unmask while the flood runs: at most one wake-up. */
     while (st_readable(fd, 500)) {
@@ -253,6 +265,37 @@ static void check_dead_binding_reaped(void)
     CHECK(xsg_evtchn_close(d, dying_port) == 0);
 }
 
+/* What Xen does when a backend process holding an interdomain channel
+ * dies: its end is closed, the guest's port goes back to unbound for the
+ * backend's domain (so a notification the guest sends meanwhile goes
+ * nowhere, without an error), and a successor binds the same guest port
+ * again, even with a handle it opened before the death, and gets an event
+ * at once (Xen marks a newly bound port pending), then the guest's. */
+static void check_backend_successor(void)
+{
+    xenevtchn_handle *x = xenevtchn_open(NULL, 0);   /* opened before */
+    int b;
+
+    REQUIRE(x);
+    dying_port = fe_unbound(0);
+    CHECK(st_in_child(bind_and_die, NULL) == 128 + SIGKILL);
+    CHECK(xsg_evtchn_notify(d, dying_port) == 0);    /* into the void */
+    /* Nothing else looked at the port since the death (the guest's port
+     * going back to unbound is check_dead_binding_reaped's). */
+    b = bind_clean(x, dying_port);
+    CHECK(xsg_evtchn_is_connected(d, dying_port) == 1);
+    CHECK(!st_readable(xenevtchn_fd(x), 20));        /* nothing stale */
+    CHECK(xsg_evtchn_notify(d, dying_port) == 0);
+    CHECK(st_readable(xenevtchn_fd(x), 1000));
+    CHECK(xenevtchn_pending(x) == b);
+    CHECK(xenevtchn_notify(x, (evtchn_port_t)b) == 0);   /* and back */
+    CHECK(st_readable(xsg_evtchn_fd(d), 1000));
+    CHECK(xsg_evtchn_pending(d) == (int)dying_port);
+    CHECK(xsg_evtchn_unmask(d, dying_port) == 0);
+    xenevtchn_close(x);
+    CHECK(xsg_evtchn_close(d, dying_port) == 0);
+}
+
 /* Fault injection: a dropped notification never arrives. */
 static void check_drop_fault(void)
 {
@@ -261,8 +304,7 @@ static void check_drop_fault(void)
     int b;
 
     REQUIRE(x);
-    b = xenevtchn_bind_interdomain(x, GUEST, f);
-    REQUIRE(b > 0);
+    b = bind_clean(x, f);
     CHECK(xsg_fault_set("evt_drop=2") == 0);
     CHECK(xsg_evtchn_notify(d, f) == 0);      /* 1st: delivered */
     CHECK(xenevtchn_pending(x) == b);
@@ -302,6 +344,7 @@ int main(int argc, char **argv)
     check_unbind_clean();
     check_flood();
     check_dead_binding_reaped();
+    check_backend_successor();
     check_drop_fault();
     check_virq();
     CHECK(xsg_dom_destroy(d) == 0);

@@ -384,7 +384,13 @@ int xsim_evh_bind_interdomain(struct xsim_evh *h, domid_t remote, uint32_t rport
     rt = xsim_evt_table(remote, &rfd);
     if (!rt)
         return -1;
+    /* A dead process's ports are closed as Xen closes them when the
+     * process's evtchn file goes: in either table (the remote port may
+     * still point at a dead handle of our own domain, e.g. a killed
+     * predecessor of this backend, whatever the age of this handle). */
     reap_domain(remote);
+    if (remote != h->domid)
+        reap_domain(h->domid);
     lock_two(h->tfd, h->domid, rfd, remote);
     rp = &rt->ports[rport];
     /* Only a port the remote allocated unbound for us, and only once. */
@@ -401,6 +407,10 @@ int xsim_evh_bind_interdomain(struct xsim_evh *h, domid_t remote, uint32_t rport
         };
         rp->state = XSIM_ECS_INTERDOMAIN;
         rp->remote_port = (uint32_t)port;
+        /* As Xen: notifications sent while the remote port was unbound
+         * were dropped, so the new local port starts pending (the binder
+         * gets one event at once and looks at the shared state). */
+        signal_port(h->domid, h->t, (uint32_t)port);
     }
     unlock_two(h->tfd, rfd);
     return port;
