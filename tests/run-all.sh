@@ -5,7 +5,7 @@
 #   3. make distcheck (the tarball builds and passes its own tests);
 #   4. make check-xen: real Xen under QEMU (skipped with XENBLKD_SKIP_XEN=1),
 #      within XENBLKD_XEN_BUDGET seconds (default 3600: the four boots'
-#      hard timeouts add up to 3240 s) so that the whole run fits CI's 90
+#      hard timeouts add up to 3420 s) so that the whole run fits CI's 90
 #      minutes even when every boot runs into its timeout.
 # Ends with a line "N passed, N failed" summing every tier.
 #
