@@ -111,6 +111,69 @@ verify_once() {  # sequential then random write+crc32c verify, 4 KiB..1 MiB
         --randrepeat=0
 }
 
+# churn_round N DISK: round N of tests/xen/restart.sh's workload: random
+# writes of 4 KiB to 1 MiB at queue depth 16 over the first SIZE MiB, each
+# block once, then every block read back and checked (crc32c).  A restart
+# of the backend falls in either phase; both must come through.  Every
+# completion is logged with its wall-clock time (ms) in /tmp/lat-N_lat.1.log
+# for probe_stop.
+churn_round() {
+    $FIO --name=churn --filename=/dev/$2 --rw=randwrite \
+        --bssplit=4k/40:64k/30:256k/20:1m/10 --size=${SIZE}m --iodepth=16 \
+        --verify=crc32c --verify_fatal=1 --verify_dump=0 --randrepeat=0 \
+        --write_lat_log=/tmp/lat-$1 --log_unix_epoch=1
+}
+
+# probe_start DISK: a loop of single 4 KiB O_DIRECT writes (busybox dd) to
+# the block just past fio's region, each holding its sequence number, so
+# that dom0 sees from the image file that the guest's I/O goes on; each
+# completion stamped by ts (wall clock, us; Xen gives dom0 and the guests
+# the same clock) into /tmp/probe-DISK.log.  It keeps the disk busy
+# between fio rounds too, when fio logs nothing.
+probe_start() {
+    local d=$1
+    rm -f /tmp/stop-probe
+    ( n=0
+      while [ ! -e /tmp/stop-probe ]; do
+          if printf 'XBDPROBE %s %012d\n' $d $((n + 1)) |
+             dd of=/dev/$d bs=4096 count=1 seek=$(((SIZE + 1) * 256)) \
+                 oflag=direct conv=sync,notrunc 2>/tmp/probe.err; then
+              n=$((n + 1))
+              echo "ok $n"
+          else
+              echo "err $n $(tail -1 /tmp/probe.err)"
+              sleep 1
+          fi
+      done ) | ts '%.s' >/tmp/probe-$d.log &
+    probe_pid=$!
+}
+
+# probe_stop DISK: end the probe and report, from every completion of the
+# probe and of fio (merged, wall clock), each pause of 0.25 s or more with
+# no I/O completing at all (XBD-GAP), and the usual spacing.  A probe stuck
+# on a dead disk is left behind.
+probe_stop() {
+    local d=$1 i
+    touch /tmp/stop-probe
+    for i in $(seq 20); do
+        kill -0 $probe_pid 2>/dev/null || break
+        sleep 1
+    done
+    grep ' err ' /tmp/probe-$d.log | sed "s/^/XBD-PROBE-ERR disk=$d /" >/dev/console
+    # when each probe write completed (for the host's clock matching)
+    block probe-$d.txt awk '$2 == "ok" { print $1, $3 }' /tmp/probe-$d.log
+    { awk '$2 == "ok" { print $1 }' /tmp/probe-$d.log
+      cat /tmp/lat-*_lat.1.log 2>/dev/null | awk -F, '{ printf "%.3f\n", $1 / 1000 }'
+    } | sort -n >/tmp/completions
+    awk -v d=$d 'NR > 1 { g = $1 - p; print g
+                     if (g >= 0.25) printf "XBD-GAP disk=%s from=%.3f to=%.3f secs=%.3f\n", d, p, $1, g >"/dev/console" }
+                 { p = $1 }' /tmp/completions | sort -n >/tmp/gaps
+    awk -v d=$d -v w=$(grep -c ' ok ' /tmp/probe-$d.log) '{ g[NR] = $1 }
+        END { if (NR) printf "XBD-PROBE-STATS disk=%s probe_writes=%d completions=%d median=%.3f p99=%.3f max=%.3f\n",
+              d, w, NR + 1, g[int((NR + 1) / 2)], g[int(NR * 0.99) > 0 ? int(NR * 0.99) : 1], g[NR] }' \
+        /tmp/gaps >/dev/console
+}
+
 # deadline SECS OUT CMD...: run CMD in the background with its output in
 # OUT; its status, or 124 when it is still running after SECS seconds.  A
 # disk whose backend died (Debian's QEMU qdisk was seen to die of heap
@@ -282,6 +345,40 @@ idle)
             sleep 1
         done
     done
+    ;;
+churn)
+    # Verified fio rounds on the first disk while dom0 restarts the
+    # backend under it (tests/xen/restart.sh), and a probe measuring how
+    # long the disk stops answering.  Stops on SIGUSR2 (xl shutdown)
+    # after the round in progress.
+    first=${DISKS%% *}
+    say "XBD-CLOCK t=$(echo | ts '%.s')"
+    probe_start $first
+    n=0
+    while [ $stop -eq 0 ]; do
+        n=$((n + 1))
+        deadline ${VERIFY_SECS:-150} /tmp/churn.out churn_round $n $first
+        r=$?
+        [ $r -eq 124 ] && touch /tmp/dead-$first
+        # terse v3 (see bench_one): 5 error, 6 read KiB, 39 read lat max
+        # (us); 47 write KiB, 80 write lat max.  The verify phase reads
+        # back every block written: read KiB = write KiB.
+        awk -F';' -v n=$n -v d=$first -v rc=$r '
+            NF > 80 { printf "XBD-ROUND n=%d disk=%s rc=%d err=%s write_kib=%d read_kib=%d wlat_max_us=%d rlat_max_us=%d\n",
+                      n, d, rc, $5, $47, $6, $80, $39; found = 1 }
+            END { if (!found) printf "XBD-ROUND n=%d disk=%s rc=%d err=none\n", n, d, (rc ? rc : 99) }' \
+            /tmp/churn.out >/dev/console
+        say "XBD-BEGIN fio-churn-$n.txt"
+        sed 's/^/  /' /tmp/churn.out >/dev/console
+        say "XBD-END rc=$r"
+        if [ $r -ne 0 ]; then
+            [ $r -gt 128 ] && say "XBD-CRASH disk=$first what=churn rc=$r"
+            rc=1
+        fi
+        [ -e /tmp/dead-$first ] && break
+    done
+    probe_stop $first
+    say "XBD-STOPPED"
     ;;
 *)
     say "XBD-FAIL unknown job $1"

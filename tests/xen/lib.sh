@@ -95,6 +95,35 @@ xen_setup() {
     fi
 }
 
+# xen_build_variant SUFFIX DEST: a second xenblkd for upgrade tests, built
+# from the same sources as the tree under test but released as version
+# "<version>SUFFIX": a copy of the tree (make distdir) whose AC_INIT names
+# the new version, autoreconf'd, configured with the build tree's own
+# options (config.status --config: a sanitizer build gets a sanitizer
+# variant), only the daemon built.  Its log: results/variant-build.log.
+xen_build_variant() {
+    local suffix=$1 dest=$2 dir=$XEN_WORK/variant t0
+    t0=$(date +%s)
+    ( set -e
+      mkdir -p "$dir"
+      make -s -C "$top_builddir" distdir distdir="$dir/src"
+      sed -i "s/^AC_INIT(\[xenblkd\], \[\([^]]*\)\]/AC_INIT([xenblkd], [\1$suffix]/" "$dir/src/configure.ac"
+      grep "^AC_INIT" "$dir/src/configure.ac"
+      grep -q "^AC_INIT(.*$suffix\]" "$dir/src/configure.ac"
+      cd "$dir/src"
+      autoreconf -fi
+      mkdir -p "$dir/build"
+      cd "$dir/build"
+      eval "\"$dir/src/configure\" $("$top_builddir/config.status" --config)"
+      make -j"$(nproc)" src/xenblkd
+      cp src/xenblkd "$dest"
+    ) >"$XEN_RES/variant-build.log" 2>&1
+    local rc=$?
+    echo "variant xenblkd (version suffix $suffix): rc=$rc in $(( $(date +%s) - t0 ))s"
+    [ "$rc" -eq 0 ] || tail -20 "$XEN_RES/variant-build.log"
+    return "$rc"
+}
+
 # xen_boot SECONDS: one boot; returns when dom0 powered off or the timeout hit.
 xen_boot() {
     local secs=$1 t0 rc

@@ -5,7 +5,8 @@
 XEN_TESTS = \
 	tests/xen/backends.sh \
 	tests/xen/variants.sh \
-	tests/xen/lifecycle.sh
+	tests/xen/lifecycle.sh \
+	tests/xen/restart.sh
 
 # Files copied into the dom0 image or the 9p share at run time.
 XEN_TEST_FILES = \
@@ -18,6 +19,7 @@ XEN_TEST_FILES = \
 	tests/xen/backends.dom0 \
 	tests/xen/variants.dom0 \
 	tests/xen/lifecycle.dom0 \
+	tests/xen/restart.dom0 \
 	tests/xen/README.md
 
 EXTRA_DIST += $(XEN_TESTS) $(XEN_TEST_FILES)
