@@ -7,10 +7,10 @@
 #   4. make distcheck (the tarball builds and passes its own tests);
 #   5. make check-xen: real Xen under QEMU (skipped with XENBLKD_SKIP_XEN=1),
 #      within XENBLKD_XEN_BUDGET seconds: by default what is left of 80
-#      minutes since this script started (CI installs packages before it), at most 3600 (the four boots'
-#      hard timeouts add up to 3420 s), so that the whole run ends, with
-#      its results printed, before CI's 90 minutes even when every boot
-#      runs into its timeout.
+#      minutes since this script started (CI installs packages before
+#      it), at most 3600 (the four boots' hard timeouts add up to 3420 s),
+#      so that the whole run ends, with its results printed, before CI's
+#      90 minutes even when every boot runs into its timeout.
 # Ends with a line "N passed, N failed" summing every tier.
 #
 # The real-Xen tier gates like the others: a failure, a timeout, or a test
