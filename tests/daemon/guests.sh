@@ -68,14 +68,7 @@ all_connected() {
 # looked (the hold ends on the release file, not after a window of time).
 run_all fill --workload fill --bs 64k --span "$span" --gen @D --hold 300 \
     --hold-until "$XSIM_TMP/fill.release" --close
-for d in "${guests[@]}"; do
-    end=$(xsim_deadline 60)
-    until grep -q 'workload done, holding' "$XSIM_LOGDIR/fill$d.log"; do
-        xsim_running "fill$d" || { tail -n 20 "$XSIM_LOGDIR/fill$d.log" >&2; xsim_fail "guest $d (fill) ended early"; }
-        xsim_past "$end" && xsim_fail "guest $d never finished its fill"
-        sleep 0.05
-    done
-done
+for d in "${guests[@]}"; do fe_wait_holding "fill$d" 60; done
 all_connected || xsim_fail "the six disks are not all Connected while their guests hold them"
 n=0
 for d in "${guests[@]}"; do

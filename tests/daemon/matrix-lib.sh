@@ -36,10 +36,17 @@ fe_hold() {
     xsim_log "frontend $name (domain $domid, held): $*"
     xsim_bg "$name" "$XBD_FE" -v --domid "$domid" --timeout 20 \
         --stats-json "$XSIM_TMP/$name.json" --hold-until "$XSIM_TMP/$name.release" "$@"
-    end=$(xsim_deadline 20)
-    until grep -q 'workload done, holding' "$XSIM_LOGDIR/$name.log"; do
-        xsim_running "$name" || { tail -n 30 "$XSIM_LOGDIR/$name.log" >&2; xsim_fail "$name ended early"; }
-        xsim_past "$end" && xsim_fail "$name never finished its workload"
+    fe_wait_holding "$name" 20
+}
+
+# fe_wait_holding NAME [TIMEOUT]: wait until the frontend started as
+# process NAME finished its workload and holds its disks.
+fe_wait_holding() {
+    local end
+    end=$(xsim_deadline "${2:-20}")
+    until grep -q 'workload done, holding' "$XSIM_LOGDIR/$1.log"; do
+        xsim_running "$1" || { tail -n 30 "$XSIM_LOGDIR/$1.log" >&2; xsim_fail "$1 ended early"; }
+        xsim_past "$end" && xsim_fail "$1 never finished its workload"
         sleep 0.05
     done
 }
