@@ -3,7 +3,8 @@
 # detach churn, valgrind memcheck).  See tests/faults/README.md.
 XBD_FAULT_TESTS = \
 	tests/faults/eio.sh \
-	tests/faults/enospc.sh
+	tests/faults/enospc.sh \
+	tests/faults/frontend-death.sh
 TESTS += $(XBD_FAULT_TESTS)
 dist_check_SCRIPTS += $(XBD_FAULT_TESTS)
 EXTRA_DIST += tests/faults/lib.sh tests/faults/README.md
