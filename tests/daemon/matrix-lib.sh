@@ -36,7 +36,7 @@ fe_hold() {
     xsim_log "frontend $name (domain $domid, held): $*"
     xsim_bg "$name" "$XBD_FE" -v --domid "$domid" --timeout 20 \
         --stats-json "$XSIM_TMP/$name.json" --hold-until "$XSIM_TMP/$name.release" "$@"
-    fe_wait_holding "$name" 20
+    fe_wait_holding "$name" "${FE_HOLD_TIMEOUT:-20}"
 }
 
 # fe_wait_holding NAME [TIMEOUT]: wait until the frontend started as

@@ -4,7 +4,9 @@
 XBD_FAULT_TESTS = \
 	tests/faults/eio.sh \
 	tests/faults/enospc.sh \
-	tests/faults/frontend-death.sh
+	tests/faults/frontend-death.sh \
+	tests/faults/churn.sh \
+	tests/faults/valgrind.sh
 TESTS += $(XBD_FAULT_TESTS)
 dist_check_SCRIPTS += $(XBD_FAULT_TESTS)
 EXTRA_DIST += tests/faults/lib.sh tests/faults/README.md
