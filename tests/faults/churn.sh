@@ -33,6 +33,12 @@ fds() { find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 | wc -l; }
 guest_maps() { grep -cE '/dom[0-9]+(/|\.dead-)' "/proc/$pid/maps" || true; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$pid/status"; }
 figures() { echo "fds=$(fds) guest-mappings=$(guest_maps) rss=$(rss_kb) kB"; }
+# fd_kinds: the daemon's fds by kind, one line ("3 pipe 2 socket ...").
+fd_kinds() {
+    local f
+    for f in /proc/"$pid"/fd/*; do readlink "$f"; done 2>/dev/null |
+        sed -e 's/:\[[0-9]*\]$//' -e 's/[0-9][0-9]*/N/g' | sort | uniq -c | tr -s ' \n' ' '
+}
 
 # devices_served: how many devices the daemon has (control socket).
 devices_served() {
@@ -74,10 +80,11 @@ round() {
 }
 
 start=$(figures)
+xsim_log "churn: fds at start: $(fd_kinds)"
 t0=$(date +%s)
 round 1
 base_fds=$(fds) base_maps=$(guest_maps) base_rss=$(rss_kb)
-ls -l "/proc/$pid/fd" > "$XSIM_LOGDIR/fds-baseline.log"
+xsim_log "churn: fds at the baseline: $(fd_kinds)"
 xsim_log "churn: at start $start; after round 1 (baseline) fds=$base_fds guest-mappings=$base_maps rss=$base_rss kB"
 for ((r = 2; r <= CHURN_ROUNDS; r++)); do
     round "$r"
@@ -88,7 +95,7 @@ n=$((CHURN_ROUNDS * CHURN_CYCLES))
 xsim_log "churn: 64 disks x 4 queues, each attached and detached $n times, in $((t1 - t0)) s"
 xsim_log "churn: baseline fds=$base_fds guest-mappings=$base_maps rss=$base_rss kB; end $(figures)"
 check "no mapping of guest memory left" [ "$(guest_maps)" = 0 ]
-ls -l "/proc/$pid/fd" > "$XSIM_LOGDIR/fds-end.log"
+xsim_log "churn: fds at the end: $(fd_kinds)"
 check "the daemon's fds back to the baseline ($base_fds)" [ "$(fds)" = "$base_fds" ]
 if grep -q libasan "/proc/$pid/maps"; then
     xsim_log "RSS not checked: ASan keeps freed memory in quarantine"
