@@ -117,7 +117,8 @@ check "STOPPING=1 sent" grep -q "^STOPPING=1|@.* pid=$pid\$" <<<"$(dgrams)"
 : > "$out"
 NOTIFY_SOCKET=$sock WATCHDOG_USEC=200000 WATCHDOG_PID=1 \
     xsim_bg xenblkd2 prlimit --nofile=256:4096 "$top_builddir/src/xenblkd" --foreground \
-    --log-level debug --kinds qdisk
+    --log-level debug --kinds qdisk \
+    --state-dir "$XSIM_TMP/state2" --control-socket "$XSIM_TMP/control2.sock"
 wait_dgram '(^|\|)READY=1(\||$)' >/dev/null
 wait_log "file descriptor limit 4096 \\(soft limit was 256\\)" 10 xenblkd2
 check "soft RLIMIT_NOFILE raised to the hard limit" \
