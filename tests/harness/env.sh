@@ -411,10 +411,13 @@ xsim_remove_disk() {
 # Remove each given node if it exists and has no children (libxl cleans
 # empty parents of a removed device).
 xsim__prune() {
-    local p
+    local p kids
     for p in "$@"; do
         xenstore-exists "$p" 2>/dev/null || continue
-        [ -z "$(xenstore-list "$p" 2>/dev/null)" ] && xenstore-rm "$p" 2>/dev/null
+        # Only a list that succeeded and came back empty: a failed one
+        # (xenstored busy) must not remove a parent with live devices.
+        kids=$(xenstore-list "$p" 2>/dev/null) || continue
+        [ -z "$kids" ] && xenstore-rm "$p" 2>/dev/null
     done
     return 0
 }
