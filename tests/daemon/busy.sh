@@ -52,9 +52,18 @@ released() {
 
 # --- A: the frontend closes with requests in flight ----------------------
 fe fill1 5 --vdev 51712 --workload fill --gen 1 --span "$span" --bs 64k --close
-"$XBD_CTL" fault copy_delay_us=5000 >/dev/null
+"$XBD_CTL" fault copy_delay_us=20000 >/dev/null
+# The fill covers the whole disk: 1024 requests of 4 segments, each one
+# grant-copy call of at least 20 ms, far more than the 200 segments the
+# test waits for (gen 1's 4 MiB alone take 5 s).  Once the backend is
+# Closing it takes no new request, so the fill can never complete.
+# However the guest reacts to the close (it notices the backend going
+# away with requests in flight and fails), --linger-until keeps its
+# domain until the test ends it with SIGTERM: it is alive when the test
+# looks.  (Not SIGSTOP: a guest stopped inside the simulation's
+# event-channel or grant-table lock would stop the daemon too.)
 xsim_bg busyA "$XBD_FE" --domid 5 --vdev 51712 --no-persistent --workload fill --gen 2 \
-    --span "$span" --bs 16k --qd 32 --timeout 60
+    --bs 16k --qd 32 --timeout 60 --linger-until "$XSIM_TMP/never"
 wait_stat 5 copy_segs 200
 xsim_log "frontend Closing with the fill of generation 2 in flight"
 xenstore-write "$fe/state" 5
@@ -73,9 +82,9 @@ fe verifyA 5 --vdev 51712 --workload verify --count 200 --qd 32 --seed 11 --clos
 fe fill3 5 --vdev 51712 --workload fill --gen 3 --close
 pattern_check "$img" 3
 xsim_bg busyB "$XBD_FE" --domid 5 --vdev 51712 --workload write --count 100000000 --span "$span" \
-    --bs 64k --qd 32 --seed 5 --timeout 60
+    --bs 64k --qd 32 --seed 5 --timeout 60 --linger-until "$XSIM_TMP/never"
+# Endless random writes; the guest lingers until the test ends it.
 wait_stat 5 map_calls 40       # a new domain 5: its counters start at 0
-sleep 0.2
 xsim_log "toolstack removes the disk while the random writes run"
 xsim_remove_disk vbd3 5 51712 || xsim_fail "the busy device did not reach Closed on online=0"
 released 5 busyB

@@ -31,6 +31,8 @@ CONF
 d5=$(make_disk d5.img 16)
 d6=$(make_disk d6.img 16)
 # Not xsim_daemon: it sets the log level on the command line.
+# Its own state directory and control socket, as xsim_daemon gives: the
+# host's /run/xenblkd may be another test's (or a real daemon's).
 xsim_bg xenblkd "$top_builddir/src/xenblkd" --config "$conf" --max-indirect-segments 16 \
     --state-dir "$XSIM_TMP/state" --control-socket "$XSIM_TMP/control.sock"
 

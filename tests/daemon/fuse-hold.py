@@ -19,6 +19,13 @@
 # direct_io (every read and write reaches this server) and served by
 # several threads, so other requests go on meanwhile.  Runs in the
 # foreground until unmounted or killed.
+#
+# Failing storage (tests/faults): while CONTROL_DIR/eio-read (or
+# eio-write) exists, each of its lines "OFFSET LENGTH" (bytes) is a range
+# where reads (writes) fail with EIO: a request overlapping one fails
+# whole and changes nothing.  Each failure appends "read|write OFFSET
+# SIZE" to CONTROL_DIR/eio-log.  Remove the file to lift the fault.
+# HOLD_OFFSET -1 holds nothing.
 import errno
 import os
 import stat
@@ -59,7 +66,20 @@ class Hold(fusepy.Operations):
         self._fd(path)
         return 0
 
+    def _fail_if_listed(self, kind, offset, size):
+        try:
+            with open(os.path.join(self.control, "eio-" + kind)) as f:
+                ranges = [tuple(int(x) for x in line.split()) for line in f if line.strip()]
+        except FileNotFoundError:
+            return
+        for start, length in ranges:
+            if offset < start + length and start < offset + size:
+                with open(os.path.join(self.control, "eio-log"), "a") as log:
+                    log.write("%s %d %d\n" % (kind, offset, size))
+                raise fusepy.FuseOSError(errno.EIO)
+
     def read(self, path, size, offset, fh):
+        self._fail_if_listed("read", offset, size)
         return os.pread(self._fd(path), size, offset)
 
     def _note(self, name, text):
@@ -77,6 +97,7 @@ class Hold(fusepy.Operations):
             self._note(event, "%d\n" % offset)
 
     def write(self, path, data, offset, fh):
+        self._fail_if_listed("write", offset, len(data))
         hold = os.path.join(self.control, "hold")
         if offset == self.hold_offset and os.path.exists(hold):
             self._count(+1, "held", offset)

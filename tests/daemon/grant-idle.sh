@@ -24,8 +24,8 @@ wait_in_use() {
     done
 }
 
-# Writes then reads (verified), then stays connected for 6 s, then closes.
-fe_hold guest 5 --vdev 51712 --workload verify --count 64 --bs 64k --qd 8 --hold 6 --close
+# Writes then reads (verified), then stays connected until released, then closes.
+fe_hold guest 5 --vdev 51712 --workload verify --count 64 --bs 64k --qd 8 --hold 300 --close
 # Just after the workload: the data pages are still mapped (the ring page
 # is one grant; 8 slots of 64 KiB requests map up to 16 pages each).
 busy=$(in_use 5)

@@ -65,7 +65,7 @@ for ss in 512 4096; do
     fi
     # Online resize of the device itself (BLKGETSIZE64): grow the image,
     # refresh the loop device, SIGHUP; a connected frontend follows.
-    fe_hold "hold$ss" "$domid" --vdev 51712 --workload read --count 8 --span "$span" --hold 6 --close
+    fe_hold "hold$ss" "$domid" --vdev 51712 --workload read --count 8 --span "$span" --hold 300 --close
     truncate -s 12M "$img"
     losetup -c "$dev"
     kill -HUP "$(xsim_pid xenblkd)"

@@ -26,23 +26,39 @@ fe() {
 
 # fe_hold NAME DOMID ARGS...: start xsim-blkfront for guest DOMID in the
 # background (process NAME, statistics in $XSIM_TMP/NAME.json); ARGS must
-# include --hold.  Returns once its workload is done and it holds the disk.
+# include --hold (its upper bound: make it long).  Returns once its
+# workload is done and it holds the disk; the hold ends when the backend
+# closes or at fe_end / fe_release, never after a window of time the test
+# would have to race.
 fe_hold() {
     local name=$1 domid=$2 end
     shift 2
     xsim_log "frontend $name (domain $domid, held): $*"
     xsim_bg "$name" "$XBD_FE" -v --domid "$domid" --timeout 20 \
-        --stats-json "$XSIM_TMP/$name.json" "$@"
-    end=$(xsim_deadline 20)
-    until grep -q 'workload done, holding' "$XSIM_LOGDIR/$name.log"; do
-        xsim_running "$name" || { tail -n 30 "$XSIM_LOGDIR/$name.log" >&2; xsim_fail "$name ended early"; }
-        xsim_past "$end" && xsim_fail "$name never finished its workload"
+        --stats-json "$XSIM_TMP/$name.json" --hold-until "$XSIM_TMP/$name.release" "$@"
+    fe_wait_holding "$name" "${FE_HOLD_TIMEOUT:-20}"
+}
+
+# fe_wait_holding NAME [TIMEOUT]: wait until the frontend started as
+# process NAME finished its workload and holds its disks.
+fe_wait_holding() {
+    local end
+    end=$(xsim_deadline "${2:-20}")
+    until grep -q 'workload done, holding' "$XSIM_LOGDIR/$1.log"; do
+        xsim_running "$1" || { tail -n 30 "$XSIM_LOGDIR/$1.log" >&2; xsim_fail "$1 ended early"; }
+        xsim_past "$end" && xsim_fail "$1 never finished its workload"
         sleep 0.05
     done
 }
 
-# fe_end NAME: wait for a held frontend to end; fail unless it exits 0.
+# fe_release NAME: end the hold of a held frontend (it then goes on with
+# --close, if given, and exits).
+fe_release() { touch "$XSIM_TMP/$1.release"; }
+
+# fe_end NAME: release a held frontend, wait for it to end; fail unless it
+# exits 0.
 fe_end() {
+    fe_release "$1"
     [ "$(xsim_wait_exit "$1" 20)" = 0 ] ||
         { tail -n 30 "$XSIM_LOGDIR/$1.log" >&2; xsim_fail "frontend run $1 failed"; }
 }

@@ -26,6 +26,8 @@ da=$(make_disk a.img 16)
 db=$(make_disk b.img 16)
 dc=$(make_disk c.img 16)
 # Not xsim_daemon: it sets the log level on the command line.
+# Its own state directory and control socket, as xsim_daemon gives: the
+# host's /run/xenblkd may be another test's (or a real daemon's).
 xsim_bg xenblkd "$top_builddir/src/xenblkd" --config "$conf" \
     --state-dir "$XSIM_TMP/state" --control-socket "$XSIM_TMP/control.sock"
 pid=$(xsim_pid xenblkd)

@@ -17,8 +17,8 @@ vbd3_disk 5 51712 "$img"
 img2=$(make_disk waiting.img 4)
 vbd3_disk 6 51712 "$img2"
 
-# A frontend of domain 5 that writes a little, holds the disk 8 s, closes.
-HOLD="--vdev 51712 --workload write --count 32 --bs 64k --hold 8 --close"
+# A frontend of domain 5 that writes a little, holds the disk until released, closes.
+HOLD="--vdev 51712 --workload write --count 32 --bs 64k --hold 300 --close"
 
 # 1. Connected, idle after a workload: grow 8 -> 16 MiB, SIGHUP.
 fe_hold guest 5 $HOLD

@@ -32,7 +32,9 @@ wait_u64() {
 # jnum FILE KEY: the first number after "KEY": in a frontend stats file.
 jnum() { grep -o "\"$2\": [0-9]*" "$1" | head -n1 | grep -o '[0-9]*$'; }
 
-"$fe" --domid 5 --vdev 51712 --workload write --count 20 --bs 16384 --qd 4 --hold 2 --close \
+# The frontend holds its disk until the test has looked at the file.
+"$fe" --domid 5 --vdev 51712 --workload write --count 20 --bs 16384 --qd 4 --hold 300 \
+    --hold-until "$XSIM_TMP/fe1.release" --close \
     --stats-json "$XSIM_TMP/w.json" >"$XSIM_LOGDIR/fe1.log" 2>&1 &
 fepid=$!
 xsim_wait_key "$be/state" 4
@@ -43,6 +45,8 @@ check "stats directory is private (0700)" [ "$(stat -c %a "$(dirname "$shm")")" 
 check "at least 96 bytes" [ "$(stat -c %s "$shm")" -ge 96 ]
 check "version 1" [ "$(od -An -t u4 -N 4 "$shm" | tr -d ' ')" = 1 ]
 wait_u64 6 20        # write_reqs_submitted, while connected
+expect_key "$be/state" 4
+touch "$XSIM_TMP/fe1.release"
 wait $fepid || { cat "$XSIM_LOGDIR/fe1.log"; xsim_fail "frontend workload failed"; }
 xsim_wait_key "$be/state" 6
 writes=$(jnum "$XSIM_TMP/w.json" write)

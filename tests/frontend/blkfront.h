@@ -131,6 +131,9 @@ int bf_disk_reinit(bf_disk *d);           /* Closed -> Initialising */
  * (e.g. the toolstack removes it) is closed like blkfront does.  Returns
  * early once no disk is connected. */
 int bf_host_hold(bf_host *h, double seconds);
+/* The same, also ending as soon as the file `release` exists (NULL: never):
+ * tests end a hold on an event of theirs, not after a window of time. */
+int bf_host_hold_until(bf_host *h, double seconds, const char *release);
 /* Queue an I/O: 0, or -1 with errno EAGAIN (no free slot: poll first),
  * EINVAL (malformed for this disk), ENOTCONN. */
 int bf_submit(bf_disk *d, struct bf_io *io);

@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xen/io/xenbus.h>
 
 #include "blkfront.h"
@@ -42,6 +43,8 @@ struct opts {
     struct bf_wl_opts wl;
     const char *stats_json;
     double hold;
+    const char *hold_until;
+    const char *linger_until;
     bool close;
     unsigned reconnect;
     struct raw_cmd raw[MAX_RAW];
@@ -87,6 +90,10 @@ static void usage(FILE *f)
 "                      expect=okay|error|eopnotsupp|N|none|any (default any)\n"
 "Life cycle and output:\n"
 "  --hold SECONDS      stay connected afterwards (closes if the backend does)\n"
+"  --hold-until FILE   end the hold as soon as FILE exists (--hold: at most)\n"
+"  --linger-until FILE before exiting, whatever happened, keep the domain\n"
+"                      until FILE exists or a signal comes (tests that need\n"
+"                      the guest alive after its backend went away)\n"
 "  --close             go Closing/Closed at the end, check every grant ends\n"
 "  --reconnect N       close and reconnect N more times, workload each time\n"
 "  --timeout SECONDS   limit of every wait (default 20)\n"
@@ -294,7 +301,8 @@ static enum bf_proto parse_proto(const char *s)
 
 enum { O_PROTO = 256, O_RORDER, O_QUEUES, O_NOPERS, O_NOIND, O_MAXIND, O_WL, O_QD, O_BS, O_COUNT,
        O_SEED, O_STATS, O_HOLD, O_CLOSE, O_RECON, O_RAW, O_TIMEOUT, O_SPAN, O_GEN, O_EGEN,
-       O_DOMID, O_VDEV, O_BENCH, O_SECONDS, O_TOUCH, O_BSTART, O_BJSON };
+       O_DOMID, O_VDEV, O_BENCH, O_SECONDS, O_TOUCH, O_BSTART, O_BJSON,
+       O_HOLDUNTIL, O_LINGER };
 
 static void parse_args(struct opts *o, int argc, char **argv)
 {
@@ -307,6 +315,8 @@ static void parse_args(struct opts *o, int argc, char **argv)
         { "bs", required_argument, NULL, O_BS }, { "count", required_argument, NULL, O_COUNT },
         { "seed", required_argument, NULL, O_SEED }, { "stats-json", required_argument, NULL, O_STATS },
         { "hold", required_argument, NULL, O_HOLD }, { "close", no_argument, NULL, O_CLOSE },
+        { "hold-until", required_argument, NULL, O_HOLDUNTIL },
+        { "linger-until", required_argument, NULL, O_LINGER },
         { "reconnect", required_argument, NULL, O_RECON }, { "raw", required_argument, NULL, O_RAW },
         { "timeout", required_argument, NULL, O_TIMEOUT }, { "span", required_argument, NULL, O_SPAN },
         { "gen", required_argument, NULL, O_GEN }, { "expect-gen", required_argument, NULL, O_EGEN },
@@ -351,6 +361,8 @@ static void parse_args(struct opts *o, int argc, char **argv)
         case O_COUNT: o->wl.count = parse_num(optarg, UINT64_MAX, "--count"); break;
         case O_SEED: o->wl.seed = parse_num(optarg, UINT64_MAX, "--seed"); break;
         case O_STATS: o->stats_json = optarg; break;
+        case O_HOLDUNTIL: o->hold_until = optarg; break;
+        case O_LINGER: o->linger_until = optarg; break;
         case O_HOLD:
             o->hold = strtod(optarg, &end);
             if (*end || o->hold < 0)
@@ -565,7 +577,7 @@ int main(int argc, char **argv)
          * that the workload itself is never cut short. */
         printf("xsim-blkfront: workload done, holding for %g s\n", o.hold);
         fflush(stdout);
-        if (bf_host_hold(h, o.hold) < 0)
+        if (bf_host_hold_until(h, o.hold, o.hold_until) < 0)
             rc = -1;
     }
     if (o.close) {
@@ -591,6 +603,9 @@ int main(int argc, char **argv)
     }
     for (unsigned i = 0; i < o.nvdev; i++)
         bf_genmap_free(maps[i]);
+    /* The domain lives as long as this process: keep it for the test. */
+    while (o.linger_until && !bf_interrupted && access(o.linger_until, F_OK) != 0)
+        usleep(20000);
     bf_host_close(h);
     return rc == 0 ? 0 : 1;
 }

@@ -411,10 +411,13 @@ xsim_remove_disk() {
 # Remove each given node if it exists and has no children (libxl cleans
 # empty parents of a removed device).
 xsim__prune() {
-    local p
+    local p kids
     for p in "$@"; do
         xenstore-exists "$p" 2>/dev/null || continue
-        [ -z "$(xenstore-list "$p" 2>/dev/null)" ] && xenstore-rm "$p" 2>/dev/null
+        # Only a list that succeeded and came back empty: a failed one
+        # (xenstored busy) must not remove a parent with live devices.
+        kids=$(xenstore-list "$p" 2>/dev/null) || continue
+        [ -z "$kids" ] && xenstore-rm "$p" 2>/dev/null
     done
     return 0
 }
@@ -480,14 +483,19 @@ xsim_start() {
 # socket $XSIM_TMP/control.sock.  ARGS are appended to `--config /dev/null
 # --foreground --log-level debug --state-dir ... --control-socket ...` (an
 # empty configuration, not whatever this host has installed; ARGS may
-# override any of these).
+# override any of these).  XSIM_DAEMON_WRAPPER, if set, is a command
+# prefix (split on blanks) the daemon runs under, e.g. valgrind and its
+# options: the process is then the wrapper's, with the same pid.
 xsim_daemon() {
     local bin=$top_builddir/src/xenblkd
+    local -a wrap=()
     [ -x "$bin" ] || xsim_fail "$bin is not built"
+    # Split on any blank, newlines included (read -d "" ends at EOF: 1).
+    [ -z "${XSIM_DAEMON_WRAPPER:-}" ] || read -r -d "" -a wrap <<<"$XSIM_DAEMON_WRAPPER" || true
     # A private state directory (ring journals), shared by every instance
     # of the test so that a restarted daemon finds its predecessor's, and a
     # private control socket: never the host's /run/xenblkd.
-    xsim_bg "${XSIM_DAEMON_NAME:-xenblkd}" "$bin" --config /dev/null --foreground --log-level debug \
+    xsim_bg "${XSIM_DAEMON_NAME:-xenblkd}" "${wrap[@]}" "$bin" --config /dev/null --foreground --log-level debug \
         --state-dir "$XSIM_TMP/state" --control-socket "$XSIM_TMP/control.sock" "$@"
 }
 

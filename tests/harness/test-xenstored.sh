@@ -33,8 +33,15 @@ xenstore-rm /xsimtest
 ! xsim_exists /xsimtest || xsim_fail "rm did not remove"
 
 # Watches fire (xenstore-watch prints the path for each event).
+# xenstored fires every new watch once at once: that first event (printed
+# by xenstore-watch) says the watch is registered, so the write below is
+# surely seen by it.
 xsim_bg watch xenstore-watch -n 2 /xsimwatch
-sleep 0.2
+end=$(xsim_deadline 10)
+until grep -q '^/xsimwatch$' "$XSIM_LOGDIR/watch.log"; do
+    xsim_past "$end" && xsim_fail "the watch was never registered"
+    sleep 0.02
+done
 xsim_write /xsimwatch/x 1
 st=$(xsim_wait_exit watch 10) || xsim_fail "watch did not fire"
 [ "$st" = 0 ] || xsim_fail "xenstore-watch exited $st"

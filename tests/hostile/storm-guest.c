@@ -14,7 +14,9 @@
  * backend domain, allocates the unbound event channel, and writes
  * "0 ORDER PORT REF..." to FILE for the test
  * script to publish as frontend keys (tests/daemon/lib.sh fe_write_rings).
- * When the port is connected it storms for SECONDS and writes
+ * When the port is connected it storms for SECONDS (or until SIGUSR1: a
+ * test ends the storm when it has seen what it needed, whatever the
+ * machine's load) and writes
  * "<notifications sent> <seconds>" to FILE.storm, or pushes N one-page
  * reads of sector 0 (the ring must hold N: 128 needs --order 2), waits up
  * to 20 s for their responses without notifying again, and writes
@@ -51,6 +53,13 @@
 #define xen_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
 
 static volatile sig_atomic_t quit;
+static volatile sig_atomic_t stop_storm;   /* SIGUSR1: the test has seen enough */
+
+static void on_stop_storm(int sig)
+{
+    (void)sig;
+    stop_storm = 1;
+}
 
 static void on_quit(int sig)
 {
@@ -71,7 +80,7 @@ static void do_storm(xsg_dom *d, evtchn_port_t port, double secs, const char *ou
     unsigned long sent = 0;
     double t0 = now();
 
-    while (!quit && now() - t0 < secs) {
+    while (!quit && !stop_storm && now() - t0 < secs) {
         for (int i = 0; i < 64; i++)
             if (xsg_evtchn_notify(d, port) == 0)
                 sent++;
@@ -252,6 +261,7 @@ int main(int argc, char **argv)
     }
     signal(SIGTERM, on_quit);
     signal(SIGINT, on_quit);
+    signal(SIGUSR1, on_stop_storm);
 
     xsg_dom *d = xsg_dom_create((domid_t)domid, 64, 256);
     if (!d)

@@ -164,6 +164,21 @@ static int map_one(struct mapping *m, uint32_t i, uint32_t domid, uint32_t ref,
     return GNTST_okay;
 }
 
+/* Count one map call in the stats of each domain it names. */
+static void count_map_call(uint32_t count, const uint32_t *domids)
+{
+    uint32_t i;
+
+    for (i = 0; i < count; i++) {
+        struct xsim_gdom *g;
+        if (first_of_domain(domids, i) && domids[i] < DOMID_FIRST_RESERVED &&
+            (g = xsim_gdom_get((domid_t)domids[i]))) {
+            __atomic_fetch_add(&g->hdr->stats[XSIM_ST_MAP_CALLS], 1, __ATOMIC_RELAXED);
+            xsim_gdom_put(g);
+        }
+    }
+}
+
 static void *map_refs(xengnttab_handle *x, uint32_t count, const uint32_t *domids,
                       const uint32_t *refs, int prot)
 {
@@ -176,14 +191,7 @@ static void *map_refs(xengnttab_handle *x, uint32_t count, const uint32_t *domid
         errno = EINVAL;
         return NULL;
     }
-    for (i = 0; i < count; i++) {
-        struct xsim_gdom *g;
-        if (first_of_domain(domids, i) && domids[i] < DOMID_FIRST_RESERVED &&
-            (g = xsim_gdom_get((domid_t)domids[i]))) {
-            __atomic_fetch_add(&g->hdr->stats[XSIM_ST_MAP_CALLS], 1, __ATOMIC_RELAXED);
-            xsim_gdom_put(g);
-        }
-    }
+    count_map_call(count, domids);
     if (f && xsim_fault_fire(&f->map_call_countdown)) {
         __atomic_fetch_add(&f->fired, 1, __ATOMIC_RELAXED);
         errno = f->map_call_errno ? f->map_call_errno : ENOMEM;
@@ -468,9 +476,13 @@ static int copy_data(xengnttab_grant_copy_segment_t *s, struct copy_pin *src,
     return GNTST_okay;
 }
 
-static void count_copy_call(uint32_t count, xengnttab_grant_copy_segment_t *segs)
+/* Count the call in the stats of each domain it names, and take one
+ * reference on each (into held[], at most 2*count) for the whole call: the
+ * segments then find the domain open instead of opening it again each. */
+static uint32_t count_copy_call(uint32_t count, xengnttab_grant_copy_segment_t *segs,
+                                struct xsim_gdom **held)
 {
-    uint32_t i, j;
+    uint32_t i, j, n = 0;
 
     for (i = 0; i < count * 2; i++) {
         xengnttab_grant_copy_segment_t *s = &segs[i / 2];
@@ -490,21 +502,26 @@ static void count_copy_call(uint32_t count, xengnttab_grant_copy_segment_t *segs
         }
         if (!seen && dom < DOMID_FIRST_RESERVED && (g = xsim_gdom_get(dom))) {
             __atomic_fetch_add(&g->hdr->stats[XSIM_ST_COPY_CALLS], 1, __ATOMIC_RELAXED);
-            xsim_gdom_put(g);
+            held[n++] = g;
         }
     }
+    return n;
 }
 
 static int grant_copy_locked(uint32_t count, xengnttab_grant_copy_segment_t *segs)
 {
     struct xsim_faults *f = xsim_faults();
     struct copy_pin *pins = calloc((size_t)count * 2 + 1, sizeof(*pins));
-    uint32_t i;
+    struct xsim_gdom **held = calloc((size_t)count * 2 + 1, sizeof(*held));
+    uint32_t i, nheld;
     uint32_t delay;
 
-    if (!pins)
+    if (!pins || !held) {
+        free(pins);
+        free(held);
         return -1;
-    count_copy_call(count, segs);
+    }
+    nheld = count_copy_call(count, segs, held);
     /* Phase 1: validate and pin every segment (GTF_reading/writing are set
      * while the copy is in flight, as Xen does). */
     for (i = 0; i < count; i++) {
@@ -539,6 +556,9 @@ static int grant_copy_locked(uint32_t count, xengnttab_grant_copy_segment_t *seg
         copy_unpin(&pins[2 * i]);
         copy_unpin(&pins[2 * i + 1]);
     }
+    for (i = 0; i < nheld; i++)
+        xsim_gdom_put(held[i]);
+    free(held);
     free(pins);
     return 0;
 }

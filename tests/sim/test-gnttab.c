@@ -8,6 +8,7 @@
 #include "xensim_guest.h"
 #include "xsim.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -432,6 +433,75 @@ static void check_close_keeps_mappings(void)
     CHECK(xsg_end_access(d, ref) == 0);
 }
 
+/* Does path name a file of domain domid (live, or renamed dead)? */
+static bool names_domain(const char *path, unsigned domid)
+{
+    char live[32], dead[32];
+
+    snprintf(live, sizeof(live), "/dom%u/", domid);
+    snprintf(dead, sizeof(dead), "/dom%u.dead-", domid);
+    return strstr(path, live) || strstr(path, dead);
+}
+
+/* What this process holds of domain domid's files: fds and mappings. */
+static int files_of_domain(unsigned domid)
+{
+    char path[300], target[4200], line[4400];
+    struct dirent *e;
+    DIR *dir = opendir("/proc/self/fd");
+    FILE *f = fopen("/proc/self/maps", "r");
+    int n = 0;
+    ssize_t len;
+
+    REQUIRE(dir && f);
+    while ((e = readdir(dir))) {
+        snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+        len = readlink(path, target, sizeof(target) - 1);
+        if (len <= 0)
+            continue;
+        target[len] = '\0';
+        n += names_domain(target, domid);
+    }
+    closedir(dir);
+    while (fgets(line, sizeof(line), f))
+        n += names_domain(line, domid);
+    fclose(f);
+    return n;
+}
+
+/* A backend that released every grant of a domain (unmapped its pages,
+ * finished its copies) before the domain was destroyed keeps nothing of
+ * it: no mapping of its grant table or memory, no open file, as with
+ * gntdev.  Leak checks of a long-running backend count on that. */
+static void check_released_domain_leaves_nothing(void)
+{
+    enum { OTHER = 4 };
+    xsg_dom *o = xsg_dom_create(OTHER, 16, 64);
+    xengnttab_grant_copy_segment_t seg;
+    char buf[64];
+    uint32_t gfn;
+    grant_ref_t ref;
+    void *p;
+
+    REQUIRE(o);
+    REQUIRE(xsg_page_alloc(o, &gfn) == 0);
+    REQUIRE(xsg_grant(o, 0, gfn, false, &ref) == 0);
+    p = xengnttab_map_grant_ref(gt, OTHER, ref, PROT_READ | PROT_WRITE);
+    CHECK(p != NULL);
+    memset(&seg, 0, sizeof(seg));
+    seg.flags = GNTCOPY_source_gref;
+    seg.source.foreign.domid = OTHER;
+    seg.source.foreign.ref = ref;
+    seg.dest.virt = buf;
+    seg.len = sizeof(buf);
+    CHECK(xengnttab_grant_copy(gt, 1, &seg) == 0 && seg.status == GNTST_okay);
+    CHECK(files_of_domain(OTHER) > 0);
+    CHECK(xengnttab_unmap(gt, p, 1) == 0);
+    CHECK(xsg_end_access(o, ref) == 0);
+    CHECK(xsg_dom_destroy(o) == 0);
+    CHECK(files_of_domain(OTHER) == 0);
+}
+
 /* A guest may revoke a mapped grant: the mapping stays, new maps fail. */
 static void check_revoke(void)
 {
@@ -526,6 +596,7 @@ int main(int argc, char **argv)
     check_dead_mapper_reaped();
     check_close_keeps_mappings();
     check_revoke();
+    check_released_domain_leaves_nothing();
     check_stats();
     xengnttab_close(gt);
     CHECK(xsg_dom_destroy(d) == 0);

@@ -260,29 +260,22 @@ struct xsim_gdom *xsim_gdom_get(domid_t domid)
         return NULL;
     g->next = gdom_list;
     gdom_list = g;
-    g->refs++;                   /* the cache's own reference */
     return g;
 }
 
+/* The last reference closes the domain's files at once: like gntdev, a
+ * process that has released every grant of a domain keeps nothing of it
+ * (no mapping, no fd), so a domain destroyed afterwards leaves no trace
+ * in the backend.  (A cache kept past the last user held the files of a
+ * destroyed domain until this process touched that domid again.)  Callers
+ * that get the same domain many times in one operation hold one reference
+ * across it (grant copy, map). */
 void xsim_gdom_put(struct xsim_gdom *g)
 {
     struct xsim_gdom **pp;
-    const char *dir;
-    char path[PATH_MAX];
-    struct stat st;
 
-    if (--g->refs > 1)
+    if (--g->refs > 0)
         return;
-    if (g->refs == 1) {
-        /* Only the cache holds it: drop it if the incarnation is gone. */
-        dir = getenv("XENSIM_DIR");
-        if (dir) {
-            snprintf(path, sizeof(path), "%s/dom%u/gnttab", dir, g->domid);
-            if (stat(path, &st) == 0 && st.st_dev == g->dev && st.st_ino == g->ino)
-                return;
-        }
-        g->refs = 0;
-    }
     for (pp = &gdom_list; *pp; pp = &(*pp)->next) {
         if (*pp == g) {
             *pp = g->next;

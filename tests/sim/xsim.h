@@ -145,7 +145,8 @@ bool xsim_pid_dead(int32_t pid);
 void *xsim_map_file(const char *path, size_t size, bool create, int *fdp);
 
 /* A domain's grant state as seen by this process (refcounted: a mapping
- * keeps the files of a destroyed domain alive until it is unmapped). */
+ * keeps the files of a destroyed domain alive until it is unmapped; the
+ * last reference closes them). */
 struct xsim_gdom {
     struct xsim_gdom *next;
     unsigned refs;
