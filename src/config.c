@@ -293,6 +293,20 @@ static int set_bool(const char *v, bool *out, char *why, size_t n)
     return -1;
 }
 
+/* Whether kind k is one of the comma-separated entries of list (every
+ * entry, not only the first place k appears as a substring: "vbd" is in
+ * "vbd3"). */
+static bool kind_listed(const char *list, const char *k)
+{
+    size_t l = strlen(k);
+
+    for (const char *p = list; *p; p += strcspn(p, ","), p += *p == ',') {
+        if (!strncmp(p, k, l) && (p[l] == ',' || !p[l]))
+            return true;
+    }
+    return false;
+}
+
 /* Every kind known, none twice, blanks around commas allowed; stored
  * normalised ("vbd3,qdisk"). */
 static int set_kinds(const char *v, char *out, size_t outlen, char *why, size_t n)
@@ -321,8 +335,7 @@ static int set_kinds(const char *v, char *out, size_t outlen, char *why, size_t 
             snprintf(why, n, "unknown backend kind '%.32s' (known: vbd3, qdisk, vbd)", k);
             return -1;
         }
-        char *dup = strstr(norm, k);
-        if (dup && (dup == norm || dup[-1] == ',') && (dup[l] == ',' || !dup[l])) {
+        if (kind_listed(norm, k)) {
             snprintf(why, n, "backend kind '%s' given twice", k);
             return -1;
         }
