@@ -997,6 +997,11 @@ static void dev_update(struct xbd_device *dev)
         close_to(dev, XBD_XB_CLOSING);
     }
     dev->fatal = false;
+    /* The rings just stopped are draining: their I/O still uses the
+     * backing store's fd, so nothing below (close_to Closed, a handover,
+     * InitWait again) may close or reopen it yet. */
+    if (dev->draining)
+        return;                 /* ring_drained_cb kicks again */
 
     if (h->stopping && h->stop_mode == XBD_STOP_HANDOVER) {
         dev_handover(dev);
