@@ -90,7 +90,11 @@ XSIM_DAEMON_NAME=xenblkd2 xsim_daemon --kinds qdisk --control-socket "$sock"
 wait_log "control socket $sock" 10 xenblkd2
 xsim_kill xenblkd2 KILL >/dev/null || true
 check "stale socket left" [ -S "$sock" ]
-XSIM_DAEMON_NAME=xenblkd3 xsim_daemon --kinds qdisk --control-socket "$sock"
+# Its own state directory: the killed daemon's lock is only released once
+# the kernel has finished its exit, and the state directory is not what
+# this step is about.
+XSIM_DAEMON_NAME=xenblkd3 xsim_daemon --kinds qdisk --control-socket "$sock" \
+    --state-dir "$XSIM_TMP/state3"
 wait_log "control socket $sock" 10 xenblkd3
 check "stale socket replaced" [ "$(python3 "$ctlpy" "$sock" '{"version":1,"command":"ping"}')" = '{"ok":true}' ]
 # (its own state directory: the shared one is locked by the first.)
