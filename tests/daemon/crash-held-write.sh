@@ -17,26 +17,12 @@
 set -euo pipefail
 source "$top_srcdir/tests/harness/env.sh"
 source "$top_srcdir/tests/daemon/lib.sh"
-py=/usr/bin/python3
-[ -x "$py" ] && "$py" -c 'import fusepy' 2>/dev/null ||
-    xsim_skip "python3-fusepy is not installed (tests/deps/restart.txt)"
-[ -c /dev/fuse ] || xsim_skip "no /dev/fuse"
-command -v losetup >/dev/null || xsim_skip "losetup is not installed"
+fuse_hold_need restart.txt
 xsim_start
 
 mnt=$XSIM_TMP/mnt ctl=$XSIM_TMP/ctl
-mkdir -p "$mnt" "$ctl"
-truncate -s 64M "$XSIM_TMP/store.img"
 sector=64
-xsim_bg fuse "$py" "$top_srcdir/tests/daemon/fuse-hold.py" "$mnt" "$XSIM_TMP/store.img" \
-    $((sector * 512)) "$ctl"
-xsim_on_exit "umount -l '$mnt' 2>/dev/null || true"
-end=$(xsim_deadline 10)
-until [ -f "$mnt/disk.img" ]; do
-    xsim_past "$end" && xsim_skip "cannot mount the FUSE filesystem: $(tail -3 "$XSIM_LOGDIR/fuse.log")"
-    xsim_running fuse || xsim_skip "fuse-hold.py exited: $(tail -3 "$XSIM_LOGDIR/fuse.log")"
-    sleep 0.05
-done
+fuse_hold_mount "$mnt" "$ctl" 64 $((sector * 512))
 dev=
 for ((i = 0; i < 5; i++)); do
     dev=$(losetup -f --show "$mnt/disk.img" 2>"$XSIM_LOGDIR/losetup.log") && break

@@ -174,3 +174,32 @@ loop_attach() {
     done
     return 1
 }
+
+# fuse_hold_need DEPS-LIST: skip unless fuse-hold.py can run here
+# (python3-fusepy, /dev/fuse, losetup); DEPS-LIST names the tests/deps
+# list that installs them.  Before xsim_start.
+fuse_hold_need() {
+    FUSE_PY=/usr/bin/python3
+    [ -x "$FUSE_PY" ] && "$FUSE_PY" -c 'import fusepy' 2>/dev/null ||
+        xsim_skip "python3-fusepy is not installed (tests/deps/$1)"
+    [ -c /dev/fuse ] || xsim_skip "no /dev/fuse"
+    command -v losetup >/dev/null || xsim_skip "losetup is not installed"
+}
+
+# fuse_hold_mount MNT CTL SIZE_MB HOLD_OFFSET: serve a SIZE_MB image as
+# MNT/disk.img through tests/daemon/fuse-hold.py (writes at byte
+# HOLD_OFFSET wait while CTL/hold exists) and wait until it is there.
+fuse_hold_mount() {
+    local end
+    mkdir -p "$1" "$2"
+    truncate -s "$3M" "$XSIM_TMP/store.img"
+    xsim_bg fuse "$FUSE_PY" "$top_srcdir/tests/daemon/fuse-hold.py" "$1" "$XSIM_TMP/store.img" \
+        "$4" "$2"
+    xsim_on_exit "umount -l '$1' 2>/dev/null || true"
+    end=$(xsim_deadline 10)
+    until [ -f "$1/disk.img" ]; do
+        xsim_past "$end" && xsim_skip "cannot mount the FUSE filesystem: $(tail -3 "$XSIM_LOGDIR/fuse.log")"
+        xsim_running fuse || xsim_skip "fuse-hold.py exited: $(tail -3 "$XSIM_LOGDIR/fuse.log")"
+        sleep 0.05
+    done
+}
