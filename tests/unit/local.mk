@@ -60,3 +60,11 @@ TESTS += tests/unit/test-gcache
 XBD_UNIT_SH_TESTS = tests/unit/e2e-dataplane.sh
 TESTS += $(XBD_UNIT_SH_TESTS)
 dist_check_SCRIPTS += $(XBD_UNIT_SH_TESTS)
+
+# Review: the worker pool held by two devices must not stall a third
+# device's reads queued behind its own discard (root: loop mount, freeze).
+check_PROGRAMS += tests/unit/test-pool-hol
+tests_unit_test_pool_hol_SOURCES = tests/unit/test-pool-hol.c tests/unit/check.h
+tests_unit_test_pool_hol_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_pool_hol_LDADD = $(XBD_UNIT_LIBS)
+TESTS += tests/unit/test-pool-hol
