@@ -123,7 +123,8 @@ struct xbd_aio_share_stats {
                                   I/O waiting because its own or its
                                   device's share of the engine was full */
     uint64_t offloaded;        /* jobs the worker pool ran: discard chunks,
-                                  flushes without IOCB_CMD_FDSYNC */
+                                  flushes without IOCB_CMD_FDSYNC, reads and
+                                  writes that would have blocked */
 };
 
 /* Per-ring counters.  Written only by the ring's own loop, in the data

@@ -68,3 +68,13 @@ tests_unit_test_pool_hol_SOURCES = tests/unit/test-pool-hol.c tests/unit/check.h
 tests_unit_test_pool_hol_CFLAGS = $(XBD_UNIT_CFLAGS)
 tests_unit_test_pool_hol_LDADD = $(XBD_UNIT_LIBS)
 TESTS += tests/unit/test-pool-hol
+
+# Issue 10: a write that would block inside io_submit() (a device out of
+# request tags in front of frozen storage) goes to the worker pool with
+# RWF_NOWAIT instead of stopping the loop (root: loop devices, freeze).
+check_PROGRAMS += tests/unit/test-nowait
+tests_unit_test_nowait_SOURCES = tests/unit/test-nowait.c tests/unit/check.h
+tests_unit_test_nowait_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_nowait_LDADD = $(XBD_UNIT_LIBS)
+tests_unit_test_nowait_LDFLAGS = $(AM_LDFLAGS) -pthread
+TESTS += tests/unit/test-nowait
