@@ -78,3 +78,10 @@ tests_unit_test_nowait_CFLAGS = $(XBD_UNIT_CFLAGS)
 tests_unit_test_nowait_LDADD = $(XBD_UNIT_LIBS)
 tests_unit_test_nowait_LDFLAGS = $(AM_LDFLAGS) -pthread
 TESTS += tests/unit/test-nowait
+
+# Review: a journal recovery refuses is left as it was found.
+check_PROGRAMS += tests/unit/test-journal-recover
+tests_unit_test_journal_recover_SOURCES = tests/unit/test-journal-recover.c tests/unit/check.h
+tests_unit_test_journal_recover_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_journal_recover_LDADD = $(XBD_UNIT_LIBS)
+TESTS += tests/unit/test-journal-recover
