@@ -85,6 +85,7 @@ struct xbd_io_engine {
     unsigned pool_share;     /* pool jobs one device may hold at once */
     bool busy;               /* holds a loop reference (I/O outstanding) */
     bool no_aio_fdsync;      /* kernel refused IOCB_CMD_FDSYNC */
+    bool stopped;            /* xbd_io_engine_stop: pool joined, ctx gone */
     ev_io efd_w;
     ev_io pool_w;
     ev_prepare prep_w;
@@ -793,6 +794,26 @@ struct xbd_io_engine *xbd_io_engine_new(struct ev_loop *loop)
     return io;
 }
 
+void xbd_io_engine_stop(struct xbd_io_engine *io)
+{
+    unsigned held = xbd_pool_held(io->pool);
+
+    if (io->stopped)
+        return;
+    io->stopped = true;
+    if (held)
+        xbd_info("exit: %u of %u worker job(s) dropped before they started; waiting for "
+                 "those running before the disks are closed", xbd_pool_stop(io->pool), held);
+    xbd_pool_join(io->pool);
+    if (io->inflight)
+        xbd_info("exit: waiting for the %u I/O(s) the kernel holds before the disks are "
+                 "closed", io->inflight);
+    /* Waits for what the kernel holds; nothing is reaped afterwards. */
+    ev_io_stop(io->loop, &io->efd_w);
+    ev_ref(io->loop);
+    io_destroy(io->ctx);
+}
+
 void xbd_io_engine_free(struct xbd_io_engine *io)
 {
     if (!io)
@@ -805,14 +826,17 @@ void xbd_io_engine_free(struct xbd_io_engine *io)
     xbd_pool_free(io->pool);
     if (io->busy)
         ev_unref(io->loop);
-    ev_ref(io->loop);
-    ev_io_stop(io->loop, &io->efd_w);
+    if (!io->stopped) {
+        ev_ref(io->loop);
+        ev_io_stop(io->loop, &io->efd_w);
+    }
     ev_ref(io->loop);
     ev_io_stop(io->loop, &io->pool_w);
     ev_ref(io->loop);
     ev_prepare_stop(io->loop, &io->prep_w);
     ev_timer_stop(io->loop, &io->retry_w);
-    io_destroy(io->ctx);
+    if (!io->stopped)
+        io_destroy(io->ctx);
     close(io->efd);
     /* Queues left by rings that never drained (exit after a shutdown
      * timeout) keep their groups: free what the engine still knows. */

@@ -53,6 +53,7 @@ enum xbd_aio_kind {
 
 struct xbd_aio;
 struct xbd_aio_queue;
+
 typedef void xbd_aio_done_fn(struct xbd_aio *a, long res);
 
 struct xbd_aio {
