@@ -85,3 +85,11 @@ tests_unit_test_journal_recover_SOURCES = tests/unit/test-journal-recover.c test
 tests_unit_test_journal_recover_CFLAGS = $(XBD_UNIT_CFLAGS)
 tests_unit_test_journal_recover_LDADD = $(XBD_UNIT_LIBS)
 TESTS += tests/unit/test-journal-recover
+
+# Review: one guest with many disks cannot use up the host-wide log
+# bucket for the others.
+check_PROGRAMS += tests/unit/test-log-limit
+tests_unit_test_log_limit_SOURCES = tests/unit/test-log-limit.c tests/unit/check.h
+tests_unit_test_log_limit_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_log_limit_LDADD = $(XBD_UNIT_LIBS)
+TESTS += tests/unit/test-log-limit
