@@ -242,7 +242,6 @@ static long run_discard(const struct xbd_aio *a, uint64_t offset, uint64_t len)
 static void job_run(struct xbd_pool_job *j)
 {
     struct xbd_aio *a = container_of(j, struct xbd_aio, job);
-
     ssize_t n;
 
     switch (a->kind) {
@@ -809,8 +808,8 @@ void xbd_io_engine_stop(struct xbd_io_engine *io)
         xbd_info("exit: waiting for the %u I/O(s) the kernel holds before the disks are "
                  "closed", io->inflight);
     /* Waits for what the kernel holds; nothing is reaped afterwards. */
-    ev_io_stop(io->loop, &io->efd_w);
     ev_ref(io->loop);
+    ev_io_stop(io->loop, &io->efd_w);
     io_destroy(io->ctx);
 }
 
