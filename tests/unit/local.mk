@@ -93,3 +93,10 @@ tests_unit_test_log_limit_SOURCES = tests/unit/test-log-limit.c tests/unit/check
 tests_unit_test_log_limit_CFLAGS = $(XBD_UNIT_CFLAGS)
 tests_unit_test_log_limit_LDADD = $(XBD_UNIT_LIBS)
 TESTS += tests/unit/test-log-limit
+
+# Issue 10: a store that refuses RWF_NOWAIT (tmpfs) is served without it.
+check_PROGRAMS += tests/unit/test-nowait-refused
+tests_unit_test_nowait_refused_SOURCES = tests/unit/test-nowait-refused.c tests/unit/check.h
+tests_unit_test_nowait_refused_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_nowait_refused_LDADD = $(XBD_UNIT_LIBS)
+TESTS += tests/unit/test-nowait-refused
