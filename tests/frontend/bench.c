@@ -104,6 +104,13 @@ static void record(struct bench_disk *b, uint64_t ns)
 }
 
 static bool running;         /* false once the time is up: drain only */
+static uint64_t started, start_limit;  /* requests issued; --bench-count (0: none) */
+
+/* Another request, unless the time is up or --bench-count were issued. */
+static bool may_start(void)
+{
+    return running && (!start_limit || started < start_limit);
+}
 
 static int item_start(struct bench_item *it);
 
@@ -121,7 +128,7 @@ static void item_done(struct bf_io *io)
     record(b, now_ns() - it->t0);
     b->done++;
     b->bytes += (uint64_t)io->nsect * 512u;
-    if (running)
+    if (may_start())
         item_start(it);
 }
 
@@ -135,6 +142,7 @@ static int item_start(struct bench_item *it)
     it->io.done = item_done;
     it->io.ctx = it;
     it->t0 = now_ns();
+    started++;
     if (bf_submit(b->d, &it->io) < 0) {
         b->failed = true;
         bf_disk_error(b->d, "bench: request could not be queued: %s", strerror(errno));
@@ -258,8 +266,10 @@ int bf_bench_run(bf_host *h, bf_disk **disks, unsigned n, const struct bf_bench_
     uint64_t t0 = now_ns(), end = t0 + (uint64_t)(o->seconds * 1e9), last = t0;
     double c0 = cpu_s();
     running = rc == 0;
+    started = 0;
+    start_limit = o->count;
     for (unsigned i = 0; running && i < n; i++)
-        for (unsigned j = 0; j < b[i].nitems; j++)
+        for (unsigned j = 0; j < b[i].nitems && may_start(); j++)
             if (item_start(&b[i].items[j]) < 0)
                 running = false, rc = -1;
     for (;;) {
