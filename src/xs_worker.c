@@ -46,8 +46,8 @@
 #include "xenblkd/log.h"
 #include "xs_worker.h"
 
-/* Seconds without any round trip after which the worker asks xenstored
- * something, to notice it went away (libxenstore says nothing then). */
+/* Seconds between questions to xenstored that tell whether it is still
+ * there (libxenstore says nothing when it goes away). */
 #define XBD_XS_PING_INTERVAL 2.0
 /* Finished jobs whose done callback runs per loop wake-up: each may be a
  * whole evaluation, and the rings are served between wake-ups. */
@@ -113,10 +113,30 @@ static void append(struct xbd_xs_job **head, struct xbd_xs_job **tail, struct xb
 /* ------------------------------------------------------------------ */
 /* the thread                                                          */
 
+/* Ask xenstored something every XBD_XS_PING_INTERVAL, busy or not: a
+ * job's failure alone does not say whether the connection is gone. */
+static void ping_if_due(struct xbd_xs_worker *w, double *last)
+{
+    int err;
+
+    if (mono() - *last < XBD_XS_PING_INTERVAL)
+        return;
+    w->busy_since = mono();
+    pthread_mutex_unlock(&w->mu);
+    err = w->ping(w->ctx);
+    *last = mono();
+    pthread_mutex_lock(&w->mu);
+    w->busy_since = 0;
+    if (err) {
+        w->lost_err = err;
+        ev_async_send(w->loop, &w->async);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct xbd_xs_worker *w = arg;
-    double last = mono();
+    double last_ping = mono();
 
     pthread_mutex_lock(&w->mu);
     for (;;) {
@@ -124,24 +144,14 @@ static void *worker_main(void *arg)
             struct timespec ts;
 
             deadline(&ts, XBD_XS_PING_INTERVAL);
-            if (pthread_cond_timedwait(&w->work, &w->mu, &ts) == ETIMEDOUT && !w->todo &&
-                !w->stop && mono() - last >= XBD_XS_PING_INTERVAL) {
-                int err;
-
-                w->busy_since = mono();
-                pthread_mutex_unlock(&w->mu);
-                err = w->ping(w->ctx);
-                last = mono();
-                pthread_mutex_lock(&w->mu);
-                w->busy_since = 0;
-                if (err) {
-                    w->lost_err = err;
-                    ev_async_send(w->loop, &w->async);
-                }
-            }
+            pthread_cond_timedwait(&w->work, &w->mu, &ts);
+            if (!w->stop)
+                ping_if_due(w, &last_ping);
         }
         if (!w->todo)
             break;              /* stop, and nothing left to do */
+        if (!w->stop)
+            ping_if_due(w, &last_ping);
         struct xbd_xs_job *j = w->todo;
         w->todo = j->next;
         if (!w->todo)
@@ -151,7 +161,6 @@ static void *worker_main(void *arg)
 
         j->run(j, w->ctx);
         j->ran = true;
-        last = mono();
 
         pthread_mutex_lock(&w->mu);
         w->busy_since = 0;
