@@ -230,9 +230,15 @@ static void dev_request_snapshot(struct xbd_device *dev)
         dev->snap_again = true;
         return;
     }
-    /* The frontend's ring keys only when a connect may follow. */
-    s = xbd_dev_snap_new(h->xb, dev->be, dev->fe, !dev->nr_rings && !dev->draining, snap_done,
-                         dev);
+    /* The frontend's ring keys only when a connect may follow; a
+     * connected device's evaluation reads three keys (dev_snapshot.h).
+     * Only an evaluation changes what the device is, and this device has
+     * none until this snapshot is back. */
+    enum xbd_snap_kind kind = dev->nr_rings && dev->state == XBD_XB_CONNECTED
+                                  ? XBD_SNAP_CONNECTED
+                              : !dev->nr_rings && !dev->draining ? XBD_SNAP_CONNECT
+                                                                 : XBD_SNAP_FULL;
+    s = xbd_dev_snap_new(h->xb, dev->be, dev->fe, kind, snap_done, dev);
     if (!s) {
         dev_err(dev, "out of memory for an evaluation");
         return;

@@ -190,23 +190,32 @@ static void run_ready(struct xbd_xs_worker *w, unsigned max)
     }
 }
 
-static void async_cb(struct ev_loop *loop, ev_async *a, int revents)
+/* Move the jobs the thread finished to the loop's own list. */
+static void take_done(struct xbd_xs_worker *w)
 {
-    struct xbd_xs_worker *w = a->data;
     struct xbd_xs_job *head;
-    int lost;
 
     pthread_mutex_lock(&w->mu);
     head = w->done;
     w->done = w->done_tail = NULL;
-    lost = w->lost_err;
-    w->lost_err = 0;
     pthread_mutex_unlock(&w->mu);
     while (head) {
         struct xbd_xs_job *j = head;
         head = j->next;
         append(&w->ready, &w->ready_tail, j);
     }
+}
+
+static void async_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    struct xbd_xs_worker *w = a->data;
+    int lost;
+
+    pthread_mutex_lock(&w->mu);
+    lost = w->lost_err;
+    w->lost_err = 0;
+    pthread_mutex_unlock(&w->mu);
+    take_done(w);
     run_ready(w, XBD_XS_DONE_BATCH);
     if (w->ready)
         ev_async_send(loop, a);         /* the rest after the rings had a turn */
@@ -332,30 +341,18 @@ bool xbd_xs_worker_stop(struct xbd_xs_worker *w, double timeout)
         for (struct xbd_xs_job *j = unrun; j; j = j->next)
             n++;
         xbd_err("xenstored did not answer within %.0f s of the exit: leaving the xenstore "
-                "thread behind, %u queued xenstore update%s not made", timeout, n,
+                "thread behind, %u queued xenstore request%s not made", timeout, n,
                 n == 1 ? "" : "s");
         /* Only the thread's own locked queue is touched from here on:
          * the stuck job and w stay allocated for it. */
-        pthread_mutex_lock(&w->mu);
-        struct xbd_xs_job *done = w->done;
-        w->done = w->done_tail = NULL;
-        pthread_mutex_unlock(&w->mu);
-        while (done) {
-            struct xbd_xs_job *j = done;
-            done = j->next;
-            append(&w->ready, &w->ready_tail, j);
-        }
+        take_done(w);
         run_ready(w, ~0u);
         drop_unrun(w, unrun);
         pthread_detach(w->thread);
         return false;
     }
     pthread_join(w->thread, NULL);
-    while (w->done) {
-        struct xbd_xs_job *j = w->done;
-        w->done = j->next;
-        append(&w->ready, &w->ready_tail, j);
-    }
+    take_done(w);
     run_ready(w, ~0u);
     pthread_cond_destroy(&w->work);
     pthread_cond_destroy(&w->exited_cv);

@@ -236,19 +236,21 @@ static void write_result(FILE *f, struct bench_disk *b, unsigned n, const struct
         memcpy(all + k, b[i].lat, b[i].nlat * sizeof(*all));
         k += b[i].nlat;
     }
-    double p50 = 0, p99 = 0;
+    double p50 = 0, p99 = 0, pmax = 0;
     if (all && k) {
         qsort(all, k, sizeof(*all), cmp_u32);
         p50 = all[(k - 1) / 2] / 1000.0;
         p99 = all[(size_t)((k - 1) * 0.99)] / 1000.0;
+        pmax = all[k - 1] / 1000.0;
     }
     free(all);
     fprintf(f, "{\"bench\": \"%s\", \"bs\": %u, \"qd\": %u, \"disks\": %u, \"touch\": %s, "
                "\"seconds\": %.6f, \"requests\": %" PRIu64 ", \"bytes\": %" PRIu64 ", "
                "\"iops\": %.1f, \"mib_s\": %.2f, \"lat_p50_us\": %.1f, \"lat_p99_us\": %.1f, "
+               "\"lat_max_us\": %.1f, "
                "\"frontend_cpu_s\": %.6f, \"frontend_cpu_us_per_req\": %.3f}\n",
             bench_names[o->kind], (unsigned)(b[0].nsect * 512u), b[0].nitems, n, o->touch ? "true" : "false", secs, done, bytes,
-            secs > 0 ? done / secs : 0.0, secs > 0 ? bytes / secs / 1048576.0 : 0.0, p50, p99, cpu,
+            secs > 0 ? done / secs : 0.0, secs > 0 ? bytes / secs / 1048576.0 : 0.0, p50, p99, pmax, cpu,
             done ? cpu * 1e6 / done : 0.0);
 }
 

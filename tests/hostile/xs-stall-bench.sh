@@ -98,7 +98,7 @@ bench_stop() {     # bench_stop SECONDS
     [ "$(xsim_wait_exit "bench$secs" 120)" = 0 ] || xsim_fail "read bench failed ($secs s stop)"
     loop_snapshot "$XSIM_TMP/b"
     loop_report "$XSIM_TMP/a" "$XSIM_TMP/b" "xenstored stopped $secs s (8 storms on): read bench $(jq -r \
-        '"\(.requests) reads, p50 \(.lat_p50_us) us, p99 \(.lat_p99_us) us"' "$json")"
+        '"\(.requests) reads, p50 \(.lat_p50_us) us, p99 \(.lat_p99_us) us, max \(.lat_max_us) us"' "$json")"
 }
 for secs in 0 1 10; do bench_stop "$secs"; done
 
