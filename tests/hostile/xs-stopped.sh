@@ -113,3 +113,5 @@ rc=$(xsim_wait_exit xenblkd 60)
 [ "$rc" = 0 ] || xsim_fail "xenblkd exited $rc after SIGTERM with xenstored stopped"
 wait_log "xenstored did not answer within 5 s of the exit"
 xsim_log "ok: SIGTERM with xenstored stopped: handed over, exit 0 within the bound"
+! grep -q "AddressSanitizer\|LeakSanitizer\|runtime error" "$XSIM_LOGDIR/xenblkd.log" ||
+    xsim_fail "sanitizer report in xenblkd.log"
