@@ -807,6 +807,8 @@ struct xbd_nbd_conn *xbd_nbd_conn_new(struct ev_loop *loop, struct xbd_io_engine
     c->olen = sizeof(greet);
     c->ph = PH_FLAGS;
     c->need = 4;
-    pump(c);
+    /* The greeting goes out from the loop: the caller gets a live
+     * connection, and gone() never runs before it has one. */
+    ev_io_start(loop, &c->ww);
     return c;
 }
