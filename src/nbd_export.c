@@ -27,6 +27,7 @@
 
 #include "xenblkd/log.h"
 
+#include "budget.h"
 #include "nbd_conn.h"
 #include "nbd_server.h"
 
@@ -91,12 +92,21 @@ static void serve(struct xbd_nbd_export *e, int sock)
 {
     struct xbd_nbd_geom g;
     char name[sizeof(e->name) + 16];
+    unsigned long open_now, limit;
     int fd;
 
     if (e->nconns >= XBD_NBD_MAX_CONNS) {
         if (!e->told_full)
             xbd_warn("%s: %u clients already: refusing more", e->name, e->nconns);
         e->told_full = true;
+        close(sock);
+        return;
+    }
+    /* Local clients never take the descriptors guests' rings need to
+     * connect (budget.h, XBD_FD_RESERVE). */
+    if (!xbd_fds_available(1, &open_now, &limit)) {
+        xbd_warn("%s: %lu of %lu file descriptors open: refusing a client", e->name,
+                 open_now, limit);
         close(sock);
         return;
     }
