@@ -117,6 +117,15 @@ wait_file() {
 $client "$sock" stall "$XSIM_TMP/stall.release" >"$XSIM_TMP/stall.out" 2>"$XSIM_LOGDIR/stall.log" &
 staller=$!
 wait_file "$XSIM_TMP/stall.out"
+# The daemon holds two of its reads (8 MiB of buffers per connection),
+# has parsed the third's header and reads no further: the other 61
+# requests (28 bytes each) stay in its socket's receive queue.
+end=$(xsim__deadline 10)
+until [ "$(ss -xH state connected src "$sock" | awk '{q += $3} END {print q + 0}')" = $((61 * 28)) ]; do
+    xsim__past "$end" && xsim_fail "the daemon's receive queue holds $(ss -xH state connected src "$sock" | awk '{q += $3} END {print q + 0}') bytes, want $((61 * 28))"
+    sleep 0.05
+done
+xsim_log "ok: the daemon stopped reading the stalled client at its 8 MiB bound"
 check "garbage client is disconnected" $client "$sock" garbage
 wait_log "client does not speak the fixed newstyle handshake|unknown client flags"
 check "bad request magic: disconnected" $client "$sock" bad-request
