@@ -40,7 +40,8 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/control-access.sh \
 	tests/daemon/control-abuse.sh \
 	tests/daemon/nbd-export.sh \
-	tests/daemon/nbd-restart.sh
+	tests/daemon/nbd-restart.sh \
+	tests/daemon/nbd-qemu.sh
 TESTS += $(XBD_DAEMON_TESTS)
 dist_check_SCRIPTS += $(XBD_DAEMON_TESTS)
 EXTRA_DIST += tests/daemon/lib.sh tests/daemon/fuse-hold.py tests/daemon/config-lib.sh \
