@@ -6,6 +6,8 @@ stall.
 usage: nbd-client.py SOCKET MODE [ARG]
   garbage          send bytes that are no handshake; expect the server to
                    close the connection
+  silent           read the greeting and say nothing; expect the server to
+                   close the connection (handshake time limit)
   bad-request      handshake with GO, then a request with a bad magic;
                    expect the close
   stall FILE       handshake, then send 64 reads of 4 MiB and read no
@@ -41,7 +43,7 @@ def recv_exact(s, n):
 
 def closed_by_server(s):
     """True once the server closed (EOF or reset), reading what it sends."""
-    s.settimeout(20)
+    s.settimeout(30)
     try:
         while True:
             if not s.recv(65536):
@@ -86,6 +88,9 @@ def main():
     path, mode = sys.argv[1], sys.argv[2]
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(path)
+    if mode == "silent":
+        recv_exact(s, 18)
+        return 0 if closed_by_server(s) else 1
     if mode == "garbage":
         recv_exact(s, 18)
         s.sendall(b"\xff" * 4 + os.urandom(60))

@@ -126,12 +126,16 @@ until [ "$(ss -xH state connected src "$sock" | awk '{q += $3} END {print q + 0}
     sleep 0.05
 done
 xsim_log "ok: the daemon stopped reading the stalled client at its 8 MiB bound"
+$client "$sock" silent >"$XSIM_LOGDIR/silent.log" 2>&1 &
+silent=$!
 check "garbage client is disconnected" $client "$sock" garbage
 wait_log "client does not speak the fixed newstyle handshake|unknown client flags"
 check "bad request magic: disconnected" $client "$sock" bad-request
 wait_log "bad request magic: disconnecting the client"
 check "64 MiB write: disconnected" $client "$sock" oversize
 wait_log "write payload too large: disconnecting the client"
+wait $silent || xsim_fail "a client silent after the greeting was not disconnected"
+wait_log "no complete handshake in time: disconnecting the client" 20
 "$fe" --domid 5 --vdev 51712 --workload verify --count 200 --span 8M --hold 300 \
     --hold-until "$XSIM_TMP/fe.release" --close >"$XSIM_LOGDIR/fe.log" 2>&1 &
 feh=$!
