@@ -1,7 +1,7 @@
 /*
- * nbd_conn.c - one NBD client: the fixed newstyle handshake (EXPORT_NAME,
- * INFO, GO, LIST, ABORT) and the transmission phase with simple replies
- * (READ, WRITE with FUA, FLUSH, TRIM, DISC), on the daemon's loop.
+ * nbd_conn.c - one NBD client on the daemon's loop: its socket, its life,
+ * and the transmission phase with simple replies (READ, WRITE with FUA,
+ * FLUSH, TRIM, DISC); the handshake before it is in nbd_handshake.c.
  *
  * The client is local and root, but it is still a program we do not
  * control: every header is checked, what it can make us hold is bounded
@@ -15,7 +15,6 @@
  */
 #include "config.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,27 +26,12 @@
 #include "xenblkd/log.h"
 
 #include "io_aio.h"
-#include "nbd_conn.h"
-#include "nbd_proto.h"
-#include "nbd_server.h"
+#include "nbd_conn_internal.h"
 
 #define container_of(ptr, type, member) \
     ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
-#define OPT_MAX_LEN     8192u   /* a name (at most 4096) and info requests */
-#define OPT_MAX_COUNT   64u     /* options before the transmission phase */
-#define OBUF_MAX        1024u   /* handshake replies not yet sent */
 #define READS_PER_CB    64u     /* read() calls per wake-up: share the loop */
-#define PREFERRED_BLOCK 4096u
-
-enum phase {
-    PH_FLAGS,                   /* client flags, 4 bytes */
-    PH_OPT_HDR,                 /* IHAVEOPT, option, length */
-    PH_OPT_DATA,
-    PH_REQ_HDR,                 /* 28-byte request */
-    PH_REQ_DATA,                /* a write's payload */
-    PH_REQ_SKIP,                /* the payload of a refused write */
-};
 
 struct nbd_req {
     struct xbd_aio aio;
@@ -66,40 +50,6 @@ struct nbd_req {
     size_t sent;                /* bytes of rep + payload written */
 };
 
-struct xbd_nbd_conn {
-    struct ev_loop *loop;
-    struct xbd_io_engine *io;
-    struct xbd_aio_queue *q;
-    int sock, fd;
-    struct xbd_nbd_geom g;
-    char name[96];
-    xbd_nbd_conn_gone_fn *gone;
-    void *opaque;
-    ev_io rw, ww;
-    ev_timer hs_timer;
-
-    enum phase ph;
-    bool no_zeroes;
-    bool closing;               /* EOF, DISC or ABORT: finish replies, end */
-    bool dead;                  /* socket closed: wait for I/O, then free */
-    bool blocked;               /* a parsed request waits for buffer space */
-    uint8_t hdr[NBD_REQUEST_SIZE];
-    size_t have, need;
-    uint8_t *opt;
-    uint32_t opt_type, opt_len;
-    unsigned nopts;
-    uint8_t obuf[OBUF_MAX];
-    size_t olen, ooff;
-    struct nbd_req *cur;        /* write whose payload is being read */
-    uint32_t skip;              /* payload bytes to discard */
-    uint32_t skip_error;        /* ... then reply with this error */
-    uint8_t skip_cookie[8];
-    struct nbd_req *rq_head, *rq_tail;
-    unsigned held;              /* requests allocated, until replied */
-    size_t held_bytes;          /* their buffers */
-    unsigned in_io;             /* of those, in the engine */
-};
-
 static void pump(struct xbd_nbd_conn *c);
 
 /* ------------------------------------------------------------------ */
@@ -115,7 +65,7 @@ static void req_free(struct xbd_nbd_conn *c, struct nbd_req *r)
 
 /* End the connection: the socket closes now, I/O still in the engine
  * completes later (maybe_free).  why NULL: an orderly end. */
-static void conn_kill(struct xbd_nbd_conn *c, const char *why)
+void xbd_nbd_conn_kill(struct xbd_nbd_conn *c, const char *why)
 {
     if (c->dead)
         return;
@@ -162,44 +112,12 @@ static void maybe_free(struct xbd_nbd_conn *c)
 void xbd_nbd_conn_shut(struct xbd_nbd_conn *c)
 {
     c->gone = NULL;
-    conn_kill(c, NULL);
+    xbd_nbd_conn_kill(c, NULL);
     maybe_free(c);
 }
 
 /* ------------------------------------------------------------------ */
 /* output                                                              */
-
-static void put16(uint8_t *p, uint16_t v) { v = htobe16(v); memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { v = htobe32(v); memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { v = htobe64(v); memcpy(p, &v, 8); }
-static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return be16toh(v); }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return be32toh(v); }
-static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return be64toh(v); }
-
-/* Queue handshake bytes.  Replies are small and we read no further option
- * while any are unsent, so the buffer cannot fill up. */
-static void out_bytes(struct xbd_nbd_conn *c, const void *p, size_t n)
-{
-    if (c->olen + n > sizeof(c->obuf)) {
-        conn_kill(c, "handshake reply too large");
-        return;
-    }
-    memcpy(c->obuf + c->olen, p, n);
-    c->olen += n;
-}
-
-static void opt_reply(struct xbd_nbd_conn *c, uint32_t type, const void *data, uint32_t len)
-{
-    uint8_t h[20];
-
-    put64(h, NBD_OPT_REPLY_MAGIC);
-    put32(h + 8, c->opt_type);
-    put32(h + 12, type);
-    put32(h + 16, len);
-    out_bytes(c, h, sizeof(h));
-    if (len)
-        out_bytes(c, data, len);
-}
 
 static ssize_t send_iov(int sock, struct iovec *iov, int n)
 {
@@ -248,7 +166,7 @@ static int flush_out(struct xbd_nbd_conn *c)
 err:
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
         return 0;
-    conn_kill(c, errno == EPIPE || errno == ECONNRESET ? NULL : strerror(errno));
+    xbd_nbd_conn_kill(c, errno == EPIPE || errno == ECONNRESET ? NULL : strerror(errno));
     return -1;
 }
 
@@ -263,159 +181,6 @@ static void reply(struct xbd_nbd_conn *c, struct nbd_req *r)
     else
         c->rq_head = r;
     c->rq_tail = r;
-}
-
-/* ------------------------------------------------------------------ */
-/* handshake                                                           */
-
-static uint16_t transmission_flags(const struct xbd_nbd_conn *c)
-{
-    uint16_t f = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA;
-
-    if (c->g.readonly)
-        f |= NBD_FLAG_READ_ONLY;
-    else if (c->g.trim)
-        f |= NBD_FLAG_SEND_TRIM;
-    return f;
-}
-
-static void enter_transmission(struct xbd_nbd_conn *c, const char *how)
-{
-    ev_timer_stop(c->loop, &c->hs_timer);
-    c->ph = PH_REQ_HDR;
-    c->have = 0;
-    c->need = NBD_REQUEST_SIZE;
-    xbd_info("%s: client connected (%s), %llu bytes, %s", c->name, how,
-             (unsigned long long)c->g.size, c->g.readonly ? "read-only" : "read-write");
-}
-
-/* The old way in: size and flags, no error possible, no block sizes
- * agreed (unaligned requests then get EINVAL, as proto.md allows). */
-static void opt_export_name(struct xbd_nbd_conn *c)
-{
-    uint8_t b[10 + 124];
-    size_t n = c->no_zeroes ? 10 : sizeof(b);
-
-    memset(b, 0, sizeof(b));
-    put64(b, c->g.size);
-    put16(b + 8, transmission_flags(c));
-    out_bytes(c, b, n);
-    if (!c->dead)
-        enter_transmission(c, "EXPORT_NAME");
-}
-
-/* INFO and GO: any export name is this disk (one export per socket;
- * libxl's URI names none). */
-static void opt_info_go(struct xbd_nbd_conn *c)
-{
-    uint8_t info[14];
-    uint32_t namelen;
-
-    if (c->opt_len < 6 || (namelen = get32(c->opt)) > c->opt_len - 6 ||
-        c->opt_len != 6 + namelen + 2u * get16(c->opt + 4 + namelen)) {
-        opt_reply(c, NBD_REP_ERR_INVALID, NULL, 0);
-        return;
-    }
-    put16(info, NBD_INFO_EXPORT);
-    put64(info + 2, c->g.size);
-    put16(info + 10, transmission_flags(c));
-    opt_reply(c, NBD_REP_INFO, info, 12);
-    /* Always sent: O_DIRECT needs aligned I/O whether asked or not. */
-    put16(info, NBD_INFO_BLOCK_SIZE);
-    put32(info + 2, c->g.min_block);
-    put32(info + 6, c->g.min_block > PREFERRED_BLOCK ? c->g.min_block : PREFERRED_BLOCK);
-    put32(info + 10, XBD_NBD_MAX_PAYLOAD);
-    opt_reply(c, NBD_REP_INFO, info, 14);
-    opt_reply(c, NBD_REP_ACK, NULL, 0);
-    if (c->opt_type == NBD_OPT_GO && !c->dead)
-        enter_transmission(c, "GO");
-}
-
-static void handle_option(struct xbd_nbd_conn *c)
-{
-    uint8_t empty[4] = { 0 };
-
-    switch (c->opt_type) {
-    case NBD_OPT_EXPORT_NAME:
-        opt_export_name(c);
-        break;
-    case NBD_OPT_INFO:
-    case NBD_OPT_GO:
-        opt_info_go(c);
-        break;
-    case NBD_OPT_LIST:
-        if (c->opt_len) {
-            opt_reply(c, NBD_REP_ERR_INVALID, NULL, 0);
-            break;
-        }
-        opt_reply(c, NBD_REP_SERVER, empty, sizeof(empty));     /* the name "" */
-        opt_reply(c, NBD_REP_ACK, NULL, 0);
-        break;
-    case NBD_OPT_ABORT:
-        opt_reply(c, NBD_REP_ACK, NULL, 0);
-        c->closing = true;
-        break;
-    default:
-        /* STARTTLS, structured replies, meta contexts...: plain
-         * transmission only; clients fall back. */
-        opt_reply(c, NBD_REP_ERR_UNSUP, NULL, 0);
-        break;
-    }
-    free(c->opt);
-    c->opt = NULL;
-    if (c->ph == PH_OPT_DATA || c->ph == PH_OPT_HDR) {
-        c->ph = PH_OPT_HDR;
-        c->have = 0;
-        c->need = 16;
-    }
-}
-
-static void got_flags(struct xbd_nbd_conn *c)
-{
-    uint32_t f = get32(c->hdr);
-
-    if (f & ~(uint32_t)(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) {
-        conn_kill(c, "unknown client flags");
-        return;
-    }
-    if (!(f & NBD_FLAG_C_FIXED_NEWSTYLE)) {
-        conn_kill(c, "client does not speak the fixed newstyle handshake");
-        return;
-    }
-    c->no_zeroes = f & NBD_FLAG_C_NO_ZEROES;
-    c->ph = PH_OPT_HDR;
-    c->have = 0;
-    c->need = 16;
-}
-
-static void got_opt_hdr(struct xbd_nbd_conn *c)
-{
-    if (get64(c->hdr) != NBD_IHAVEOPT) {
-        conn_kill(c, "bad option magic");
-        return;
-    }
-    if (++c->nopts > OPT_MAX_COUNT) {
-        conn_kill(c, "too many options");
-        return;
-    }
-    c->opt_type = get32(c->hdr + 8);
-    c->opt_len = get32(c->hdr + 12);
-    if (c->opt_len > OPT_MAX_LEN) {
-        conn_kill(c, "option too long");
-        return;
-    }
-    if (!c->opt_len) {
-        handle_option(c);
-        return;
-    }
-    c->opt = malloc(c->opt_len);
-    if (!c->opt) {
-        conn_kill(c, "out of memory");
-        return;
-    }
-    c->ph = PH_OPT_DATA;
-    c->have = 0;
-    c->need = c->opt_len;
 }
 
 /* ------------------------------------------------------------------ */
@@ -562,7 +327,7 @@ static void got_request(struct xbd_nbd_conn *c)
     struct nbd_req *r;
 
     if (get32(c->hdr) != NBD_REQUEST_MAGIC) {
-        conn_kill(c, "bad request magic");
+        xbd_nbd_conn_kill(c, "bad request magic");
         return;
     }
     if (type == NBD_CMD_DISC) {
@@ -573,7 +338,7 @@ static void got_request(struct xbd_nbd_conn *c)
     if (err && type == NBD_CMD_WRITE) {
         /* Its payload follows whatever we think of it. */
         if (len > NBD_MAX_TOLERATED_PAYLOAD) {
-            conn_kill(c, "write payload too large");
+            xbd_nbd_conn_kill(c, "write payload too large");
             return;
         }
         c->skip_error = err;
@@ -593,7 +358,7 @@ static void got_request(struct xbd_nbd_conn *c)
     c->blocked = false;
     r = req_new(c, buflen);
     if (!r) {
-        conn_kill(c, "out of memory");
+        xbd_nbd_conn_kill(c, "out of memory");
         return;
     }
     memcpy(r->cookie, c->hdr + 8, 8);
@@ -630,7 +395,7 @@ static void skipped_payload(struct xbd_nbd_conn *c)
     struct nbd_req *r = req_new(c, 0);
 
     if (!r) {
-        conn_kill(c, "out of memory");
+        xbd_nbd_conn_kill(c, "out of memory");
         return;
     }
     memcpy(r->cookie, c->skip_cookie, 8);
@@ -684,9 +449,9 @@ static uint8_t *read_target(struct xbd_nbd_conn *c, size_t *want)
 static void got_unit(struct xbd_nbd_conn *c)
 {
     switch (c->ph) {
-    case PH_FLAGS:      got_flags(c); break;
-    case PH_OPT_HDR:    got_opt_hdr(c); break;
-    case PH_OPT_DATA:   handle_option(c); break;
+    case PH_FLAGS:      xbd_nbd_got_flags(c); break;
+    case PH_OPT_HDR:    xbd_nbd_got_opt_hdr(c); break;
+    case PH_OPT_DATA:   xbd_nbd_got_option(c); break;
     case PH_REQ_HDR:    got_request(c); break;
     case PH_REQ_DATA:   got_payload(c); break;
     case PH_REQ_SKIP:   skipped_payload(c); break;
@@ -701,14 +466,14 @@ static void read_some(struct xbd_nbd_conn *c)
         ssize_t n = recv(c->sock, dst, want, MSG_DONTWAIT);
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                conn_kill(c, errno == ECONNRESET ? NULL : strerror(errno));
+                xbd_nbd_conn_kill(c, errno == ECONNRESET ? NULL : strerror(errno));
             return;
         }
         if (n == 0) {
             /* EOF: mid-handshake or mid-request it is simply gone;
              * between requests, answer what is in flight first. */
             if (handshaking(c) || c->have || c->ph != PH_REQ_HDR)
-                conn_kill(c, NULL);
+                xbd_nbd_conn_kill(c, NULL);
             else
                 c->closing = true;
             return;
@@ -733,7 +498,7 @@ static void pump(struct xbd_nbd_conn *c)
     if (c->dead)
         return;
     if (c->closing && !c->held && c->olen == 0 && !c->cur) {
-        conn_kill(c, NULL);
+        xbd_nbd_conn_kill(c, NULL);
         return;
     }
     if (can_read(c))
@@ -767,7 +532,7 @@ static void hs_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct xbd_nbd_conn *c = t->data;
 
-    conn_kill(c, "no complete handshake in time");
+    xbd_nbd_conn_kill(c, "no complete handshake in time");
     maybe_free(c);
 }
 
@@ -777,7 +542,6 @@ struct xbd_nbd_conn *xbd_nbd_conn_new(struct ev_loop *loop, struct xbd_io_engine
                                       xbd_nbd_conn_gone_fn *gone, void *opaque)
 {
     struct xbd_nbd_conn *c = calloc(1, sizeof(*c));
-    uint8_t greet[18];
 
     if (!c || !(c->q = xbd_aio_queue_new(io, group, NULL))) {
         free(c);
@@ -800,11 +564,7 @@ struct xbd_nbd_conn *xbd_nbd_conn_new(struct ev_loop *loop, struct xbd_io_engine
     c->hs_timer.data = c;
     ev_timer_start(loop, &c->hs_timer);
 
-    put64(greet, NBD_MAGIC);
-    put64(greet + 8, NBD_IHAVEOPT);
-    put16(greet + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
-    memcpy(c->obuf, greet, sizeof(greet));
-    c->olen = sizeof(greet);
+    xbd_nbd_greet(c);
     c->ph = PH_FLAGS;
     c->need = 4;
     /* The greeting goes out from the loop: the caller gets a live
