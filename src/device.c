@@ -444,7 +444,8 @@ static void start_nbd(struct xbd_device *dev)
     struct xbd_host *h = dev->host;
 
     dev->nbd = xbd_nbd_export_open(h->loop, h->io, h->cfg.state_dir, dev->kind->name,
-                                   dev->domid, dev->devid, &dev->backing, dev->name);
+                                   dev->domid, dev->devid, &dev->backing, dev->name,
+                                   &dev->logb);
     if (dev->nbd && !strcmp(dev->kind->name, "vbd3")) {
         struct xbd_kv kv = { "physical-device-path", xbd_nbd_export_path(dev->nbd) };
         dev_write(dev, &kv, 1);

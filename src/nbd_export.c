@@ -28,6 +28,7 @@
 #include "xenblkd/log.h"
 
 #include "budget.h"
+#include "log_limit.h"
 #include "nbd_conn.h"
 #include "nbd_server.h"
 
@@ -35,6 +36,7 @@ struct xbd_nbd_export {
     struct ev_loop *loop;
     struct xbd_io_engine *io;
     const struct xbd_backing *b;
+    struct xbd_log_bucket *logb;
     int lfd;
     ev_io accept_w;
     ev_timer retry_w;           /* accept again after EMFILE */
@@ -210,37 +212,40 @@ static int listen_on(const char *path, char *err, size_t n)
 struct xbd_nbd_export *xbd_nbd_export_open(struct ev_loop *loop, struct xbd_io_engine *io,
                                            const char *state_dir, const char *kind,
                                            unsigned domid, unsigned devid,
-                                           const struct xbd_backing *b, const char *name)
+                                           const struct xbd_backing *b, const char *name,
+                                           struct xbd_log_bucket *logb)
 {
     struct xbd_nbd_export *e = calloc(1, sizeof(*e));
     char err[600];
 
     if (!e) {
-        xbd_warn("%s: out of memory: no NBD export", name);
+        xbd_logb(logb, XBD_LOG_WARN, "%s: out of memory: no NBD export", name);
         return NULL;
     }
     snprintf(e->name, sizeof(e->name), "%s nbd", name);
     if (xbd_nbd_socket_path(e->path, sizeof(e->path), state_dir, kind, domid, devid) < 0) {
-        xbd_warn("%s: socket path under %s is too long: no NBD export (local attach "
-                 "unavailable)", name, state_dir);
+        xbd_logb(logb, XBD_LOG_WARN, "%s: socket path under %s is too long: no NBD export "
+                 "(local attach unavailable)", name, state_dir);
         free(e);
         return NULL;
     }
     if (make_dir(state_dir, err, sizeof(err)) < 0 ||
         (e->lfd = listen_on(e->path, err, sizeof(err))) < 0) {
-        xbd_warn("%s: %s: no NBD export (local attach unavailable)", name, err);
+        xbd_logb(logb, XBD_LOG_WARN, "%s: %s: no NBD export (local attach unavailable)", name,
+                 err);
         free(e);
         return NULL;
     }
     e->loop = loop;
     e->io = io;
     e->b = b;
+    e->logb = logb;
     ev_io_init(&e->accept_w, accept_cb, e->lfd, EV_READ);
     e->accept_w.data = e;
     ev_timer_init(&e->retry_w, retry_cb, 1.0, 0.);
     e->retry_w.data = e;
     ev_io_start(loop, &e->accept_w);
-    xbd_info("%s: serving on %s", e->name, e->path);
+    xbd_logb(e->logb, XBD_LOG_INFO, "%s: serving on %s", e->name, e->path);
     return e;
 }
 
@@ -254,6 +259,6 @@ void xbd_nbd_export_close(struct xbd_nbd_export *e)
     unlink(e->path);
     while (e->nconns)
         xbd_nbd_conn_shut(e->conns[--e->nconns]);
-    xbd_info("%s: %s removed", e->name, e->path);
+    xbd_logb(e->logb, XBD_LOG_INFO, "%s: %s removed", e->name, e->path);
     free(e);
 }

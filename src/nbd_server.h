@@ -34,6 +34,7 @@
 #define XBD_NBD_HANDSHAKE_S 10.0        /* to reach the transmission phase */
 
 struct xbd_io_engine;
+struct xbd_log_bucket;
 struct xbd_nbd_export;
 
 /* The socket path of a disk, by the rule above.  -1 (errno ENAMETOOLONG)
@@ -43,12 +44,16 @@ int xbd_nbd_socket_path(char *buf, size_t n, const char *state_dir, const char *
 
 /* Listen on the disk's socket (a stale socket left by a previous instance
  * is replaced) and serve b, which must stay valid and open until
- * xbd_nbd_export_close.  name prefixes log lines.  NULL + log line on
- * failure: the disk is then served to its guest all the same. */
+ * xbd_nbd_export_close.  name prefixes log lines; the export's own lines
+ * go through logb (the disk's rate limit: a guest that reconnects in a
+ * loop opens and closes its export each time), which must outlive it.
+ * NULL + log line on failure: the disk is then served to its guest all
+ * the same. */
 struct xbd_nbd_export *xbd_nbd_export_open(struct ev_loop *loop, struct xbd_io_engine *io,
                                            const char *state_dir, const char *kind,
                                            unsigned domid, unsigned devid,
-                                           const struct xbd_backing *b, const char *name);
+                                           const struct xbd_backing *b, const char *name,
+                                           struct xbd_log_bucket *logb);
 const char *xbd_nbd_export_path(const struct xbd_nbd_export *e);
 /* Remove the socket and disconnect every client.  Their I/O still in the
  * engine completes on their own duplicate fds (no reply is sent), so b may
