@@ -443,6 +443,7 @@ int xbd_xs_write_keys_async(struct xbd_xenbus *xb, const char *dir, const struct
     char *p = (char *)&j->kv[n];
     j->job.run = keys_run;
     j->job.done = keys_done;
+    j->job.at_exit = true;      /* a close's last states must go out */
     j->xb = xb;
     j->done = done;
     j->opaque = opaque;

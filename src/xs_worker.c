@@ -312,6 +312,25 @@ static void drop_unrun(struct xbd_xs_worker *w, struct xbd_xs_job *unrun)
     }
 }
 
+/* Under mu: take the jobs the exit need not wait for out of the queue
+ * (they get done with ran false), keeping the writes in their order. */
+static struct xbd_xs_job *drop_reads(struct xbd_xs_worker *w)
+{
+    struct xbd_xs_job *keep = NULL, *keep_tail = NULL, *drop = NULL, *drop_tail = NULL;
+
+    while (w->todo) {
+        struct xbd_xs_job *j = w->todo;
+        w->todo = j->next;
+        if (j->at_exit)
+            append(&keep, &keep_tail, j);
+        else
+            append(&drop, &drop_tail, j);
+    }
+    w->todo = keep;
+    w->todo_tail = keep_tail;
+    return drop;
+}
+
 bool xbd_xs_worker_stop(struct xbd_xs_worker *w, double timeout)
 {
     struct timespec ts;
@@ -323,7 +342,9 @@ bool xbd_xs_worker_stop(struct xbd_xs_worker *w, double timeout)
     ev_async_stop(w->loop, &w->async);
     ev_timer_stop(w->loop, &w->stall_w);
     deadline(&ts, timeout);
+    double t0 = mono();
     pthread_mutex_lock(&w->mu);
+    unrun = drop_reads(w);
     w->stop = true;
     pthread_cond_signal(&w->work);
     while (!w->exited)
@@ -332,16 +353,22 @@ bool xbd_xs_worker_stop(struct xbd_xs_worker *w, double timeout)
     clean = w->exited;
     if (!clean) {
         /* Stuck in a round trip: what it has not started will never run. */
-        unrun = w->todo;
+        struct xbd_xs_job **tail = &unrun;
+        while (*tail)
+            tail = &(*tail)->next;
+        *tail = w->todo;
         w->todo = w->todo_tail = NULL;
     }
     pthread_mutex_unlock(&w->mu);
+    if (clean && mono() - t0 >= 1.0)
+        xbd_info("xenstore thread: waited %.1f s for the last xenstore updates",
+                 mono() - t0);
     if (!clean) {
         unsigned n = 0;
         for (struct xbd_xs_job *j = unrun; j; j = j->next)
-            n++;
+            n += j->at_exit;
         xbd_err("xenstored did not answer within %.0f s of the exit: leaving the xenstore "
-                "thread behind, %u queued xenstore request%s not made", timeout, n,
+                "thread behind, %u queued xenstore update%s not made", timeout, n,
                 n == 1 ? "" : "s");
         /* Only the thread's own locked queue is touched from here on:
          * the stuck job and w stay allocated for it. */
@@ -354,6 +381,7 @@ bool xbd_xs_worker_stop(struct xbd_xs_worker *w, double timeout)
     pthread_join(w->thread, NULL);
     take_done(w);
     run_ready(w, ~0u);
+    drop_unrun(w, unrun);
     pthread_cond_destroy(&w->work);
     pthread_cond_destroy(&w->exited_cv);
     pthread_mutex_destroy(&w->mu);

@@ -30,6 +30,7 @@ struct xbd_xs_job {
     xbd_xs_run_fn *run;
     xbd_xs_done_fn *done;
     bool ran;
+    bool at_exit;               /* still run when the worker stops (writes) */
 };
 
 struct xbd_xs_worker;
@@ -44,7 +45,9 @@ struct xbd_xs_worker *xbd_xs_worker_start(struct ev_loop *loop, void *ctx,
 void xbd_xs_worker_submit(struct xbd_xs_worker *w, struct xbd_xs_job *job);
 /* Jobs submitted whose done callback has not run yet (loop thread). */
 unsigned xbd_xs_worker_pending(const struct xbd_xs_worker *w);
-/* Let the queued jobs run (at most timeout seconds), stop the thread and
+/* Drop the queued jobs that need not run at exit (reads, watches: only
+ * at_exit jobs, the writes, still matter), let those run (at most
+ * timeout seconds), stop the thread and
  * run every done callback left, and free w.  true: stopped; false: the
  * worker is stuck in a round trip (logged) and was left behind with w
  * (the process is exiting): the xenstore connection must not be closed
