@@ -51,6 +51,7 @@ XBD_HOSTILE_SH_TESTS = \
 	tests/hostile/log-flood.sh \
 	tests/hostile/budget.sh \
 	tests/hostile/xs-storm-neighbour.sh \
+	tests/hostile/xs-stopped.sh \
 	tests/hostile/iso-discard-held.sh \
 	tests/hostile/exit-held-pool.sh \
 	tests/hostile/iso-nowait-held.sh \
