@@ -8,6 +8,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -189,11 +191,14 @@ static void unmap_one(struct xbd_gcache *c, struct xbd_gnt *g)
     free(g);
 }
 
-unsigned xbd_gcache_purge_lru(struct xbd_gcache *c, unsigned n)
+/* Unmap least recently used entries not in use, at most <n>, and only
+ * those last used before <older_than>.  The LRU list is ordered by last
+ * use: stop at the first recent one. */
+static unsigned purge_before(struct xbd_gcache *c, unsigned n, double older_than)
 {
     unsigned done = 0;
 
-    while (done < n && c->lru_head) {
+    while (done < n && c->lru_head && c->lru_head->last_used < older_than) {
         struct xbd_gnt *g = c->lru_head;
 
         lru_unlink(c, g);
@@ -204,20 +209,19 @@ unsigned xbd_gcache_purge_lru(struct xbd_gcache *c, unsigned n)
     return done;
 }
 
+unsigned xbd_gcache_purge_lru(struct xbd_gcache *c, unsigned n)
+{
+    return purge_before(c, n, HUGE_VAL);
+}
+
+unsigned xbd_gcache_purge_stale(struct xbd_gcache *c, unsigned n, double older_than)
+{
+    return purge_before(c, n, older_than);
+}
+
 unsigned xbd_gcache_purge_idle(struct xbd_gcache *c, double older_than)
 {
-    unsigned done = 0;
-
-    /* The LRU list is ordered by last use: stop at the first recent one. */
-    while (c->lru_head && c->lru_head->last_used < older_than) {
-        struct xbd_gnt *g = c->lru_head;
-
-        lru_unlink(c, g);
-        unmap_one(c, g);
-        done++;
-    }
-    c->st->pgrant_purges += done;
-    return done;
+    return purge_before(c, UINT_MAX, older_than);
 }
 
 void xbd_gcache_set_reserve(struct xbd_gcache *c, struct xbd_map_reserve *m)

@@ -32,6 +32,13 @@ void xbd_gcache_put(struct xbd_gcache *c, struct xbd_gnt *g, double now);
 /* Unmap up to <n> least recently used entries not in use; returns how many
  * were unmapped. */
 unsigned xbd_gcache_purge_lru(struct xbd_gcache *c, unsigned n);
+/* Unmap up to <n> least recently used entries not in use and unused
+ * since before <older_than>: the purge of a full cache (ring.c), which
+ * never evicts a grant the guest keeps using, so a working set larger
+ * than the cache is served part mapped, part copied, instead of being
+ * mapped and unmapped over and over (map + unmap + TLB flush on Xen, for
+ * a page that then goes by copy anyway). */
+unsigned xbd_gcache_purge_stale(struct xbd_gcache *c, unsigned n, double older_than);
 /* Unmap entries not in use and unused since before <older_than>. */
 unsigned xbd_gcache_purge_idle(struct xbd_gcache *c, double older_than);
 /* Count every mapping against m too (src/budget.h; NULL: no reserve). */

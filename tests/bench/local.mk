@@ -42,3 +42,15 @@ bench: all
 bench-insns: all
 	$(MAKE) $(AM_MAKEFLAGS) check TESTS=
 	$(AM_TESTS_ENVIRONMENT) $(SHELL) $(top_srcdir)/tests/bench/insns.sh
+
+# Grant-copy calls per request on the copy path and past the persistent
+# cache (ring.c copy_bounced, fetch_indirect).
+check_PROGRAMS += tests/bench/test-copy-batch
+tests_bench_test_copy_batch_SOURCES = tests/bench/test-copy-batch.c \
+	tests/unit/fe.c tests/unit/fe.h tests/unit/rig.c tests/unit/rig.h \
+	tests/unit/check.h
+tests_bench_test_copy_batch_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_bench_test_copy_batch_LDADD = $(XBD_SIM_UNIT_LIBS)
+tests_bench_test_copy_batch_LDFLAGS = $(AM_LDFLAGS) -pthread
+tests_bench_test_copy_batch_DEPENDENCIES = $(XBD_SIM_UNIT_DEPS)
+TESTS += tests/bench/test-copy-batch

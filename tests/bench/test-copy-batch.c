@@ -1,0 +1,117 @@
+/*
+ * test-copy-batch.c - what a large request costs in grant-copy calls
+ * (src/ring.c copy_bounced, fetch_indirect):
+ * - without persistent grants, the 256 data segments of an indirect
+ *   request go in ONE copy call (plus one for its indirect page), for a
+ *   write (guest to bounce pages) and for a read (back to the guest);
+ * - with persistent grants and a cache smaller than the request, the
+ *   indirect page is read from its mapping (no copy call) and the
+ *   segments that found no room in the cache go in one copy call; the
+ *   same request again maps nothing new.
+ * Counted with the ring's own counters (copy_calls, copy_segs,
+ * pgrant_map_calls), never with time.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "check.h"
+#include "fe.h"
+#include "rig.h"
+
+#define NSEG   256          /* BLKIF max indirect segments (Linux 256) */
+#define NDATA  32           /* data pages the segments cycle over */
+#define INDPG  (FE_NPAGES - 1)   /* the page holding the segment list */
+
+struct counts { uint64_t calls, segs, maps; };
+
+static struct counts now(struct be *b)
+{
+    const struct xbd_ring_stats *st = xbd_ring_get_stats(b->ring);
+
+    return (struct counts){ st->copy_calls, st->copy_segs, st->pgrant_map_calls };
+}
+
+/* One 256-segment indirect request over data pages 0..NDATA-1, its
+ * segment list in page INDPG (256 x 8 bytes: one indirect page). */
+static void request(struct be *b, struct fe *f, uint8_t op, uint64_t id)
+{
+    struct blkif_request_segment *ind = xsg_page(f->d, f->gfn[INDPG]);
+
+    for (unsigned i = 0; i < NSEG; i++) {
+        ind[i].gref = f->ref[i % NDATA];
+        ind[i].first_sect = 0;
+        ind[i].last_sect = 7;
+    }
+    fe_indirect(f, op, id, 0, NSEG, &f->ref[INDPG], 1);
+    fe_push(f);
+    expect_one(b, f, id, op, BLKIF_RSP_OKAY);
+}
+
+static void test_copy_path(void)
+{
+    struct fe f;
+    struct be b;
+    struct counts c0, c1;
+
+    printf("no persistent grants: a 256-segment request's data in one copy call\n");
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = false, .max_indirect = NSEG))
+        return;
+    c0 = now(&b);
+    request(&b, &f, BLKIF_OP_WRITE, 1);
+    c1 = now(&b);
+    printf("  write: %llu copy calls, %llu segments\n",
+           (unsigned long long)(c1.calls - c0.calls), (unsigned long long)(c1.segs - c0.segs));
+    CHECK_EQ(c1.calls - c0.calls, 2);          /* the indirect page, the data */
+    CHECK_EQ(c1.segs - c0.segs, 1 + NSEG);
+    request(&b, &f, BLKIF_OP_READ, 2);
+    c0 = now(&b);
+    printf("  read: %llu copy calls, %llu segments\n",
+           (unsigned long long)(c0.calls - c1.calls), (unsigned long long)(c0.segs - c1.segs));
+    CHECK_EQ(c0.calls - c1.calls, 2);
+    CHECK_EQ(c0.segs - c1.segs, 1 + NSEG);
+    CHECK_EQ(c0.maps, 0);                      /* the copy path never maps */
+    rig_down(&b, &f);
+}
+
+static void test_cache_overflow(void)
+{
+    struct fe f;
+    struct be b;
+    struct counts c0, c1, c2;
+    /* 16 mappings: the indirect page and 15 data pages; the segments of
+     * the other 17 pages (17 * 8 of the 256) are copied. */
+    const unsigned cap = 16, copied = (NDATA - (cap - 1)) * (NSEG / NDATA);
+
+    printf("persistent, cache smaller than the request: one copy call, no new map\n");
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true, .max_indirect = NSEG,
+                .max_pgrants = cap))
+        return;
+    c0 = now(&b);
+    request(&b, &f, BLKIF_OP_WRITE, 1);
+    c1 = now(&b);
+    printf("  first: %llu copy calls, %llu segments, %llu maps\n",
+           (unsigned long long)(c1.calls - c0.calls), (unsigned long long)(c1.segs - c0.segs),
+           (unsigned long long)(c1.maps - c0.maps));
+    CHECK_EQ(c1.maps - c0.maps, cap);
+    CHECK_EQ(c1.calls - c0.calls, 1);          /* the overflow; the list was mapped */
+    CHECK_EQ(c1.segs - c0.segs, copied);
+    request(&b, &f, BLKIF_OP_READ, 2);
+    c2 = now(&b);
+    printf("  again: %llu copy calls, %llu segments, %llu maps\n",
+           (unsigned long long)(c2.calls - c1.calls), (unsigned long long)(c2.segs - c1.segs),
+           (unsigned long long)(c2.maps - c1.maps));
+    CHECK_EQ(c2.maps - c1.maps, 0);
+    CHECK_EQ(c2.calls - c1.calls, 1);
+    CHECK_EQ(c2.segs - c1.segs, copied);
+    rig_down(&b, &f);
+}
+
+int main(int argc, char **argv)
+{
+    rig_init(argc, argv);
+    test_copy_path();
+    test_cache_overflow();
+    return check_result("test-copy-batch");
+}
