@@ -31,6 +31,7 @@ struct xbd_gcache {
     xengnttab_handle *xgt;
     domid_t domid;
     unsigned max, count, nbuckets, shift;
+    unsigned headroom;         /* entries only get_indirect() may take */
     bool full_hint;
     struct xbd_ring_stats *st;
     struct xbd_map_reserve *reserve;   /* host-wide, or NULL */
@@ -133,7 +134,8 @@ static struct xbd_gnt *map_new(struct xbd_gcache *c, grant_ref_t ref, int *err)
     return g;
 }
 
-struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err)
+static struct xbd_gnt *get_below(struct xbd_gcache *c, grant_ref_t ref,
+                                  unsigned limit, int *err)
 {
     struct xbd_gnt *g = lookup(c, ref);
 
@@ -142,7 +144,7 @@ struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err)
         c->st->pgrant_misses++;
         /* The queue's share of its disk's mappings, or the host's
          * reserve below vm.max_map_count, is used up: copy. */
-        if (c->count >= c->max || !xbd_map_reserve_take(c->reserve)) {
+        if (c->count >= limit || !xbd_map_reserve_take(c->reserve)) {
             c->full_hint = true;
             c->st->pgrant_budget_full++;
             return NULL;
@@ -157,6 +159,21 @@ struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err)
     }
     g->users++;
     return g;
+}
+
+struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err)
+{
+    return get_below(c, ref, c->max - c->headroom, err);
+}
+
+struct xbd_gnt *xbd_gcache_get_indirect(struct xbd_gcache *c, grant_ref_t ref, int *err)
+{
+    return get_below(c, ref, c->max, err);
+}
+
+void xbd_gcache_set_headroom(struct xbd_gcache *c, unsigned n)
+{
+    c->headroom = n < c->max ? n : c->max;
 }
 
 void *xbd_gnt_page(const struct xbd_gnt *g)

@@ -26,6 +26,13 @@ struct xbd_gcache *xbd_gcache_new(xengnttab_handle *xgt, domid_t domid,
  * copy); NULL with *err = errno: the map failed (grant copy may still
  * work: the ring tries it). */
 struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err);
+/* The same for an indirect page, which may also take the headroom: the
+ * last entries of the cache, kept from data pages so that when the
+ * guest's data pages overflow the cache, its few indirect pages stay
+ * mapped and a request costs one copy call (its data), not two. */
+struct xbd_gnt *xbd_gcache_get_indirect(struct xbd_gcache *c, grant_ref_t ref, int *err);
+/* Entries only xbd_gcache_get_indirect() may take (0 by default). */
+void xbd_gcache_set_headroom(struct xbd_gcache *c, unsigned n);
 void *xbd_gnt_page(const struct xbd_gnt *g);
 /* Unpin; <now> is the page's last use (idle purges). */
 void xbd_gcache_put(struct xbd_gcache *c, struct xbd_gnt *g, double now);

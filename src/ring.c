@@ -616,7 +616,7 @@ static bool indirect_from_mapping(struct xbd_ring *r, grant_ref_t ref,
 
     if (!r->persistent)
         return false;
-    g = xbd_gcache_get(r->gc, ref, &err);
+    g = xbd_gcache_get_indirect(r->gc, ref, &err);
     if (!g) {
         if (err)
             r->st.pgrant_map_failures++;
@@ -914,6 +914,18 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* ---- start / stop ---------------------------------------------------- */
+
+/* Cache entries kept for indirect pages: one request's worth per slot,
+ * at most an eighth of the cache (blkfront reuses a few indirect pages
+ * per ring; a frontend using more copies the rest). */
+static unsigned indirect_headroom(const struct xbd_ring *r)
+{
+    unsigned per_req = (r->lim.max_indirect_segs + XBD_SEGS_PER_INDIRECT_PAGE - 1) /
+                       XBD_SEGS_PER_INDIRECT_PAGE;
+    unsigned want = r->nr_slots * per_req, cap = xbd_gcache_max(r->gc) / 8;
+
+    return want < cap ? want : cap;
+}
 
 static int check_params(const struct xbd_ring_params *p)
 {
@@ -1299,6 +1311,7 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
         return NULL;
     }
     xbd_gcache_set_reserve(r->gc, p->maps);
+    xbd_gcache_set_headroom(r->gc, indirect_headroom(r));
     r->st.pgrant_limit = r->persistent ? xbd_gcache_max(r->gc) : 0;
     ev_io_set(&r->evtchn_w, xenevtchn_fd(r->xce), EV_READ);
     ev_io_start(loop, &r->evtchn_w);
