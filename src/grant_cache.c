@@ -22,6 +22,7 @@ struct xbd_gnt {
     grant_ref_t ref;
     void *page;
     unsigned users;            /* requests holding the page */
+    bool ro;                   /* mapped read-only: indirect pages only */
     double last_used;
     struct xbd_gnt *hnext;     /* hash chain */
     struct xbd_gnt *lprev, *lnext; /* LRU list of entries with users == 0 */
@@ -106,7 +107,17 @@ static struct xbd_gnt *lookup(const struct xbd_gcache *c, grant_ref_t ref)
     return NULL;
 }
 
-static struct xbd_gnt *map_new(struct xbd_gcache *c, grant_ref_t ref, int *err)
+static void *map_page(struct xbd_gcache *c, grant_ref_t ref, int prot)
+{
+    c->st->pgrant_map_calls++;
+    return xengnttab_map_grant_ref(c->xgt, c->domid, ref, prot);
+}
+
+/* Writable, as blkback maps data pages; an indirect page (<read_ok>) the
+ * frontend granted read-only is mapped read-only instead, else every
+ * request would try the writable map again. */
+static struct xbd_gnt *map_new(struct xbd_gcache *c, grant_ref_t ref, bool read_ok,
+                               int *err)
 {
     struct xbd_gnt *g = calloc(1, sizeof(*g));
     unsigned b;
@@ -116,9 +127,11 @@ static struct xbd_gnt *map_new(struct xbd_gcache *c, grant_ref_t ref, int *err)
         xbd_map_reserve_give(c->reserve);
         return NULL;
     }
-    c->st->pgrant_map_calls++;
-    g->page = xengnttab_map_grant_ref(c->xgt, c->domid, ref,
-                                      PROT_READ | PROT_WRITE);
+    g->page = map_page(c, ref, PROT_READ | PROT_WRITE);
+    if (!g->page && read_ok) {
+        g->page = map_page(c, ref, PROT_READ);
+        g->ro = true;
+    }
     if (!g->page) {
         *err = errno ? errno : EFAULT;
         xbd_map_reserve_give(c->reserve);
@@ -135,11 +148,17 @@ static struct xbd_gnt *map_new(struct xbd_gcache *c, grant_ref_t ref, int *err)
 }
 
 static struct xbd_gnt *get_below(struct xbd_gcache *c, grant_ref_t ref,
-                                  unsigned limit, int *err)
+                                  unsigned limit, bool read_ok, int *err)
 {
     struct xbd_gnt *g = lookup(c, ref);
 
     *err = 0;
+    if (g && g->ro && !read_ok) {
+        /* Once an indirect page, now data: copy it (the guest granted it
+         * read-only; it idles out like any other). */
+        c->st->pgrant_misses++;
+        return NULL;
+    }
     if (!g) {
         c->st->pgrant_misses++;
         /* The queue's share of its disk's mappings, or the host's
@@ -149,7 +168,7 @@ static struct xbd_gnt *get_below(struct xbd_gcache *c, grant_ref_t ref,
             c->st->pgrant_budget_full++;
             return NULL;
         }
-        g = map_new(c, ref, err);
+        g = map_new(c, ref, read_ok, err);
         if (!g)
             return NULL;
     } else {
@@ -163,12 +182,12 @@ static struct xbd_gnt *get_below(struct xbd_gcache *c, grant_ref_t ref,
 
 struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err)
 {
-    return get_below(c, ref, c->max - c->headroom, err);
+    return get_below(c, ref, c->max - c->headroom, false, err);
 }
 
 struct xbd_gnt *xbd_gcache_get_indirect(struct xbd_gcache *c, grant_ref_t ref, int *err)
 {
-    return get_below(c, ref, c->max, err);
+    return get_below(c, ref, c->max, true, err);
 }
 
 void xbd_gcache_set_headroom(struct xbd_gcache *c, unsigned n)

@@ -26,7 +26,9 @@ struct xbd_gcache *xbd_gcache_new(xengnttab_handle *xgt, domid_t domid,
  * copy); NULL with *err = errno: the map failed (grant copy may still
  * work: the ring tries it). */
 struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err);
-/* The same for an indirect page, which may also take the headroom: the
+/* The same for an indirect page, which is mapped read-only if the guest
+ * granted it so (the reference frontend does; Linux grants every page
+ * writable), and may also take the headroom: the
  * last entries of the cache, kept from data pages so that when the
  * guest's data pages overflow the cache, its few indirect pages stay
  * mapped and a request costs one copy call (its data), not two. */

@@ -22,7 +22,7 @@
 
 #define NSEG   256          /* BLKIF max indirect segments (Linux 256) */
 #define NDATA  32           /* data pages the segments cycle over */
-#define INDPG  (FE_NPAGES - 1)   /* the pages holding segment lists */
+#define INDPG  (FE_NPAGES - 1)   /* the page holding a segment list */
 
 struct counts { uint64_t calls, segs, maps; };
 
@@ -35,23 +35,24 @@ static struct counts now(struct be *b)
 
 /* One 256-segment indirect request over data pages 0..NDATA-1, its
  * segment list in page <ip> (256 x 8 bytes: one indirect page). */
-static void request_ind(struct be *b, struct fe *f, uint8_t op, uint64_t id, unsigned ip)
+static void request_ind(struct be *b, struct fe *f, uint8_t op, uint64_t id,
+                        uint32_t ind_gfn, grant_ref_t ind_ref)
 {
-    struct blkif_request_segment *ind = xsg_page(f->d, f->gfn[ip]);
+    struct blkif_request_segment *ind = xsg_page(f->d, ind_gfn);
 
     for (unsigned i = 0; i < NSEG; i++) {
         ind[i].gref = f->ref[i % NDATA];
         ind[i].first_sect = 0;
         ind[i].last_sect = 7;
     }
-    fe_indirect(f, op, id, 0, NSEG, &f->ref[ip], 1);
+    fe_indirect(f, op, id, 0, NSEG, &ind_ref, 1);
     fe_push(f);
     expect_one(b, f, id, op, BLKIF_RSP_OKAY);
 }
 
 static void request(struct be *b, struct fe *f, uint8_t op, uint64_t id)
 {
-    request_ind(b, f, op, id, INDPG);
+    request_ind(b, f, op, id, f->gfn[INDPG], f->ref[INDPG]);
 }
 
 static void test_copy_path(void)
@@ -92,16 +93,20 @@ static void test_cache_overflow(void)
     const unsigned cap = 16, data_mapped = cap - cap / 8 - 1;
     const unsigned copied = (NDATA - data_mapped) * (NSEG / NDATA);
     /* Two slots' segment lists, as a frontend with 2 requests in flight
-     * has, then the first again. */
-    const unsigned ind[3] = { INDPG, INDPG - 1, INDPG }, maps[3] = { data_mapped + 1, 1, 0 };
+     * has, the second granted read-only (as the reference frontend does:
+     * mapped read-only after the writable map fails, once), then both
+     * again. */
+    const bool ro[4] = { false, true, false, true };
+    const unsigned maps[4] = { data_mapped + 1, 2, 0, 0 };
 
     printf("persistent, cache smaller than the requests: one copy call each, no churn\n");
     if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true, .max_indirect = NSEG,
                 .max_pgrants = cap))
         return;
-    for (unsigned k = 0; k < 3; k++) {
+    for (unsigned k = 0; k < 4; k++) {
         c0 = now(&b);
-        request_ind(&b, &f, k == 1 ? BLKIF_OP_READ : BLKIF_OP_WRITE, 1 + k, ind[k]);
+        request_ind(&b, &f, k % 2 ? BLKIF_OP_READ : BLKIF_OP_WRITE, 1 + k,
+                    ro[k] ? f.ro_gfn : f.gfn[INDPG], ro[k] ? f.ro_ref : f.ref[INDPG]);
         c1 = now(&b);
         printf("  request %u: %llu copy calls, %llu segments, %llu maps\n", k,
                (unsigned long long)(c1.calls - c0.calls),
