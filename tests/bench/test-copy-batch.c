@@ -86,11 +86,11 @@ static void test_cache_overflow(void)
     struct fe f;
     struct be b;
     struct counts c0, c1;
-    /* 16 mappings, of which the last 2 (an eighth) are kept for indirect
-     * pages: the first request's list and 13 data pages take the other
-     * 14, the segments of the other 19 data pages (19 * 8 of the 256) are
+    /* 16 mappings, of which the last is kept for indirect pages: the
+     * first request's list and 14 data pages take the other 15, the
+     * segments of the other 18 data pages (18 * 8 of the 256) are
      * copied. */
-    const unsigned cap = 16, data_mapped = cap - cap / 8 - 1;
+    const unsigned cap = 16, data_mapped = cap - 1 - 1;
     const unsigned copied = (NDATA - data_mapped) * (NSEG / NDATA);
     /* Two slots' segment lists, as a frontend with 2 requests in flight
      * has, the second granted read-only (as the reference frontend does:
