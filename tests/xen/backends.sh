@@ -34,8 +34,9 @@ guest_ios() {
 # lowest and highest IOPS over the repetitions; xenblkd's ratios to blkback
 # and to qdisk taken repetition by repetition (the runs of one repetition
 # are neighbours: TCG drifts), mean (lowest-highest); then per backend the
-# CPU time dom0 spent on it over the guest's life (results/cpu-samples.txt,
-# each thread's last minus first sample) per I/O the guest issued.
+# CPU time dom0 spent on it over the guest's life (results/cpu-samples.txt:
+# each process's last minus first sample; all of a blkback thread's, as it
+# starts after the first) per I/O the guest issued.
 same_guest_table() {
     local hz out=$XEN_RES/perf-table.md spec b d
     hz=$(cat "$XEN_RES/clk-tck.txt" 2>/dev/null || echo 100)
@@ -77,7 +78,10 @@ same_guest_table() {
         awk -v b="$b" -v hz="$hz" -v ios="$(guest_ios "$d")" '
             { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
               if (v["backend"] != b) next
-              k = v["id"]; if (!(k in lo)) lo[k] = v["ticks"]; hi[k] = v["ticks"] }
+              # blkback threads are born with the connection, after the
+              # first sample: all their time counts.
+              k = v["id"]; if (!(k in lo)) lo[k] = b == "blkback" ? 0 : v["ticks"]
+              hi[k] = v["ticks"] }
             END { for (k in hi) t += hi[k] - lo[k]
                   printf "| %s | %.2f | %d | %s |\n", b, t / hz, ios,
                          ios ? sprintf("%.0f", t / hz * 1e6 / ios) : "-" }' "$XEN_RES/cpu-samples.txt" 2>/dev/null
