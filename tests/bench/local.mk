@@ -27,7 +27,7 @@ TESTS += tests/bench/test-publish-batch
 
 TESTS += tests/bench/smoke.sh
 dist_check_SCRIPTS += tests/bench/smoke.sh tests/bench/bench.sh tests/bench/insns.sh
-EXTRA_DIST += tests/bench/benchlib.py tests/bench/README.md \
+EXTRA_DIST += tests/bench/benchlib.py tests/bench/README.md tests/bench/uring-probe.c \
 	tests/bench/results/results.md tests/bench/results/results-short.md \
 	tests/bench/results/results.json tests/bench/results/iops-disk.png \
 	tests/bench/results/iops-tmpfs.png
