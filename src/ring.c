@@ -917,7 +917,7 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* Cache entries kept for indirect pages: one request's worth per slot, at
  * most 1/64 of the cache (16 of 1056: the lists of 16 requests in flight)
- * and at least one.  Each entry kept is a data page copied whenever the
+ * and at least one unless that would leave data pages none.  Each entry kept is a data page copied whenever the
  * data overflows the cache, each indirect page mapped a copy call saved
  * per request: a few entries are worth it, a ring's worth (128) is not. */
 static unsigned indirect_headroom(const struct xbd_ring *r)
@@ -926,7 +926,7 @@ static unsigned indirect_headroom(const struct xbd_ring *r)
                        XBD_SEGS_PER_INDIRECT_PAGE;
     unsigned want = r->nr_slots * per_req, cap = xbd_gcache_max(r->gc) / 64;
 
-    if (cap < 1)
+    if (cap < 1 && xbd_gcache_max(r->gc) > 1)
         cap = 1;
     return want < cap ? want : cap;
 }

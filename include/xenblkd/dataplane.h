@@ -148,7 +148,7 @@ struct xbd_ring_stats {
     uint64_t pgrant_hits;      /* segment found already mapped */
     uint64_t pgrant_misses;    /* not mapped yet (then mapped, or copied if full) */
     uint64_t pgrant_purges;    /* unmapped by the LRU or idle purge */
-    uint64_t pgrant_map_calls; /* gnttab map calls made for data pages */
+    uint64_t pgrant_map_calls; /* gnttab map calls made for data and indirect pages */
     uint64_t copy_calls;       /* gnttab grant-copy calls */
     uint64_t copy_segs;        /* segments (pages or parts) they copied */
     uint64_t evtchn_rx;        /* wake-ups by the frontend's notifications */
