@@ -35,8 +35,12 @@ perf_events() {
 # guest_ios DISK: the I/Os the guest issued to DISK over its life: fio's
 # "issued rwts" of the verify runs plus IOPS x seconds of every bench run.
 guest_ios() {
-    { sed -n 's/.*issued rwts: total=\([0-9]*\),\([0-9]*\),.*/\1 \2/p' \
-          "$XEN_RES/$G/fio-verify-$1.txt" 2>/dev/null
+    { if [ -f "$XEN_RES/$G/fio-verify-$1.txt" ]; then
+          cat "$XEN_RES/$G/fio-verify-$1.txt"
+      else    # the same block, from the console (see perf_events)
+          tr -d '\r' <"$XEN_RES/console/guest-$G.log" 2>/dev/null |
+              sed -n "/^XBD-BEGIN fio-verify-$1.txt/,/^XBD-END/p"
+      fi | sed -n 's/.*issued rwts: total=\([0-9]*\),\([0-9]*\),.*/\1 \2/p'
       perf_events | sed -n "s/^XBD-PERF disk=$1 .* rc=0 iops=\([0-9]*\) .*/\1 $SECS/p" |
           awk '{ print $1 * $2, 0 }'
     } | awk '{ n += $1 + $2 } END { print n + 0 }'
