@@ -30,7 +30,8 @@ dist_check_SCRIPTS += tests/bench/smoke.sh tests/bench/bench.sh tests/bench/insn
 EXTRA_DIST += tests/bench/benchlib.py tests/bench/README.md tests/bench/uring-probe.c \
 	tests/bench/results/results.md tests/bench/results/results-short.md \
 	tests/bench/results/results.json tests/bench/results/iops-disk.png \
-	tests/bench/results/iops-tmpfs.png
+	tests/bench/results/iops-tmpfs.png \
+	tests/bench/results/xen-4.17-same-guest.md
 
 # make bench [BENCH_SECONDS=S] [BENCH_QUICK=1] [BENCH_OUT=DIR] ...: see
 # tests/bench/README.md.  Builds what the bench runs first.
