@@ -8,6 +8,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -20,6 +22,7 @@ struct xbd_gnt {
     grant_ref_t ref;
     void *page;
     unsigned users;            /* requests holding the page */
+    bool ro;                   /* mapped read-only: indirect pages only */
     double last_used;
     struct xbd_gnt *hnext;     /* hash chain */
     struct xbd_gnt *lprev, *lnext; /* LRU list of entries with users == 0 */
@@ -29,6 +32,7 @@ struct xbd_gcache {
     xengnttab_handle *xgt;
     domid_t domid;
     unsigned max, count, nbuckets, shift;
+    unsigned headroom;         /* entries only get_indirect() may take */
     bool full_hint;
     struct xbd_ring_stats *st;
     struct xbd_map_reserve *reserve;   /* host-wide, or NULL */
@@ -103,7 +107,17 @@ static struct xbd_gnt *lookup(const struct xbd_gcache *c, grant_ref_t ref)
     return NULL;
 }
 
-static struct xbd_gnt *map_new(struct xbd_gcache *c, grant_ref_t ref, int *err)
+static void *map_page(struct xbd_gcache *c, grant_ref_t ref, int prot)
+{
+    c->st->pgrant_map_calls++;
+    return xengnttab_map_grant_ref(c->xgt, c->domid, ref, prot);
+}
+
+/* Writable, as blkback maps data pages; an indirect page (<read_ok>) the
+ * frontend granted read-only is mapped read-only instead, else every
+ * request would try the writable map again. */
+static struct xbd_gnt *map_new(struct xbd_gcache *c, grant_ref_t ref, bool read_ok,
+                               int *err)
 {
     struct xbd_gnt *g = calloc(1, sizeof(*g));
     unsigned b;
@@ -113,9 +127,11 @@ static struct xbd_gnt *map_new(struct xbd_gcache *c, grant_ref_t ref, int *err)
         xbd_map_reserve_give(c->reserve);
         return NULL;
     }
-    c->st->pgrant_map_calls++;
-    g->page = xengnttab_map_grant_ref(c->xgt, c->domid, ref,
-                                      PROT_READ | PROT_WRITE);
+    g->page = map_page(c, ref, PROT_READ | PROT_WRITE);
+    if (!g->page && read_ok) {
+        g->page = map_page(c, ref, PROT_READ);
+        g->ro = true;
+    }
     if (!g->page) {
         *err = errno ? errno : EFAULT;
         xbd_map_reserve_give(c->reserve);
@@ -131,21 +147,28 @@ static struct xbd_gnt *map_new(struct xbd_gcache *c, grant_ref_t ref, int *err)
     return g;
 }
 
-struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err)
+static struct xbd_gnt *get_below(struct xbd_gcache *c, grant_ref_t ref,
+                                  unsigned limit, bool read_ok, int *err)
 {
     struct xbd_gnt *g = lookup(c, ref);
 
     *err = 0;
+    if (g && g->ro && !read_ok) {
+        /* Once an indirect page, now data: copy it (the guest granted it
+         * read-only; it idles out like any other). */
+        c->st->pgrant_misses++;
+        return NULL;
+    }
     if (!g) {
         c->st->pgrant_misses++;
         /* The queue's share of its disk's mappings, or the host's
          * reserve below vm.max_map_count, is used up: copy. */
-        if (c->count >= c->max || !xbd_map_reserve_take(c->reserve)) {
+        if (c->count >= limit || !xbd_map_reserve_take(c->reserve)) {
             c->full_hint = true;
             c->st->pgrant_budget_full++;
             return NULL;
         }
-        g = map_new(c, ref, err);
+        g = map_new(c, ref, read_ok, err);
         if (!g)
             return NULL;
     } else {
@@ -155,6 +178,21 @@ struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err)
     }
     g->users++;
     return g;
+}
+
+struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err)
+{
+    return get_below(c, ref, c->max - c->headroom, false, err);
+}
+
+struct xbd_gnt *xbd_gcache_get_indirect(struct xbd_gcache *c, grant_ref_t ref, int *err)
+{
+    return get_below(c, ref, c->max, true, err);
+}
+
+void xbd_gcache_set_headroom(struct xbd_gcache *c, unsigned n)
+{
+    c->headroom = n < c->max ? n : c->max;
 }
 
 void *xbd_gnt_page(const struct xbd_gnt *g)
@@ -189,11 +227,14 @@ static void unmap_one(struct xbd_gcache *c, struct xbd_gnt *g)
     free(g);
 }
 
-unsigned xbd_gcache_purge_lru(struct xbd_gcache *c, unsigned n)
+/* Unmap least recently used entries not in use, at most <n>, and only
+ * those last used before <older_than>.  The LRU list is ordered by last
+ * use: stop at the first recent one. */
+static unsigned purge_before(struct xbd_gcache *c, unsigned n, double older_than)
 {
     unsigned done = 0;
 
-    while (done < n && c->lru_head) {
+    while (done < n && c->lru_head && c->lru_head->last_used < older_than) {
         struct xbd_gnt *g = c->lru_head;
 
         lru_unlink(c, g);
@@ -204,20 +245,19 @@ unsigned xbd_gcache_purge_lru(struct xbd_gcache *c, unsigned n)
     return done;
 }
 
+unsigned xbd_gcache_purge_lru(struct xbd_gcache *c, unsigned n)
+{
+    return purge_before(c, n, HUGE_VAL);
+}
+
+unsigned xbd_gcache_purge_stale(struct xbd_gcache *c, unsigned n, double older_than)
+{
+    return purge_before(c, n, older_than);
+}
+
 unsigned xbd_gcache_purge_idle(struct xbd_gcache *c, double older_than)
 {
-    unsigned done = 0;
-
-    /* The LRU list is ordered by last use: stop at the first recent one. */
-    while (c->lru_head && c->lru_head->last_used < older_than) {
-        struct xbd_gnt *g = c->lru_head;
-
-        lru_unlink(c, g);
-        unmap_one(c, g);
-        done++;
-    }
-    c->st->pgrant_purges += done;
-    return done;
+    return purge_before(c, UINT_MAX, older_than);
 }
 
 void xbd_gcache_set_reserve(struct xbd_gcache *c, struct xbd_map_reserve *m)

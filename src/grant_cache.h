@@ -26,12 +26,28 @@ struct xbd_gcache *xbd_gcache_new(xengnttab_handle *xgt, domid_t domid,
  * copy); NULL with *err = errno: the map failed (grant copy may still
  * work: the ring tries it). */
 struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err);
+/* The same for an indirect page, which is mapped read-only if the guest
+ * granted it so (the reference frontend does; Linux grants every page
+ * writable), and may also take the headroom: the
+ * last entries of the cache, kept from data pages so that when the
+ * guest's data pages overflow the cache, its few indirect pages stay
+ * mapped and a request costs one copy call (its data), not two. */
+struct xbd_gnt *xbd_gcache_get_indirect(struct xbd_gcache *c, grant_ref_t ref, int *err);
+/* Entries only xbd_gcache_get_indirect() may take (0 by default). */
+void xbd_gcache_set_headroom(struct xbd_gcache *c, unsigned n);
 void *xbd_gnt_page(const struct xbd_gnt *g);
 /* Unpin; <now> is the page's last use (idle purges). */
 void xbd_gcache_put(struct xbd_gcache *c, struct xbd_gnt *g, double now);
 /* Unmap up to <n> least recently used entries not in use; returns how many
  * were unmapped. */
 unsigned xbd_gcache_purge_lru(struct xbd_gcache *c, unsigned n);
+/* Unmap up to <n> least recently used entries not in use and unused
+ * since before <older_than>: the purge of a full cache (ring.c), which
+ * never evicts a grant the guest keeps using, so a working set larger
+ * than the cache is served part mapped, part copied, instead of being
+ * mapped and unmapped over and over (map + unmap + TLB flush on Xen, for
+ * a page that then goes by copy anyway). */
+unsigned xbd_gcache_purge_stale(struct xbd_gcache *c, unsigned n, double older_than);
 /* Unmap entries not in use and unused since before <older_than>. */
 unsigned xbd_gcache_purge_idle(struct xbd_gcache *c, double older_than);
 /* Count every mapping against m too (src/budget.h; NULL: no reserve). */

@@ -383,6 +383,24 @@ static void finish(struct xbd_slot *s, int16_t status)
     kick(r);
 }
 
+/* The one grant-copy call of a batch: the first <n> entries of r->copy.
+ * Every page of a request goes in the same call (on Xen one gntdev ioctl,
+ * which the kernel issues as a GNTTABOP_copy hypercall per 16 segments);
+ * 0 if each segment was copied. */
+static int copy_batch(struct xbd_ring *r, unsigned n)
+{
+    unsigned i;
+
+    r->st.copy_calls++;
+    r->st.copy_segs += n;
+    if (xengnttab_grant_copy(r->xgt, n, r->copy) < 0)
+        return -1;
+    for (i = 0; i < n; i++)
+        if (r->copy[i].status != GNTST_okay)
+            return -1;
+    return 0;
+}
+
 /* One grant-copy call for every bounced segment of the request. */
 static int copy_bounced(struct xbd_ring *r, struct xbd_slot *s, bool to_guest)
 {
@@ -414,17 +432,8 @@ static int copy_bounced(struct xbd_ring *r, struct xbd_slot *s, bool to_guest)
         }
         c->len = (uint16_t)len;
     }
-    if (!n)
+    if (!n || copy_batch(r, n) == 0)
         return 0;
-    r->st.copy_calls++;
-    r->st.copy_segs += n;
-    if (xengnttab_grant_copy(r->xgt, n, r->copy) < 0)
-        goto fail;
-    for (i = 0; i < n; i++)
-        if (r->copy[i].status != GNTST_okay)
-            goto fail;
-    return 0;
-fail:
     r->st.grant_errors++;
     return -1;
 }
@@ -594,7 +603,32 @@ static void start_discard(struct xbd_ring *r, struct xbd_slot *s)
                     q->sector_number * 512u, q->nr_sectors * 512u, aio_done);
 }
 
-/* Read the segment lists of an indirect request into ind_buf, once. */
+/* Copy indirect page <ref> from its persistent mapping, if it has or can
+ * get one (a frontend with persistent grants reuses its indirect pages as
+ * it does its data pages, so steady state costs no hypercall); false:
+ * grant-copy it.  Still one private copy (XSA-155): the segments are
+ * parsed from ind_buf only. */
+static bool indirect_from_mapping(struct xbd_ring *r, grant_ref_t ref,
+                                  unsigned char *dst, size_t len)
+{
+    struct xbd_gnt *g;
+    int err;
+
+    if (!r->persistent)
+        return false;
+    g = xbd_gcache_get_indirect(r->gc, ref, &err);
+    if (!g) {
+        if (err)
+            r->st.pgrant_map_failures++;
+        return false;
+    }
+    memcpy(dst, xbd_gnt_page(g), len);
+    xbd_gcache_put(r->gc, g, mono_now());
+    return true;
+}
+
+/* Read the segment lists of an indirect request into ind_buf, once: from
+ * persistent mappings where there are some, the rest in one copy call. */
 static int fetch_indirect(struct xbd_ring *r, struct xbd_req *q)
 {
     size_t left = (size_t)q->nr_segments * sizeof(struct blkif_request_segment);
@@ -603,8 +637,13 @@ static int fetch_indirect(struct xbd_ring *r, struct xbd_req *q)
     for (p = 0; p < q->nr_indirect_pages; p++) {
         size_t len = left < XBD_PAGE_SIZE ? left : XBD_PAGE_SIZE;
         unsigned char *dst = r->ind_buf + (size_t)p * XBD_PAGE_SIZE;
-        xengnttab_grant_copy_segment_t *c = &r->copy[n++];
+        xengnttab_grant_copy_segment_t *c;
 
+        if (indirect_from_mapping(r, q->indirect_grefs[p], dst, len)) {
+            left -= len;
+            continue;
+        }
+        c = &r->copy[n++];
         memset(c, 0, sizeof(*c));
         c->source.foreign.ref = q->indirect_grefs[p];
         c->source.foreign.offset = 0;
@@ -614,21 +653,15 @@ static int fetch_indirect(struct xbd_ring *r, struct xbd_req *q)
         c->len = (uint16_t)len;
         left -= len;
     }
-    r->st.copy_calls++;
-    r->st.copy_segs += n;
-    if (xengnttab_grant_copy(r->xgt, n, r->copy) < 0)
-        goto fail;
-    for (p = 0; p < n; p++)
-        if (r->copy[p].status != GNTST_okay)
-            goto fail;
+    if (n && copy_batch(r, n) < 0) {
+        r->st.grant_errors++;
+        return BLKIF_RSP_ERROR;
+    }
     if (xbd_req_parse_indirect(q, r->ind_buf, &r->lim) != BLKIF_RSP_OKAY) {
         r->st.protocol_errors++;
         return BLKIF_RSP_ERROR;
     }
     return BLKIF_RSP_OKAY;
-fail:
-    r->st.grant_errors++;
-    return BLKIF_RSP_ERROR;
 }
 
 /* Count a validated request; returns the histogram its latency goes to. */
@@ -865,7 +898,12 @@ static void purge_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_stop(loop, w);
         return;
     }
-    xbd_gcache_purge_lru(r->gc, n ? n : 1);
+    /* Only grants unused since the previous tick: unlike blkback's second
+     * pass, a grant the guest is still using is never unmapped to make
+     * room for another, so a working set larger than the cache (256
+     * segments at QD 8 is 2048 grants) does not churn through map and
+     * unmap; its overflow goes by grant copy until some mapping idles. */
+    xbd_gcache_purge_stale(r->gc, n ? n : 1, mono_now() - XBD_PURGE_INTERVAL);
 }
 
 static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -876,6 +914,22 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* ---- start / stop ---------------------------------------------------- */
+
+/* Cache entries kept for indirect pages: one request's worth per slot, at
+ * most 1/64 of the cache (16 of 1056: the lists of 16 requests in flight)
+ * and at least one unless that would leave data pages none.  Each entry kept is a data page copied whenever the
+ * data overflows the cache, each indirect page mapped a copy call saved
+ * per request: a few entries are worth it, a ring's worth (128) is not. */
+static unsigned indirect_headroom(const struct xbd_ring *r)
+{
+    unsigned per_req = (r->lim.max_indirect_segs + XBD_SEGS_PER_INDIRECT_PAGE - 1) /
+                       XBD_SEGS_PER_INDIRECT_PAGE;
+    unsigned want = r->nr_slots * per_req, cap = xbd_gcache_max(r->gc) / 64;
+
+    if (cap < 1 && xbd_gcache_max(r->gc) > 1)
+        cap = 1;
+    return want < cap ? want : cap;
+}
 
 static int check_params(const struct xbd_ring_params *p)
 {
@@ -1261,6 +1315,7 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
         return NULL;
     }
     xbd_gcache_set_reserve(r->gc, p->maps);
+    xbd_gcache_set_headroom(r->gc, indirect_headroom(r));
     r->st.pgrant_limit = r->persistent ? xbd_gcache_max(r->gc) : 0;
     ev_io_set(&r->evtchn_w, xenevtchn_fd(r->xce), EV_READ);
     ev_io_start(loop, &r->evtchn_w);

@@ -149,7 +149,7 @@ struct xbd_ring_stats {
     uint64_t pgrant_hits;      /* segment found already mapped */
     uint64_t pgrant_misses;    /* not mapped yet (then mapped, or copied if full) */
     uint64_t pgrant_purges;    /* unmapped by the LRU or idle purge */
-    uint64_t pgrant_map_calls; /* gnttab map calls made for data pages */
+    uint64_t pgrant_map_calls; /* gnttab map calls made for data and indirect pages */
     uint64_t copy_calls;       /* gnttab grant-copy calls */
     uint64_t copy_segs;        /* segments (pages or parts) they copied */
     uint64_t evtchn_rx;        /* wake-ups by the frontend's notifications */
@@ -208,16 +208,16 @@ typedef void xbd_ring_drained_fn(void *opaque);
 /*
  * Behaviour the control plane can rely on (src/ring.c, src/request.c):
  * - persistent: data pages are mapped writable once per grant and kept
- *   (LRU purge of unused ones while the cache is full, unused for
- *   pgrant_idle_s, or at stop); max_persistent_grants 0 means
- *   XBD_DEFAULT_MAX_PGRANTS.
+ *   (while the cache is full, unused ones are purged, only those unused
+ *   since the previous purge; unused for pgrant_idle_s; or at stop);
+ *   max_persistent_grants 0 means XBD_DEFAULT_MAX_PGRANTS.
  *   Without persistent, or over the bound, data goes by grant copy
- *   through daemon-owned page-aligned buffers.  Indirect pages are always
- *   read by grant copy, one call per indirect request (up to 1 MiB of
- *   data): blkback maps them writable with persistent grants, which fails
- *   for a frontend that grants them read-only (ours does; blkif.h allows
- *   either);
- *   a copy works either way.
+ *   through daemon-owned page-aligned buffers, one copy call per request.
+ *   Indirect pages: with persistent, through the same cache (writable,
+ *   or read-only if the frontend granted them so; the last 1/64 of the
+ *   cache is kept for them) and copied once into private memory; without
+ *   persistent, or when they find no room, by grant copy, one call per
+ *   indirect request.
  * - FLUSH_DISKCACHE/WRITE_BARRIER are answered EOPNOTSUPP unless
  *   backing->flush, DISCARD unless backing->discard (secure only with
  *   discard_secure, else a plain discard); writes of any kind to a

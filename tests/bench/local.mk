@@ -27,10 +27,11 @@ TESTS += tests/bench/test-publish-batch
 
 TESTS += tests/bench/smoke.sh
 dist_check_SCRIPTS += tests/bench/smoke.sh tests/bench/bench.sh tests/bench/insns.sh
-EXTRA_DIST += tests/bench/benchlib.py tests/bench/README.md \
+EXTRA_DIST += tests/bench/benchlib.py tests/bench/README.md tests/bench/uring-probe.c \
 	tests/bench/results/results.md tests/bench/results/results-short.md \
 	tests/bench/results/results.json tests/bench/results/iops-disk.png \
-	tests/bench/results/iops-tmpfs.png
+	tests/bench/results/iops-tmpfs.png \
+	tests/bench/results/xen-4.17-same-guest.md
 
 # make bench [BENCH_SECONDS=S] [BENCH_QUICK=1] [BENCH_OUT=DIR] ...: see
 # tests/bench/README.md.  Builds what the bench runs first.
@@ -42,3 +43,15 @@ bench: all
 bench-insns: all
 	$(MAKE) $(AM_MAKEFLAGS) check TESTS=
 	$(AM_TESTS_ENVIRONMENT) $(SHELL) $(top_srcdir)/tests/bench/insns.sh
+
+# Grant-copy calls per request on the copy path and past the persistent
+# cache (ring.c copy_bounced, fetch_indirect).
+check_PROGRAMS += tests/bench/test-copy-batch
+tests_bench_test_copy_batch_SOURCES = tests/bench/test-copy-batch.c \
+	tests/unit/fe.c tests/unit/fe.h tests/unit/rig.c tests/unit/rig.h \
+	tests/unit/check.h
+tests_bench_test_copy_batch_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_bench_test_copy_batch_LDADD = $(XBD_SIM_UNIT_LIBS)
+tests_bench_test_copy_batch_LDFLAGS = $(AM_LDFLAGS) -pthread
+tests_bench_test_copy_batch_DEPENDENCIES = $(XBD_SIM_UNIT_DEPS)
+TESTS += tests/bench/test-copy-batch

@@ -11,8 +11,11 @@
  * `valgrind --tool=callgrind --collect-atstart=no` (tests/bench/insns.sh),
  * so instructions per request compare between changes without timing
  * noise.  Outside valgrind it just runs (and checks every status).
+ * With SEGS > 1 the requests are indirect, SEGS pages each (cycling over
+ * the rig's data pages), their segment lists in pages of their own; a
+ * MAXPG smaller than the pages in use makes the rest go by grant copy.
  *
- *   ring-insns [REQUESTS [QD [read|write [persistent|copy]]]]
+ *   ring-insns [REQUESTS [QD [read|write [persistent|copy [SEGS [MAXPG]]]]]]
  */
 #include "config.h"
 
@@ -36,24 +39,49 @@
 #define CALLGRIND_TOGGLE_COLLECT do { } while (0)
 #endif
 
+/* Request i of a batch: SEGS segments over data pages [0, ndata), its list
+ * in page FE_NPAGES - 1 - i. */
+static void put_request(struct fe *f, uint8_t op, unsigned i, uint64_t sector,
+                        unsigned segs, unsigned ndata)
+{
+    struct blkif_request_segment *ind;
+    unsigned ip = FE_NPAGES - 1 - i;
+
+    if (segs <= 1) {
+        fe_rw_page(f, op, i, sector, i);
+        return;
+    }
+    ind = xsg_page(f->d, f->gfn[ip]);
+    for (unsigned k = 0; k < segs; k++) {
+        ind[k].gref = f->ref[(i * segs + k) % ndata];
+        ind[k].first_sect = 0;
+        ind[k].last_sect = 7;
+    }
+    fe_indirect(f, op, i, sector % (RIG_SECTORS - segs * 8u), (uint16_t)segs, &f->ref[ip], 1);
+}
+
 int main(int argc, char **argv)
 {
     unsigned long total = argc > 1 ? strtoul(argv[1], NULL, 0) : 20000;
     unsigned qd = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 0) : 32;
     uint8_t op = argc > 3 && !strcmp(argv[3], "write") ? BLKIF_OP_WRITE : BLKIF_OP_READ;
     bool persistent = !(argc > 4 && !strcmp(argv[4], "copy"));
+    unsigned segs = argc > 5 ? (unsigned)strtoul(argv[5], NULL, 0) : 1;
+    unsigned maxpg = argc > 6 ? (unsigned)strtoul(argv[6], NULL, 0) : 0;
     unsigned long done = 0, batches = 0;
     uint64_t rng = 88172645463325252ull;
     struct fe f;
     struct be b;
 
-    if (qd == 0 || qd > FE_NPAGES || total == 0) {
-        fprintf(stderr, "usage: ring-insns [REQUESTS [QD (1..%d) [read|write [persistent|copy]]]]\n",
-                FE_NPAGES);
+    if (qd == 0 || qd > FE_NPAGES || total == 0 || segs == 0 || segs > 256 ||
+        (segs > 1 && qd > FE_NPAGES / 2)) {
+        fprintf(stderr, "usage: ring-insns [REQUESTS [QD (1..%d, indirect 1..%d) [read|write "
+                "[persistent|copy [SEGS (1..256) [MAXPG]]]]]]\n", FE_NPAGES, FE_NPAGES / 2);
         return 2;
     }
     rig_init(argc, argv);
-    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 2, .persistent = persistent))
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 2, .persistent = persistent,
+                .max_indirect = segs > 1 ? segs : 0, .max_pgrants = maxpg))
         return 1;
     fake_io_set_auto(b.io, true);
     /* One batch first, not counted: persistent grants get mapped. */
@@ -64,7 +92,7 @@ int main(int argc, char **argv)
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
-            fe_rw_page(&f, op, i, (rng % (RIG_SECTORS / 8)) * 8, i);
+            put_request(&f, op, i, (rng % (RIG_SECTORS / 8)) * 8, segs, FE_NPAGES - qd);
         }
         fe_push(&f);
         if (round >= 0)
@@ -86,8 +114,9 @@ int main(int argc, char **argv)
             batches++;
         }
     }
-    printf("ring-insns: %lu %s requests of 4 KiB (%s grants) in %lu batches of %u counted\n", done,
-           op == BLKIF_OP_READ ? "read" : "write", persistent ? "persistent" : "copied", batches, qd);
+    printf("ring-insns: %lu %s requests of %u KiB (%s grants) in %lu batches of %u counted\n", done,
+           op == BLKIF_OP_READ ? "read" : "write", segs * 4, persistent ? "persistent" : "copied",
+           batches, qd);
     rig_down(&b, &f);
     return check_result("ring-insns");
 }

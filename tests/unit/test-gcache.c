@@ -211,6 +211,37 @@ static void test_purges(void)
     rig_close(&r);
 }
 
+/* The purge of a full cache (ring.c purge_cb) takes only grants unused
+ * since the previous tick, at most n: a grant the guest keeps using is
+ * never unmapped to be mapped again. */
+static void test_purge_stale(void)
+{
+    struct rig r;
+    struct xbd_gcache *c;
+    struct xbd_gnt *g[NREF];
+    unsigned i;
+
+    printf("stale purge: only grants unused since the cut-off, at most n\n");
+    rig_open(&r, 34);
+    c = xbd_gcache_new(r.xgt, 34, NREF, &r.st);
+    for (i = 0; i < NREF; i++)
+        g[i] = get(c, r.ref[i]);
+    /* 0, 1, 2 last used at 5, 6, 7; 3, 4, 5 at 20. */
+    for (i = 0; i < NREF; i++)
+        xbd_gcache_put(c, g[i], i < 3 ? 5.0 + i : 20.0);
+    CHECK_EQ(xbd_gcache_purge_stale(c, 2, 10), 2);     /* bounded by n */
+    CHECK_EQ(xsg_grant_in_use(r.d, r.ref[0]), 0);
+    CHECK_EQ(xsg_grant_in_use(r.d, r.ref[1]), 0);
+    CHECK_EQ(xbd_gcache_purge_stale(c, 100, 10), 1);   /* bounded by age */
+    CHECK_EQ(xsg_grant_in_use(r.d, r.ref[2]), 0);
+    /* Everything left was used at 20: nothing goes, however many asked. */
+    CHECK_EQ(xbd_gcache_purge_stale(c, 100, 10), 0);
+    CHECK_EQ(xbd_gcache_count(c), NREF - 3);
+    CHECK_EQ(map_calls(&r), NREF);
+    xbd_gcache_free(c);
+    rig_close(&r);
+}
+
 static void test_host_reserve(void)
 {
     struct rig r;
@@ -294,6 +325,7 @@ int main(int argc, char **argv)
     test_map_once();
     test_full_and_errors();
     test_purges();
+    test_purge_stale();
     test_host_reserve();
     test_ring_plan();
     return check_result("test-gcache");
