@@ -11,10 +11,17 @@
  *   hotplug script ran) -> Connected (rings running) -> Closing (rings
  *   stopped, draining) -> Closed (everything released), and back to
  *   InitWait when the frontend starts again from Initialising.
+ *
+ * No evaluation makes a xenstore round trip on the loop: an evaluation
+ * first asks the xenstore thread for a snapshot of every key it may read
+ * (dev_snapshot.h), and runs when the snapshot comes back; its writes are
+ * queued to that thread, in order (dev_write).  A device with xenstore
+ * jobs outstanding is freed only once they are back (dev_job_end).
  */
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +36,10 @@
 #include "xenblkd/log.h"
 #include "xenblkd/stats.h"
 
+#include "dev_snapshot.h"
 #include "device_internal.h"
 #include "log_limit.h"
+#include "nbd_server.h"
 #include "xenstore_parse.h"
 
 /* Everything a device logs is what its guest can make us log: through
@@ -85,6 +94,7 @@ struct xbd_device {
 
     struct xbd_backing backing; /* fd -1 while closed */
     char *opened_path;          /* what backing was last opened from */
+    struct xbd_nbd_export *nbd; /* local attach, while backing is open */
 
     struct xbd_ring **rings;
     unsigned nr_rings;
@@ -95,6 +105,14 @@ struct xbd_device {
     bool resuming;              /* connecting rings a previous instance served */
     bool handed_over;           /* handover stop done: left as it is */
 
+    /* xenstore, through the xenstore thread (xs_worker.h). */
+    struct xbd_dev_snap *snap;      /* what the running evaluation reads */
+    struct xbd_dev_snap *snap_job;  /* snapshot being read, at most one */
+    bool snap_again;            /* kicked while snap_job was out */
+    bool resize_pending;        /* tell the frontend the new size (check_size) */
+    unsigned jobs;              /* xenstore jobs out that point here */
+    bool dead;                  /* freed but for those jobs */
+
     /* xentop (vbd3 only): counters of stopped rings plus live ones. */
     struct xbd_shm_stats *shm;
     struct xbd_disk_stats stats_base;
@@ -103,6 +121,7 @@ struct xbd_device {
 
 
 static void dev_update(struct xbd_device *dev);
+static void close_backing(struct xbd_device *dev);
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
@@ -119,23 +138,19 @@ static const char *printable(const char *s, char *buf, size_t n)
     return buf;
 }
 
+/* Every read of an evaluation comes from its snapshot. */
 static char *dev_read(struct xbd_device *dev, const char *dir, const char *key)
 {
-    char path[XBD_XS_PATH_MAX];
-
-    snprintf(path, sizeof(path), "%s/%s", dir, key);
-    return xbd_xs_read(dev->host->xb, XBT_NULL, path);
+    return xbd_snap_read(dev->snap, dir, key);
 }
 
 /* Backend key as a boolean/number with a default when absent or bad (the
  * toolstack is trusted, so a bad value is only logged). */
 static unsigned long be_uint(struct xbd_device *dev, const char *key, unsigned long def)
 {
-    char path[XBD_XS_PATH_MAX];
     unsigned long v;
 
-    snprintf(path, sizeof(path), "%s/%s", dev->be, key);
-    if (xbd_xs_read_uint(dev->host->xb, XBT_NULL, path, ~0UL, &v) == 0)
+    if (xbd_snap_read_uint(dev->snap, dev->be, key, ~0UL, &v) == 0)
         return v;
     if (errno == EINVAL)
         dev_warn(dev, "ignoring malformed backend key %s", key);
@@ -144,11 +159,9 @@ static unsigned long be_uint(struct xbd_device *dev, const char *key, unsigned l
 
 static int frontend_state(struct xbd_device *dev)
 {
-    char path[XBD_XS_PATH_MAX];
     unsigned long v;
 
-    snprintf(path, sizeof(path), "%s/state", dev->fe);
-    if (xbd_xs_read_uint(dev->host->xb, XBT_NULL, path, XBD_XB_RECONFIGURED, &v) < 0)
+    if (xbd_snap_read_uint(dev->snap, dev->fe, "state", XBD_XB_RECONFIGURED, &v) < 0)
         return XBD_XB_UNKNOWN;
     return (int)v;
 }
@@ -158,9 +171,98 @@ static void dev_kick(struct xbd_device *dev)
     xbd_eval_queue_push(&dev->host->evq, &dev->evn);
 }
 
+/* A job that points to dev is back: false if dev was freed meanwhile
+ * (then it may be gone now, and must not be touched). */
+static bool dev_job_end(struct xbd_device *dev)
+{
+    dev->jobs--;
+    if (!dev->dead)
+        return true;
+    if (!dev->jobs)
+        free(dev);
+    return false;
+}
+
+static bool be_exists(const struct xbd_device *dev)
+{
+    /* No snapshot: a handover's evaluation, which reads nothing. */
+    return dev->snap ? dev->snap->be_exists : true;
+}
+
+static void snap_done(struct xbd_xs_job *job)
+{
+    struct xbd_dev_snap *s = (struct xbd_dev_snap *)job;
+    struct xbd_device *dev = s->owner;
+    bool again;
+
+    if (!dev->dead)
+        dev->snap_job = NULL;
+    if (dev->dead || !job->ran) {
+        dev_job_end(dev);
+        xbd_dev_snap_free(s);
+        return;
+    }
+    if (s->err) {
+        /* xenstored refused a read (a lost connection ends the daemon):
+         * try again, within the device's evaluation rate. */
+        dev_warn(dev, "cannot read the device's xenstore keys: %s", strerror(s->err));
+        dev->snap_again = true;
+    } else {
+        dev->snap = s;
+        dev_update(dev);
+        if (!dev->dead)
+            dev->snap = NULL;
+    }
+    again = !dev->dead && dev->snap_again;
+    if (!dev->dead)
+        dev->snap_again = false;
+    if (dev_job_end(dev) && again)
+        dev_kick(dev);
+    xbd_dev_snap_free(s);
+}
+
+/* The evaluation the queue granted: read its snapshot first, off the
+ * loop; it runs when the snapshot is back (snap_done).  One snapshot at a
+ * time: a kick meanwhile asks for a fresh one afterwards. */
+static void dev_request_snapshot(struct xbd_device *dev)
+{
+    struct xbd_host *h = dev->host;
+    struct xbd_dev_snap *s;
+
+    if (dev->snap_job) {
+        dev->snap_again = true;
+        return;
+    }
+    /* The frontend's ring keys only when a connect may follow; a
+     * connected device's evaluation reads three keys (dev_snapshot.h).
+     * Only an evaluation changes what the device is, and this device has
+     * none until this snapshot is back. */
+    enum xbd_snap_kind kind = dev->nr_rings && dev->state == XBD_XB_CONNECTED
+                                  ? XBD_SNAP_CONNECTED
+                              : !dev->nr_rings && !dev->draining ? XBD_SNAP_CONNECT
+                                                                 : XBD_SNAP_FULL;
+    s = xbd_dev_snap_new(h->xb, dev->be, dev->fe, kind, snap_done, dev);
+    if (!s) {
+        dev_err(dev, "out of memory for an evaluation");
+        return;
+    }
+    dev->snap_job = s;
+    dev->jobs++;
+    xbd_xenbus_submit(h->xb, &s->job);
+}
+
 static void dev_kick_cb(struct xbd_eval_node *n)
 {
-    dev_update(container_of(n, struct xbd_device, evn));
+    struct xbd_device *dev = container_of(n, struct xbd_device, evn);
+    struct xbd_host *h = dev->host;
+
+    /* A handover reads nothing from xenstore: it does not wait for a
+     * snapshot, so a stuck xenstored cannot hold the restart up. */
+    if (h->stopping && h->stop_mode == XBD_STOP_HANDOVER) {
+        dev_update(dev);
+        return;
+    }
+    dev_request_snapshot(dev);
 }
 
 static void fe_watch_cb(void *opaque, const char *path)
@@ -168,13 +270,52 @@ static void fe_watch_cb(void *opaque, const char *path)
     dev_kick(opaque);
 }
 
-static int dev_write(struct xbd_device *dev, const struct xbd_kv *kv, size_t n)
+struct dev_write {
+    struct xbd_device *dev;
+    char msg[120];              /* logged once written; "" = nothing */
+};
+
+static void dev_write_done(void *opaque, int err)
 {
-    if (xbd_xs_write_keys(dev->host->xb, dev->be, kv, n) == 0)
-        return 0;
-    if (errno != ENOENT)
-        dev_err(dev, "cannot write to %s: %s", dev->be, strerror(errno));
-    return -1;
+    struct dev_write *w = opaque;
+    struct xbd_device *dev = w->dev;
+
+    if (dev_job_end(dev)) {
+        if (!err && w->msg[0])
+            dev_info(dev, "%s", w->msg);
+        else if (err && err != ENOENT && err != ECANCELED)
+            dev_err(dev, "cannot write to %s: %s", dev->be, strerror(err));
+    }
+    free(w);
+}
+
+/* Queue the write of kv to the backend directory, in one transaction and
+ * only if the directory still exists (xbd_xs_write_keys), after every
+ * write queued before; msg (printf format, may be NULL) is logged once
+ * it is written.  The loop does not wait: the state machine goes on as
+ * if it was, as it did when a write's failure was only logged. */
+static void __attribute__((format(printf, 4, 5)))
+dev_write(struct xbd_device *dev, const struct xbd_kv *kv, size_t n, const char *msg, ...)
+{
+    struct dev_write *w = calloc(1, sizeof(*w));
+
+    if (!w) {
+        dev_err(dev, "out of memory: not written to %s", dev->be);
+        return;
+    }
+    w->dev = dev;
+    if (msg) {
+        va_list ap;
+        va_start(ap, msg);
+        vsnprintf(w->msg, sizeof(w->msg), msg, ap);
+        va_end(ap);
+    }
+    if (xbd_xs_write_keys_async(dev->host->xb, dev->be, kv, n, dev_write_done, w) < 0) {
+        dev_err(dev, "out of memory: not written to %s", dev->be);
+        free(w);
+        return;
+    }
+    dev->jobs++;
 }
 
 static void set_state(struct xbd_device *dev, int state)
@@ -187,7 +328,7 @@ static void set_state(struct xbd_device *dev, int state)
     struct xbd_kv kv = { "state", v };
     dev_info(dev, "state %s -> %s", xbd_xenbus_state_name(dev->state),
              xbd_xenbus_state_name(state));
-    dev_write(dev, &kv, 1);
+    dev_write(dev, &kv, 1, NULL);
     /* Even if the directory is gone: we will not publish this state
      * again, and the next evaluation notices the removal. */
     dev->state = state;
@@ -204,8 +345,8 @@ static void dev_fail(struct xbd_device *dev, const char *msg)
 
     dev_err(dev, "%s", msg);
     dev->failed = true;
-    dev_write(dev, kv, 2);
-    xbd_backing_close(&dev->backing);
+    dev_write(dev, kv, 2, NULL);
+    close_backing(dev);
     set_state(dev, XBD_XB_CLOSING);
 }
 
@@ -301,7 +442,7 @@ static void close_to(struct xbd_device *dev, int target)
         stop_rings(dev, target, false);
         return;
     }
-    xbd_backing_close(&dev->backing);
+    close_backing(dev);
     /* Closed for good: journals of rings that never started again (a
      * refused resume keeps its journal until here) go too. */
     if (target == XBD_XB_CLOSED)
@@ -431,6 +572,31 @@ static int hotplug_ready(struct xbd_device *dev)
     return rc;
 }
 
+/* The NBD export lives exactly as long as the open backing store: every
+ * path that opens or closes it goes through here (nbd_server.h).  For
+ * vbd3, libxl reads physical-device-path as that socket (local attach,
+ * HVM device model); the directory is libxl's to delete, and the path of
+ * a disk never changes, so the key is left behind at close. */
+static void start_nbd(struct xbd_device *dev)
+{
+    struct xbd_host *h = dev->host;
+
+    dev->nbd = xbd_nbd_export_open(h->loop, h->io, h->cfg.state_dir, dev->kind->name,
+                                   dev->domid, dev->devid, &dev->backing, dev->name,
+                                   &dev->logb);
+    if (dev->nbd && !strcmp(dev->kind->name, "vbd3")) {
+        struct xbd_kv kv = { "physical-device-path", xbd_nbd_export_path(dev->nbd) };
+        dev_write(dev, &kv, 1, NULL);
+    }
+}
+
+static void close_backing(struct xbd_device *dev)
+{
+    xbd_nbd_export_close(dev->nbd);
+    dev->nbd = NULL;
+    xbd_backing_close(&dev->backing);
+}
+
 static int open_backing(struct xbd_device *dev)
 {
     struct xbd_backing_opts o = {
@@ -459,6 +625,7 @@ static int open_backing(struct xbd_device *dev)
              dev->backing.discard_secure ? ", secure discard" : "");
     free(dev->opened_path);
     dev->opened_path = path;
+    start_nbd(dev);
     return 0;
 }
 
@@ -499,8 +666,7 @@ static void publish_initwait(struct xbd_device *dev)
     kv[n++] = (struct xbd_kv){ "max-ring-page-order", buf[2] };
     kv[n++] = (struct xbd_kv){ "multi-queue-max-queues", buf[3] };
     kv[n++] = (struct xbd_kv){ "state", "2" };
-    if (dev_write(dev, kv, n) == 0)
-        dev_info(dev, "state %s -> InitWait", xbd_xenbus_state_name(dev->state));
+    dev_write(dev, kv, n, "state %s -> InitWait", xbd_xenbus_state_name(dev->state));
     dev->state = XBD_XB_INITWAIT;
 }
 
@@ -544,7 +710,7 @@ static int ensure_backing(struct xbd_device *dev)
         return -1;
     if (open_backing(dev) < 0)
         return -1;
-    dev_write(dev, kv, backing_features(dev, kv, buf));
+    dev_write(dev, kv, backing_features(dev, kv, buf), NULL);
     return 0;
 }
 
@@ -677,14 +843,12 @@ static void publish_connected(struct xbd_device *dev)
         bool resized = be_uint(dev, "sectors", b->sectors) != b->sectors;
         if (resized)
             kv[n++] = (struct xbd_kv){ "state", "4" };
-        if (dev_write(dev, kv, n) == 0)
-            dev_info(dev, "resumed in state Connected%s", resized ? " (size changed)" : "");
+        dev_write(dev, kv, n, "resumed in state Connected%s", resized ? " (size changed)" : "");
         dev->state = XBD_XB_CONNECTED;
         return;
     }
     kv[n++] = (struct xbd_kv){ "state", "4" };
-    if (dev_write(dev, kv, n) == 0)
-        dev_info(dev, "state %s -> Connected", xbd_xenbus_state_name(dev->state));
+    dev_write(dev, kv, n, "state %s -> Connected", xbd_xenbus_state_name(dev->state));
     dev->state = XBD_XB_CONNECTED;
 }
 
@@ -739,6 +903,18 @@ static void dev_connect(struct xbd_device *dev)
 /* ------------------------------------------------------------------ */
 /* the evaluation                                                      */
 
+/* The memory itself, now or when the last xenstore job pointing here is
+ * back (dev_job_end); nothing but jobs and counts is used from here on. */
+static void dev_release(struct xbd_device *dev)
+{
+    if (dev->jobs) {
+        dev->dead = true;
+        dev->fe = dev->path = dev->opened_path = NULL;
+        return;
+    }
+    free(dev);
+}
+
 static void dev_free(struct xbd_device *dev)
 {
     struct xbd_host *h = dev->host;
@@ -749,13 +925,13 @@ static void dev_free(struct xbd_device *dev)
     xbd_eval_queue_remove(&h->evq, &dev->evn);
     ev_timer_stop(h->loop, &dev->stats_timer);
     xbd_shm_stats_close(dev->shm);
-    xbd_backing_close(&dev->backing);
+    close_backing(dev);
     xbd_host_remove_device(h, dev);
     xbd_log_bucket_fini(&dev->logb);
     free(dev->fe);
     free(dev->path);
     free(dev->opened_path);
-    free(dev);
+    dev_release(dev);
     xbd_host_changed(h);
     xbd_host_check_done(h);
 }
@@ -924,7 +1100,7 @@ static void dev_handover(struct xbd_device *dev)
     if (!dev->handed_over) {
         dev->handed_over = true;
         ev_timer_stop(h->loop, &dev->stats_timer);
-        xbd_backing_close(&dev->backing);
+        close_backing(dev);
         dev_info(dev, "handed over in state %s: every response published, nothing "
                  "mapped or bound, xenstore left as it is, ring journals kept in %s/%s",
                  xbd_xenbus_state_name(dev->state), h->cfg.state_dir, XBD_JOURNAL_SUBDIR);
@@ -939,7 +1115,7 @@ static void dev_handover(struct xbd_device *dev)
  * on in a directory that is not its own any more. */
 static void note_removal(struct xbd_device *dev)
 {
-    if (!dev->gone && !xbd_xs_exists(dev->host->xb, XBT_NULL, dev->be)) {
+    if (!dev->gone && !be_exists(dev)) {
         dev_info(dev, "backend directory removed while rings drain");
         dev->gone = true;
     }
@@ -952,7 +1128,7 @@ static void replace_gone(struct xbd_device *dev)
 {
     struct xbd_kind *k = dev->kind;
     unsigned domid = dev->domid, devid = dev->devid;
-    bool again = xbd_xs_exists(dev->host->xb, XBT_NULL, dev->be);
+    bool again = be_exists(dev);
 
     dev_free(dev);
     if (again) {
@@ -960,6 +1136,30 @@ static void replace_gone(struct xbd_device *dev)
                  k->name, devid);
         xbd_device_create(k, domid, devid);
     }
+}
+
+/* After a resize (xbd_device_check_size), from an evaluation that just
+ * followed the frontend. */
+static void tell_resize(struct xbd_device *dev)
+{
+    char v[24];
+
+    if (!dev->resize_pending)
+        return;
+    dev->resize_pending = false;
+    /* Tell only a frontend that is and stays connected: rewriting Connected
+     * while a close is under way (frontend Closing, online=0, our own
+     * shutdown, a removed directory still draining) would restart
+     * blkfront's connection.  Otherwise the next connect publishes it. */
+    if (dev->state != XBD_XB_CONNECTED || dev->host->stopping || dev->gone ||
+        !dev->nr_rings || frontend_state(dev) != XBD_XB_CONNECTED ||
+        !be_uint(dev, "online", 1))
+        return;
+    snprintf(v, sizeof(v), "%" PRIu64, dev->backing.sectors);
+    /* Rewriting state fires the frontend's watch on it; blkfront then
+     * re-reads sectors while connected (as for blkback's vbd resize). */
+    struct xbd_kv kv[] = { { "sectors", v }, { "state", "4" } };
+    dev_write(dev, kv, 2, "told the connected frontend: sectors %s", v);
 }
 
 static void dev_update(struct xbd_device *dev)
@@ -977,10 +1177,10 @@ static void dev_update(struct xbd_device *dev)
     if (dev->after_drain) {
         int s = dev->after_drain;
         dev->after_drain = 0;
-        xbd_backing_close(&dev->backing);
+        close_backing(dev);
         set_state(dev, s);
     }
-    if (!xbd_xs_exists(h->xb, XBT_NULL, dev->be)) {
+    if (!be_exists(dev)) {
         /* The toolstack deleted the device: release everything. */
         if (dev->nr_rings) {
             dev->gone = true;
@@ -1021,6 +1221,7 @@ static void dev_update(struct xbd_device *dev)
         close_to(dev, XBD_XB_CLOSED);
     } else {
         follow_frontend(dev, frontend_state(dev));
+        tell_resize(dev);
     }
     xbd_host_changed(h);
     xbd_host_check_done(h);
@@ -1043,32 +1244,13 @@ static bool frontend_path_ok(const char *fe, unsigned long feid)
     return !strncmp(fe, prefix, (size_t)n) && fe[n] != '\0';
 }
 
-void xbd_device_create(struct xbd_kind *k, unsigned domid, unsigned devid)
+/* The device, once its probe (below) found a consistent directory. */
+static void dev_create_from(struct xbd_kind *k, unsigned domid, unsigned devid, char *fe)
 {
     struct xbd_host *h = k->host;
     struct xbd_device *dev;
-    char be[128], path[XBD_XS_PATH_MAX];
-    char *fe;
-    unsigned long feid;
+    char path[XBD_XS_PATH_MAX];
 
-    if (h->stopping)
-        return;
-    snprintf(be, sizeof(be), "%s/%u/%u", k->dir, domid, devid);
-    /* libxl writes the whole directory in one transaction: no frontend
-     * means it is not (or no longer) a device. */
-    snprintf(path, sizeof(path), "%s/frontend", be);
-    fe = xbd_xs_read(h->xb, XBT_NULL, path);
-    if (!fe)
-        return;
-    snprintf(path, sizeof(path), "%s/frontend-id", be);
-    if (xbd_xs_read_uint(h->xb, XBT_NULL, path, 0x7fef, &feid) < 0 || feid != domid ||
-        !frontend_path_ok(fe, feid) || strlen(fe) > XBD_XS_PATH_MAX - 64) {
-        char pbuf[80];
-        xbd_err("domain %u %s/%u: ignoring device with inconsistent frontend '%s' / "
-                "frontend-id", domid, k->name, devid, printable(fe, pbuf, sizeof(pbuf)));
-        free(fe);
-        return;
-    }
     dev = calloc(1, sizeof(*dev));
     if (!dev) {
         xbd_err("domain %u %s/%u: out of memory", domid, k->name, devid);
@@ -1083,7 +1265,7 @@ void xbd_device_create(struct xbd_kind *k, unsigned domid, unsigned devid)
     dev->backing.fd = -1;
     dev->state = XBD_XB_UNKNOWN;
     snprintf(dev->name, sizeof(dev->name), "domain %u %s/%u", domid, k->name, devid);
-    snprintf(dev->be, sizeof(dev->be), "%s", be);
+    snprintf(dev->be, sizeof(dev->be), "%s/%u/%u", k->dir, domid, devid);
     xbd_eval_node_init(&dev->evn, dev_kick_cb);
     xbd_log_bucket_init(&dev->logb, dev->name);
     ev_timer_init(&dev->stats_timer, stats_timer_cb, XBD_STATS_INTERVAL, XBD_STATS_INTERVAL);
@@ -1107,6 +1289,120 @@ void xbd_device_create(struct xbd_kind *k, unsigned domid, unsigned devid)
     dev_info(dev, "new device, frontend %s", fe);
     dev_kick(dev);
     xbd_host_changed(h);
+}
+
+/* A directory that may be a new device: its frontend and frontend-id,
+ * read by the xenstore thread.  At most one probe per directory at a
+ * time (the host's list), so a burst of watch events creates one
+ * device. */
+struct xbd_dev_probe {
+    struct xbd_xs_job job;
+    struct xbd_dev_probe *next;     /* host's list (loop only) */
+    struct xbd_host *host;          /* loop only; NULL once the host is gone */
+    struct xbd_kind *kind;
+    struct xbd_xenbus *xb;
+    unsigned domid, devid;
+    bool again;                     /* asked for again while out */
+    char be[128];
+    char *fe;                       /* results */
+    int feid_rc;
+    unsigned long feid;
+};
+
+static void probe_run(struct xbd_xs_job *job, void *ctx)
+{
+    struct xbd_dev_probe *p = (struct xbd_dev_probe *)job;
+    char path[XBD_XS_PATH_MAX];
+
+    /* libxl writes the whole directory in one transaction: no frontend
+     * means it is not (or no longer) a device. */
+    snprintf(path, sizeof(path), "%s/frontend", p->be);
+    p->fe = xbd_xs_read(p->xb, XBT_NULL, path);
+    if (!p->fe)
+        return;
+    snprintf(path, sizeof(path), "%s/frontend-id", p->be);
+    p->feid_rc = xbd_xs_read_uint(p->xb, XBT_NULL, path, 0x7fef, &p->feid);
+}
+
+static void probe_unlink(struct xbd_host *h, struct xbd_dev_probe *p)
+{
+    for (struct xbd_dev_probe **pp = &h->probes; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            return;
+        }
+    }
+}
+
+static void probe_done(struct xbd_xs_job *job)
+{
+    struct xbd_dev_probe *p = (struct xbd_dev_probe *)job;
+    struct xbd_host *h = p->host;
+    struct xbd_kind *k = p->kind;
+    char *fe = p->fe;
+    bool again = p->again;
+
+    if (h)
+        probe_unlink(h, p);
+    if (!h || !job->ran || h->stopping || xbd_host_find_device(h, k, p->domid, p->devid)) {
+        free(fe);
+        free(p);
+        return;
+    }
+    if (fe && (p->feid_rc < 0 || p->feid != p->domid || !frontend_path_ok(fe, p->feid) ||
+               strlen(fe) > XBD_XS_PATH_MAX - 64)) {
+        char pbuf[80];
+        xbd_err("domain %u %s/%u: ignoring device with inconsistent frontend '%s' / "
+                "frontend-id", p->domid, k->name, p->devid, printable(fe, pbuf, sizeof(pbuf)));
+        free(fe);
+        fe = NULL;
+    }
+    unsigned domid = p->domid, devid = p->devid;
+    free(p);
+    if (fe)
+        dev_create_from(k, domid, devid, fe);
+    else if (again)
+        xbd_device_create(k, domid, devid);
+}
+
+void xbd_device_create(struct xbd_kind *k, unsigned domid, unsigned devid)
+{
+    struct xbd_host *h = k->host;
+    struct xbd_dev_probe *p;
+
+    if (h->stopping)
+        return;
+    for (p = h->probes; p; p = p->next) {
+        if (p->kind == k && p->domid == domid && p->devid == devid) {
+            p->again = true;
+            return;
+        }
+    }
+    p = calloc(1, sizeof(*p));
+    if (!p) {
+        xbd_err("domain %u %s/%u: out of memory", domid, k->name, devid);
+        return;
+    }
+    p->job.run = probe_run;
+    p->job.done = probe_done;
+    p->host = h;
+    p->kind = k;
+    p->xb = h->xb;
+    p->domid = domid;
+    p->devid = devid;
+    snprintf(p->be, sizeof(p->be), "%s/%u/%u", k->dir, domid, devid);
+    p->next = h->probes;
+    h->probes = p;
+    xbd_xenbus_submit(h->xb, &p->job);
+}
+
+void xbd_device_cancel_probes(struct xbd_host *h)
+{
+    while (h->probes) {
+        struct xbd_dev_probe *p = h->probes;
+        h->probes = p->next;
+        p->host = NULL;
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -1163,12 +1459,12 @@ void xbd_device_destroy(struct xbd_device *d)
     xbd_log_bucket_fini(&d->logb);
     ev_timer_stop(h->loop, &d->stats_timer);
     xbd_shm_stats_close(d->shm);
-    xbd_backing_close(&d->backing);
+    close_backing(d);
     free(d->rings);
     free(d->fe);
     free(d->path);
     free(d->opened_path);
-    free(d);
+    dev_release(d);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1219,7 +1515,6 @@ void xbd_device_check_size(struct xbd_device *dev)
 {
     struct xbd_backing *b = &dev->backing;
     uint64_t sectors;
-    char v[24];
 
     if (b->fd < 0)
         return;
@@ -1233,18 +1528,10 @@ void xbd_device_check_size(struct xbd_device *dev)
              b->sectors, sectors);
     /* The rings check every request against this very field. */
     b->sectors = sectors;
-    /* Tell only a frontend that is and stays connected: rewriting Connected
-     * while a close is under way (frontend Closing, online=0, our own
-     * shutdown, a removed directory still draining) would restart
-     * blkfront's connection.  Otherwise the next connect publishes it. */
-    if (dev->state != XBD_XB_CONNECTED || dev->host->stopping || dev->gone ||
-        !dev->nr_rings || frontend_state(dev) != XBD_XB_CONNECTED ||
-        !be_uint(dev, "online", 1))
-        return;
-    snprintf(v, sizeof(v), "%" PRIu64, sectors);
-    /* Rewriting state fires the frontend's watch on it; blkfront then
-     * re-reads sectors while connected (as for blkback's vbd resize). */
-    struct xbd_kv kv[] = { { "sectors", v }, { "state", "4" } };
-    if (dev_write(dev, kv, 2) == 0)
-        dev_info(dev, "told the connected frontend: sectors %s", v);
+    /* The frontend is told by an evaluation, which knows from its
+     * snapshot whether it is still connected (tell_resize). */
+    if (dev->state == XBD_XB_CONNECTED && dev->nr_rings) {
+        dev->resize_pending = true;
+        dev_kick(dev);
+    }
 }

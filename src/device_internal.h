@@ -20,6 +20,8 @@
 #include "xenblkd/device.h"
 
 struct xbd_device;
+struct xbd_dev_probe;
+struct xbd_scan;
 
 struct xbd_kind {
     struct xbd_kind *next;
@@ -27,6 +29,8 @@ struct xbd_kind {
     char name[16];
     char dir[96];               /* /local/domain/<own>/backend/<kind> */
     struct xbd_watch *watch;
+    struct xbd_scan *scan;      /* listing being read (xenstore thread) */
+    long scan_again;            /* -2: none; else the domid to scan after it (-1 all) */
 };
 
 struct xbd_host {
@@ -50,11 +54,14 @@ struct xbd_host {
     struct xbd_map_reserve maps; /* persistent grants, every ring (budget.h) */
     struct xbd_eval_queue evq;  /* device evaluations (eval_queue.h) */
     struct xbd_loop_stats loop_stats;
+    struct xbd_dev_probe *probes; /* directories being probed (device.c) */
 };
 
 /* host.c: the registry.  add fails (-1) only when out of memory. */
 int xbd_host_add_device(struct xbd_host *h, struct xbd_device *dev);
 void xbd_host_remove_device(struct xbd_host *h, struct xbd_device *dev);
+struct xbd_device *xbd_host_find_device(struct xbd_host *h, const struct xbd_kind *k,
+                                        unsigned domid, unsigned devid);
 /* A device changed in a way that may complete a shutdown. */
 void xbd_host_check_done(struct xbd_host *h);
 /* A device appeared, connected, closed or went away (never per request). */
@@ -62,8 +69,11 @@ void xbd_host_changed(struct xbd_host *h);
 
 /* device.c: the device object. */
 /* Create the device domid/devid of kind k if its backend directory is
- * complete and consistent (logged otherwise); it registers itself. */
+ * complete and consistent (logged otherwise); it registers itself.  The
+ * directory is read by the xenstore thread: the device appears later. */
 void xbd_device_create(struct xbd_kind *k, unsigned domid, unsigned devid);
+/* The host is going away: the probes still out create nothing. */
+void xbd_device_cancel_probes(struct xbd_host *h);
 /* Schedule a re-evaluation of the device's keys (never evaluates inline). */
 void xbd_device_kick(struct xbd_device *dev);
 bool xbd_device_is(const struct xbd_device *dev, const struct xbd_kind *k,

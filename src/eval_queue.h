@@ -2,16 +2,20 @@
  * eval_queue.h - device evaluations, a bounded number per loop iteration.
  *
  * Every xenstore event on a device only asks for an evaluation, which
- * re-reads the keys it needs: several synchronous xenstore round trips,
- * more on a connect.  The requests wait here in FIFO order, each device
+ * re-reads the keys it needs: several xenstore round trips, more on a
+ * connect, made by the xenstore thread (xs_worker.h, dev_snapshot.h)
+ * before the evaluation runs on the loop.  The requests wait here in FIFO order, each device
  * at most once (a burst of events on one device costs one evaluation),
  * and one loop iteration runs at most XBD_EVAL_BUDGET of them, and no
  * more once XBD_EVAL_SLICE seconds went into them, before the loop polls
  * again: a guest rewriting its nodes in a tight loop gets one evaluation
  * per turn, behind every other device waiting, and the rings and the
- * other guests' I/O are served between turns.  Each xenstore round trip
- * costs more the busier xenstored is (a storming guest keeps it busy), so
- * the slice, not the count, is what bounds a turn under a storm.
+ * other guests' I/O are served between turns.  A turn here now only
+ * asks the xenstore thread for the evaluations' snapshots; each
+ * evaluation runs when its snapshot is back, at most XBD_XS_DONE_BATCH
+ * per loop wake-up (xs_worker.c).  The queue still orders evaluations
+ * fairly across devices and bounds how much xenstore work one guest can
+ * ask for.
  *
  * And each device has a token bucket of evaluations (XBD_EVAL_RATE per
  * second, bursts of XBD_EVAL_BURST): past it, its next evaluation waits

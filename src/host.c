@@ -5,7 +5,9 @@
  * A watch on /local/domain/<own domid>/backend/<kind> tells which
  * device directories appear or disappear; each event only creates a
  * device (src/device.c) or kicks an existing one, which then re-reads its
- * own keys.  Everything inside one device stays in device.c.
+ * own keys.  Everything inside one device stays in device.c.  The
+ * listings are read by the xenstore thread (xs_worker.h), never on the
+ * loop.
  */
 #include "config.h"
 
@@ -19,6 +21,7 @@
 #include "xenblkd/log.h"
 
 #include "device_internal.h"
+#include "xs_worker.h"
 
 #define container_of(ptr, type, member) \
     ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
@@ -53,8 +56,8 @@ void xbd_host_remove_device(struct xbd_host *h, struct xbd_device *dev)
     }
 }
 
-static struct xbd_device *dev_find(struct xbd_host *h, const struct xbd_kind *k,
-                                   unsigned domid, unsigned devid)
+struct xbd_device *xbd_host_find_device(struct xbd_host *h, const struct xbd_kind *k,
+                                        unsigned domid, unsigned devid)
 {
     for (unsigned i = 0; i < h->ndevices; i++)
         if (xbd_device_is(h->devices[i], k, domid, devid))
@@ -92,33 +95,112 @@ static int parse_ids(const char *rel, unsigned long *domid, unsigned long *devid
     return 0;
 }
 
-/* Look at every device under dir (one domain, or all with domid < 0). */
-static void kind_scan(struct xbd_kind *k, long domid)
+/* A kind's listing of device directories (one domain, or all with
+ * domid < 0), read by the xenstore thread. */
+struct xbd_scan {
+    struct xbd_xs_job job;
+    struct xbd_kind *kind;      /* loop only; NULL once the host is gone */
+    struct xbd_xenbus *xb;
+    long domid;
+    char dir[96];
+    struct { unsigned domid, devid; } *ids;     /* results */
+    unsigned n, cap;
+};
+
+static void scan_add(struct xbd_scan *s, unsigned long d, unsigned long v)
 {
-    struct xbd_host *h = k->host;
+    if (s->n == s->cap) {
+        unsigned cap = s->cap ? 2 * s->cap : 16;
+        void *n = realloc(s->ids, cap * sizeof(*s->ids));
+        if (!n)
+            return;             /* the next event on the directory retries */
+        s->ids = n;
+        s->cap = cap;
+    }
+    s->ids[s->n].domid = (unsigned)d;
+    s->ids[s->n].devid = (unsigned)v;
+    s->n++;
+}
+
+static void scan_run(struct xbd_xs_job *job, void *ctx)
+{
+    struct xbd_scan *s = (struct xbd_scan *)job;
     char path[XBD_XS_PATH_MAX];
     unsigned nd, nv;
     char **doms, **devs;
     unsigned long d, v;
 
+    doms = xbd_xs_directory(s->xb, XBT_NULL, s->dir, &nd);
+    for (unsigned i = 0; doms && i < nd; i++) {
+        if (xbd_parse_uint(doms[i], 0x7fef, &d) < 0 || (s->domid >= 0 && d != (unsigned long)s->domid))
+            continue;
+        snprintf(path, sizeof(path), "%s/%lu", s->dir, d);
+        devs = xbd_xs_directory(s->xb, XBT_NULL, path, &nv);
+        for (unsigned j = 0; devs && j < nv; j++)
+            if (xbd_parse_uint(devs[j], UINT32_MAX, &v) == 0)
+                scan_add(s, d, v);
+        free(devs);
+    }
+    free(doms);
+}
+
+static void scan_submit(struct xbd_kind *k, long domid);
+
+static void scan_done(struct xbd_xs_job *job)
+{
+    struct xbd_scan *s = (struct xbd_scan *)job;
+    struct xbd_kind *k = s->kind;
+
+    if (k && job->ran) {
+        k->scan = NULL;
+        for (unsigned i = 0; i < s->n; i++)
+            if (!xbd_host_find_device(k->host, k, s->ids[i].domid, s->ids[i].devid))
+                xbd_device_create(k, s->ids[i].domid, s->ids[i].devid);
+        if (k->scan_again != -2) {
+            long d = k->scan_again;
+            k->scan_again = -2;
+            scan_submit(k, d);
+        }
+    }
+    free(s->ids);
+    free(s);
+}
+
+static void scan_submit(struct xbd_kind *k, long domid)
+{
+    struct xbd_scan *s;
+
+    if (k->scan) {
+        /* One listing at a time; the next covers what was asked meanwhile. */
+        k->scan_again = k->scan_again == -2 || k->scan_again == domid ? domid : -1;
+        return;
+    }
+    s = calloc(1, sizeof(*s));
+    if (!s) {
+        xbd_err("out of memory");
+        return;
+    }
+    s->job.run = scan_run;
+    s->job.done = scan_done;
+    s->kind = k;
+    s->xb = k->host->xb;
+    s->domid = domid;
+    snprintf(s->dir, sizeof(s->dir), "%s", k->dir);
+    k->scan = s;
+    xbd_xenbus_submit(k->host->xb, &s->job);
+}
+
+/* Look at every device under dir (one domain, or all with domid < 0). */
+static void kind_scan(struct xbd_kind *k, long domid)
+{
+    struct xbd_host *h = k->host;
+
     /* Known devices first: the ones that disappeared notice it. */
     for (unsigned i = 0; i < h->ndevices; i++)
         if (xbd_device_in(h->devices[i], k, domid))
             xbd_device_kick(h->devices[i]);
-    doms = xbd_xs_directory(h->xb, XBT_NULL, k->dir, &nd);
-    for (unsigned i = 0; doms && i < nd; i++) {
-        if (xbd_parse_uint(doms[i], 0x7fef, &d) < 0 || (domid >= 0 && d != (unsigned long)domid))
-            continue;
-        snprintf(path, sizeof(path), "%s/%lu", k->dir, d);
-        devs = xbd_xs_directory(h->xb, XBT_NULL, path, &nv);
-        for (unsigned j = 0; devs && j < nv; j++) {
-            if (xbd_parse_uint(devs[j], UINT32_MAX, &v) == 0 &&
-                !dev_find(h, k, (unsigned)d, (unsigned)v))
-                xbd_device_create(k, (unsigned)d, (unsigned)v);
-        }
-        free(devs);
-    }
-    free(doms);
+    /* Then the directories that are new, once listed. */
+    scan_submit(k, domid);
 }
 
 static void kind_watch_cb(void *opaque, const char *path)
@@ -136,7 +218,7 @@ static void kind_watch_cb(void *opaque, const char *path)
         kind_scan(k, depth == 0 ? -1 : (long)domid);
         return;
     }
-    struct xbd_device *dev = dev_find(k->host, k, (unsigned)domid, (unsigned)devid);
+    struct xbd_device *dev = xbd_host_find_device(k->host, k, (unsigned)domid, (unsigned)devid);
     if (dev)
         xbd_device_kick(dev);
     else
@@ -207,6 +289,7 @@ int xbd_host_add_kind(struct xbd_host *h, const char *kind)
     if (!k)
         return -1;
     k->host = h;
+    k->scan_again = -2;
     snprintf(k->name, sizeof(k->name), "%s", kind);
     snprintf(k->dir, sizeof(k->dir), "/local/domain/%u/backend/%s", h->domid, kind);
     k->watch = xbd_watch_add(h->xb, k->dir, kind_watch_cb, k);
@@ -218,10 +301,12 @@ int xbd_host_add_kind(struct xbd_host *h, const char *kind)
     h->kinds = k;
     xbd_info("watching %s", k->dir);
     /* The watch fires once by itself, but only later, through the loop.
-     * Scanning now, with the watch armed (nothing created from here on can
-     * be missed), gives every device that already exists its first
-     * evaluation in the loop's first round: the daemon can then tell its
-     * service manager it is ready only once they are all in InitWait. */
+     * Scanning now, with the watch asked for first (the xenstore thread
+     * runs jobs in order: nothing created after the listing can be
+     * missed), gives every device that already exists its first
+     * evaluation as soon as the listing is back: the daemon tells its
+     * service manager it is ready only once they are all in InitWait
+     * (xbd_host_evaluations_pending). */
     kind_scan(k, -1);
     return 0;
 }
@@ -257,6 +342,8 @@ void xbd_host_shutdown(struct xbd_host *h, enum xbd_stop_mode mode,
     xbd_host_check_done(h);
 }
 
+/* At start-up only, before the loop serves any ring: the one xenstore
+ * read the loop thread still makes itself (with own_domid). */
 static bool journal_device_exists(void *opaque, const char *kind, unsigned domid,
                                   unsigned devid)
 {
@@ -286,9 +373,12 @@ void xbd_host_free(struct xbd_host *h)
     for (unsigned i = 0; i < h->ndevices; i++)
         xbd_device_destroy(h->devices[i]);
     free(h->devices);
+    xbd_device_cancel_probes(h);
     while (h->kinds) {
         struct xbd_kind *k = h->kinds;
         h->kinds = k->next;
+        if (k->scan)
+            k->scan->kind = NULL;       /* scan_done frees it */
         xbd_watch_remove(h->xb, k->watch);
         free(k);
     }
@@ -378,5 +468,7 @@ void xbd_host_get_figures(const struct xbd_host *h, struct xbd_host_figures *f)
 
 bool xbd_host_evaluations_pending(const struct xbd_host *h)
 {
-    return h->evq.head != NULL;
+    /* Queued, or waiting for the xenstore thread (a listing, a probe, a
+     * snapshot or a write). */
+    return h->evq.head != NULL || xbd_xenbus_pending(h->xb) > 0;
 }

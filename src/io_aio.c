@@ -16,7 +16,10 @@
  * Nothing here blocks: the operations Linux has no asynchronous form for
  * (discard, and fdatasync on kernels without IOCB_CMD_FDSYNC) go to the
  * worker pool (io_pool.c), whose finished jobs come back through its own
- * eventfd to this loop and, through done(), to the ring that owns them.
+ * eventfd to this loop and, through done(), to the ring that owns them;
+ * so do reads and writes the kernel refused with EAGAIN under RWF_NOWAIT.
+ * Their shares are those of any I/O: a job in the pool counts against its
+ * ring's and its device's in-flight share as if the kernel held it.
  * Correctness first: a flush is answered only once it has completed.
  */
 #include "config.h"
@@ -46,6 +49,11 @@ struct xbd_aio_group {
     unsigned inflight;       /* held by the kernel or the pool */
     unsigned pooled;         /* of which in the pool */
     unsigned refs;           /* queues */
+    /* The store refused RWF_NOWAIT for reads [0] or writes [1]
+     * (EOPNOTSUPP: no FMODE_NOWAIT, e.g. buffered ext4 writes; EINVAL:
+     * a kernel before 4.13): its I/O is submitted without it from then
+     * on. */
+    bool no_nowait[2];
     struct xbd_aio_group *next;
 };
 
@@ -77,6 +85,7 @@ struct xbd_io_engine {
     unsigned pool_share;     /* pool jobs one device may hold at once */
     bool busy;               /* holds a loop reference (I/O outstanding) */
     bool no_aio_fdsync;      /* kernel refused IOCB_CMD_FDSYNC */
+    bool stopped;            /* xbd_io_engine_stop: pool joined, ctx gone */
     ev_io efd_w;
     ev_io pool_w;
     ev_prepare prep_w;
@@ -170,18 +179,22 @@ static void enqueue_front(struct xbd_io_engine *io, struct xbd_aio *a)
     activate(io, q);
 }
 
-static struct xbd_aio *dequeue(struct xbd_aio_queue *q)
+/* Take the I/O *pp points to out of q (the head or a later one). */
+static struct xbd_aio *unlink_at(struct xbd_aio_queue *q, struct xbd_aio **pp)
 {
-    struct xbd_aio *a = q->head;
+    struct xbd_aio *a = *pp;
 
-    if (!a)
-        return NULL;
-    q->head = a->next;
-    if (!q->head)
-        q->tail = &q->head;
+    *pp = a->next;
+    if (q->tail == &a->next)
+        q->tail = pp;
     set_queued(q, -1);
     a->next = NULL;
     return a;
+}
+
+static struct xbd_aio *dequeue(struct xbd_aio_queue *q)
+{
+    return q->head ? unlink_at(q, &q->head) : NULL;
 }
 
 /* ---- shares ------------------------------------------------------------ */
@@ -196,15 +209,16 @@ static void hold(struct xbd_io_engine *io, struct xbd_aio *a, int delta)
         q->grp->pooled = (unsigned)((int)q->grp->pooled + delta);
 }
 
-/* May the head of q leave it now? */
-static bool under_share(const struct xbd_io_engine *io, const struct xbd_aio_queue *q,
-                        const struct xbd_aio *a)
+/* May an I/O of q leave it now? */
+static bool under_share(const struct xbd_io_engine *io, const struct xbd_aio_queue *q)
 {
-    if (q->inflight >= io->ring_share || q->grp->inflight >= io->dev_share)
-        return false;
-    if (a->pooled)
-        return q->grp->pooled < io->pool_share;
-    return true;
+    return q->inflight < io->ring_share && q->grp->inflight < io->dev_share;
+}
+
+/* May a pool job of q start now? */
+static bool pool_room(const struct xbd_io_engine *io, const struct xbd_aio_queue *q)
+{
+    return !xbd_pool_full(io->pool) && q->grp->pooled < io->pool_share;
 }
 
 /* ---- the worker pool --------------------------------------------------- */
@@ -228,11 +242,26 @@ static long run_discard(const struct xbd_aio *a, uint64_t offset, uint64_t len)
 static void job_run(struct xbd_pool_job *j)
 {
     struct xbd_aio *a = container_of(j, struct xbd_aio, job);
+    ssize_t n;
 
-    if (a->kind == XBD_AIO_DISCARD)
+    switch (a->kind) {
+    case XBD_AIO_DISCARD:
         a->job_res = run_discard(a, a->offset + a->done_bytes, a->chunk);
-    else
+        break;
+    case XBD_AIO_READV:
+    case XBD_AIO_WRITEV:
+        /* A read/write the kernel said would block (RWF_NOWAIT): here it
+         * may.  A short transfer is finished like one from the kernel. */
+        if (a->kind == XBD_AIO_READV)
+            n = preadv(a->fd, a->iov, (int)a->iovcnt, (off_t)a->offset);
+        else
+            n = pwritev(a->fd, a->iov, (int)a->iovcnt, (off_t)a->offset);
+        a->job_res = n < 0 ? -errno : (long)n;
+        break;
+    case XBD_AIO_FDSYNC:
         a->job_res = fdatasync(a->fd) < 0 ? -errno : 0;
+        break;
+    }
 }
 
 static bool start_pooled(struct xbd_io_engine *io, struct xbd_aio *a)
@@ -252,12 +281,20 @@ static void finish(struct xbd_io_engine *io, struct xbd_aio *a, long res)
     a->done(a, res);
 }
 
+static void rw_progress(struct xbd_io_engine *io, struct xbd_aio *a, long res);
+
 static void pool_done(struct xbd_io_engine *io, struct xbd_aio *a)
 {
     long res = a->job_res;
 
     hold(io, a, -1);
     queue_of(io, a)->st->offloaded++;
+    if (a->kind == XBD_AIO_READV || a->kind == XBD_AIO_WRITEV) {
+        /* Any rest goes to the kernel again (RWF_NOWAIT first). */
+        a->pooled = false;
+        rw_progress(io, a, res);
+        return;
+    }
     if (a->kind == XBD_AIO_DISCARD && res == 0) {
         a->done_bytes += a->chunk;
         if (a->done_bytes < a->len) {
@@ -304,13 +341,52 @@ static void prep_iocb(struct xbd_io_engine *io, struct xbd_aio *a)
     io_set_eventfd(&a->iocb, io->efd);
 }
 
-/* Serve the head of q if its shares allow; true if it left the queue. */
+/* Reads and writes go to the kernel with RWF_NOWAIT unless their store
+ * refused it: whatever would block inside io_submit() (an O_DIRECT write
+ * into a hole that ext4 must allocate, a device out of request tags)
+ * comes back EAGAIN instead and runs in the worker pool, so the loop every
+ * guest shares never waits for one guest's storage. */
+static bool use_nowait(const struct xbd_aio_queue *q, const struct xbd_aio *a)
+{
+    return !q->grp->no_nowait[a->kind == XBD_AIO_WRITEV];
+}
+
+static bool is_rw(const struct xbd_aio *a)
+{
+    return a->kind == XBD_AIO_READV || a->kind == XBD_AIO_WRITEV;
+}
+
+/* The I/O of q to serve next, as the link that points to it, or NULL.
+ * Normally the head; but a pool job waiting for a worker (or for its
+ * device's share of them) does not hold back the reads and writes queued
+ * behind it: blkif.h orders nothing among requests in flight.  A flush
+ * is the exception both ways: nothing overtakes an FDSYNC, and an FDSYNC
+ * overtakes nothing (it covers what was queued before it). */
+static struct xbd_aio **pick(const struct xbd_io_engine *io, struct xbd_aio_queue *q)
+{
+    bool room = pool_room(io, q);
+    struct xbd_aio **pp;
+
+    for (pp = &q->head; *pp; pp = &(*pp)->next) {
+        const struct xbd_aio *a = *pp;
+
+        if (a->kind == XBD_AIO_FDSYNC && pp != &q->head)
+            return NULL;
+        if (!a->pooled || room)
+            return pp;
+        if (a->kind == XBD_AIO_FDSYNC)
+            return NULL;
+    }
+    return NULL;
+}
+
+/* Serve one I/O of q if its shares allow; true if one left the queue. */
 static bool serve(struct xbd_io_engine *io, struct xbd_aio_queue *q,
                   struct xbd_aio **batch, int *n, unsigned room)
 {
-    struct xbd_aio *a = q->head;
+    struct xbd_aio **pp, *a;
 
-    if (!under_share(io, q, a)) {
+    if (!under_share(io, q)) {
         /* Once per submission round: how often the ring waited. */
         if (q->stall_round != io->round) {
             q->stall_round = io->round;
@@ -318,10 +394,12 @@ static bool serve(struct xbd_io_engine *io, struct xbd_aio_queue *q,
         }
         return false;
     }
+    pp = pick(io, q);
+    if (!pp)
+        return false;
+    a = *pp;
     if (a->pooled) {
-        if (xbd_pool_full(io->pool))
-            return false;
-        dequeue(q);
+        unlink_at(q, pp);
         hold(io, a, +1);
         if (start_pooled(io, a))
             return true;
@@ -331,7 +409,9 @@ static bool serve(struct xbd_io_engine *io, struct xbd_aio_queue *q,
     }
     if ((unsigned)*n >= room)
         return false;
-    batch[(*n)++] = dequeue(q);
+    if (is_rw(a))
+        a->iocb.aio_rw_flags = use_nowait(q, a) ? RWF_NOWAIT : 0;
+    batch[(*n)++] = unlink_at(q, pp);
     hold(io, a, +1);
     return true;
 }
@@ -368,9 +448,39 @@ static int gather(struct xbd_io_engine *io, struct xbd_aio **batch)
     return n;
 }
 
+/* The kernel answered <err> to a read/write sent with RWF_NOWAIT, at
+ * submission or as its result: true if that is about RWF_NOWAIT and the
+ * I/O was queued again (in front of its ring's queue: it was next). */
+static bool nowait_answer(struct xbd_io_engine *io, struct xbd_aio *a, int err, bool at_submit)
+{
+    struct xbd_aio_group *g = queue_of(io, a)->grp;
+    bool w = a->kind == XBD_AIO_WRITEV;
+
+    if (!is_rw(a) || !(a->iocb.aio_rw_flags & RWF_NOWAIT))
+        return false;
+    if (err == EAGAIN) {
+        /* Would block: a worker does it. */
+        a->pooled = true;
+    } else if (err == EOPNOTSUPP || (err == EINVAL && at_submit)) {
+        /* Never again for this store (a later EINVAL from the file
+         * itself, e.g. misalignment, then reaches the ring). */
+        if (!g->no_nowait[w])
+            xbd_info("backing store refuses RWF_NOWAIT %ss (%s): they may block the loop",
+                     w ? "write" : "read", strerror(err));
+        g->no_nowait[w] = true;
+    } else {
+        return false;
+    }
+    a->iocb.aio_rw_flags = 0;
+    enqueue_front(io, a);
+    return true;
+}
+
 /* io_submit refused the first iocb of a batch with <err>. */
 static void submit_failed(struct xbd_io_engine *io, struct xbd_aio *a, int err)
 {
+    if (nowait_answer(io, a, err, true))
+        return;
     if (a->kind == XBD_AIO_FDSYNC && err == EINVAL && !io->no_aio_fdsync) {
         xbd_info("kernel has no IOCB_CMD_FDSYNC: flushing in the worker pool");
         io->no_aio_fdsync = true;
@@ -402,6 +512,14 @@ static bool submit_batch(struct xbd_io_engine *io)
     for (i = n - 1; i >= ok; i--) {
         hold(io, batch[i], -1);
         enqueue_front(io, batch[i]);
+    }
+    if (ret == -EAGAIN && is_rw(batch[0]) && (batch[0]->iocb.aio_rw_flags & RWF_NOWAIT)) {
+        /* Kernels that say "would block" at submission (instead of as
+         * the result): batch[0] is back at the front of its queue. */
+        struct xbd_aio_queue *q = queue_of(io, batch[0]);
+
+        nowait_answer(io, dequeue(q), EAGAIN, true);
+        return true;
     }
     if (ret == -EAGAIN || ret == 0) {
         /* Retry when something completes, or on a timer if nothing is in
@@ -467,6 +585,15 @@ static void advance(struct xbd_aio *a, uint64_t n)
 static void completed(struct xbd_io_engine *io, struct xbd_aio *a, long res)
 {
     hold(io, a, -1);
+    if (res < 0 && nowait_answer(io, a, (int)-res, false))
+        return;
+    rw_progress(io, a, res);
+}
+
+/* A read/write (or FDSYNC) transferred <res> bytes or failed: done, or
+ * the rest queued again. */
+static void rw_progress(struct xbd_io_engine *io, struct xbd_aio *a, long res)
+{
     if (a->kind == XBD_AIO_FDSYNC || res < 0) {
         finish(io, a, res);
         return;
@@ -666,6 +793,26 @@ struct xbd_io_engine *xbd_io_engine_new(struct ev_loop *loop)
     return io;
 }
 
+void xbd_io_engine_stop(struct xbd_io_engine *io)
+{
+    unsigned held = xbd_pool_held(io->pool);
+
+    if (io->stopped)
+        return;
+    io->stopped = true;
+    if (held)
+        xbd_info("exit: %u of %u worker job(s) dropped before they started; waiting for "
+                 "those running before the disks are closed", xbd_pool_stop(io->pool), held);
+    xbd_pool_join(io->pool);
+    if (io->inflight)
+        xbd_info("exit: waiting for the %u I/O(s) the kernel holds before the disks are "
+                 "closed", io->inflight);
+    /* Waits for what the kernel holds; nothing is reaped afterwards. */
+    ev_ref(io->loop);
+    ev_io_stop(io->loop, &io->efd_w);
+    io_destroy(io->ctx);
+}
+
 void xbd_io_engine_free(struct xbd_io_engine *io)
 {
     if (!io)
@@ -678,14 +825,17 @@ void xbd_io_engine_free(struct xbd_io_engine *io)
     xbd_pool_free(io->pool);
     if (io->busy)
         ev_unref(io->loop);
-    ev_ref(io->loop);
-    ev_io_stop(io->loop, &io->efd_w);
+    if (!io->stopped) {
+        ev_ref(io->loop);
+        ev_io_stop(io->loop, &io->efd_w);
+    }
     ev_ref(io->loop);
     ev_io_stop(io->loop, &io->pool_w);
     ev_ref(io->loop);
     ev_prepare_stop(io->loop, &io->prep_w);
     ev_timer_stop(io->loop, &io->retry_w);
-    io_destroy(io->ctx);
+    if (!io->stopped)
+        io_destroy(io->ctx);
     close(io->efd);
     /* Queues left by rings that never drained (exit after a shutdown
      * timeout) keep their groups: free what the engine still knows. */

@@ -17,8 +17,15 @@
  * nor make io_submit() wait for the device's request tags, for everyone.
  * Operations Linux has no asynchronous form for (discard, and fdatasync
  * where IOCB_CMD_FDSYNC is refused) run in a small worker pool
- * (io_pool.h), discards in chunks of at most XBD_DISCARD_CHUNK bytes, so
- * nothing ever blocks the loop.
+ * (io_pool.h), discards in chunks of at most XBD_DISCARD_CHUNK bytes.
+ * Reads and writes go to the kernel with RWF_NOWAIT: one that would block
+ * inside io_submit() (ext4 allocating blocks for an O_DIRECT write into a
+ * hole, a device out of request tags) comes back EAGAIN and a worker runs
+ * it with preadv/pwritev, so nothing ever blocks the loop.  A store that
+ * refuses RWF_NOWAIT is remembered and served without it.  A pool job
+ * waiting for a worker never holds back the aio-able I/O queued behind it
+ * on its ring; only a flush keeps its place (nothing passes it, it passes
+ * nothing).
  */
 #ifndef XENBLKD_IO_AIO_H
 #define XENBLKD_IO_AIO_H
@@ -46,6 +53,7 @@ enum xbd_aio_kind {
 
 struct xbd_aio;
 struct xbd_aio_queue;
+
 typedef void xbd_aio_done_fn(struct xbd_aio *a, long res);
 
 struct xbd_aio {
@@ -63,7 +71,8 @@ struct xbd_aio {
     struct xbd_aio *next;    /* engine's submission queue */
     /* Set once by the owner (xbd_aio_bind); NULL: the engine's own queue. */
     struct xbd_aio_queue *q;
-    bool pooled;             /* DISCARD or sync FDSYNC: a worker runs it */
+    bool pooled;             /* DISCARD, sync FDSYNC, or a read/write that
+                                would block (EAGAIN): a worker runs it */
     uint64_t chunk;          /* DISCARD: bytes of the chunk in the pool */
     long job_res;            /* written by the worker */
     struct xbd_pool_job job;

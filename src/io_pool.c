@@ -113,7 +113,7 @@ unsigned xbd_pool_stop(struct xbd_pool *p)
     return dropped;
 }
 
-static void stop_workers(struct xbd_pool *p)
+void xbd_pool_join(struct xbd_pool *p)
 {
     xbd_pool_stop(p);
     for (unsigned i = 0; i < p->nthreads; i++)
@@ -125,7 +125,7 @@ void xbd_pool_free(struct xbd_pool *p)
 {
     if (!p)
         return;
-    stop_workers(p);
+    xbd_pool_join(p);
     pthread_cond_destroy(&p->work);
     pthread_mutex_destroy(&p->lock);
     close(p->efd);

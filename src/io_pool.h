@@ -34,6 +34,9 @@ struct xbd_pool *xbd_pool_new(unsigned threads, unsigned capacity);
  * reaped; their owners are going away); returns how many.  Only at exit:
  * an orderly stop waits for its jobs before. */
 unsigned xbd_pool_stop(struct xbd_pool *p);
+/* Stop (if not done yet) and wait for the jobs running to finish: after
+ * it, no worker touches a job (or its file descriptor) again. */
+void xbd_pool_join(struct xbd_pool *p);
 /* Stop (if not done yet), wait for the jobs running to finish, join the
  * workers, free. */
 void xbd_pool_free(struct xbd_pool *p);

@@ -325,11 +325,43 @@ static bool answered(const struct xbd_journal_rec *rec, uint32_t J)
     return (rsp & XBD_JRSP_VALID) && idx_before((uint32_t)rsp, J);
 }
 
+/* What recovery does with one record: -1 (inconsistent, reason in why),
+ * 0 (nothing to do or to be freed: *drop says which), 1 (execute again). */
+static int classify(const struct xbd_journal_rec *rec, unsigned i, uint32_t C, uint32_t J,
+                    bool *drop, char *why, size_t n)
+{
+    *drop = false;
+    if (rec->state == XBD_JREC_FREE)
+        return 0;
+    if (rec->state != XBD_JREC_INFLIGHT) {
+        snprintf(why, n, "journal record %u has state %u", i, rec->state);
+        return -1;
+    }
+    if (rec->req_idx == C || answered(rec, J)) {
+        *drop = true;                   /* consumed again / done */
+        return 0;
+    }
+    /* Any age: one slow request may stay in flight while thousands of
+     * later ones are consumed and answered around it. */
+    if (!idx_before(rec->req_idx, C)) {
+        snprintf(why, n, "journal record %u holds request %u, not consumed yet "
+                 "(consumed %u)", i, rec->req_idx, C);
+        return -1;
+    }
+    return 1;
+}
+
+/*
+ * Two passes: the whole journal is checked before anything in it is
+ * changed, so a journal refused (and kept as evidence) is exactly the one
+ * the previous instance left, and a later instance can still read it.
+ */
 int xbd_journal_recover(struct xbd_journal *j, uint32_t rsp_prod, uint32_t req_prod,
                         unsigned *redo, char *why, size_t n)
 {
     uint32_t C = j->h->req_cons, J = j->h->rsp_prod;
     unsigned nr = j->nr_ents, nredo = 0, i, k;
+    bool drop;
 
     /* rsp_prod <= J <= C <= req_prod, each within a ring's worth. */
     if (J - rsp_prod > nr || C - J > nr || req_prod - C > nr) {
@@ -338,25 +370,13 @@ int xbd_journal_recover(struct xbd_journal *j, uint32_t rsp_prod, uint32_t req_p
         return -1;
     }
     for (i = 0; i < nr; i++) {
-        struct xbd_journal_rec *rec = &j->rec[i];
+        const struct xbd_journal_rec *rec = &j->rec[i];
+        int c = classify(rec, i, C, J, &drop, why, n);
 
-        if (rec->state == XBD_JREC_FREE)
-            continue;
-        if (rec->state != XBD_JREC_INFLIGHT) {
-            snprintf(why, n, "journal record %u has state %u", i, rec->state);
+        if (c < 0)
             return -1;
-        }
-        if (rec->req_idx == C || answered(rec, J)) {
-            rec->state = XBD_JREC_FREE;     /* consumed again / done */
+        if (c == 0)
             continue;
-        }
-        /* Any age: one slow request may stay in flight while thousands
-         * of later ones are consumed and answered around it. */
-        if (!idx_before(rec->req_idx, C)) {
-            snprintf(why, n, "journal record %u holds request %u, not consumed yet "
-                     "(consumed %u)", i, rec->req_idx, C);
-            return -1;
-        }
         /* Insertion by req_idx: at most a ring's worth. */
         for (k = nredo; k > 0 && idx_before(rec->req_idx, j->rec[redo[k - 1]].req_idx); k--)
             redo[k] = redo[k - 1];
@@ -372,6 +392,10 @@ int xbd_journal_recover(struct xbd_journal *j, uint32_t rsp_prod, uint32_t req_p
                  "answered %u", nredo, C, J);
         return -1;
     }
+    /* Consistent: only now free the records that need nothing. */
+    for (i = 0; i < nr; i++)
+        if (classify(&j->rec[i], i, C, J, &drop, why, n) == 0 && drop)
+            j->rec[i].state = XBD_JREC_FREE;
     return (int)nredo;
 }
 

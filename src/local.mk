@@ -7,9 +7,12 @@ src_libxenblkd_a_SOURCES = \
 	src/xenstore_parse.h src/xenstore_parse.c \
 	include/xenblkd/backing.h src/backing.c src/dio_align.h src/dio_align.c \
 	include/xenblkd/device.h src/device_internal.h src/device.c src/host.c \
+	src/xs_worker.h src/xs_worker.c src/dev_snapshot.h src/dev_snapshot.c \
 	src/eval_queue.h src/eval_queue.c src/loop_stats.h src/loop_stats.c \
 	include/xenblkd/control.h src/control.c src/control_cmd.h src/control_cmd.c \
 	include/xenblkd/stats.h src/stats.c \
+	src/nbd_proto.h src/nbd_server.h src/nbd_conn.h src/nbd_export.c src/nbd_conn.c \
+	src/nbd_conn_internal.h src/nbd_handshake.c \
 	include/xenblkd/config.h src/config.c \
 	include/xenblkd/daemon.h src/reload.c \
 	include/xenblkd/sd_notify.h src/sd_notify.c \

@@ -15,6 +15,9 @@
 #include "log_limit.h"
 
 #define XBD_LOG_FLUSH_INTERVAL 1.0   /* s */
+/* A disk that tried to log nothing for this long is quiet: its next line
+ * does not need the host-wide bucket. */
+#define XBD_LOG_QUIET_S        10.0
 
 static unsigned lim_rate = XBD_DEFAULT_LOG_RATE, lim_burst = XBD_DEFAULT_LOG_BURST;
 static struct xbd_log_bucket host_bucket = { .name = "host" };
@@ -53,18 +56,29 @@ static void refill(struct xbd_log_bucket *b, double now, double rate, double bur
     b->stamp = now;
 }
 
-/* One token from b and from the host bucket, or none (then counted as a
- * suppressed line if count). */
+/*
+ * One token from b and from the host bucket, or none (then counted as a
+ * suppressed line if count).  Fairness: one guest with many disks can
+ * empty the host bucket on its own, and would then silence every other
+ * guest, down to the one line that says why its disk stopped.  So a
+ * quiet disk (no line tried for XBD_LOG_QUIET_S) gets its next line
+ * without the host bucket.  A flooding disk is never quiet (refused lines
+ * count as tries), so this adds at most one line per disk per
+ * XBD_LOG_QUIET_S to the host-wide cap.
+ */
 static bool take_ex(struct xbd_log_bucket *b, bool count)
 {
     double now = mono();
     double f = XBD_LOG_HOST_FACTOR;
+    bool quiet;
 
     if (!lim_rate)
         return true;
+    quiet = b->last_try == 0 || now - b->last_try >= XBD_LOG_QUIET_S;
+    b->last_try = now;
     refill(b, now, lim_rate, lim_burst);
     refill(&host_bucket, now, lim_rate * f, lim_burst * f);
-    if (b->tokens < 1 || host_bucket.tokens < 1) {
+    if (b->tokens < 1 || (host_bucket.tokens < 1 && !quiet)) {
         if (!count)
             return false;
         b->pending++;
@@ -73,7 +87,8 @@ static bool take_ex(struct xbd_log_bucket *b, bool count)
         return false;
     }
     b->tokens--;
-    host_bucket.tokens--;
+    if (host_bucket.tokens >= 1)
+        host_bucket.tokens--;
     return true;
 }
 

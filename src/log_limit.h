@@ -10,7 +10,9 @@
  * from a timer, or when the disk goes away) one "suppressed N messages"
  * line says how many were dropped.  A protocol-breaking disconnect reason
  * is logged the first time it occurs whatever the buckets say
- * (xbd_logb_first).
+ * (xbd_logb_first), and a disk that has been quiet for 10 s gets its next
+ * line whatever the host-wide bucket says, so that a guest with many
+ * disks cannot silence the others.
  */
 #ifndef XENBLKD_LOG_LIMIT_H
 #define XENBLKD_LOG_LIMIT_H
@@ -29,6 +31,7 @@ struct xbd_log_bucket {
     struct xbd_log_bucket *next, *prev;  /* registered buckets (the flush timer) */
     char name[64];              /* prefix of the "suppressed" line */
     double tokens, stamp;       /* stamp: CLOCK_MONOTONIC s of the last refill */
+    double last_try;            /* CLOCK_MONOTONIC s of the last line tried */
     uint64_t pending;           /* suppressed, not yet reported */
     uint64_t suppressed;        /* suppressed in total */
     uint32_t first_hash;        /* reason last logged by xbd_logb_first */

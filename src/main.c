@@ -411,6 +411,9 @@ static void cleanup(struct xbd_daemon *d)
 {
     xbd_service_free(d->service);
     xbd_control_close(d->control);
+    /* Workers and the kernel let go of every backing fd first. */
+    if (d->io)
+        xbd_io_engine_stop(d->io);
     xbd_host_free(d->host);
     if (d->io)
         xbd_io_engine_free(d->io);

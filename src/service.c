@@ -71,9 +71,11 @@ static void ready_cb(struct ev_loop *loop, ev_timer *t, int revents)
     struct xbd_service *s = t->data;
 
     /* Evaluations run a few per loop round (eval_queue.h): ready once
-     * every device found at start has had its first. */
+     * every device found at start has had its first.  Pending also
+     * counts requests out on the xenstore thread, which may take long on
+     * a slow xenstored: look again a little later rather than spin. */
     if (xbd_host_evaluations_pending(s->host)) {
-        ev_timer_set(t, 0., 0.);
+        ev_timer_set(t, 0.005, 0.);
         ev_timer_start(loop, t);
         return;
     }

@@ -4,7 +4,10 @@
  * libxenstore queues watch events in its own reader thread and signals
  * them through xs_fileno(); we drain that queue from an ev_io in the main
  * loop, a bounded number per wake-up so that a guest that makes xenstore
- * fire in a loop cannot starve the rings sharing the loop.
+ * fire in a loop cannot starve the rings sharing the loop.  Popping an
+ * event is no round trip.  Every round trip of a running daemon (watch,
+ * unwatch, writes, the liveness ping, and the reads callers submit as
+ * jobs) runs on the xenstore thread (xs_worker.c), never on the loop.
  */
 #include "config.h"
 
@@ -17,11 +20,12 @@
 
 #include "xenblkd/log.h"
 #include "xenblkd/xenbus.h"
+#include "xs_worker.h"
 
 /* Watch events handled per wake-up before yielding to other watchers. */
 #define XBD_WATCH_BATCH 64
-/* Seconds between checks that xenstored still answers. */
-#define XBD_XS_PING_INTERVAL 2.0
+/* Seconds the exit waits for the xenstore thread's last updates. */
+#define XBD_XS_STOP_TIMEOUT 5.0
 /* Transaction retries on EAGAIN (someone else wrote the same nodes). */
 #define XBD_XS_TXN_RETRIES 16
 
@@ -38,7 +42,7 @@ struct xbd_xenbus {
     struct ev_loop *loop;
     struct xs_handle *xs;
     ev_io io;
-    ev_timer ping;
+    struct xbd_xs_worker *worker;
     struct xbd_watch *watches;
     uint64_t next_id;
 };
@@ -92,21 +96,27 @@ static void connection_lost(struct xbd_xenbus *xb, int err)
      * cannot come back under a running domain: give up loudly. */
     xbd_err("xenstore connection lost: %s", strerror(err));
     ev_io_stop(xb->loop, &xb->io);
-    ev_timer_stop(xb->loop, &xb->ping);
     ev_break(xb->loop, EVBREAK_ALL);
 }
 
-/* libxenstore's reader thread closes the socket when xenstored goes away
- * but says nothing through the watch fd: ask something now and then. */
-static void ping_cb(struct ev_loop *loop, ev_timer *t, int revents)
+static void worker_lost_cb(void *opaque, int err)
 {
-    struct xbd_xenbus *xb = (struct xbd_xenbus *)((char *)t - offsetof(struct xbd_xenbus, ping));
+    connection_lost(opaque, err);
+}
+
+/* libxenstore's reader thread closes the socket when xenstored goes away
+ * but says nothing through the watch fd: the xenstore thread asks
+ * something when it was idle for a while.  0, or the errno that says the
+ * connection is gone. */
+static int ping(void *ctx)
+{
+    struct xbd_xenbus *xb = ctx;
     unsigned len;
     char *v = xs_read(xb->xs, XBT_NULL, "/local", &len);
 
     if (v) {
         free(v);
-        return;
+        return 0;
     }
     switch (errno) {
     case ENOENT:
@@ -117,9 +127,9 @@ static void ping_cb(struct ev_loop *loop, ev_timer *t, int revents)
     case E2BIG:
     case ENOSPC:
     case EDQUOT:
-        return;     /* xenstored answered */
+        return 0;   /* xenstored answered */
     default:
-        connection_lost(xb, errno);
+        return errno ? errno : EIO;
     }
 }
 
@@ -151,11 +161,21 @@ struct xbd_xenbus *xbd_xenbus_open(struct ev_loop *loop)
         free(xb);
         return NULL;
     }
+    xb->worker = xbd_xs_worker_start(loop, xb, ping, worker_lost_cb, xb);
+    if (!xb->worker) {
+        xs_close(xb->xs);
+        free(xb);
+        return NULL;
+    }
     ev_io_init(&xb->io, xenbus_io_cb, fd, EV_READ);
     ev_io_start(loop, &xb->io);
-    ev_timer_init(&xb->ping, ping_cb, XBD_XS_PING_INTERVAL, XBD_XS_PING_INTERVAL);
-    ev_timer_start(loop, &xb->ping);
     return xb;
+}
+
+static void watch_free(struct xbd_watch *w)
+{
+    free(w->path);
+    free(w);
 }
 
 void xbd_xenbus_close(struct xbd_xenbus *xb)
@@ -163,11 +183,28 @@ void xbd_xenbus_close(struct xbd_xenbus *xb)
     if (!xb)
         return;
     ev_io_stop(xb->loop, &xb->io);
-    ev_timer_stop(xb->loop, &xb->ping);
-    while (xb->watches)
-        xbd_watch_remove(xb, xb->watches);
-    xs_close(xb->xs);
+    /* xs_close drops our watches with the connection. */
+    while (xb->watches) {
+        struct xbd_watch *w = xb->watches;
+        xb->watches = w->next;
+        watch_free(w);
+    }
+    /* The thread first: the last updates (a close's Closed states) go
+     * out, unless xenstored does not answer, and then the connection
+     * stays open under the thread left behind until the process exits. */
+    if (xbd_xs_worker_stop(xb->worker, XBD_XS_STOP_TIMEOUT))
+        xs_close(xb->xs);
     free(xb);
+}
+
+void xbd_xenbus_submit(struct xbd_xenbus *xb, struct xbd_xs_job *job)
+{
+    xbd_xs_worker_submit(xb->worker, job);
+}
+
+unsigned xbd_xenbus_pending(const struct xbd_xenbus *xb)
+{
+    return xbd_xs_worker_pending(xb->worker);
 }
 
 struct xs_handle *xbd_xenbus_handle(struct xbd_xenbus *xb)
@@ -186,6 +223,53 @@ int xbd_xenbus_own_domid(struct xbd_xenbus *xb, unsigned *domid)
     return 0;
 }
 
+/* xs_watch / xs_unwatch on the xenstore thread. */
+struct watch_job {
+    struct xbd_xs_job job;
+    struct xbd_xenbus *xb;
+    bool add;
+    int err;
+    char token[24];
+    char path[];
+};
+
+static void watch_run(struct xbd_xs_job *job, void *ctx)
+{
+    struct watch_job *j = (struct watch_job *)job;
+    bool ok = j->add ? xs_watch(j->xb->xs, j->path, j->token)
+                     : xs_unwatch(j->xb->xs, j->path, j->token);
+
+    j->err = ok ? 0 : errno;
+}
+
+static void watch_done(struct xbd_xs_job *job)
+{
+    struct watch_job *j = (struct watch_job *)job;
+
+    /* An unwatch's ENOENT is fine: xenstored drops watches of a path's
+     * owner domain when it goes away. */
+    if (j->job.ran && j->add && j->err)
+        xbd_err("cannot watch %s: %s", j->path, strerror(j->err));
+    free(j);
+}
+
+static int watch_submit(struct xbd_xenbus *xb, const struct xbd_watch *w, bool add)
+{
+    size_t len = strlen(w->path) + 1;
+    struct watch_job *j = calloc(1, sizeof(*j) + len);
+
+    if (!j)
+        return -1;
+    j->job.run = watch_run;
+    j->job.done = watch_done;
+    j->xb = xb;
+    j->add = add;
+    memcpy(j->token, w->token, sizeof(j->token));
+    memcpy(j->path, w->path, len);
+    xbd_xenbus_submit(xb, &j->job);
+    return 0;
+}
+
 struct xbd_watch *xbd_watch_add(struct xbd_xenbus *xb, const char *path,
                                 xbd_watch_fn *fn, void *opaque)
 {
@@ -200,10 +284,12 @@ struct xbd_watch *xbd_watch_add(struct xbd_xenbus *xb, const char *path,
     snprintf(w->token, sizeof(w->token), "xbd%" PRIu64, w->id);
     w->fn = fn;
     w->opaque = opaque;
-    if (!xs_watch(xb->xs, path, w->token)) {
-        xbd_err("cannot watch %s: %s", path, strerror(errno));
-        free(w->path);
-        free(w);
+    /* Registered here at once, so the first event (xenstored sends one
+     * when the watch is set) finds its owner; set by the xenstore
+     * thread, a failure is only logged. */
+    if (watch_submit(xb, w, true) < 0) {
+        xbd_err("out of memory");
+        watch_free(w);
         return NULL;
     }
     w->next = xb->watches;
@@ -221,11 +307,11 @@ void xbd_watch_remove(struct xbd_xenbus *xb, struct xbd_watch *w)
             break;
         }
     }
-    /* ENOENT is fine: xenstored drops watches of a path's owner domain
-     * when it goes away. */
-    xs_unwatch(xb->xs, w->path, w->token);
-    free(w->path);
-    free(w);
+    /* No callback after this: the token is never registered again, and
+     * an event still queued for it is dropped (watch_find).  Without
+     * memory for the job the watch stays set in xenstored, harmlessly. */
+    watch_submit(xb, w, false);
+    watch_free(w);
 }
 
 char *xbd_xs_read(struct xbd_xenbus *xb, xs_transaction_t t, const char *path)
@@ -311,6 +397,67 @@ int xbd_xs_write_keys(struct xbd_xenbus *xb, const char *dir,
             return -1;
     }
     return -1;
+}
+
+/* xbd_xs_write_keys on the xenstore thread. */
+struct keys_job {
+    struct xbd_xs_job job;
+    struct xbd_xenbus *xb;
+    xbd_xs_write_done_fn *done;
+    void *opaque;
+    int err;
+    size_t n;
+    char *dir;
+    struct xbd_kv kv[];
+};
+
+static void keys_run(struct xbd_xs_job *job, void *ctx)
+{
+    struct keys_job *j = (struct keys_job *)job;
+
+    j->err = xbd_xs_write_keys(j->xb, j->dir, j->kv, j->n) == 0 ? 0 : errno ? errno : EIO;
+}
+
+static void keys_done(struct xbd_xs_job *job)
+{
+    struct keys_job *j = (struct keys_job *)job;
+
+    if (j->done)
+        j->done(j->opaque, j->job.ran ? j->err : ECANCELED);
+    free(j);
+}
+
+int xbd_xs_write_keys_async(struct xbd_xenbus *xb, const char *dir, const struct xbd_kv *kv,
+                            size_t n, xbd_xs_write_done_fn *done, void *opaque)
+{
+    /* One block: the job, the pairs, then every string they point to. */
+    size_t len = sizeof(struct keys_job) + n * sizeof(struct xbd_kv) + strlen(dir) + 1;
+
+    for (size_t i = 0; i < n; i++)
+        len += strlen(kv[i].key) + strlen(kv[i].value) + 2;
+    struct keys_job *j = calloc(1, len);
+    if (!j) {
+        errno = ENOMEM;
+        return -1;
+    }
+    char *p = (char *)&j->kv[n];
+    j->job.run = keys_run;
+    j->job.done = keys_done;
+    j->job.at_exit = true;      /* a close's last states must go out */
+    j->xb = xb;
+    j->done = done;
+    j->opaque = opaque;
+    j->n = n;
+    j->dir = strcpy(p, dir);
+    p += strlen(dir) + 1;
+    for (size_t i = 0; i < n; i++) {
+        j->kv[i].key = strcpy(p, kv[i].key);
+        p += strlen(kv[i].key) + 1;
+        j->kv[i].value = strcpy(p, kv[i].value);
+        p += strlen(kv[i].value) + 1;
+    }
+    xbd_xenbus_submit(xb, &j->job);
+    return 0;
 }
 
 bool xbd_kind_known(const char *kind)

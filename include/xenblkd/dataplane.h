@@ -123,7 +123,8 @@ struct xbd_aio_share_stats {
                                   I/O waiting because its own or its
                                   device's share of the engine was full */
     uint64_t offloaded;        /* jobs the worker pool ran: discard chunks,
-                                  flushes without IOCB_CMD_FDSYNC */
+                                  flushes without IOCB_CMD_FDSYNC, reads and
+                                  writes that would have blocked */
 };
 
 /* Per-ring counters.  Written only by the ring's own loop, in the data
@@ -171,6 +172,13 @@ struct xbd_ring;
 
 struct xbd_io_engine *xbd_io_engine_new(struct ev_loop *loop);
 void xbd_io_engine_free(struct xbd_io_engine *io);
+/* At exit, before the devices close their backing stores and free their
+ * requests: pool jobs not started are dropped (a ring journal makes a
+ * successor execute them), and the jobs running and the I/O the kernel
+ * holds are waited for, so that nothing uses a closed (or reused) file
+ * descriptor or freed memory.  No I/O may be started after it;
+ * xbd_io_engine_free() is still due. */
+void xbd_io_engine_stop(struct xbd_io_engine *io);
 
 /* Shares of the engine (xenblkd.conf [disks] max-inflight-per-device,
  * max-inflight-per-ring): at most per_device I/Os of one backing store

@@ -2,7 +2,9 @@
  * xenbus.h - generic xenstore plumbing for the daemon.
  *
  * One xs_handle per daemon; its watch fd lives in an ev_io of the main
- * loop.  Watches are identified by a never-reused token, so an event that
+ * loop, and every round trip on it runs on the xenstore thread
+ * (src/xs_worker.h): the synchronous readers below are for that thread's
+ * jobs and for start-up, before the loop serves any ring.  Watches are identified by a never-reused token, so an event that
  * was already queued for a watch that has since been removed is dropped
  * instead of reaching a freed owner.  Nothing here knows about block
  * devices.
@@ -35,6 +37,7 @@ const char *xbd_xenbus_state_name(int state);
 
 struct xbd_xenbus;
 struct xbd_watch;
+struct xbd_xs_job;
 
 /* Called from the loop for every event on a watched path (including the
  * initial event xenstored sends when the watch is registered). */
@@ -45,10 +48,17 @@ typedef void xbd_watch_fn(void *opaque, const char *path);
 struct xbd_xenbus *xbd_xenbus_open(struct ev_loop *loop);
 void xbd_xenbus_close(struct xbd_xenbus *xb);
 struct xs_handle *xbd_xenbus_handle(struct xbd_xenbus *xb);
+/* Run job on the xenstore thread (src/xs_worker.h), after every job
+ * submitted before it; its done callback runs later on the loop. */
+void xbd_xenbus_submit(struct xbd_xenbus *xb, struct xbd_xs_job *job);
+/* Jobs submitted whose done callback has not run yet. */
+unsigned xbd_xenbus_pending(const struct xbd_xenbus *xb);
 
 /* Our own domid from the "domid" key of our domain's home; -1 if absent. */
 int xbd_xenbus_own_domid(struct xbd_xenbus *xb, unsigned *domid);
 
+/* The watch is set by the xenstore thread (a failure is logged); its
+ * events reach fn from the time xenstored set it. */
 struct xbd_watch *xbd_watch_add(struct xbd_xenbus *xb, const char *path,
                                 xbd_watch_fn *fn, void *opaque);
 /* Safe with NULL.  No callback for w runs after this returns. */
@@ -81,6 +91,14 @@ struct xbd_kv {
  * ENOENT if dir is gone, other errno on xenstore failure. */
 int xbd_xs_write_keys(struct xbd_xenbus *xb, const char *dir,
                       const struct xbd_kv *kv, size_t n);
+
+/* xbd_xs_write_keys on the xenstore thread, after every job submitted
+ * before: the loop never waits for it.  done (may be NULL) runs on the
+ * loop with 0 or the errno (ENOENT: dir is gone; ECANCELED: the daemon
+ * exited before xenstored answered).  -1 (ENOMEM) if nothing was queued. */
+typedef void xbd_xs_write_done_fn(void *opaque, int err);
+int xbd_xs_write_keys_async(struct xbd_xenbus *xb, const char *dir, const struct xbd_kv *kv,
+                            size_t n, xbd_xs_write_done_fn *done, void *opaque);
 
 /* Parse a strict unsigned decimal string; 0 or -1 (EINVAL). */
 int xbd_parse_uint(const char *s, unsigned long max, unsigned long *out);

@@ -104,6 +104,13 @@ static void record(struct bench_disk *b, uint64_t ns)
 }
 
 static bool running;         /* false once the time is up: drain only */
+static uint64_t started, start_limit;  /* requests issued; --bench-count (0: none) */
+
+/* Another request, unless the time is up or --bench-count were issued. */
+static bool may_start(void)
+{
+    return running && (!start_limit || started < start_limit);
+}
 
 static int item_start(struct bench_item *it);
 
@@ -121,7 +128,7 @@ static void item_done(struct bf_io *io)
     record(b, now_ns() - it->t0);
     b->done++;
     b->bytes += (uint64_t)io->nsect * 512u;
-    if (running)
+    if (may_start())
         item_start(it);
 }
 
@@ -135,6 +142,7 @@ static int item_start(struct bench_item *it)
     it->io.done = item_done;
     it->io.ctx = it;
     it->t0 = now_ns();
+    started++;
     if (bf_submit(b->d, &it->io) < 0) {
         b->failed = true;
         bf_disk_error(b->d, "bench: request could not be queued: %s", strerror(errno));
@@ -228,19 +236,21 @@ static void write_result(FILE *f, struct bench_disk *b, unsigned n, const struct
         memcpy(all + k, b[i].lat, b[i].nlat * sizeof(*all));
         k += b[i].nlat;
     }
-    double p50 = 0, p99 = 0;
+    double p50 = 0, p99 = 0, pmax = 0;
     if (all && k) {
         qsort(all, k, sizeof(*all), cmp_u32);
         p50 = all[(k - 1) / 2] / 1000.0;
         p99 = all[(size_t)((k - 1) * 0.99)] / 1000.0;
+        pmax = all[k - 1] / 1000.0;
     }
     free(all);
     fprintf(f, "{\"bench\": \"%s\", \"bs\": %u, \"qd\": %u, \"disks\": %u, \"touch\": %s, "
                "\"seconds\": %.6f, \"requests\": %" PRIu64 ", \"bytes\": %" PRIu64 ", "
                "\"iops\": %.1f, \"mib_s\": %.2f, \"lat_p50_us\": %.1f, \"lat_p99_us\": %.1f, "
+               "\"lat_max_us\": %.1f, "
                "\"frontend_cpu_s\": %.6f, \"frontend_cpu_us_per_req\": %.3f}\n",
             bench_names[o->kind], (unsigned)(b[0].nsect * 512u), b[0].nitems, n, o->touch ? "true" : "false", secs, done, bytes,
-            secs > 0 ? done / secs : 0.0, secs > 0 ? bytes / secs / 1048576.0 : 0.0, p50, p99, cpu,
+            secs > 0 ? done / secs : 0.0, secs > 0 ? bytes / secs / 1048576.0 : 0.0, p50, p99, pmax, cpu,
             done ? cpu * 1e6 / done : 0.0);
 }
 
@@ -258,8 +268,10 @@ int bf_bench_run(bf_host *h, bf_disk **disks, unsigned n, const struct bf_bench_
     uint64_t t0 = now_ns(), end = t0 + (uint64_t)(o->seconds * 1e9), last = t0;
     double c0 = cpu_s();
     running = rc == 0;
+    started = 0;
+    start_limit = o->count;
     for (unsigned i = 0; running && i < n; i++)
-        for (unsigned j = 0; j < b[i].nitems; j++)
+        for (unsigned j = 0; j < b[i].nitems && may_start(); j++)
             if (item_start(&b[i].items[j]) < 0)
                 running = false, rc = -1;
     for (;;) {

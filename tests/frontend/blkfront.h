@@ -190,6 +190,7 @@ struct bf_bench_opts {
     enum bf_bench_kind kind;  /* fio's rw= names: randread, randwrite, read, write */
     uint32_t bs;              /* every request, bytes */
     double seconds;           /* timed phase; then in-flight requests drain */
+    uint64_t count;           /* stop issuing after this many requests (0: no limit) */
     uint64_t seed, span;      /* span: bytes from the start (0: all) */
     bool touch;               /* fill/copy out the data like a real guest */
     const char *start_file;   /* wait for it to exist before starting */

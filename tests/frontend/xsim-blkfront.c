@@ -105,6 +105,8 @@ static void usage(FILE *f)
 "  --touch             fill/copy the data like a guest (default: untouched)\n"
 "  --bench-start FILE  after connecting, wait for FILE to exist, then start\n"
 "  --bench-json FILE   result: IOPS, MiB/s, p50/p99 latency, own CPU per request\n"
+"  --bench-count N     issue at most N requests, then drain (a bench run\n"
+"                      itself reads and writes no xenstore)\n"
 "  -v, --verbose       more messages on stderr (repeat for xenstore writes)\n"
 "  -h, --help\n", f);
 }
@@ -302,7 +304,7 @@ static enum bf_proto parse_proto(const char *s)
 enum { O_PROTO = 256, O_RORDER, O_QUEUES, O_NOPERS, O_NOIND, O_MAXIND, O_WL, O_QD, O_BS, O_COUNT,
        O_SEED, O_STATS, O_HOLD, O_CLOSE, O_RECON, O_RAW, O_TIMEOUT, O_SPAN, O_GEN, O_EGEN,
        O_DOMID, O_VDEV, O_BENCH, O_SECONDS, O_TOUCH, O_BSTART, O_BJSON,
-       O_HOLDUNTIL, O_LINGER };
+       O_HOLDUNTIL, O_LINGER, O_BCOUNT };
 
 static void parse_args(struct opts *o, int argc, char **argv)
 {
@@ -323,6 +325,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
         { "bench", required_argument, NULL, O_BENCH }, { "seconds", required_argument, NULL, O_SECONDS },
         { "touch", no_argument, NULL, O_TOUCH }, { "bench-start", required_argument, NULL, O_BSTART },
         { "bench-json", required_argument, NULL, O_BJSON },
+        { "bench-count", required_argument, NULL, O_BCOUNT },
         { "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -397,6 +400,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
         case O_TOUCH: o->bo.touch = true; break;
         case O_BSTART: o->bo.start_file = optarg; break;
         case O_BJSON: o->bo.json = optarg; break;
+        case O_BCOUNT: o->bo.count = parse_num(optarg, UINT64_MAX, "--bench-count"); break;
         case 'v': o->cfg.verbose++; break;
         case 'h': usage(stdout); exit(0);
         case ':': die_usage("option %s needs a value", argv[optind - 1]); break;

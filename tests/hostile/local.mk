@@ -52,7 +52,10 @@ XBD_HOSTILE_SH_TESTS = \
 	tests/hostile/budget.sh \
 	tests/hostile/fd-budget.sh \
 	tests/hostile/xs-storm-neighbour.sh \
+	tests/hostile/xs-stopped.sh \
 	tests/hostile/iso-discard-held.sh \
+	tests/hostile/exit-held-pool.sh \
+	tests/hostile/iso-nowait-held.sh \
 	tests/hostile/iso-queue-flood.sh \
 	tests/hostile/iso-discard-latency.sh
 TESTS += $(XBD_HOSTILE_SH_TESTS)

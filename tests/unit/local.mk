@@ -60,3 +60,43 @@ TESTS += tests/unit/test-gcache
 XBD_UNIT_SH_TESTS = tests/unit/e2e-dataplane.sh
 TESTS += $(XBD_UNIT_SH_TESTS)
 dist_check_SCRIPTS += $(XBD_UNIT_SH_TESTS)
+
+# Review: the worker pool held by two devices must not stall a third
+# device's reads queued behind its own discard (root: loop mount, freeze).
+check_PROGRAMS += tests/unit/test-pool-hol
+tests_unit_test_pool_hol_SOURCES = tests/unit/test-pool-hol.c tests/unit/check.h
+tests_unit_test_pool_hol_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_pool_hol_LDADD = $(XBD_UNIT_LIBS)
+TESTS += tests/unit/test-pool-hol
+
+# Issue 10: a write that would block inside io_submit() (a device out of
+# request tags in front of frozen storage) goes to the worker pool with
+# RWF_NOWAIT instead of stopping the loop (root: loop devices, freeze).
+check_PROGRAMS += tests/unit/test-nowait
+tests_unit_test_nowait_SOURCES = tests/unit/test-nowait.c tests/unit/check.h
+tests_unit_test_nowait_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_nowait_LDADD = $(XBD_UNIT_LIBS)
+tests_unit_test_nowait_LDFLAGS = $(AM_LDFLAGS) -pthread
+TESTS += tests/unit/test-nowait
+
+# Review: a journal recovery refuses is left as it was found.
+check_PROGRAMS += tests/unit/test-journal-recover
+tests_unit_test_journal_recover_SOURCES = tests/unit/test-journal-recover.c tests/unit/check.h
+tests_unit_test_journal_recover_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_journal_recover_LDADD = $(XBD_UNIT_LIBS)
+TESTS += tests/unit/test-journal-recover
+
+# Review: one guest with many disks cannot use up the host-wide log
+# bucket for the others.
+check_PROGRAMS += tests/unit/test-log-limit
+tests_unit_test_log_limit_SOURCES = tests/unit/test-log-limit.c tests/unit/check.h
+tests_unit_test_log_limit_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_log_limit_LDADD = $(XBD_UNIT_LIBS)
+TESTS += tests/unit/test-log-limit
+
+# Issue 10: a store that refuses RWF_NOWAIT (tmpfs) is served without it.
+check_PROGRAMS += tests/unit/test-nowait-refused
+tests_unit_test_nowait_refused_SOURCES = tests/unit/test-nowait-refused.c tests/unit/check.h
+tests_unit_test_nowait_refused_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_nowait_refused_LDADD = $(XBD_UNIT_LIBS)
+TESTS += tests/unit/test-nowait-refused

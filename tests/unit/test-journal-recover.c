@@ -1,0 +1,75 @@
+/*
+ * test-journal-recover.c - a journal that recovery refuses is left exactly
+ * as the previous instance wrote it (review finding: xbd_journal_recover
+ * freed records while it was still scanning, so a journal kept "as
+ * evidence" after a refusal had already lost some of them), and one it
+ * accepts gets its finished records freed and the rest listed in order.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "check.h"
+#include "xenblkd/journal.h"
+
+#define NR 32
+
+static struct xbd_journal *journal(void)
+{
+    struct xbd_journal_id id;
+    char err[200];
+    bool found;
+
+    memset(&id, 0, sizeof(id));
+    return xbd_journal_open(NULL, &id, NR, false, 0, &found, err, sizeof(err));
+}
+
+/* Requests 0, 1, 2 consumed into slots 0, 1, 2; request 0 answered, but
+ * the instance died before marking its record free. */
+static void crashed_state(struct xbd_journal *j)
+{
+    uint8_t req[64] = { 0 };
+
+    for (unsigned i = 0; i < 3; i++)
+        xbd_journal_take(j, i, i, req, sizeof(req));
+    xbd_journal_answered(j, 0, 0);
+    xbd_journal_rec(j, 0)->state = XBD_JREC_INFLIGHT;
+}
+
+int main(void)
+{
+    struct xbd_journal *j = journal();
+    unsigned redo[NR];
+    char why[200];
+    int n;
+
+    CHECK(j != NULL);
+    crashed_state(j);
+    /* A record behind it that makes the journal inconsistent. */
+    xbd_journal_rec(j, 5)->state = 7;
+    n = xbd_journal_recover(j, 0, 3, redo, why, sizeof(why));
+    CHECK_EQ(n, -1);
+    printf("refused: %s\n", why);
+    CHECK_EQ(xbd_journal_rec(j, 0)->state, XBD_JREC_INFLIGHT);
+    CHECK_EQ(xbd_journal_rec(j, 1)->state, XBD_JREC_INFLIGHT);
+    CHECK_EQ(xbd_journal_rec(j, 2)->state, XBD_JREC_INFLIGHT);
+
+    /* Count mismatch (found only after the whole scan): same. */
+    xbd_journal_rec(j, 5)->state = XBD_JREC_FREE;
+    xbd_journal_rec(j, 2)->state = XBD_JREC_FREE;
+    n = xbd_journal_recover(j, 0, 3, redo, why, sizeof(why));
+    CHECK_EQ(n, -1);
+    printf("refused: %s\n", why);
+    CHECK_EQ(xbd_journal_rec(j, 0)->state, XBD_JREC_INFLIGHT);
+
+    /* Consistent: the answered record is freed, 1 and 2 are redone. */
+    xbd_journal_rec(j, 2)->state = XBD_JREC_INFLIGHT;
+    n = xbd_journal_recover(j, 0, 3, redo, why, sizeof(why));
+    CHECK_EQ(n, 2);
+    CHECK_EQ(redo[0], 1);
+    CHECK_EQ(redo[1], 2);
+    CHECK_EQ(xbd_journal_rec(j, 0)->state, XBD_JREC_FREE);
+    xbd_journal_close(j, false);
+    return check_result("test-journal-recover");
+}

@@ -1,0 +1,156 @@
+/*
+ * test-pool-hol.c - the worker pool held by two devices must not stall a
+ * third device's reads (review finding: head-of-line blocking behind a
+ * pooled job in src/io_aio.c serve()).
+ *
+ * Devices A and B each have 2 discards held in the pool (pool_share 2 per
+ * device, capacity XBD_POOL_THREADS = 4: the pool is full).  The discards
+ * are held deterministically: their file is on an ext4 image frozen with
+ * FIFREEZE, where fallocate() waits in sb_start_write until the thaw.
+ * Device C then queues a discard (on an ordinary file) and a read behind
+ * it.  The read needs no pool job: it must complete while the pool is
+ * full.  Today serve() looks at the head of C's queue only, the head is a
+ * pooled discard and the pool is full, so C's read waits for A and B.
+ *
+ * Needs root (loop mount, FIFREEZE); skipped (77) otherwise.  The frozen
+ * file system is always thawed before the engine is freed (its free joins
+ * the workers).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+
+#include "check.h"
+#include "io_aio.h"
+
+struct op {
+    struct xbd_aio aio;
+    struct iovec iov;
+    long res;
+    int calls;
+};
+
+static void done(struct xbd_aio *a, long res)
+{
+    struct op *o = (struct op *)a;
+
+    o->res = res;
+    o->calls++;
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    /* Only wakes the loop up, so that the bounded waits below end. */
+}
+
+/* Runs a shell command with every "@" replaced by dir. */
+static int sh(const char *tmpl, const char *dir)
+{
+    char cmd[1024];
+    size_t n = 0;
+
+    for (const char *p = tmpl; *p && n + strlen(dir) + 1 < sizeof(cmd); p++) {
+        if (*p == '@') {
+            memcpy(cmd + n, dir, strlen(dir));
+            n += strlen(dir);
+        } else {
+            cmd[n++] = *p;
+        }
+    }
+    cmd[n] = '\0';
+    return system(cmd);
+}
+
+int main(void)
+{
+    static struct op held[4], dc, rd;
+    static unsigned char buf[4096];
+    char dir[] = "/tmp/xbd-pool-hol.XXXXXX", path[256];
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct xbd_io_engine *io;
+    struct xbd_aio_queue *qa, *qb, *qc;
+    int dev_a, dev_b, dev_c, mfd, ffd, nfd;
+    double t0;
+    ev_timer tick;
+
+    if (geteuid() != 0 || !mkdtemp(dir))
+        return 77;
+    if (sh("truncate -s 64M @/img && mkfs.ext4 -q -F @/img && mkdir @/mnt", dir) ||
+        sh("mount -o loop @/img @/mnt", dir)) {
+        sh("rm -rf @", dir);
+        return 77;
+    }
+    snprintf(path, sizeof(path), "%s/mnt/held", dir);
+    ffd = open(path, O_RDWR | O_CREAT, 0600);
+    snprintf(path, sizeof(path), "%s/mnt", dir);
+    mfd = open(path, O_RDONLY | O_DIRECTORY);
+    snprintf(path, sizeof(path), "%s/plain", dir);
+    nfd = open(path, O_RDWR | O_CREAT, 0600);
+    CHECK(ffd >= 0 && mfd >= 0 && nfd >= 0);
+    CHECK(ftruncate(ffd, 1 << 30) == 0 && ftruncate(nfd, 1 << 20) == 0);
+    memset(buf, 0x5a, sizeof(buf));
+    CHECK(pwrite(nfd, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf));
+
+    ev_timer_init(&tick, tick_cb, 0.05, 0.05);
+    ev_timer_start(loop, &tick);
+    io = xbd_io_engine_new(loop);
+    CHECK(io != NULL);
+    qa = xbd_aio_queue_new(io, &dev_a, NULL);
+    qb = xbd_aio_queue_new(io, &dev_b, NULL);
+    qc = xbd_aio_queue_new(io, &dev_c, NULL);
+
+    CHECK(ioctl(mfd, FIFREEZE, 0) == 0);
+    for (int i = 0; i < 4; i++) {
+        xbd_aio_bind(&held[i].aio, i < 2 ? qa : qb);
+        xbd_aio_discard(io, &held[i].aio, ffd, false, false, (uint64_t)i << 20, 4096, done);
+    }
+    /* One iteration hands the four jobs to the workers (pool full). */
+    ev_run(loop, EVRUN_NOWAIT);
+
+    xbd_aio_bind(&dc.aio, qc);
+    xbd_aio_discard(io, &dc.aio, nfd, false, false, 65536, 4096, done);
+    rd.iov = (struct iovec){ buf, sizeof(buf) };
+    memset(buf, 0, sizeof(buf));
+    xbd_aio_bind(&rd.aio, qc);
+    xbd_aio_readv(io, &rd.aio, nfd, &rd.iov, 1, 0, done);
+
+    /* The read needs no worker: it completes (in a few ms) whatever the
+     * pool holds.  Bounded wait, for the failure case only. */
+    t0 = ev_time();
+    while (!rd.calls && ev_time() - t0 < 3)
+        ev_run(loop, EVRUN_ONCE);
+    printf("device C's read %s while devices A and B hold the pool\n",
+           rd.calls ? "completed" : "did NOT complete");
+    CHECK_EQ(rd.calls, 1);
+    CHECK_EQ(rd.res, (long)sizeof(buf));
+
+    /* Let go, then everything completes. */
+    CHECK(ioctl(mfd, FITHAW, 0) == 0);
+    t0 = ev_time();
+    while ((held[0].calls + held[1].calls + held[2].calls + held[3].calls + dc.calls +
+            rd.calls) < 6 && ev_time() - t0 < 10)
+        ev_run(loop, EVRUN_ONCE);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(held[i].res, 0);
+    CHECK_EQ(dc.res, 0);
+    CHECK_EQ(rd.calls, 1);
+    xbd_aio_queue_free(qa);
+    xbd_aio_queue_free(qb);
+    xbd_aio_queue_free(qc);
+    xbd_io_engine_free(io);
+    ev_timer_stop(loop, &tick);
+    ev_loop_destroy(loop);
+    close(ffd);
+    close(mfd);
+    close(nfd);
+    sh("umount @/mnt", dir);
+    sh("rm -rf @", dir);
+    return check_result("test-pool-hol");
+}
