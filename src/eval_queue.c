@@ -115,7 +115,14 @@ void xbd_eval_queue_push(struct xbd_eval_queue *q, struct xbd_eval_node *n)
 {
     double wait;
 
-    if (n->queued || ev_is_active(&n->delay_w))
+    /* Waiting for a token includes a delay timer that has expired but
+     * whose callback has not run yet: libev stops an expired timer before
+     * it invokes the iteration's callbacks, and one that runs first (a
+     * snapshot back from the xenstore thread, a watch event) may kick this
+     * device.  Queued here, delay_cb would append it a second time,
+     * cutting off every node queued after its first place (they would
+     * never run again). */
+    if (n->queued || ev_is_active(&n->delay_w) || ev_is_pending(&n->delay_w))
         return;
     n->q = q;
     if (!take_token(n, &wait)) {

@@ -50,6 +50,7 @@ XBD_HOSTILE_SH_TESTS = \
 	tests/hostile/data-safety.sh \
 	tests/hostile/log-flood.sh \
 	tests/hostile/budget.sh \
+	tests/hostile/fd-budget.sh \
 	tests/hostile/xs-storm-neighbour.sh \
 	tests/hostile/xs-stopped.sh \
 	tests/hostile/iso-discard-held.sh \

@@ -214,9 +214,22 @@ static unsigned reap_table(domid_t dom, struct xsim_evt_hdr *t,
 {
     unsigned n = 0;
     uint32_t s, port;
+    /* A process holds many handles (one per ring), mostly side by side:
+     * ask about each pid once per run of its slots (xsim_pid_dead reads
+     * /proc, and this runs at every open and bind). */
+    int32_t last_pid = 0;
+    bool last_dead = false;
 
     for (s = 0; s < XSIM_EVT_HANDLES; s++) {
-        if (!t->handles[s].pid || !xsim_pid_dead(t->handles[s].pid))
+        int32_t pid = t->handles[s].pid;
+
+        if (!pid)
+            continue;
+        if (pid != last_pid) {
+            last_pid = pid;
+            last_dead = xsim_pid_dead(pid);
+        }
+        if (!last_dead)
             continue;
         for (port = 1; port < XSIM_EVT_PORTS; port++) {
             if (t->ports[port].handle != s + 1)

@@ -100,3 +100,11 @@ tests_unit_test_nowait_refused_SOURCES = tests/unit/test-nowait-refused.c tests/
 tests_unit_test_nowait_refused_CFLAGS = $(XBD_UNIT_CFLAGS)
 tests_unit_test_nowait_refused_LDADD = $(XBD_UNIT_LIBS)
 TESTS += tests/unit/test-nowait-refused
+
+# The evaluation queue: a kick while a device's rate-limit timer is
+# expired but not yet run queues it once and loses no other device.
+check_PROGRAMS += tests/unit/test-eval-queue
+tests_unit_test_eval_queue_SOURCES = tests/unit/test-eval-queue.c tests/unit/check.h
+tests_unit_test_eval_queue_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_eval_queue_LDADD = $(XBD_UNIT_LIBS)
+TESTS += tests/unit/test-eval-queue
