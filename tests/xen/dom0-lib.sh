@@ -38,6 +38,11 @@ xenblkd_script() {
 disk_blkback() { echo "format=raw,vdev=$2,access=rw,backendtype=phy,target=$1"; }
 disk_qdisk()   { echo "format=raw,vdev=$2,access=rw,backendtype=qdisk,target=$1"; }
 disk_xenblkd() { echo "format=raw,vdev=$2,access=rw,backendtype=phy,script=$(xenblkd_script),target=$1"; }
+# Xen >= 4.19: backendtype=tap is the vbd3 kind, xenblkd's default, beside
+# a loaded kernel blkback.  disk_tap_aio: the legacy "tap:aio:" prefix
+# (positional target), which libxl also maps to tap with format raw.
+disk_tap()     { echo "format=raw,vdev=$2,access=rw,backendtype=tap,script=$(xenblkd_script),target=$1"; }
+disk_tap_aio() { echo "script=$(xenblkd_script),tap:aio:$1,$2,w"; }
 
 console_log() { echo "$CONSOLE_DIR/guest-$1.log"; }
 
@@ -203,6 +208,8 @@ gntdev_maps() {
     n=$(grep -c '/dev/xen/gntdev' "/proc/$XENBLKD_PID/maps" 2>/dev/null)
     echo "${n:-0}"
 }
+# fe_state DOMID DEVID: the frontend's xenbus state of a vbd.
+fe_state() { xenstore-read "/local/domain/$1/device/vbd/$2/state" 2>/dev/null || echo none; }
 # ring_maps DOMID: rings of the guest's vbd 51712 (one per queue).
 ring_maps() { xenstore-read "/local/domain/$1/device/vbd/51712/multi-queue-num-queues" 2>/dev/null || echo 1; }
 xenblkd_alive() { [ -n "$XENBLKD_PID" ] && kill -0 "$XENBLKD_PID" 2>/dev/null; }
