@@ -2,6 +2,7 @@
 # The hotplug script goes where Xen's own scripts live ($sysconfdir/xen/scripts).
 xenscriptsdir = $(sysconfdir)/xen/scripts
 dist_xenscripts_SCRIPTS = conf/block-xenblkd
+EXTRA_DIST += conf/block-xenblkd.md
 
 # The configuration file: installed once, never overwritten (an existing
 # one is the administrator's), removed by uninstall only while it is

@@ -31,6 +31,7 @@
 
 #include "device_internal.h"
 #include "log_limit.h"
+#include "nbd_server.h"
 #include "xenstore_parse.h"
 
 /* Everything a device logs is what its guest can make us log: through
@@ -85,6 +86,7 @@ struct xbd_device {
 
     struct xbd_backing backing; /* fd -1 while closed */
     char *opened_path;          /* what backing was last opened from */
+    struct xbd_nbd_export *nbd; /* local attach, while backing is open */
 
     struct xbd_ring **rings;
     unsigned nr_rings;
@@ -103,6 +105,7 @@ struct xbd_device {
 
 
 static void dev_update(struct xbd_device *dev);
+static void close_backing(struct xbd_device *dev);
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
@@ -205,7 +208,7 @@ static void dev_fail(struct xbd_device *dev, const char *msg)
     dev_err(dev, "%s", msg);
     dev->failed = true;
     dev_write(dev, kv, 2);
-    xbd_backing_close(&dev->backing);
+    close_backing(dev);
     set_state(dev, XBD_XB_CLOSING);
 }
 
@@ -301,7 +304,7 @@ static void close_to(struct xbd_device *dev, int target)
         stop_rings(dev, target, false);
         return;
     }
-    xbd_backing_close(&dev->backing);
+    close_backing(dev);
     /* Closed for good: journals of rings that never started again (a
      * refused resume keeps its journal until here) go too. */
     if (target == XBD_XB_CLOSED)
@@ -431,6 +434,30 @@ static int hotplug_ready(struct xbd_device *dev)
     return rc;
 }
 
+/* The NBD export lives exactly as long as the open backing store: every
+ * path that opens or closes it goes through here (nbd_server.h).  For
+ * vbd3, libxl reads physical-device-path as that socket (local attach,
+ * HVM device model); the directory is libxl's to delete, and the path of
+ * a disk never changes, so the key is left behind at close. */
+static void start_nbd(struct xbd_device *dev)
+{
+    struct xbd_host *h = dev->host;
+
+    dev->nbd = xbd_nbd_export_open(h->loop, h->io, h->cfg.state_dir, dev->kind->name,
+                                   dev->domid, dev->devid, &dev->backing, dev->name);
+    if (dev->nbd && !strcmp(dev->kind->name, "vbd3")) {
+        struct xbd_kv kv = { "physical-device-path", xbd_nbd_export_path(dev->nbd) };
+        dev_write(dev, &kv, 1);
+    }
+}
+
+static void close_backing(struct xbd_device *dev)
+{
+    xbd_nbd_export_close(dev->nbd);
+    dev->nbd = NULL;
+    xbd_backing_close(&dev->backing);
+}
+
 static int open_backing(struct xbd_device *dev)
 {
     struct xbd_backing_opts o = {
@@ -459,6 +486,7 @@ static int open_backing(struct xbd_device *dev)
              dev->backing.discard_secure ? ", secure discard" : "");
     free(dev->opened_path);
     dev->opened_path = path;
+    start_nbd(dev);
     return 0;
 }
 
@@ -749,7 +777,7 @@ static void dev_free(struct xbd_device *dev)
     xbd_eval_queue_remove(&h->evq, &dev->evn);
     ev_timer_stop(h->loop, &dev->stats_timer);
     xbd_shm_stats_close(dev->shm);
-    xbd_backing_close(&dev->backing);
+    close_backing(dev);
     xbd_host_remove_device(h, dev);
     xbd_log_bucket_fini(&dev->logb);
     free(dev->fe);
@@ -924,7 +952,7 @@ static void dev_handover(struct xbd_device *dev)
     if (!dev->handed_over) {
         dev->handed_over = true;
         ev_timer_stop(h->loop, &dev->stats_timer);
-        xbd_backing_close(&dev->backing);
+        close_backing(dev);
         dev_info(dev, "handed over in state %s: every response published, nothing "
                  "mapped or bound, xenstore left as it is, ring journals kept in %s/%s",
                  xbd_xenbus_state_name(dev->state), h->cfg.state_dir, XBD_JOURNAL_SUBDIR);
@@ -977,7 +1005,7 @@ static void dev_update(struct xbd_device *dev)
     if (dev->after_drain) {
         int s = dev->after_drain;
         dev->after_drain = 0;
-        xbd_backing_close(&dev->backing);
+        close_backing(dev);
         set_state(dev, s);
     }
     if (!xbd_xs_exists(h->xb, XBT_NULL, dev->be)) {
@@ -1163,7 +1191,7 @@ void xbd_device_destroy(struct xbd_device *d)
     xbd_log_bucket_fini(&d->logb);
     ev_timer_stop(h->loop, &d->stats_timer);
     xbd_shm_stats_close(d->shm);
-    xbd_backing_close(&d->backing);
+    close_backing(d);
     free(d->rings);
     free(d->fe);
     free(d->path);

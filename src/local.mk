@@ -10,6 +10,7 @@ src_libxenblkd_a_SOURCES = \
 	src/eval_queue.h src/eval_queue.c src/loop_stats.h src/loop_stats.c \
 	include/xenblkd/control.h src/control.c src/control_cmd.h src/control_cmd.c \
 	include/xenblkd/stats.h src/stats.c \
+	src/nbd_proto.h src/nbd_server.h src/nbd_conn.h src/nbd_export.c src/nbd_conn.c \
 	include/xenblkd/config.h src/config.c \
 	include/xenblkd/daemon.h src/reload.c \
 	include/xenblkd/sd_notify.h src/sd_notify.c \

@@ -38,11 +38,13 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/notify.sh \
 	tests/daemon/control-stats.sh \
 	tests/daemon/control-access.sh \
-	tests/daemon/control-abuse.sh
+	tests/daemon/control-abuse.sh \
+	tests/daemon/nbd-export.sh \
+	tests/daemon/nbd-restart.sh
 TESTS += $(XBD_DAEMON_TESTS)
 dist_check_SCRIPTS += $(XBD_DAEMON_TESTS)
 EXTRA_DIST += tests/daemon/lib.sh tests/daemon/fuse-hold.py tests/daemon/config-lib.sh \
-	tests/daemon/ctl.py tests/daemon/ctl-abuse.py
+	tests/daemon/ctl.py tests/daemon/ctl-abuse.py tests/daemon/nbd-client.py
 
 # Issue 3's test list (see tests/daemon/README.md): the data path of the
 # daemon through the reference frontend, checked on both sides.

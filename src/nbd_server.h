@@ -1,0 +1,58 @@
+/*
+ * nbd_server.h - every disk served over NBD on a Unix socket, for local
+ * attach: libxl hands dom0's users of a vbd3 disk (the device model of an
+ * HVM guest) "nbd+unix:///?socket=<physical-device-path>".
+ *
+ * The server runs on the daemon's event loop and does its I/O through the
+ * daemon's AIO engine (io_aio.h) on a duplicate of the device's own
+ * backing fd, in the device's share of the engine: the same file, the
+ * same O_DIRECT and read-only rule as the guest's rings, and nothing ever
+ * blocks the loop.  What a local client can hold is bounded
+ * (XBD_NBD_MAX_CONNS connections, each XBD_NBD_MAX_REQS requests and
+ * XBD_NBD_CONN_BYTES of buffers), and a client that breaks the protocol
+ * is disconnected; none of it touches a guest's ring.
+ *
+ * Socket path rule: <state-dir>/nbd/<kind>-<domid>-<devid>.sock, mode
+ * 0600 in a directory of mode 0700; it exists while the device has its
+ * backing store open (xbd_nbd_export_open to xbd_nbd_export_close).
+ */
+#ifndef XENBLKD_NBD_SERVER_H
+#define XENBLKD_NBD_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <ev.h>
+
+#include "xenblkd/dataplane.h"
+
+#define XBD_NBD_SUBDIR      "nbd"
+#define XBD_NBD_MAX_CONNS   4u          /* per disk; more are closed at once */
+#define XBD_NBD_MAX_REQS    16u         /* per connection, in flight or replying */
+#define XBD_NBD_MAX_PAYLOAD (4u << 20)  /* advertised maximum block size */
+#define XBD_NBD_CONN_BYTES  (8u << 20)  /* data buffers held per connection */
+#define XBD_NBD_HANDSHAKE_S 10.0        /* to reach the transmission phase */
+
+struct xbd_io_engine;
+struct xbd_nbd_export;
+
+/* The socket path of a disk, by the rule above.  -1 (errno ENAMETOOLONG)
+ * when it does not fit in buf or in a sockaddr_un. */
+int xbd_nbd_socket_path(char *buf, size_t n, const char *state_dir, const char *kind,
+                        unsigned domid, unsigned devid);
+
+/* Listen on the disk's socket (a stale socket left by a previous instance
+ * is replaced) and serve b, which must stay valid and open until
+ * xbd_nbd_export_close.  name prefixes log lines.  NULL + log line on
+ * failure: the disk is then served to its guest all the same. */
+struct xbd_nbd_export *xbd_nbd_export_open(struct ev_loop *loop, struct xbd_io_engine *io,
+                                           const char *state_dir, const char *kind,
+                                           unsigned domid, unsigned devid,
+                                           const struct xbd_backing *b, const char *name);
+const char *xbd_nbd_export_path(const struct xbd_nbd_export *e);
+/* Remove the socket and disconnect every client.  Their I/O still in the
+ * engine completes on their own duplicate fds (no reply is sent), so b may
+ * be closed as soon as this returns.  NULL is fine. */
+void xbd_nbd_export_close(struct xbd_nbd_export *e);
+
+#endif
