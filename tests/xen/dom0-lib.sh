@@ -73,10 +73,12 @@ disk_blkback() { echo "format=raw,vdev=$2,access=rw,backendtype=phy,target=$1"; 
 disk_qdisk()   { echo "format=raw,vdev=$2,access=rw,backendtype=qdisk,target=$1"; }
 disk_xenblkd() { echo "format=raw,vdev=$2,access=rw,backendtype=phy,script=$(xenblkd_script),target=$1"; }
 # Xen >= 4.19: backendtype=tap is the vbd3 kind, xenblkd's default, beside
-# a loaded kernel blkback.  disk_tap_aio: the legacy "tap:aio:" prefix
-# (positional target), which libxl also maps to tap with format raw.
+# a loaded kernel blkback.  disk_tap_aio: the positional "aio:" form; xl
+# drops a positional target's aio: (or tap:aio:) prefix without choosing
+# the backend, so backendtype=tap must still be given: "tap:aio:" alone
+# went to blkback (backend/vbd) in the first 4.20 boot.
 disk_tap()     { echo "format=raw,vdev=$2,access=rw,backendtype=tap,script=$(xenblkd_script),target=$1"; }
-disk_tap_aio() { echo "script=$(xenblkd_script),tap:aio:$1,$2,w"; }
+disk_tap_aio() { echo "backendtype=tap,script=$(xenblkd_script),aio:$1,$2,w"; }
 
 console_log() { echo "$CONSOLE_DIR/guest-$1.log"; }
 
