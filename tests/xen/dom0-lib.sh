@@ -34,10 +34,51 @@ xenblkd_script() {
     echo "$s"
 }
 
+# make_boot_disk NAME MIB "KERNEL ARGS": a disk image pygrub can boot: an
+# MBR partition table with one Linux partition at 1 MiB holding an ext4
+# file system (mkfs.ext4 -d, no mount) with the guest's kernel and
+# initramfs and a /boot/grub/grub.cfg naming them.
+make_boot_disk() {
+    local img=$DISKDIR/$1.img dir=/tmp/$1.root sectors=$(( $2 * 2048 - 2048 ))
+    rm -rf "$dir"
+    mkdir -p "$dir/boot/grub" "$DISKDIR"
+    cp /var/lib/xbd/domU-kernel "$dir/boot/vmlinuz-xbd"
+    cp /var/lib/xbd/domU-initrd "$dir/boot/initrd-xbd"
+    cat >"$dir/boot/grub/grub.cfg" <<EOF
+set default=0
+set timeout=0
+menuentry 'xenblkd pygrub test' {
+    linux /boot/vmlinuz-xbd $3
+    initrd /boot/initrd-xbd
+}
+EOF
+    rm -f "$img"
+    mkfs.ext4 -q -F -L xbdboot -E offset=1048576 -d "$dir" "$img" "$(( $2 - 1 ))M" >&2 || return 1
+    # The partition entry: bootable, type 0x83, LBA start 2048, the length
+    # in sectors (little-endian), then the 0x55AA signature.
+    printf "\\200\\000\\000\\000\\203\\000\\000\\000$(le32 2048)$(le32 "$sectors")" |
+        dd of="$img" bs=1 seek=446 conv=notrunc status=none
+    printf '\125\252' | dd of="$img" bs=1 seek=510 conv=notrunc status=none
+    rm -rf "$dir"
+    echo "$img"
+}
+# le32 N: N as 4 little-endian bytes, in printf's octal escapes.
+le32() {
+    local i
+    for i in 0 8 16 24; do printf '\\%03o' $(( ($1 >> i) & 255 )); done
+}
+
 # Disk lines, one per backend under comparison.
 disk_blkback() { echo "format=raw,vdev=$2,access=rw,backendtype=phy,target=$1"; }
 disk_qdisk()   { echo "format=raw,vdev=$2,access=rw,backendtype=qdisk,target=$1"; }
 disk_xenblkd() { echo "format=raw,vdev=$2,access=rw,backendtype=phy,script=$(xenblkd_script),target=$1"; }
+# Xen >= 4.19: backendtype=tap is the vbd3 kind, xenblkd's default, beside
+# a loaded kernel blkback.  disk_tap_aio: the positional "aio:" form; xl
+# drops a positional target's aio: (or tap:aio:) prefix without choosing
+# the backend, so backendtype=tap must still be given: "tap:aio:" alone
+# went to blkback (backend/vbd) in the first 4.20 boot.
+disk_tap()     { echo "format=raw,vdev=$2,access=rw,backendtype=tap,script=$(xenblkd_script),target=$1"; }
+disk_tap_aio() { echo "backendtype=tap,script=$(xenblkd_script),aio:$1,$2,w"; }
 
 console_log() { echo "$CONSOLE_DIR/guest-$1.log"; }
 
@@ -47,14 +88,18 @@ guest_start() {
     shift 3
     for d in "$@"; do list="$list${list:+, }'$d'"; done
     mkdir -p "$R/$name"
+    # GUEST_BOOTLOADER=pygrub: the kernel, initramfs and command line come
+    # from the first disk's grub.cfg (see make_boot_disk), not from here.
+    local boot="kernel = \"/var/lib/xbd/domU-kernel\"
+ramdisk = \"/var/lib/xbd/domU-initrd\"
+extra = \"console=hvc0 loglevel=1 xbd.job=$jobs $extra\""
+    [ -n "${GUEST_BOOTLOADER:-}" ] && boot="bootloader = \"$GUEST_BOOTLOADER\""
     cat >"/tmp/$name.cfg" <<EOF
 name = "$name"
 type = "pv"
-kernel = "/var/lib/xbd/domU-kernel"
-ramdisk = "/var/lib/xbd/domU-initrd"
+$boot
 memory = $GUEST_MEM
 vcpus = ${GUEST_VCPUS:-1}
-extra = "console=hvc0 loglevel=1 xbd.job=$jobs $extra"
 on_poweroff = "destroy"
 on_reboot = "destroy"
 on_crash = "destroy"
@@ -203,6 +248,8 @@ gntdev_maps() {
     n=$(grep -c '/dev/xen/gntdev' "/proc/$XENBLKD_PID/maps" 2>/dev/null)
     echo "${n:-0}"
 }
+# fe_state DOMID DEVID: the frontend's xenbus state of a vbd.
+fe_state() { xenstore-read "/local/domain/$1/device/vbd/$2/state" 2>/dev/null || echo none; }
 # ring_maps DOMID: rings of the guest's vbd 51712 (one per queue).
 ring_maps() { xenstore-read "/local/domain/$1/device/vbd/51712/multi-queue-num-queues" 2>/dev/null || echo 1; }
 xenblkd_alive() { [ -n "$XENBLKD_PID" ] && kill -0 "$XENBLKD_PID" 2>/dev/null; }

@@ -2,7 +2,7 @@
 # /init of the PV test guest (busybox-static + xen-blkfront.ko + fio).
 #
 # The kernel command line (xl "extra=") says what to do:
-#   xbd.job=verify|bench|loop|idle   the workload (see below), or a comma
+#   xbd.job=verify|together|bench|loop|idle|churn   the workload (see below), or a comma
 #                                    separated list run in order
 #   xbd.disks=xvda,xvdb              the disks to expect at start
 #   xbd.blkfront=k=v,k=v             xen-blkfront module parameters (busybox
@@ -219,6 +219,14 @@ verify_disk() {
     return $r
 }
 
+# disk_stat DISK: what the guest's block layer counted for DISK, for the
+# comparison with xentop (tests/xen/tap.sh): requests and 512-byte sectors
+# completed, read and write (fields 1, 3, 5, 7 of /sys/block/DISK/stat).
+disk_stat() {
+    set -- $1 $(cat /sys/block/$1/stat)
+    say "XBD-STAT disk=$1 rd=$2 rsect=$4 wr=$6 wsect=$8"
+}
+
 bench_one() {  # bench_one DISK LABEL RW BS DEPTH: one timed run, one XBD-PERF line
     local out=/tmp/bench-$1.out rc try
     # A disk declared dead (see deadline) is skipped.
@@ -268,6 +276,23 @@ verify)
         say "XBD-VERIFY disk=$d rc=$r"
     done
     ;;
+together)
+    # The verify of every disk at the same time (one backend's disk must
+    # not disturb another's), reported as in verify once all are done: the
+    # blocks on the console must not interleave.
+    for d in $DISKS; do
+        ( verify_disk $d >/tmp/together-$d.out 2>&1
+          echo $? >/tmp/together-$d.rc ) &
+    done
+    wait
+    for d in $DISKS; do
+        r=$(cat /tmp/together-$d.rc 2>/dev/null || echo 99)
+        block fio-verify-$d.txt cat /tmp/together-$d.out
+        say "XBD-VERIFY disk=$d rc=$r"
+        [ "$r" -eq 0 ] || rc=1
+        disk_stat $d
+    done
+    ;;
 bench)
     # Every disk runs the same job back to back, alternating, REPS times:
     # TCG throughput drifts, so only neighbours are compared.
@@ -310,6 +335,7 @@ loop)
             block describe-$d.txt describe $d
             block fio-verify-$d.txt verify_disk $d
             say "XBD-VERIFY disk=$d rc=$?"
+            disk_stat $d
         done
         for d in $seen; do
             [ -e /sys/block/$d ] || case "$gone" in *" $d "*) ;; *)
