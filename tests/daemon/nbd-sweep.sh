@@ -21,7 +21,7 @@ dead_socket() {
 s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.close()' "$1" ||
         xsim_fail "cannot make a socket at $1"
 }
-mkdir -p -m 0700 "$nbd"
+mkdir -p "$nbd" && chmod 0700 "$nbd"
 dead_socket "$nbd/vbd3-7-51712.sock"            # its disk was removed meanwhile
 dead_socket "$nbd/qdisk-5-51712.sock"           # a kind this start does not serve
 dead_socket "$sock"                             # its disk still exists

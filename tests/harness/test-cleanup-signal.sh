@@ -8,6 +8,7 @@ set -euo pipefail
 source "$top_srcdir/tests/harness/env.sh"   # only for xsim_log/xsim_fail/xsim_alive
 
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/xsim-cleanup-signal.XXXXXXXX")
+export OUT      # the inner test writes its pids there
 inner_pid=
 cleanup() {
     set +e
@@ -49,7 +50,7 @@ run_killed() {     # run_killed SIGNAL STATUS
     # A background job of a script starts with SIGINT ignored, and bash
     # cannot trap a signal ignored at entry: give the inner test the
     # default dispositions a script run from a terminal has.
-    OUT=$OUT env --default-signal=INT,QUIT bash "$OUT/inner.sh" > "$OUT/$sig.log" 2>&1 &
+    env --default-signal=INT,QUIT bash "$OUT/inner.sh" > "$OUT/$sig.log" 2>&1 &
     inner_pid=$!
     end=$(xsim_deadline 60)
     until [ -e "$OUT/ready" ]; do
