@@ -21,6 +21,7 @@
 #include "xenblkd/log.h"
 
 #include "device_internal.h"
+#include "nbd_server.h"
 #include "xs_worker.h"
 
 #define container_of(ptr, type, member) \
@@ -343,25 +344,45 @@ void xbd_host_shutdown(struct xbd_host *h, enum xbd_stop_mode mode,
 }
 
 /* At start-up only, before the loop serves any ring: the one xenstore
- * read the loop thread still makes itself (with own_domid). */
-static bool journal_device_exists(void *opaque, const char *kind, unsigned domid,
-                                  unsigned devid)
+ * read the loop thread still makes itself (with own_domid).  A kind this
+ * instance does not serve answers unknown. */
+static bool device_exists(struct xbd_host *h, const char *kind, unsigned domid,
+                          unsigned devid, bool unknown)
 {
-    struct xbd_host *h = opaque;
     char path[XBD_XS_PATH_MAX];
     struct xbd_kind *k;
 
     for (k = h->kinds; k && strcmp(k->name, kind); k = k->next)
         ;
     if (!k)
-        return true;            /* not ours to judge */
+        return unknown;
     snprintf(path, sizeof(path), "%s/%u/%u", k->dir, domid, devid);
     return xbd_xs_exists(h->xb, XBT_NULL, path);
+}
+
+/* A journal of another kind is not ours to judge: a later start that
+ * serves it resumes its rings. */
+static bool journal_device_exists(void *opaque, const char *kind, unsigned domid,
+                                  unsigned devid)
+{
+    return device_exists(opaque, kind, domid, devid, true);
+}
+
+/* A socket is only worth its path while someone listens: one of a kind
+ * this start does not serve never gets a listener. */
+static bool nbd_device_exists(void *opaque, const char *kind, unsigned domid, unsigned devid)
+{
+    return device_exists(opaque, kind, domid, devid, false);
 }
 
 void xbd_host_sweep_journals(struct xbd_host *h)
 {
     xbd_journal_sweep(h->cfg.state_dir, journal_device_exists, h);
+}
+
+void xbd_host_sweep_nbd(struct xbd_host *h)
+{
+    xbd_nbd_sweep(h->cfg.state_dir, nbd_device_exists, h);
 }
 
 void xbd_host_free(struct xbd_host *h)

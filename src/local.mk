@@ -12,7 +12,7 @@ src_libxenblkd_a_SOURCES = \
 	include/xenblkd/control.h src/control.c src/control_cmd.h src/control_cmd.c \
 	include/xenblkd/stats.h src/stats.c \
 	src/nbd_proto.h src/nbd_server.h src/nbd_conn.h src/nbd_export.c src/nbd_conn.c \
-	src/nbd_conn_internal.h src/nbd_handshake.c \
+	src/nbd_conn_internal.h src/nbd_handshake.c src/nbd_sweep.c \
 	include/xenblkd/config.h src/config.c \
 	include/xenblkd/daemon.h src/reload.c \
 	include/xenblkd/sd_notify.h src/sd_notify.c \

@@ -496,6 +496,7 @@ int main(int argc, char **argv)
     if (add_kinds(d.host, d.cfg.kinds) < 0)
         goto fail;
     xbd_host_sweep_journals(d.host);
+    xbd_host_sweep_nbd(d.host);
     xbd_info("xenblkd %s serving as domain %u, configuration %s%s", PACKAGE_VERSION, d.domid,
              d.src.path, missing ? " (absent: defaults)" : "");
     xbd_info("offering max %u queue%s, ring order %u, %u indirect segments, %u persistent "

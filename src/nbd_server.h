@@ -60,4 +60,11 @@ const char *xbd_nbd_export_path(const struct xbd_nbd_export *e);
  * be closed as soon as this returns.  NULL is fine. */
 void xbd_nbd_export_close(struct xbd_nbd_export *e);
 
+/* At start-up, before any export is open (nbd_sweep.c): remove every
+ * socket in <state_dir>/nbd named by the rule above for which
+ * keep(opaque, kind, domid, devid) is false, logging each removal.
+ * Symlinks, other file types and other names are never touched. */
+typedef bool xbd_nbd_keep_fn(void *opaque, const char *kind, unsigned domid, unsigned devid);
+void xbd_nbd_sweep(const char *state_dir, xbd_nbd_keep_fn *keep, void *opaque);
+
 #endif

@@ -78,6 +78,10 @@ void xbd_host_shutdown(struct xbd_host *h, enum xbd_stop_mode mode,
 /* Remove the ring journals of devices that no longer exist in xenstore
  * (deleted while no instance ran).  After xbd_host_add_kind. */
 void xbd_host_sweep_journals(struct xbd_host *h);
+/* Remove the NBD sockets (src/nbd_server.h) of devices this start will
+ * not serve: absent from xenstore, or of a kind not served.  After
+ * xbd_host_add_kind, before the loop runs (no export is open yet). */
+void xbd_host_sweep_nbd(struct xbd_host *h);
 /* Free everything; only after shutdown completed (or no rings running). */
 void xbd_host_free(struct xbd_host *h);
 

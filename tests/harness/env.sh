@@ -152,6 +152,9 @@ xsim_kill() {
     local name=$1 sig=${2:-TERM} timeout=${3:-10} w st i
     w=$(cat "$XSIM_TMP/run/$name.wpid" 2>/dev/null) || xsim_fail "xsim_kill: no process '$name'"
     kill -s "$sig" -- "-$w" 2>/dev/null
+    # A stopped process (a test's SIGSTOP) acts on the signal only once
+    # continued: without this it would wait out the timeout for SIGKILL.
+    kill -CONT -- "-$w" 2>/dev/null
     if ! st=$(xsim_wait_exit "$name" "$timeout"); then
         xsim_log "$name ignored SIG$sig for ${timeout}s: SIGKILL"
         kill -KILL -- "-$w" 2>/dev/null
@@ -566,13 +569,29 @@ xsim_qemu_stop() {
     [ "$st" = 0 ] || { xsim_log "QEMU for domain $domid exited with status $st"; return 1; }
 }
 
+# Continue every process this host started (each name's process group),
+# in case the test stopped one (SIGSTOP xenstored, as the xenstore stall
+# tests and benches do) and ended, or was killed, before continuing it: a
+# stopped xenstored would hang every xenstore call of the cleanup (the
+# dump, the exit hooks, the daemon's shutdown), and a stopped process
+# acts on SIGTERM only once continued.
+xsim__continue_all() {
+    local name w
+    for name in "${XSIM_NAMES[@]}"; do
+        w=$(cat "$XSIM_TMP/run/$name.wpid" 2>/dev/null) || continue
+        kill -CONT -- "-$w" 2>/dev/null
+    done
+    return 0
+}
+
 # xsim_dump: print the xenstore tree and the tail of every log (called by
 # the cleanup when the test failed; useful by hand too).
 xsim_dump() {
     local f lines=${XSIM_LOG_LINES:-80}
     if [ -S "$XENSTORED_PATH" ] && xsim_running xenstored; then
         echo "===== xenstore tree ====="
-        xenstore-ls -fp / 2>&1 | head -n 400
+        # Bounded: a wedged xenstored must not keep the cleanup from running.
+        timeout 10 xenstore-ls -fp / 2>&1 | head -n 400
     fi
     for f in "$XSIM_LOGDIR"/*.log; do
         [ -e "$f" ] || continue
@@ -621,6 +640,7 @@ xsim_stop() {
     [ -n "$XSIM_TMP" ] || return 0
     local i name w hook stray
     XSIM_CLEANING=1
+    xsim__continue_all
     for hook in "${XSIM_ON_EXIT[@]}"; do eval "$hook" || xsim_log "exit hook failed: $hook"; done
     for hook in "${XSIM_STOP_HOOKS[@]}"; do eval "$hook" || xsim_log "stop hook failed: $hook"; done
     # Newest first; xenstored (the first one) last, so that the others can
@@ -647,6 +667,7 @@ xsim__exit_trap() {
     set +e
     trap '' HUP INT TERM   # finish cleaning up whatever arrives now
     if [ -n "$XSIM_TMP" ]; then
+        xsim__continue_all
         if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
             xsim_log "test failed (exit $rc): state of the simulated host follows"
             xsim_dump >&2

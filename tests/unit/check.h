@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* One count per test program, shared by all of its files (the rig's
  * helpers in rig.c check too): a weak definition in every file that
@@ -40,6 +41,19 @@ static inline int check_result(const char *name)
     }
     printf("%s: all checks passed\n", name);
     return 0;
+}
+
+/* How many lines of f (a captured log) contain needle. */
+static inline unsigned count_lines(FILE *f, const char *needle)
+{
+    char line[512];
+    unsigned n = 0;
+
+    rewind(f);
+    while (fgets(line, sizeof(line), f))
+        if (strstr(line, needle))
+            n++;
+    return n;
 }
 
 #endif

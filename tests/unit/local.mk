@@ -64,7 +64,8 @@ dist_check_SCRIPTS += $(XBD_UNIT_SH_TESTS)
 # Review: the worker pool held by two devices must not stall a third
 # device's reads queued behind its own discard (root: loop mount, freeze).
 check_PROGRAMS += tests/unit/test-pool-hol
-tests_unit_test_pool_hol_SOURCES = tests/unit/test-pool-hol.c tests/unit/check.h
+tests_unit_test_pool_hol_SOURCES = tests/unit/test-pool-hol.c tests/unit/check.h \
+	tests/unit/engine-test.c tests/unit/engine-test.h
 tests_unit_test_pool_hol_CFLAGS = $(XBD_UNIT_CFLAGS)
 tests_unit_test_pool_hol_LDADD = $(XBD_UNIT_LIBS)
 TESTS += tests/unit/test-pool-hol
@@ -73,7 +74,8 @@ TESTS += tests/unit/test-pool-hol
 # request tags in front of frozen storage) goes to the worker pool with
 # RWF_NOWAIT instead of stopping the loop (root: loop devices, freeze).
 check_PROGRAMS += tests/unit/test-nowait
-tests_unit_test_nowait_SOURCES = tests/unit/test-nowait.c tests/unit/check.h
+tests_unit_test_nowait_SOURCES = tests/unit/test-nowait.c tests/unit/check.h \
+	tests/unit/engine-test.c tests/unit/engine-test.h
 tests_unit_test_nowait_CFLAGS = $(XBD_UNIT_CFLAGS)
 tests_unit_test_nowait_LDADD = $(XBD_UNIT_LIBS)
 tests_unit_test_nowait_LDFLAGS = $(AM_LDFLAGS) -pthread
@@ -96,7 +98,8 @@ TESTS += tests/unit/test-log-limit
 
 # Issue 10: a store that refuses RWF_NOWAIT (tmpfs) is served without it.
 check_PROGRAMS += tests/unit/test-nowait-refused
-tests_unit_test_nowait_refused_SOURCES = tests/unit/test-nowait-refused.c tests/unit/check.h
+tests_unit_test_nowait_refused_SOURCES = tests/unit/test-nowait-refused.c tests/unit/check.h \
+	tests/unit/engine-test.c tests/unit/engine-test.h
 tests_unit_test_nowait_refused_CFLAGS = $(XBD_UNIT_CFLAGS)
 tests_unit_test_nowait_refused_LDADD = $(XBD_UNIT_LIBS)
 TESTS += tests/unit/test-nowait-refused

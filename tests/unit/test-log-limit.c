@@ -16,18 +16,6 @@
 #include "check.h"
 #include "log_limit.h"
 
-static unsigned count_lines(FILE *f, const char *needle)
-{
-    char line[512];
-    unsigned n = 0;
-
-    rewind(f);
-    while (fgets(line, sizeof(line), f))
-        if (strstr(line, needle))
-            n++;
-    return n;
-}
-
 int main(void)
 {
     static struct xbd_log_bucket flood[12], quiet;

@@ -14,23 +14,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "engine-test.h"
 #include "io_aio.h"
 #include "xenblkd/log.h"
-
-struct op {
-    struct xbd_aio aio;
-    struct iovec iov;
-    long res;
-    int calls;
-};
-
-static void done(struct xbd_aio *a, long res)
-{
-    struct op *o = (struct op *)a;
-
-    o->res = res;
-    o->calls++;
-}
 
 static void run_one(struct ev_loop *loop, struct op *o)
 {
@@ -38,18 +24,6 @@ static void run_one(struct ev_loop *loop, struct op *o)
 
     while (!o->calls && ev_time() - t0 < 10)
         ev_run(loop, EVRUN_ONCE);
-}
-
-static unsigned count_lines(FILE *f, const char *needle)
-{
-    char line[512];
-    unsigned n = 0;
-
-    rewind(f);
-    while (fgets(line, sizeof(line), f))
-        if (strstr(line, needle))
-            n++;
-    return n;
 }
 
 int main(void)
@@ -75,10 +49,10 @@ int main(void)
 
         memset(data[i], 'a' + i, sizeof(data[i]));
         xbd_aio_bind(&w.aio, q);
-        xbd_aio_writev(io, &w.aio, fd, &w.iov, 1, (uint64_t)i * 4096, done);
+        xbd_aio_writev(io, &w.aio, fd, &w.iov, 1, (uint64_t)i * 4096, op_done);
         run_one(loop, &w);
         xbd_aio_bind(&r.aio, q);
-        xbd_aio_readv(io, &r.aio, fd, &r.iov, 1, (uint64_t)i * 4096, done);
+        xbd_aio_readv(io, &r.aio, fd, &r.iov, 1, (uint64_t)i * 4096, op_done);
         run_one(loop, &r);
         CHECK_EQ(w.res, 4096);
         CHECK_EQ(r.res, 4096);

@@ -31,29 +31,10 @@
 #include <sys/ioctl.h>
 
 #include "check.h"
+#include "engine-test.h"
 #include "io_aio.h"
 
 #define NWRITES 16
-
-struct op {
-    struct xbd_aio aio;
-    struct iovec iov;
-    long res;
-    int calls;
-};
-
-static void done(struct xbd_aio *a, long res)
-{
-    struct op *o = (struct op *)a;
-
-    o->res = res;
-    o->calls++;
-}
-
-static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    /* Only wakes the loop up, so that the bounded waits below end. */
-}
 
 /* The watchdog: thaws after 20 s unless told to stop. */
 static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -94,34 +75,6 @@ static void watchdog_stop(void)
     wd_stop = true;
     pthread_cond_signal(&wd_cond);
     pthread_mutex_unlock(&wd_lock);
-}
-
-/* Runs a shell command with every "@" replaced by dir; its first output
- * line into out (if given). */
-static int sh(const char *tmpl, const char *dir, char *out, size_t outlen)
-{
-    char cmd[1024];
-    size_t n = 0;
-    FILE *f;
-
-    for (const char *p = tmpl; *p && n + strlen(dir) + 1 < sizeof(cmd); p++) {
-        if (*p == '@') {
-            memcpy(cmd + n, dir, strlen(dir));
-            n += strlen(dir);
-        } else {
-            cmd[n++] = *p;
-        }
-    }
-    cmd[n] = '\0';
-    if (!out)
-        return system(cmd);
-    f = popen(cmd, "r");
-    if (!f)
-        return -1;
-    if (!fgets(out, (int)outlen, f))
-        out[0] = '\0';
-    out[strcspn(out, "\n")] = '\0';
-    return pclose(f);
 }
 
 static int set_depth(const char *dev, unsigned depth)
@@ -183,7 +136,7 @@ int main(void)
     memset(check, 0x5a, 4096);
     CHECK(pwrite(nfd, check, 4096, 0) == 4096);
 
-    ev_timer_init(&tick, tick_cb, 0.05, 0.05);
+    ev_timer_init(&tick, wake_tick_cb, 0.05, 0.05);
     ev_timer_start(loop, &tick);
     io = xbd_io_engine_new(loop);
     CHECK(io != NULL);
@@ -196,7 +149,7 @@ int main(void)
         wr[i].iov = (struct iovec){ page(0x30 + i), 4096 };
         xbd_aio_bind(&wr[i].aio, qa);
         /* 1 MiB apart: no two merge into one request. */
-        xbd_aio_writev(io, &wr[i].aio, dfd, &wr[i].iov, 1, (uint64_t)i << 20, done);
+        xbd_aio_writev(io, &wr[i].aio, dfd, &wr[i].iov, 1, (uint64_t)i << 20, op_done);
     }
     /* A few turns: the writes go to the kernel, those without a tag come
      * back EAGAIN and go to the pool (where two block, the rest wait). */
@@ -205,7 +158,7 @@ int main(void)
 
     rd.iov = (struct iovec){ rbuf, 4096 };
     xbd_aio_bind(&rd.aio, qc);
-    xbd_aio_readv(io, &rd.aio, nfd, &rd.iov, 1, 0, done);
+    xbd_aio_readv(io, &rd.aio, nfd, &rd.iov, 1, 0, op_done);
     t0 = ev_time();
     while (!rd.calls && ev_time() - t0 < 30)
         ev_run(loop, EVRUN_ONCE);

@@ -28,45 +28,8 @@
 #include <sys/ioctl.h>
 
 #include "check.h"
+#include "engine-test.h"
 #include "io_aio.h"
-
-struct op {
-    struct xbd_aio aio;
-    struct iovec iov;
-    long res;
-    int calls;
-};
-
-static void done(struct xbd_aio *a, long res)
-{
-    struct op *o = (struct op *)a;
-
-    o->res = res;
-    o->calls++;
-}
-
-static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    /* Only wakes the loop up, so that the bounded waits below end. */
-}
-
-/* Runs a shell command with every "@" replaced by dir. */
-static int sh(const char *tmpl, const char *dir)
-{
-    char cmd[1024];
-    size_t n = 0;
-
-    for (const char *p = tmpl; *p && n + strlen(dir) + 1 < sizeof(cmd); p++) {
-        if (*p == '@') {
-            memcpy(cmd + n, dir, strlen(dir));
-            n += strlen(dir);
-        } else {
-            cmd[n++] = *p;
-        }
-    }
-    cmd[n] = '\0';
-    return system(cmd);
-}
 
 int main(void)
 {
@@ -82,9 +45,9 @@ int main(void)
 
     if (geteuid() != 0 || !mkdtemp(dir))
         return 77;
-    if (sh("truncate -s 64M @/img && mkfs.ext4 -q -F @/img && mkdir @/mnt", dir) ||
-        sh("mount -o loop @/img @/mnt", dir)) {
-        sh("rm -rf @", dir);
+    if (sh("truncate -s 64M @/img && mkfs.ext4 -q -F @/img && mkdir @/mnt", dir, NULL, 0) ||
+        sh("mount -o loop @/img @/mnt", dir, NULL, 0)) {
+        sh("rm -rf @", dir, NULL, 0);
         return 77;
     }
     snprintf(path, sizeof(path), "%s/mnt/held", dir);
@@ -98,7 +61,7 @@ int main(void)
     memset(buf, 0x5a, sizeof(buf));
     CHECK(pwrite(nfd, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf));
 
-    ev_timer_init(&tick, tick_cb, 0.05, 0.05);
+    ev_timer_init(&tick, wake_tick_cb, 0.05, 0.05);
     ev_timer_start(loop, &tick);
     io = xbd_io_engine_new(loop);
     CHECK(io != NULL);
@@ -109,17 +72,17 @@ int main(void)
     CHECK(ioctl(mfd, FIFREEZE, 0) == 0);
     for (int i = 0; i < 4; i++) {
         xbd_aio_bind(&held[i].aio, i < 2 ? qa : qb);
-        xbd_aio_discard(io, &held[i].aio, ffd, false, false, (uint64_t)i << 20, 4096, done);
+        xbd_aio_discard(io, &held[i].aio, ffd, false, false, (uint64_t)i << 20, 4096, op_done);
     }
     /* One iteration hands the four jobs to the workers (pool full). */
     ev_run(loop, EVRUN_NOWAIT);
 
     xbd_aio_bind(&dc.aio, qc);
-    xbd_aio_discard(io, &dc.aio, nfd, false, false, 65536, 4096, done);
+    xbd_aio_discard(io, &dc.aio, nfd, false, false, 65536, 4096, op_done);
     rd.iov = (struct iovec){ buf, sizeof(buf) };
     memset(buf, 0, sizeof(buf));
     xbd_aio_bind(&rd.aio, qc);
-    xbd_aio_readv(io, &rd.aio, nfd, &rd.iov, 1, 0, done);
+    xbd_aio_readv(io, &rd.aio, nfd, &rd.iov, 1, 0, op_done);
 
     /* The read needs no worker: it completes (in a few ms) whatever the
      * pool holds.  Bounded wait, for the failure case only. */
@@ -150,7 +113,7 @@ int main(void)
     close(ffd);
     close(mfd);
     close(nfd);
-    sh("umount @/mnt", dir);
-    sh("rm -rf @", dir);
+    sh("umount @/mnt", dir, NULL, 0);
+    sh("rm -rf @", dir, NULL, 0);
     return check_result("test-pool-hol");
 }
