@@ -165,7 +165,13 @@ if [ "${XENBLKD_SKIP_XEN:-0}" != 1 ] && grep -q '^check-xen:' "$top/_build/norma
         img=$(sed -n 's/^image (tier \([0-9.]*\)): .* ready in \([0-9]*\)s$/\1 \2/p' "$l" | tail -1)
         boot=$(sed -n 's/^QEMU exited with status .* after \([0-9]*\)s$/\1/p' "$l" | tail -1)
         all=$(sed -n 's/^xen test .*: \([0-9]*\)s in all$/\1/p' "$l" | tail -1)
-        stage_add "  xen ${img%% *} $t.sh: image ${img##* }s, boot ${boot:-?}s" "${all:-0}"
+        [ -n "$img" ] || img="? ?"   # killed before its image was ready
+        label="  xen ${img%% *} $t.sh: image ${img##* }s, boot ${boot:-?}s"
+        if [ -n "$all" ]; then
+            stage_add "$label, in all" "$all"
+        else
+            stage_add "$label, total unknown (no 'in all' line)" 0
+        fi
     done
     read -r xp xf < <(results "$top/_build/normal/tests/xen") || { xp=0; xf=0; }
     xs=$( { grep -rh '^:test-result: SKIP' "$top/_build/normal/tests/xen" --include='*.trs' 2>/dev/null || true; } | wc -l)
