@@ -13,6 +13,8 @@
 # build from a tarball).
 set -euo pipefail
 tarball=${1:?usage: tests/dist-files.sh TARBALL}
+[ -f "$tarball" ] || { echo "dist-files: no such tarball: $tarball"; exit 1; }
+tarball=$(cd "$(dirname "$tarball")" && pwd)/$(basename "$tarball")
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 git rev-parse --is-inside-work-tree >/dev/null 2>&1 ||
