@@ -54,7 +54,7 @@ guest_ios() {
 # each process's last minus first sample; all of a blkback thread's, as it
 # starts after the first) per I/O the guest issued.
 same_guest_table() {
-    local hz out=$XEN_RES/perf-table.md spec b d
+    local hz out=$XEN_RES/perf-table.md spec b d ios all_ios
     hz=$(cat "$XEN_RES/clk-tck.txt" 2>/dev/null || echo 100)
     {
     echo "Same guest ($G), backends alternated job by job, ${XBD_BENCH_REPS:-3} repetitions of ${SECS} s; TCG, so compare ratios, not absolute numbers."
@@ -89,21 +89,25 @@ same_guest_table() {
     echo
     echo "| backend | dom0 CPU s | guest I/Os (verify + bench) | dom0 CPU µs per I/O |"
     echo "|---|---:|---:|---:|"
-    for spec in blkback:xvda qdisk:xvdb xenblkd:xvdc; do
+    all_ios=$(( $(guest_ios xvda) + $(guest_ios xvdb) + $(guest_ios xvdc) ))
+    for spec in blkback:xvda qdisk:xvdb xenblkd:xvdc dom0-irq:all; do
         b=${spec%%:*} d=${spec#*:}
-        awk -v b="$b" -v hz="$hz" -v ios="$(guest_ios "$d")" '
+        if [ "$d" = all ]; then ios=$all_ios; else ios=$(guest_ios "$d"); fi
+        awk -v b="$b" -v hz="$hz" -v ios="$ios" '
             { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
               if (v["backend"] != b) next
-              # blkback threads are born with the connection, after the
-              # first sample: all their time counts.
+              # blkback threads are born with the connection and serve
+              # only this guest: all their time counts.
               k = v["id"]; if (!(k in lo)) lo[k] = b == "blkback" ? 0 : v["ticks"]
               hi[k] = v["ticks"] }
-            END { for (k in hi) t += hi[k] - lo[k]
+            END { for (k in hi) { t += hi[k] - lo[k]; n++ }
+                  # Nothing sampled (no thread found): say so, never 0.
+                  if (!n) { printf "| %s | not found | %d | - |\n", b, ios; exit }
                   printf "| %s | %.2f | %d | %s |\n", b, t / hz, ios,
                          ios ? sprintf("%.0f", t / hz * 1e6 / ios) : "-" }' "$XEN_RES/cpu-samples.txt" 2>/dev/null
     done
     echo
-    echo "blkback: its kernel threads only (blkback.DOMID.*); the loop device under its file and the bio completions in interrupt context are not counted, so its figure is a lower bound.  qdisk: the guest's QEMU process; xenblkd: its process (all threads)."
+    echo "blkback: its kernel threads (DOMID.DEV-RING, one per ring); the loop device under its file is not counted, so its figure is a lower bound.  qdisk: the guest's QEMU process; xenblkd: its process (all threads).  dom0-irq: dom0's hard and soft interrupt time (/proc/stat irq + softirq), where blkback's bio completions and every backend's event-channel upcalls run; not split by backend, per I/O of all three disks."
     } >"$out"
     echo "--- perf-table.md"
     sed 's/^/    /' "$out"
@@ -146,6 +150,10 @@ for d in xvda xvdc; do
     check "$d: benchmark ran" has $G/events.txt "^XBD-PERF disk=$d .* rc=0 "
 done
 check "dom0 sampled the backends' CPU time" has cpu-samples.txt 'backend=xenblkd'
+# blkback's threads are looked for by name: a kernel that names them
+# otherwise is reported here, not failed (the figure is not a check).
+grep -q 'backend=blkback' "$XEN_RES/cpu-samples.txt" 2>/dev/null ||
+    echo "NOTE: no blkback kernel thread (DOMID.DEV-RING) was sampled: blkback's CPU is not in perf-table.md (threads in ps-connected.txt)"
 grep -h '^XBD-PERF disk=xvdb .* rc=[1-9]' "$XEN_RES/$G/events.txt" 2>/dev/null | sed 's/^/    qdisk run failed: /'
 [ -f "$XEN_RES/$G/status" ] && echo "    $G: $(cat "$XEN_RES/$G/status")"
 xen_finish

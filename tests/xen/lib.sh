@@ -43,7 +43,12 @@ xen_die() { echo "ERROR: $*"; exit 99; }
 
 XEN_WORK=
 XEN_QEMU_PID=
+XEN_NAME=${XEN_NAME:-$(basename "$0" .sh)}
+XEN_T0=$(date +%s)
 xen_cleanup() {
+    # The whole test (image, waiting for the QEMU lock, boot, checks):
+    # tests/run-all.sh puts this line in its stage times.
+    echo "xen test $XEN_NAME: $(( $(date +%s) - XEN_T0 ))s in all"
     if [ -n "$XEN_QEMU_PID" ] && kill -0 "$XEN_QEMU_PID" 2>/dev/null; then
         kill -KILL "$XEN_QEMU_PID" 2>/dev/null
         wait "$XEN_QEMU_PID" 2>/dev/null

@@ -6,6 +6,9 @@
 # blkback unloaded) and 4.20 (Debian 13, Linux 6.12, backendtype=tap).
 # `make check-xen XENBLKD_XEN_TIERS=4.20` (or the same variable in the
 # environment) runs one of them; both by default.
+# XENBLKD_XEN_TESTS selects tests within the tiers: `all` (the default, by
+# hand), `ci` (XEN_TESTS_CI below, what tests/run-all.sh runs), or names
+# (`tap.sh backends.sh` or `tests/xen/tap.sh ...`).
 XEN_TESTS_4_17 = \
 	tests/xen/backends.sh \
 	tests/xen/variants.sh \
@@ -15,6 +18,20 @@ XEN_TESTS_4_20 = \
 	tests/xen/tap.sh
 XEN_TESTS = $(XEN_TESTS_4_17) $(XEN_TESTS_4_20)
 XENBLKD_XEN_TIERS ?= 4.17 4.20
+# The real-Xen tests CI runs (tests/run-all.sh: XENBLKD_XEN_TESTS=ci), the
+# one list of them.  Both tiers at once do not fit CI's 45 minutes on a
+# 2-core machine: tap.sh (4.20) proves on the modern stack what
+# variants.sh (max_queues=2, max_ring_page_order=4) and lifecycle.sh (two
+# guests, block-attach/detach under I/O, destroy with I/O in flight, no
+# mapping left) prove on 4.17, so those two run by hand only
+# (tests/xen/README.md, "CI and by hand").  The boot timeouts of the three
+# below (1500 + 900 + 1200 s) add up to 3600 s, run-all.sh's cap on the
+# whole check-xen: keep the two in step.
+XEN_TESTS_CI = \
+	tests/xen/backends.sh \
+	tests/xen/restart.sh \
+	tests/xen/tap.sh
+XENBLKD_XEN_TESTS ?= all
 
 # Files copied into the dom0 image or the 9p share at run time.
 XEN_TEST_FILES = \
@@ -36,13 +53,32 @@ EXTRA_DIST += $(XEN_TESTS) $(XEN_TEST_FILES)
 
 .PHONY: check-xen
 check-xen:
-	@tests=; for t in $(XENBLKD_XEN_TIERS); do \
-	    case $$t in \
-	    4.17) tests="$$tests $(XEN_TESTS_4_17)" ;; \
-	    4.20) tests="$$tests $(XEN_TESTS_4_20)" ;; \
-	    *) echo "check-xen: unknown tier '$$t' in XENBLKD_XEN_TIERS (known: 4.17 4.20)"; exit 1 ;; \
+	@case '$(XENBLKD_XEN_TESTS)' in \
+	all|'') want= ;; \
+	ci) want='$(XEN_TESTS_CI)' ;; \
+	*) want='$(XENBLKD_XEN_TESTS)' ;; \
+	esac; \
+	for w in $$want; do \
+	    case " $(XEN_TESTS) " in \
+	    *" $$w "*|*" tests/xen/$$w "*) ;; \
+	    *) echo "check-xen: unknown test '$$w' in XENBLKD_XEN_TESTS (known: all ci $(XEN_TESTS))"; exit 1 ;; \
 	    esac; \
 	done; \
-	echo "check-xen: tiers $(XENBLKD_XEN_TIERS):$$tests"; \
+	tests=; for t in $(XENBLKD_XEN_TIERS); do \
+	    case $$t in \
+	    4.17) tier='$(XEN_TESTS_4_17)' ;; \
+	    4.20) tier='$(XEN_TESTS_4_20)' ;; \
+	    *) echo "check-xen: unknown tier '$$t' in XENBLKD_XEN_TIERS (known: 4.17 4.20)"; exit 1 ;; \
+	    esac; \
+	    for x in $$tier; do \
+	        if [ -z "$$want" ]; then tests="$$tests $$x"; continue; fi; \
+	        for w in $$want; do \
+	            case $$w in "$$x"|"$${x#tests/xen/}") tests="$$tests $$x"; break ;; esac; \
+	        done; \
+	    done; \
+	done; \
+	if [ -z "$$tests" ]; then \
+	    echo "check-xen: no test of tiers '$(XENBLKD_XEN_TIERS)' selected by XENBLKD_XEN_TESTS='$(XENBLKD_XEN_TESTS)'"; exit 1; \
+	fi; \
+	echo "check-xen: tiers $(XENBLKD_XEN_TIERS), tests $(XENBLKD_XEN_TESTS):$$tests"; \
 	$(MAKE) $(AM_MAKEFLAGS) check TESTS="$$tests" TEST_SUITE_LOG=tests/xen/test-suite.log
-
