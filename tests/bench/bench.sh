@@ -97,6 +97,25 @@ cpu_ns() {
     done
     echo $t
 }
+# host_cpu: "BUSY TOTAL" clock ticks of the whole machine (/proc/stat, every
+# CPU): with several guests on 2 CPUs, whether the machine itself ran out
+# of CPU (then the aggregate is bounded by the host, and a ratio of guest
+# counts measures the load generator, not the backend).
+host_cpu() {
+    awk '$1 == "cpu" { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6; exit }' /proc/stat
+}
+# wait_ns PID...: time the processes' threads were runnable but waiting
+# for a CPU (schedstat's second field): a backend that waits for the CPU
+# more than it runs is bounded by the machine, not by its own cost.
+wait_ns() {
+    local t=0 p f a b
+    for p in "$@"; do
+        for f in /proc/"$p"/task/*/schedstat; do
+            read -r a b _ < "$f" 2>/dev/null && t=$((t + b))
+        done
+    done
+    echo $t
+}
 rss_bytes() { awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$1/status"; }
 
 # perf_start PIDS (comma separated) / perf_stop: system calls entered by
@@ -195,8 +214,13 @@ run_backend() {
     c0=$(cpu_ns ${pids//,/ })
     PERF_TAG=$st-$name-$be
     perf_start "$pids"
+    local h0 h1 w0 w1 t0 t1
+    # shellcheck disable=SC2086
+    h0=$(host_cpu) w0=$(wait_ns ${pids//,/ }) t0=$(date +%s%N)
     touch "$start"
     for dom in "${doms[@]}"; do front_wait_done "$dom"; done
+    # shellcheck disable=SC2086
+    h1=$(host_cpu) w1=$(wait_ns ${pids//,/ }) t1=$(date +%s%N)
     perf_stop
     sc=$PERF_COUNT
     # shellcheck disable=SC2086
@@ -207,7 +231,7 @@ run_backend() {
     else
         rss0= rss1=
     fi
-    B_CPU_NS=$((c1 - c0)) B_SYSCALLS=$sc B_STATS0=$s0 B_STATS1=$s1 B_RSS0=$rss0 B_RSS1=${rss1:-} \
+    B_HOST_CPU="$h0 $h1 $(getconf CLK_TCK)" B_WAIT_NS=$((w1 - w0)) B_WALL_NS=$((t1 - t0)) B_CPU_NS=$((c1 - c0)) B_SYSCALLS=$sc B_STATS0=$s0 B_STATS1=$s1 B_RSS0=$rss0 B_RSS1=${rss1:-} \
         "$PY" "$LIB" backend-record "$OUT/records.jsonl" backend="$be" storage="$st" workload="$name" \
         order="$ORDER" sweep="$sweep" rw="$rw" bs="$bs" qd="$qd" indirect="$ind" persistent="$pers" \
         guests="$guests" -- $(for dom in "${doms[@]}"; do echo "$XSIM_TMP/r-$dom.json"; done)

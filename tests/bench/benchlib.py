@@ -95,6 +95,22 @@ def sum_stats(path, domids):
     print(json.dumps(tot))
 
 
+def host_cpu(rec, v, reqs):
+    """B_HOST_CPU = "BUSY0 TOTAL0 BUSY1 TOTAL1 HZ" (/proc/stat ticks around
+    the timed phase): how busy the whole machine was, and the CPU per
+    request not accounted to the backend or the load generator
+    (xenstored, other processes on a shared machine)."""
+    b0, t0, b1, t1, hz = v
+    if t1 <= t0:
+        return
+    rec["host_cpu_busy_pct"] = 100.0 * (b1 - b0) / (t1 - t0)
+    rec["host_cpu_us_per_req"] = (b1 - b0) * 1e6 / hz / reqs
+    rest = rec["host_cpu_us_per_req"] - (rec.get("frontend_cpu_us_per_req") or 0)
+    if rec.get("backend_cpu_us_per_req") is not None:
+        rest -= rec["backend_cpu_us_per_req"]
+    rec["other_cpu_us_per_req"] = rest
+
+
 def backend_record(out, args):
     """Environment from bench.sh: B_CPU_NS (backend CPU in the timed
     phase), B_SYSCALLS (perf's raw_syscalls:sys_enter count, or ''),
@@ -134,6 +150,14 @@ def backend_record(out, args):
         rec["pgrants_mapped"] = s1.get("persistent_grants.mapped")
     if env.get("B_FE_KICKS"):
         rec["frontend_kicks_per_req"] = int(env["B_FE_KICKS"]) / reqs if reqs else None
+    if reqs and env.get("B_HOST_CPU"):
+        host_cpu(rec, [int(x) for x in env["B_HOST_CPU"].split()], reqs)
+    if env.get("B_WAIT_NS") and int(env.get("B_WALL_NS") or 0) > 0:
+        # Share of the timed phase the backend was runnable but waited for
+        # a CPU (summed over its threads: can exceed 100 with several).
+        rec["backend_cpu_wait_pct"] = 100.0 * int(env["B_WAIT_NS"]) / int(env["B_WALL_NS"])
+        if env.get("B_CPU_NS"):
+            rec["backend_cpu_run_pct"] = 100.0 * int(env["B_CPU_NS"]) / int(env["B_WALL_NS"])
     if env.get("B_RSS0") and env.get("B_RSS1"):
         delta = int(env["B_RSS1"]) - int(env["B_RSS0"])
         g = int(rec.get("guests", 1)) or 1
@@ -189,8 +213,9 @@ def report(d):
     lines.append("| storage | workload | fio IOPS | xenblkd IOPS | qdisk IOPS | xenblkd/limit | xenblkd/qdisk "
                  "| xenblkd MiB/s | p50/p99 µs (xenblkd) | p50/p99 µs (qdisk) | xenblkd CPU µs/req "
                  "| qdisk CPU µs/req | fio CPU µs/req | syscalls/req (xenblkd) | syscalls/req (qdisk) "
-                 "| map/req | copy/req | evtchn rx+tx/req | fe CPU µs/req |")
-    lines.append("|" + "---|" * 19)
+                 "| map/req | copy/req | evtchn rx+tx/req | fe CPU µs/req | host busy % / other CPU µs/req "
+                 "| xenblkd ran / waited for a CPU % |")
+    lines.append("|" + "---|" * 21)
     # Ratios are of throughput (MiB/s): equal to the IOPS ratio where the
     # request sizes are equal, and still right where a guest splits a large
     # I/O into smaller requests (no indirect descriptors, 32 segments).
@@ -206,7 +231,13 @@ def report(d):
         ev = "-"
         if x and x.get("evtchn_rx_per_req") is not None:
             ev = "%.2f+%.2f" % (x["evtchn_rx_per_req"], x["evtchn_tx_per_req"])
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        host = "-"
+        if x and x.get("host_cpu_busy_pct") is not None:
+            host = "%.0f / %.1f" % (x["host_cpu_busy_pct"], x["other_cpu_us_per_req"])
+        sched = "-"
+        if x and x.get("backend_cpu_wait_pct") is not None:
+            sched = "%s / %.0f" % (fmt(x.get("backend_cpu_run_pct")), x["backend_cpu_wait_pct"])
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             k[0], k[2], v(f, "iops"), v(x, "iops"), v(q, "iops"),
             ratio(x and x.get("mib_s"), f and f.get("mib_s")),
             ratio(x and x.get("mib_s"), q and q.get("mib_s")),
@@ -215,7 +246,12 @@ def report(d):
             v(f, "backend_cpu_us_per_req", 1),
             v(x, "syscalls_per_req", 2), v(q, "syscalls_per_req", 2),
             v(x, "grant_map_calls_per_req", 3), v(x, "grant_copy_calls_per_req", 2), ev,
-            v(x, "frontend_cpu_us_per_req", 1)))
+            v(x, "frontend_cpu_us_per_req", 1), host, sched))
+    lines.append("")
+    lines.append("host busy %: the whole machine's CPU use in xenblkd's timed phase (100 = every CPU busy); "
+                 "other: CPU per request neither xenblkd's nor the load generator's (xenstored, other "
+                 "processes on the machine); ran / waited: share of the timed phase xenblkd ran on a CPU / was "
+                 "runnable but waited for one (schedstat).")
     rss = [r for r in recs if r["backend"] == "xenblkd" and r.get("rss_per_device_kib") is not None]
     if rss:
         lines.append("")

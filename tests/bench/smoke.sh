@@ -25,7 +25,7 @@ recs = j["records"]
 need = {"fio": ["iops", "mib_s", "lat_p50_us", "lat_p99_us", "backend_cpu_us_per_req"],
         "xenblkd": ["iops", "mib_s", "lat_p50_us", "lat_p99_us", "backend_cpu_us_per_req",
                     "frontend_cpu_us_per_req", "grant_map_calls_per_req", "grant_copy_calls_per_req",
-                    "evtchn_rx_per_req", "evtchn_tx_per_req", "rss_per_device_kib"],
+                    "evtchn_rx_per_req", "evtchn_tx_per_req", "rss_per_device_kib", "host_cpu_busy_pct"],
         "qdisk": ["iops", "mib_s", "lat_p50_us", "lat_p99_us", "backend_cpu_us_per_req"]}
 fail = []
 for w in ("rr4k-qd32", "g2-rr4k"):
