@@ -284,9 +284,12 @@ static void unmap_now(struct xbd_ring *r)
 }
 
 /* Give the gntdev handle and everything mapped through it to the unmap
- * worker; false (nothing changed) without one or without memory.  Only
- * once drained: no request holds a page and none will be read again. */
-static bool hand_over_mappings(struct xbd_ring *r)
+ * worker, which calls <drained> (unmap_worker.h: when done, or after a
+ * grace period); false (nothing changed) without a worker or without
+ * memory.  Only once drained: no request holds a page and none will be
+ * read again. */
+static bool hand_over_mappings(struct xbd_ring *r, xbd_ring_drained_fn *drained,
+                               void *opaque)
 {
     struct xbd_unmap_batch *b;
 
@@ -302,7 +305,7 @@ static bool hand_over_mappings(struct xbd_ring *r)
         xbd_unmap_batch_set_ring(b, r->sring, r->nr_pages);
     r->sring = NULL;
     r->xgt = NULL;
-    xbd_unmapper_submit(r->unmapper, b);
+    xbd_unmapper_submit(r->unmapper, b, drained, opaque);
     return true;
 }
 
@@ -326,7 +329,9 @@ static void ring_destroy(struct xbd_ring *r)
         xenevtchn_unbind(r->xce, r->port);
         xenevtchn_close(r->xce);
     }
-    if (!hand_over_mappings(r))
+    if (hand_over_mappings(r, drained, opaque))
+        drained = NULL;            /* the unmap worker tells */
+    else
         unmap_now(r);
     xbd_debug("%s: ring stopped", r->name);
     ring_free_mem(r);

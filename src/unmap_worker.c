@@ -34,6 +34,10 @@ struct xbd_unmap_batch {
     unsigned npages, max_pages;
     unsigned failed;            /* set by the worker */
     int first_errno;
+    /* Loop thread only: */
+    ev_timer grace;
+    xbd_unmap_done_fn *done;    /* NULL once called */
+    void *done_opaque;
     void *pages[];
 };
 
@@ -129,9 +133,34 @@ static void *worker_main(void *opaque)
     return NULL;
 }
 
-/* On the loop: the reserve back, one line per ring. */
-static void report(struct xbd_unmapper *u, struct xbd_unmap_batch *b)
+static void call_done(struct xbd_unmap_batch *b)
 {
+    xbd_unmap_done_fn *done = b->done;
+
+    b->done = NULL;
+    if (done)
+        done(b->done_opaque);
+}
+
+/* The worker is slow (Xen under load, or TCG): let the ring's owner go on
+ * (its device writes Closed) before the toolstack gives up; the batch is
+ * still reported when done. */
+static void grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct xbd_unmap_batch *b = w->data;
+
+    (void)loop;
+    (void)revents;
+    xbd_warn("%s: unmaps still pending after %g s: the ring is reported stopped, "
+             "they finish in the background", b->name, XBD_UNMAP_GRACE);
+    call_done(b);
+}
+
+/* On the loop: the reserve back, one line per ring, the owner told
+ * (unless the process is exiting: <tell> false). */
+static void report(struct xbd_unmapper *u, struct xbd_unmap_batch *b, bool tell)
+{
+    ev_timer_stop(u->loop, &b->grace);
     for (unsigned i = 0; i < b->npages; i++)
         xbd_map_reserve_give(b->reserve);
     if (b->failed)
@@ -140,11 +169,13 @@ static void report(struct xbd_unmapper *u, struct xbd_unmap_batch *b)
     xbd_info("%s: %u persistent grant(s) unmapped after the ring stopped", b->name,
              b->npages);
     u->pending--;
+    if (tell)
+        call_done(b);
     free(b->name);
     free(b);
 }
 
-static void reap(struct xbd_unmapper *u)
+static void reap(struct xbd_unmapper *u, bool tell)
 {
     struct xbd_unmap_batch *b;
 
@@ -155,7 +186,7 @@ static void reap(struct xbd_unmapper *u)
     while (b) {
         struct xbd_unmap_batch *next = b->next;
 
-        report(u, b);
+        report(u, b, tell);
         b = next;
     }
 }
@@ -164,7 +195,7 @@ static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
     (void)loop;
     (void)revents;
-    reap(w->data);
+    reap(w->data, true);
 }
 
 struct xbd_unmapper *xbd_unmapper_new(struct ev_loop *loop)
@@ -200,9 +231,15 @@ struct xbd_unmapper *xbd_unmapper_new(struct ev_loop *loop)
     return u;
 }
 
-void xbd_unmapper_submit(struct xbd_unmapper *u, struct xbd_unmap_batch *b)
+void xbd_unmapper_submit(struct xbd_unmapper *u, struct xbd_unmap_batch *b,
+                         xbd_unmap_done_fn *done, void *opaque)
 {
     b->next = NULL;
+    b->done = done;
+    b->done_opaque = opaque;
+    ev_timer_init(&b->grace, grace_cb, XBD_UNMAP_GRACE, 0.);
+    b->grace.data = b;
+    ev_timer_start(u->loop, &b->grace);
     u->pending++;
     pthread_mutex_lock(&u->lock);
     *u->todo_tail = b;
@@ -229,7 +266,8 @@ void xbd_unmapper_free(struct xbd_unmapper *u)
     if (u->pending)
         xbd_info("waiting for the unmaps of %u stopped ring(s)", u->pending);
     pthread_join(u->thread, NULL);
-    reap(u);
+    /* Owners are being freed: nobody to tell any more. */
+    reap(u, false);
     ev_async_stop(u->loop, &u->wake);
     pthread_cond_destroy(&u->cond);
     pthread_mutex_destroy(&u->lock);
