@@ -4,6 +4,7 @@ src_libxenblkd_a_SOURCES += \
 	src/blkif_abi.h \
 	src/request.h src/request.c \
 	src/grant_cache.h src/grant_cache.c \
+	src/unmap_worker.h src/unmap_worker.c \
 	src/budget.h src/budget.c \
 	src/log_limit.h src/log_limit.c \
 	src/io_aio.h src/io_aio.c \

@@ -789,6 +789,7 @@ static int start_rings(struct xbd_device *dev, const struct xbd_fe_info *fi)
             .mem_budget = ((size_t)dev->cfg.disk_memory_mib << 20) / fi->nr_queues,
             .maps = &dev->host->maps,
             .logb = &dev->logb,
+            .unmapper = dev->host->unmapper,
         };
         if (xbd_journal_path(journal, sizeof(journal), dev->host->cfg.state_dir,
                              dev->kind->name, dev->domid, dev->devid, q) < 0) {

@@ -52,6 +52,7 @@ struct xbd_host {
     xbd_host_change_fn *change; /* see xbd_host_on_change */
     void *change_opaque;
     struct xbd_map_reserve maps; /* persistent grants, every ring (budget.h) */
+    struct xbd_unmapper *unmapper; /* stopped rings' unmaps (unmap_worker.h) */
     struct xbd_eval_queue evq;  /* device evaluations (eval_queue.h) */
     struct xbd_loop_stats loop_stats;
     struct xbd_dev_probe *probes; /* directories being probed (device.c) */

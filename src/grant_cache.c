@@ -16,6 +16,7 @@
 
 #include "budget.h"
 #include "grant_cache.h"
+#include "unmap_worker.h"
 #include "xenblkd/log.h"
 
 struct xbd_gnt {
@@ -283,6 +284,12 @@ bool xbd_gcache_take_full_hint(struct xbd_gcache *c)
     return h;
 }
 
+static void check_unused(const struct xbd_gcache *c, const struct xbd_gnt *g)
+{
+    if (g->users)
+        xbd_err("grant %u of domain %u unmapped while in use", g->ref, c->domid);
+}
+
 void xbd_gcache_free(struct xbd_gcache *c)
 {
     unsigned b;
@@ -293,14 +300,32 @@ void xbd_gcache_free(struct xbd_gcache *c)
         while (c->buckets[b]) {
             struct xbd_gnt *g = c->buckets[b];
 
-            if (g->users)
-                xbd_err("grant %u of domain %u unmapped while in use",
-                        g->ref, c->domid);
+            check_unused(c, g);
             if (!g->users)
                 lru_unlink(c, g);
             unmap_one(c, g);
         }
     }
+    free(c->buckets);
+    free(c);
+}
+
+void xbd_gcache_hand_over(struct xbd_gcache *c, struct xbd_unmap_batch *ub)
+{
+    unsigned b;
+
+    for (b = 0; b < c->nbuckets; b++) {
+        while (c->buckets[b]) {
+            struct xbd_gnt *g = c->buckets[b];
+
+            check_unused(c, g);
+            c->buckets[b] = g->hnext;
+            xbd_unmap_batch_add(ub, g->page);
+            free(g);
+        }
+    }
+    c->count = 0;
+    c->st->pgrants_mapped = 0;
     free(c->buckets);
     free(c);
 }

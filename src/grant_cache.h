@@ -60,5 +60,10 @@ unsigned xbd_gcache_max(const struct xbd_gcache *c);
 bool xbd_gcache_take_full_hint(struct xbd_gcache *c);
 /* Unmap everything.  Only once no I/O can reference any entry. */
 void xbd_gcache_free(struct xbd_gcache *c);
+/* Free the cache without unmapping: every mapping, with its unit of the
+ * reserve, goes to <b> (unmap_worker.h), which has room for
+ * xbd_gcache_count() pages.  Only once no I/O can reference any entry. */
+struct xbd_unmap_batch;
+void xbd_gcache_hand_over(struct xbd_gcache *c, struct xbd_unmap_batch *b);
 
 #endif

@@ -23,6 +23,7 @@
 #include "device_internal.h"
 #include "nbd_server.h"
 #include "xs_worker.h"
+#include "unmap_worker.h"
 
 #define container_of(ptr, type, member) \
     ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
@@ -276,6 +277,8 @@ struct xbd_host *xbd_host_new(struct ev_loop *loop, struct xbd_xenbus *xb,
     xbd_host_set_config(h, cfg);
     h->domid = own_domid;
     xbd_map_reserve_init(&h->maps);
+    /* Without it (no thread), rings unmap on the loop as they stop. */
+    h->unmapper = xbd_unmapper_new(loop);
     xbd_eval_queue_init(&h->evq, loop);
     xbd_loop_stats_start(&h->loop_stats, loop);
     ev_timer_init(&h->done_check, done_check_cb, 0., 0.);
@@ -403,6 +406,9 @@ void xbd_host_free(struct xbd_host *h)
         xbd_watch_remove(h->xb, k->watch);
         free(k);
     }
+    /* Every grant unmapped before the process exits (after the devices:
+     * their rings may hand over mappings as they go). */
+    xbd_unmapper_free(h->unmapper);
     ev_timer_stop(h->loop, &h->done_check);
     ev_timer_stop(h->loop, &h->shutdown_timeout);
     xbd_eval_queue_fini(&h->evq);

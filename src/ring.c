@@ -28,6 +28,7 @@
 #include "blkif_abi.h"
 #include "budget.h"
 #include "grant_cache.h"
+#include "unmap_worker.h"
 #include "io_aio.h"
 #include "log_limit.h"
 #include "request.h"
@@ -101,6 +102,8 @@ struct xbd_ring {
     unsigned *redo, nredo;         /* slots to execute again after a restart */
 
     struct xbd_gcache *gc;
+    struct xbd_map_reserve *maps;  /* the host's, or NULL (budget.h) */
+    struct xbd_unmapper *unmapper; /* the host's, or NULL */
     struct xbd_aio_queue *aq;      /* this ring's share of the I/O engine */
     struct xbd_slot *slots, *free_slots;
     unsigned nr_slots, seg_cap;
@@ -269,6 +272,43 @@ static void ring_free_mem(struct xbd_ring *r)
     free(r);
 }
 
+/* On the loop: each unmap is a hypercall with a TLB flush on Xen, about a
+ * thousand of them for a full cache (unmap_worker.h says why we avoid it). */
+static void unmap_now(struct xbd_ring *r)
+{
+    xbd_gcache_free(r->gc);
+    if (r->sring && xengnttab_unmap(r->xgt, r->sring, r->nr_pages) < 0)
+        xbd_warn("%s: unmap of the ring failed: %s", r->name, strerror(errno));
+    if (r->xgt)
+        xengnttab_close(r->xgt);
+}
+
+/* Give the gntdev handle and everything mapped through it to the unmap
+ * worker, which calls <drained> (unmap_worker.h: when done, or after a
+ * grace period); false (nothing changed) without a worker or without
+ * memory.  Only once drained: no request holds a page and none will be
+ * read again. */
+static bool hand_over_mappings(struct xbd_ring *r, xbd_ring_drained_fn *drained,
+                               void *opaque)
+{
+    struct xbd_unmap_batch *b;
+
+    if (!r->unmapper || !r->xgt || !r->gc)
+        return false;
+    b = xbd_unmap_batch_new(r->name, r->xgt, xbd_gcache_count(r->gc));
+    if (!b)
+        return false;
+    xbd_gcache_hand_over(r->gc, b);
+    r->gc = NULL;
+    xbd_unmap_batch_set_reserve(b, r->maps);
+    if (r->sring)
+        xbd_unmap_batch_set_ring(b, r->sring, r->nr_pages);
+    r->sring = NULL;
+    r->xgt = NULL;
+    xbd_unmapper_submit(r->unmapper, b, drained, opaque);
+    return true;
+}
+
 /* Everything is drained: release grants, ring, port, handles, memory. */
 static void ring_destroy(struct xbd_ring *r)
 {
@@ -284,16 +324,15 @@ static void ring_destroy(struct xbd_ring *r)
     ev_timer_stop(r->loop, &r->more_w);
     ev_timer_stop(r->loop, &r->purge_w);
     ev_timer_stop(r->loop, &r->idle_w);
-    xbd_gcache_free(r->gc);
     xbd_journal_close(r->jn, !r->keep_journal);
-    if (r->sring && xengnttab_unmap(r->xgt, r->sring, r->nr_pages) < 0)
-        xbd_warn("%s: unmap of the ring failed: %s", r->name, strerror(errno));
     if (r->xce) {
         xenevtchn_unbind(r->xce, r->port);
         xenevtchn_close(r->xce);
     }
-    if (r->xgt)
-        xengnttab_close(r->xgt);
+    if (hand_over_mappings(r, drained, opaque))
+        drained = NULL;            /* the unmap worker tells */
+    else
+        unmap_now(r);
     xbd_debug("%s: ring stopped", r->name);
     ring_free_mem(r);
     if (drained)
@@ -1315,6 +1354,8 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
         return NULL;
     }
     xbd_gcache_set_reserve(r->gc, p->maps);
+    r->maps = p->maps;
+    r->unmapper = p->unmapper;
     xbd_gcache_set_headroom(r->gc, indirect_headroom(r));
     r->st.pgrant_limit = r->persistent ? xbd_gcache_max(r->gc) : 0;
     ev_io_set(&r->evtchn_w, xenevtchn_fd(r->xce), EV_READ);

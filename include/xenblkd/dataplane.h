@@ -84,6 +84,9 @@ struct xbd_ring_params {
     size_t mem_budget;
     struct xbd_map_reserve *maps;
     struct xbd_log_bucket *logb;
+    /* Where the ring's grant mappings go once it stopped (src/unmap_worker.h;
+     * NULL: unmapped on the loop before the ring reports drained). */
+    struct xbd_unmapper *unmapper;
 };
 
 /* Operations that have a latency histogram. */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 #include <xengnttab.h>
 
@@ -290,10 +291,27 @@ static int unmap_locked(xengnttab_handle *x, void *addr, uint32_t count)
     return 0;
 }
 
+/* Test knob (CONTRACT.md): while the file named by XENSIM_GNTTAB_UNMAP_HOLD
+ * exists, every unmap waits before it starts, as a slow unmap on real Xen
+ * (a hypercall and a TLB flush over dom0's vCPUs each) would, but without
+ * a window of time to race.  Outside the process lock, so the caller's
+ * other threads map, copy and unmap on other handles meanwhile. */
+static void unmap_hold(void)
+{
+    const char *hold = getenv("XENSIM_GNTTAB_UNMAP_HOLD");
+    const struct timespec tick = { 0, 2000000 };
+
+    if (!hold || !*hold)
+        return;
+    while (access(hold, F_OK) == 0)
+        nanosleep(&tick, NULL);
+}
+
 int xengnttab_unmap(xengnttab_handle *x, void *start_address, uint32_t count)
 {
     int rc;
 
+    unmap_hold();
     xsim_lock_process();
     rc = unmap_locked(x, start_address, count);
     xsim_unlock_process();

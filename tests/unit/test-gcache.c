@@ -11,7 +11,10 @@
  * (not by first use); free unmaps everything.  With a host-wide reserve
  * (src/budget.h), mappings of every cache count against it, a cache whose
  * own table has room refuses a new grant once the reserve is used up (the
- * caller copies: budget_full), and unmapping gives the reserve back.  The
+ * caller copies: budget_full), and unmapping gives the reserve back.
+ * Handed over to the unmap worker (src/unmap_worker.c), every mapping
+ * stays mapped and reserved until the worker unmapped it in its thread;
+ * then the loop gets the reserve back and the owner's callback.  The
  * memory plan of a queue (xbd_ring_plan) fits its share, with floors.
  */
 #include "config.h"
@@ -25,6 +28,8 @@
 #include "fe.h"
 #include "budget.h"
 #include "grant_cache.h"
+#include "unmap_worker.h"
+#include <ev.h>
 
 #define NREF 6
 
@@ -285,6 +290,52 @@ static void test_host_reserve(void)
     rig_close(&r);
 }
 
+static void done_cb(void *opaque)
+{
+    (*(unsigned *)opaque)++;
+}
+
+static void test_hand_over(void)
+{
+    struct rig r;
+    struct xbd_map_reserve m = { .max_map_count = 100, .limit = 50 };
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct xbd_unmapper *u = xbd_unmapper_new(loop);
+    xengnttab_handle *own = xengnttab_open(NULL, 0);
+    struct xbd_unmap_batch *b;
+    struct xbd_gcache *c;
+    unsigned i, done = 0, spins = 0;
+
+    printf("hand over to the unmap worker\n");
+    rig_open(&r, 34);
+    CHECK(loop && u && own);
+    c = xbd_gcache_new(own, 34, 8, &r.st);
+    xbd_gcache_set_reserve(c, &m);
+    for (i = 0; i < NREF; i++)
+        xbd_gcache_put(c, get(c, r.ref[i]), i);
+    CHECK_EQ(xsg_grants_in_use(r.d), NREF);
+    b = xbd_unmap_batch_new("test q0", own, xbd_gcache_count(c));
+    CHECK(b != NULL);
+    xbd_gcache_hand_over(c, b);
+    xbd_unmap_batch_set_reserve(b, &m);
+    /* Still mapped and reserved: nothing unmapped on this thread. */
+    CHECK_EQ(xsg_grants_in_use(r.d), NREF);
+    CHECK_EQ(m.used, NREF);
+    CHECK_EQ(r.st.pgrants_mapped, 0);
+    xbd_unmapper_submit(u, b, done_cb, &done);
+    CHECK_EQ(xbd_unmapper_pending(u), 1);
+    while (!done && spins++ < 100000)
+        ev_run(loop, EVRUN_ONCE);
+    CHECK_EQ(done, 1);
+    CHECK_EQ(xbd_unmapper_pending(u), 0);
+    CHECK_EQ(xsg_grants_in_use(r.d), 0);
+    CHECK_EQ(m.used, 0);
+    xbd_unmapper_free(u);
+    CHECK_EQ(done, 1);
+    ev_loop_destroy(loop);
+    rig_close(&r);
+}
+
 static void test_ring_plan(void)
 {
     struct xbd_ring_plan p;
@@ -327,6 +378,7 @@ int main(int argc, char **argv)
     test_purges();
     test_purge_stale();
     test_host_reserve();
+    test_hand_over();
     test_ring_plan();
     return check_result("test-gcache");
 }

@@ -1,0 +1,275 @@
+/*
+ * unmap_worker.c - one thread that unmaps stopped rings' grants (see
+ * unmap_worker.h).
+ *
+ * The loop thread hands batches over (queue, under the lock); the worker
+ * unmaps them in order and moves each to the done list, waking the loop
+ * through an ev_async; the loop then gives the reserve back and logs.
+ * The worker touches nothing but the batch: the reserve, the log and the
+ * ring's statistics stay with the loop.  libxengnttab calls on a handle
+ * only this thread still uses are safe (gntdev serialises its per-file
+ * state itself; the simulated library holds a process lock).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "budget.h"
+#include "unmap_worker.h"
+#include "xenblkd/log.h"
+
+struct xbd_unmap_batch {
+    struct xbd_unmap_batch *next;
+    char *name;
+    xengnttab_handle *xgt;
+    struct xbd_map_reserve *reserve;
+    void *ring;
+    uint32_t ring_pages;
+    unsigned npages, max_pages;
+    unsigned failed;            /* set by the worker */
+    int first_errno;
+    /* Loop thread only: */
+    ev_timer grace;
+    xbd_unmap_done_fn *done;    /* NULL once called */
+    void *done_opaque;
+    void *pages[];
+};
+
+struct xbd_unmapper {
+    struct ev_loop *loop;
+    ev_async wake;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stop;                          /* under lock */
+    struct xbd_unmap_batch *todo, **todo_tail, *done;   /* under lock */
+    unsigned pending;                   /* loop thread only */
+};
+
+struct xbd_unmap_batch *xbd_unmap_batch_new(const char *name, xengnttab_handle *xgt,
+                                            unsigned max_pages)
+{
+    struct xbd_unmap_batch *b = calloc(1, sizeof(*b) + max_pages * sizeof(void *));
+
+    if (!b)
+        return NULL;
+    b->name = strdup(name);
+    if (!b->name) {
+        free(b);
+        return NULL;
+    }
+    b->xgt = xgt;
+    b->max_pages = max_pages;
+    return b;
+}
+
+void xbd_unmap_batch_add(struct xbd_unmap_batch *b, void *page)
+{
+    if (b->npages < b->max_pages)
+        b->pages[b->npages++] = page;
+}
+
+void xbd_unmap_batch_set_ring(struct xbd_unmap_batch *b, void *ring, uint32_t ring_pages)
+{
+    b->ring = ring;
+    b->ring_pages = ring_pages;
+}
+
+void xbd_unmap_batch_set_reserve(struct xbd_unmap_batch *b, struct xbd_map_reserve *m)
+{
+    b->reserve = m;
+}
+
+static void unmap_counted(struct xbd_unmap_batch *b, void *addr, uint32_t count)
+{
+    if (xengnttab_unmap(b->xgt, addr, count) < 0) {
+        if (!b->failed++)
+            b->first_errno = errno;
+    }
+}
+
+/* In the worker: everything the batch holds, then the handle. */
+static void run_batch(struct xbd_unmap_batch *b)
+{
+    for (unsigned i = 0; i < b->npages; i++)
+        unmap_counted(b, b->pages[i], 1);
+    if (b->ring)
+        unmap_counted(b, b->ring, b->ring_pages);
+    xengnttab_close(b->xgt);
+    b->xgt = NULL;
+}
+
+static void *worker_main(void *opaque)
+{
+    struct xbd_unmapper *u = opaque;
+
+    pthread_mutex_lock(&u->lock);
+    for (;;) {
+        struct xbd_unmap_batch *b = u->todo;
+
+        if (!b) {
+            if (u->stop)
+                break;
+            pthread_cond_wait(&u->cond, &u->lock);
+            continue;
+        }
+        u->todo = b->next;
+        if (!u->todo)
+            u->todo_tail = &u->todo;
+        pthread_mutex_unlock(&u->lock);
+        run_batch(b);
+        pthread_mutex_lock(&u->lock);
+        b->next = u->done;
+        u->done = b;
+        ev_async_send(u->loop, &u->wake);
+    }
+    pthread_mutex_unlock(&u->lock);
+    return NULL;
+}
+
+static void call_done(struct xbd_unmap_batch *b)
+{
+    xbd_unmap_done_fn *done = b->done;
+
+    b->done = NULL;
+    if (done)
+        done(b->done_opaque);
+}
+
+/* The worker is slow (Xen under load, or TCG): let the ring's owner go on
+ * (its device writes Closed) before the toolstack gives up; the batch is
+ * still reported when done. */
+static void grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct xbd_unmap_batch *b = w->data;
+
+    (void)loop;
+    (void)revents;
+    xbd_warn("%s: unmaps still pending after %g s: the ring is reported stopped, "
+             "they finish in the background", b->name, XBD_UNMAP_GRACE);
+    call_done(b);
+}
+
+/* On the loop: the reserve back, one line per ring, the owner told
+ * (unless the process is exiting: <tell> false). */
+static void report(struct xbd_unmapper *u, struct xbd_unmap_batch *b, bool tell)
+{
+    ev_timer_stop(u->loop, &b->grace);
+    for (unsigned i = 0; i < b->npages; i++)
+        xbd_map_reserve_give(b->reserve);
+    if (b->failed)
+        xbd_warn("%s: %u of %u unmap(s) after the ring stopped failed: %s", b->name,
+                 b->failed, b->npages + (b->ring != NULL), strerror(b->first_errno));
+    xbd_info("%s: %u persistent grant(s) unmapped after the ring stopped", b->name,
+             b->npages);
+    u->pending--;
+    if (tell)
+        call_done(b);
+    free(b->name);
+    free(b);
+}
+
+static void reap(struct xbd_unmapper *u, bool tell)
+{
+    struct xbd_unmap_batch *b;
+
+    pthread_mutex_lock(&u->lock);
+    b = u->done;
+    u->done = NULL;
+    pthread_mutex_unlock(&u->lock);
+    while (b) {
+        struct xbd_unmap_batch *next = b->next;
+
+        report(u, b, tell);
+        b = next;
+    }
+}
+
+static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    reap(w->data, true);
+}
+
+struct xbd_unmapper *xbd_unmapper_new(struct ev_loop *loop)
+{
+    struct xbd_unmapper *u = calloc(1, sizeof(*u));
+    sigset_t all, old;
+    int rc;
+
+    if (!u) {
+        xbd_err("out of memory for the unmap worker");
+        return NULL;
+    }
+    u->loop = loop;
+    u->todo_tail = &u->todo;
+    pthread_mutex_init(&u->lock, NULL);
+    pthread_cond_init(&u->cond, NULL);
+    ev_async_init(&u->wake, wake_cb);
+    u->wake.data = u;
+    ev_async_start(loop, &u->wake);
+    /* Signals stay with the loop thread (libev's signal watchers). */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&u->thread, NULL, worker_main, u);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) {
+        xbd_err("cannot start the unmap worker: %s", strerror(rc));
+        ev_async_stop(loop, &u->wake);
+        pthread_cond_destroy(&u->cond);
+        pthread_mutex_destroy(&u->lock);
+        free(u);
+        return NULL;
+    }
+    return u;
+}
+
+void xbd_unmapper_submit(struct xbd_unmapper *u, struct xbd_unmap_batch *b,
+                         xbd_unmap_done_fn *done, void *opaque)
+{
+    b->next = NULL;
+    b->done = done;
+    b->done_opaque = opaque;
+    ev_timer_init(&b->grace, grace_cb, XBD_UNMAP_GRACE, 0.);
+    b->grace.data = b;
+    ev_timer_start(u->loop, &b->grace);
+    u->pending++;
+    pthread_mutex_lock(&u->lock);
+    *u->todo_tail = b;
+    u->todo_tail = &b->next;
+    pthread_cond_signal(&u->cond);
+    pthread_mutex_unlock(&u->lock);
+}
+
+unsigned xbd_unmapper_pending(const struct xbd_unmapper *u)
+{
+    return u ? u->pending : 0;
+}
+
+void xbd_unmapper_free(struct xbd_unmapper *u)
+{
+    if (!u)
+        return;
+    pthread_mutex_lock(&u->lock);
+    u->stop = true;
+    pthread_cond_signal(&u->cond);
+    pthread_mutex_unlock(&u->lock);
+    /* The worker empties its queue before it stops: every grant is
+     * unmapped before the process exits. */
+    if (u->pending)
+        xbd_info("waiting for the unmaps of %u stopped ring(s)", u->pending);
+    pthread_join(u->thread, NULL);
+    /* Owners are being freed: nobody to tell any more. */
+    reap(u, false);
+    ev_async_stop(u->loop, &u->wake);
+    pthread_cond_destroy(&u->cond);
+    pthread_mutex_destroy(&u->lock);
+    free(u);
+}

@@ -1,0 +1,67 @@
+/*
+ * unmap_worker.h - unmap a stopped ring's grant mappings off the event loop.
+ *
+ * On Xen every persistent grant is its own gntdev mapping, and unmapping
+ * one costs two ioctls, a munmap and (in the kernel) a
+ * GNTTABOP_unmap_grant_ref hypercall with a TLB flush over dom0's vCPUs.
+ * A ring with a full cache holds about a thousand of them: done on the
+ * loop, a ring stop blocks every other guest for seconds and delays the
+ * Closed state past libxl's 10 s detach timeout.
+ *
+ * Once a ring has drained (no request in flight, no page will be touched
+ * again) it hands its gntdev handle and every mapping made through it to
+ * this worker, a thread of its own: the loop, and so every other guest,
+ * goes on meanwhile.
+ *
+ * The ring reports drained (and its device goes Closed) when the worker
+ * is done, as blkback releases everything before Closed and as our
+ * reference frontend checks; but at most XBD_UNMAP_GRACE seconds later:
+ * past that, libxl's 10 s wait for Closed would run out and the detach
+ * fail, while the pages are safe to leave mapped a little longer (never
+ * touched again; Linux blkfront's gnttab_end_foreign_access defers a
+ * grant still mapped; a destroyed domain stays a zombie until dom0 lets
+ * go of its pages).  Every mapping is still unmapped and counted before
+ * the process exits: xbd_unmapper_free waits for them.
+ */
+#ifndef XENBLKD_UNMAP_WORKER_H
+#define XENBLKD_UNMAP_WORKER_H
+
+#include <stdint.h>
+#include <xengnttab.h>
+
+/* Seconds a stopped ring waits for its unmaps before it reports drained
+ * anyway: half of libxl's device removal timeout (10 s). */
+#define XBD_UNMAP_GRACE 5.0
+
+struct ev_loop;
+struct xbd_map_reserve;
+struct xbd_unmapper;
+
+/* The thread and its wake-up on <loop>; NULL + log line on failure (the
+ * caller then unmaps on the loop, as before). */
+struct xbd_unmapper *xbd_unmapper_new(struct ev_loop *loop);
+/* Wait for every batch handed over, report them, join the thread, free. */
+void xbd_unmapper_free(struct xbd_unmapper *u);
+
+/* One ring's mappings: <npages> single-page mappings that each hold one
+ * unit of <reserve> (given back on the loop once unmapped), and the ring
+ * itself (<ring>, <ring_pages> pages; NULL: none), all made through <xgt>,
+ * which the worker closes after them. */
+struct xbd_unmap_batch;
+struct xbd_unmap_batch *xbd_unmap_batch_new(const char *name, xengnttab_handle *xgt,
+                                            unsigned max_pages);
+/* Add a single-page mapping (at most max_pages of them). */
+void xbd_unmap_batch_add(struct xbd_unmap_batch *b, void *page);
+void xbd_unmap_batch_set_ring(struct xbd_unmap_batch *b, void *ring, uint32_t ring_pages);
+void xbd_unmap_batch_set_reserve(struct xbd_unmap_batch *b, struct xbd_map_reserve *m);
+/* Hand over: from now on the worker owns the batch, the handle and the
+ * mappings; nobody else may use any of them.  <done>(<opaque>) runs on
+ * the loop once they are unmapped, or after XBD_UNMAP_GRACE seconds if
+ * that comes first; never after xbd_unmapper_free started. */
+typedef void xbd_unmap_done_fn(void *opaque);
+void xbd_unmapper_submit(struct xbd_unmapper *u, struct xbd_unmap_batch *b,
+                         xbd_unmap_done_fn *done, void *opaque);
+/* Batches handed over and not yet reported (for tests and stats). */
+unsigned xbd_unmapper_pending(const struct xbd_unmapper *u);
+
+#endif
