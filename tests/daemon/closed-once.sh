@@ -16,8 +16,8 @@ source "$top_srcdir/tests/daemon/lib.sh"
 export XSIM_XENSTORED_TRACE=1   # the writes are counted in its trace
 xsim_start
 disk=$(make_disk disk.img 16)
-trace=$XSIM_LOGDIR/xenstored-trace.log
-[ -e "$trace" ] || xsim_fail "no xenstored trace at $trace"
+xs_trace=$XSIM_LOGDIR/xenstored-trace.log
+[ -e "$xs_trace" ] || xsim_fail "no xenstored trace at $xs_trace"
 
 # count_closed DEVID: the daemon's Closed transitions of domain 5's disk.
 count_closed() {
@@ -26,7 +26,7 @@ count_closed() {
 # count_writes PATH VALUE: writes of VALUE to PATH seen by xenstored (the
 # test itself never writes 6 to a backend's state).
 count_writes() {
-    grep -cF "WRITE ($1 $2)" "$trace" || true
+    grep -cF "WRITE ($1 $2)" "$xs_trace" || true
 }
 # connect DEVID VDEV: a connected qdisk of guest 5.
 connect() {
