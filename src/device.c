@@ -109,6 +109,11 @@ struct xbd_device {
     struct xbd_dev_snap *snap;      /* what the running evaluation reads */
     struct xbd_dev_snap *snap_job;  /* snapshot being read, at most one */
     bool snap_again;            /* kicked while snap_job was out */
+    /* Our state writes issued so far, and how many had been issued when
+     * the snapshot being read (then applied) was asked for: equal, the
+     * snapshot's backend state is what our last write left (one FIFO
+     * thread, xs_worker.h); not, our newest write is still queued. */
+    unsigned state_writes, snap_state_writes;
     bool resize_pending;        /* tell the frontend the new size (check_size) */
     unsigned jobs;              /* xenstore jobs out that point here */
     bool dead;                  /* freed but for those jobs */
@@ -247,6 +252,7 @@ static void dev_request_snapshot(struct xbd_device *dev)
         return;
     }
     dev->snap_job = s;
+    dev->snap_state_writes = dev->state_writes;
     dev->jobs++;
     xbd_xenbus_submit(h->xb, &s->job);
 }
@@ -329,9 +335,23 @@ static void set_state(struct xbd_device *dev, int state)
     dev_info(dev, "state %s -> %s", xbd_xenbus_state_name(dev->state),
              xbd_xenbus_state_name(state));
     dev_write(dev, &kv, 1, NULL);
+    dev->state_writes++;
     /* Even if the directory is gone: we will not publish this state
      * again, and the next evaluation notices the removal. */
     dev->state = state;
+}
+
+/* The backend's state in xenstore is not the one we last wrote: the
+ * toolstack wrote over it (libxl writes Closing itself before it waits
+ * for Closed).  Only a snapshot read after our last state write can say
+ * so: one read before it shows the state that write replaces, and
+ * "correcting" that rewrote Closed right behind our own Closed (every
+ * online=0 detach logged and wrote Closing -> Closed twice).  Our write
+ * fires the backend watch: the next evaluation looks again. */
+static bool be_state_overwritten(struct xbd_device *dev)
+{
+    return dev->snap_state_writes == dev->state_writes &&
+           be_uint(dev, "state", 0) != (unsigned long)dev->state;
 }
 
 /* The toolstack gave us something we cannot serve: tell libxl through the
@@ -1217,7 +1237,7 @@ static void dev_update(struct xbd_device *dev)
         /* libxl writes state=5 itself before waiting for Closed: make
          * sure Closed is what xenstore says, without rewriting it on
          * every event (our own write fires the watch again). */
-        if (dev->state == XBD_XB_CLOSED && be_uint(dev, "state", 0) != XBD_XB_CLOSED)
+        if (dev->state == XBD_XB_CLOSED && be_state_overwritten(dev))
             dev->state = XBD_XB_CLOSING;
         close_to(dev, XBD_XB_CLOSED);
     } else {

@@ -20,6 +20,7 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/params.sh \
 	tests/daemon/connect.sh \
 	tests/daemon/remove.sh \
+	tests/daemon/closed-once.sh \
 	tests/daemon/detach-unmap.sh \
 	tests/daemon/malformed.sh \
 	tests/daemon/multi.sh \
