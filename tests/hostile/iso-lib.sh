@@ -130,3 +130,31 @@ l = json.load(open(sys.argv[1]))["disks"][0]["latency_us"]
 print(l["p50"], l["p99"], l["n"])
 PY
 }
+
+# iso_hold_discard DEV: hold the storage under DEV (a 64 MiB disk of guest
+# 5, vbd3 51712) and start guest 5's whole-disk DISCARD as background job
+# guestA; returns once the daemon counts it in flight.
+iso_hold_discard() {
+    iso_hold_writes 1 "$1"
+    # 64 MiB = 131072 sectors: the whole disk.
+    xsim_bg guestA "$top_builddir/tests/frontend/xsim-blkfront" --domid 5 --vdev 51712 \
+        --timeout 120 -v --raw op=discard,sector=0,nr_sectors=131072,expect=any,timeout=120000
+    iso_wait_stats 5 'len(rings) == 1 and rings[0]["requests"]["discard"] == 1 and rings[0]["in_flight"] == 1' \
+        "guest 5's discard was in flight"
+}
+
+# iso_neighbour_verify COUNT WHAT: guest 6 (vbd3 51712, connected) runs a
+# QD1 4 KiB verified workload of COUNT requests while guest 5's storage
+# stays held (one held write, guestA still running); logs its latency.
+# WHAT names what is held, for the messages.
+iso_neighbour_verify() {
+    local p50 p99 n
+    "$top_builddir/tests/frontend/xsim-blkfront" --domid 6 --vdev 51712 --workload verify \
+        --qd 1 --bs 4K --count "$1" --timeout 30 -v --close --stats-json "$XSIM_TMP/b.json" \
+        >"$XSIM_LOGDIR/guestB.log" 2>&1 ||
+        xsim_fail "guest 6 failed while $2 held: $(tail -5 "$XSIM_LOGDIR/guestB.log")"
+    [ "$(cat "$ISO_CTL/held-count")" = 1 ] && xsim_running guestA ||
+        xsim_fail "$2 no longer held when guest 6 finished"
+    read -r p50 p99 n < <(iso_latency "$XSIM_TMP/b.json")
+    xsim_log "ok: guest 6 completed $n requests while $2 held (QD1 4 KiB: p50 ${p50} us, p99 ${p99} us)"
+}
