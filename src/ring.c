@@ -109,6 +109,7 @@ struct xbd_ring {
     unsigned nr_slots, seg_cap;
     void *slot_mem;                /* segs, bufs and iovecs of all slots */
     xengnttab_grant_copy_segment_t *copy; /* seg_cap scratch entries */
+    grant_ref_t *grefs;            /* seg_cap scratch refs (map_request_grants) */
     unsigned char *ind_buf;        /* private copy of indirect segments */
     void **pool;                   /* idle bounce pages */
     unsigned pool_n;
@@ -265,6 +266,7 @@ static void ring_free_mem(struct xbd_ring *r)
     free(r->pool);
     free(r->ind_buf);
     free(r->copy);
+    free(r->grefs);
     free(r->slot_mem);
     free(r->slots);
     free(r->redo);
@@ -564,6 +566,26 @@ static int seg_buf(struct xbd_ring *r, struct xbd_slot *s, unsigned i)
     return s->buf[i].bounce ? 0 : -1;
 }
 
+/* Map the request's pages not cached yet in one map call (one gntdev
+ * mapping, unmapped as one: grant_cache.h), before seg_buf() takes them
+ * page by page.  If that call fails (a bad, read-only or revoked ref
+ * among them), seg_buf() maps each page on its own as it always did, so
+ * the request gets the answer it would have got without the batch. */
+static void map_request_grants(struct xbd_ring *r, struct xbd_slot *s)
+{
+    const struct xbd_req *q = &s->req;
+    unsigned i;
+    int err;
+
+    if (!r->persistent || q->nr_segments < 2)
+        return;             /* one page: seg_buf's own map is the same call */
+    for (i = 0; i < q->nr_segments; i++)
+        r->grefs[i] = q->seg[i].gref;
+    if (!xbd_gcache_map_missing(r->gc, r->grefs, q->nr_segments, &err) && err)
+        xbd_debug("%s: batch map of a request's grants failed (%s); mapping them one by one",
+                  r->name, strerror(err));
+}
+
 static void *seg_page(const struct xbd_slot *s, unsigned i)
 {
     return s->buf[i].gnt ? xbd_gnt_page(s->buf[i].gnt) : s->buf[i].bounce;
@@ -574,6 +596,7 @@ static void start_rw(struct xbd_ring *r, struct xbd_slot *s)
     struct xbd_req *q = &s->req;
     unsigned i;
 
+    map_request_grants(r, s);
     for (i = 0; i < q->nr_segments; i++) {
         s->nbuf = i + 1;
         if (seg_buf(r, s, i) < 0) {
@@ -1122,7 +1145,8 @@ static size_t fixed_bytes(const struct xbd_ring *r)
 
     return (size_t)XBD_PAGE_SIZE * ((r->lim.max_indirect_segs + XBD_SEGS_PER_INDIRECT_PAGE - 1) /
                                     XBD_SEGS_PER_INDIRECT_PAGE) +
-           ncopy * sizeof(xengnttab_grant_copy_segment_t);
+           ncopy * sizeof(xengnttab_grant_copy_segment_t) +
+           r->seg_cap * sizeof(grant_ref_t);
 }
 
 static size_t slot_bytes(const struct xbd_ring *r)
@@ -1159,12 +1183,13 @@ static int alloc_slots(struct xbd_ring *r)
     r->copy = calloc(r->seg_cap > BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST ?
                      r->seg_cap : BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST,
                      sizeof(*r->copy));
+    r->grefs = calloc(r->seg_cap ? r->seg_cap : 1, sizeof(*r->grefs));
     r->pool = calloc(r->pool_keep ? r->pool_keep : 1, sizeof(*r->pool));
     if (r->lim.max_indirect_segs)
         r->ind_buf = malloc((size_t)XBD_PAGE_SIZE *
                             ((r->lim.max_indirect_segs + XBD_SEGS_PER_INDIRECT_PAGE - 1) /
                              XBD_SEGS_PER_INDIRECT_PAGE));
-    if (!r->slots || !r->slot_mem || !r->copy || !r->pool ||
+    if (!r->slots || !r->slot_mem || !r->copy || !r->grefs || !r->pool ||
         (r->lim.max_indirect_segs && !r->ind_buf))
         return -1;
     m = r->slot_mem;

@@ -31,14 +31,15 @@ struct xbd_unmap_batch {
     struct xbd_map_reserve *reserve;
     void *ring;
     uint32_t ring_pages;
-    unsigned npages, max_pages;
+    unsigned nmaps, max_maps;   /* entries of maps[] */
+    unsigned npages;            /* pages of all of them: reserve units */
     unsigned failed;            /* set by the worker */
     int first_errno;
     /* Loop thread only: */
     ev_timer grace;
     xbd_unmap_done_fn *done;    /* NULL once called */
     void *done_opaque;
-    void *pages[];
+    struct { void *addr; uint32_t npages; } maps[];
 };
 
 struct xbd_unmapper {
@@ -53,9 +54,9 @@ struct xbd_unmapper {
 };
 
 struct xbd_unmap_batch *xbd_unmap_batch_new(const char *name, xengnttab_handle *xgt,
-                                            unsigned max_pages)
+                                            unsigned max_maps)
 {
-    struct xbd_unmap_batch *b = calloc(1, sizeof(*b) + max_pages * sizeof(void *));
+    struct xbd_unmap_batch *b = calloc(1, sizeof(*b) + max_maps * sizeof(b->maps[0]));
 
     if (!b)
         return NULL;
@@ -65,14 +66,17 @@ struct xbd_unmap_batch *xbd_unmap_batch_new(const char *name, xengnttab_handle *
         return NULL;
     }
     b->xgt = xgt;
-    b->max_pages = max_pages;
+    b->max_maps = max_maps;
     return b;
 }
 
-void xbd_unmap_batch_add(struct xbd_unmap_batch *b, void *page)
+void xbd_unmap_batch_add(struct xbd_unmap_batch *b, void *addr, uint32_t npages)
 {
-    if (b->npages < b->max_pages)
-        b->pages[b->npages++] = page;
+    if (b->nmaps < b->max_maps) {
+        b->maps[b->nmaps].addr = addr;
+        b->maps[b->nmaps++].npages = npages;
+        b->npages += npages;
+    }
 }
 
 void xbd_unmap_batch_set_ring(struct xbd_unmap_batch *b, void *ring, uint32_t ring_pages)
@@ -97,8 +101,8 @@ static void unmap_counted(struct xbd_unmap_batch *b, void *addr, uint32_t count)
 /* In the worker: everything the batch holds, then the handle. */
 static void run_batch(struct xbd_unmap_batch *b)
 {
-    for (unsigned i = 0; i < b->npages; i++)
-        unmap_counted(b, b->pages[i], 1);
+    for (unsigned i = 0; i < b->nmaps; i++)
+        unmap_counted(b, b->maps[i].addr, b->maps[i].npages);
     if (b->ring)
         unmap_counted(b, b->ring, b->ring_pages);
     xengnttab_close(b->xgt);
@@ -165,9 +169,9 @@ static void report(struct xbd_unmapper *u, struct xbd_unmap_batch *b, bool tell)
         xbd_map_reserve_give(b->reserve);
     if (b->failed)
         xbd_warn("%s: %u of %u unmap(s) after the ring stopped failed: %s", b->name,
-                 b->failed, b->npages + (b->ring != NULL), strerror(b->first_errno));
-    xbd_info("%s: %u persistent grant(s) unmapped after the ring stopped", b->name,
-             b->npages);
+                 b->failed, b->nmaps + (b->ring != NULL), strerror(b->first_errno));
+    xbd_info("%s: %u persistent grant(s) in %u mapping(s) unmapped after the ring stopped",
+             b->name, b->npages, b->nmaps);
     u->pending--;
     if (tell)
         call_done(b);

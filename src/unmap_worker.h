@@ -1,12 +1,14 @@
 /*
  * unmap_worker.h - unmap a stopped ring's grant mappings off the event loop.
  *
- * On Xen every persistent grant is its own gntdev mapping, and unmapping
- * one costs two ioctls, a munmap and (in the kernel) a
- * GNTTABOP_unmap_grant_ref hypercall with a TLB flush over dom0's vCPUs.
- * A ring with a full cache holds about a thousand of them: done on the
- * loop, a ring stop blocks every other guest for seconds and delays the
- * Closed state past libxl's 10 s detach timeout.
+ * On Xen unmapping one gntdev mapping costs two ioctls, a munmap and (in
+ * the kernel) a GNTTABOP_unmap_grant_ref hypercall with a TLB flush over
+ * dom0's vCPUs.  The persistent grants of a ring are mapped one group per
+ * request (grant_cache.c), so a full cache is tens to hundreds of
+ * mappings, and a guest that brings one new page per request can still
+ * make it about a thousand: done on the loop, a ring stop blocks every
+ * other guest and may delay the Closed state past libxl's 10 s detach
+ * timeout.
  *
  * Once a ring has drained (no request in flight, no page will be touched
  * again) it hands its gntdev handle and every mapping made through it to
@@ -43,15 +45,15 @@ struct xbd_unmapper *xbd_unmapper_new(struct ev_loop *loop);
 /* Wait for every batch handed over, report them, join the thread, free. */
 void xbd_unmapper_free(struct xbd_unmapper *u);
 
-/* One ring's mappings: <npages> single-page mappings that each hold one
- * unit of <reserve> (given back on the loop once unmapped), and the ring
- * itself (<ring>, <ring_pages> pages; NULL: none), all made through <xgt>,
- * which the worker closes after them. */
+/* One ring's mappings: up to <max_maps> mappings (one unmap call each)
+ * whose every page holds one unit of <reserve> (given back on the loop
+ * once unmapped), and the ring itself (<ring>, <ring_pages> pages; NULL:
+ * none), all made through <xgt>, which the worker closes after them. */
 struct xbd_unmap_batch;
 struct xbd_unmap_batch *xbd_unmap_batch_new(const char *name, xengnttab_handle *xgt,
-                                            unsigned max_pages);
-/* Add a single-page mapping (at most max_pages of them). */
-void xbd_unmap_batch_add(struct xbd_unmap_batch *b, void *page);
+                                            unsigned max_maps);
+/* Add a whole mapping of <npages> pages at <addr> (at most max_maps). */
+void xbd_unmap_batch_add(struct xbd_unmap_batch *b, void *addr, uint32_t npages);
 void xbd_unmap_batch_set_ring(struct xbd_unmap_batch *b, void *ring, uint32_t ring_pages);
 void xbd_unmap_batch_set_reserve(struct xbd_unmap_batch *b, struct xbd_map_reserve *m);
 /* Hand over: from now on the worker owns the batch, the handle and the
