@@ -237,7 +237,9 @@ static struct xbd_gnt *map_new(struct xbd_gcache *c, grant_ref_t ref, bool read_
     return &grp->m[0];
 }
 
-static struct xbd_gnt *get_below(struct xbd_gcache *c, grant_ref_t ref,
+/* Pin the entry of <ref>, mapping it on its own if it has none and
+ * <may_map> and the cache holds fewer than <limit> pages. */
+static struct xbd_gnt *get_below(struct xbd_gcache *c, grant_ref_t ref, bool may_map,
                                   unsigned limit, bool read_ok, int *err)
 {
     struct xbd_gnt *g = lookup(c, ref);
@@ -251,6 +253,8 @@ static struct xbd_gnt *get_below(struct xbd_gcache *c, grant_ref_t ref,
     }
     if (!g) {
         c->st->pgrant_misses++;
+        if (!may_map)
+            return NULL;
         /* The queue's share of its disk's mappings, or the host's
          * reserve below vm.max_map_count, is used up: copy. */
         if (c->count >= limit || !xbd_map_reserve_take(c->reserve)) {
@@ -275,12 +279,19 @@ static struct xbd_gnt *get_below(struct xbd_gcache *c, grant_ref_t ref,
 
 struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err)
 {
-    return get_below(c, ref, c->max - c->headroom, false, err);
+    return get_below(c, ref, true, c->max - c->headroom, false, err);
+}
+
+struct xbd_gnt *xbd_gcache_get_cached(struct xbd_gcache *c, grant_ref_t ref)
+{
+    int err;
+
+    return get_below(c, ref, false, 0, false, &err);
 }
 
 struct xbd_gnt *xbd_gcache_get_indirect(struct xbd_gcache *c, grant_ref_t ref, int *err)
 {
-    return get_below(c, ref, c->max, true, err);
+    return get_below(c, ref, true, c->max, true, err);
 }
 
 static int cmp_ref(const void *a, const void *b)
@@ -327,9 +338,13 @@ unsigned xbd_gcache_map_missing(struct xbd_gcache *c, grant_ref_t *refs, unsigne
         return 0;       /* get() says the cache is full, for each page */
     base = map_pages(c, refs, k, PROT_READ | PROT_WRITE);
     if (!base) {
-        /* One bad, read-only or revoked ref fails the whole call: the
-         * caller maps page by page, so the others still get mapped and
-         * only the bad one goes by copy (and fails there, as before). */
+        /* One bad, read-only or revoked ref fails the whole call (or the
+         * host is out of something): the caller copies this request's
+         * new pages, which gives it the answer a per-page map would have
+         * (a good page is copied, a bad one fails its copy and the
+         * request), without mapping each page on its own, which would
+         * cost one unmap call per page later.  The next request without
+         * the bad ref maps them. */
         *err = errno ? errno : EFAULT;
         give_pages(c, k);
         return 0;

@@ -28,6 +28,8 @@ struct xbd_gcache *xbd_gcache_new(xengnttab_handle *xgt, domid_t domid,
  * copy); NULL with *err = errno: the map failed (grant copy may still
  * work: the ring tries it). */
 struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err);
+/* The same without mapping: NULL if <ref> has no (writable) mapping. */
+struct xbd_gnt *xbd_gcache_get_cached(struct xbd_gcache *c, grant_ref_t ref);
 /* The same for an indirect page, which is mapped read-only if the guest
  * granted it so (the reference frontend does; Linux grants every page
  * writable), and may also take the headroom: the
@@ -39,9 +41,10 @@ struct xbd_gnt *xbd_gcache_get_indirect(struct xbd_gcache *c, grant_ref_t ref, i
  * cached yet (each distinct ref once), as many as the cache's data share
  * and the host reserve leave room for; they are then found by
  * xbd_gcache_get().  Returns how many were mapped; 0 with *err = errno
- * if the call failed (one bad or read-only ref fails it whole: get() then
- * maps page by page, so only that one goes by copy).  refs[] is
- * reordered and overwritten (a scratch copy of the request's refs). */
+ * if the call failed (one bad or read-only ref fails it whole): the
+ * caller then takes the pages with xbd_gcache_get_cached() and copies
+ * the others, this request only.  refs[] is reordered and overwritten
+ * (a scratch copy of the request's refs). */
 unsigned xbd_gcache_map_missing(struct xbd_gcache *c, grant_ref_t *refs, unsigned n,
                                 int *err);
 /* Entries only xbd_gcache_get_indirect() may take (0 by default). */

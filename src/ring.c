@@ -543,12 +543,18 @@ static void aio_done(struct xbd_aio *a, long res)
 /* ---- submission ------------------------------------------------------ */
 
 /* Get the page for segment i: the persistent mapping when allowed and
- * room remains, else a bounce page. */
-static int seg_buf(struct xbd_ring *r, struct xbd_slot *s, unsigned i)
+ * room remains, else a bounce page.  <batch_err>: the request's batch map
+ * failed with it (map_request_grants): no new mapping for this request. */
+static int seg_buf(struct xbd_ring *r, struct xbd_slot *s, unsigned i, int batch_err)
 {
     int err = 0;
 
-    if (r->persistent) {
+    if (r->persistent && batch_err) {
+        s->buf[i].gnt = xbd_gcache_get_cached(r->gc, s->req.seg[i].gref);
+        if (s->buf[i].gnt)
+            return 0;
+        r->st.pgrant_map_failures++;
+    } else if (r->persistent) {
         s->buf[i].gnt = xbd_gcache_get(r->gc, s->req.seg[i].gref, &err);
         if (s->buf[i].gnt)
             return 0;
@@ -568,22 +574,25 @@ static int seg_buf(struct xbd_ring *r, struct xbd_slot *s, unsigned i)
 
 /* Map the request's pages not cached yet in one map call (one gntdev
  * mapping, unmapped as one: grant_cache.h), before seg_buf() takes them
- * page by page.  If that call fails (a bad, read-only or revoked ref
- * among them), seg_buf() maps each page on its own as it always did, so
- * the request gets the answer it would have got without the batch. */
-static void map_request_grants(struct xbd_ring *r, struct xbd_slot *s)
+ * page by page.  Returns 0, or the errno of a failed call (a bad,
+ * read-only or revoked ref among them, or the host out of mappings):
+ * then this request's new pages are copied, which gives it the answer
+ * per-page maps would (a bad ref fails its copy, so the request). */
+static int map_request_grants(struct xbd_ring *r, struct xbd_slot *s)
 {
     const struct xbd_req *q = &s->req;
     unsigned i;
     int err;
 
     if (!r->persistent || q->nr_segments < 2)
-        return;             /* one page: seg_buf's own map is the same call */
+        return 0;           /* one page: seg_buf's own map is the same call */
     for (i = 0; i < q->nr_segments; i++)
         r->grefs[i] = q->seg[i].gref;
-    if (!xbd_gcache_map_missing(r->gc, r->grefs, q->nr_segments, &err) && err)
-        xbd_debug("%s: batch map of a request's grants failed (%s); mapping them one by one",
-                  r->name, strerror(err));
+    if (xbd_gcache_map_missing(r->gc, r->grefs, q->nr_segments, &err) || !err)
+        return 0;
+    xbd_logb(r->logb, XBD_LOG_WARN, "%s: cannot map the grants of a request: %s; copying them",
+             r->name, strerror(err));
+    return err;
 }
 
 static void *seg_page(const struct xbd_slot *s, unsigned i)
@@ -594,12 +603,12 @@ static void *seg_page(const struct xbd_slot *s, unsigned i)
 static void start_rw(struct xbd_ring *r, struct xbd_slot *s)
 {
     struct xbd_req *q = &s->req;
+    int batch_err = map_request_grants(r, s);
     unsigned i;
 
-    map_request_grants(r, s);
     for (i = 0; i < q->nr_segments; i++) {
         s->nbuf = i + 1;
-        if (seg_buf(r, s, i) < 0) {
+        if (seg_buf(r, s, i, batch_err) < 0) {
             r->st.grant_errors++;
             finish(s, BLKIF_RSP_ERROR);
             return;

@@ -325,6 +325,62 @@ static void test_lru_bound(void)
     rig_down(&b, &f);
 }
 
+/* A request's new grants go in one map call (src/grant_cache.c).  One
+ * bad ref fails that call: the request gets the answer per-page maps gave
+ * it (its good pages copied, the bad one's copy fails: ERROR), nothing is
+ * left mapped, and the guest's next request, the same pages without the
+ * bad ref and each named twice, is mapped by one call and succeeds, as
+ * does a read-only granted page in a write (copied). */
+static void test_batch_bad_ref(void)
+{
+    struct fe f;
+    struct be b;
+    struct fe_seg segs[8];
+    struct xsg_grant_stats s0, s1;
+    const struct xbd_ring_stats *st;
+
+    printf("a bad ref in a request's batch map\n");
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true))
+        return;
+    st = xbd_ring_get_stats(b.ring);
+    for (unsigned i = 0; i < 4; i++) {
+        fe_fill(&f, i, 900 + i);
+        segs[i] = (struct fe_seg){ f.ref[i], 0, 7 };
+    }
+    segs[2].gref = 100000;                       /* never granted */
+    CHECK(xsg_grant_stats(f.d, &s0) == 0);
+    fe_rw(&f, BLKIF_OP_WRITE, 1, 0, segs, 4);
+    fe_push(&f);
+    expect_one(&b, &f, 1, BLKIF_OP_WRITE, BLKIF_RSP_ERROR);
+    CHECK(xsg_grant_stats(f.d, &s1) == 0);
+    CHECK_EQ(s1.map_calls - s0.map_calls, 1);    /* the batch, refused */
+    CHECK_EQ(s1.pages_mapped, s0.pages_mapped);
+    CHECK_EQ(st->pgrants_mapped, 0);
+    CHECK_EQ(st->pgrant_map_failures, 4);
+    CHECK_EQ(xsg_grants_in_use(f.d), 1);         /* the ring only */
+    /* The same pages, each twice, without the bad one. */
+    for (unsigned i = 0; i < 8; i++)
+        segs[i] = (struct fe_seg){ f.ref[i % 4], 0, 7 };
+    fe_rw(&f, BLKIF_OP_WRITE, 2, 0, segs, 8);
+    fe_push(&f);
+    expect_one(&b, &f, 2, BLKIF_OP_WRITE, BLKIF_RSP_OKAY);
+    CHECK(xsg_grant_stats(f.d, &s0) == 0);
+    CHECK_EQ(s0.map_calls - s1.map_calls, 1);
+    CHECK_EQ(s0.pages_mapped - s1.pages_mapped, 4);
+    CHECK_EQ(st->pgrants_mapped, 4);
+    CHECK(file_matches(&b, 4 * 8, 900 + 0));     /* segment 4 is page 0 */
+    /* A page granted read-only among new ones, written to disk: the
+     * writable batch map is refused, the request is copied and succeeds. */
+    segs[0] = (struct fe_seg){ f.ref[4], 0, 7 };
+    segs[1] = (struct fe_seg){ f.ro_ref, 0, 7 };
+    fe_rw(&f, BLKIF_OP_WRITE, 3, 64, segs, 2);
+    fe_push(&f);
+    expect_one(&b, &f, 3, BLKIF_OP_WRITE, BLKIF_RSP_OKAY);
+    CHECK_EQ(st->pgrants_mapped, 4);
+    CHECK_EQ(st->grant_errors, 1);               /* request 1 only */
+    rig_down(&b, &f);
+}
+
 static void test_invalid(unsigned persistent)
 {
     struct fe f;
@@ -808,6 +864,7 @@ int main(int argc, char **argv)
     test_idle_purge();
     test_copy_path();
     test_lru_bound();
+    test_batch_bad_ref();
     test_invalid(0);
     test_invalid(1);
     test_indirect(0);
