@@ -72,6 +72,8 @@ struct xbd_gcache {
     bool full_hint;
     struct xbd_ring_stats *st;
     struct xbd_map_reserve *reserve;   /* host-wide, or NULL */
+    struct xbd_unmapper *unmapper;     /* purges' unmaps, or NULL: inline */
+    const char *name;                  /* the ring's, for the unmapper */
     struct xbd_gnt **buckets;
     struct xbd_gmap *lru_head, *lru_tail;  /* head = least recently used */
 };
@@ -391,26 +393,65 @@ static void unmap_group(struct xbd_gcache *c, struct xbd_gmap *grp)
     free(grp);
 }
 
-static void evict_group(struct xbd_gcache *c, struct xbd_gmap *grp)
+/* Out of the table and the budget of the ring; unmapped now (<ub> NULL)
+ * or by the unmap worker, which gives the reserve back once it has. */
+static void evict_group(struct xbd_gcache *c, struct xbd_gmap *grp,
+                        struct xbd_unmap_batch *ub)
 {
     lru_unlink(c, grp);
     for (unsigned i = 0; i < grp->npages; i++)
         hash_remove(c, &grp->m[i]);
-    unmap_group(c, grp);
+    if (!ub) {
+        unmap_group(c, grp);
+        return;
+    }
+    xbd_unmap_batch_add(ub, grp->base, grp->npages);
+    c->count -= grp->npages;
+    c->st->pgrants_mapped = c->count;
+    free(grp);
+}
+
+static bool purgeable(const struct xbd_gcache *c, double older_than)
+{
+    return c->lru_head && c->lru_head->last_used < older_than;
+}
+
+/* A batch for the unmap worker, if there is one and it has memory: an
+ * idle purge may take every mapping of the ring (hundreds of unmap
+ * hypercalls on Xen, each with a TLB flush), which would stall every
+ * guest's I/O on the loop.  At most c->count mappings. */
+static struct xbd_unmap_batch *purge_batch(struct xbd_gcache *c)
+{
+    struct xbd_unmap_batch *ub;
+
+    if (!c->unmapper)
+        return NULL;
+    ub = xbd_unmap_batch_new(c->name, c->xgt, c->count);
+    if (ub) {
+        xbd_unmap_batch_set_purge(ub);
+        xbd_unmap_batch_set_reserve(ub, c->reserve);
+    }
+    return ub;
 }
 
 /* Unmap least recently used groups none of whose pages is in use, until
  * at least <n> pages went, and only groups last used before <older_than>.
  * The LRU list is ordered by last use: stop at the first recent one.
- * Returns the pages unmapped. */
+ * Returns the pages taken out of the cache. */
 static unsigned purge_before(struct xbd_gcache *c, unsigned n, double older_than)
 {
+    struct xbd_unmap_batch *ub;
     unsigned done = 0;
 
-    while (done < n && c->lru_head && c->lru_head->last_used < older_than) {
+    if (!n || !purgeable(c, older_than))
+        return 0;
+    ub = purge_batch(c);
+    while (done < n && purgeable(c, older_than)) {
         done += c->lru_head->npages;
-        evict_group(c, c->lru_head);
+        evict_group(c, c->lru_head, ub);
     }
+    if (ub)
+        xbd_unmapper_submit(c->unmapper, ub, NULL, NULL);
     c->st->pgrant_purges += done;
     return done;
 }
@@ -433,6 +474,12 @@ unsigned xbd_gcache_purge_idle(struct xbd_gcache *c, double older_than)
 void xbd_gcache_set_reserve(struct xbd_gcache *c, struct xbd_map_reserve *m)
 {
     c->reserve = m;
+}
+
+void xbd_gcache_set_unmapper(struct xbd_gcache *c, struct xbd_unmapper *u, const char *name)
+{
+    c->unmapper = u;
+    c->name = name;
 }
 
 unsigned xbd_gcache_count(const struct xbd_gcache *c)

@@ -71,6 +71,13 @@ struct xbd_map_reserve;
 void xbd_gcache_set_reserve(struct xbd_gcache *c, struct xbd_map_reserve *m);
 /* Pages mapped (every page of every group). */
 unsigned xbd_gcache_count(const struct xbd_gcache *c);
+/* Purges hand their unmaps to <u> (unmap_worker.h; NULL: unmap on the
+ * caller's thread), in batches named <name> (kept: the owner's).  A purged
+ * page leaves the cache's count at once (room for new maps of the ring)
+ * and gives its unit of the host reserve back once the worker unmapped
+ * it, so the host-wide limit below vm.max_map_count holds throughout. */
+struct xbd_unmapper;
+void xbd_gcache_set_unmapper(struct xbd_gcache *c, struct xbd_unmapper *u, const char *name);
 unsigned xbd_gcache_max(const struct xbd_gcache *c);
 /* True (and reset) if get() refused an entry for lack of room since the
  * last call. */

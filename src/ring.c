@@ -287,9 +287,8 @@ static void unmap_now(struct xbd_ring *r)
 
 /* Give the gntdev handle and everything mapped through it to the unmap
  * worker, which calls <drained> (unmap_worker.h: when done, or after a
- * grace period); false (nothing changed) without a worker or without
- * memory.  Only once drained: no request holds a page and none will be
- * read again. */
+ * grace period); false (nothing changed) without a worker.  Only once
+ * drained: no request holds a page and none will be read again. */
 static bool hand_over_mappings(struct xbd_ring *r, xbd_ring_drained_fn *drained,
                                void *opaque)
 {
@@ -298,9 +297,24 @@ static bool hand_over_mappings(struct xbd_ring *r, xbd_ring_drained_fn *drained,
     if (!r->unmapper || !r->xgt || !r->gc)
         return false;
     b = xbd_unmap_batch_new(r->name, r->xgt, xbd_gcache_count(r->gc));
-    if (!b)
-        return false;
-    xbd_gcache_hand_over(r->gc, b);
+    if (!b) {
+        /* Out of memory: the grants on the loop, but the handle still
+         * through the worker, which may be unmapping this ring's purged
+         * grants with it (a batch of no mapping is small). */
+        xbd_gcache_free(r->gc);
+        b = xbd_unmap_batch_new(r->name, r->xgt, 0);
+        if (!b) {
+            xbd_err("%s: out of memory: its gntdev handle is left open", r->name);
+            if (r->sring && xengnttab_unmap(r->xgt, r->sring, r->nr_pages) < 0)
+                xbd_warn("%s: unmap of the ring failed: %s", r->name, strerror(errno));
+            r->gc = NULL;
+            r->sring = NULL;
+            r->xgt = NULL;
+            return false;       /* unmap_now has nothing left to do */
+        }
+    } else {
+        xbd_gcache_hand_over(r->gc, b);
+    }
     r->gc = NULL;
     xbd_unmap_batch_set_reserve(b, r->maps);
     if (r->sring)
@@ -1390,6 +1404,7 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
     xbd_gcache_set_reserve(r->gc, p->maps);
     r->maps = p->maps;
     r->unmapper = p->unmapper;
+    xbd_gcache_set_unmapper(r->gc, r->unmapper, r->name);
     xbd_gcache_set_headroom(r->gc, indirect_headroom(r));
     r->st.pgrant_limit = r->persistent ? xbd_gcache_max(r->gc) : 0;
     ev_io_set(&r->evtchn_w, xenevtchn_fd(r->xce), EV_READ);

@@ -56,6 +56,14 @@ struct xbd_unmap_batch *xbd_unmap_batch_new(const char *name, xengnttab_handle *
 void xbd_unmap_batch_add(struct xbd_unmap_batch *b, void *addr, uint32_t npages);
 void xbd_unmap_batch_set_ring(struct xbd_unmap_batch *b, void *ring, uint32_t ring_pages);
 void xbd_unmap_batch_set_reserve(struct xbd_unmap_batch *b, struct xbd_map_reserve *m);
+/* The mappings a running ring purged (grant_cache.c): the worker leaves
+ * the handle open (the ring goes on using it; a later stop's batch closes
+ * it after these, batches run in order), there is no grace period, the
+ * batch does not count as a stopped ring, and <done> may be NULL. */
+void xbd_unmap_batch_set_purge(struct xbd_unmap_batch *b);
+unsigned xbd_unmap_batch_count(const struct xbd_unmap_batch *b);
+/* A batch never submitted. */
+void xbd_unmap_batch_free(struct xbd_unmap_batch *b);
 /* Hand over: from now on the worker owns the batch, the handle and the
  * mappings; nobody else may use any of them.  <done>(<opaque>) runs on
  * the loop once they are unmapped, or after XBD_UNMAP_GRACE seconds if
@@ -63,7 +71,8 @@ void xbd_unmap_batch_set_reserve(struct xbd_unmap_batch *b, struct xbd_map_reser
 typedef void xbd_unmap_done_fn(void *opaque);
 void xbd_unmapper_submit(struct xbd_unmapper *u, struct xbd_unmap_batch *b,
                          xbd_unmap_done_fn *done, void *opaque);
-/* Batches handed over and not yet reported (for tests and stats). */
+/* Stopped rings' batches handed over and not yet reported (for tests and
+ * stats; purges are not counted). */
 unsigned xbd_unmapper_pending(const struct xbd_unmapper *u);
 
 #endif

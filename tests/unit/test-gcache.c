@@ -490,6 +490,56 @@ static void test_hand_over(void)
     rig_close(&r);
 }
 
+/* Purges hand their unmaps to the worker: the pages leave the cache at
+ * once, stay reserved until the worker unmapped them (one call per
+ * mapping), and the handle stays open for the ring's next maps. */
+static void test_purge_worker(void)
+{
+    struct rig r;
+    struct xbd_map_reserve m = { .max_map_count = 100, .limit = 50 };
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct xbd_unmapper *u = xbd_unmapper_new(loop);
+    struct xsg_grant_stats s0;
+    struct xbd_gcache *c;
+    grant_ref_t refs[4];
+    unsigned i, spins = 0;
+    int err = -1;
+
+    printf("purges unmap through the worker\n");
+    rig_open(&r, 37);
+    CHECK(loop && u);
+    c = xbd_gcache_new(r.xgt, 37, 8, &r.st);
+    xbd_gcache_set_reserve(c, &m);
+    xbd_gcache_set_unmapper(c, u, "test q1");
+    for (i = 0; i < 4; i++)
+        refs[i] = r.ref[i];
+    CHECK_EQ(xbd_gcache_map_missing(c, refs, 4, &err), 4);
+    for (i = 0; i < NREF; i++)
+        xbd_gcache_put(c, get(c, r.ref[i]), i < 4 ? 1 : 20);
+    s0 = gstats(&r);
+    CHECK_EQ(xbd_gcache_purge_idle(c, 10), 4);    /* the group, not 4 and 5 */
+    CHECK_EQ(xbd_gcache_count(c), 2);
+    CHECK_EQ(m.used, NREF);                       /* until the worker is done */
+    CHECK_EQ(xbd_unmapper_pending(u), 0);         /* not a stopped ring */
+    while (m.used > 2 && spins++ < 100000)
+        ev_run(loop, EVRUN_ONCE);
+    CHECK_EQ(m.used, 2);
+    CHECK_EQ(xsg_grants_in_use(r.d), 2);
+    CHECK_EQ(gstats(&r).unmap_calls - s0.unmap_calls, 1);
+    /* The ring's handle still maps. */
+    xbd_gcache_put(c, get(c, r.ref[0]), 30);
+    CHECK_EQ(xbd_gcache_purge_lru(c, 100), 3);
+    spins = 0;
+    while (m.used && spins++ < 100000)
+        ev_run(loop, EVRUN_ONCE);
+    CHECK_EQ(m.used, 0);
+    CHECK_EQ(xsg_grants_in_use(r.d), 0);
+    xbd_gcache_free(c);
+    xbd_unmapper_free(u);
+    ev_loop_destroy(loop);
+    rig_close(&r);
+}
+
 static void test_ring_plan(void)
 {
     struct xbd_ring_plan p;
@@ -535,6 +585,7 @@ int main(int argc, char **argv)
     test_group_map();
     test_group_budget();
     test_hand_over();
+    test_purge_worker();
     test_ring_plan();
     return check_result("test-gcache");
 }
