@@ -1,9 +1,31 @@
 /*
  * grant_cache.c - persistent grant mappings of one ring (see grant_cache.h).
  *
- * Chained hash on the grant ref; each entry is one page mapped with its own
- * map call so that it can be unmapped on its own (LRU purge) without
- * assuming anything about neighbouring mappings.
+ * Chained hash on the grant ref.  Each entry is one page of a *group*: one
+ * gntdev mapping made by one map call.  A request's grants that are not
+ * cached yet are mapped together (xbd_gcache_map_missing: one call, one
+ * VMA, one unmap later), the rest of the cache's misses one page per call
+ * (indirect pages, and the per-page fallback when a request's batch
+ * fails).  libxengnttab on Linux unmaps only whole mappings (its
+ * xengnttab_unmap asks gntdev for the mapping that holds the address and
+ * fails with EINVAL unless <count> is that mapping's page count), so a
+ * group is unmapped as a whole or not at all:
+ * - the LRU list holds groups, not pages: a group is on it while none of
+ *   its pages is held by a request, stamped with the last release of any
+ *   of them;
+ * - every purge (full-cache stale purge, idle purge, LRU purge) evicts
+ *   whole groups from the head of that list, so a group one of whose
+ *   pages the guest still uses stays mapped with all its pages;
+ * - the budget (the ring's max and the host reserve) counts mapped pages,
+ *   whatever group they are in, so fragmenting its requests cannot get a
+ *   guest more mapped pages than its share.
+ * Steady state: a guest whose working set fits the cache maps each page
+ * once and then nothing; one whose working set is larger fills the cache
+ * and its overflow goes by grant copy (0 map calls per request), and a
+ * group is unmapped only once none of its pages was used for a whole
+ * purge interval (ring.c), so pages in use are never churned through
+ * map and unmap; a kept group's cold pages are the price (at most one
+ * request's worth of pages per group, all counted in the budget).
  */
 #include "config.h"
 
@@ -14,31 +36,46 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "blkif_abi.h"
 #include "budget.h"
 #include "grant_cache.h"
 #include "unmap_worker.h"
 #include "xenblkd/log.h"
 
+struct xbd_gmap;
+
 struct xbd_gnt {
     grant_ref_t ref;
-    void *page;
     unsigned users;            /* requests holding the page */
-    bool ro;                   /* mapped read-only: indirect pages only */
-    double last_used;
+    bool fresh;                /* mapped by map_missing, not yet got */
+    struct xbd_gmap *grp;
     struct xbd_gnt *hnext;     /* hash chain */
-    struct xbd_gnt *lprev, *lnext; /* LRU list of entries with users == 0 */
+};
+
+/* One gntdev mapping of npages pages; m[i] is the page at base + i pages. */
+struct xbd_gmap {
+    void *base;
+    unsigned npages;
+    unsigned live;             /* members still in the hash table */
+    unsigned busy;             /* members with users > 0 */
+    bool ro;                   /* mapped read-only: indirect pages only */
+    double last_used;          /* latest release of any member */
+    struct xbd_gmap *lprev, *lnext; /* LRU list of groups with busy == 0 */
+    struct xbd_gnt m[];
 };
 
 struct xbd_gcache {
     xengnttab_handle *xgt;
     domid_t domid;
-    unsigned max, count, nbuckets, shift;
+    unsigned max, count, nbuckets, shift;   /* count: mapped pages */
     unsigned headroom;         /* entries only get_indirect() may take */
     bool full_hint;
     struct xbd_ring_stats *st;
     struct xbd_map_reserve *reserve;   /* host-wide, or NULL */
+    struct xbd_unmapper *unmapper;     /* purges' unmaps, or NULL: inline */
+    const char *name;                  /* the ring's, for the unmapper */
     struct xbd_gnt **buckets;
-    struct xbd_gnt *lru_head, *lru_tail;  /* head = least recently used */
+    struct xbd_gmap *lru_head, *lru_tail;  /* head = least recently used */
 };
 
 static unsigned bucket_of(const struct xbd_gcache *c, grant_ref_t ref)
@@ -74,7 +111,7 @@ struct xbd_gcache *xbd_gcache_new(xengnttab_handle *xgt, domid_t domid,
     return c;
 }
 
-static void lru_unlink(struct xbd_gcache *c, struct xbd_gnt *g)
+static void lru_unlink(struct xbd_gcache *c, struct xbd_gmap *g)
 {
     if (g->lprev)
         g->lprev->lnext = g->lnext;
@@ -87,7 +124,7 @@ static void lru_unlink(struct xbd_gcache *c, struct xbd_gnt *g)
     g->lprev = g->lnext = NULL;
 }
 
-static void lru_append(struct xbd_gcache *c, struct xbd_gnt *g)
+static void lru_append(struct xbd_gcache *c, struct xbd_gmap *g)
 {
     g->lnext = NULL;
     g->lprev = c->lru_tail;
@@ -96,6 +133,19 @@ static void lru_append(struct xbd_gcache *c, struct xbd_gnt *g)
     else
         c->lru_head = g;
     c->lru_tail = g;
+}
+
+/* A group nobody holds yet goes first in line (last_used 0), which keeps
+ * the list ordered by last use. */
+static void lru_prepend(struct xbd_gcache *c, struct xbd_gmap *g)
+{
+    g->lprev = NULL;
+    g->lnext = c->lru_head;
+    if (c->lru_head)
+        c->lru_head->lprev = g;
+    else
+        c->lru_tail = g;
+    c->lru_head = g;
 }
 
 static struct xbd_gnt *lookup(const struct xbd_gcache *c, grant_ref_t ref)
@@ -108,53 +158,96 @@ static struct xbd_gnt *lookup(const struct xbd_gcache *c, grant_ref_t ref)
     return NULL;
 }
 
-static void *map_page(struct xbd_gcache *c, grant_ref_t ref, int prot)
+static void hash_remove(struct xbd_gcache *c, struct xbd_gnt *g)
 {
-    c->st->pgrant_map_calls++;
-    return xengnttab_map_grant_ref(c->xgt, c->domid, ref, prot);
+    struct xbd_gnt **pp = &c->buckets[bucket_of(c, g->ref)];
+
+    while (*pp != g)
+        pp = &(*pp)->hnext;
+    *pp = g->hnext;
+    g->grp->live--;
 }
 
-/* Writable, as blkback maps data pages; an indirect page (<read_ok>) the
- * frontend granted read-only is mapped read-only instead, else every
- * request would try the writable map again. */
+/* Enter the npages pages mapped at <base> for refs[] as one group, not
+ * held by anyone; NULL without memory (the caller unmaps). */
+static struct xbd_gmap *group_add(struct xbd_gcache *c, void *base, const grant_ref_t *refs,
+                                  unsigned npages, bool ro, bool fresh)
+{
+    struct xbd_gmap *grp = calloc(1, sizeof(*grp) + npages * sizeof(grp->m[0]));
+
+    if (!grp)
+        return NULL;
+    grp->base = base;
+    grp->npages = npages;
+    grp->ro = ro;
+    for (unsigned i = 0; i < npages; i++) {
+        struct xbd_gnt *g = &grp->m[i];
+        unsigned b = bucket_of(c, refs[i]);
+
+        g->ref = refs[i];
+        g->grp = grp;
+        g->fresh = fresh;
+        g->hnext = c->buckets[b];
+        c->buckets[b] = g;
+    }
+    grp->live = npages;
+    lru_prepend(c, grp);
+    c->count += npages;
+    c->st->pgrants_mapped = c->count;
+    return grp;
+}
+
+static void give_pages(struct xbd_gcache *c, unsigned n)
+{
+    while (n--)
+        xbd_map_reserve_give(c->reserve);
+}
+
+static void *map_pages(struct xbd_gcache *c, grant_ref_t *refs, unsigned n, int prot)
+{
+    c->st->pgrant_map_calls++;
+    return xengnttab_map_domain_grant_refs(c->xgt, n, c->domid, refs, prot);
+}
+
+/* One page on its own.  Writable, as blkback maps data pages; an indirect
+ * page (<read_ok>) the frontend granted read-only is mapped read-only
+ * instead, else every request would try the writable map again.  The
+ * caller took one unit of the reserve, given back on failure. */
 static struct xbd_gnt *map_new(struct xbd_gcache *c, grant_ref_t ref, bool read_ok,
                                int *err)
 {
-    struct xbd_gnt *g = calloc(1, sizeof(*g));
-    unsigned b;
+    struct xbd_gmap *grp;
+    bool ro = false;
+    void *page = map_pages(c, &ref, 1, PROT_READ | PROT_WRITE);
 
-    if (!g) {
-        *err = ENOMEM;
-        xbd_map_reserve_give(c->reserve);
-        return NULL;
+    if (!page && read_ok) {
+        page = map_pages(c, &ref, 1, PROT_READ);
+        ro = true;
     }
-    g->page = map_page(c, ref, PROT_READ | PROT_WRITE);
-    if (!g->page && read_ok) {
-        g->page = map_page(c, ref, PROT_READ);
-        g->ro = true;
-    }
-    if (!g->page) {
+    if (!page) {
         *err = errno ? errno : EFAULT;
-        xbd_map_reserve_give(c->reserve);
-        free(g);
+        give_pages(c, 1);
         return NULL;
     }
-    g->ref = ref;
-    b = bucket_of(c, ref);
-    g->hnext = c->buckets[b];
-    c->buckets[b] = g;
-    c->count++;
-    c->st->pgrants_mapped = c->count;
-    return g;
+    grp = group_add(c, page, &ref, 1, ro, false);
+    if (!grp) {
+        *err = ENOMEM;
+        xengnttab_unmap(c->xgt, page, 1);
+        give_pages(c, 1);
+        return NULL;
+    }
+    return &grp->m[0];
 }
 
-static struct xbd_gnt *get_below(struct xbd_gcache *c, grant_ref_t ref,
+/* Pin the entry of <ref>, mapping it on its own if it has none and
+ * <may_map> and the cache holds fewer than <limit> pages. */
+static struct xbd_gnt *get_below(struct xbd_gcache *c, grant_ref_t ref, bool may_map,
                                   unsigned limit, bool read_ok, int *err)
 {
     struct xbd_gnt *g = lookup(c, ref);
 
     *err = 0;
-    if (g && g->ro && !read_ok) {
+    if (g && g->grp->ro && !read_ok) {
         /* Once an indirect page, now data: copy it (the guest granted it
          * read-only; it idles out like any other). */
         c->st->pgrant_misses++;
@@ -162,6 +255,8 @@ static struct xbd_gnt *get_below(struct xbd_gcache *c, grant_ref_t ref,
     }
     if (!g) {
         c->st->pgrant_misses++;
+        if (!may_map)
+            return NULL;
         /* The queue's share of its disk's mappings, or the host's
          * reserve below vm.max_map_count, is used up: copy. */
         if (c->count >= limit || !xbd_map_reserve_take(c->reserve)) {
@@ -172,23 +267,97 @@ static struct xbd_gnt *get_below(struct xbd_gcache *c, grant_ref_t ref,
         g = map_new(c, ref, read_ok, err);
         if (!g)
             return NULL;
+    } else if (g->fresh) {
+        /* Mapped for this request a moment ago: a miss, counted here. */
+        g->fresh = false;
+        c->st->pgrant_misses++;
     } else {
         c->st->pgrant_hits++;
-        if (!g->users)
-            lru_unlink(c, g);
     }
-    g->users++;
+    if (!g->users++ && !g->grp->busy++)
+        lru_unlink(c, g->grp);
     return g;
 }
 
 struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err)
 {
-    return get_below(c, ref, c->max - c->headroom, false, err);
+    return get_below(c, ref, true, c->max - c->headroom, false, err);
+}
+
+struct xbd_gnt *xbd_gcache_get_cached(struct xbd_gcache *c, grant_ref_t ref)
+{
+    int err;
+
+    return get_below(c, ref, false, 0, false, &err);
 }
 
 struct xbd_gnt *xbd_gcache_get_indirect(struct xbd_gcache *c, grant_ref_t ref, int *err)
 {
-    return get_below(c, ref, c->max, true, err);
+    return get_below(c, ref, true, c->max, true, err);
+}
+
+static int cmp_ref(const void *a, const void *b)
+{
+    grant_ref_t x = *(const grant_ref_t *)a, y = *(const grant_ref_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Keep in refs[] the distinct refs not in the cache; returns how many. */
+static unsigned missing_refs(const struct xbd_gcache *c, grant_ref_t *refs, unsigned n)
+{
+    unsigned i, m = 0;
+
+    for (i = 0; i < n; i++)
+        if (!lookup(c, refs[i]))
+            refs[m++] = refs[i];
+    if (m < 2)
+        return m;
+    /* A guest may name a page in many segments (and a hostile one the
+     * same ref 256 times): each is mapped once. */
+    qsort(refs, m, sizeof(*refs), cmp_ref);
+    for (i = 1, n = 1; i < m; i++)
+        if (refs[i] != refs[n - 1])
+            refs[n++] = refs[i];
+    return n;
+}
+
+unsigned xbd_gcache_map_missing(struct xbd_gcache *c, grant_ref_t *refs, unsigned n,
+                                int *err)
+{
+    unsigned limit = c->max - c->headroom, k, room, taken;
+    void *base;
+
+    *err = 0;
+    k = missing_refs(c, refs, n);
+    room = c->count < limit ? limit - c->count : 0;
+    if (k > room)
+        k = room;
+    for (taken = 0; taken < k && xbd_map_reserve_take(c->reserve); taken++)
+        ;
+    k = taken;
+    if (!k)
+        return 0;       /* get() says the cache is full, for each page */
+    base = map_pages(c, refs, k, PROT_READ | PROT_WRITE);
+    if (!base) {
+        /* One bad, read-only or revoked ref fails the whole call (or the
+         * host is out of something): the caller copies this request's
+         * new pages, which gives it the answer a per-page map would have
+         * (a good page is copied, a bad one fails its copy and the
+         * request), without mapping each page on its own, which would
+         * cost one unmap call per page later.  The next request without
+         * the bad ref maps them. */
+        *err = errno ? errno : EFAULT;
+        give_pages(c, k);
+        return 0;
+    }
+    if (!group_add(c, base, refs, k, false, true)) {
+        *err = ENOMEM;
+        xengnttab_unmap(c->xgt, base, k);
+        give_pages(c, k);
+        return 0;
+    }
+    return k;
 }
 
 void xbd_gcache_set_headroom(struct xbd_gcache *c, unsigned n)
@@ -198,50 +367,91 @@ void xbd_gcache_set_headroom(struct xbd_gcache *c, unsigned n)
 
 void *xbd_gnt_page(const struct xbd_gnt *g)
 {
-    return g->page;
+    return (char *)g->grp->base + (size_t)(g - g->grp->m) * XBD_PAGE_SIZE;
 }
 
 void xbd_gcache_put(struct xbd_gcache *c, struct xbd_gnt *g, double now)
 {
     /* Stamped on release, not on get: a page held by a long request is
      * in use until it completes, and stamping here keeps the LRU list
-     * ordered by last use, which purge_idle relies on.  Pinned pages are
+     * ordered by last use, which the purges rely on.  Held groups are
      * never on the list, so they need no stamp. */
-    g->last_used = now;
-    if (--g->users == 0)
-        lru_append(c, g);
+    g->grp->last_used = now;
+    if (--g->users == 0 && --g->grp->busy == 0)
+        lru_append(c, g->grp);
 }
 
-static void unmap_one(struct xbd_gcache *c, struct xbd_gnt *g)
+/* Unmap a group no longer in the hash table, give its pages back. */
+static void unmap_group(struct xbd_gcache *c, struct xbd_gmap *grp)
 {
-    struct xbd_gnt **pp = &c->buckets[bucket_of(c, g->ref)];
-
-    while (*pp != g)
-        pp = &(*pp)->hnext;
-    *pp = g->hnext;
-    if (xengnttab_unmap(c->xgt, g->page, 1) < 0)
-        xbd_warn("unmap of persistent grant %u of domain %u failed: %s",
-                 g->ref, c->domid, strerror(errno));
-    c->count--;
+    if (xengnttab_unmap(c->xgt, grp->base, grp->npages) < 0)
+        xbd_warn("unmap of %u persistent grant(s) of domain %u (first ref %u) failed: %s",
+                 grp->npages, c->domid, grp->m[0].ref, strerror(errno));
+    c->count -= grp->npages;
     c->st->pgrants_mapped = c->count;
-    xbd_map_reserve_give(c->reserve);
-    free(g);
+    give_pages(c, grp->npages);
+    free(grp);
 }
 
-/* Unmap least recently used entries not in use, at most <n>, and only
- * those last used before <older_than>.  The LRU list is ordered by last
- * use: stop at the first recent one. */
+/* Out of the table and the budget of the ring; unmapped now (<ub> NULL)
+ * or by the unmap worker, which gives the reserve back once it has. */
+static void evict_group(struct xbd_gcache *c, struct xbd_gmap *grp,
+                        struct xbd_unmap_batch *ub)
+{
+    lru_unlink(c, grp);
+    for (unsigned i = 0; i < grp->npages; i++)
+        hash_remove(c, &grp->m[i]);
+    if (!ub) {
+        unmap_group(c, grp);
+        return;
+    }
+    xbd_unmap_batch_add(ub, grp->base, grp->npages);
+    c->count -= grp->npages;
+    c->st->pgrants_mapped = c->count;
+    free(grp);
+}
+
+static bool purgeable(const struct xbd_gcache *c, double older_than)
+{
+    return c->lru_head && c->lru_head->last_used < older_than;
+}
+
+/* A batch for the unmap worker, if there is one and it has memory: an
+ * idle purge may take every mapping of the ring (hundreds of unmap
+ * hypercalls on Xen, each with a TLB flush), which would stall every
+ * guest's I/O on the loop.  At most c->count mappings. */
+static struct xbd_unmap_batch *purge_batch(struct xbd_gcache *c)
+{
+    struct xbd_unmap_batch *ub;
+
+    if (!c->unmapper)
+        return NULL;
+    ub = xbd_unmap_batch_new(c->name, c->xgt, c->count);
+    if (ub) {
+        xbd_unmap_batch_set_purge(ub);
+        xbd_unmap_batch_set_reserve(ub, c->reserve);
+    }
+    return ub;
+}
+
+/* Unmap least recently used groups none of whose pages is in use, until
+ * at least <n> pages went, and only groups last used before <older_than>.
+ * The LRU list is ordered by last use: stop at the first recent one.
+ * Returns the pages taken out of the cache. */
 static unsigned purge_before(struct xbd_gcache *c, unsigned n, double older_than)
 {
+    struct xbd_unmap_batch *ub;
     unsigned done = 0;
 
-    while (done < n && c->lru_head && c->lru_head->last_used < older_than) {
-        struct xbd_gnt *g = c->lru_head;
-
-        lru_unlink(c, g);
-        unmap_one(c, g);
-        done++;
+    if (!n || !purgeable(c, older_than))
+        return 0;
+    ub = purge_batch(c);
+    while (done < n && purgeable(c, older_than)) {
+        done += c->lru_head->npages;
+        evict_group(c, c->lru_head, ub);
     }
+    if (ub)
+        xbd_unmapper_submit(c->unmapper, ub, NULL, NULL);
     c->st->pgrant_purges += done;
     return done;
 }
@@ -266,6 +476,12 @@ void xbd_gcache_set_reserve(struct xbd_gcache *c, struct xbd_map_reserve *m)
     c->reserve = m;
 }
 
+void xbd_gcache_set_unmapper(struct xbd_gcache *c, struct xbd_unmapper *u, const char *name)
+{
+    c->unmapper = u;
+    c->name = name;
+}
+
 unsigned xbd_gcache_count(const struct xbd_gcache *c)
 {
     return c->count;
@@ -284,46 +500,54 @@ bool xbd_gcache_take_full_hint(struct xbd_gcache *c)
     return h;
 }
 
-static void check_unused(const struct xbd_gcache *c, const struct xbd_gnt *g)
+/* Take every entry out of the hash table; <last>(c, group, opaque) gets
+ * each group once its last member is out (no member can be in use). */
+static void drain_groups(struct xbd_gcache *c,
+                         void (*last)(struct xbd_gcache *, struct xbd_gmap *, void *),
+                         void *opaque)
 {
-    if (g->users)
-        xbd_err("grant %u of domain %u unmapped while in use", g->ref, c->domid);
+    for (unsigned b = 0; b < c->nbuckets; b++) {
+        while (c->buckets[b]) {
+            struct xbd_gnt *g = c->buckets[b];
+            struct xbd_gmap *grp = g->grp;
+
+            if (g->users)
+                xbd_err("grant %u of domain %u unmapped while in use", g->ref, c->domid);
+            c->buckets[b] = g->hnext;
+            if (--grp->live)
+                continue;
+            if (!grp->busy)
+                lru_unlink(c, grp);
+            last(c, grp, opaque);
+        }
+    }
+}
+
+static void free_group(struct xbd_gcache *c, struct xbd_gmap *grp, void *opaque)
+{
+    (void)opaque;
+    unmap_group(c, grp);
 }
 
 void xbd_gcache_free(struct xbd_gcache *c)
 {
-    unsigned b;
-
     if (!c)
         return;
-    for (b = 0; b < c->nbuckets; b++) {
-        while (c->buckets[b]) {
-            struct xbd_gnt *g = c->buckets[b];
-
-            check_unused(c, g);
-            if (!g->users)
-                lru_unlink(c, g);
-            unmap_one(c, g);
-        }
-    }
+    drain_groups(c, free_group, NULL);
     free(c->buckets);
     free(c);
 }
 
+static void hand_group(struct xbd_gcache *c, struct xbd_gmap *grp, void *opaque)
+{
+    (void)c;
+    xbd_unmap_batch_add(opaque, grp->base, grp->npages);
+    free(grp);
+}
+
 void xbd_gcache_hand_over(struct xbd_gcache *c, struct xbd_unmap_batch *ub)
 {
-    unsigned b;
-
-    for (b = 0; b < c->nbuckets; b++) {
-        while (c->buckets[b]) {
-            struct xbd_gnt *g = c->buckets[b];
-
-            check_unused(c, g);
-            c->buckets[b] = g->hnext;
-            xbd_unmap_batch_add(ub, g->page);
-            free(g);
-        }
-    }
+    drain_groups(c, hand_group, ub);
     c->count = 0;
     c->st->pgrants_mapped = 0;
     free(c->buckets);

@@ -2,11 +2,13 @@
  * grant_cache.h - the persistent grants of one ring.
  *
  * A bounded hash table ref -> page mapped (writable, as Linux blkback maps
- * persistent grants) for the lifetime of the ring.  Entries in use by a
- * request are pinned; entries not in use sit on an LRU list and are the
- * only ones a purge may unmap.  When the table is full, get() returns NULL
- * without an error and the caller falls back to grant copy for that page:
- * we never map and unmap per request.
+ * persistent grants) for the lifetime of the ring.  The pages a request
+ * brings that are not cached yet are mapped together, one gntdev mapping
+ * (a group) per request, and a group is unmapped only as a whole, once
+ * none of its pages is in use (grant_cache.c says why and how the purges
+ * choose).  Entries in use by a request are pinned.  When the table is
+ * full, get() returns NULL without an error and the caller falls back to
+ * grant copy for that page: we never map and unmap per request.
  */
 #ifndef XENBLKD_GRANT_CACHE_H
 #define XENBLKD_GRANT_CACHE_H
@@ -26,6 +28,8 @@ struct xbd_gcache *xbd_gcache_new(xengnttab_handle *xgt, domid_t domid,
  * copy); NULL with *err = errno: the map failed (grant copy may still
  * work: the ring tries it). */
 struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err);
+/* The same without mapping: NULL if <ref> has no (writable) mapping. */
+struct xbd_gnt *xbd_gcache_get_cached(struct xbd_gcache *c, grant_ref_t ref);
 /* The same for an indirect page, which is mapped read-only if the guest
  * granted it so (the reference frontend does; Linux grants every page
  * writable), and may also take the headroom: the
@@ -33,36 +37,56 @@ struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err);
  * guest's data pages overflow the cache, its few indirect pages stay
  * mapped and a request costs one copy call (its data), not two. */
 struct xbd_gnt *xbd_gcache_get_indirect(struct xbd_gcache *c, grant_ref_t ref, int *err);
+/* Map, in ONE map call, the data pages among refs[0..n) that are not
+ * cached yet (each distinct ref once), as many as the cache's data share
+ * and the host reserve leave room for; they are then found by
+ * xbd_gcache_get().  Returns how many were mapped; 0 with *err = errno
+ * if the call failed (one bad or read-only ref fails it whole): the
+ * caller then takes the pages with xbd_gcache_get_cached() and copies
+ * the others, this request only.  refs[] is reordered and overwritten
+ * (a scratch copy of the request's refs). */
+unsigned xbd_gcache_map_missing(struct xbd_gcache *c, grant_ref_t *refs, unsigned n,
+                                int *err);
 /* Entries only xbd_gcache_get_indirect() may take (0 by default). */
 void xbd_gcache_set_headroom(struct xbd_gcache *c, unsigned n);
 void *xbd_gnt_page(const struct xbd_gnt *g);
 /* Unpin; <now> is the page's last use (idle purges). */
 void xbd_gcache_put(struct xbd_gcache *c, struct xbd_gnt *g, double now);
-/* Unmap up to <n> least recently used entries not in use; returns how many
- * were unmapped. */
+/* The purges unmap whole groups none of whose pages is in use, least
+ * recently used first, and count pages: <n> is the pages wanted (the
+ * last group may take it past <n>), the result the pages unmapped. */
+/* Unmap least recently used groups not in use, at least <n> pages. */
 unsigned xbd_gcache_purge_lru(struct xbd_gcache *c, unsigned n);
-/* Unmap up to <n> least recently used entries not in use and unused
- * since before <older_than>: the purge of a full cache (ring.c), which
- * never evicts a grant the guest keeps using, so a working set larger
+/* The same, only groups none of whose pages was used since before
+ * <older_than>: the purge of a full cache (ring.c), which never evicts a
+ * grant the guest keeps using (nor its group), so a working set larger
  * than the cache is served part mapped, part copied, instead of being
  * mapped and unmapped over and over (map + unmap + TLB flush on Xen, for
  * a page that then goes by copy anyway). */
 unsigned xbd_gcache_purge_stale(struct xbd_gcache *c, unsigned n, double older_than);
-/* Unmap entries not in use and unused since before <older_than>. */
+/* Unmap groups not in use and unused since before <older_than>. */
 unsigned xbd_gcache_purge_idle(struct xbd_gcache *c, double older_than);
 /* Count every mapping against m too (src/budget.h; NULL: no reserve). */
 struct xbd_map_reserve;
 void xbd_gcache_set_reserve(struct xbd_gcache *c, struct xbd_map_reserve *m);
+/* Pages mapped (every page of every group). */
 unsigned xbd_gcache_count(const struct xbd_gcache *c);
+/* Purges hand their unmaps to <u> (unmap_worker.h; NULL: unmap on the
+ * caller's thread), in batches named <name> (kept: the owner's).  A purged
+ * page leaves the cache's count at once (room for new maps of the ring)
+ * and gives its unit of the host reserve back once the worker unmapped
+ * it, so the host-wide limit below vm.max_map_count holds throughout. */
+struct xbd_unmapper;
+void xbd_gcache_set_unmapper(struct xbd_gcache *c, struct xbd_unmapper *u, const char *name);
 unsigned xbd_gcache_max(const struct xbd_gcache *c);
 /* True (and reset) if get() refused an entry for lack of room since the
  * last call. */
 bool xbd_gcache_take_full_hint(struct xbd_gcache *c);
 /* Unmap everything.  Only once no I/O can reference any entry. */
 void xbd_gcache_free(struct xbd_gcache *c);
-/* Free the cache without unmapping: every mapping, with its unit of the
- * reserve, goes to <b> (unmap_worker.h), which has room for
- * xbd_gcache_count() pages.  Only once no I/O can reference any entry. */
+/* Free the cache without unmapping: every group (one mapping), with its
+ * pages' units of the reserve, goes to <b> (unmap_worker.h), which has
+ * room for xbd_gcache_count() mappings (there are at most that many).  Only once no I/O can reference any entry. */
 struct xbd_unmap_batch;
 void xbd_gcache_hand_over(struct xbd_gcache *c, struct xbd_unmap_batch *b);
 

@@ -109,6 +109,7 @@ struct xbd_ring {
     unsigned nr_slots, seg_cap;
     void *slot_mem;                /* segs, bufs and iovecs of all slots */
     xengnttab_grant_copy_segment_t *copy; /* seg_cap scratch entries */
+    grant_ref_t *grefs;            /* seg_cap scratch refs (map_request_grants) */
     unsigned char *ind_buf;        /* private copy of indirect segments */
     void **pool;                   /* idle bounce pages */
     unsigned pool_n;
@@ -265,6 +266,7 @@ static void ring_free_mem(struct xbd_ring *r)
     free(r->pool);
     free(r->ind_buf);
     free(r->copy);
+    free(r->grefs);
     free(r->slot_mem);
     free(r->slots);
     free(r->redo);
@@ -285,9 +287,8 @@ static void unmap_now(struct xbd_ring *r)
 
 /* Give the gntdev handle and everything mapped through it to the unmap
  * worker, which calls <drained> (unmap_worker.h: when done, or after a
- * grace period); false (nothing changed) without a worker or without
- * memory.  Only once drained: no request holds a page and none will be
- * read again. */
+ * grace period); false (nothing changed) without a worker.  Only once
+ * drained: no request holds a page and none will be read again. */
 static bool hand_over_mappings(struct xbd_ring *r, xbd_ring_drained_fn *drained,
                                void *opaque)
 {
@@ -296,9 +297,24 @@ static bool hand_over_mappings(struct xbd_ring *r, xbd_ring_drained_fn *drained,
     if (!r->unmapper || !r->xgt || !r->gc)
         return false;
     b = xbd_unmap_batch_new(r->name, r->xgt, xbd_gcache_count(r->gc));
-    if (!b)
-        return false;
-    xbd_gcache_hand_over(r->gc, b);
+    if (!b) {
+        /* Out of memory: the grants on the loop, but the handle still
+         * through the worker, which may be unmapping this ring's purged
+         * grants with it (a batch of no mapping is small). */
+        xbd_gcache_free(r->gc);
+        b = xbd_unmap_batch_new(r->name, r->xgt, 0);
+        if (!b) {
+            xbd_err("%s: out of memory: its gntdev handle is left open", r->name);
+            if (r->sring && xengnttab_unmap(r->xgt, r->sring, r->nr_pages) < 0)
+                xbd_warn("%s: unmap of the ring failed: %s", r->name, strerror(errno));
+            r->gc = NULL;
+            r->sring = NULL;
+            r->xgt = NULL;
+            return false;       /* unmap_now has nothing left to do */
+        }
+    } else {
+        xbd_gcache_hand_over(r->gc, b);
+    }
     r->gc = NULL;
     xbd_unmap_batch_set_reserve(b, r->maps);
     if (r->sring)
@@ -541,12 +557,18 @@ static void aio_done(struct xbd_aio *a, long res)
 /* ---- submission ------------------------------------------------------ */
 
 /* Get the page for segment i: the persistent mapping when allowed and
- * room remains, else a bounce page. */
-static int seg_buf(struct xbd_ring *r, struct xbd_slot *s, unsigned i)
+ * room remains, else a bounce page.  <batch_err>: the request's batch map
+ * failed with it (map_request_grants): no new mapping for this request. */
+static int seg_buf(struct xbd_ring *r, struct xbd_slot *s, unsigned i, int batch_err)
 {
     int err = 0;
 
-    if (r->persistent) {
+    if (r->persistent && batch_err) {
+        s->buf[i].gnt = xbd_gcache_get_cached(r->gc, s->req.seg[i].gref);
+        if (s->buf[i].gnt)
+            return 0;
+        r->st.pgrant_map_failures++;
+    } else if (r->persistent) {
         s->buf[i].gnt = xbd_gcache_get(r->gc, s->req.seg[i].gref, &err);
         if (s->buf[i].gnt)
             return 0;
@@ -564,6 +586,29 @@ static int seg_buf(struct xbd_ring *r, struct xbd_slot *s, unsigned i)
     return s->buf[i].bounce ? 0 : -1;
 }
 
+/* Map the request's pages not cached yet in one map call (one gntdev
+ * mapping, unmapped as one: grant_cache.h), before seg_buf() takes them
+ * page by page.  Returns 0, or the errno of a failed call (a bad,
+ * read-only or revoked ref among them, or the host out of mappings):
+ * then this request's new pages are copied, which gives it the answer
+ * per-page maps would (a bad ref fails its copy, so the request). */
+static int map_request_grants(struct xbd_ring *r, struct xbd_slot *s)
+{
+    const struct xbd_req *q = &s->req;
+    unsigned i;
+    int err;
+
+    if (!r->persistent || q->nr_segments < 2)
+        return 0;           /* one page: seg_buf's own map is the same call */
+    for (i = 0; i < q->nr_segments; i++)
+        r->grefs[i] = q->seg[i].gref;
+    if (xbd_gcache_map_missing(r->gc, r->grefs, q->nr_segments, &err) || !err)
+        return 0;
+    xbd_logb(r->logb, XBD_LOG_WARN, "%s: cannot map the grants of a request: %s; copying them",
+             r->name, strerror(err));
+    return err;
+}
+
 static void *seg_page(const struct xbd_slot *s, unsigned i)
 {
     return s->buf[i].gnt ? xbd_gnt_page(s->buf[i].gnt) : s->buf[i].bounce;
@@ -572,11 +617,12 @@ static void *seg_page(const struct xbd_slot *s, unsigned i)
 static void start_rw(struct xbd_ring *r, struct xbd_slot *s)
 {
     struct xbd_req *q = &s->req;
+    int batch_err = map_request_grants(r, s);
     unsigned i;
 
     for (i = 0; i < q->nr_segments; i++) {
         s->nbuf = i + 1;
-        if (seg_buf(r, s, i) < 0) {
+        if (seg_buf(r, s, i, batch_err) < 0) {
             r->st.grant_errors++;
             finish(s, BLKIF_RSP_ERROR);
             return;
@@ -1122,7 +1168,8 @@ static size_t fixed_bytes(const struct xbd_ring *r)
 
     return (size_t)XBD_PAGE_SIZE * ((r->lim.max_indirect_segs + XBD_SEGS_PER_INDIRECT_PAGE - 1) /
                                     XBD_SEGS_PER_INDIRECT_PAGE) +
-           ncopy * sizeof(xengnttab_grant_copy_segment_t);
+           ncopy * sizeof(xengnttab_grant_copy_segment_t) +
+           r->seg_cap * sizeof(grant_ref_t);
 }
 
 static size_t slot_bytes(const struct xbd_ring *r)
@@ -1159,12 +1206,13 @@ static int alloc_slots(struct xbd_ring *r)
     r->copy = calloc(r->seg_cap > BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST ?
                      r->seg_cap : BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST,
                      sizeof(*r->copy));
+    r->grefs = calloc(r->seg_cap ? r->seg_cap : 1, sizeof(*r->grefs));
     r->pool = calloc(r->pool_keep ? r->pool_keep : 1, sizeof(*r->pool));
     if (r->lim.max_indirect_segs)
         r->ind_buf = malloc((size_t)XBD_PAGE_SIZE *
                             ((r->lim.max_indirect_segs + XBD_SEGS_PER_INDIRECT_PAGE - 1) /
                              XBD_SEGS_PER_INDIRECT_PAGE));
-    if (!r->slots || !r->slot_mem || !r->copy || !r->pool ||
+    if (!r->slots || !r->slot_mem || !r->copy || !r->grefs || !r->pool ||
         (r->lim.max_indirect_segs && !r->ind_buf))
         return -1;
     m = r->slot_mem;
@@ -1356,6 +1404,7 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
     xbd_gcache_set_reserve(r->gc, p->maps);
     r->maps = p->maps;
     r->unmapper = p->unmapper;
+    xbd_gcache_set_unmapper(r->gc, r->unmapper, r->name);
     xbd_gcache_set_headroom(r->gc, indirect_headroom(r));
     r->st.pgrant_limit = r->persistent ? xbd_gcache_max(r->gc) : 0;
     ev_io_set(&r->evtchn_w, xenevtchn_fd(r->xce), EV_READ);

@@ -31,14 +31,16 @@ struct xbd_unmap_batch {
     struct xbd_map_reserve *reserve;
     void *ring;
     uint32_t ring_pages;
-    unsigned npages, max_pages;
+    unsigned nmaps, max_maps;   /* entries of maps[] */
+    unsigned npages;            /* pages of all of them: reserve units */
+    bool purge;                 /* a running ring's purge: the handle stays */
     unsigned failed;            /* set by the worker */
     int first_errno;
     /* Loop thread only: */
     ev_timer grace;
     xbd_unmap_done_fn *done;    /* NULL once called */
     void *done_opaque;
-    void *pages[];
+    struct { void *addr; uint32_t npages; } maps[];
 };
 
 struct xbd_unmapper {
@@ -53,9 +55,9 @@ struct xbd_unmapper {
 };
 
 struct xbd_unmap_batch *xbd_unmap_batch_new(const char *name, xengnttab_handle *xgt,
-                                            unsigned max_pages)
+                                            unsigned max_maps)
 {
-    struct xbd_unmap_batch *b = calloc(1, sizeof(*b) + max_pages * sizeof(void *));
+    struct xbd_unmap_batch *b = calloc(1, sizeof(*b) + max_maps * sizeof(b->maps[0]));
 
     if (!b)
         return NULL;
@@ -65,14 +67,17 @@ struct xbd_unmap_batch *xbd_unmap_batch_new(const char *name, xengnttab_handle *
         return NULL;
     }
     b->xgt = xgt;
-    b->max_pages = max_pages;
+    b->max_maps = max_maps;
     return b;
 }
 
-void xbd_unmap_batch_add(struct xbd_unmap_batch *b, void *page)
+void xbd_unmap_batch_add(struct xbd_unmap_batch *b, void *addr, uint32_t npages)
 {
-    if (b->npages < b->max_pages)
-        b->pages[b->npages++] = page;
+    if (b->nmaps < b->max_maps) {
+        b->maps[b->nmaps].addr = addr;
+        b->maps[b->nmaps++].npages = npages;
+        b->npages += npages;
+    }
 }
 
 void xbd_unmap_batch_set_ring(struct xbd_unmap_batch *b, void *ring, uint32_t ring_pages)
@@ -86,6 +91,24 @@ void xbd_unmap_batch_set_reserve(struct xbd_unmap_batch *b, struct xbd_map_reser
     b->reserve = m;
 }
 
+void xbd_unmap_batch_set_purge(struct xbd_unmap_batch *b)
+{
+    b->purge = true;
+}
+
+unsigned xbd_unmap_batch_count(const struct xbd_unmap_batch *b)
+{
+    return b->nmaps;
+}
+
+void xbd_unmap_batch_free(struct xbd_unmap_batch *b)
+{
+    if (b) {
+        free(b->name);
+        free(b);
+    }
+}
+
 static void unmap_counted(struct xbd_unmap_batch *b, void *addr, uint32_t count)
 {
     if (xengnttab_unmap(b->xgt, addr, count) < 0) {
@@ -97,10 +120,12 @@ static void unmap_counted(struct xbd_unmap_batch *b, void *addr, uint32_t count)
 /* In the worker: everything the batch holds, then the handle. */
 static void run_batch(struct xbd_unmap_batch *b)
 {
-    for (unsigned i = 0; i < b->npages; i++)
-        unmap_counted(b, b->pages[i], 1);
+    for (unsigned i = 0; i < b->nmaps; i++)
+        unmap_counted(b, b->maps[i].addr, b->maps[i].npages);
     if (b->ring)
         unmap_counted(b, b->ring, b->ring_pages);
+    if (b->purge)
+        return;                 /* the ring still uses its handle */
     xengnttab_close(b->xgt);
     b->xgt = NULL;
 }
@@ -163,16 +188,24 @@ static void report(struct xbd_unmapper *u, struct xbd_unmap_batch *b, bool tell)
     ev_timer_stop(u->loop, &b->grace);
     for (unsigned i = 0; i < b->npages; i++)
         xbd_map_reserve_give(b->reserve);
-    if (b->failed)
-        xbd_warn("%s: %u of %u unmap(s) after the ring stopped failed: %s", b->name,
-                 b->failed, b->npages + (b->ring != NULL), strerror(b->first_errno));
-    xbd_info("%s: %u persistent grant(s) unmapped after the ring stopped", b->name,
-             b->npages);
-    u->pending--;
+    if (b->purge) {
+        if (b->failed)
+            xbd_warn("%s: %u of %u unmap(s) of purged persistent grants failed: %s",
+                     b->name, b->failed, b->nmaps, strerror(b->first_errno));
+        xbd_debug("%s: %u purged persistent grant(s) in %u mapping(s) unmapped", b->name,
+                  b->npages, b->nmaps);
+    } else {
+        if (b->failed)
+            xbd_warn("%s: %u of %u unmap(s) after the ring stopped failed: %s", b->name,
+                     b->failed, b->nmaps + (b->ring != NULL), strerror(b->first_errno));
+        xbd_info("%s: %u persistent grant(s) in %u mapping(s) unmapped after the ring stopped",
+                 b->name, b->npages, b->nmaps);
+    }
+    if (!b->purge)
+        u->pending--;
     if (tell)
         call_done(b);
-    free(b->name);
-    free(b);
+    xbd_unmap_batch_free(b);
 }
 
 static void reap(struct xbd_unmapper *u, bool tell)
@@ -239,8 +272,12 @@ void xbd_unmapper_submit(struct xbd_unmapper *u, struct xbd_unmap_batch *b,
     b->done_opaque = opaque;
     ev_timer_init(&b->grace, grace_cb, XBD_UNMAP_GRACE, 0.);
     b->grace.data = b;
-    ev_timer_start(u->loop, &b->grace);
-    u->pending++;
+    /* A purge has nobody waiting for it: no grace period, and it is not
+     * a stopped ring (pending counts those). */
+    if (!b->purge) {
+        ev_timer_start(u->loop, &b->grace);
+        u->pending++;
+    }
     pthread_mutex_lock(&u->lock);
     *u->todo_tail = b;
     u->todo_tail = &b->next;

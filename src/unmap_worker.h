@@ -1,12 +1,14 @@
 /*
  * unmap_worker.h - unmap a stopped ring's grant mappings off the event loop.
  *
- * On Xen every persistent grant is its own gntdev mapping, and unmapping
- * one costs two ioctls, a munmap and (in the kernel) a
- * GNTTABOP_unmap_grant_ref hypercall with a TLB flush over dom0's vCPUs.
- * A ring with a full cache holds about a thousand of them: done on the
- * loop, a ring stop blocks every other guest for seconds and delays the
- * Closed state past libxl's 10 s detach timeout.
+ * On Xen unmapping one gntdev mapping costs two ioctls, a munmap and (in
+ * the kernel) a GNTTABOP_unmap_grant_ref hypercall with a TLB flush over
+ * dom0's vCPUs.  The persistent grants of a ring are mapped one group per
+ * request (grant_cache.c), so a full cache is tens to hundreds of
+ * mappings, and a guest that brings one new page per request can still
+ * make it about a thousand: done on the loop, a ring stop blocks every
+ * other guest and may delay the Closed state past libxl's 10 s detach
+ * timeout.
  *
  * Once a ring has drained (no request in flight, no page will be touched
  * again) it hands its gntdev handle and every mapping made through it to
@@ -43,17 +45,25 @@ struct xbd_unmapper *xbd_unmapper_new(struct ev_loop *loop);
 /* Wait for every batch handed over, report them, join the thread, free. */
 void xbd_unmapper_free(struct xbd_unmapper *u);
 
-/* One ring's mappings: <npages> single-page mappings that each hold one
- * unit of <reserve> (given back on the loop once unmapped), and the ring
- * itself (<ring>, <ring_pages> pages; NULL: none), all made through <xgt>,
- * which the worker closes after them. */
+/* One ring's mappings: up to <max_maps> mappings (one unmap call each)
+ * whose every page holds one unit of <reserve> (given back on the loop
+ * once unmapped), and the ring itself (<ring>, <ring_pages> pages; NULL:
+ * none), all made through <xgt>, which the worker closes after them. */
 struct xbd_unmap_batch;
 struct xbd_unmap_batch *xbd_unmap_batch_new(const char *name, xengnttab_handle *xgt,
-                                            unsigned max_pages);
-/* Add a single-page mapping (at most max_pages of them). */
-void xbd_unmap_batch_add(struct xbd_unmap_batch *b, void *page);
+                                            unsigned max_maps);
+/* Add a whole mapping of <npages> pages at <addr> (at most max_maps). */
+void xbd_unmap_batch_add(struct xbd_unmap_batch *b, void *addr, uint32_t npages);
 void xbd_unmap_batch_set_ring(struct xbd_unmap_batch *b, void *ring, uint32_t ring_pages);
 void xbd_unmap_batch_set_reserve(struct xbd_unmap_batch *b, struct xbd_map_reserve *m);
+/* The mappings a running ring purged (grant_cache.c): the worker leaves
+ * the handle open (the ring goes on using it; a later stop's batch closes
+ * it after these, batches run in order), there is no grace period, the
+ * batch does not count as a stopped ring, and <done> may be NULL. */
+void xbd_unmap_batch_set_purge(struct xbd_unmap_batch *b);
+unsigned xbd_unmap_batch_count(const struct xbd_unmap_batch *b);
+/* A batch never submitted. */
+void xbd_unmap_batch_free(struct xbd_unmap_batch *b);
 /* Hand over: from now on the worker owns the batch, the handle and the
  * mappings; nobody else may use any of them.  <done>(<opaque>) runs on
  * the loop once they are unmapped, or after XBD_UNMAP_GRACE seconds if
@@ -61,7 +71,8 @@ void xbd_unmap_batch_set_reserve(struct xbd_unmap_batch *b, struct xbd_map_reser
 typedef void xbd_unmap_done_fn(void *opaque);
 void xbd_unmapper_submit(struct xbd_unmapper *u, struct xbd_unmap_batch *b,
                          xbd_unmap_done_fn *done, void *opaque);
-/* Batches handed over and not yet reported (for tests and stats). */
+/* Stopped rings' batches handed over and not yet reported (for tests and
+ * stats; purges are not counted). */
 unsigned xbd_unmapper_pending(const struct xbd_unmapper *u);
 
 #endif

@@ -7,7 +7,8 @@
  * - with persistent grants and a cache smaller than the requests, the
  *   indirect pages are read from their mappings (no copy call: the cache
  *   keeps room for them) and the segments that found no room in the
- *   cache go in one copy call; the same requests again map nothing new.
+ *   cache go in one copy call, those that found room are mapped by one
+ *   map call; the same requests again map nothing new.
  * Counted with the ring's own counters (copy_calls, copy_segs,
  * pgrant_map_calls), never with time.
  */
@@ -97,7 +98,11 @@ static void test_cache_overflow(void)
      * mapped read-only after the writable map fails, once), then both
      * again. */
     const bool ro[4] = { false, true, false, true };
-    const unsigned maps[4] = { data_mapped + 1, 2, 0, 0 };
+    /* Map calls: the list, then its 14 data pages that fit in ONE call
+     * (grant_cache.c maps a request's new pages as one mapping); the
+     * read-only list (writable map refused, then read-only); nothing. */
+    const unsigned maps[4] = { 1 + 1, 2, 0, 0 };
+    const unsigned mapped[4] = { 1 + data_mapped, cap, cap, cap };
 
     printf("persistent, cache smaller than the requests: one copy call each, no churn\n");
     if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true, .max_indirect = NSEG,
@@ -115,6 +120,7 @@ static void test_cache_overflow(void)
         CHECK_EQ(c1.calls - c0.calls, 1);      /* the overflow; the list was mapped */
         CHECK_EQ(c1.segs - c0.segs, copied);
         CHECK_EQ(c1.maps - c0.maps, maps[k]);
+        CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, mapped[k]);
     }
     rig_down(&b, &f);
 }

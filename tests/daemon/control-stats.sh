@@ -155,7 +155,7 @@ seq = [("read", 16, 0, 2, None, 0), ("read", 4, 0, 1, None, 0), ("write", 0, 24,
        ("barrier", 0, 8, 1, None, 0), (None, 0, 0, 0, "protocol", 0)]
 want = [{"requests": dict.fromkeys(ops + ("indirect",), 0), "sectors": {"read": 0, "written": 0},
          "errors": dict.fromkeys(("io", "protocol", "grant", "eopnotsupp"), 0), "segs": 0,
-         "copy_calls": 0, "ro_maps": 0} for _ in range(nq)]
+         "copy_calls": 0, "ro_maps": 0, "data_reqs": 0} for _ in range(nq)]
 for i, (op, rs, ws, segs, err, ind) in enumerate(seq):
     w = want[i % nq]
     if op:
@@ -164,6 +164,7 @@ for i, (op, rs, ws, segs, err, ind) in enumerate(seq):
     w["sectors"]["read"] += rs
     w["sectors"]["written"] += ws
     w["segs"] += segs
+    w["data_reqs"] += segs > 0
     # The indirect page goes through the grant cache too (a lookup, no
     # copy); xsim-blkfront grants it read-only, so the writable map fails
     # and a read-only one follows: two map calls, one page mapped.
@@ -180,9 +181,12 @@ for q, r in enumerate(devs[5]["rings"]):
     check("dev 5 q%d errors" % q, r["errors"], w["errors"])
     pg = r["persistent_grants"]
     check("dev 5 q%d grant cache lookups (hits + misses)" % q, pg["hits"] + pg["misses"], w["segs"])
-    check("dev 5 q%d map calls = misses + read-only retries" % q, pg["map_calls"], pg["misses"] + w["ro_maps"])
-    check("dev 5 q%d mapped = successful maps" % q, pg["mapped"],
-          pg["map_calls"] - w["errors"]["grant"] - w["ro_maps"])
+    # A request's new data pages are mapped by one call (grant_cache.c),
+    # an indirect page by its own two (writable refused, read-only).
+    check("dev 5 q%d map calls <= a request's data + read-only retries" % q,
+          w["ro_maps"] * 2 <= pg["map_calls"] <= w["data_reqs"] + w["ro_maps"] * 2, True)
+    check("dev 5 q%d mapped = misses that did not fail" % q, pg["mapped"],
+          pg["misses"] - w["errors"]["grant"])
     check("dev 5 q%d purges" % q, pg["purges"], 0)
     check("dev 5 q%d map failures = grant errors" % q, pg["map_failures"], w["errors"]["grant"])
     check("dev 5 q%d grant copy" % q, r["grant_copy"], {"calls": w["copy_calls"], "segments": w["copy_calls"]})

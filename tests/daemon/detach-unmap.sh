@@ -54,12 +54,12 @@ wait_log "domain 5 vbd3/51712: backend directory removed, device freed"
 vbd3_disk 5 51712 "$imgA"
 fe_hold a2 5 --vdev 51712 --workload verify --count 64 --bs 64k --qd 8 --seed 2 --hold 300 --close
 xsim_log "ok: the device reattached and served I/O while its old unmaps were held"
-! grep -q "persistent grant(s) unmapped after the ring stopped" "$XSIM_LOGDIR/xenblkd.log" ||
+! grep -q "unmapped after the ring stopped" "$XSIM_LOGDIR/xenblkd.log" ||
     xsim_fail "an unmap batch finished while unmaps were held"
 
 # Released: the old ring's grants go (the ring page is not counted).
 rm -f "$hold"
-wait_log "domain 5 vbd3/51712 q0: $((mapped - 1)) persistent grant\(s\) unmapped after the ring stopped"
+wait_log "domain 5 vbd3/51712 q0: $((mapped - 1)) persistent grant\(s\) in [0-9]+ mapping\(s\) unmapped after the ring stopped"
 # Unmaps are fast again: Closed comes after them (--close checks that
 # every grant ended at Closed).
 fe_end a2
@@ -79,7 +79,7 @@ check "daemon still running while unmaps are held" xsim_running xenblkd
 rm -f "$hold"
 rc=$(xsim_wait_exit xenblkd 20) || xsim_fail "daemon did not exit"
 [ "$rc" = 0 ] || xsim_fail "daemon exited $rc"
-grep -Eq "domain 6 vbd3/51728 q0: [0-9]+ persistent grant\(s\) unmapped after the ring stopped" \
+grep -Eq "domain 6 vbd3/51728 q0: [0-9]+ persistent grant\(s\) in [0-9]+ mapping\(s\) unmapped after the ring stopped" \
     "$XSIM_LOGDIR/xenblkd.log" || xsim_fail "the pending unmaps were not reported before exit"
 ! grep -Eq "unmap\(s\) after the ring stopped failed|xengnttab_close with" "$XSIM_LOGDIR/xenblkd.log" ||
     xsim_fail "an unmap failed or a mapping was left"

@@ -68,6 +68,7 @@ XBD_MATRIX_TESTS = \
 	tests/daemon/rings.sh \
 	tests/daemon/grants.sh \
 	tests/daemon/grant-idle.sh \
+	tests/daemon/grant-groups.sh \
 	tests/daemon/resize.sh \
 	tests/daemon/datapath.sh \
 	tests/daemon/loopdev.sh \

@@ -70,13 +70,15 @@ static void disk_json(FILE *f, bf_disk *d)
 
 int bf_stats_json(FILE *f, bf_host *h, bf_disk **disks, unsigned n)
 {
-    struct xsg_grant_stats gs = { 0, 0, 0, 0, 0 };
+    struct xsg_grant_stats gs = { 0, 0, 0, 0, 0, 0 };
     bool have = xsg_grant_stats(h->dom, &gs) == 0;
     fprintf(f, "{\n  \"domid\": %u,\n", h->domid);
     if (have)
         fprintf(f, "  \"grant_stats\": {\"map_calls\": %" PRIu64 ", \"pages_mapped\": %" PRIu64
-                ", \"pages_unmapped\": %" PRIu64 ", \"copy_calls\": %" PRIu64 ", \"copy_segs\": %" PRIu64 "},\n",
-                gs.map_calls, gs.pages_mapped, gs.pages_unmapped, gs.copy_calls, gs.copy_segs);
+                ", \"pages_unmapped\": %" PRIu64 ", \"copy_calls\": %" PRIu64 ", \"copy_segs\": %" PRIu64
+                ", \"unmap_calls\": %" PRIu64 "},\n",
+                gs.map_calls, gs.pages_mapped, gs.pages_unmapped, gs.copy_calls, gs.copy_segs,
+                gs.unmap_calls);
     else
         fprintf(f, "  \"grant_stats\": null,\n");
     fprintf(f, "  \"disks\": [\n");

@@ -3,7 +3,8 @@
 #
 # A. A persistent map that fails (the simulated gnttab's fault injection,
 #    tests/sim/CONTRACT.md: map_call with ENOMEM, what an exhausted
-#    vm.max_map_count gives) degrades that page to grant copy: counted in
+#    vm.max_map_count gives) degrades the pages of that call to grant copy
+#    (a request's new pages are mapped by one call): counted in
 #    persistent_grants.map_failures, and the guest's verified workload
 #    passes with no error (before: the request failed).
 # B. Guests asking for the maximum of everything (every queue offered,
@@ -48,7 +49,9 @@ done
 xsim_log "daemon offers $Q queue(s); budgets per disk: $MAPS mappings, $((2 * Q)) MiB"
 
 # ---- A. a failed persistent map degrades to copy ----
-# Map call 1 is guest 8's ring; the 4th data page's map fails with ENOMEM.
+# Map call 1 is guest 8's ring; map call 5 fails with ENOMEM: a request's
+# new pages (mapped by one call, src/grant_cache.c) are copied instead,
+# each counted as a map failure.
 "$XSIM_CTL" fault map_call=5,map_call_errno=12
 "$FE" --domid 8 --vdev 51712 --timeout 60 --workload verify --count 200 --hold 30 \
     --stats-json "$XSIM_TMP/fe8.json" >"$XSIM_LOGDIR/fe8.log" 2>&1 &
@@ -64,7 +67,7 @@ s8=$(stats 8)
 failures=$(jq '[.devices[0].rings[].persistent_grants.map_failures] | add' <<<"$s8")
 errors=$(jq '[.devices[0].rings[].errors | .io + .protocol + .grant] | add' <<<"$s8")
 xsim_log "guest 8: $failures map failure(s) degraded to copy, $errors errors"
-[ "$failures" = 1 ] || xsim_fail "want 1 map failure counted, got $failures"
+[ "$failures" -ge 1 ] || xsim_fail "want the failed map's page(s) counted, got $failures"
 [ "$errors" = 0 ] || xsim_fail "a failed map made $errors request(s) fail"
 kill $fe8 2>/dev/null || true
 wait $fe8 2>/dev/null || true

@@ -351,6 +351,7 @@ int xsg_grant_stats(xsg_dom *d, struct xsg_grant_stats *st)
     st->pages_unmapped = __atomic_load_n(&s[XSIM_ST_PAGES_UNMAPPED], __ATOMIC_RELAXED);
     st->copy_calls = __atomic_load_n(&s[XSIM_ST_COPY_CALLS], __ATOMIC_RELAXED);
     st->copy_segs = __atomic_load_n(&s[XSIM_ST_COPY_SEGS], __ATOMIC_RELAXED);
+    st->unmap_calls = __atomic_load_n(&s[XSIM_ST_UNMAP_CALLS], __ATOMIC_RELAXED);
     return 0;
 }
 

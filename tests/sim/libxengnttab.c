@@ -273,6 +273,21 @@ static struct mapping **find_mapping(xengnttab_handle *x, void *addr)
     return NULL;
 }
 
+/* Count one unmap call in the stats of each domain the mapping holds
+ * pages of (before the pages are released). */
+static void count_unmap_call(const struct mapping *m)
+{
+    uint32_t i, j;
+
+    for (i = 0; i < m->count; i++) {
+        for (j = 0; j < i && m->gdom[j] != m->gdom[i]; j++)
+            ;
+        if (j == i && m->gdom[i])
+            __atomic_fetch_add(&m->gdom[i]->hdr->stats[XSIM_ST_UNMAP_CALLS], 1,
+                               __ATOMIC_RELAXED);
+    }
+}
+
 static int unmap_locked(xengnttab_handle *x, void *addr, uint32_t count)
 {
     struct mapping **pp = find_mapping(x, addr);
@@ -287,6 +302,7 @@ static int unmap_locked(xengnttab_handle *x, void *addr, uint32_t count)
     m = *pp;
     *pp = m->next;
     x->nr_mapped -= m->count;
+    count_unmap_call(m);
     mapping_release(m, m->count, true);
     return 0;
 }

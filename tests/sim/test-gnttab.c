@@ -227,9 +227,13 @@ static void check_multi_contiguous_all_or_nothing(void)
         CHECK(xsg_end_access(d, refs[i]) == 0);
 }
 
-/* Unmap with a wrong address or count fails with EINVAL, changing nothing. */
+/* Unmap with a wrong address or count fails with EINVAL, changing nothing,
+ * as libxengnttab's Linux xengnttab_unmap does (it asks gntdev for the
+ * mapping holding the address and refuses any count but that mapping's):
+ * a multi-page mapping is unmapped whole, by one counted call. */
 static void check_unmap_exact(void)
 {
+    struct xsg_grant_stats s0, s1;
     uint32_t g1, g2;
     grant_ref_t refs[2];
     uint8_t *p;
@@ -238,6 +242,7 @@ static void check_unmap_exact(void)
     refs[1] = grant_page(&g2, false, 0x32, 0);
     p = xengnttab_map_domain_grant_refs(gt, 2, GUEST, refs, PROT_READ | PROT_WRITE);
     REQUIRE(p);
+    xsg_grant_stats(d, &s0);
     errno = 0;
     CHECK(xengnttab_unmap(gt, p + 4096, 1) == -1 && errno == EINVAL);
     errno = 0;
@@ -248,6 +253,9 @@ static void check_unmap_exact(void)
     CHECK(xsg_grants_in_use(d) == 2);
     CHECK(p[0] == 0x31 && p[4096] == 0x32);     /* still mapped */
     CHECK(xengnttab_unmap(gt, p, 2) == 0);
+    xsg_grant_stats(d, &s1);
+    CHECK(s1.unmap_calls == s0.unmap_calls + 1);     /* the failed ones: none */
+    CHECK(s1.pages_unmapped == s0.pages_unmapped + 2);
     CHECK(xsg_grants_in_use(d) == 0);
     CHECK(xsg_end_access(d, refs[0]) == 0 && xsg_end_access(d, refs[1]) == 0);
 }

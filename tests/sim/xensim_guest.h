@@ -63,6 +63,7 @@ struct xsg_grant_stats {
     uint64_t pages_unmapped;
     uint64_t copy_calls;    /* xengnttab_grant_copy calls */
     uint64_t copy_segs;     /* segments copied to or from this domain */
+    uint64_t unmap_calls;   /* xengnttab_unmap calls that released pages of it */
 };
 int xsg_grant_stats(xsg_dom *d, struct xsg_grant_stats *st);
 

@@ -52,9 +52,9 @@ static int cmd_stats(const char *arg)
         return 1;
     s = g->hdr->stats;
     printf("map_calls=%" PRIu64 "\npages_mapped=%" PRIu64 "\npages_unmapped=%" PRIu64
-           "\ncopy_calls=%" PRIu64 "\ncopy_segs=%" PRIu64 "\n",
+           "\ncopy_calls=%" PRIu64 "\ncopy_segs=%" PRIu64 "\nunmap_calls=%" PRIu64 "\n",
            s[XSIM_ST_MAP_CALLS], s[XSIM_ST_PAGES_MAPPED], s[XSIM_ST_PAGES_UNMAPPED],
-           s[XSIM_ST_COPY_CALLS], s[XSIM_ST_COPY_SEGS]);
+           s[XSIM_ST_COPY_CALLS], s[XSIM_ST_COPY_SEGS], s[XSIM_ST_UNMAP_CALLS]);
     return 0;
 }
 

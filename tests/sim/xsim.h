@@ -37,7 +37,7 @@ struct xsim_proc {          /* a process holding pins on this domain's grants */
 
 enum {                      /* indexes of xsim_gnt_hdr.stats */
     XSIM_ST_MAP_CALLS, XSIM_ST_PAGES_MAPPED, XSIM_ST_PAGES_UNMAPPED,
-    XSIM_ST_COPY_CALLS, XSIM_ST_COPY_SEGS, XSIM_ST_NR = 8
+    XSIM_ST_COPY_CALLS, XSIM_ST_COPY_SEGS, XSIM_ST_UNMAP_CALLS, XSIM_ST_NR = 8
 };
 
 struct xsim_gnt_hdr {

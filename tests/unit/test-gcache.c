@@ -12,6 +12,11 @@
  * (src/budget.h), mappings of every cache count against it, a cache whose
  * own table has room refuses a new grant once the reserve is used up (the
  * caller copies: budget_full), and unmapping gives the reserve back.
+ * A request's new grants (xbd_gcache_map_missing) are mapped by one call
+ * as one group, each distinct ref once; purges take a group whole, never
+ * one with a page in use, by one unmap call; the budget counts the pages
+ * of groups; a batch with a bad ref maps nothing (page by page the good
+ * ones still map).
  * Handed over to the unmap worker (src/unmap_worker.c), every mapping
  * stays mapped and reserved until the worker unmapped it in its thread;
  * then the loop gets the reserve back and the owner's callback.  The
@@ -290,6 +295,145 @@ static void test_host_reserve(void)
     rig_close(&r);
 }
 
+static struct xsg_grant_stats gstats(struct rig *r)
+{
+    struct xsg_grant_stats s;
+
+    memset(&s, 0, sizeof(s));
+    CHECK_EQ(xsg_grant_stats(r->d, &s), 0);
+    return s;
+}
+
+/* Pin refs[0..n) (all cached), then release them at <t>. */
+static void use_all(struct xbd_gcache *c, const grant_ref_t *refs, unsigned n, double t)
+{
+    struct xbd_gnt *g[16];
+
+    for (unsigned i = 0; i < n; i++)
+        g[i] = get(c, refs[i]);
+    for (unsigned i = 0; i < n; i++)
+        xbd_gcache_put(c, g[i], t);
+}
+
+/* A request's new grants: one map call for the distinct refs not cached,
+ * entered as one group; the pages are right; purges take a group only
+ * whole and only when none of its pages is held; unmapping it is one
+ * call. */
+static void test_group_map(void)
+{
+    struct rig r;
+    struct xbd_gcache *c;
+    struct xsg_grant_stats s0, s1;
+    struct xbd_gnt *held;
+    grant_ref_t refs[8];
+    int err = -1;
+
+    printf("a request's new grants are one mapping, unmapped whole\n");
+    rig_open(&r, 35);
+    c = xbd_gcache_new(r.xgt, 35, 16, &r.st);
+    use_all(c, &r.ref[4], 1, 1);                 /* ref 4 cached already */
+    s0 = gstats(&r);
+    /* refs 0..3, each twice, and the cached ref 4: 4 pages, 1 call. */
+    grant_ref_t req[9] = { r.ref[0], r.ref[1], r.ref[0], r.ref[2], r.ref[4],
+                           r.ref[3], r.ref[1], r.ref[3], r.ref[2] };
+    memcpy(refs, req, sizeof(refs));
+    CHECK_EQ(xbd_gcache_map_missing(c, req, 9, &err), 4);
+    CHECK_EQ(err, 0);
+    s1 = gstats(&r);
+    CHECK_EQ(s1.map_calls - s0.map_calls, 1);
+    CHECK_EQ(s1.pages_mapped - s0.pages_mapped, 4);
+    CHECK_EQ(xbd_gcache_count(c), 5);
+    CHECK_EQ(r.st.pgrants_mapped, 5);
+    CHECK_EQ(r.st.pgrant_map_calls, 2);
+    /* get() finds them (counted as misses: new this request), each page
+     * is the guest's page of that ref. */
+    for (unsigned i = 0; i < 4; i++) {
+        struct xbd_gnt *g = get(c, r.ref[i]);
+
+        CHECK(((unsigned char *)xbd_gnt_page(g))[100] == 'a' + i);
+        xbd_gcache_put(c, g, 2);
+    }
+    CHECK_EQ(r.st.pgrant_misses, 1 + 4);
+    CHECK_EQ(r.st.pgrant_hits, 0);
+    /* Nothing new: no call. */
+    memcpy(req, refs, sizeof(refs));
+    CHECK_EQ(xbd_gcache_map_missing(c, req, 8, &err), 0);
+    CHECK_EQ(err, 0);
+    CHECK_EQ(gstats(&r).map_calls, s1.map_calls);
+    /* One page of the group held: an LRU purge takes the other group
+     * (ref 4 alone) and leaves the held one, all 4 pages mapped. */
+    held = get(c, r.ref[2]);
+    CHECK_EQ(xbd_gcache_purge_lru(c, 100), 1);
+    CHECK_EQ(xbd_gcache_count(c), 4);
+    CHECK_EQ(xsg_grants_in_use(r.d), 4);
+    CHECK_EQ(xbd_gcache_purge_idle(c, 1e9), 0);
+    /* Released: the stale purge (1 page wanted) takes the whole group,
+     * by one unmap call. */
+    xbd_gcache_put(c, held, 3);
+    s0 = gstats(&r);
+    CHECK_EQ(xbd_gcache_purge_stale(c, 1, 2.5), 0);   /* used at 3: not stale */
+    CHECK_EQ(xbd_gcache_purge_stale(c, 1, 10), 4);
+    s1 = gstats(&r);
+    CHECK_EQ(s1.unmap_calls - s0.unmap_calls, 1);
+    CHECK_EQ(s1.pages_unmapped - s0.pages_unmapped, 4);
+    CHECK_EQ(xbd_gcache_count(c), 0);
+    CHECK_EQ(r.st.pgrant_purges, 5);
+    CHECK_EQ(xsg_grants_in_use(r.d), 0);
+    xbd_gcache_free(c);
+    rig_close(&r);
+}
+
+/* The budget counts pages, whatever their grouping: a group gets no more
+ * pages than the cache's data share and the host reserve leave; a batch
+ * with a bad ref maps nothing, and page by page the good ones still map. */
+static void test_group_budget(void)
+{
+    struct rig r;
+    struct xbd_map_reserve m = { .max_map_count = 100, .limit = 3 };
+    struct xbd_gcache *c;
+    grant_ref_t req[6];
+    int err = -1;
+
+    printf("groups and the budget, a bad ref in a batch\n");
+    rig_open(&r, 36);
+    c = xbd_gcache_new(r.xgt, 36, 5, &r.st);
+    xbd_gcache_set_headroom(c, 1);               /* data share: 4 */
+    xbd_gcache_set_reserve(c, &m);
+    for (unsigned i = 0; i < 6; i++)
+        req[i] = r.ref[i];
+    CHECK_EQ(xbd_gcache_map_missing(c, req, 6, &err), 3);   /* the reserve */
+    CHECK_EQ(m.used, 3);
+    CHECK_EQ(xbd_gcache_count(c), 3);
+    m.limit = 50;
+    for (unsigned i = 0; i < 6; i++)
+        req[i] = r.ref[i];
+    CHECK_EQ(xbd_gcache_map_missing(c, req, 6, &err), 1);   /* the share */
+    CHECK_EQ(xbd_gcache_count(c), 4);
+    for (unsigned i = 0; i < 6; i++)
+        req[i] = r.ref[i];
+    CHECK_EQ(xbd_gcache_map_missing(c, req, 6, &err), 0);
+    CHECK_EQ(err, 0);
+    CHECK(xbd_gcache_get(c, r.ref[4], &err) == NULL && err == 0);   /* copy it */
+    CHECK(xbd_gcache_take_full_hint(c));
+    CHECK_EQ(xbd_gcache_purge_lru(c, 100), 4);
+    CHECK_EQ(m.used, 0);
+    /* A never-granted ref fails the whole call: nothing stays mapped or
+     * reserved, and the good page then maps on its own. */
+    req[0] = r.ref[5];
+    req[1] = 1000;
+    CHECK_EQ(xbd_gcache_map_missing(c, req, 2, &err), 0);
+    CHECK(err != 0);
+    CHECK_EQ(xbd_gcache_count(c), 0);
+    CHECK_EQ(m.used, 0);
+    CHECK_EQ(xsg_grants_in_use(r.d), 0);
+    xbd_gcache_put(c, get(c, r.ref[5]), 1);
+    CHECK(xbd_gcache_get(c, 1000, &err) == NULL && err != 0);
+    CHECK_EQ(xbd_gcache_count(c), 1);
+    xbd_gcache_free(c);
+    CHECK_EQ(m.used, 0);
+    rig_close(&r);
+}
+
 static void done_cb(void *opaque)
 {
     (*(unsigned *)opaque)++;
@@ -304,16 +448,24 @@ static void test_hand_over(void)
     xengnttab_handle *own = xengnttab_open(NULL, 0);
     struct xbd_unmap_batch *b;
     struct xbd_gcache *c;
+    struct xsg_grant_stats s0;
+    grant_ref_t refs[4];
     unsigned i, done = 0, spins = 0;
+    int err = -1;
 
     printf("hand over to the unmap worker\n");
     rig_open(&r, 34);
     CHECK(loop && u && own);
     c = xbd_gcache_new(own, 34, 8, &r.st);
     xbd_gcache_set_reserve(c, &m);
+    /* Refs 0..3 as one group, 4 and 5 on their own: 3 mappings. */
+    for (i = 0; i < 4; i++)
+        refs[i] = r.ref[i];
+    CHECK_EQ(xbd_gcache_map_missing(c, refs, 4, &err), 4);
     for (i = 0; i < NREF; i++)
         xbd_gcache_put(c, get(c, r.ref[i]), i);
     CHECK_EQ(xsg_grants_in_use(r.d), NREF);
+    s0 = gstats(&r);
     b = xbd_unmap_batch_new("test q0", own, xbd_gcache_count(c));
     CHECK(b != NULL);
     xbd_gcache_hand_over(c, b);
@@ -330,8 +482,60 @@ static void test_hand_over(void)
     CHECK_EQ(xbd_unmapper_pending(u), 0);
     CHECK_EQ(xsg_grants_in_use(r.d), 0);
     CHECK_EQ(m.used, 0);
+    CHECK_EQ(gstats(&r).unmap_calls - s0.unmap_calls, 3);  /* one per mapping */
+    CHECK_EQ(gstats(&r).pages_unmapped - s0.pages_unmapped, NREF);
     xbd_unmapper_free(u);
     CHECK_EQ(done, 1);
+    ev_loop_destroy(loop);
+    rig_close(&r);
+}
+
+/* Purges hand their unmaps to the worker: the pages leave the cache at
+ * once, stay reserved until the worker unmapped them (one call per
+ * mapping), and the handle stays open for the ring's next maps. */
+static void test_purge_worker(void)
+{
+    struct rig r;
+    struct xbd_map_reserve m = { .max_map_count = 100, .limit = 50 };
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct xbd_unmapper *u = xbd_unmapper_new(loop);
+    struct xsg_grant_stats s0;
+    struct xbd_gcache *c;
+    grant_ref_t refs[4];
+    unsigned i, spins = 0;
+    int err = -1;
+
+    printf("purges unmap through the worker\n");
+    rig_open(&r, 37);
+    CHECK(loop && u);
+    c = xbd_gcache_new(r.xgt, 37, 8, &r.st);
+    xbd_gcache_set_reserve(c, &m);
+    xbd_gcache_set_unmapper(c, u, "test q1");
+    for (i = 0; i < 4; i++)
+        refs[i] = r.ref[i];
+    CHECK_EQ(xbd_gcache_map_missing(c, refs, 4, &err), 4);
+    for (i = 0; i < NREF; i++)
+        xbd_gcache_put(c, get(c, r.ref[i]), i < 4 ? 1 : 20);
+    s0 = gstats(&r);
+    CHECK_EQ(xbd_gcache_purge_idle(c, 10), 4);    /* the group, not 4 and 5 */
+    CHECK_EQ(xbd_gcache_count(c), 2);
+    CHECK_EQ(m.used, NREF);                       /* until the worker is done */
+    CHECK_EQ(xbd_unmapper_pending(u), 0);         /* not a stopped ring */
+    while (m.used > 2 && spins++ < 100000)
+        ev_run(loop, EVRUN_ONCE);
+    CHECK_EQ(m.used, 2);
+    CHECK_EQ(xsg_grants_in_use(r.d), 2);
+    CHECK_EQ(gstats(&r).unmap_calls - s0.unmap_calls, 1);
+    /* The ring's handle still maps. */
+    xbd_gcache_put(c, get(c, r.ref[0]), 30);
+    CHECK_EQ(xbd_gcache_purge_lru(c, 100), 3);
+    spins = 0;
+    while (m.used && spins++ < 100000)
+        ev_run(loop, EVRUN_ONCE);
+    CHECK_EQ(m.used, 0);
+    CHECK_EQ(xsg_grants_in_use(r.d), 0);
+    xbd_gcache_free(c);
+    xbd_unmapper_free(u);
     ev_loop_destroy(loop);
     rig_close(&r);
 }
@@ -378,7 +582,10 @@ int main(int argc, char **argv)
     test_purges();
     test_purge_stale();
     test_host_reserve();
+    test_group_map();
+    test_group_budget();
     test_hand_over();
+    test_purge_worker();
     test_ring_plan();
     return check_result("test-gcache");
 }
