@@ -490,6 +490,8 @@ void xbd_host_get_figures(const struct xbd_host *h, struct xbd_host_figures *f)
         .loop_iterations = h->loop_stats.iterations,
         .loop_busy_max_us = h->loop_stats.busy_max_us,
         .loop_busy = h->loop_stats.busy,
+        .unmap_rings_pending = xbd_unmapper_pending(h->unmapper),
+        .unmap_mappings_pending = xbd_unmapper_maps_left(h->unmapper),
     };
 }
 

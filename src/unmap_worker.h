@@ -23,7 +23,8 @@
  * touched again; Linux blkfront's gnttab_end_foreign_access defers a
  * grant still mapped; a destroyed domain stays a zombie until dom0 lets
  * go of its pages).  Every mapping is still unmapped and counted before
- * the process exits: xbd_unmapper_free waits for them.
+ * the process exits: xbd_unmapper_free waits for them, for at most
+ * XBD_UNMAP_EXIT_TIMEOUT seconds.
  */
 #ifndef XENBLKD_UNMAP_WORKER_H
 #define XENBLKD_UNMAP_WORKER_H
@@ -35,6 +36,16 @@
  * anyway: half of libxl's device removal timeout (10 s). */
 #define XBD_UNMAP_GRACE 5.0
 
+/* Seconds the exit waits for the unmaps left.  A stop is bounded by the
+ * drain (at most 15 s for a handover, 20 s for a close, host.c), this
+ * wait and the xenstore thread's (5 s, xenbus.c): 40 s at worst, under
+ * the unit's TimeoutStopSec=60s with room for the kernel to unmap what
+ * is left as the process exits.  Past it nothing is lost: no page will
+ * be touched again, and the kernel unmaps every mapping at exit.  A
+ * ring's unmaps take well under a second on Xen 4.20 (one per request's
+ * group), so only a stuck unmap reaches it. */
+#define XBD_UNMAP_EXIT_TIMEOUT 15.0
+
 struct ev_loop;
 struct xbd_map_reserve;
 struct xbd_unmapper;
@@ -42,7 +53,9 @@ struct xbd_unmapper;
 /* The thread and its wake-up on <loop>; NULL + log line on failure (the
  * caller then unmaps on the loop, as before). */
 struct xbd_unmapper *xbd_unmapper_new(struct ev_loop *loop);
-/* Wait for every batch handed over, report them, join the thread, free. */
+/* Wait for every batch handed over (at most XBD_UNMAP_EXIT_TIMEOUT s:
+ * past it, warn with the mappings left and leave the thread behind for
+ * the process's exit), report them, join the thread, free. */
 void xbd_unmapper_free(struct xbd_unmapper *u);
 
 /* One ring's mappings: up to <max_maps> mappings (one unmap call each)
@@ -52,7 +65,9 @@ void xbd_unmapper_free(struct xbd_unmapper *u);
 struct xbd_unmap_batch;
 struct xbd_unmap_batch *xbd_unmap_batch_new(const char *name, xengnttab_handle *xgt,
                                             unsigned max_maps);
-/* Add a whole mapping of <npages> pages at <addr> (at most max_maps). */
+/* Add a whole mapping of <npages> pages at <addr>.  Past max_maps (a
+ * caller's bug) it is unmapped at once, on the caller's thread, with an
+ * error logged: never leaked, never silently. */
 void xbd_unmap_batch_add(struct xbd_unmap_batch *b, void *addr, uint32_t npages);
 void xbd_unmap_batch_set_ring(struct xbd_unmap_batch *b, void *ring, uint32_t ring_pages);
 void xbd_unmap_batch_set_reserve(struct xbd_unmap_batch *b, struct xbd_map_reserve *m);
@@ -74,5 +89,8 @@ void xbd_unmapper_submit(struct xbd_unmapper *u, struct xbd_unmap_batch *b,
 /* Stopped rings' batches handed over and not yet reported (for tests and
  * stats; purges are not counted). */
 unsigned xbd_unmapper_pending(const struct xbd_unmapper *u);
+/* Mappings (purges' and ring pages included) handed over and not yet
+ * unmapped; any thread. */
+unsigned xbd_unmapper_maps_left(const struct xbd_unmapper *u);
 
 #endif

@@ -273,6 +273,9 @@ struct xbd_xs_worker *xbd_xs_worker_start(struct ev_loop *loop, void *ctx,
     w->stall_w.data = w;
     ev_timer_start(loop, &w->stall_w);
     err = pthread_create(&w->thread, NULL, worker_main, w);
+    /* Named for top -H and ps -L; a failure costs only the name. */
+    if (!err)
+        (void)pthread_setname_np(w->thread, "xbd-xenstore");
     if (err) {
         xbd_err("cannot start the xenstore thread: %s", strerror(err));
         ev_async_stop(loop, &w->async);

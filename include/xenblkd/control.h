@@ -46,7 +46,10 @@
  *   "loop": {"iterations", "busy_max_us", "busy": histogram as "latency"
  *   below, of how long each loop iteration kept the loop from polling}
  *   (src/loop_stats.h), "log": {"suppressed"} (lines dropped by the log
- *   rate limit, src/log_limit.h).
+ *   rate limit, src/log_limit.h), "unmaps": {"rings_pending" (stopped
+ *   rings whose grant unmaps are not done), "mappings_pending" (gntdev
+ *   mappings handed to the unmap thread and not yet unmapped, purges'
+ *   included)} (src/unmap_worker.h).
  *
  * <device>: "domid", "devid", "kind" ("vbd3","qdisk","vbd"), "backend",
  *   "frontend" (xenstore directories), "backing": {"path" (string or

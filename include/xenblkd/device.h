@@ -119,6 +119,10 @@ struct xbd_host_figures {
     uint64_t loop_iterations;
     uint64_t loop_busy_max_us;  /* longest iteration: the loop did not poll */
     struct xbd_lat_hist loop_busy; /* per iteration, microseconds */
+    /* Handed to the unmap worker, not yet unmapped (src/unmap_worker.h):
+     * stopped rings' batches, and mappings (purges' and ring pages
+     * included). */
+    uint64_t unmap_rings_pending, unmap_mappings_pending;
 };
 void xbd_host_get_figures(const struct xbd_host *h, struct xbd_host_figures *f);
 /* Device evaluations waiting to run (not those held back by a device's

@@ -22,6 +22,7 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/remove.sh \
 	tests/daemon/closed-once.sh \
 	tests/daemon/detach-unmap.sh \
+	tests/daemon/unmap-exit.sh \
 	tests/daemon/malformed.sh \
 	tests/daemon/multi.sh \
 	tests/daemon/sigterm.sh \
