@@ -25,6 +25,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <xengnttab.h>
@@ -540,6 +543,79 @@ static void test_purge_worker(void)
     rig_close(&r);
 }
 
+/* A purge handed to the worker does not give the ring its room back
+ * before the worker unmapped the pages: until then they are still mapped
+ * (gntdev, Xen's maptrack), and a guest that cycles through new refs each
+ * purge interval must not hold more than its share at any time, however
+ * slow the unmaps (XENSIM_GNTTAB_UNMAP_HOLD holds them).  Batch maps,
+ * single maps and indirect maps all wait; copies serve the guest
+ * meanwhile (NULL without error). */
+static void test_purge_pending_share(void)
+{
+    struct rig r;
+    struct xbd_map_reserve m = { .max_map_count = 100, .limit = 50 };
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct xbd_unmapper *u = xbd_unmapper_new(loop);
+    char hold[] = "/tmp/test-gcache-hold.XXXXXX";
+    struct xbd_gcache *c;
+    grant_ref_t refs[4];
+    unsigned i, spins = 0;
+    int fd, err = -1;
+
+    printf("a pending purge still counts in the ring's share\n");
+    rig_open(&r, 38);
+    CHECK(loop && u);
+    fd = mkstemp(hold);
+    CHECK(fd >= 0);
+    close(fd);
+    setenv("XENSIM_GNTTAB_UNMAP_HOLD", hold, 1);
+    c = xbd_gcache_new(r.xgt, 38, 4, &r.st);
+    xbd_gcache_set_reserve(c, &m);
+    xbd_gcache_set_unmapper(c, u, "test q2");
+    for (i = 0; i < 4; i++)
+        refs[i] = r.ref[i];
+    CHECK_EQ(xbd_gcache_map_missing(c, refs, 4, &err), 4);
+    for (i = 0; i < 4; i++)
+        xbd_gcache_put(c, get(c, r.ref[i]), 1);
+    CHECK_EQ(xbd_gcache_purge_idle(c, 10), 4);
+    CHECK_EQ(xbd_gcache_count(c), 0);
+    /* The worker holds the 4 pages: new refs go by copy. */
+    refs[0] = r.ref[4];
+    refs[1] = r.ref[5];
+    CHECK_EQ(xbd_gcache_map_missing(c, refs, 2, &err), 0);
+    CHECK_EQ(err, 0);
+    CHECK(xbd_gcache_get(c, r.ref[4], &err) == NULL);
+    CHECK_EQ(err, 0);
+    CHECK(xbd_gcache_get_indirect(c, r.ref[5], &err) == NULL);
+    CHECK_EQ(err, 0);
+    CHECK_EQ(xsg_grants_in_use(r.d), 4);
+    CHECK(xbd_gcache_take_full_hint(c));
+    /* Unmapped: the room is back. */
+    unlink(hold);
+    while (m.used && spins++ < 100000)
+        ev_run(loop, EVRUN_ONCE);
+    CHECK_EQ(m.used, 0);
+    CHECK_EQ(xbd_gcache_map_missing(c, refs, 2, &err), 2);
+    CHECK_EQ(xsg_grants_in_use(r.d), 2);
+    /* A purge still with the worker when the cache goes (ring stop). */
+    for (i = 0; i < 2; i++)
+        xbd_gcache_put(c, get(c, refs[i]), 1);
+    fd = open(hold, O_CREAT | O_WRONLY, 0600);
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK_EQ(xbd_gcache_purge_idle(c, 10), 2);
+    xbd_gcache_free(c);
+    unlink(hold);
+    spins = 0;
+    while (m.used && spins++ < 100000)
+        ev_run(loop, EVRUN_ONCE);
+    CHECK_EQ(m.used, 0);
+    unsetenv("XENSIM_GNTTAB_UNMAP_HOLD");
+    xbd_unmapper_free(u);
+    ev_loop_destroy(loop);
+    rig_close(&r);
+}
+
 static void test_ring_plan(void)
 {
     struct xbd_ring_plan p;
@@ -586,6 +662,7 @@ int main(int argc, char **argv)
     test_group_budget();
     test_hand_over();
     test_purge_worker();
+    test_purge_pending_share();
     test_ring_plan();
     return check_result("test-gcache");
 }
