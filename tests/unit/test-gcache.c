@@ -669,7 +669,7 @@ static void mix_put(struct xbd_gcache *c, struct mix_req *q, double now)
     q->n = 0;
 }
 
-static void test_hostile_mix(void)
+static void test_hostile_mix(bool worker)
 {
     struct xbd_map_reserve m = { .max_map_count = 100, .limit = 14 };
     struct xbd_ring_stats st;
@@ -680,9 +680,19 @@ static void test_hostile_mix(void)
     xsg_dom *d = xsg_dom_create(39, 64, 128);
     struct xbd_gcache *c;
     unsigned i, step, bad = 0, nfailed = 0, nro = 0, nbatch = 0;
+    struct ev_loop *loop = worker ? ev_loop_new(EVFLAG_AUTO) : NULL;
+    struct xbd_unmapper *u = worker ? xbd_unmapper_new(loop) : NULL;
+    char hold[] = "/tmp/test-gcache-mix.XXXXXX";
 
-    printf("a hostile request mix\n");
+    printf("a hostile request mix, purges %s\n", worker ? "by the worker, held then not" : "inline");
     CHECK(xgt && d);
+    if (worker) {
+        int fd = mkstemp(hold);
+
+        CHECK(u && fd >= 0);
+        close(fd);
+        setenv("XENSIM_GNTTAB_UNMAP_HOLD", hold, 1);
+    }
     memset(&st, 0, sizeof(st));
     memset(req, 0, sizeof(req));
     for (i = 0; i < MIX_REFS; i++) {
@@ -700,6 +710,8 @@ static void test_hostile_mix(void)
     c = xbd_gcache_new(xgt, 39, 10, &st);
     xbd_gcache_set_reserve(c, &m);
     xbd_gcache_set_headroom(c, 2);
+    if (u)
+        xbd_gcache_set_unmapper(c, u, "test mix");
     for (step = 0; step < 4000; step++) {
         struct mix_req *q = &req[mix_rand(&seed) % MIX_REQS];
         double now = 1 + step;
@@ -757,9 +769,20 @@ static void test_hostile_mix(void)
         }
         for (i = 0; i < MIX_REQS; i++)
             mix_check_held(d, &req[i], gfn);
-        if (xbd_gcache_count(c) > 10 || (unsigned)xsg_grants_in_use(d) != xbd_gcache_count(c) ||
-            m.used != xbd_gcache_count(c) || m.used > m.limit)
+        if (worker) {
+            /* Mapped pages, purged or not, within the share: whatever
+             * the worker's pace (held for the first half). */
+            if (step == 2000)
+                unlink(hold);
+            ev_run(loop, EVRUN_NOWAIT);
+            if ((unsigned)xsg_grants_in_use(d) > 10 || m.used > m.limit ||
+                (unsigned)xsg_grants_in_use(d) > m.used)
+                bad++;
+        } else if (xbd_gcache_count(c) > 10 ||
+                   (unsigned)xsg_grants_in_use(d) != xbd_gcache_count(c) ||
+                   m.used != xbd_gcache_count(c) || m.used > m.limit) {
             bad++;
+        }
     }
     CHECK_EQ(bad, 0);
     /* The mix reached every path it is for. */
@@ -771,6 +794,11 @@ static void test_hostile_mix(void)
     for (i = 0; i < MIX_REQS; i++)
         mix_put(c, &req[i], 1e9);
     xbd_gcache_free(c);
+    if (worker) {
+        xbd_unmapper_free(u);
+        ev_loop_destroy(loop);
+        unsetenv("XENSIM_GNTTAB_UNMAP_HOLD");
+    }
     CHECK_EQ(m.used, 0);
     CHECK_EQ(xsg_grants_in_use(d), 0);
     xengnttab_close(xgt);
@@ -824,7 +852,8 @@ int main(int argc, char **argv)
     test_hand_over();
     test_purge_worker();
     test_purge_pending_share();
-    test_hostile_mix();
+    test_hostile_mix(false);
+    test_hostile_mix(true);
     test_ring_plan();
     return check_result("test-gcache");
 }
