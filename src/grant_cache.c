@@ -73,10 +73,20 @@ struct xbd_gcache {
     struct xbd_ring_stats *st;
     struct xbd_map_reserve *reserve;   /* host-wide, or NULL */
     struct xbd_unmapper *unmapper;     /* purges' unmaps, or NULL: inline */
+    struct xbd_unmap_tally *pending;   /* purged pages the worker still has */
     const char *name;                  /* the ring's, for the unmapper */
     struct xbd_gnt **buckets;
     struct xbd_gmap *lru_head, *lru_tail;  /* head = least recently used */
 };
+
+/* Pages of the ring still mapped: cached, or purged and not unmapped yet
+ * (they leave the cache at once but stay mapped until the worker is
+ * done).  The ring's share bounds these, so a guest that cycles through
+ * new refs faster than the unmaps go never holds more than its share. */
+static unsigned held(const struct xbd_gcache *c)
+{
+    return c->count + xbd_unmap_tally_pages(c->pending);
+}
 
 static unsigned bucket_of(const struct xbd_gcache *c, grant_ref_t ref)
 {
@@ -259,7 +269,7 @@ static struct xbd_gnt *get_below(struct xbd_gcache *c, grant_ref_t ref, bool may
             return NULL;
         /* The queue's share of its disk's mappings, or the host's
          * reserve below vm.max_map_count, is used up: copy. */
-        if (c->count >= limit || !xbd_map_reserve_take(c->reserve)) {
+        if (held(c) >= limit || !xbd_map_reserve_take(c->reserve)) {
             c->full_hint = true;
             c->st->pgrant_budget_full++;
             return NULL;
@@ -330,7 +340,7 @@ unsigned xbd_gcache_map_missing(struct xbd_gcache *c, grant_ref_t *refs, unsigne
 
     *err = 0;
     k = missing_refs(c, refs, n);
-    room = c->count < limit ? limit - c->count : 0;
+    room = held(c) < limit ? limit - held(c) : 0;
     if (k > room)
         k = room;
     for (taken = 0; taken < k && xbd_map_reserve_take(c->reserve); taken++)
@@ -426,10 +436,13 @@ static struct xbd_unmap_batch *purge_batch(struct xbd_gcache *c)
 
     if (!c->unmapper)
         return NULL;
+    if (!c->pending && !(c->pending = xbd_unmap_tally_new()))
+        return NULL;
     ub = xbd_unmap_batch_new(c->name, c->xgt, c->count);
     if (ub) {
         xbd_unmap_batch_set_purge(ub);
         xbd_unmap_batch_set_reserve(ub, c->reserve);
+        xbd_unmap_batch_set_tally(ub, c->pending);
     }
     return ub;
 }
@@ -534,6 +547,7 @@ void xbd_gcache_free(struct xbd_gcache *c)
     if (!c)
         return;
     drain_groups(c, free_group, NULL);
+    xbd_unmap_tally_drop(c->pending);
     free(c->buckets);
     free(c);
 }
@@ -550,6 +564,7 @@ void xbd_gcache_hand_over(struct xbd_gcache *c, struct xbd_unmap_batch *ub)
     drain_groups(c, hand_group, ub);
     c->count = 0;
     c->st->pgrants_mapped = 0;
+    xbd_unmap_tally_drop(c->pending);
     free(c->buckets);
     free(c);
 }

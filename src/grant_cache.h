@@ -73,9 +73,11 @@ void xbd_gcache_set_reserve(struct xbd_gcache *c, struct xbd_map_reserve *m);
 unsigned xbd_gcache_count(const struct xbd_gcache *c);
 /* Purges hand their unmaps to <u> (unmap_worker.h; NULL: unmap on the
  * caller's thread), in batches named <name> (kept: the owner's).  A purged
- * page leaves the cache's count at once (room for new maps of the ring)
- * and gives its unit of the host reserve back once the worker unmapped
- * it, so the host-wide limit below vm.max_map_count holds throughout. */
+ * page leaves the cache's count at once, but it is still mapped until the
+ * worker unmapped it: until then it still takes room in the ring's share
+ * (new pages go by copy) and its unit of the host reserve, so neither the
+ * ring's share nor the host-wide limit below vm.max_map_count is ever
+ * exceeded, however slow the unmaps. */
 struct xbd_unmapper;
 void xbd_gcache_set_unmapper(struct xbd_gcache *c, struct xbd_unmapper *u, const char *name);
 unsigned xbd_gcache_max(const struct xbd_gcache *c);

@@ -37,6 +37,7 @@ struct xbd_unmap_batch {
     unsigned npages;            /* pages of all of them: reserve units */
     bool purge;                 /* a running ring's purge: the handle stays */
     unsigned overflow;          /* past max_maps: unmapped on the loop */
+    struct xbd_unmap_tally *tally;  /* counts npages while queued, or NULL */
     unsigned failed;            /* set by the worker */
     int first_errno;
     /* Loop thread only: */
@@ -44,6 +45,11 @@ struct xbd_unmap_batch {
     xbd_unmap_done_fn *done;    /* NULL once called */
     void *done_opaque;
     struct { void *addr; uint32_t npages; } maps[];
+};
+
+struct xbd_unmap_tally {
+    unsigned pages;             /* of submitted batches, not yet unmapped */
+    unsigned holders;           /* the owner + batches submitted */
 };
 
 struct xbd_unmapper {
@@ -122,6 +128,38 @@ void xbd_unmap_batch_set_purge(struct xbd_unmap_batch *b)
     b->purge = true;
 }
 
+struct xbd_unmap_tally *xbd_unmap_tally_new(void)
+{
+    struct xbd_unmap_tally *t = calloc(1, sizeof(*t));
+
+    if (t)
+        t->holders = 1;
+    return t;
+}
+
+unsigned xbd_unmap_tally_pages(const struct xbd_unmap_tally *t)
+{
+    return t ? t->pages : 0;
+}
+
+static void tally_release(struct xbd_unmap_tally *t, unsigned pages)
+{
+    t->pages -= pages;
+    if (!--t->holders)
+        free(t);
+}
+
+void xbd_unmap_tally_drop(struct xbd_unmap_tally *t)
+{
+    if (t)
+        tally_release(t, 0);
+}
+
+void xbd_unmap_batch_set_tally(struct xbd_unmap_batch *b, struct xbd_unmap_tally *t)
+{
+    b->tally = t;
+}
+
 unsigned xbd_unmap_batch_count(const struct xbd_unmap_batch *b)
 {
     return b->nmaps;
@@ -179,8 +217,11 @@ static void *worker_main(void *opaque)
         run_batch(u, b);
         pthread_mutex_lock(&u->lock);
         if (u->abandoned) {
-            /* The loop is gone or going: the process exits. */
-            xbd_unmap_batch_free(b);
+            /* The loop is gone or going: the process exits.  Kept (not
+             * freed) for the tally it may count in, which only the loop
+             * touches: reachable until the exit. */
+            b->next = u->done;
+            u->done = b;
             continue;
         }
         b->next = u->done;
@@ -244,6 +285,8 @@ static void report(struct xbd_unmapper *u, struct xbd_unmap_batch *b, bool tell)
     ev_timer_stop(u->loop, &b->grace);
     for (unsigned i = 0; i < b->npages; i++)
         xbd_map_reserve_give(b->reserve);
+    if (b->tally)
+        tally_release(b->tally, b->npages);
     log_batch(b);
     if (!b->purge)
         u->pending--;
@@ -326,6 +369,10 @@ void xbd_unmapper_submit(struct xbd_unmapper *u, struct xbd_unmap_batch *b,
     b->done_opaque = opaque;
     ev_timer_init(&b->grace, grace_cb, XBD_UNMAP_GRACE, 0.);
     b->grace.data = b;
+    if (b->tally) {
+        b->tally->pages += b->npages;
+        b->tally->holders++;
+    }
     /* A purge has nobody waiting for it: no grace period, and it is not
      * a stopped ring (pending counts those). */
     if (!b->purge) {

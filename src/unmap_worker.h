@@ -77,6 +77,19 @@ void xbd_unmap_batch_set_reserve(struct xbd_unmap_batch *b, struct xbd_map_reser
  * batch does not count as a stopped ring, and <done> may be NULL. */
 void xbd_unmap_batch_set_purge(struct xbd_unmap_batch *b);
 unsigned xbd_unmap_batch_count(const struct xbd_unmap_batch *b);
+/* The pages a running ring handed over and the worker has not unmapped
+ * yet: still mapped (gntdev, Xen's maptrack), so still the ring's, whose
+ * share counts them (grant_cache.c).  Loop thread only.  The owner's
+ * reference and each submitted batch's keep it alive: a ring may stop
+ * (and its cache go) while its purges are still queued. */
+struct xbd_unmap_tally;
+struct xbd_unmap_tally *xbd_unmap_tally_new(void);
+unsigned xbd_unmap_tally_pages(const struct xbd_unmap_tally *t);
+/* The owner lets go; freed once no batch counts in it either. */
+void xbd_unmap_tally_drop(struct xbd_unmap_tally *t);
+/* The batch's pages count in <t> from its submission until they are
+ * unmapped (reported on the loop, also while the unmapper is freed). */
+void xbd_unmap_batch_set_tally(struct xbd_unmap_batch *b, struct xbd_unmap_tally *t);
 /* A batch never submitted. */
 void xbd_unmap_batch_free(struct xbd_unmap_batch *b);
 /* Hand over: from now on the worker owns the batch, the handle and the

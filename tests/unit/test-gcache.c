@@ -12,6 +12,9 @@
  * (src/budget.h), mappings of every cache count against it, a cache whose
  * own table has room refuses a new grant once the reserve is used up (the
  * caller copies: budget_full), and unmapping gives the reserve back.
+ * A hostile request mix (duplicate, 0, huge, never granted and read-only
+ * refs, list pages, purges of every kind) never maps more than the share,
+ * never unmaps a held page, never hands out a read-only page as data.
  * A request's new grants (xbd_gcache_map_missing) are mapped by one call
  * as one group, each distinct ref once; purges take a group whole, never
  * one with a page in use, by one unmap call; the budget counts the pages
@@ -25,6 +28,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <xengnttab.h>
@@ -540,6 +546,265 @@ static void test_purge_worker(void)
     rig_close(&r);
 }
 
+/* A purge handed to the worker does not give the ring its room back
+ * before the worker unmapped the pages: until then they are still mapped
+ * (gntdev, Xen's maptrack), and a guest that cycles through new refs each
+ * purge interval must not hold more than its share at any time, however
+ * slow the unmaps (XENSIM_GNTTAB_UNMAP_HOLD holds them).  Batch maps,
+ * single maps and indirect maps all wait; copies serve the guest
+ * meanwhile (NULL without error). */
+static void test_purge_pending_share(void)
+{
+    struct rig r;
+    struct xbd_map_reserve m = { .max_map_count = 100, .limit = 50 };
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct xbd_unmapper *u = xbd_unmapper_new(loop);
+    char hold[] = "/tmp/test-gcache-hold.XXXXXX";
+    struct xbd_gcache *c;
+    grant_ref_t refs[4];
+    unsigned i, spins = 0;
+    int fd, err = -1;
+
+    printf("a pending purge still counts in the ring's share\n");
+    rig_open(&r, 38);
+    CHECK(loop && u);
+    fd = mkstemp(hold);
+    CHECK(fd >= 0);
+    close(fd);
+    setenv("XENSIM_GNTTAB_UNMAP_HOLD", hold, 1);
+    c = xbd_gcache_new(r.xgt, 38, 4, &r.st);
+    xbd_gcache_set_reserve(c, &m);
+    xbd_gcache_set_unmapper(c, u, "test q2");
+    for (i = 0; i < 4; i++)
+        refs[i] = r.ref[i];
+    CHECK_EQ(xbd_gcache_map_missing(c, refs, 4, &err), 4);
+    for (i = 0; i < 4; i++)
+        xbd_gcache_put(c, get(c, r.ref[i]), 1);
+    CHECK_EQ(xbd_gcache_purge_idle(c, 10), 4);
+    CHECK_EQ(xbd_gcache_count(c), 0);
+    /* The worker holds the 4 pages: new refs go by copy. */
+    refs[0] = r.ref[4];
+    refs[1] = r.ref[5];
+    CHECK_EQ(xbd_gcache_map_missing(c, refs, 2, &err), 0);
+    CHECK_EQ(err, 0);
+    CHECK(xbd_gcache_get(c, r.ref[4], &err) == NULL);
+    CHECK_EQ(err, 0);
+    CHECK(xbd_gcache_get_indirect(c, r.ref[5], &err) == NULL);
+    CHECK_EQ(err, 0);
+    CHECK_EQ(xsg_grants_in_use(r.d), 4);
+    CHECK(xbd_gcache_take_full_hint(c));
+    /* Unmapped: the room is back. */
+    unlink(hold);
+    while (m.used && spins++ < 100000)
+        ev_run(loop, EVRUN_ONCE);
+    CHECK_EQ(m.used, 0);
+    CHECK_EQ(xbd_gcache_map_missing(c, refs, 2, &err), 2);
+    CHECK_EQ(xsg_grants_in_use(r.d), 2);
+    /* A purge still with the worker when the cache goes (ring stop). */
+    for (i = 0; i < 2; i++)
+        xbd_gcache_put(c, get(c, refs[i]), 1);
+    fd = open(hold, O_CREAT | O_WRONLY, 0600);
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK_EQ(xbd_gcache_purge_idle(c, 10), 2);
+    xbd_gcache_free(c);
+    unlink(hold);
+    spins = 0;
+    while (m.used && spins++ < 100000)
+        ev_run(loop, EVRUN_ONCE);
+    CHECK_EQ(m.used, 0);
+    unsetenv("XENSIM_GNTTAB_UNMAP_HOLD");
+    xbd_unmapper_free(u);
+    ev_loop_destroy(loop);
+    rig_close(&r);
+}
+
+/* A hostile guest's request mix against the cache, as ring.c drives it
+ * (map_missing on a scratch copy, then get() per segment, get_cached()
+ * after a failed batch, get_indirect() for list pages), with purges of
+ * every kind in between, from a fixed seed: duplicate refs, refs never
+ * granted, huge refs, read-only grants, more refs than fit.  After every
+ * step: the pages mapped are the cache's count and never more than its
+ * share, every page a request holds is still mapped and is the page of
+ * its ref (readable, and writable unless got as a read-only list page),
+ * and at the end nothing is left mapped. */
+#define MIX_REFS 20
+#define MIX_REQS 6
+#define MIX_SEGS 12
+
+static uint32_t mix_rand(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+struct mix_req {
+    unsigned n;
+    struct xbd_gnt *g[MIX_SEGS + 1];
+    unsigned idx[MIX_SEGS + 1];   /* into ref[]; MIX_REFS: not granted */
+    bool list[MIX_SEGS + 1];      /* got by get_indirect */
+};
+
+static void mix_check_held(struct xsg_dom *d, const struct mix_req *q, const uint32_t *gfn)
+{
+    for (unsigned i = 0; i < q->n; i++) {
+        unsigned char *p = xbd_gnt_page(q->g[i]);
+
+        CHECK(q->idx[i] < MIX_REFS);
+        if (q->idx[i] >= MIX_REFS)
+            continue;
+        CHECK(p[5] == (unsigned char)(0x40 + q->idx[i]));
+        CHECK(((unsigned char *)xsg_page(d, gfn[q->idx[i]]))[5] == p[5]);
+        if (!q->list[i])
+            p[9] = p[5];            /* a SIGSEGV here: written through RO */
+    }
+}
+
+static void mix_put(struct xbd_gcache *c, struct mix_req *q, double now)
+{
+    for (unsigned i = 0; i < q->n; i++)
+        xbd_gcache_put(c, q->g[i], now);
+    q->n = 0;
+}
+
+static void test_hostile_mix(bool worker)
+{
+    struct xbd_map_reserve m = { .max_map_count = 100, .limit = 14 };
+    struct xbd_ring_stats st;
+    struct mix_req req[MIX_REQS];
+    uint32_t gfn[MIX_REFS], seed = 0x5eed1234;
+    grant_ref_t ref[MIX_REFS + 3], scratch[MIX_SEGS];
+    xengnttab_handle *xgt = xengnttab_open(NULL, 0);
+    xsg_dom *d = xsg_dom_create(39, 64, 128);
+    struct xbd_gcache *c;
+    unsigned i, step, bad = 0, nfailed = 0, nro = 0, nbatch = 0;
+    struct ev_loop *loop = worker ? ev_loop_new(EVFLAG_AUTO) : NULL;
+    struct xbd_unmapper *u = worker ? xbd_unmapper_new(loop) : NULL;
+    char hold[] = "/tmp/test-gcache-mix.XXXXXX";
+
+    printf("a hostile request mix, purges %s\n", worker ? "by the worker, held then not" : "inline");
+    CHECK(xgt && d);
+    if (worker) {
+        int fd = mkstemp(hold);
+
+        CHECK(u && fd >= 0);
+        close(fd);
+        setenv("XENSIM_GNTTAB_UNMAP_HOLD", hold, 1);
+    }
+    memset(&st, 0, sizeof(st));
+    memset(req, 0, sizeof(req));
+    for (i = 0; i < MIX_REFS; i++) {
+        /* Every fifth page granted read-only. */
+        if (xsg_page_alloc(d, &gfn[i]) < 0 ||
+            xsg_grant(d, 0, gfn[i], i % 5 == 4, &ref[i]) < 0) {
+            perror("FATAL: grant");
+            exit(1);
+        }
+        memset(xsg_page(d, gfn[i]), 0x40 + (int)i, XSG_PAGE_SIZE);
+    }
+    ref[MIX_REFS] = 0;
+    ref[MIX_REFS + 1] = 0xffffffffu;
+    ref[MIX_REFS + 2] = 100000;
+    c = xbd_gcache_new(xgt, 39, 10, &st);
+    xbd_gcache_set_reserve(c, &m);
+    xbd_gcache_set_headroom(c, 2);
+    if (u)
+        xbd_gcache_set_unmapper(c, u, "test mix");
+    for (step = 0; step < 4000; step++) {
+        struct mix_req *q = &req[mix_rand(&seed) % MIX_REQS];
+        double now = 1 + step;
+        unsigned op = mix_rand(&seed) % 8, n, k;
+        int err;
+
+        if (op < 4 && !q->n) {
+            /* A request: maybe a list page, then its data segments, whose
+             * refs may repeat, be 0, huge, never granted or read-only. */
+            unsigned sidx[MIX_SEGS];
+            bool failed;
+
+            n = 1 + mix_rand(&seed) % MIX_SEGS;
+            for (i = 0; i < n; i++) {
+                unsigned r = mix_rand(&seed) % (MIX_REFS + 3);
+
+                sidx[i] = r;
+                scratch[i] = ref[r];
+            }
+            if (op == 0) {
+                unsigned r = mix_rand(&seed) % MIX_REFS;
+                struct xbd_gnt *g = xbd_gcache_get_indirect(c, ref[r], &err);
+
+                if (g) {
+                    nro += r % 5 == 4;
+                    q->g[q->n] = g;
+                    q->idx[q->n] = r;
+                    q->list[q->n++] = true;
+                }
+            }
+            k = xbd_gcache_map_missing(c, scratch, n, &err);
+            CHECK(k <= n);
+            failed = !k && err;
+            nfailed += failed;
+            nbatch += k > 1;
+            for (i = 0; i < n; i++) {
+                struct xbd_gnt *g = failed ? xbd_gcache_get_cached(c, ref[sidx[i]])
+                                           : xbd_gcache_get(c, ref[sidx[i]], &err);
+
+                if (!g)
+                    continue;   /* copied */
+                CHECK(sidx[i] < MIX_REFS && sidx[i] % 5 != 4);
+                q->g[q->n] = g;
+                q->idx[q->n] = sidx[i];
+                q->list[q->n++] = false;
+            }
+        } else if (op < 6 && q->n) {
+            mix_put(c, q, now);
+        } else if (op == 6) {
+            switch (mix_rand(&seed) % 3) {
+            case 0: xbd_gcache_purge_lru(c, 1 + mix_rand(&seed) % 6); break;
+            case 1: xbd_gcache_purge_stale(c, 1 + mix_rand(&seed) % 6, now - 30); break;
+            default: xbd_gcache_purge_idle(c, now - 50); break;
+            }
+        }
+        for (i = 0; i < MIX_REQS; i++)
+            mix_check_held(d, &req[i], gfn);
+        if (worker) {
+            /* Mapped pages, purged or not, within the share: whatever
+             * the worker's pace (held for the first half). */
+            if (step == 2000)
+                unlink(hold);
+            ev_run(loop, EVRUN_NOWAIT);
+            if ((unsigned)xsg_grants_in_use(d) > 10 || m.used > m.limit ||
+                (unsigned)xsg_grants_in_use(d) > m.used)
+                bad++;
+        } else if (xbd_gcache_count(c) > 10 ||
+                   (unsigned)xsg_grants_in_use(d) != xbd_gcache_count(c) ||
+                   m.used != xbd_gcache_count(c) || m.used > m.limit) {
+            bad++;
+        }
+    }
+    CHECK_EQ(bad, 0);
+    /* The mix reached every path it is for. */
+    printf("  %u failed batches, %u batch maps, %u read-only list pages, %llu purged, "
+           "%llu refused for room\n", nfailed, nbatch, nro,
+           (unsigned long long)st.pgrant_purges, (unsigned long long)st.pgrant_budget_full);
+    CHECK(nfailed > 0 && nbatch > 0 && nro > 0);
+    CHECK(st.pgrant_purges > 0 && st.pgrant_budget_full > 0);
+    for (i = 0; i < MIX_REQS; i++)
+        mix_put(c, &req[i], 1e9);
+    xbd_gcache_free(c);
+    if (worker) {
+        xbd_unmapper_free(u);
+        ev_loop_destroy(loop);
+        unsetenv("XENSIM_GNTTAB_UNMAP_HOLD");
+    }
+    CHECK_EQ(m.used, 0);
+    CHECK_EQ(xsg_grants_in_use(d), 0);
+    xengnttab_close(xgt);
+    xsg_dom_destroy(d);
+}
+
 static void test_ring_plan(void)
 {
     struct xbd_ring_plan p;
@@ -586,6 +851,9 @@ int main(int argc, char **argv)
     test_group_budget();
     test_hand_over();
     test_purge_worker();
+    test_purge_pending_share();
+    test_hostile_mix(false);
+    test_hostile_mix(true);
     test_ring_plan();
     return check_result("test-gcache");
 }

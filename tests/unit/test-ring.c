@@ -381,6 +381,63 @@ static void test_batch_bad_ref(void)
     rig_down(&b, &f);
 }
 
+/* Hostile permissions: an indirect page the guest granted read-only is
+ * mapped read-only (grant_cache.c); the same ref named as a data page,
+ * in the same request and in later ones (single-page, batch and
+ * indirect), must never be written through that mapping (the simulator
+ * enforces PROT_READ: a SIGSEGV would take every guest down).  A READ
+ * into it fails (its copy to a read-only grant is refused), a WRITE from
+ * it is copied and succeeds, and nothing is left pinned. */
+static void test_ro_indirect_as_data(void)
+{
+    struct fe f;
+    struct be b;
+    struct blkif_request_segment *ind;
+    struct fe_seg segs[3];
+    const struct xbd_ring_stats *st;
+    struct rsp_set rs;
+
+    printf("a read-only indirect page named as a data page\n");
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true, .max_indirect = 64))
+        return;
+    st = xbd_ring_get_stats(b.ring);
+    ind = xsg_page(f.d, f.ro_gfn);
+    ind[0] = (struct blkif_request_segment){ .gref = f.ref[0], .first_sect = 0, .last_sect = 7 };
+    ind[1] = (struct blkif_request_segment){ .gref = f.ro_ref, .first_sect = 0, .last_sect = 7 };
+    ind[2] = (struct blkif_request_segment){ .gref = f.ref[1], .first_sect = 0, .last_sect = 7 };
+    fe_fill(&f, 0, 500);
+    fe_fill(&f, 1, 501);
+    /* Write first: the list page maps read-only, its data is copied. */
+    fe_indirect(&f, BLKIF_OP_WRITE, 1, 0, 3, &f.ro_ref, 1);
+    fe_push(&f);
+    expect_one(&b, &f, 1, BLKIF_OP_WRITE, BLKIF_RSP_OKAY);
+    CHECK(file_matches(&b, 0, 500));
+    CHECK(file_matches(&b, 16, 501));
+    /* Read into it: indirect, then as a direct batch and a single page. */
+    fe_indirect(&f, BLKIF_OP_READ, 2, 0, 3, &f.ro_ref, 1);
+    segs[0] = (struct fe_seg){ f.ref[2], 0, 7 };
+    segs[1] = (struct fe_seg){ f.ro_ref, 0, 7 };
+    segs[2] = (struct fe_seg){ f.ref[3], 0, 7 };
+    fe_rw(&f, BLKIF_OP_READ, 3, 0, segs, 3);
+    fe_rw(&f, BLKIF_OP_READ, 4, 0, &segs[1], 1);
+    fe_push(&f);
+    collect(&b, &f, 3, &rs);
+    CHECK_EQ(status_of(&rs, 2), BLKIF_RSP_ERROR);
+    CHECK_EQ(status_of(&rs, 3), BLKIF_RSP_ERROR);
+    CHECK_EQ(status_of(&rs, 4), BLKIF_RSP_ERROR);
+    /* Refused as grants (their copy), never tried as disk reads into a
+     * read-only mapping (EFAULT from the kernel, an "I/O error"). */
+    CHECK_EQ(st->io_errors, 0);
+    CHECK_EQ(st->grant_errors, 3);
+    /* Good requests still work, and nothing stayed pinned. */
+    fe_rw(&f, BLKIF_OP_READ, 5, 0, segs, 1);
+    fe_push(&f);
+    expect_one(&b, &f, 5, BLKIF_OP_READ, BLKIF_RSP_OKAY);
+    CHECK(fe_check(&f, 2, 500));
+    CHECK_EQ(st->inflight, 0);
+    rig_down(&b, &f);
+}
+
 static void test_invalid(unsigned persistent)
 {
     struct fe f;
@@ -865,6 +922,7 @@ int main(int argc, char **argv)
     test_copy_path();
     test_lru_bound();
     test_batch_bad_ref();
+    test_ro_indirect_as_data();
     test_invalid(0);
     test_invalid(1);
     test_indirect(0);
