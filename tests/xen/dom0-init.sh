@@ -59,11 +59,6 @@ fi
 cat /var/lib/xbd/domU-base.cpio "$S/domU-init.cpio" >/var/lib/xbd/domU-initrd
 mark "guest-initrd-ready"
 
-# libxl gives a device model (QEMU for qdisk disks) 60 s to start and
-# answer QMP; QEMU 10 under TCG on a busy host took longer ("Post DM startup
-# configs failed, rc=-9", ERROR_TIMEDOUT, Xen 4.20).
-export LIBXL_DEVICE_MODEL_START_TIMEOUT=300
-
 source "$S/dom0-lib.sh"
 mark scenario-start
 ( source "$S/scenario.dom0" )
