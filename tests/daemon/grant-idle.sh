@@ -14,8 +14,7 @@ source "$top_srcdir/tests/harness/env.sh"
 source "$top_srcdir/tests/daemon/lib.sh"
 source "$top_srcdir/tests/daemon/matrix-lib.sh"
 xsim_start
-hold=$XSIM_TMP/unmap.hold
-XENSIM_GNTTAB_UNMAP_HOLD=$hold xsim_daemon --kinds vbd3 --persistent-grant-idle 2
+daemon_unmaps_held --kinds vbd3 --persistent-grant-idle 2
 wait_log "persistent grants idle out after 2 s"
 img=$(make_disk idle.img 8)
 vbd3_disk 5 51712 "$img"

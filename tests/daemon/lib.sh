@@ -70,6 +70,14 @@ wait_fds_to() {
 }
 
 # make_disk NAME SIZE_MIB: create a sparse disk image, print its path.
+# Start the daemon (xsim_daemon ARGS...) with every grant unmap held while
+# the file $hold exists (XENSIM_GNTTAB_UNMAP_HOLD, tests/sim/CONTRACT.md):
+# the tests of the unmap worker create and remove $hold themselves.
+daemon_unmaps_held() {
+    hold=$XSIM_TMP/unmap.hold
+    XENSIM_GNTTAB_UNMAP_HOLD=$hold xsim_daemon "$@"
+}
+
 make_disk() {
     local p=$XSIM_TMP/$1
     truncate -s "$2M" "$p" || xsim_fail "cannot create $p"

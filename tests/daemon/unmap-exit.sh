@@ -11,8 +11,7 @@ source "$top_srcdir/tests/harness/env.sh"
 source "$top_srcdir/tests/daemon/lib.sh"
 source "$top_srcdir/tests/daemon/matrix-lib.sh"
 xsim_start
-hold=$XSIM_TMP/unmap.hold
-XENSIM_GNTTAB_UNMAP_HOLD=$hold xsim_daemon --kinds vbd3
+daemon_unmaps_held --kinds vbd3
 img=$(make_disk a.img 8)
 be=$(be_dir vbd3 5 51712)
 vbd3_disk 5 51712 "$img"
