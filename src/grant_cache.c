@@ -366,11 +366,18 @@ static struct xbd_gnt *group_page(struct xbd_gmap *grp, grant_ref_t ref)
  * ref was not in the cache.  Never handed out, never dereferenced. */
 static struct xbd_gnt not_cached;
 
-/* Second pass: the segments marked not_cached get their page in <grp>
- * (NULL: none mapped), or NULL: copied. */
-static void pin_new(struct xbd_gcache *c, const struct xbd_seg *seg, unsigned n,
-                    struct xbd_gnt **out, struct xbd_gmap *grp, int err)
+/* Second pass, for a request that brought pages not cached: map them
+ * (refs[0..m), the segments marked not_cached), then each marked segment
+ * gets its page in the new group, or NULL: copied.  Kept out of line
+ * (noinline, cold): a steady-state request never comes here, and its
+ * pass should not pay this one's registers. */
+static int __attribute__((noinline, cold))
+get_new(struct xbd_gcache *c, const struct xbd_seg *seg, unsigned n, struct xbd_gnt **out,
+        grant_ref_t *refs, unsigned m)
 {
+    int err;
+    struct xbd_gmap *grp = map_group(c, refs, sort_unique(refs, m), &err);
+
     for (unsigned i = 0; i < n; i++) {
         struct xbd_gnt *g;
 
@@ -394,14 +401,13 @@ static void pin_new(struct xbd_gcache *c, const struct xbd_seg *seg, unsigned n,
             c->st->pgrant_budget_full++;
         }
     }
+    return err;
 }
 
 int xbd_gcache_get_segs(struct xbd_gcache *c, const struct xbd_seg *seg, unsigned n,
                         struct xbd_gnt **out, grant_ref_t *scratch)
 {
-    struct xbd_gmap *grp;
     unsigned i, m = 0;
-    int err;
 
     for (i = 0; i < n; i++) {
         struct xbd_gnt *g = lookup(c, seg[i].gref);
@@ -421,11 +427,8 @@ int xbd_gcache_get_segs(struct xbd_gcache *c, const struct xbd_seg *seg, unsigne
             scratch[m++] = seg[i].gref;
         }
     }
-    if (!m)
-        return 0;       /* steady state: every page was mapped */
-    grp = map_group(c, scratch, sort_unique(scratch, m), &err);
-    pin_new(c, seg, n, out, grp, err);
-    return err;
+    /* Steady state: every page was mapped. */
+    return m ? get_new(c, seg, n, out, scratch, m) : 0;
 }
 
 void xbd_gcache_set_headroom(struct xbd_gcache *c, unsigned n)

@@ -395,13 +395,15 @@ static void release_bufs(struct xbd_ring *r, struct xbd_slot *s)
     double now = r->persistent ? mono_now() : 0;
     unsigned i;
 
+    /* An entry holds a mapping or a bounce page, never both (get_pages). */
     for (i = 0; i < s->nbuf; i++) {
-        if (s->gnt[i])
+        if (s->gnt[i]) {
             xbd_gcache_put(r->gc, s->gnt[i], now);
-        else if (s->bounce[i])
+            s->gnt[i] = NULL;
+        } else if (s->bounce[i]) {
             page_put(r, s->bounce[i]);
-        s->gnt[i] = NULL;
-        s->bounce[i] = NULL;
+            s->bounce[i] = NULL;
+        }
     }
     s->nbuf = 0;
 }

@@ -483,6 +483,57 @@ static void test_group_budget(void)
     rig_close(&r);
 }
 
+/* One hash lookup per segment (ring.c once looked a request's pages up
+ * twice: to map the new ones, then to pin each), and a request whose map
+ * call fails half-way (its cached pages pinned, its new ones refused
+ * whole for a never-granted ref among them) holds each cached page once
+ * per segment naming it and nothing else: released, the group is free
+ * to purge again, whole. */
+static void test_one_lookup(void)
+{
+    struct rig r;
+    struct xbd_gcache *c;
+    struct xbd_gnt *g[7];
+    grant_ref_t req[7];
+    int err = -1;
+
+    printf("one lookup per segment; a map failing half-way releases what it took\n");
+    rig_open(&r, 40);
+    c = xbd_gcache_new(r.xgt, 40, 16, &r.st);
+    for (unsigned i = 0; i < 4; i++)
+        req[i] = r.ref[i];
+    CHECK_EQ(get_req(c, req, 4, g, &err), 4);
+    CHECK_EQ(r.st.pgrant_lookups, 4);
+    put_req(c, g, 4, 1);
+    /* Steady state: one lookup per segment, no map call. */
+    CHECK_EQ(get_req(c, req, 4, g, &err), 4);
+    CHECK_EQ(r.st.pgrant_lookups, 4 + 4);
+    CHECK_EQ(r.st.pgrant_map_calls, 1);
+    put_req(c, g, 4, 2);
+    /* Cached 0 (twice) and 1, new 4 (twice) and 5, never granted 1000. */
+    req[0] = r.ref[0];
+    req[1] = r.ref[4];
+    req[2] = 1000;
+    req[3] = r.ref[1];
+    req[4] = r.ref[0];
+    req[5] = r.ref[5];
+    req[6] = r.ref[4];
+    CHECK_EQ(get_req(c, req, 7, g, &err), 3);
+    CHECK(err != 0);
+    CHECK_EQ(r.st.pgrant_lookups, 4 + 4 + 7);
+    CHECK_EQ(r.st.pgrant_map_calls, 2);            /* refused whole */
+    CHECK(g[0] && g[0] == g[4] && g[3] && g[3] != g[0]);
+    CHECK(!g[1] && !g[2] && !g[5] && !g[6]);
+    CHECK_EQ(xbd_gcache_count(c), 4);
+    CHECK_EQ(xsg_grants_in_use(r.d), 4);
+    CHECK_EQ(xbd_gcache_purge_lru(c, 100), 0);     /* held: stays */
+    put_req(c, g, 7, 3);
+    CHECK_EQ(xbd_gcache_purge_lru(c, 100), 4);     /* released: goes whole */
+    CHECK_EQ(xsg_grants_in_use(r.d), 0);
+    xbd_gcache_free(c);
+    rig_close(&r);
+}
+
 static void done_cb(void *opaque)
 {
     (*(unsigned *)opaque)++;
@@ -898,6 +949,7 @@ int main(int argc, char **argv)
     test_host_reserve();
     test_group_map();
     test_group_budget();
+    test_one_lookup();
     test_hand_over();
     test_purge_worker();
     test_purge_pending_share();

@@ -4,7 +4,7 @@
  *
  * Proves: data round trips in the three ABIs and with a multi-page ring;
  * persistent grants are mapped once and reused (no map call in steady
- * state); unused ones are unmapped after pgrant_idle_s and mapped again
+ * state, one grant-cache lookup per segment); unused ones are unmapped after pgrant_idle_s and mapped again
  * on their next use; the copy path never maps; the persistent cache stays
  * within its bound and purges least recently used grants; indirect
  * requests; flush,
@@ -209,6 +209,9 @@ static void test_persistent_reuse(void)
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_map_calls, 2);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_misses, 22);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_hits, 6 * 22 - 22);
+    /* One grant-cache lookup per segment (11 per request), not one to
+     * map the new pages and another to pin each. */
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_lookups, 6 * 22);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->copy_calls, 0);
     be_close(&b);
     CHECK(xsg_grant_stats(f.d, &s2) == 0);
@@ -378,6 +381,7 @@ static void test_batch_bad_ref(void)
     expect_one(&b, &f, 3, BLKIF_OP_WRITE, BLKIF_RSP_OKAY);
     CHECK_EQ(st->pgrants_mapped, 4);
     CHECK_EQ(st->grant_errors, 1);               /* request 1 only */
+    CHECK_EQ(st->pgrant_lookups, 4 + 8 + 2);     /* one per segment */
     rig_down(&b, &f);
 }
 
