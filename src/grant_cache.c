@@ -4,10 +4,11 @@
  * Chained hash on the grant ref.  Each entry is one page of a *group*: one
  * gntdev mapping made by one map call.  A request's grants that are not
  * cached yet are mapped together (xbd_gcache_get_segs: one call, one VMA,
- * one unmap later), indirect pages one page per call.  libxengnttab on Linux unmaps only whole mappings (its
- * xengnttab_unmap asks gntdev for the mapping that holds the address and
- * fails with EINVAL unless <count> is that mapping's page count), so a
- * group is unmapped as a whole or not at all:
+ * one unmap later), indirect pages one page per call.  libxengnttab on
+ * Linux unmaps only whole mappings (its xengnttab_unmap asks gntdev for
+ * the mapping that holds the address and fails with EINVAL unless
+ * <count> is that mapping's page count), so a group is unmapped as a
+ * whole or not at all:
  * - the LRU list holds groups, not pages: a group is on it while none of
  *   its pages is held by a request, stamped with the last release of any
  *   of them;
