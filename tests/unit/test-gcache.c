@@ -766,6 +766,19 @@ static void mix_put(struct xbd_gcache *c, struct mix_req *q, double now)
     q->n = 0;
 }
 
+/* Wait for the worker's completions (not for time) until every page the
+ * purges handed it is unmapped: the reserve then holds the cache's pages
+ * only. */
+static void unmaps_done(struct ev_loop *loop, const struct xbd_map_reserve *m,
+                        const struct xbd_gcache *c)
+{
+    unsigned spins = 0;
+
+    while (m->used > xbd_gcache_count(c) && spins++ < 100000)
+        ev_run(loop, EVRUN_ONCE);
+    CHECK_EQ(m->used, xbd_gcache_count(c));
+}
+
 static void test_hostile_mix(bool worker)
 {
     struct xbd_map_reserve m = { .max_map_count = 100, .limit = 14 };
@@ -870,14 +883,19 @@ static void test_hostile_mix(bool worker)
         for (i = 0; i < MIX_REQS; i++)
             mix_check_held(d, &req[i], gfn);
         if (worker) {
-            /* Mapped pages, purged or not, within the share: whatever
-             * the worker's pace (held for the first half). */
+            /* Mapped pages, purged or not, within the share: while the
+             * worker holds every unmap (first half), then with each
+             * step's unmaps waited for (second half): the room they give
+             * back is the same in every run, whatever the worker's pace,
+             * so the mix reaches the same paths every time. */
             if (step == 2000)
                 unlink(hold);
             ev_run(loop, EVRUN_NOWAIT);
             if ((unsigned)xsg_grants_in_use(d) > 10 || m.used > m.limit ||
                 (unsigned)xsg_grants_in_use(d) > m.used)
                 bad++;
+            if (step >= 2000)
+                unmaps_done(loop, &m, c);
         } else if (xbd_gcache_count(c) > 10 ||
                    (unsigned)xsg_grants_in_use(d) != xbd_gcache_count(c) ||
                    m.used != xbd_gcache_count(c) || m.used > m.limit) {
