@@ -3,13 +3,12 @@
  *
  * Chained hash on the grant ref.  Each entry is one page of a *group*: one
  * gntdev mapping made by one map call.  A request's grants that are not
- * cached yet are mapped together (xbd_gcache_map_missing: one call, one
- * VMA, one unmap later), the rest of the cache's misses one page per call
- * (indirect pages, and the per-page fallback when a request's batch
- * fails).  libxengnttab on Linux unmaps only whole mappings (its
- * xengnttab_unmap asks gntdev for the mapping that holds the address and
- * fails with EINVAL unless <count> is that mapping's page count), so a
- * group is unmapped as a whole or not at all:
+ * cached yet are mapped together (xbd_gcache_get_segs: one call, one VMA,
+ * one unmap later), indirect pages one page per call.  libxengnttab on
+ * Linux unmaps only whole mappings (its xengnttab_unmap asks gntdev for
+ * the mapping that holds the address and fails with EINVAL unless
+ * <count> is that mapping's page count), so a group is unmapped as a
+ * whole or not at all:
  * - the LRU list holds groups, not pages: a group is on it while none of
  *   its pages is held by a request, stamped with the last release of any
  *   of them;
@@ -39,6 +38,7 @@
 #include "blkif_abi.h"
 #include "budget.h"
 #include "grant_cache.h"
+#include "request.h"
 #include "unmap_worker.h"
 #include "xenblkd/log.h"
 
@@ -47,7 +47,6 @@ struct xbd_gmap;
 struct xbd_gnt {
     grant_ref_t ref;
     unsigned users;            /* requests holding the page */
-    bool fresh;                /* mapped by map_missing, not yet got */
     struct xbd_gmap *grp;
     struct xbd_gnt *hnext;     /* hash chain */
 };
@@ -158,10 +157,14 @@ static void lru_prepend(struct xbd_gcache *c, struct xbd_gmap *g)
     c->lru_head = g;
 }
 
+/* The one hash lookup of a page per request (counted: a test checks that
+ * a request's segments are looked up once each, not once to map the new
+ * ones and again to pin them). */
 static struct xbd_gnt *lookup(const struct xbd_gcache *c, grant_ref_t ref)
 {
     struct xbd_gnt *g;
 
+    c->st->pgrant_lookups++;
     for (g = c->buckets[bucket_of(c, ref)]; g; g = g->hnext)
         if (g->ref == ref)
             return g;
@@ -179,9 +182,10 @@ static void hash_remove(struct xbd_gcache *c, struct xbd_gnt *g)
 }
 
 /* Enter the npages pages mapped at <base> for refs[] as one group, not
- * held by anyone; NULL without memory (the caller unmaps). */
+ * held by anyone; NULL without memory (the caller unmaps).  Members keep
+ * the order of refs[] (group_page() relies on it when sorted). */
 static struct xbd_gmap *group_add(struct xbd_gcache *c, void *base, const grant_ref_t *refs,
-                                  unsigned npages, bool ro, bool fresh)
+                                  unsigned npages, bool ro)
 {
     struct xbd_gmap *grp = calloc(1, sizeof(*grp) + npages * sizeof(grp->m[0]));
 
@@ -196,7 +200,6 @@ static struct xbd_gmap *group_add(struct xbd_gcache *c, void *base, const grant_
 
         g->ref = refs[i];
         g->grp = grp;
-        g->fresh = fresh;
         g->hnext = c->buckets[b];
         c->buckets[b] = g;
     }
@@ -239,7 +242,7 @@ static struct xbd_gnt *map_new(struct xbd_gcache *c, grant_ref_t ref, bool read_
         give_pages(c, 1);
         return NULL;
     }
-    grp = group_add(c, page, &ref, 1, ro, false);
+    grp = group_add(c, page, &ref, 1, ro);
     if (!grp) {
         *err = ENOMEM;
         xengnttab_unmap(c->xgt, page, 1);
@@ -249,61 +252,36 @@ static struct xbd_gnt *map_new(struct xbd_gcache *c, grant_ref_t ref, bool read_
     return &grp->m[0];
 }
 
-/* Pin the entry of <ref>, mapping it on its own if it has none and
- * <may_map> and the cache holds fewer than <limit> pages. */
-static struct xbd_gnt *get_below(struct xbd_gcache *c, grant_ref_t ref, bool may_map,
-                                  unsigned limit, bool read_ok, int *err)
+/* Hold <g> for a request: a group with a page held leaves the LRU list,
+ * so no purge takes it. */
+static void pin(struct xbd_gcache *c, struct xbd_gnt *g)
 {
-    struct xbd_gnt *g = lookup(c, ref);
-
-    *err = 0;
-    if (g && g->grp->ro && !read_ok) {
-        /* Once an indirect page, now data: copy it (the guest granted it
-         * read-only; it idles out like any other). */
-        c->st->pgrant_misses++;
-        return NULL;
-    }
-    if (!g) {
-        c->st->pgrant_misses++;
-        if (!may_map)
-            return NULL;
-        /* The queue's share of its disk's mappings, or the host's
-         * reserve below vm.max_map_count, is used up: copy. */
-        if (held(c) >= limit || !xbd_map_reserve_take(c->reserve)) {
-            c->full_hint = true;
-            c->st->pgrant_budget_full++;
-            return NULL;
-        }
-        g = map_new(c, ref, read_ok, err);
-        if (!g)
-            return NULL;
-    } else if (g->fresh) {
-        /* Mapped for this request a moment ago: a miss, counted here. */
-        g->fresh = false;
-        c->st->pgrant_misses++;
-    } else {
-        c->st->pgrant_hits++;
-    }
     if (!g->users++ && !g->grp->busy++)
         lru_unlink(c, g->grp);
-    return g;
-}
-
-struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err)
-{
-    return get_below(c, ref, true, c->max - c->headroom, false, err);
-}
-
-struct xbd_gnt *xbd_gcache_get_cached(struct xbd_gcache *c, grant_ref_t ref)
-{
-    int err;
-
-    return get_below(c, ref, false, 0, false, &err);
 }
 
 struct xbd_gnt *xbd_gcache_get_indirect(struct xbd_gcache *c, grant_ref_t ref, int *err)
 {
-    return get_below(c, ref, true, c->max, true, err);
+    struct xbd_gnt *g = lookup(c, ref);
+
+    *err = 0;
+    if (g) {
+        c->st->pgrant_hits++;
+    } else {
+        c->st->pgrant_misses++;
+        /* The cache is full (indirect pages may take the headroom too),
+         * or the host's reserve below vm.max_map_count is used up: copy. */
+        if (held(c) >= c->max || !xbd_map_reserve_take(c->reserve)) {
+            c->full_hint = true;
+            c->st->pgrant_budget_full++;
+            return NULL;
+        }
+        g = map_new(c, ref, true, err);
+        if (!g)
+            return NULL;
+    }
+    pin(c, g);
+    return g;
 }
 
 static int cmp_ref(const void *a, const void *b)
@@ -313,14 +291,11 @@ static int cmp_ref(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Keep in refs[] the distinct refs not in the cache; returns how many. */
-static unsigned missing_refs(const struct xbd_gcache *c, grant_ref_t *refs, unsigned n)
+/* Sort refs[0..m) and keep each distinct ref once; returns how many. */
+static unsigned sort_unique(grant_ref_t *refs, unsigned m)
 {
-    unsigned i, m = 0;
+    unsigned i, n;
 
-    for (i = 0; i < n; i++)
-        if (!lookup(c, refs[i]))
-            refs[m++] = refs[i];
     if (m < 2)
         return m;
     /* A guest may name a page in many segments (and a hostile one the
@@ -332,42 +307,129 @@ static unsigned missing_refs(const struct xbd_gcache *c, grant_ref_t *refs, unsi
     return n;
 }
 
-unsigned xbd_gcache_map_missing(struct xbd_gcache *c, grant_ref_t *refs, unsigned n,
-                                int *err)
+/* Map, in ONE call, as many of the m distinct sorted refs[] as the
+ * cache's data share and the host reserve leave room for (the first
+ * ones), as one group.  NULL with *err = 0: no room; with *err = errno:
+ * the call failed (one bad, read-only or revoked ref fails it whole). */
+static struct xbd_gmap *map_group(struct xbd_gcache *c, grant_ref_t *refs, unsigned m,
+                                  int *err)
 {
-    unsigned limit = c->max - c->headroom, k, room, taken;
+    unsigned limit = c->max - c->headroom, k, taken;
+    struct xbd_gmap *grp;
     void *base;
 
     *err = 0;
-    k = missing_refs(c, refs, n);
-    room = held(c) < limit ? limit - held(c) : 0;
-    if (k > room)
-        k = room;
+    k = held(c) < limit ? limit - held(c) : 0;
+    if (k > m)
+        k = m;
     for (taken = 0; taken < k && xbd_map_reserve_take(c->reserve); taken++)
         ;
     k = taken;
     if (!k)
-        return 0;       /* get() says the cache is full, for each page */
+        return NULL;
     base = map_pages(c, refs, k, PROT_READ | PROT_WRITE);
     if (!base) {
-        /* One bad, read-only or revoked ref fails the whole call (or the
-         * host is out of something): the caller copies this request's
-         * new pages, which gives it the answer a per-page map would have
-         * (a good page is copied, a bad one fails its copy and the
-         * request), without mapping each page on its own, which would
-         * cost one unmap call per page later.  The next request without
-         * the bad ref maps them. */
+        /* The caller copies this request's new pages, which gives it the
+         * answer a per-page map would have (a good page is copied, a bad
+         * one fails its copy and the request), without mapping each page
+         * on its own, which would cost one unmap call per page later.
+         * The next request without the bad ref maps them. */
         *err = errno ? errno : EFAULT;
         give_pages(c, k);
-        return 0;
+        return NULL;
     }
-    if (!group_add(c, base, refs, k, false, true)) {
+    grp = group_add(c, base, refs, k, false);
+    if (!grp) {
         *err = ENOMEM;
         xengnttab_unmap(c->xgt, base, k);
         give_pages(c, k);
-        return 0;
     }
-    return k;
+    return grp;
+}
+
+/* The page of <ref> in a group mapped from sorted refs, or NULL. */
+static struct xbd_gnt *group_page(struct xbd_gmap *grp, grant_ref_t ref)
+{
+    unsigned lo = 0, hi = grp->npages;
+
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+
+        if (grp->m[mid].ref < ref)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < grp->npages && grp->m[lo].ref == ref ? &grp->m[lo] : NULL;
+}
+
+/* Marks, between the two passes of xbd_gcache_get_segs(), a segment whose
+ * ref was not in the cache.  Never handed out, never dereferenced. */
+static struct xbd_gnt not_cached;
+
+/* Second pass, for a request that brought pages not cached: map them
+ * (refs[0..m), the segments marked not_cached), then each marked segment
+ * gets its page in the new group, or NULL: copied.  Kept out of line
+ * (noinline, cold): a steady-state request never comes here, and its
+ * pass should not pay this one's registers. */
+static int __attribute__((noinline, cold))
+get_new(struct xbd_gcache *c, const struct xbd_seg *seg, unsigned n, struct xbd_gnt **out,
+        grant_ref_t *refs, unsigned m)
+{
+    int err;
+    struct xbd_gmap *grp = map_group(c, refs, sort_unique(refs, m), &err);
+
+    for (unsigned i = 0; i < n; i++) {
+        struct xbd_gnt *g;
+
+        if (out[i] != &not_cached)
+            continue;
+        g = grp ? group_page(grp, seg[i].gref) : NULL;
+        out[i] = g;
+        if (g) {
+            /* Its first segment found it new; the others found it mapped. */
+            if (g->users)
+                c->st->pgrant_hits++;
+            else
+                c->st->pgrant_misses++;
+            pin(c, g);
+            continue;
+        }
+        c->st->pgrant_misses++;
+        if (!err) {
+            /* The data share or the host reserve is used up: copy. */
+            c->full_hint = true;
+            c->st->pgrant_budget_full++;
+        }
+    }
+    return err;
+}
+
+int xbd_gcache_get_segs(struct xbd_gcache *c, const struct xbd_seg *seg, unsigned n,
+                        struct xbd_gnt **out, grant_ref_t *scratch)
+{
+    unsigned i, m = 0;
+
+    for (i = 0; i < n; i++) {
+        struct xbd_gnt *g = lookup(c, seg[i].gref);
+
+        if (g && !g->grp->ro) {
+            c->st->pgrant_hits++;
+            pin(c, g);
+            out[i] = g;
+        } else if (g) {
+            /* Once an indirect page the guest granted read-only, now
+             * data: never written through that mapping, copied (it
+             * idles out like any other). */
+            c->st->pgrant_misses++;
+            out[i] = NULL;
+        } else {
+            out[i] = &not_cached;
+            scratch[m++] = seg[i].gref;
+        }
+    }
+    /* Steady state: every page was mapped. */
+    return m ? get_new(c, seg, n, out, scratch, m) : 0;
 }
 
 void xbd_gcache_set_headroom(struct xbd_gcache *c, unsigned n)

@@ -7,8 +7,8 @@
  * (a group) per request, and a group is unmapped only as a whole, once
  * none of its pages is in use (grant_cache.c says why and how the purges
  * choose).  Entries in use by a request are pinned.  When the table is
- * full, get() returns NULL without an error and the caller falls back to
- * grant copy for that page: we never map and unmap per request.
+ * full, the get functions give NULL without an error and the caller falls
+ * back to grant copy for that page: we never map and unmap per request.
  */
 #ifndef XENBLKD_GRANT_CACHE_H
 #define XENBLKD_GRANT_CACHE_H
@@ -23,30 +23,30 @@ struct xbd_gnt;
 
 struct xbd_gcache *xbd_gcache_new(xengnttab_handle *xgt, domid_t domid,
                                   unsigned max, struct xbd_ring_stats *st);
-/* Pin the mapping of <ref>, mapping it on first use.  NULL with *err = 0:
- * the cache is full, or the host-wide reserve is used up (use grant
- * copy); NULL with *err = errno: the map failed (grant copy may still
- * work: the ring tries it). */
-struct xbd_gnt *xbd_gcache_get(struct xbd_gcache *c, grant_ref_t ref, int *err);
-/* The same without mapping: NULL if <ref> has no (writable) mapping. */
-struct xbd_gnt *xbd_gcache_get_cached(struct xbd_gcache *c, grant_ref_t ref);
-/* The same for an indirect page, which is mapped read-only if the guest
- * granted it so (the reference frontend does; Linux grants every page
- * writable), and may also take the headroom: the
- * last entries of the cache, kept from data pages so that when the
- * guest's data pages overflow the cache, its few indirect pages stay
- * mapped and a request costs one copy call (its data), not two. */
+/* Pin the pages of a request's n segments, one hash lookup each:
+ * out[i] is the mapping of seg[i].gref, held (one use) until
+ * xbd_gcache_put(), or NULL: copy that segment.  The refs not cached yet
+ * (each distinct ref once) are mapped writable in ONE map call, as one
+ * group, as many as the cache's data share and the host reserve leave
+ * room for (the others: NULL, the cache says it is full).  A page cached
+ * read-only (an indirect page) is never handed out as data: NULL.
+ * Returns 0, or the errno of a failed map call (one bad, read-only or
+ * revoked ref fails it whole): then every ref it had is NULL, this
+ * request only (grant copy gives a good page its data and a bad one its
+ * error).  Every out[i] is set, whatever the result: the caller puts
+ * each non-NULL one exactly once.  scratch[]: n entries, overwritten. */
+struct xbd_seg;
+int xbd_gcache_get_segs(struct xbd_gcache *c, const struct xbd_seg *seg, unsigned n,
+                        struct xbd_gnt **out, grant_ref_t *scratch);
+/* Pin the mapping of indirect page <ref>, mapping it on its own on first
+ * use, read-only if the guest granted it so (the reference frontend
+ * does; Linux grants every page writable).  It may also take the
+ * headroom: the last entries of the cache, kept from data pages so that
+ * when the guest's data pages overflow the cache, its few indirect pages
+ * stay mapped and a request costs one copy call (its data), not two.
+ * NULL with *err = 0: the cache is full, or the host-wide reserve is
+ * used up (use grant copy); NULL with *err = errno: the map failed. */
 struct xbd_gnt *xbd_gcache_get_indirect(struct xbd_gcache *c, grant_ref_t ref, int *err);
-/* Map, in ONE map call, the data pages among refs[0..n) that are not
- * cached yet (each distinct ref once), as many as the cache's data share
- * and the host reserve leave room for; they are then found by
- * xbd_gcache_get().  Returns how many were mapped; 0 with *err = errno
- * if the call failed (one bad or read-only ref fails it whole): the
- * caller then takes the pages with xbd_gcache_get_cached() and copies
- * the others, this request only.  refs[] is reordered and overwritten
- * (a scratch copy of the request's refs). */
-unsigned xbd_gcache_map_missing(struct xbd_gcache *c, grant_ref_t *refs, unsigned n,
-                                int *err);
 /* Entries only xbd_gcache_get_indirect() may take (0 by default). */
 void xbd_gcache_set_headroom(struct xbd_gcache *c, unsigned n);
 void *xbd_gnt_page(const struct xbd_gnt *g);
@@ -81,8 +81,8 @@ unsigned xbd_gcache_count(const struct xbd_gcache *c);
 struct xbd_unmapper;
 void xbd_gcache_set_unmapper(struct xbd_gcache *c, struct xbd_unmapper *u, const char *name);
 unsigned xbd_gcache_max(const struct xbd_gcache *c);
-/* True (and reset) if get() refused an entry for lack of room since the
- * last call. */
+/* True (and reset) if a get function refused an entry for lack of room
+ * since the last call. */
 bool xbd_gcache_take_full_hint(struct xbd_gcache *c);
 /* Unmap everything.  Only once no I/O can reference any entry. */
 void xbd_gcache_free(struct xbd_gcache *c);

@@ -57,21 +57,20 @@
 
 #define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
 
-/* Where the data of one segment lives while the request is in flight. */
-struct xbd_segbuf {
-    struct xbd_gnt *gnt;     /* persistent mapping, or */
-    void *bounce;            /* a daemon page filled/emptied by grant copy */
-};
-
 enum xbd_stage { ST_RW, ST_SYNC, ST_DISCARD };
 
 struct xbd_slot {
     struct xbd_aio aio;
     struct xbd_ring *ring;
     struct xbd_req req;
-    struct xbd_segbuf *buf;  /* req.seg_cap entries */
+    /* Where the data of segment i lives while the request is in flight:
+     * gnt[i], a persistent mapping, or bounce[i], a daemon page filled or
+     * emptied by grant copy (req.seg_cap entries each; separate arrays so
+     * that the grant cache fills gnt[] in one call). */
+    struct xbd_gnt **gnt;
+    void **bounce;
     struct iovec *iov;       /* req.seg_cap entries */
-    unsigned nbuf;           /* entries of buf holding something */
+    unsigned nbuf;           /* entries of gnt/bounce that may hold something */
     enum xbd_stage stage;
     enum xbd_lat_op lat_op;  /* histogram to record the latency in, if any */
     uint64_t t0_ns;          /* consumed from the ring (CLOCK_MONOTONIC) */
@@ -109,7 +108,7 @@ struct xbd_ring {
     unsigned nr_slots, seg_cap;
     void *slot_mem;                /* segs, bufs and iovecs of all slots */
     xengnttab_grant_copy_segment_t *copy; /* seg_cap scratch entries */
-    grant_ref_t *grefs;            /* seg_cap scratch refs (map_request_grants) */
+    grant_ref_t *grefs;            /* seg_cap scratch refs (pin_grants) */
     unsigned char *ind_buf;        /* private copy of indirect segments */
     void **pool;                   /* idle bounce pages */
     unsigned pool_n;
@@ -396,13 +395,15 @@ static void release_bufs(struct xbd_ring *r, struct xbd_slot *s)
     double now = r->persistent ? mono_now() : 0;
     unsigned i;
 
+    /* An entry holds a mapping or a bounce page, never both (get_pages). */
     for (i = 0; i < s->nbuf; i++) {
-        if (s->buf[i].gnt)
-            xbd_gcache_put(r->gc, s->buf[i].gnt, now);
-        else if (s->buf[i].bounce)
-            page_put(r, s->buf[i].bounce);
-        s->buf[i].gnt = NULL;
-        s->buf[i].bounce = NULL;
+        if (s->gnt[i]) {
+            xbd_gcache_put(r->gc, s->gnt[i], now);
+            s->gnt[i] = NULL;
+        } else if (s->bounce[i]) {
+            page_put(r, s->bounce[i]);
+            s->bounce[i] = NULL;
+        }
     }
     s->nbuf = 0;
 }
@@ -466,14 +467,14 @@ static int copy_bounced(struct xbd_ring *r, struct xbd_slot *s, bool to_guest)
         xengnttab_grant_copy_segment_t *c;
         unsigned off, len;
 
-        if (!s->buf[i].bounce)
+        if (!s->bounce[i])
             continue;
         off = q->seg[i].first_sect * 512u;
         len = (q->seg[i].last_sect - q->seg[i].first_sect + 1u) * 512u;
         c = &r->copy[n++];
         memset(c, 0, sizeof(*c));
         if (to_guest) {
-            c->source.virt = (char *)s->buf[i].bounce + off;
+            c->source.virt = (char *)s->bounce[i] + off;
             c->dest.foreign.ref = q->seg[i].gref;
             c->dest.foreign.offset = (uint16_t)off;
             c->dest.foreign.domid = r->domid;
@@ -482,7 +483,7 @@ static int copy_bounced(struct xbd_ring *r, struct xbd_slot *s, bool to_guest)
             c->source.foreign.ref = q->seg[i].gref;
             c->source.foreign.offset = (uint16_t)off;
             c->source.foreign.domid = r->domid;
-            c->dest.virt = (char *)s->buf[i].bounce + off;
+            c->dest.virt = (char *)s->bounce[i] + off;
             c->flags = GNTCOPY_source_gref;
         }
         c->len = (uint16_t)len;
@@ -556,77 +557,64 @@ static void aio_done(struct xbd_aio *a, long res)
 
 /* ---- submission ------------------------------------------------------ */
 
-/* Get the page for segment i: the persistent mapping when allowed and
- * room remains, else a bounce page.  <batch_err>: the request's batch map
- * failed with it (map_request_grants): no new mapping for this request. */
-static int seg_buf(struct xbd_ring *r, struct xbd_slot *s, unsigned i, int batch_err)
+/* Pin the request's persistent mappings: one grant-cache lookup per
+ * segment, the pages not mapped yet mapped by one call (one gntdev
+ * mapping, unmapped as one: grant_cache.h).  A segment left without one
+ * (cache full, a page cached read-only, or a failed map call: a bad,
+ * read-only or revoked ref among the new pages, or the host out of
+ * mappings) is copied, which gives it the answer a map would (a bad ref
+ * fails its copy, so the request). */
+static void pin_grants(struct xbd_ring *r, struct xbd_slot *s)
 {
-    int err = 0;
+    const struct xbd_req *q = &s->req;
+    int err = xbd_gcache_get_segs(r->gc, q->seg, q->nr_segments, s->gnt, r->grefs);
+    unsigned i;
 
-    if (r->persistent && batch_err) {
-        s->buf[i].gnt = xbd_gcache_get_cached(r->gc, s->req.seg[i].gref);
-        if (s->buf[i].gnt)
-            return 0;
-        r->st.pgrant_map_failures++;
-    } else if (r->persistent) {
-        s->buf[i].gnt = xbd_gcache_get(r->gc, s->req.seg[i].gref, &err);
-        if (s->buf[i].gnt)
-            return 0;
-        /* No mapping: copy this page instead.  A grant that cannot be
-         * mapped may still be copied (the host ran out of mappings, an
-         * injected fault); one that is really bad fails the copy, and
-         * only then the request. */
-        if (err) {
-            r->st.pgrant_map_failures++;
-            xbd_logb(r->logb, XBD_LOG_WARN, "%s: cannot map grant %u: %s; copying it",
-                     r->name, s->req.seg[i].gref, strerror(err));
-        }
-    }
-    s->buf[i].bounce = page_get(r);
-    return s->buf[i].bounce ? 0 : -1;
+    if (!err)
+        return;
+    for (i = 0; i < q->nr_segments; i++)
+        r->st.pgrant_map_failures += !s->gnt[i];
+    if (q->nr_segments == 1)
+        xbd_logb(r->logb, XBD_LOG_WARN, "%s: cannot map grant %u: %s; copying it",
+                 r->name, q->seg[0].gref, strerror(err));
+    else
+        xbd_logb(r->logb, XBD_LOG_WARN,
+                 "%s: cannot map the grants of a request: %s; copying them",
+                 r->name, strerror(err));
 }
 
-/* Map the request's pages not cached yet in one map call (one gntdev
- * mapping, unmapped as one: grant_cache.h), before seg_buf() takes them
- * page by page.  Returns 0, or the errno of a failed call (a bad,
- * read-only or revoked ref among them, or the host out of mappings):
- * then this request's new pages are copied, which gives it the answer
- * per-page maps would (a bad ref fails its copy, so the request). */
-static int map_request_grants(struct xbd_ring *r, struct xbd_slot *s)
+/* The page of every segment: its persistent mapping when allowed and
+ * there is one, else a bounce page.  -1: no memory for a bounce page. */
+static int get_pages(struct xbd_ring *r, struct xbd_slot *s)
 {
     const struct xbd_req *q = &s->req;
     unsigned i;
-    int err;
 
-    if (!r->persistent || q->nr_segments < 2)
-        return 0;           /* one page: seg_buf's own map is the same call */
+    /* Every entry is set from here (NULL or held): whatever fails next,
+     * finish() puts each page taken exactly once. */
+    s->nbuf = q->nr_segments;
+    if (r->persistent)
+        pin_grants(r, s);
     for (i = 0; i < q->nr_segments; i++)
-        r->grefs[i] = q->seg[i].gref;
-    if (xbd_gcache_map_missing(r->gc, r->grefs, q->nr_segments, &err) || !err)
-        return 0;
-    xbd_logb(r->logb, XBD_LOG_WARN, "%s: cannot map the grants of a request: %s; copying them",
-             r->name, strerror(err));
-    return err;
+        if (!s->gnt[i] && !(s->bounce[i] = page_get(r)))
+            return -1;
+    return 0;
 }
 
 static void *seg_page(const struct xbd_slot *s, unsigned i)
 {
-    return s->buf[i].gnt ? xbd_gnt_page(s->buf[i].gnt) : s->buf[i].bounce;
+    return s->gnt[i] ? xbd_gnt_page(s->gnt[i]) : s->bounce[i];
 }
 
 static void start_rw(struct xbd_ring *r, struct xbd_slot *s)
 {
     struct xbd_req *q = &s->req;
-    int batch_err = map_request_grants(r, s);
     unsigned i;
 
-    for (i = 0; i < q->nr_segments; i++) {
-        s->nbuf = i + 1;
-        if (seg_buf(r, s, i, batch_err) < 0) {
-            r->st.grant_errors++;
-            finish(s, BLKIF_RSP_ERROR);
-            return;
-        }
+    if (get_pages(r, s) < 0) {
+        r->st.grant_errors++;
+        finish(s, BLKIF_RSP_ERROR);
+        return;
     }
     if (is_write(q) && copy_bounced(r, s, false) < 0) {
         finish(s, BLKIF_RSP_ERROR);
@@ -1175,8 +1163,8 @@ static size_t fixed_bytes(const struct xbd_ring *r)
 static size_t slot_bytes(const struct xbd_ring *r)
 {
     return sizeof(struct xbd_slot) +
-           r->seg_cap * (sizeof(struct xbd_seg) + sizeof(struct xbd_segbuf) +
-                         sizeof(struct iovec));
+           r->seg_cap * (sizeof(struct xbd_seg) + sizeof(struct xbd_gnt *) +
+                         sizeof(void *) + sizeof(struct iovec));
 }
 
 /* What the queue holds now, for the stats (budget.h). */
@@ -1188,8 +1176,7 @@ static void update_mem(struct xbd_ring *r)
 
 static int alloc_slots(struct xbd_ring *r)
 {
-    size_t per = r->seg_cap * (sizeof(struct xbd_seg) + sizeof(struct xbd_segbuf) +
-                               sizeof(struct iovec));
+    size_t per = slot_bytes(r) - sizeof(struct xbd_slot);
     struct xbd_ring_plan plan;
     unsigned char *m;
     unsigned i;
@@ -1223,8 +1210,10 @@ static int alloc_slots(struct xbd_ring *r)
         s->req.seg = (struct xbd_seg *)(void *)m;
         m += r->seg_cap * sizeof(struct xbd_seg);
         s->req.seg_cap = r->seg_cap;
-        s->buf = (struct xbd_segbuf *)(void *)m;
-        m += r->seg_cap * sizeof(struct xbd_segbuf);
+        s->gnt = (struct xbd_gnt **)(void *)m;
+        m += r->seg_cap * sizeof(struct xbd_gnt *);
+        s->bounce = (void **)(void *)m;
+        m += r->seg_cap * sizeof(void *);
         s->iov = (struct iovec *)(void *)m;
         m += r->seg_cap * sizeof(struct iovec);
         s->next_free = r->free_slots;

@@ -151,6 +151,8 @@ struct xbd_ring_stats {
     uint64_t pgrants_mapped;   /* persistent grants currently mapped */
     uint64_t pgrant_hits;      /* segment found already mapped */
     uint64_t pgrant_misses;    /* not mapped yet (then mapped, or copied if full) */
+    uint64_t pgrant_lookups;   /* grant cache hash lookups: one per segment and
+                                  indirect page of a persistent ring */
     uint64_t pgrant_purges;    /* unmapped by the LRU or idle purge */
     uint64_t pgrant_map_calls; /* gnttab map calls made for data and indirect pages */
     uint64_t copy_calls;       /* gnttab grant-copy calls */

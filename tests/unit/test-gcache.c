@@ -15,11 +15,13 @@
  * A hostile request mix (duplicate, 0, huge, never granted and read-only
  * refs, list pages, purges of every kind) never maps more than the share,
  * never unmaps a held page, never hands out a read-only page as data.
- * A request's new grants (xbd_gcache_map_missing) are mapped by one call
+ * A request's new grants (xbd_gcache_get_segs) are mapped by one call
  * as one group, each distinct ref once; purges take a group whole, never
  * one with a page in use, by one unmap call; the budget counts the pages
  * of groups; a batch with a bad ref maps nothing (page by page the good
- * ones still map).
+ * ones still map).  Each segment of a request costs one hash lookup, and a
+ * request whose map call fails half-way holds exactly its cached pages,
+ * once per segment, and gives them all back.
  * Handed over to the unmap worker (src/unmap_worker.c), every mapping
  * stays mapped and reserved until the worker unmapped it in its thread;
  * then the loop gets the reserve back and the owner's callback.  The
@@ -39,6 +41,7 @@
 #include "fe.h"
 #include "budget.h"
 #include "grant_cache.h"
+#include "request.h"
 #include "unmap_worker.h"
 #include <ev.h>
 
@@ -89,10 +92,46 @@ static uint64_t map_calls(struct rig *r)
     return s.map_calls;
 }
 
+#define MAXSEG 16
+
+/* The pages of a request naming refs[0..n) (whole pages), as ring.c
+ * takes them: g[i] held, or NULL (copied).  Returns how many are held;
+ * *err is the map call's. */
+static unsigned get_req(struct xbd_gcache *c, const grant_ref_t *refs, unsigned n,
+                        struct xbd_gnt **g, int *err)
+{
+    struct xbd_seg seg[MAXSEG];
+    grant_ref_t scratch[MAXSEG];
+    unsigned i, held = 0;
+
+    for (i = 0; i < n; i++)
+        seg[i] = (struct xbd_seg){ refs[i], 0, 7 };
+    *err = xbd_gcache_get_segs(c, seg, n, g, scratch);
+    for (i = 0; i < n; i++)
+        held += g[i] != NULL;
+    return held;
+}
+
+static void put_req(struct xbd_gcache *c, struct xbd_gnt **g, unsigned n, double t)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (g[i])
+            xbd_gcache_put(c, g[i], t);
+}
+
+/* A one-page request. */
+static struct xbd_gnt *get1(struct xbd_gcache *c, grant_ref_t ref, int *err)
+{
+    struct xbd_gnt *g;
+
+    get_req(c, &ref, 1, &g, err);
+    return g;
+}
+
 static struct xbd_gnt *get(struct xbd_gcache *c, grant_ref_t ref)
 {
     int err = -1;
-    struct xbd_gnt *g = xbd_gcache_get(c, ref, &err);
+    struct xbd_gnt *g = get1(c, ref, &err);
 
     CHECK(g != NULL);
     CHECK_EQ(err, 0);
@@ -147,7 +186,7 @@ static void test_full_and_errors(void)
     CHECK(!xbd_gcache_take_full_hint(c));
     for (i = 0; i < 3; i++)
         g[i] = get(c, r.ref[i]);
-    CHECK(xbd_gcache_get(c, r.ref[3], &err) == NULL);
+    CHECK(get1(c, r.ref[3], &err) == NULL);
     CHECK_EQ(err, 0);
     CHECK(xbd_gcache_take_full_hint(c));
     CHECK(!xbd_gcache_take_full_hint(c));          /* reset by the read */
@@ -162,13 +201,13 @@ static void test_full_and_errors(void)
     /* Room again, but the guest never granted ref 1000: error, no entry. */
     CHECK_EQ(xbd_gcache_purge_lru(c, 1), 1);
     err = 0;
-    CHECK(xbd_gcache_get(c, 1000, &err) == NULL);
+    CHECK(get1(c, 1000, &err) == NULL);
     CHECK(err != 0);
     CHECK_EQ(xbd_gcache_count(c), 2);
     CHECK_EQ(r.st.pgrants_mapped, 2);
     /* ... and a retry fails again rather than finding a half entry. */
     err = 0;
-    CHECK(xbd_gcache_get(c, 1000, &err) == NULL);
+    CHECK(get1(c, 1000, &err) == NULL);
     CHECK(err != 0);
     xbd_gcache_free(c);
     rig_close(&r);
@@ -277,7 +316,7 @@ static void test_host_reserve(void)
     g[2] = get(b, r.ref[2]);
     CHECK_EQ(m.used, 3);
     /* b has room (1 of 4), the host has none: copy, no error, no map. */
-    CHECK(xbd_gcache_get(b, r.ref[3], &err) == NULL);
+    CHECK(get1(b, r.ref[3], &err) == NULL);
     CHECK_EQ(err, 0);
     CHECK_EQ(r.st.pgrant_budget_full, 1);
     CHECK_EQ(r.st.pgrant_map_calls, 3);
@@ -291,7 +330,7 @@ static void test_host_reserve(void)
     /* A map that fails gives its reservation back. */
     xbd_gcache_put(b, g[2], 3);
     CHECK_EQ(xbd_gcache_purge_lru(b, 1), 1);
-    CHECK(xbd_gcache_get(b, 5, &err) == NULL);     /* never granted */
+    CHECK(get1(b, 5, &err) == NULL);     /* never granted */
     CHECK(err != 0);
     CHECK_EQ(m.used, 2);
     xbd_gcache_put(a, g[1], 4);
@@ -330,8 +369,9 @@ static void test_group_map(void)
     struct rig r;
     struct xbd_gcache *c;
     struct xsg_grant_stats s0, s1;
-    struct xbd_gnt *held;
-    grant_ref_t refs[8];
+    struct xbd_gnt *held, *g[9];
+    static const unsigned idx[9] = { 0, 1, 0, 2, 4, 3, 1, 3, 2 };
+    grant_ref_t req[9];
     int err = -1;
 
     printf("a request's new grants are one mapping, unmapped whole\n");
@@ -340,10 +380,9 @@ static void test_group_map(void)
     use_all(c, &r.ref[4], 1, 1);                 /* ref 4 cached already */
     s0 = gstats(&r);
     /* refs 0..3, each twice, and the cached ref 4: 4 pages, 1 call. */
-    grant_ref_t req[9] = { r.ref[0], r.ref[1], r.ref[0], r.ref[2], r.ref[4],
-                           r.ref[3], r.ref[1], r.ref[3], r.ref[2] };
-    memcpy(refs, req, sizeof(refs));
-    CHECK_EQ(xbd_gcache_map_missing(c, req, 9, &err), 4);
+    for (unsigned i = 0; i < 9; i++)
+        req[i] = r.ref[idx[i]];
+    CHECK_EQ(get_req(c, req, 9, g, &err), 9);
     CHECK_EQ(err, 0);
     s1 = gstats(&r);
     CHECK_EQ(s1.map_calls - s0.map_calls, 1);
@@ -351,21 +390,22 @@ static void test_group_map(void)
     CHECK_EQ(xbd_gcache_count(c), 5);
     CHECK_EQ(r.st.pgrants_mapped, 5);
     CHECK_EQ(r.st.pgrant_map_calls, 2);
-    /* get() finds them (counted as misses: new this request), each page
-     * is the guest's page of that ref. */
-    for (unsigned i = 0; i < 4; i++) {
-        struct xbd_gnt *g = get(c, r.ref[i]);
-
-        CHECK(((unsigned char *)xbd_gnt_page(g))[100] == 'a' + i);
-        xbd_gcache_put(c, g, 2);
-    }
+    /* Each segment holds the guest's page of its ref, a page named
+     * twice is held twice; the first segment naming a new page counts a
+     * miss, the others (and the cached ref 4) hits; one lookup each. */
+    for (unsigned i = 0; i < 9; i++)
+        CHECK(((unsigned char *)xbd_gnt_page(g[i]))[100] == 'a' + idx[i]);
+    CHECK(g[0] == g[2] && g[1] == g[6] && g[3] == g[8] && g[5] == g[7]);
     CHECK_EQ(r.st.pgrant_misses, 1 + 4);
-    CHECK_EQ(r.st.pgrant_hits, 0);
+    CHECK_EQ(r.st.pgrant_hits, 1 + 4);
+    CHECK_EQ(r.st.pgrant_lookups, 1 + 9);
+    put_req(c, g, 9, 2);
     /* Nothing new: no call. */
-    memcpy(req, refs, sizeof(refs));
-    CHECK_EQ(xbd_gcache_map_missing(c, req, 8, &err), 0);
+    CHECK_EQ(get_req(c, req, 8, g, &err), 8);
     CHECK_EQ(err, 0);
     CHECK_EQ(gstats(&r).map_calls, s1.map_calls);
+    CHECK_EQ(r.st.pgrant_lookups, 1 + 9 + 8);
+    put_req(c, g, 8, 2);
     /* One page of the group held: an LRU purge takes the other group
      * (ref 4 alone) and leaves the held one, all 4 pages mapped. */
     held = get(c, r.ref[2]);
@@ -397,6 +437,7 @@ static void test_group_budget(void)
     struct rig r;
     struct xbd_map_reserve m = { .max_map_count = 100, .limit = 3 };
     struct xbd_gcache *c;
+    struct xbd_gnt *g[6];
     grant_ref_t req[6];
     int err = -1;
 
@@ -407,19 +448,21 @@ static void test_group_budget(void)
     xbd_gcache_set_reserve(c, &m);
     for (unsigned i = 0; i < 6; i++)
         req[i] = r.ref[i];
-    CHECK_EQ(xbd_gcache_map_missing(c, req, 6, &err), 3);   /* the reserve */
+    CHECK_EQ(get_req(c, req, 6, g, &err), 3);   /* the reserve */
+    CHECK_EQ(err, 0);
+    CHECK(xbd_gcache_take_full_hint(c));
+    CHECK_EQ(r.st.pgrant_budget_full, 3);
+    put_req(c, g, 6, 1);
     CHECK_EQ(m.used, 3);
     CHECK_EQ(xbd_gcache_count(c), 3);
     m.limit = 50;
-    for (unsigned i = 0; i < 6; i++)
-        req[i] = r.ref[i];
-    CHECK_EQ(xbd_gcache_map_missing(c, req, 6, &err), 1);   /* the share */
+    CHECK_EQ(get_req(c, req, 6, g, &err), 4);   /* the share: one more */
+    put_req(c, g, 6, 1);
     CHECK_EQ(xbd_gcache_count(c), 4);
-    for (unsigned i = 0; i < 6; i++)
-        req[i] = r.ref[i];
-    CHECK_EQ(xbd_gcache_map_missing(c, req, 6, &err), 0);
+    CHECK_EQ(get_req(c, req, 6, g, &err), 4);
     CHECK_EQ(err, 0);
-    CHECK(xbd_gcache_get(c, r.ref[4], &err) == NULL && err == 0);   /* copy it */
+    CHECK(g[4] == NULL && g[5] == NULL);        /* copy them */
+    put_req(c, g, 6, 1);
     CHECK(xbd_gcache_take_full_hint(c));
     CHECK_EQ(xbd_gcache_purge_lru(c, 100), 4);
     CHECK_EQ(m.used, 0);
@@ -427,16 +470,67 @@ static void test_group_budget(void)
      * reserved, and the good page then maps on its own. */
     req[0] = r.ref[5];
     req[1] = 1000;
-    CHECK_EQ(xbd_gcache_map_missing(c, req, 2, &err), 0);
+    CHECK_EQ(get_req(c, req, 2, g, &err), 0);
     CHECK(err != 0);
     CHECK_EQ(xbd_gcache_count(c), 0);
     CHECK_EQ(m.used, 0);
     CHECK_EQ(xsg_grants_in_use(r.d), 0);
     xbd_gcache_put(c, get(c, r.ref[5]), 1);
-    CHECK(xbd_gcache_get(c, 1000, &err) == NULL && err != 0);
+    CHECK(get1(c, 1000, &err) == NULL && err != 0);
     CHECK_EQ(xbd_gcache_count(c), 1);
     xbd_gcache_free(c);
     CHECK_EQ(m.used, 0);
+    rig_close(&r);
+}
+
+/* One hash lookup per segment (ring.c once looked a request's pages up
+ * twice: to map the new ones, then to pin each), and a request whose map
+ * call fails half-way (its cached pages pinned, its new ones refused
+ * whole for a never-granted ref among them) holds each cached page once
+ * per segment naming it and nothing else: released, the group is free
+ * to purge again, whole. */
+static void test_one_lookup(void)
+{
+    struct rig r;
+    struct xbd_gcache *c;
+    struct xbd_gnt *g[7];
+    grant_ref_t req[7];
+    int err = -1;
+
+    printf("one lookup per segment; a map failing half-way releases what it took\n");
+    rig_open(&r, 40);
+    c = xbd_gcache_new(r.xgt, 40, 16, &r.st);
+    for (unsigned i = 0; i < 4; i++)
+        req[i] = r.ref[i];
+    CHECK_EQ(get_req(c, req, 4, g, &err), 4);
+    CHECK_EQ(r.st.pgrant_lookups, 4);
+    put_req(c, g, 4, 1);
+    /* Steady state: one lookup per segment, no map call. */
+    CHECK_EQ(get_req(c, req, 4, g, &err), 4);
+    CHECK_EQ(r.st.pgrant_lookups, 4 + 4);
+    CHECK_EQ(r.st.pgrant_map_calls, 1);
+    put_req(c, g, 4, 2);
+    /* Cached 0 (twice) and 1, new 4 (twice) and 5, never granted 1000. */
+    req[0] = r.ref[0];
+    req[1] = r.ref[4];
+    req[2] = 1000;
+    req[3] = r.ref[1];
+    req[4] = r.ref[0];
+    req[5] = r.ref[5];
+    req[6] = r.ref[4];
+    CHECK_EQ(get_req(c, req, 7, g, &err), 3);
+    CHECK(err != 0);
+    CHECK_EQ(r.st.pgrant_lookups, 4 + 4 + 7);
+    CHECK_EQ(r.st.pgrant_map_calls, 2);            /* refused whole */
+    CHECK(g[0] && g[0] == g[4] && g[3] && g[3] != g[0]);
+    CHECK(!g[1] && !g[2] && !g[5] && !g[6]);
+    CHECK_EQ(xbd_gcache_count(c), 4);
+    CHECK_EQ(xsg_grants_in_use(r.d), 4);
+    CHECK_EQ(xbd_gcache_purge_lru(c, 100), 0);     /* held: stays */
+    put_req(c, g, 7, 3);
+    CHECK_EQ(xbd_gcache_purge_lru(c, 100), 4);     /* released: goes whole */
+    CHECK_EQ(xsg_grants_in_use(r.d), 0);
+    xbd_gcache_free(c);
     rig_close(&r);
 }
 
@@ -456,6 +550,7 @@ static void test_hand_over(void)
     struct xbd_gcache *c;
     struct xsg_grant_stats s0;
     grant_ref_t refs[4];
+    struct xbd_gnt *g[4];
     unsigned i, done = 0, spins = 0;
     int err = -1;
 
@@ -467,7 +562,8 @@ static void test_hand_over(void)
     /* Refs 0..3 as one group, 4 and 5 on their own: 3 mappings. */
     for (i = 0; i < 4; i++)
         refs[i] = r.ref[i];
-    CHECK_EQ(xbd_gcache_map_missing(c, refs, 4, &err), 4);
+    CHECK_EQ(get_req(c, refs, 4, g, &err), 4);
+    put_req(c, g, 4, 0);
     for (i = 0; i < NREF; i++)
         xbd_gcache_put(c, get(c, r.ref[i]), i);
     CHECK_EQ(xsg_grants_in_use(r.d), NREF);
@@ -508,6 +604,7 @@ static void test_purge_worker(void)
     struct xsg_grant_stats s0;
     struct xbd_gcache *c;
     grant_ref_t refs[4];
+    struct xbd_gnt *g[4];
     unsigned i, spins = 0;
     int err = -1;
 
@@ -519,7 +616,8 @@ static void test_purge_worker(void)
     xbd_gcache_set_unmapper(c, u, "test q1");
     for (i = 0; i < 4; i++)
         refs[i] = r.ref[i];
-    CHECK_EQ(xbd_gcache_map_missing(c, refs, 4, &err), 4);
+    CHECK_EQ(get_req(c, refs, 4, g, &err), 4);
+    put_req(c, g, 4, 1);
     for (i = 0; i < NREF; i++)
         xbd_gcache_put(c, get(c, r.ref[i]), i < 4 ? 1 : 20);
     s0 = gstats(&r);
@@ -562,6 +660,7 @@ static void test_purge_pending_share(void)
     char hold[] = "/tmp/test-gcache-hold.XXXXXX";
     struct xbd_gcache *c;
     grant_ref_t refs[4];
+    struct xbd_gnt *g[4];
     unsigned i, spins = 0;
     int fd, err = -1;
 
@@ -577,17 +676,16 @@ static void test_purge_pending_share(void)
     xbd_gcache_set_unmapper(c, u, "test q2");
     for (i = 0; i < 4; i++)
         refs[i] = r.ref[i];
-    CHECK_EQ(xbd_gcache_map_missing(c, refs, 4, &err), 4);
-    for (i = 0; i < 4; i++)
-        xbd_gcache_put(c, get(c, r.ref[i]), 1);
+    CHECK_EQ(get_req(c, refs, 4, g, &err), 4);
+    put_req(c, g, 4, 1);
     CHECK_EQ(xbd_gcache_purge_idle(c, 10), 4);
     CHECK_EQ(xbd_gcache_count(c), 0);
     /* The worker holds the 4 pages: new refs go by copy. */
     refs[0] = r.ref[4];
     refs[1] = r.ref[5];
-    CHECK_EQ(xbd_gcache_map_missing(c, refs, 2, &err), 0);
+    CHECK_EQ(get_req(c, refs, 2, g, &err), 0);
     CHECK_EQ(err, 0);
-    CHECK(xbd_gcache_get(c, r.ref[4], &err) == NULL);
+    CHECK(get1(c, r.ref[4], &err) == NULL);
     CHECK_EQ(err, 0);
     CHECK(xbd_gcache_get_indirect(c, r.ref[5], &err) == NULL);
     CHECK_EQ(err, 0);
@@ -598,11 +696,10 @@ static void test_purge_pending_share(void)
     while (m.used && spins++ < 100000)
         ev_run(loop, EVRUN_ONCE);
     CHECK_EQ(m.used, 0);
-    CHECK_EQ(xbd_gcache_map_missing(c, refs, 2, &err), 2);
+    CHECK_EQ(get_req(c, refs, 2, g, &err), 2);
     CHECK_EQ(xsg_grants_in_use(r.d), 2);
     /* A purge still with the worker when the cache goes (ring stop). */
-    for (i = 0; i < 2; i++)
-        xbd_gcache_put(c, get(c, refs[i]), 1);
+    put_req(c, g, 2, 1);
     fd = open(hold, O_CREAT | O_WRONLY, 0600);
     CHECK(fd >= 0);
     close(fd);
@@ -620,14 +717,14 @@ static void test_purge_pending_share(void)
 }
 
 /* A hostile guest's request mix against the cache, as ring.c drives it
- * (map_missing on a scratch copy, then get() per segment, get_cached()
- * after a failed batch, get_indirect() for list pages), with purges of
+ * (get_segs for a request's data pages, get_indirect() for list pages,
+ * each request's pages released at once), with purges of
  * every kind in between, from a fixed seed: duplicate refs, refs never
  * granted, huge refs, read-only grants, more refs than fit.  After every
  * step: the pages mapped are the cache's count and never more than its
  * share, every page a request holds is still mapped and is the page of
  * its ref (readable, and writable unless got as a read-only list page),
- * and at the end nothing is left mapped. */
+ * each segment cost one lookup, and at the end nothing is left mapped. */
 #define MIX_REFS 20
 #define MIX_REQS 6
 #define MIX_SEGS 12
@@ -667,6 +764,19 @@ static void mix_put(struct xbd_gcache *c, struct mix_req *q, double now)
     for (unsigned i = 0; i < q->n; i++)
         xbd_gcache_put(c, q->g[i], now);
     q->n = 0;
+}
+
+/* Wait for the worker's completions (not for time) until every page the
+ * purges handed it is unmapped: the reserve then holds the cache's pages
+ * only. */
+static void unmaps_done(struct ev_loop *loop, const struct xbd_map_reserve *m,
+                        const struct xbd_gcache *c)
+{
+    unsigned spins = 0;
+
+    while (m->used > xbd_gcache_count(c) && spins++ < 100000)
+        ev_run(loop, EVRUN_ONCE);
+    CHECK_EQ(m->used, xbd_gcache_count(c));
 }
 
 static void test_hostile_mix(bool worker)
@@ -722,6 +832,8 @@ static void test_hostile_mix(bool worker)
             /* A request: maybe a list page, then its data segments, whose
              * refs may repeat, be 0, huge, never granted or read-only. */
             unsigned sidx[MIX_SEGS];
+            struct xbd_gnt *g[MIX_SEGS];
+            uint64_t lookups;
             bool failed;
 
             n = 1 + mix_rand(&seed) % MIX_SEGS;
@@ -733,28 +845,29 @@ static void test_hostile_mix(bool worker)
             }
             if (op == 0) {
                 unsigned r = mix_rand(&seed) % MIX_REFS;
-                struct xbd_gnt *g = xbd_gcache_get_indirect(c, ref[r], &err);
+                struct xbd_gnt *lg = xbd_gcache_get_indirect(c, ref[r], &err);
 
-                if (g) {
+                if (lg) {
                     nro += r % 5 == 4;
-                    q->g[q->n] = g;
+                    q->g[q->n] = lg;
                     q->idx[q->n] = r;
                     q->list[q->n++] = true;
                 }
             }
-            k = xbd_gcache_map_missing(c, scratch, n, &err);
-            CHECK(k <= n);
-            failed = !k && err;
+            lookups = st.pgrant_lookups;
+            k = xbd_gcache_count(c);
+            CHECK(get_req(c, scratch, n, g, &err) <= n);
+            CHECK_EQ(st.pgrant_lookups - lookups, n);
+            k = xbd_gcache_count(c) - k;
+            failed = err != 0;
+            CHECK(!failed || !k);
             nfailed += failed;
             nbatch += k > 1;
             for (i = 0; i < n; i++) {
-                struct xbd_gnt *g = failed ? xbd_gcache_get_cached(c, ref[sidx[i]])
-                                           : xbd_gcache_get(c, ref[sidx[i]], &err);
-
-                if (!g)
+                if (!g[i])
                     continue;   /* copied */
                 CHECK(sidx[i] < MIX_REFS && sidx[i] % 5 != 4);
-                q->g[q->n] = g;
+                q->g[q->n] = g[i];
                 q->idx[q->n] = sidx[i];
                 q->list[q->n++] = false;
             }
@@ -770,14 +883,19 @@ static void test_hostile_mix(bool worker)
         for (i = 0; i < MIX_REQS; i++)
             mix_check_held(d, &req[i], gfn);
         if (worker) {
-            /* Mapped pages, purged or not, within the share: whatever
-             * the worker's pace (held for the first half). */
+            /* Mapped pages, purged or not, within the share: while the
+             * worker holds every unmap (first half), then with each
+             * step's unmaps waited for (second half): the room they give
+             * back is the same in every run, whatever the worker's pace,
+             * so the mix reaches the same paths every time. */
             if (step == 2000)
                 unlink(hold);
             ev_run(loop, EVRUN_NOWAIT);
             if ((unsigned)xsg_grants_in_use(d) > 10 || m.used > m.limit ||
                 (unsigned)xsg_grants_in_use(d) > m.used)
                 bad++;
+            if (step >= 2000)
+                unmaps_done(loop, &m, c);
         } else if (xbd_gcache_count(c) > 10 ||
                    (unsigned)xsg_grants_in_use(d) != xbd_gcache_count(c) ||
                    m.used != xbd_gcache_count(c) || m.used > m.limit) {
@@ -849,6 +967,7 @@ int main(int argc, char **argv)
     test_host_reserve();
     test_group_map();
     test_group_budget();
+    test_one_lookup();
     test_hand_over();
     test_purge_worker();
     test_purge_pending_share();

@@ -4,7 +4,7 @@
  *
  * Proves: data round trips in the three ABIs and with a multi-page ring;
  * persistent grants are mapped once and reused (no map call in steady
- * state); unused ones are unmapped after pgrant_idle_s and mapped again
+ * state, one grant-cache lookup per segment); unused ones are unmapped after pgrant_idle_s and mapped again
  * on their next use; the copy path never maps; the persistent cache stays
  * within its bound and purges least recently used grants; indirect
  * requests; flush,
@@ -209,6 +209,9 @@ static void test_persistent_reuse(void)
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_map_calls, 2);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_misses, 22);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_hits, 6 * 22 - 22);
+    /* One grant-cache lookup per segment (11 per request), not one to
+     * map the new pages and another to pin each. */
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_lookups, 6 * 22);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->copy_calls, 0);
     be_close(&b);
     CHECK(xsg_grant_stats(f.d, &s2) == 0);
@@ -378,6 +381,48 @@ static void test_batch_bad_ref(void)
     expect_one(&b, &f, 3, BLKIF_OP_WRITE, BLKIF_RSP_OKAY);
     CHECK_EQ(st->pgrants_mapped, 4);
     CHECK_EQ(st->grant_errors, 1);               /* request 1 only */
+    CHECK_EQ(st->pgrant_lookups, 4 + 8 + 2);     /* one per segment */
+    rig_down(&b, &f);
+}
+
+/* A request refused half-way through its pages (cached pages pinned, one
+ * named twice, a new page and a never-granted ref among them, which fail
+ * the batch map and then the copy) gives back exactly what it took: with
+ * nothing held, the idle purge takes every mapping, whole. */
+static void test_error_releases(void)
+{
+    struct fe f;
+    struct be b;
+    struct fe_seg segs[5];
+    struct rsp_set rs;
+    const struct xbd_ring_stats *st;
+
+    printf("a request refused half-way releases every page it took\n");
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .pgrant_idle_s = 0.4))
+        return;
+    st = xbd_ring_get_stats(b.ring);
+    round_trip(&b, &f, 4, 0, 100);
+    CHECK_EQ(st->pgrants_mapped, 4);
+    segs[0] = (struct fe_seg){ f.ref[0], 0, 7 };
+    segs[1] = (struct fe_seg){ f.ref[1], 0, 7 };
+    segs[2] = (struct fe_seg){ 100000, 0, 7 };   /* never granted */
+    segs[3] = (struct fe_seg){ f.ref[0], 0, 7 };
+    segs[4] = (struct fe_seg){ f.ref[4], 0, 7 };  /* new */
+    fe_rw(&f, BLKIF_OP_WRITE, 1, 0, segs, 5);     /* fails copying in */
+    fe_rw(&f, BLKIF_OP_READ, 2, 0, segs, 5);      /* fails copying out */
+    fe_push(&f);
+    collect(&b, &f, 2, &rs);
+    CHECK_EQ(status_of(&rs, 1), BLKIF_RSP_ERROR);
+    CHECK_EQ(status_of(&rs, 2), BLKIF_RSP_ERROR);
+    CHECK_EQ(st->grant_errors, 2);
+    CHECK_EQ(st->pgrants_mapped, 4);              /* the batch was refused */
+    CHECK_EQ(st->inflight, 0);
+    /* Idle for 0.4 s plus at most one check period (0.1 s) plus slack:
+     * a page still held would keep its group mapped. */
+    run_for(&b, 0.8);
+    CHECK_EQ(st->pgrants_mapped, 0);
+    CHECK_EQ(st->pgrant_purges, 4);
+    CHECK_EQ(xsg_grants_in_use(f.d), 1);          /* the ring only */
     rig_down(&b, &f);
 }
 
@@ -922,6 +967,7 @@ int main(int argc, char **argv)
     test_copy_path();
     test_lru_bound();
     test_batch_bad_ref();
+    test_error_releases();
     test_ro_indirect_as_data();
     test_invalid(0);
     test_invalid(1);
