@@ -331,11 +331,11 @@ def own_threads_table(runs, res, guest, hz, secs, out):
 def xenblkd_where(res, hz, out):
     try:
         with open(os.path.join(res, "xenblkd-threads.txt")) as f:
-            lines = [kv(l) for l in f]
+            lines = f.readlines()
     except OSError:
         return
-    proc = next((v for v in lines if "pid" in v), None)
-    thr = [v for v in lines if "tid" in v]
+    proc = next((kv(l) for l in lines if l.startswith("process ")), None)
+    thr = [kv(l) for l in lines if l.startswith("thread ")]
     if proc:
         u, s = int(proc["utime"]) / hz, int(proc["stime"]) / hz
         out.append("xenblkd's CPU at the end of the bench: %.2f s user, %.2f s system (%.0f%% system)."
