@@ -260,6 +260,17 @@ def cpu_window_tables(runs, res, hz, out):
                   idle_rate, idle_s, ncpu_hint, sum(x["steal"] for x in iv) / hz))
     out.append("")
     present = [b for b in ORDER if any(r["backend"] == b for r in used)]
+    out.append("dom0 busy (CPUs, of its vCPUs) while each backend alone served the job, mean over the repetitions:")
+    out.append("")
+    out.append("| job | " + " | ".join(present) + " |")
+    out.append("|---|" + "---|" * len(present))
+    for j in jobs_of(used):
+        cells = []
+        for b in present:
+            rs = [r for r in used if r["backend"] == b and r["job"] == j]
+            cells.append("%.2f" % statistics.mean(r["cpu_s"] / r["win_s"] for r in rs) if rs else "-")
+        out.append("| %s | %s |" % (j, " | ".join(cells)))
+    out.append("")
     for title, net in (("dom0 total CPU µs per I/O, per window (all of dom0's busy time)", False),
                        ("net of dom0's background (busy minus the no-disk rate, per I/O)", True)):
         out.append("%s: mean over the repetitions (lowest-highest); xenblkd / blkback-dio in the last column:" % title)
