@@ -82,3 +82,6 @@ check-xen:
 	fi; \
 	echo "check-xen: tiers $(XENBLKD_XEN_TIERS), tests $(XENBLKD_XEN_TESTS):$$tests"; \
 	$(MAKE) $(AM_MAKEFLAGS) check TESTS="$$tests" TEST_SUITE_LOG=tests/xen/test-suite.log
+
+# Host side only (backends.sh's tables), never copied into dom0.
+EXTRA_DIST += tests/xen/perf_windows.py
