@@ -20,7 +20,8 @@
  * - a ref the guest never granted or granted read-only is never handed
  *   out as data; a failed map call hands out no new page;
  * - a mapping is never unmapped while a page of it is held (the fake
- *   aborts), and only whole;
+ *   aborts), and only whole; a ref is never mapped again while mapped
+ *   (nor twice in one call);
  * - after every step the cache's count is the fake's mapped pages, the
  *   ring's pgrants_mapped, the reserve's used units, at most the cache's
  *   max; each segment costs one lookup;
@@ -28,7 +29,7 @@
  *   nothing reserved.
  * scratch[] and out[] have exactly n entries (ASan sees any overrun).
  *
- * Input: [0] cache max (1..64), [1] headroom, [2] reserve limit (0xff:
+ * Input: [0] cache max - 1 (% 64), [1] headroom, [2] reserve limit (0xff:
  * no reserve), then steps; each step's first byte says what:
  *   % 8 in 0..3: request slot (% 4): release it if held, else a new
  *                request: [flags: 1 indirect page, 2 large (up to 256
@@ -92,6 +93,7 @@ static struct fake {
         char *base;
         unsigned npages;
         bool ro;
+        grant_ref_t *refs;
     } map[MAXMAP];
     unsigned nmap, pages;
     bool fail_next;
@@ -121,6 +123,15 @@ void *xengnttab_map_domain_grant_refs(xengnttab_handle *xgt, uint32_t count, uin
             return NULL;
         }
     }
+    /* Each ref is mapped once (a guest naming one page in 256 segments
+     * must not take 256 pages of its share), until it is unmapped. */
+    for (uint32_t i = 0; i < count; i++) {
+        for (uint32_t j = 0; j < i; j++)
+            xbd_fuzz_assert(refs[j] != refs[i]);
+        for (unsigned k = 0; k < fk.nmap; k++)
+            for (unsigned j = 0; j < fk.map[k].npages; j++)
+                xbd_fuzz_assert(fk.map[k].refs[j] != refs[i]);
+    }
     xbd_fuzz_assert(fk.nmap < MAXMAP);
     base = mmap(NULL, (size_t)count * XBD_PAGE_SIZE, PROT_READ | PROT_WRITE,
                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -135,6 +146,9 @@ void *xengnttab_map_domain_grant_refs(xengnttab_handle *xgt, uint32_t count, uin
     fk.map[fk.nmap].base = base;
     fk.map[fk.nmap].npages = count;
     fk.map[fk.nmap].ro = !(prot & PROT_WRITE);
+    fk.map[fk.nmap].refs = malloc(count * sizeof(*refs));
+    xbd_fuzz_assert(fk.map[fk.nmap].refs);
+    memcpy(fk.map[fk.nmap].refs, refs, count * sizeof(*refs));
     fk.nmap++;
     fk.pages += count;
     return base;
@@ -157,6 +171,7 @@ int xengnttab_unmap(xengnttab_handle *xgt, void *start_address, uint32_t count)
                               (const char *)fk.held[h] < a + len));
         xbd_fuzz_assert(munmap(a, len) == 0);
         fk.pages -= count;
+        free(fk.map[i].refs);
         fk.map[i] = fk.map[--fk.nmap];
         return 0;
     }

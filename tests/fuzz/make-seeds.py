@@ -194,7 +194,7 @@ def control_seeds():
 
 
 def gcache_seeds():
-    # fuzz-gcache.c: [max, headroom, reserve limit (0xff: none)], then
+    # fuzz-gcache.c: [max - 1, headroom, reserve limit (0xff: none)], then
     # steps.  A request in slot s: [8*s, flags, n-1, ref index per
     # segment, (ref index of the indirect page if flags & 1)]; the same
     # op byte again releases it.  Ref indexes name fuzz-gcache.c's
@@ -204,25 +204,25 @@ def gcache_seeds():
         return bytes([8 * slot, flags, (len(idx) - 1) % 256] + idx +
                      ([ind] if ind is not None else []))
     write("gcache", "basic",
-          bytes([16, 2, 0xff]) + req(0, [0, 1, 0, 2], 1, 1) + b"\x00" +
+          bytes([15, 2, 0xff]) + req(0, [0, 1, 0, 2], 1, 1) + b"\x00" +
           req(0, [0, 1, 0, 2]) + req(1, [3, 4, 6]) + b"\x04\x64\x00\x08\x06\x00\x05\x05\x00")
     # Room for 3 of 8 new refs, named in descending order: the 3 lowest
     # are mapped, the others copied.
     write("gcache", "room-short-unsorted",
-          bytes([4, 1, 0xff]) + req(0, [15, 14, 12, 0, 1, 2, 4, 9]) + b"\x00" +
+          bytes([3, 1, 0xff]) + req(0, [15, 14, 12, 0, 1, 2, 4, 9]) + b"\x00" +
           req(1, [9, 15, 0]) + b"\x08")
     # 256 segments (every palette ref), a failed map call, the reserve.
     write("gcache", "large-reserve-fault",
-          bytes([64, 4, 10]) + req(0, [i % 16 for i in range(256)], 2) +
+          bytes([63, 4, 10]) + req(0, [i % 16 for i in range(256)], 2) +
           b"\x07\x01" + req(1, [0, 1, 2, 4]) + b"\x00\x08\x07\x02\x28" +
           req(2, [(7 * i) % 16 for i in range(256)], 2) + b"\x10")
     # A never-granted ref fails the new pages' call; the cached one stays.
     write("gcache", "bad-ref-batch",
-          bytes([16, 0, 0xff]) + req(0, [0]) + b"\x00" + req(0, [0, 5, 1, 0]) +
+          bytes([15, 0, 0xff]) + req(0, [0]) + b"\x00" + req(0, [0, 5, 1, 0]) +
           b"\x04\x10\x00\x04\x10")
     # A read-only indirect page named as data in the same request.
     write("gcache", "indirect-ro-as-data",
-          bytes([16, 1, 0xff]) + req(0, [3, 3, 0], 1, 3) + req(1, [8, 3], 1, 8) +
+          bytes([15, 1, 0xff]) + req(0, [3, 3, 0], 1, 3) + req(1, [8, 3], 1, 8) +
           b"\x00\x08\x06\x00")
 
 
