@@ -29,15 +29,27 @@
  *   nothing reserved.
  * scratch[] and out[] have exactly n entries (ASan sees any overrun).
  *
- * Input: [0] cache max - 1 (% 64), [1] headroom, [2] reserve limit (0xff:
- * no reserve), then steps; each step's first byte says what:
+ * So is the unmap worker (src/unmap_worker.h), when the input asks for
+ * one: the purges' batches wait in the harness, still mapped, still
+ * holding their reserve units and counted in their tally, until a step
+ * completes the oldest (unmaps it, gives the reserve back), as the real
+ * worker's thread and loop report would, in an order the fuzzer picks.
+ * Then the ring's share and the reserve also count the pending pages:
+ * mapped pages (pending included) = count + tally = reserve units, at
+ * most the cache's max.  unmap_worker.o is not linked: this file defines
+ * every symbol grant_cache.c takes from it.
+ *
+ * Input: [0] cache max - 1 (% 64), [1] headroom (% 8; bit 3 (8): purges
+ * go to the unmap worker), [2] reserve limit (0xff: no reserve), then
+ * steps; each step's first byte says what:
  *   % 8 in 0..3: request slot (% 4): release it if held, else a new
  *                request: [flags: 1 indirect page, 2 large (up to 256
  *                segments)] [n] [ref index per segment] ([ref index] of
  *                the indirect page);
  *   4: purge LRU [n], 5: purge stale [n] [age], 6: purge idle [age],
  *   7: [x] x & 1: the next map call fails (host out of mappings);
- *      x & 2: the reserve limit becomes [next byte].
+ *      x & 2: the reserve limit becomes [next byte]; x & 4: the worker
+ *      completes its oldest batch.
  */
 #include "config.h"
 
@@ -51,6 +63,7 @@
 #include "fuzz.h"
 #include "grant_cache.h"
 #include "request.h"
+#include "unmap_worker.h"
 #include "xenblkd/dataplane.h"
 
 /* ---- the guest's grants ------------------------------------------------ */
@@ -191,6 +204,150 @@ static int mapping_of(const void *p)
     return -1;
 }
 
+
+/* ---- the fake unmap worker ---------------------------------------------- */
+
+struct xbd_unmap_tally {
+    unsigned pages;              /* submitted, not unmapped yet */
+    unsigned refs;               /* the owner's, and each batch's */
+};
+
+struct xbd_unmap_batch {
+    struct {
+        void *addr;
+        uint32_t npages;
+    } *maps;
+    unsigned n, cap, pages;
+    struct xbd_map_reserve *reserve;
+    struct xbd_unmap_tally *tally;
+    bool purge;
+    struct xbd_unmap_batch *next;
+};
+
+/* The worker's queue, oldest first. */
+static struct {
+    struct xbd_unmap_batch *head, **tail;
+} wk;
+
+struct xbd_unmap_tally *xbd_unmap_tally_new(void)
+{
+    struct xbd_unmap_tally *t = calloc(1, sizeof(*t));
+
+    if (t)
+        t->refs = 1;
+    return t;
+}
+
+unsigned xbd_unmap_tally_pages(const struct xbd_unmap_tally *t)
+{
+    return t ? t->pages : 0;
+}
+
+static void tally_unref(struct xbd_unmap_tally *t)
+{
+    if (t && !--t->refs)
+        free(t);
+}
+
+void xbd_unmap_tally_drop(struct xbd_unmap_tally *t)
+{
+    tally_unref(t);
+}
+
+struct xbd_unmap_batch *xbd_unmap_batch_new(const char *name, xengnttab_handle *xgt,
+                                            unsigned max_maps)
+{
+    struct xbd_unmap_batch *b = calloc(1, sizeof(*b));
+
+    (void)name;
+    xbd_fuzz_assert(xgt == (xengnttab_handle *)&fk);
+    if (!b)
+        return NULL;
+    b->cap = max_maps;
+    b->maps = calloc(max_maps ? max_maps : 1, sizeof(*b->maps));
+    xbd_fuzz_assert(b->maps);
+    return b;
+}
+
+void xbd_unmap_batch_add(struct xbd_unmap_batch *b, void *addr, uint32_t npages)
+{
+    /* Past max_maps is the caller's bug (unmap_worker.h). */
+    xbd_fuzz_assert(b->n < b->cap);
+    b->maps[b->n].addr = addr;
+    b->maps[b->n++].npages = npages;
+    b->pages += npages;
+}
+
+void xbd_unmap_batch_set_purge(struct xbd_unmap_batch *b)
+{
+    b->purge = true;
+}
+
+void xbd_unmap_batch_set_reserve(struct xbd_unmap_batch *b, struct xbd_map_reserve *m)
+{
+    b->reserve = m;
+}
+
+void xbd_unmap_batch_set_tally(struct xbd_unmap_batch *b, struct xbd_unmap_tally *t)
+{
+    b->tally = t;
+}
+
+void xbd_unmapper_submit(struct xbd_unmapper *u, struct xbd_unmap_batch *b,
+                         xbd_unmap_done_fn *done, void *opaque)
+{
+    (void)u;
+    (void)opaque;
+    /* A running ring's purges only: no stop, no callback. */
+    xbd_fuzz_assert(b->purge && !done);
+    if (b->tally) {
+        b->tally->pages += b->pages;
+        b->tally->refs++;
+    }
+    b->next = NULL;
+    *wk.tail = b;
+    wk.tail = &b->next;
+}
+
+/* The oldest batch unmapped by the worker and reported on the loop:
+ * false if there is none. */
+static bool worker_complete(void)
+{
+    struct xbd_unmap_batch *b = wk.head;
+
+    if (!b)
+        return false;
+    wk.head = b->next;
+    if (!wk.head)
+        wk.tail = &wk.head;
+    for (unsigned i = 0; i < b->n; i++) {
+        xbd_fuzz_assert(xengnttab_unmap((xengnttab_handle *)&fk, b->maps[i].addr,
+                                        b->maps[i].npages) == 0);
+        for (uint32_t p = 0; p < b->maps[i].npages; p++)
+            xbd_map_reserve_give(b->reserve);
+    }
+    if (b->tally) {
+        xbd_fuzz_assert(b->tally->pages >= b->pages);
+        b->tally->pages -= b->pages;
+        tally_unref(b->tally);
+    }
+    free(b->maps);
+    free(b);
+    return true;
+}
+
+/* Pages the worker holds, and a check of the tally that counts them. */
+static unsigned worker_pages(void)
+{
+    unsigned n = 0;
+
+    for (const struct xbd_unmap_batch *b = wk.head; b; b = b->next)
+        n += b->pages;
+    for (const struct xbd_unmap_batch *b = wk.head; b; b = b->next)
+        xbd_fuzz_assert(!b->tally || b->tally->pages == n);
+    return n;
+}
+
 /* ---- requests, as ring.c makes them ------------------------------------- */
 
 #define NSLOT 4
@@ -275,7 +432,7 @@ static void check_segs(const struct xbd_seg *seg, unsigned n, struct xbd_gnt **g
 }
 
 static void new_request(struct xbd_gcache *c, struct xbd_ring_stats *st, struct slot *s,
-                        struct xbd_fuzz_in *in, double now)
+                        struct xbd_fuzz_in *in, double now, unsigned data_share)
 {
     unsigned flags = (unsigned)xbd_fuzz_take(in, 1), n, mapped;
     struct xbd_seg *seg;
@@ -301,6 +458,9 @@ static void new_request(struct xbd_gcache *c, struct xbd_ring_stats *st, struct 
     xbd_fuzz_assert(st->pgrant_lookups - lookups == n);
     xbd_fuzz_assert(err >= 0);
     check_segs(seg, n, s->g, err, mapped);
+    /* Data pages never take the headroom kept for indirect pages. */
+    if (fk.pages > mapped)
+        xbd_fuzz_assert(fk.pages <= data_share);
     s->n = n;
     for (unsigned i = 0; i < n; i++)
         if (s->g[i])
@@ -312,8 +472,10 @@ static void new_request(struct xbd_gcache *c, struct xbd_ring_stats *st, struct 
 static void check_counts(struct xbd_gcache *c, const struct xbd_ring_stats *st,
                          const struct xbd_map_reserve *m, unsigned max)
 {
-    xbd_fuzz_assert(xbd_gcache_count(c) == fk.pages);
-    xbd_fuzz_assert(st->pgrants_mapped == fk.pages);
+    /* Purged pages leave the cache at once but stay mapped, in the
+     * ring's share and the reserve, until the worker unmapped them. */
+    xbd_fuzz_assert(xbd_gcache_count(c) + worker_pages() == fk.pages);
+    xbd_fuzz_assert(st->pgrants_mapped == xbd_gcache_count(c));
     xbd_fuzz_assert(fk.pages <= max);
     if (m)
         xbd_fuzz_assert(m->used == fk.pages && m->used <= m->limit);
@@ -323,7 +485,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct xbd_fuzz_in in = { data, size };
     unsigned max = 1 + (unsigned)xbd_fuzz_take(&in, 1) % 64;
-    unsigned headroom = (unsigned)xbd_fuzz_take(&in, 1) % 8;
+    unsigned hb = (unsigned)xbd_fuzz_take(&in, 1), headroom = hb % 8;
+    static char worker;          /* an unmapper nobody dereferences */
     unsigned lim = (unsigned)xbd_fuzz_take(&in, 1);
     struct xbd_map_reserve res = { .max_map_count = 65530, .limit = lim };
     struct xbd_map_reserve *m = lim == 0xff ? NULL : &res;
@@ -333,10 +496,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     double now = 1;
 
     memset(&fk, 0, sizeof(fk));
+    wk.head = NULL;
+    wk.tail = &wk.head;
     memset(&st, 0, sizeof(st));
     memset(slot, 0, sizeof(slot));
     c = xbd_gcache_new((xengnttab_handle *)&fk, 7, max, &st);
     xbd_fuzz_assert(c);
+    if (hb & 8)
+        xbd_gcache_set_unmapper(c, (struct xbd_unmapper *)(void *)&worker, "fuzz");
     xbd_gcache_set_headroom(c, headroom);
     xbd_gcache_set_reserve(c, m);
     while (in.left) {
@@ -349,7 +516,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (s->n)
                 release(c, s, now);
             else
-                new_request(c, &st, s, &in, now);
+                new_request(c, &st, s, &in, now, headroom < max ? max - headroom : 0);
             break;
         case 4:
             xbd_gcache_purge_lru(c, (unsigned)xbd_fuzz_take(&in, 1));
@@ -374,6 +541,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (res.limit < res.used)
                     res.limit = res.used;
             }
+            if (x & 4)
+                worker_complete();
             break;
         }
         }
@@ -384,6 +553,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         release(c, &slot[i], now);
     xbd_fuzz_assert(fk.nheld == 0);
     xbd_gcache_free(c);
+    /* A ring may stop while its purges are still with the worker. */
+    while (worker_complete())
+        ;
     xbd_fuzz_assert(fk.pages == 0 && fk.nmap == 0);
     xbd_fuzz_assert(res.used == 0);
     return 0;

@@ -220,6 +220,12 @@ def gcache_seeds():
     write("gcache", "bad-ref-batch",
           bytes([15, 0, 0xff]) + req(0, [0]) + b"\x00" + req(0, [0, 5, 1, 0]) +
           b"\x04\x10\x00\x04\x10")
+    # Purges through the unmap worker (headroom byte | 8): pending pages
+    # keep their room until completed (7, 4), in any order with requests.
+    write("gcache", "worker-pending",
+          bytes([5, 8 | 1, 8]) + req(0, [0, 1, 2, 4]) + b"\x00\x06\x00" +
+          req(0, [6, 7, 9, 12]) + b"\x07\x04" + req(1, [6, 7, 9, 12, 14]) +
+          b"\x00\x08\x04\x01\x07\x04\x07\x04" + req(2, [0, 1]))
     # A read-only indirect page named as data in the same request.
     write("gcache", "indirect-ro-as-data",
           bytes([15, 1, 0xff]) + req(0, [3, 3, 0], 1, 3) + req(1, [8, 3], 1, 8) +
