@@ -20,8 +20,9 @@
  * - a ref the guest never granted or granted read-only is never handed
  *   out as data; a failed map call hands out no new page;
  * - a mapping is never unmapped while a page of it is held (the fake
- *   aborts), and only whole; a ref is never mapped again while mapped
- *   (nor twice in one call);
+ *   aborts), and only whole; a ref is never mapped again while its
+ *   mapping is in the cache (nor twice in one call);
+ * - data pages never map into the headroom kept for indirect pages;
  * - after every step the cache's count is the fake's mapped pages, the
  *   ring's pgrants_mapped, the reserve's used units, at most the cache's
  *   max; each segment costs one lookup;
@@ -33,7 +34,7 @@
  * one: the purges' batches wait in the harness, still mapped, still
  * holding their reserve units and counted in their tally, until a step
  * completes the oldest (unmaps it, gives the reserve back), as the real
- * worker's thread and loop report would, in an order the fuzzer picks.
+ * worker's thread and loop report would, at steps the fuzzer picks.
  * Then the ring's share and the reserve also count the pending pages:
  * mapped pages (pending included) = count + tally = reserve units, at
  * most the cache's max.  unmap_worker.o is not linked: this file defines
@@ -42,7 +43,7 @@
  * Input: [0] cache max - 1 (% 64), [1] headroom (% 8; bit 3 (8): purges
  * go to the unmap worker), [2] reserve limit (0xff: no reserve), then
  * steps; each step's first byte says what:
- *   % 8 in 0..3: request slot (% 4): release it if held, else a new
+ *   % 8 in 0..3: request slot (/ 8 % 4): release it if held, else a new
  *                request: [flags: 1 indirect page, 2 large (up to 256
  *                segments)] [n] [ref index per segment] ([ref index] of
  *                the indirect page);
