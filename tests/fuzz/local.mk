@@ -8,7 +8,7 @@
 # with libFuzzer instead; tests/fuzz/run.sh (make fuzz) does that in a
 # build directory of its own and fuzzes each for FUZZ_SECONDS.
 XBD_FUZZ_PROGS = tests/fuzz/fuzz-request tests/fuzz/fuzz-xenstore \
-	tests/fuzz/fuzz-config tests/fuzz/fuzz-control
+	tests/fuzz/fuzz-config tests/fuzz/fuzz-control tests/fuzz/fuzz-gcache
 XBD_FUZZ_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/src -I$(top_srcdir)/tests/fuzz \
 	$(XENGNTTAB_CFLAGS) $(XENEVTCHN_CFLAGS) $(XENSTORE_CFLAGS) $(JSONC_CFLAGS)
 XBD_FUZZ_LIBS = src/libxenblkd.a $(XENGNTTAB_LIBS) $(XENEVTCHN_LIBS) \
@@ -47,6 +47,13 @@ tests_fuzz_fuzz_config_SOURCES = tests/fuzz/fuzz-config.c tests/fuzz/fuzz.h
 tests_fuzz_fuzz_config_CFLAGS = $(XBD_FUZZ_CFLAGS)
 tests_fuzz_fuzz_config_LDFLAGS = $(XBD_FUZZ_LINK_FLAGS)
 tests_fuzz_fuzz_config_LDADD = $(XBD_FUZZ_MAIN) $(XBD_FUZZ_LIBS)
+
+# The grant device is faked in the harness (its definitions interpose on
+# libxengnttab's).
+tests_fuzz_fuzz_gcache_SOURCES = tests/fuzz/fuzz-gcache.c tests/fuzz/fuzz.h
+tests_fuzz_fuzz_gcache_CFLAGS = $(XBD_FUZZ_CFLAGS)
+tests_fuzz_fuzz_gcache_LDFLAGS = $(XBD_FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_gcache_LDADD = $(XBD_FUZZ_MAIN) $(XBD_FUZZ_LIBS)
 
 # control.c itself is compiled into the harness (see the file).
 tests_fuzz_fuzz_control_SOURCES = tests/fuzz/fuzz-control.c tests/fuzz/fuzz.h

@@ -193,7 +193,47 @@ def control_seeds():
     # stay small, and libFuzzer's input size follows the largest seed.)
 
 
+def gcache_seeds():
+    # fuzz-gcache.c: [max - 1, headroom, reserve limit (0xff: none)], then
+    # steps.  A request in slot s: [8*s, flags, n-1, ref index per
+    # segment, (ref index of the indirect page if flags & 1)]; the same
+    # op byte again releases it.  Ref indexes name fuzz-gcache.c's
+    # palette: 0..2 writable refs 0..2, 3 read-only ref 3, 5 never
+    # granted, 12..15 the largest refs.
+    def req(slot, idx, flags=0, ind=None):
+        return bytes([8 * slot, flags, (len(idx) - 1) % 256] + idx +
+                     ([ind] if ind is not None else []))
+    write("gcache", "basic",
+          bytes([15, 2, 0xff]) + req(0, [0, 1, 0, 2], 1, 1) + b"\x00" +
+          req(0, [0, 1, 0, 2]) + req(1, [3, 4, 6]) + b"\x04\x64\x00\x08\x06\x00\x05\x05\x00")
+    # Room for 3 of 8 new refs, named in descending order: the 3 lowest
+    # are mapped, the others copied.
+    write("gcache", "room-short-unsorted",
+          bytes([3, 1, 0xff]) + req(0, [15, 14, 12, 0, 1, 2, 4, 9]) + b"\x00" +
+          req(1, [9, 15, 0]) + b"\x08")
+    # 256 segments (every palette ref), a failed map call, the reserve.
+    write("gcache", "large-reserve-fault",
+          bytes([63, 4, 10]) + req(0, [i % 16 for i in range(256)], 2) +
+          b"\x07\x01" + req(1, [0, 1, 2, 4]) + b"\x00\x08\x07\x02\x28" +
+          req(2, [(7 * i) % 16 for i in range(256)], 2) + b"\x10")
+    # A never-granted ref fails the new pages' call; the cached one stays.
+    write("gcache", "bad-ref-batch",
+          bytes([15, 0, 0xff]) + req(0, [0]) + b"\x00" + req(0, [0, 5, 1, 0]) +
+          b"\x04\x10\x00\x04\x10")
+    # Purges through the unmap worker (headroom byte | 8): pending pages
+    # keep their room until completed (7, 4), in any order with requests.
+    write("gcache", "worker-pending",
+          bytes([5, 8 | 1, 8]) + req(0, [0, 1, 2, 4]) + b"\x00\x06\x00" +
+          req(0, [6, 7, 9, 12]) + b"\x07\x04" + req(1, [6, 7, 9, 12, 14]) +
+          b"\x00\x08\x04\x01\x07\x04\x07\x04" + req(2, [0, 1]))
+    # A read-only indirect page named as data in the same request.
+    write("gcache", "indirect-ro-as-data",
+          bytes([15, 1, 0xff]) + req(0, [3, 3, 0], 1, 3) + req(1, [8, 3], 1, 8) +
+          b"\x00\x08\x06\x00")
+
+
 request_seeds()
+gcache_seeds()
 xenstore_seeds()
 config_seeds()
 control_seeds()
