@@ -194,9 +194,9 @@ static void mark_list(struct xbd_gcache *c, struct xbd_gnt *g)
     }
 }
 
-/* How many pages may be mapped once a request's new data pages are: the
- * whole share but the part of the headroom that pages serving as
- * indirect pages do not hold yet.  The headroom is there so that, when
+/* The most pages the cache may hold once a request's new data pages are
+ * mapped: the whole share less the part of the headroom that no cached
+ * page which served as an indirect page holds yet.  The headroom is there so that, when
  * data overflow the cache, a request's indirect page is still mapped (its
  * request costs one copy call, not two); an indirect page already cached
  * fills that purpose as well as a free entry does.  Linux blkfront draws
