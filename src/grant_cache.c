@@ -47,6 +47,7 @@ struct xbd_gmap;
 struct xbd_gnt {
     grant_ref_t ref;
     unsigned users;            /* requests holding the page */
+    bool list;                 /* served as an indirect page since mapped */
     struct xbd_gmap *grp;
     struct xbd_gnt *hnext;     /* hash chain */
 };
@@ -67,7 +68,8 @@ struct xbd_gcache {
     xengnttab_handle *xgt;
     domid_t domid;
     unsigned max, count, nbuckets, shift;   /* count: mapped pages */
-    unsigned headroom;         /* entries only get_indirect() may take */
+    unsigned headroom;         /* entries kept for indirect pages */
+    unsigned lists;            /* cached pages with list set */
     bool full_hint;
     struct xbd_ring_stats *st;
     struct xbd_map_reserve *reserve;   /* host-wide, or NULL */
@@ -179,6 +181,34 @@ static void hash_remove(struct xbd_gcache *c, struct xbd_gnt *g)
         pp = &(*pp)->hnext;
     *pp = g->hnext;
     g->grp->live--;
+    c->lists -= g->list;
+}
+
+/* <g> serves as an indirect page: it counts toward the headroom from now
+ * on, whatever it serves as later (data_limit() says why). */
+static void mark_list(struct xbd_gcache *c, struct xbd_gnt *g)
+{
+    if (!g->list) {
+        g->list = true;
+        c->lists++;
+    }
+}
+
+/* The most pages the cache may hold once a request's new data pages are
+ * mapped: the whole share less the part of the headroom that no cached
+ * page which served as an indirect page holds yet.  The headroom is there so that, when
+ * data overflow the cache, a request's indirect page is still mapped (its
+ * request costs one copy call, not two); an indirect page already cached
+ * fills that purpose as well as a free entry does.  Linux blkfront draws
+ * its indirect and data pages from ONE pool of 1056 writable grants (the
+ * default share): its indirect pages are mapped among the first, so it
+ * gets the whole share for data, the pool fits and nothing is copied,
+ * whereas keeping the headroom free on top would leave 16 of its pages
+ * copied for ever.  A frontend whose indirect pages are separate keeps
+ * the headroom until that many of them are mapped. */
+static unsigned data_limit(const struct xbd_gcache *c)
+{
+    return c->max - (c->headroom > c->lists ? c->headroom - c->lists : 0);
 }
 
 /* Enter the npages pages mapped at <base> for refs[] as one group, not
@@ -280,6 +310,7 @@ struct xbd_gnt *xbd_gcache_get_indirect(struct xbd_gcache *c, grant_ref_t ref, i
         if (!g)
             return NULL;
     }
+    mark_list(c, g);
     pin(c, g);
     return g;
 }
@@ -314,7 +345,7 @@ static unsigned sort_unique(grant_ref_t *refs, unsigned m)
 static struct xbd_gmap *map_group(struct xbd_gcache *c, grant_ref_t *refs, unsigned m,
                                   int *err)
 {
-    unsigned limit = c->max - c->headroom, k, taken;
+    unsigned limit = data_limit(c), k, taken;
     struct xbd_gmap *grp;
     void *base;
 

@@ -41,13 +41,18 @@ int xbd_gcache_get_segs(struct xbd_gcache *c, const struct xbd_seg *seg, unsigne
 /* Pin the mapping of indirect page <ref>, mapping it on its own on first
  * use, read-only if the guest granted it so (the reference frontend
  * does; Linux grants every page writable).  It may also take the
- * headroom: the last entries of the cache, kept from data pages so that
- * when the guest's data pages overflow the cache, its few indirect pages
- * stay mapped and a request costs one copy call (its data), not two.
- * NULL with *err = 0: the cache is full, or the host-wide reserve is
- * used up (use grant copy); NULL with *err = errno: the map failed. */
+ * headroom: entries kept from data pages so that when the guest's data
+ * pages overflow the cache, its few indirect pages stay mapped and a
+ * request costs one copy call (its data), not two.  Every cached page
+ * that served as an indirect page (mapped here, or a data page named as
+ * one: Linux blkfront draws both from one pool) holds one entry of the
+ * headroom, so data pages get whatever of it such pages do not already
+ * hold.  NULL with *err = 0: the cache is full, or the host-wide reserve
+ * is used up (use grant copy); NULL with *err = errno: the map failed. */
 struct xbd_gnt *xbd_gcache_get_indirect(struct xbd_gcache *c, grant_ref_t ref, int *err);
-/* Entries only xbd_gcache_get_indirect() may take (0 by default). */
+/* Entries kept for indirect pages (0 by default): data pages may fill
+ * the cache up to its max less the part of these n that no cached page
+ * which served as an indirect page holds (see get_indirect above). */
 void xbd_gcache_set_headroom(struct xbd_gcache *c, unsigned n);
 void *xbd_gnt_page(const struct xbd_gnt *g);
 /* Unpin; <now> is the page's last use (idle purges). */

@@ -992,7 +992,10 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * most 1/64 of the cache (16 of 1056: the lists of 16 requests in flight)
  * and at least one unless that would leave data pages none.  Each entry kept is a data page copied whenever the
  * data overflows the cache, each indirect page mapped a copy call saved
- * per request: a few entries are worth it, a ring's worth (128) is not. */
+ * per request: a few entries are worth it, a ring's worth (128) is not.
+ * Indirect pages already mapped hold these entries (grant_cache.c
+ * data_limit), so Linux blkfront's one pool of (32 + 1) x 32 grants for
+ * data and lists fills the default cache whole. */
 static unsigned indirect_headroom(const struct xbd_ring *r)
 {
     unsigned per_req = (r->lim.max_indirect_segs + XBD_SEGS_PER_INDIRECT_PAGE - 1) /

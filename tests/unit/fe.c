@@ -99,6 +99,12 @@ void rig_init(int argc, char **argv)
 
 void fe_open(struct fe *f, domid_t domid, enum xbd_protocol proto, unsigned order)
 {
+    fe_open_sized(f, domid, proto, order, 256, 1024);
+}
+
+void fe_open_sized(struct fe *f, domid_t domid, enum xbd_protocol proto, unsigned order,
+                   uint32_t nr_pages, uint32_t nr_grants)
+{
     unsigned i, n = 1u << order;
     uint32_t first = 0;
 
@@ -106,7 +112,7 @@ void fe_open(struct fe *f, domid_t domid, enum xbd_protocol proto, unsigned orde
     f->domid = domid;
     f->proto = proto;
     f->order = order;
-    f->d = xsg_dom_create(domid, 256, 1024);
+    f->d = xsg_dom_create(domid, nr_pages, nr_grants);
     if (!f->d)
         die("xsg_dom_create");
     /* Ring pages first: guest memory is contiguous in the guest's view. */

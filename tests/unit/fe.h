@@ -49,6 +49,11 @@ struct fe_seg { grant_ref_t gref; uint8_t first, last; };
 /* Rig set-up / tear-down.  Exits the test on set-up failures. */
 void rig_init(int argc, char **argv);     /* sim libs + private XENSIM_DIR */
 void fe_open(struct fe *f, domid_t domid, enum xbd_protocol proto, unsigned order);
+/* The same with a guest of nr_pages pages and nr_grants grant refs
+ * (fe_open: 256 and 1024), for a frontend that grants more pages of its
+ * own (xsg_page_alloc + xsg_grant on f->d). */
+void fe_open_sized(struct fe *f, domid_t domid, enum xbd_protocol proto, unsigned order,
+                   uint32_t nr_pages, uint32_t nr_grants);
 void fe_close(struct fe *f);
 void be_open(struct be *b, struct fe *f, uint64_t sectors, bool persistent,
              unsigned max_indirect, unsigned max_pgrants);

@@ -56,6 +56,17 @@ tests_unit_test_gcache_LDFLAGS = $(AM_LDFLAGS) -pthread
 tests_unit_test_gcache_DEPENDENCIES = $(XBD_SIM_UNIT_DEPS)
 TESTS += tests/unit/test-gcache
 
+# Linux blkfront's one pool of writable grants for data and list pages
+# against the default cache: served from mappings alone in steady state.
+check_PROGRAMS += tests/unit/test-blkfront-pool
+tests_unit_test_blkfront_pool_SOURCES = tests/unit/test-blkfront-pool.c tests/unit/fe.c \
+	tests/unit/fe.h tests/unit/rig.c tests/unit/rig.h tests/unit/check.h
+tests_unit_test_blkfront_pool_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_blkfront_pool_LDADD = $(XBD_SIM_UNIT_LIBS)
+tests_unit_test_blkfront_pool_LDFLAGS = $(AM_LDFLAGS) -pthread
+tests_unit_test_blkfront_pool_DEPENDENCIES = $(XBD_SIM_UNIT_DEPS)
+TESTS += tests/unit/test-blkfront-pool
+
 # The data plane through the real daemon and the reference frontend.
 XBD_UNIT_SH_TESTS = tests/unit/e2e-dataplane.sh
 TESTS += $(XBD_UNIT_SH_TESTS)

@@ -25,6 +25,8 @@
  * Handed over to the unmap worker (src/unmap_worker.c), every mapping
  * stays mapped and reserved until the worker unmapped it in its thread;
  * then the loop gets the reserve back and the owner's callback.  The
+ * room kept for indirect pages is held by the cached pages that served
+ * as one, and given back when they are purged.  The
  * memory plan of a queue (xbd_ring_plan) fits its share, with floors.
  */
 #include "config.h"
@@ -923,6 +925,57 @@ static void test_hostile_mix(bool worker)
     xsg_dom_destroy(d);
 }
 
+/* The headroom (entries kept for indirect pages) is held by the cached
+ * pages that served as indirect pages, whether mapped as one or named as
+ * one once mapped as data (Linux blkfront draws both from one pool):
+ * data pages get the rest of the share; each such page counts once, and
+ * gives its entry of the headroom back when purged. */
+static void test_headroom_lists(void)
+{
+    struct rig r;
+    struct xbd_gcache *c;
+    struct xbd_gnt *g[NREF], *lg;
+    grant_ref_t req[NREF];
+    int err = -1;
+
+    printf("indirect pages already mapped hold the headroom\n");
+    rig_open(&r, 40);
+    c = xbd_gcache_new(r.xgt, 40, NREF, &r.st);
+    xbd_gcache_set_headroom(c, 2);                /* data share: 4 */
+    for (unsigned i = 0; i < NREF; i++)
+        req[i] = r.ref[i];
+    CHECK_EQ(get_req(c, req, 5, g, &err), 4);
+    CHECK_EQ(err, 0);
+    CHECK(g[4] == NULL);                          /* copied */
+    put_req(c, g, 5, 1);
+    /* A data page named as an indirect page, twice: one entry. */
+    for (unsigned k = 0; k < 2; k++) {
+        lg = xbd_gcache_get_indirect(c, r.ref[0], &err);
+        CHECK(lg != NULL && err == 0);
+        if (lg)
+            xbd_gcache_put(c, lg, 2);
+    }
+    CHECK_EQ(r.st.pgrant_map_calls, 1);           /* a hit, not a new map */
+    CHECK_EQ(get_req(c, &req[4], 2, g, &err), 1); /* data share: 5 */
+    CHECK(g[1] == NULL);
+    put_req(c, g, 2, 3);
+    lg = xbd_gcache_get_indirect(c, r.ref[1], &err);
+    CHECK(lg != NULL);
+    if (lg)
+        xbd_gcache_put(c, lg, 2);
+    CHECK_EQ(get_req(c, &req[5], 1, g, &err), 1); /* the whole share */
+    put_req(c, g, 1, 4);
+    CHECK_EQ(xbd_gcache_count(c), NREF);
+    /* Purged, the list pages give the headroom back: data share 4. */
+    CHECK_EQ(xbd_gcache_purge_lru(c, NREF), NREF);
+    CHECK_EQ(get_req(c, req, NREF, g, &err), 4);
+    CHECK_EQ(err, 0);
+    put_req(c, g, NREF, 5);
+    CHECK_EQ(xbd_gcache_count(c), 4);
+    xbd_gcache_free(c);
+    rig_close(&r);
+}
+
 static void test_ring_plan(void)
 {
     struct xbd_ring_plan p;
@@ -973,6 +1026,7 @@ int main(int argc, char **argv)
     test_purge_pending_share();
     test_hostile_mix(false);
     test_hostile_mix(true);
+    test_headroom_lists();
     test_ring_plan();
     return check_result("test-gcache");
 }
