@@ -22,7 +22,10 @@
  * - a mapping is never unmapped while a page of it is held (the fake
  *   aborts), and only whole; a ref is never mapped again while its
  *   mapping is in the cache (nor twice in one call);
- * - data pages never map into the headroom kept for indirect pages;
+ * - data pages never map into the part of the headroom kept for indirect
+ *   pages that no cached page which served as an indirect page holds (the
+ *   harness marks each page handed out as an indirect page, until its
+ *   mapping is purged);
  * - after every step the cache's count is the fake's mapped pages, the
  *   ring's pgrants_mapped, the reserve's used units, at most the cache's
  *   max; each segment costs one lookup;
@@ -109,6 +112,7 @@ static struct fake {
         bool ro;
         bool purged;             /* with the unmap worker */
         grant_ref_t *refs;
+        bool *list;              /* page served as an indirect page */
     } map[MAXMAP];
     unsigned nmap, pages;
     bool fail_next;
@@ -167,6 +171,8 @@ void *xengnttab_map_domain_grant_refs(xengnttab_handle *xgt, uint32_t count, uin
     fk.map[fk.nmap].refs = malloc(count * sizeof(*refs));
     xbd_fuzz_assert(fk.map[fk.nmap].refs);
     memcpy(fk.map[fk.nmap].refs, refs, count * sizeof(*refs));
+    fk.map[fk.nmap].list = calloc(count, sizeof(bool));
+    xbd_fuzz_assert(fk.map[fk.nmap].list);
     fk.nmap++;
     fk.pages += count;
     return base;
@@ -190,6 +196,7 @@ int xengnttab_unmap(xengnttab_handle *xgt, void *start_address, uint32_t count)
         xbd_fuzz_assert(munmap(a, len) == 0);
         fk.pages -= count;
         free(fk.map[i].refs);
+        free(fk.map[i].list);
         fk.map[i] = fk.map[--fk.nmap];
         return 0;
     }
@@ -414,7 +421,19 @@ static void indirect_page(struct xbd_gcache *c, grant_ref_t ref, double now)
     xbd_fuzz_assert(m >= 0 && !fk.map[m].purged);
     memcpy(&tag, xbd_gnt_page(g), sizeof(tag));
     xbd_fuzz_assert(tag == page_tag(ref));
+    fk.map[m].list[((char *)xbd_gnt_page(g) - fk.map[m].base) / XBD_PAGE_SIZE] = true;
     xbd_gcache_put(c, g, now);
+}
+
+/* Cached pages (mappings not purged) that served as indirect pages. */
+static unsigned list_pages(void)
+{
+    unsigned n = 0;
+
+    for (unsigned k = 0; k < fk.nmap; k++)
+        for (unsigned j = 0; j < fk.map[k].npages && !fk.map[k].purged; j++)
+            n += fk.map[k].list[j];
+    return n;
 }
 
 static void check_segs(const struct xbd_seg *seg, unsigned n, struct xbd_gnt **g, int err,
@@ -446,9 +465,9 @@ static void check_segs(const struct xbd_seg *seg, unsigned n, struct xbd_gnt **g
 }
 
 static void new_request(struct xbd_gcache *c, struct xbd_ring_stats *st, struct slot *s,
-                        struct xbd_fuzz_in *in, double now, unsigned data_share)
+                        struct xbd_fuzz_in *in, double now, unsigned max, unsigned headroom)
 {
-    unsigned flags = (unsigned)xbd_fuzz_take(in, 1), n, mapped;
+    unsigned flags = (unsigned)xbd_fuzz_take(in, 1), n, mapped, lists, data_share;
     struct xbd_seg *seg;
     grant_ref_t *scratch;
     uint64_t lookups;
@@ -468,11 +487,16 @@ static void new_request(struct xbd_gcache *c, struct xbd_ring_stats *st, struct 
     memset(s->g, 0xa5, n * sizeof(*s->g));
     lookups = st->pgrant_lookups;
     mapped = fk.pages;
+    /* Data may fill the share but the part of the headroom that pages
+     * which served as indirect pages do not hold yet. */
+    lists = list_pages();
+    headroom = headroom < max ? headroom : max;
+    data_share = max - (headroom > lists ? headroom - lists : 0);
     err = xbd_gcache_get_segs(c, seg, n, s->g, scratch);
     xbd_fuzz_assert(st->pgrant_lookups - lookups == n);
     xbd_fuzz_assert(err >= 0);
     check_segs(seg, n, s->g, err, mapped);
-    /* Data pages never take the headroom kept for indirect pages. */
+    /* Data pages never take the free part of the headroom. */
     if (fk.pages > mapped)
         xbd_fuzz_assert(fk.pages <= data_share);
     s->n = n;
@@ -530,7 +554,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (s->n)
                 release(c, s, now);
             else
-                new_request(c, &st, s, &in, now, headroom < max ? max - headroom : 0);
+                new_request(c, &st, s, &in, now, max, headroom);
             break;
         case 4:
             xbd_gcache_purge_lru(c, (unsigned)xbd_fuzz_take(&in, 1));
