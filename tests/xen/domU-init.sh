@@ -270,7 +270,7 @@ bench_one() {  # bench_one DISK LABEL RW BS DEPTH: one timed run, one XBD-PERF l
 # ready.  Every access is O_DIRECT, on both sides: no page cache between
 # them.  The guest polls block 0 every 0.1 s, so both start within about a
 # poll of each other; each prints its own start and end times
-# (XBD-AGG start= end=) and when it saw GO (seen=) beside dom0's time (go=),
+# (XBD-AGG from= to=) and when it saw GO (seen=) beside dom0's time (go=),
 # from which the host estimates each guest's clock offset to judge the
 # overlap of the two windows (aggregate.sh).
 agg_stamp() { echo | ts '%.s' | tr -d ' '; }
@@ -319,7 +319,7 @@ agg_step() {
     t0=$(agg_stamp)
     line=$(bench_one $1 $2 $3 $4 $5)
     t1=$(agg_stamp)
-    say "XBD-AGG step=$AGG_STEP rep=$rep mode=$mode role=$ROLE run=yes go=$go seen=$seen start=$t0 end=$t1 ${line#XBD-PERF }"
+    say "XBD-AGG step=$AGG_STEP rep=$rep mode=$mode role=$ROLE run=yes go=$go seen=$seen from=$t0 to=$t1 ${line#XBD-PERF }"
     case "$line" in *" rc=0 "*) return 0 ;; esac
     return 2
 }
