@@ -56,10 +56,12 @@ agg_table() {
     {
     echo "Two guests (g-a, g-b) on the same backend at the same time, one disk each per backend, backends alternated; $REPS repetitions of $SECS s; per repetition and backend first one guest alone (g-a in odd repetitions, g-b in even ones), then both.  TCG: compare ratios, not absolute numbers."
     echo
-    agg_lines | awk -v reps="$REPS" '
+    agg_lines | awk -v reps="$REPS" -v secs="$SECS" '
         BEGIN { name["xvda"] = "blkback"; name["xvdb"] = "qdisk"; name["xvdc"] = "xenblkd" }
         { delete v
-          for (i = 2; i <= NF; i++) { k = $i; sub(/=.*/, "", k); x = $i; sub(/^[^=]*=/, "", x); v[k] = x }
+          # values that look like numbers are numbers (+ 0): compared as
+          # strings, 128 < 6.
+          for (i = 2; i <= NF; i++) { k = $i; sub(/=.*/, "", k); x = $i; sub(/^[^=]*=/, "", x); v[k] = x ~ /^[-+0-9.]+$/ ? x + 0 : x }
           g = v["role"]; s = v["step"]
           d = v["seen"] - v["go"]
           if (!(g in off) || d < off[g]) off[g] = d
@@ -69,7 +71,7 @@ agg_table() {
           if (v["rc"] != 0) { failed[b, j]++; next }
           if (v["mode"] == "solo") { solo[b, j, r] = v["iops"]; next }
           iops[g, b, j, r] = v["iops"]; kib[g, b, j, r] = v["kib_s"]
-          from[g, s] = v["from"]; to[g, s] = v["to"]; pstep[s] = b SUBSEP j }
+          from[g, s] = v["from"]; to[g, s] = v["to"]; seen[g, s] = v["seen"]; pstep[s] = b SUBSEP j }
         function stat(arr, b, j, fmt,   r, n, sum, lo, hi, x) {
             for (r = 1; r <= reps; r++) if ((b, j, r) in arr) {
                 x = arr[b, j, r]; sum += x; n++
@@ -119,6 +121,18 @@ agg_table() {
                     c1 ? sprintf("%.2f (%.2f-%.2f)", sum1 / c1, lo1, hi1) : "-",
                     c2 ? sprintf("%.2f (%.2f-%.2f)", sum2 / c2, lo2, hi2) : "-"
             }
+            # Every repetition, for the reader to see the drift.
+            print ""
+            print "| rep | job | backend | solo (guest) | g-a | g-b | aggregate | aggregate / solo |"
+            print "|---|---|---|---|---|---|---|---|"
+            for (r = 1; r <= reps; r++) for (a = 1; a <= n; a++) for (c = 1; c <= m; c++) {
+                j = jl[a]; b = bl[c]
+                if (!(j in jobs)) continue
+                printf "| %d | %s | %s | %s (%s) | %s | %s | %s | %s |\n", r, j, b,
+                    ((b, j, r) in solo) ? solo[b, j, r] : "-", r % 2 ? "g-a" : "g-b",
+                    ((b, j, r) in ga) ? ga[b, j, r] : "-", ((b, j, r) in gb) ? gb[b, j, r] : "-",
+                    ((b, j, r) in agg) ? agg[b, j, r] : "-", ((b, j, r) in aos) ? sprintf("%.2f", aos[b, j, r]) : "-"
+            }
             # Overlap of the two guests windows in the pair runs.
             np = 0
             for (s in pstep) {
@@ -130,15 +144,29 @@ agg_table() {
                 ov = uni > 0 ? inter / uni : 0
                 sk = fa - fb; if (sk < 0) sk = -sk
                 raw = from["a", s] - from["b", s]; if (raw < 0) raw = -raw
-                np++; ovs[np] = ov; sks[np] = sk; raws[np] = raw
+                # Per step, as if both guests saw GO at the same moment
+                # (true within a poll while their vCPUs are not starved).
+                fa = from["a", s] - seen["a", s]; ta = to["a", s] - seen["a", s]
+                fb = from["b", s] - seen["b", s]; tb = to["b", s] - seen["b", s]
+                inter = (ta < tb ? ta : tb) - (fa > fb ? fa : fb); if (inter < 0) inter = 0
+                uni = (ta > tb ? ta : tb) - (fa < fb ? fa : fb)
+                sk2 = fa - fb; if (sk2 < 0) sk2 = -sk2
+                np++; ovs[np] = ov; sks[np] = sk; raws[np] = raw; ov2s[np] = uni > 0 ? inter / uni : 0; sk2s[np] = sk2
                 len = ta - fa; if (tb - fb > len) len = tb - fb; if (len > maxlen) maxlen = len
             }
             print ""
             if (!np) { print "Overlap: no pair run with both guests reported."; exit }
-            asort_n(ovs, np); asort_n(sks, np); asort_n(raws, np)
-            printf "Overlap of the two guests windows over %d pair runs (intersection / union, on dom0 clock): lowest %.3f, median %.3f; start skew median %.3f s, highest %.3f s (on the guests own clocks: median %.3f s, highest %.3f s); longest window %.2f s.  Clock offsets from dom0 (smallest seen - go, poll delay included): g-a %+.3f s, g-b %+.3f s.\n",
-                np, ovs[1], ovs[int((np + 1) / 2)], sks[int((np + 1) / 2)], sks[np],
-                raws[int((np + 1) / 2)], raws[np], maxlen, off["a"], off["b"]
+            asort_n(ovs, np); asort_n(sks, np); asort_n(raws, np); asort_n(ov2s, np); asort_n(sk2s, np)
+            h = int((np + 1) / 2)
+            print "Overlap of the two guests fio windows (process start to exit, fio start-up included) over " np " pair runs, intersection / union (1 = the same window), and start skew:"
+            print ""
+            print "| clocks | overlap lowest | overlap median | skew median | skew highest |"
+            print "|---|---|---|---|---|"
+            printf "| moved to dom0 clock by each guest offset (smallest seen - go: g-a %+.3f s, g-b %+.3f s) | %.3f | %.3f | %.3f s | %.3f s |\n", off["a"], off["b"], ovs[1], ovs[h], sks[h], sks[np]
+            printf "| per step, from when each guest saw GO | %.3f | %.3f | %.3f s | %.3f s |\n", ov2s[1], ov2s[h], sk2s[h], sk2s[np]
+            printf "| the guests own clocks, uncorrected | - | - | %.3f s | %.3f s |\n", raws[h], raws[np]
+            print ""
+            printf "Longest window %.2f s for %s-second jobs.\n", maxlen, secs
         }
         # insertion sort of arr[1..n], ascending (no gawk asort in mawk)
         function asort_n(arr, n,   i, k, x) {
