@@ -14,8 +14,8 @@
 # anything.  Checked: every verify, every run of blkback and xenblkd, every
 # step released, xenblkd alive and nothing mapped once the guests are gone.
 XEN_NAME=aggregate
-# Two guests with four disks each and two QEMUs (one per guest's qdisk):
-# more than the 512 MiB dom0 of the one-guest tests.
+# Two guests with four disks each, whose 8 backends all live in dom0:
+# more room than the 512 MiB dom0 of the one-guest tests.
 : "${XENBLKD_XEN_DOM0_MEM:=768M}"
 export XENBLKD_XEN_DOM0_MEM
 source "$top_srcdir/tests/xen/lib.sh"
@@ -173,7 +173,7 @@ agg_table() {
             for (i = 2; i <= n; i++) { x = arr[i]; for (k = i - 1; k >= 1 && arr[k] > x; k--) arr[k + 1] = arr[k]; arr[k + 1] = x }
         }'
     echo
-    echo "aggregate = g-a + g-b in the same pair run; aggregate / solo and the xenblkd ratios are taken repetition by repetition (neighbouring runs), mean (lowest-highest).  Each guest has its own image file per backend: blkback serves them through dom0's loop devices (results/backends-mode.txt says whether with direct I/O), qdisk through one QEMU per guest, xenblkd through one process for both."
+    echo "aggregate = g-a + g-b in the same pair run; aggregate / solo and the xenblkd ratios are taken repetition by repetition (neighbouring runs), mean (lowest-highest).  Each guest has its own image file per backend: blkback serves them through dom0's loop devices (results/backends-mode.txt says whether with direct I/O), qdisk through dom0's one QEMU (xencommons' `-xen-domid 0 -xen-attach`, which serves every PV guest's qdisk), xenblkd through one process for both."
     } >"$out"
     echo "--- agg-table.md"
     sed 's/^/    /' "$out"
