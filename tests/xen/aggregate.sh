@@ -179,6 +179,51 @@ agg_table() {
     sed 's/^/    /' "$out"
 }
 
+# xenblkd_runs: results/xenblkd-runs.md, what xenblkd's counters did during
+# each of its runs: the difference between the snapshots dom0 took before
+# that step's GO and before the next one (results/stats/step-N.json), per
+# guest's ring: requests, segments sent by grant copy, grant-cache purges,
+# map calls.  A report, never a check (python3 reads the JSON).
+xenblkd_runs() {
+    local out=$XEN_RES/xenblkd-runs.md
+    command -v python3 >/dev/null || return 0
+    [ -d "$XEN_RES/stats" ] || return 0
+    agg_lines | python3 -c '
+import json, re, sys
+res, reps = sys.argv[1], int(sys.argv[2])
+runs = {}
+for line in sys.stdin:
+    v = dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
+    if v.get("disk") == "xvdc":
+        runs[int(v["step"])] = (v["rep"], v["mode"], v["job"])
+def load(step):
+    try:
+        d = json.load(open("%s/stats/step-%d.json" % (res, step)))
+    except (OSError, ValueError):
+        return None
+    out = {}
+    for dev in d.get("devices", []):
+        if dev.get("kind") != "vbd3": continue
+        r = dev["rings"][0]
+        out[dev["domid"]] = (sum(r["requests"].values()) - r["requests"]["indirect"],
+                             r["grant_copy"]["segments"], r["persistent_grants"]["purges"],
+                             r["persistent_grants"]["map_calls"], r["persistent_grants"]["budget_full"])
+    return out
+print("| step | rep | mode | job | domid: requests, copied segments, purges, map calls |")
+print("|---|---|---|---|---|")
+for s in sorted(runs):
+    a, b = load(s), load(s + 1)
+    if a is None or b is None:
+        cell = "no snapshot"
+    else:
+        cell = "; ".join("%d: %d, %d, %d, %d" % ((dom,) + tuple(b[dom][i] - a[dom][i] for i in range(4)))
+                         for dom in sorted(b) if dom in a)
+    print("| %d | %s | %s | %s | %s |" % ((s,) + runs[s] + (cell,)))
+' "$XEN_RES" "$REPS" >"$out" 2>&1
+    echo "--- xenblkd-runs.md (xenblkd's counters per run of its disk)"
+    sed 's/^/    /' "$out"
+}
+
 xen_setup aggregate
 xen_boot "${XENBLKD_XEN_TIMEOUT:-1500}"
 check_boot
@@ -219,4 +264,5 @@ check "xenblkd exited 0 on SIGTERM" has xenblkd.exit '^0$'
 show backends-mode.txt
 echo "--- xenblkd log (last 20 lines)"; tail -20 "$XEN_RES/xenblkd.log" 2>/dev/null | sed 's/^/    /'
 agg_table
+xenblkd_runs
 xen_finish
