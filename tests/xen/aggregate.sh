@@ -173,7 +173,7 @@ agg_table() {
             for (i = 2; i <= n; i++) { x = arr[i]; for (k = i - 1; k >= 1 && arr[k] > x; k--) arr[k + 1] = arr[k]; arr[k + 1] = x }
         }'
     echo
-    echo "aggregate = g-a + g-b in the same pair run; aggregate / solo and the xenblkd ratios are taken repetition by repetition (neighbouring runs), mean (lowest-highest).  Each guest has its own image file per backend: blkback serves them through dom0's loop devices (results/backends-mode.txt says whether with direct I/O), qdisk through dom0's one QEMU (xencommons' `-xen-domid 0 -xen-attach`, which serves every PV guest's qdisk), xenblkd through one process for both."
+    echo "aggregate = g-a + g-b in the same pair run; aggregate / solo and the xenblkd ratios are taken repetition by repetition (neighbouring runs), mean (lowest-highest).  Each guest has its own image file per backend: blkback serves them through dom0's loop devices (results/backends-mode.txt says whether with direct I/O), qdisk through dom0's one QEMU (started by xencommons with -xen-domid 0 -xen-attach, it serves every PV guest's qdisk), xenblkd through one process for both."
     } >"$out"
     echo "--- agg-table.md"
     sed 's/^/    /' "$out"
@@ -203,7 +203,8 @@ def load(step):
         return None
     out = {}
     for dev in d.get("devices", []):
-        if dev.get("kind") != "vbd3": continue
+        # a device closing (its guest powering off) has no ring left
+        if dev.get("kind") != "vbd3" or not dev.get("rings"): continue
         r = dev["rings"][0]
         out[dev["domid"]] = (sum(r["requests"].values()) - r["requests"]["indirect"],
                              r["grant_copy"]["segments"], r["persistent_grants"]["purges"],
