@@ -32,6 +32,7 @@ EXTRA_DIST += tests/bench/benchlib.py tests/bench/README.md tests/bench/uring-pr
 	tests/bench/results/results.json tests/bench/results/iops-disk.png \
 	tests/bench/results/iops-tmpfs.png \
 	tests/bench/results/xen-4.17-same-guest.md \
+	tests/bench/results/xen-4.17-two-guests.md \
 	tests/bench/results/guests-qd1-2026-12-06.md
 
 # make bench [BENCH_SECONDS=S] [BENCH_QUICK=1] [BENCH_OUT=DIR] ...: see

@@ -2,8 +2,9 @@
 # /init of the PV test guest (busybox-static + xen-blkfront.ko + fio).
 #
 # The kernel command line (xl "extra=") says what to do:
-#   xbd.job=verify|together|bench|loop|idle|churn   the workload (see below), or a comma
-#                                    separated list run in order
+#   xbd.job=verify|together|bench|loop|idle|churn|agg   the workload (see below), or a
+#                                    comma separated list run in order
+#   xbd.role=a|b  xbd.ctl=xvdd       agg only: which of the two guests, its control disk
 #   xbd.disks=xvda,xvdb              the disks to expect at start
 #   xbd.blkfront=k=v,k=v             xen-blkfront module parameters (busybox
 #                                    insmod ignores them on the command line)
@@ -274,6 +275,71 @@ bench_one() {  # bench_one DISK LABEL RW BS DEPTH: one timed run, one XBD-PERF l
 # the windows by the disks' own activity, these only name them.
 wallclock() { echo | ts '%.s' | awk '{ print $1 }'; }
 
+# --- the 2-guest aggregate (tests/xen/aggregate.sh, job agg) ---------------
+# Two guests must run the same job on the same backend at the same time.
+# The guest has no xenstore tools and the guests' wall clocks were seen to
+# differ by up to 3 s under TCG, so neither a key nor a start time is the
+# barrier: each guest has a small control disk of its own (kernel blkback,
+# xbd.ctl), whose block 1 the guest writes ("XBDREADY <step>": done with
+# the step before, ready for this one; "XBDEND <steps>") and whose block 0
+# dom0 writes ("XBDGO <step> <dom0 wall clock>") once both guests are
+# ready.  Every access is O_DIRECT, on both sides: no page cache between
+# them.  The guest polls block 0 every 0.1 s, so both start within about a
+# poll of each other; each prints its own start and end times
+# (XBD-AGG from= to=) and when it saw GO (seen=) beside dom0's time (go=),
+# from which the host estimates each guest's clock offset to judge the
+# overlap of the two windows (aggregate.sh).
+agg_stamp() { echo | ts '%.s' | tr -d ' '; }
+agg_tell() {  # agg_tell WORDS: block 1 of the control disk
+    printf '%s\n' "$*" | dd of=/dev/$CTL bs=4096 count=1 seek=1 oflag=direct conv=sync,notrunc 2>/dev/null
+}
+# agg_wait_go STEP: wait (at most AGG_WAIT seconds) for dom0's "XBDGO
+# STEP T"; prints "T SEEN", SEEN the guest's clock when it saw it.
+agg_wait_go() {
+    local w n=0 max=$((${AGG_WAIT:-900} * 10))
+    while [ $n -lt $max ]; do
+        w=$(dd if=/dev/$CTL bs=4096 count=1 iflag=direct 2>/dev/null | head -n 1)
+        set -- $w
+        if [ "$1" = XBDGO ] && [ "$2" = "$AGG_STEP" ] && [ -n "$3" ]; then
+            echo "$3 $(agg_stamp)"
+            return 0
+        fi
+        sleep 0.1
+        n=$((n + 1))
+    done
+    return 1
+}
+# agg_step REP MODE DISK LABEL RW BS DEPTH: one step of the schedule, in
+# step with the other guest.  MODE pair: both guests run the job; solo:
+# only the guest whose turn it is (a in odd repetitions, b in even ones)
+# runs it, the other one waits, for the single-guest figure of the same
+# boot.  One XBD-AGG line, the run's XBD-PERF fields appended.
+agg_step() {
+    local rep=$1 mode=$2 go seen t0 t1 line solo=a
+    shift 2
+    AGG_STEP=$((AGG_STEP + 1))
+    agg_tell "XBDREADY $AGG_STEP"
+    set -- $(agg_wait_go) "$@"
+    if [ $# -lt 7 ]; then
+        say "XBD-AGG-FAIL step=$AGG_STEP role=$ROLE no GO from dom0 within ${AGG_WAIT:-900} s"
+        return 1
+    fi
+    go=$1 seen=$2
+    shift 2
+    [ $((rep % 2)) -eq 0 ] && solo=b
+    if [ "$mode" = solo ] && [ "$ROLE" != "$solo" ]; then
+        say "XBD-AGG step=$AGG_STEP rep=$rep mode=$mode role=$ROLE run=idle go=$go seen=$seen disk=$1 job=$2"
+        sleep $SECS   # no polling while the other guest runs alone
+        return 0
+    fi
+    t0=$(agg_stamp)
+    line=$(bench_one $1 $2 $3 $4 $5)
+    t1=$(agg_stamp)
+    say "XBD-AGG step=$AGG_STEP rep=$rep mode=$mode role=$ROLE run=yes go=$go seen=$seen from=$t0 to=$t1 ${line#XBD-PERF }"
+    case "$line" in *" rc=0 "*) return 0 ;; esac
+    return 2
+}
+
 for d in $DISKS; do
     wait_disk $d 60 || { say "XBD-FAIL no /dev/$d"; finish 1; }
 done
@@ -441,6 +507,26 @@ churn)
     done
     probe_stop $first
     say "XBD-STOPPED"
+    ;;
+agg)
+    # The 2-guest aggregate (see agg_step): per repetition, per job, per
+    # disk (one per backend, alternated): g-a or g-b alone, then both.
+    ROLE=$(arg role a)
+    CTL=$(arg ctl xvdd)
+    AGG_STEP=0
+    wait_disk $CTL 60 || { say "XBD-FAIL no /dev/$CTL"; rc=1; return; }
+    for r in $(seq $REPS); do
+        for j in "rr4k randread 4k 16" "sr1m read 1m 4"; do
+            for d in $DISKS; do
+                for m in solo pair; do
+                    agg_step $r $m $d $j
+                    case $? in 0) ;; 1) rc=1; break 4 ;; *) rc=1 ;; esac
+                done
+            done
+        done
+    done
+    agg_tell "XBDEND $AGG_STEP"
+    say "XBD-AGG-END role=$ROLE steps=$AGG_STEP rc=$rc"
     ;;
 *)
     say "XBD-FAIL unknown job $1"

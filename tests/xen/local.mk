@@ -13,7 +13,8 @@ XEN_TESTS_4_17 = \
 	tests/xen/backends.sh \
 	tests/xen/variants.sh \
 	tests/xen/lifecycle.sh \
-	tests/xen/restart.sh
+	tests/xen/restart.sh \
+	tests/xen/aggregate.sh
 XEN_TESTS_4_20 = \
 	tests/xen/tap.sh
 XEN_TESTS = $(XEN_TESTS_4_17) $(XEN_TESTS_4_20)
@@ -46,6 +47,7 @@ XEN_TEST_FILES = \
 	tests/xen/variants.dom0 \
 	tests/xen/lifecycle.dom0 \
 	tests/xen/restart.dom0 \
+	tests/xen/aggregate.dom0 \
 	tests/xen/tap.dom0 \
 	tests/xen/README.md
 
