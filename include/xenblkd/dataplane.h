@@ -232,7 +232,8 @@ typedef void xbd_ring_drained_fn(void *opaque);
  *   expects); others echo the operation byte.
  * - What one frontend can cost dom0 is bounded per ring: at most
  *   XBD_RING_BUDGET (64) requests per callback before yielding to other
- *   rings, at most XBD_BOUNCE_MAX (2048) grant-copy pages (8 MiB) held
+ *   rings (fewer once 64 pages were newly mapped for them: mapping is the
+ *   dearest per-request work), at most XBD_BOUNCE_MAX (2048) grant-copy pages (8 MiB) held
  *   (fewer, and fewer request slots, under mem_budget: src/budget.h),
  *   after which the ring stops reading requests until some complete; a
  *   persistent map that fails or finds its budget (max_persistent_grants,

@@ -732,6 +732,55 @@ static void test_direct(void)
 /* A barrier waits for the requests before it: if the disk shrinks in
  * between (SIGHUP), its data must not be written past the new end (that
  * would grow the image back and answer OKAY for a write beyond the disk). */
+/* A burst of requests that all bring new grants is taken over several
+ * loop turns, not one: mapping is the dearest per-request work (a PV
+ * dom0 pays a hypercall per page), and a guest's first burst held the
+ * loop, and every other ring, for 0.4 s on Xen under TCG.  12 requests of
+ * 11 new pages each (132 pages) against the 64 pages a callback may map:
+ * one turn takes 6 of them (66 pages), the next turns the rest, and
+ * every request completes. */
+static void test_map_burst_yields(void)
+{
+    enum { NREQ = 12, PER = 11 };
+    struct fe_seg segs[PER];
+    struct fe f;
+    struct be b;
+    struct rsp_set rs;
+    uint64_t taken;
+
+    printf("a burst of new grants is mapped over several loop turns\n");
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true))
+        return;
+    for (unsigned i = 0; i < NREQ; i++) {
+        for (unsigned k = 0; k < PER; k++) {
+            uint32_t gfn;
+
+            CHECK(xsg_page_alloc(f.d, &gfn) == 0);
+            CHECK(xsg_grant(f.d, 0, gfn, false, &segs[k].gref) == 0);
+            segs[k].first = 0;
+            segs[k].last = 7;
+        }
+        fe_rw(&f, BLKIF_OP_READ, 500 + i, (uint64_t)i * PER * 8, segs, PER);
+    }
+    /* Nothing of the ring's start left pending (its first look at the
+     * ring is a zero timer): the next iteration runs the notification's
+     * callback only. */
+    ev_run(b.loop, EVRUN_NOWAIT);
+    fe_push(&f);
+    ev_run(b.loop, EVRUN_NOWAIT);
+    taken = b.ring ? xbd_ring_get_stats(b.ring)->rd_req : 0;
+    CHECK(xbd_ring_get_stats(b.ring)->pgrants_mapped >= 64);
+    CHECK(xbd_ring_get_stats(b.ring)->pgrants_mapped < 64 + PER);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_map_calls, 6);
+    CHECK(taken < NREQ);
+    collect(&b, &f, NREQ, &rs);
+    for (unsigned i = 0; i < NREQ; i++)
+        CHECK_EQ(status_of(&rs, 500 + i), BLKIF_RSP_OKAY);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, NREQ * PER);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_map_calls, NREQ);
+    rig_down(&b, &f);
+}
+
 static void test_resize_barrier(void)
 {
     struct fe f;
@@ -977,6 +1026,7 @@ int main(int argc, char **argv)
     test_barrier_order();
     test_readonly();
     test_resize();
+    test_map_burst_yields();
     test_resize_barrier();
     test_direct();
     test_stop_inflight(0);
