@@ -42,7 +42,7 @@ same_guest_table() {
 }
 
 xen_setup backends
-xen_boot "${XENBLKD_XEN_TIMEOUT:-1500}"
+xen_boot "${XENBLKD_XEN_TIMEOUT:-2700}"
 check_boot
 
 show $G/events.txt

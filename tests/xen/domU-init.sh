@@ -210,7 +210,7 @@ verify_disk() {
         return 125
     fi
     for try in 1 2; do
-        deadline ${VERIFY_SECS:-150} /tmp/verify-$1.out verify_once $1
+        deadline ${VERIFY_SECS:-300} /tmp/verify-$1.out verify_once $1
         r=$?
         cat /tmp/verify-$1.out
         [ $r -eq 124 ] && touch /tmp/dead-$1
@@ -485,7 +485,7 @@ churn)
     n=0
     while [ $stop -eq 0 ]; do
         n=$((n + 1))
-        deadline ${VERIFY_SECS:-150} /tmp/churn.out churn_round $n $first
+        deadline ${VERIFY_SECS:-300} /tmp/churn.out churn_round $n $first
         r=$?
         [ $r -eq 124 ] && touch /tmp/dead-$first
         # terse v3 (see bench_one): 5 error, 6 read KiB, 39 read lat max

@@ -211,8 +211,15 @@ env_crashes() {
 
 # --- assertions on the results ------------------------------------------------
 XEN_FAILS=0
+XEN_FAILED=
 pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; XEN_FAILS=$((XEN_FAILS + 1)); }
+# Failed checks are listed again at the end (xen_finish): CI shows only a
+# log's tail, and the checks come long before it.
+fail() {
+    echo "FAIL: $*"
+    XEN_FAILS=$((XEN_FAILS + 1))
+    XEN_FAILED+="    $*"$'\n'
+}
 # check DESCRIPTION COMMAND...: pass when COMMAND succeeds.
 check() {
     local what=$1
@@ -263,7 +270,16 @@ xen_finish() {
     summary
     echo "boot took ${XEN_BOOT_SECS:-?}s"
     if [ "$XEN_FAILS" -gt 0 ]; then
-        echo "$XEN_FAILS check(s) failed"
+        echo "$XEN_FAILS check(s) failed:"
+        printf '%s' "$XEN_FAILED"
+        grep -h 'timeout waiting\|gone or shut down\|still present' "$XEN_RES/events.txt" 2>/dev/null | sed 's/^/    dom0: /'
+        # what the guests said about runs that failed, and any disk given up
+        local g
+        for g in "$XEN_RES"/*/console.log; do
+            [ -f "$g" ] || continue
+            grep -hE '^XBD-(ROUND|VERIFY|PERF) .*rc=[1-9]|abandoned|declared dead|XBD-CRASH' "$g" |
+                head -8 | sed "s|^|    $(basename "$(dirname "$g")"): |"
+        done
         exit 1
     fi
     exit 0

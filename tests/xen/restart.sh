@@ -27,7 +27,7 @@ planned=${XENBLKD_XEN_RESTARTS:-kill term upgrade kill term upgrade kill term up
 # 300-320 s measured on a lightly loaded machine; 720 s was not enough with
 # the host's load average at 13 on its 2 cores (each progress step up to
 # 110 s): the same margin as lifecycle.sh.
-xen_boot "${XENBLKD_XEN_TIMEOUT:-900}"
+xen_boot "${XENBLKD_XEN_TIMEOUT:-1800}"
 check_boot
 show events.txt
 show restarts.txt

@@ -11,7 +11,7 @@
 XEN_TIER=4.20
 source "$top_srcdir/tests/xen/lib.sh"
 xen_setup tap
-xen_boot "${XENBLKD_XEN_TIMEOUT:-1200}"
+xen_boot "${XENBLKD_XEN_TIMEOUT:-2700}"
 check_boot
 show events.txt
 
