@@ -263,6 +263,33 @@ gntdev_maps() {
     n=$(grep -c '/dev/xen/gntdev' "/proc/$XENBLKD_PID/maps" 2>/dev/null)
     echo "${n:-0}"
 }
+# xenblkd_io_wait DOMID SECONDS: wait until xenblkd is serving the
+# guest's I/O: a stats read shows a request of the guest in flight, or the
+# guest's request count grew since the read before (it is inside a fio
+# run, not between two).  Prints what it saw ("in_flight=N requests=N",
+# "moved=N" when the count grew); fails, printing "idle", when neither
+# happened within SECONDS.
+xenblkd_io_wait() {
+    local end=$(( $(date +%s) + $2 )) js inf req prev=
+    while [ "$(date +%s)" -lt "$end" ]; do
+        js=$(xenblkctl stats "$1" --totals --json 2>/dev/null)
+        inf=$(echo "$js" | grep -o '"in_flight":[0-9]*' | awk -F: '{ n += $2 } END { print n + 0 }')
+        req=$(echo "$js" | grep -o '"requests":{"read":[0-9]*,"write":[0-9]*' |
+              awk -F'[:,]' '{ n += $3 + $5 } END { print n + 0 }')
+        if [ "$inf" -gt 0 ]; then
+            echo "in_flight=$inf requests=$req"
+            return 0
+        fi
+        if [ -n "$prev" ] && [ "$req" -gt "$prev" ]; then
+            echo "in_flight=0 requests=$req moved=$((req - prev))"
+            return 0
+        fi
+        prev=$req
+        sleep 0.2
+    done
+    echo "idle requests=${req:-none}"
+    return 1
+}
 # fe_state DOMID DEVID: the frontend's xenbus state of a vbd.
 fe_state() { xenstore-read "/local/domain/$1/device/vbd/$2/state" 2>/dev/null || echo none; }
 # ring_maps DOMID: rings of the guest's vbd 51712 (one per queue).
