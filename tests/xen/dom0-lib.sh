@@ -159,10 +159,13 @@ guest_wait_gone() {
         # stuck (seen: fio on a QEMU qdisk disk whose QEMU had died): destroy
         # it now rather than at the deadline.  Measured in seconds, not
         # loop turns: under TCG one turn (xl domid + xl list) takes 2-3 s.
+        # Longer than the guest's own deadline for a round (VERIFY_SECS,
+        # 600 s, domU-init.sh), during which it prints nothing: the guest
+        # abandons a hung disk and says so before it is destroyed.
         size=$(stat -c %s "$(console_log "$1")" 2>/dev/null || echo 0)
         [ "$size" = "$last_size" ] || { since=$(date +%s); last_size=$size; }
-        if [ $(( $(date +%s) - since )) -ge "${GUEST_STALL:-240}" ]; then
-            note "stalled: $1 printed nothing for ${GUEST_STALL:-240} s: destroying it"
+        if [ $(( $(date +%s) - since )) -ge "${GUEST_STALL:-720}" ]; then
+            note "stalled: $1 printed nothing for ${GUEST_STALL:-720} s: destroying it"
             echo stalled >"$R/$1/status"
             timeout 60 xl destroy "$1" >>"$R/$1/xl-destroy.log" 2>&1
             return 1
