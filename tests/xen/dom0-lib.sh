@@ -7,6 +7,12 @@ R=${R:-$S/results}
 DISKDIR=/var/lib/xbd
 CONSOLE_DIR=$R/console   # xenconsoled logs there (dom0-init.sh)
 GUEST_MEM=${GUEST_MEM:-512}
+# Every wait of a scenario is for an event; its bound only stops a hang,
+# and must let a host whose CPUs are busy with other work pass: under TCG
+# the boot then runs 3-4 times slower than on an idle machine
+# (tests/xen/README.md, "Timeouts").  TSCALE multiplies the short bounds
+# sized from idle runs.
+TSCALE=${XBD_TSCALE:-4}
 
 now() { cut -d' ' -f1 /proc/uptime; }
 note() { echo "XBD-DOM0 $* t=$(now)" | tee -a "$R/events.txt" >/dev/console; }
@@ -153,10 +159,13 @@ guest_wait_gone() {
         # stuck (seen: fio on a QEMU qdisk disk whose QEMU had died): destroy
         # it now rather than at the deadline.  Measured in seconds, not
         # loop turns: under TCG one turn (xl domid + xl list) takes 2-3 s.
+        # Longer than the guest's own deadline for a round (VERIFY_SECS,
+        # 600 s, domU-init.sh), during which it prints nothing: the guest
+        # abandons a hung disk and says so before it is destroyed.
         size=$(stat -c %s "$(console_log "$1")" 2>/dev/null || echo 0)
         [ "$size" = "$last_size" ] || { since=$(date +%s); last_size=$size; }
-        if [ $(( $(date +%s) - since )) -ge "${GUEST_STALL:-240}" ]; then
-            note "stalled: $1 printed nothing for ${GUEST_STALL:-240} s: destroying it"
+        if [ $(( $(date +%s) - since )) -ge "${GUEST_STALL:-720}" ]; then
+            note "stalled: $1 printed nothing for ${GUEST_STALL:-720} s: destroying it"
             echo stalled >"$R/$1/status"
             timeout 60 xl destroy "$1" >>"$R/$1/xl-destroy.log" 2>&1
             return 1
@@ -231,14 +240,23 @@ xenblkd_start() {  # xenblkd_start KINDS [more args]
     command -v xenblkd >"$R/xenblkd.path" 2>&1
     xenblkd --foreground --kinds "$kinds" --log-level debug "$@" >>"$R/xenblkd.log" 2>&1 &
     XENBLKD_PID=$!
-    sleep 2
+    # Up once its control socket answers (xenblkd opens it after it has
+    # set its xenstore watches), or gone: events, where a fixed pause let
+    # a slow start-up pass as a good one and a late failure go unseen.
+    local i
+    for i in $(seq $((60 * TSCALE))); do
+        kill -0 "$XENBLKD_PID" 2>/dev/null || break
+        xenblkctl ping >/dev/null 2>&1 && return 0
+        sleep 0.25
+    done
     if ! kill -0 "$XENBLKD_PID" 2>/dev/null; then
         wait "$XENBLKD_PID"
         note "xenblkd exited at start-up with status $?"
         XENBLKD_PID=
         return 1
     fi
-    return 0
+    note "xenblkd (pid $XENBLKD_PID) not answering on its control socket after $((15 * TSCALE)) s"
+    return 1
 }
 # gntdev_maps: how many grant mappings xenblkd holds: one mmap of
 # /dev/xen/gntdev per persistent grant and one per ring (all its pages in
@@ -248,24 +266,56 @@ gntdev_maps() {
     n=$(grep -c '/dev/xen/gntdev' "/proc/$XENBLKD_PID/maps" 2>/dev/null)
     echo "${n:-0}"
 }
+# xenblkd_io_wait DOMID SECONDS: wait until xenblkd is serving the
+# guest's I/O: a stats read shows a request of the guest in flight, or the
+# guest's request count grew since the read before (it is inside a fio
+# run, not between two).  Prints what it saw ("in_flight=N requests=N",
+# "moved=N" when the count grew); fails, printing "idle", when neither
+# happened within SECONDS.
+xenblkd_io_wait() {
+    local end=$(( $(date +%s) + $2 )) js inf req prev=
+    while [ "$(date +%s)" -lt "$end" ]; do
+        js=$(xenblkctl stats "$1" --totals --json 2>/dev/null)
+        inf=$(echo "$js" | grep -o '"in_flight":[0-9]*' | awk -F: '{ n += $2 } END { print n + 0 }')
+        req=$(echo "$js" | grep -o '"requests":{"read":[0-9]*,"write":[0-9]*' |
+              awk -F'[:,]' '{ n += $3 + $5 } END { print n + 0 }')
+        if [ "$inf" -gt 0 ]; then
+            echo "in_flight=$inf requests=$req"
+            return 0
+        fi
+        if [ -n "$prev" ] && [ "$req" -gt "$prev" ]; then
+            echo "in_flight=0 requests=$req moved=$((req - prev))"
+            return 0
+        fi
+        prev=$req
+        sleep 0.2
+    done
+    echo "idle requests=${req:-none}"
+    return 1
+}
 # fe_state DOMID DEVID: the frontend's xenbus state of a vbd.
 fe_state() { xenstore-read "/local/domain/$1/device/vbd/$2/state" 2>/dev/null || echo none; }
 # ring_maps DOMID: rings of the guest's vbd 51712 (one per queue).
 ring_maps() { xenstore-read "/local/domain/$1/device/vbd/51712/multi-queue-num-queues" 2>/dev/null || echo 1; }
 xenblkd_alive() { [ -n "$XENBLKD_PID" ] && kill -0 "$XENBLKD_PID" 2>/dev/null; }
-# xenblkd_stop [SIGNAL]: signal it, wait up to 25 s (it documents 20 s at
-# most for SIGTERM), record the exit status.
+# XENBLKD_STOP_SECS: how long a stop may take.  xenblkd documents 40 s at
+# worst for SIGTERM (in-flight I/O 15 s, grant unmaps 15 s, xenstore 5 s;
+# man/xenblkd.8, systemd's TimeoutStopSec=60s): a shorter bound would
+# SIGKILL a daemon still doing what it documents on a slow host.
+XENBLKD_STOP_SECS=60
+# xenblkd_stop [SIGNAL]: signal it, wait up to XENBLKD_STOP_SECS, record
+# the exit status.
 xenblkd_stop() {
     [ -n "$XENBLKD_PID" ] || return 0
     local i rc
     note "xenblkd stop (${1:-TERM})"
     kill -"${1:-TERM}" "$XENBLKD_PID" 2>/dev/null
-    for i in $(seq 250); do
+    for i in $(seq $((XENBLKD_STOP_SECS * 10))); do
         kill -0 "$XENBLKD_PID" 2>/dev/null || break
         sleep 0.1
     done
     if kill -0 "$XENBLKD_PID" 2>/dev/null; then
-        note "xenblkd did not exit within 25 s: SIGKILL"
+        note "xenblkd did not exit within $XENBLKD_STOP_SECS s: SIGKILL"
         kill -KILL "$XENBLKD_PID"
         echo still-running >>"$R/xenblkd.exit"
     fi

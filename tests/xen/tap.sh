@@ -86,6 +86,9 @@ done
 check "the guest wrote to xvdd (a count of 0 would prove nothing)" test "$(num "$stat" " wr")" -gt 0 2>/dev/null
 
 # --- xl destroy with I/O in flight
+echo "t2 before the destroy: $(sed -n 's/^XBD-DOM0 t2 I\/O before destroy: \(.*\) t=.*/\1/p' "$XEN_RES/events.txt")"
+check "xenblkd was serving t2's requests right before the destroy" \
+    has events.txt '^XBD-DOM0 t2 I/O before destroy: in_flight=([1-9]|0 .* moved=[1-9])'
 check "xl destroy of t2 with I/O in flight returned 0" has events.txt '^XBD-DOM0 destroyed t2 rc=0 '
 check "t2's vbd3 backend directory went" has events.txt '^XBD-DOM0 t2 backend dir removed'
 check "t1 did two more verify rounds after t2's destroy" has events.txt '^XBD-DOM0 t1 did two more rounds after destroy of t2'
