@@ -116,7 +116,7 @@ EOF
     # -e: no xl monitor process per guest.  Debian's 4.17 xl monitor was
     # seen to segfault when its guest powered off (and dom0 to wedge after
     # it); guest_wait_gone destroys a guest that shut down instead.
-    timeout 180 xl -v create -e "/tmp/$name.cfg" >"$R/$name/xl-create.log" 2>&1
+    timeout 480 xl -v create -e "/tmp/$name.cfg" >"$R/$name/xl-create.log" 2>&1
     local rc=$?
     echo "$rc" >"$R/$name/xl-create.rc"
     note "created $name rc=$rc"

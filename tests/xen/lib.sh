@@ -164,8 +164,8 @@ xen_boot() {
         # once instead of at the hard timeout.
         beat=$(stat -c %s "$XEN_RES/dom0.log" "$XEN_RES/serial.log" 2>/dev/null | tr '\n' ' ')
         [ "$beat" = "$last_beat" ] || { last_beat=$beat; since=$(date +%s); }
-        if [ $(( $(date +%s) - since )) -ge "${XENBLKD_XEN_WEDGE:-240}" ]; then
-            echo "WEDGED: dom0 silent for ${XENBLKD_XEN_WEDGE:-240}s: QEMU killed"
+        if [ $(( $(date +%s) - since )) -ge "${XENBLKD_XEN_WEDGE:-600}" ]; then
+            echo "WEDGED: dom0 silent for ${XENBLKD_XEN_WEDGE:-600}s: QEMU killed"
             kill -KILL "$XEN_QEMU_PID"
             echo wedged >"$XEN_RES/boot-timeout"
             break
