@@ -343,13 +343,14 @@ static unsigned sort_unique(grant_ref_t *refs, unsigned m)
  * ones), as one group.  NULL with *err = 0: no room; with *err = errno:
  * the call failed (one bad, read-only or revoked ref fails it whole). */
 static struct xbd_gmap *map_group(struct xbd_gcache *c, grant_ref_t *refs, unsigned m,
-                                  int *err)
+                                  int *err, unsigned *tried)
 {
     unsigned limit = data_limit(c), k, taken;
     struct xbd_gmap *grp;
     void *base;
 
     *err = 0;
+    *tried = 0;
     k = held(c) < limit ? limit - held(c) : 0;
     if (k > m)
         k = m;
@@ -358,6 +359,7 @@ static struct xbd_gmap *map_group(struct xbd_gcache *c, grant_ref_t *refs, unsig
     k = taken;
     if (!k)
         return NULL;
+    *tried = k;
     base = map_pages(c, refs, k, PROT_READ | PROT_WRITE);
     if (!base) {
         /* The caller copies this request's new pages, which gives it the
@@ -376,6 +378,22 @@ static struct xbd_gmap *map_group(struct xbd_gcache *c, grant_ref_t *refs, unsig
         give_pages(c, k);
     }
     return grp;
+}
+
+/* Whether <ref> is among sorted refs[0..n). */
+static bool sorted_has(const grant_ref_t *refs, unsigned n, grant_ref_t ref)
+{
+    unsigned lo = 0, hi = n;
+
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+
+        if (refs[mid] < ref)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && refs[lo] == ref;
 }
 
 /* The page of <ref> in a group mapped from sorted refs, or NULL. */
@@ -408,7 +426,8 @@ get_new(struct xbd_gcache *c, const struct xbd_seg *seg, unsigned n, struct xbd_
         grant_ref_t *refs, unsigned m)
 {
     int err;
-    struct xbd_gmap *grp = map_group(c, refs, sort_unique(refs, m), &err);
+    unsigned tried;
+    struct xbd_gmap *grp = map_group(c, refs, sort_unique(refs, m), &err, &tried);
 
     for (unsigned i = 0; i < n; i++) {
         struct xbd_gnt *g;
@@ -427,8 +446,12 @@ get_new(struct xbd_gcache *c, const struct xbd_seg *seg, unsigned n, struct xbd_
             continue;
         }
         c->st->pgrant_misses++;
-        if (!err) {
-            /* The data share or the host reserve is used up: copy. */
+        if (err && sorted_has(refs, tried, seg[i].gref)) {
+            /* Its ref was in the call that failed. */
+            c->st->pgrant_map_failures++;
+        } else {
+            /* Not in the call: the data share or the host reserve was
+             * used up before it (also when a call for the others failed). */
             c->full_hint = true;
             c->st->pgrant_budget_full++;
         }

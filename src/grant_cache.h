@@ -34,7 +34,10 @@ struct xbd_gcache *xbd_gcache_new(xengnttab_handle *xgt, domid_t domid,
  * revoked ref fails it whole): then every ref it had is NULL, this
  * request only (grant copy gives a good page its data and a bad one its
  * error).  Every out[i] is set, whatever the result: the caller puts
- * each non-NULL one exactly once.  scratch[]: n entries, overwritten. */
+ * each non-NULL one exactly once.  scratch[]: n entries, overwritten.
+ * Per segment it counts a hit or a miss, and for each NULL either
+ * pgrant_map_failures (its ref was in the call that failed) or
+ * pgrant_budget_full (no room for it). */
 struct xbd_seg;
 int xbd_gcache_get_segs(struct xbd_gcache *c, const struct xbd_seg *seg, unsigned n,
                         struct xbd_gnt **out, grant_ref_t *scratch);

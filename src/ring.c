@@ -574,13 +574,12 @@ static void aio_done(struct xbd_aio *a, long res)
 static void pin_grants(struct xbd_ring *r, struct xbd_slot *s)
 {
     const struct xbd_req *q = &s->req;
+    /* The cache counts the failed segments (map_failures) apart from
+     * those that found no room (budget_full). */
     int err = xbd_gcache_get_segs(r->gc, q->seg, q->nr_segments, s->gnt, r->grefs);
-    unsigned i;
 
     if (!err)
         return;
-    for (i = 0; i < q->nr_segments; i++)
-        r->st.pgrant_map_failures += !s->gnt[i];
     if (q->nr_segments == 1)
         xbd_logb(r->logb, XBD_LOG_WARN, "%s: cannot map grant %u: %s; copying it",
                  r->name, q->seg[0].gref, strerror(err));

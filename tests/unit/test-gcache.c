@@ -485,6 +485,51 @@ static void test_group_budget(void)
     rig_close(&r);
 }
 
+/* A failed map call counts in map_failures the segments whose ref it
+ * named, and in budget_full those it left out for lack of room: each
+ * segment once, in one of the two.  (ring.c once counted every segment
+ * left without a page as a map failure.) */
+static void test_failure_counts(void)
+{
+    struct rig r;
+    struct xbd_gcache *c;
+    struct xbd_gnt *g[7];
+    int err = -1;
+    /* Ref 3 is never granted (the simulated guest grants from 8 up) and
+     * sorts first: the call maps the 4 lowest new refs (the data share),
+     * 3, ref[0], ref[1], ref[2], and fails; ref[3] and ref[4] find no
+     * room.  ref[0] is named twice. */
+    grant_ref_t req[7];
+
+    printf("a failed map call: map_failures for its refs, budget_full for the rest\n");
+    rig_open(&r, 37);
+    c = xbd_gcache_new(r.xgt, 37, 5, &r.st);
+    xbd_gcache_set_headroom(c, 1);               /* data share: 4 */
+    req[0] = r.ref[0];
+    req[1] = 3;
+    req[2] = r.ref[1];
+    req[3] = r.ref[0];
+    req[4] = r.ref[2];
+    req[5] = r.ref[3];
+    req[6] = r.ref[4];
+    CHECK(r.ref[0] > 3 && r.ref[0] < r.ref[1] && r.ref[2] < r.ref[3]);
+    CHECK_EQ(get_req(c, req, 7, g, &err), 0);
+    CHECK(err != 0);
+    CHECK_EQ(r.st.pgrant_map_failures, 5);
+    CHECK_EQ(r.st.pgrant_budget_full, 2);
+    CHECK_EQ(r.st.pgrant_misses, 7);
+    CHECK_EQ(xbd_gcache_count(c), 0);
+    CHECK_EQ(xsg_grants_in_use(r.d), 0);
+    /* Without the bad ref the same pages map, up to the share. */
+    CHECK_EQ(get_req(c, req + 2, 5, g, &err), 4);
+    CHECK_EQ(err, 0);
+    CHECK_EQ(r.st.pgrant_map_failures, 5);
+    CHECK_EQ(r.st.pgrant_budget_full, 3);
+    put_req(c, g, 5, 1);
+    xbd_gcache_free(c);
+    rig_close(&r);
+}
+
 /* One hash lookup per segment (ring.c once looked a request's pages up
  * twice: to map the new ones, then to pin each), and a request whose map
  * call fails half-way (its cached pages pinned, its new ones refused
@@ -1020,6 +1065,7 @@ int main(int argc, char **argv)
     test_host_reserve();
     test_group_map();
     test_group_budget();
+    test_failure_counts();
     test_one_lookup();
     test_hand_over();
     test_purge_worker();
