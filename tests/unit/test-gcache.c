@@ -495,23 +495,16 @@ static void test_failure_counts(void)
     struct xbd_gcache *c;
     struct xbd_gnt *g[7];
     int err = -1;
-    /* Ref 3 is never granted (the simulated guest grants from 8 up) and
-     * sorts first: the call maps the 4 lowest new refs (the data share),
-     * 3, ref[0], ref[1], ref[2], and fails; ref[3] and ref[4] find no
-     * room.  ref[0] is named twice. */
-    grant_ref_t req[7];
 
     printf("a failed map call: map_failures for its refs, budget_full for the rest\n");
     rig_open(&r, 37);
     c = xbd_gcache_new(r.xgt, 37, 5, &r.st);
     xbd_gcache_set_headroom(c, 1);               /* data share: 4 */
-    req[0] = r.ref[0];
-    req[1] = 3;
-    req[2] = r.ref[1];
-    req[3] = r.ref[0];
-    req[4] = r.ref[2];
-    req[5] = r.ref[3];
-    req[6] = r.ref[4];
+    /* Ref 3 is never granted (the simulated guest grants from 8 up) and
+     * sorts first: the call maps the 4 lowest new refs (the data share),
+     * 3, ref[0], ref[1], ref[2], and fails; ref[3] and ref[4] find no
+     * room.  ref[0] is named twice. */
+    grant_ref_t req[7] = { r.ref[0], 3, r.ref[1], r.ref[0], r.ref[2], r.ref[3], r.ref[4] };
     CHECK(r.ref[0] > 3 && r.ref[0] < r.ref[1] && r.ref[2] < r.ref[3]);
     CHECK_EQ(get_req(c, req, 7, g, &err), 0);
     CHECK(err != 0);
