@@ -669,6 +669,7 @@ xsim_stop() {
 xsim__exit_trap() {
     local rc=$?
     set +e
+    trap - ERR
     trap '' HUP INT TERM   # finish cleaning up whatever arrives now
     if [ -n "$XSIM_TMP" ]; then
         xsim__continue_all
