@@ -87,6 +87,18 @@ count_results() {
     passed=$((passed + p)); failed=$((failed + f))
 }
 
+# A failed test's log: its own last lines first (the failed check and the
+# command that stopped it), then the tail, which on the simulated host is
+# the dump of its logs; CI shows only what is printed here.
+show_failed_log() {
+    if grep -q 'state of the simulated host follows$' "$1"; then
+        echo "--- $1: the test's last lines before the dump"
+        sed '/state of the simulated host follows$/q' "$1" | tail -n 25
+    fi
+    echo "--- $1 (last 50 lines)"
+    tail -n 50 "$1"
+}
+
 tier() {  # tier NAME CONFIGURE-ARGS... ; builds in _build/NAME and runs make check
     local name=$1; shift
     local dir="$top/_build/$name"
@@ -95,7 +107,7 @@ tier() {  # tier NAME CONFIGURE-ARGS... ; builds in _build/NAME and runs make ch
     timed "tier $name: configure" in_dir "$dir" "$top/configure" -q --enable-werror "$@" || return 1
     timed "tier $name: build" in_dir "$dir" make -s -j"$jobs" || return 1
     echo "=== tier $name: make check"
-    timed "tier $name: make check" in_dir "$dir" make -s -j"$jobs" check || { count_results "$dir"; find "$dir" -name '*.log' -path '*tests*' -newer "$dir/Makefile" -exec grep -l -E '^(FAIL|ERROR)' {} + 2>/dev/null | head -20 | while read -r l; do echo "--- $l"; tail -50 "$l"; done; return 1; }
+    timed "tier $name: make check" in_dir "$dir" make -s -j"$jobs" check || { count_results "$dir"; find "$dir" -name '*.log' -path '*tests*' -newer "$dir/Makefile" -exec grep -l -E '^(FAIL|ERROR)' {} + 2>/dev/null | head -20 | while read -r l; do show_failed_log "$l"; done; return 1; }
     count_results "$dir"
 }
 

@@ -52,9 +52,17 @@ for ((round = 0; round < 50 && $(connects) < 4; round++)); do
     "$storm" 200 "$fe/state=6" "$fe/state=1" "$fe/state=3"
 done
 check "daemon survived the connect/disconnect storm" xsim_running xenblkd
+xsim_log "connect/disconnect storm: $round rounds of 200 after 1000, $(connects) connects" \
+    "so far; backend state $(xenstore-read "$be/state")"
+# What the daemon saw, should it not follow the last word: the device's
+# state and the host's evaluation counters (done, deferred, delayed).
+evidence() {
+    "$top_builddir/src/xenblkctl" --socket "$XSIM_TMP/control.sock" list >&2 || true
+    "$top_builddir/src/xenblkctl" --socket "$XSIM_TMP/control.sock" stats --json >&2 || true
+}
 # Whatever happened in between, the last word counts.
 fe_state 5 51712 6
-xsim_wait_key "$be/state" 6 15 || xsim_fail "no Closed after the storm"
+xsim_wait_key "$be/state" 6 15 || { evidence; xsim_fail "no Closed after the storm"; }
 wait_guest_released 5
 wait_fds_to "$disk" 0
 fe_state 5 51712 1

@@ -446,6 +446,10 @@ xsim_start() {
     trap 'exit 129' HUP
     trap 'exit 130' INT
     trap 'exit 143' TERM
+    # Under set -e a failing command ends the test without a word; name it
+    # (the test's own lines come before the dump, which CI may cut off).
+    # Not inherited by functions (no set -E): a check inside one is theirs.
+    [[ $- == *e* ]] && trap 'xsim_log "test stopped: status $? from line $LINENO: $BASH_COMMAND"' ERR
     # Every process of this host (and the test itself) carries the tag; the
     # final sweep kills whatever still has it.
     export XSIM_TAG=$XSIM_TMP
@@ -665,6 +669,7 @@ xsim_stop() {
 xsim__exit_trap() {
     local rc=$?
     set +e
+    trap - ERR
     trap '' HUP INT TERM   # finish cleaning up whatever arrives now
     if [ -n "$XSIM_TMP" ]; then
         xsim__continue_all
