@@ -44,6 +44,7 @@ wait_log() {
         xsim__past "$end" && xsim_fail "no log line matching '$pat' within ${timeout}s"
         sleep 0.05
     done
+    xsim_note_slow "$end" "$timeout" "log line '$pat'"
     xsim_log "ok: log matches '$pat'"
 }
 
@@ -66,6 +67,7 @@ wait_fds_to() {
         xsim__past "$end" && xsim_fail "daemon holds $n fd(s) to $1, want $2"
         sleep 0.05
     done
+    xsim_note_slow "$end" "${3:-10}" "$2 fd(s) to $1"
     xsim_log "ok: daemon holds $2 fd(s) to $1"
 }
 
@@ -121,6 +123,7 @@ wait_guest_released() {
         xsim__past "$end" && xsim_fail "guest $1: grants in use / ports bound = $s, want 0 0"
         sleep 0.05
     done
+    xsim_note_slow "$end" "${2:-10}" "guest $1 released"
     xsim_log "ok: guest $1 has no grant mapped and no port bound"
 }
 

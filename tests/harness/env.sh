@@ -177,6 +177,16 @@ xsim_past() { [ $(( $(date +%s%N) / 1000000 )) -ge "$1" ]; }
 # Older names, used by tests written before the public ones existed.
 xsim__deadline() { xsim_deadline "$@"; }
 xsim__past() { xsim_past "$@"; }
+# xsim_note_slow DEADLINE TIMEOUT WHAT: after a wait that succeeded, say so
+# when it used more than half its bound (grep the logs for "slow wait"):
+# the test passed, but a busier host could make it fail.
+xsim_note_slow() {
+    local used=$(( $(date +%s%N) / 1000000 - $1 + ${2%.*} * 1000 ))
+    if (( used * 2 > ${2%.*} * 1000 )); then
+        xsim_log "slow wait: $3 took ${used} ms of its ${2}s bound"
+    fi
+    return 0
+}
 
 # ---- xenstore helpers ---------------------------------------------------------
 
@@ -195,7 +205,10 @@ xsim_wait_key() {
     local path=$1 want=$2 timeout=${3:-10} end got
     end=$(xsim__deadline "$timeout")
     while :; do
-        got=$(xenstore-read "$path" 2>/dev/null) && [ "$got" = "$want" ] && return 0
+        if got=$(xenstore-read "$path" 2>/dev/null) && [ "$got" = "$want" ]; then
+            xsim_note_slow "$end" "$timeout" "$path = '$want'"
+            return 0
+        fi
         if xsim__past "$end"; then
             xsim_log "timeout (${timeout}s): $path is '${got:-<absent>}', want '$want'"
             return 1
@@ -215,6 +228,7 @@ xsim_wait_gone() {
         fi
         sleep 0.05
     done
+    xsim_note_slow "$end" "$timeout" "$path gone"
 }
 
 # xsim_xs: run tests/harness/xsim-xs (stdin: mkdir/write/rm/chmod lines, all

@@ -47,10 +47,11 @@ INNER
 run_killed() {     # run_killed SIGNAL STATUS
     local sig=$1 want=$2 rc end tmp f p
     rm -f "$OUT/ready" "$OUT/tmpdir" "$OUT"/*.pid
-    # A background job of a script starts with SIGINT ignored, and bash
+    # A background job of a script starts with SIGINT ignored, a run under
+    # nohup (or a CI runner started that way) with SIGHUP ignored, and bash
     # cannot trap a signal ignored at entry: give the inner test the
     # default dispositions a script run from a terminal has.
-    env --default-signal=INT,QUIT bash "$OUT/inner.sh" > "$OUT/$sig.log" 2>&1 &
+    env --default-signal=HUP,INT,QUIT bash "$OUT/inner.sh" > "$OUT/$sig.log" 2>&1 &
     inner_pid=$!
     end=$(xsim_deadline 60)
     until [ -e "$OUT/ready" ]; do
