@@ -91,9 +91,10 @@ count_results() {
 # command that stopped it), then the tail, which on the simulated host is
 # the dump of its logs; CI shows only what is printed here.
 show_failed_log() {
-    if grep -q 'state of the simulated host follows$' "$1"; then
+    local mark='state of the simulated host follows$'   # tests/harness/env.sh
+    if grep -q "$mark" "$1"; then
         echo "--- $1: the test's last lines before the dump"
-        sed '/state of the simulated host follows$/q' "$1" | tail -n 25
+        sed "/$mark/q" "$1" | tail -n 25
     fi
     echo "--- $1 (last 50 lines)"
     tail -n 50 "$1"
