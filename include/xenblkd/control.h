@@ -134,6 +134,8 @@
 #define XBD_CTL_IDLE_S          60.0
 #define XBD_CTL_OUT_MAX         (256u * 1024u)
 #define XBD_CTL_BUDGET          8u
+#define XBD_CTL_SETTLE_DEFAULT_MS 30000u
+#define XBD_CTL_SETTLE_MAX_MS   3600000u
 
 /* What the mutating commands do; provided by main.c. */
 struct xbd_control_ops {
