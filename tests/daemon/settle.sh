@@ -32,6 +32,55 @@ print(" ".join("%s=%s" % (k, json.dumps(d[k])) for k in
 }
 idle="queued=false delayed=false snapshot_pending=false writes_pending=0 draining_rings=0"
 
+# A write's watch event may still be on its way to the daemon's loop when
+# settle reaches it: settle waits for it (its barrier watch), so the
+# write has been evaluated when settle returns, every time.
+for i in 1 2 3 4 5 6 7 8 9 10; do
+    ev=$(evaluation)
+    fe_state 5 51712 3
+    settle
+    ev2=$(evaluation)
+    [ "${ev2##* count=}" -gt "${ev##* count=}" ] ||
+        xsim_fail "round $i: the frontend's write was not evaluated before settle returned ($ev -> $ev2)"
+done
+xsim_log "ok: 10 writes, each evaluated before settle returned"
+# The same with the event surely still on its way: the daemon is stopped
+# while the frontend writes and the settle request is sent, and both wait
+# in its sockets until it continues.
+settle_bg() {   # settle_bg FILE: send settle, touch FILE.sent, reply to FILE
+    python3 - "$XBC_SOCK" "$1" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(b'{"version":1,"command":"settle"}\n')
+open(sys.argv[2] + ".sent", "w").close()
+buf = b""
+while not buf.endswith(b"\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+open(sys.argv[2], "wb").write(buf)
+PY
+}
+daemon_pid=$(xsim_pid xenblkd)
+for i in 1 2 3 4 5; do
+    ev=$(evaluation)
+    kill -STOP "$daemon_pid"
+    fe_state 5 51712 3
+    rm -f "$XSIM_TMP/bg.reply" "$XSIM_TMP/bg.reply.sent"
+    settle_bg "$XSIM_TMP/bg.reply"
+    bg=$!
+    until [ -e "$XSIM_TMP/bg.reply.sent" ]; do sleep 0.01; done
+    kill -CONT "$daemon_pid"
+    wait "$bg"
+    grep -q '"ok":true' "$XSIM_TMP/bg.reply" || xsim_fail "settle: $(cat "$XSIM_TMP/bg.reply")"
+    ev2=$(evaluation)
+    [ "${ev2##* count=}" -gt "${ev##* count=}" ] ||
+        xsim_fail "round $i (daemon stopped): the frontend's write was not evaluated before settle returned ($ev -> $ev2)"
+done
+xsim_log "ok: 5 writes made while the daemon was stopped, each evaluated before settle returned"
+
 # Same-state rewrites use up the device's burst of evaluations
 # (XBD_EVAL_BURST, src/eval_queue.h): what follows waits for its rate.
 "$storm" 500 "$fe/state=4" "$fe/state=3"
