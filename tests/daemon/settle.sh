@@ -133,12 +133,31 @@ reply=$(python3 "$top_srcdir/tests/daemon/ctl.py" "$XBC_SOCK" \
     '{"version":1,"command":"settle","bogus":1}')
 check "invalid settle arguments refused" [ "$(grep -c '"code":"bad_request"' <<<"$reply")" = 3 ]
 
-# The timeout: with xenstored stopped nothing can settle (the barrier
-# watch itself waits for it).  The loop is not held: ping answers.
+# The timeout, and what it names.  The disk grows and SIGHUP has the
+# daemon tell the connected frontend: with xenstored stopped, that
+# evaluation cannot read its keys, so the device stays busy (list says
+# so) and nothing can settle (the barrier watch waits for xenstored too).
+# The loop is not held: ping answers.
+fe_state 5 51712 1
+settle
+fe_state 5 51712 3
+settle
+expect_key "$be/state" 4
+fe_state 5 51712 4     # as blkfront, once connected: resizes are told to it
+settle
+truncate -s 32M "$disk"
 xs_pid=$(xsim_pid xenstored)
 kill -STOP "$xs_pid"
+kill -HUP "$(xsim_pid xenblkd)"
+end=$(xsim_deadline 10)
+until ctl list >"$XSIM_TMP/list.out" && grep -q '^busy: domain 5 xvda (51712): ' "$XSIM_TMP/list.out"; do
+    xsim_past "$end" && { cat "$XSIM_TMP/list.out" >&2; xsim_fail "list does not say that xvda is busy"; }
+    sleep 0.05
+done
+xsim_log "ok: list: $(grep '^busy:' "$XSIM_TMP/list.out")"
 ctl_expect 1 "$XSIM_TMP/to.out" settle --timeout 1
-ctl_says "$XSIM_TMP/to.out.err" 'not settled after 1000 ms: 0 device\(s\) busy; [0-9]+ xenstore job\(s\) out; watch events queued before it not all handled yet'
+ctl_says "$XSIM_TMP/to.out.err" 'not settled after 1000 ms: 1 device\(s\) busy: dom 5 qdisk/51712 \((evaluation|reading)[a-z ,0-9()]*\); [0-9]+ xenstore job\(s\) out; watch events queued before it not all handled yet'
+xsim_log "ok: $(cat "$XSIM_TMP/to.out.err")"
 # A client that hangs up while it waits: dropped when its answer is due.
 python3 - "$XBC_SOCK" <<'PY'
 import socket, sys
@@ -150,6 +169,7 @@ PY
 ctl_expect 0 "$XSIM_TMP/ping.out" ping
 kill -CONT "$xs_pid"
 settle
+expect_key "$be/sectors" $((32 * 2048))
 wait_log 'control: client pid [0-9]+ uid [0-9]+: Broken pipe, closed'
 check "daemon alive" xsim_running xenblkd
 exit 0
