@@ -19,6 +19,7 @@
 #include "xenblkd/xenbus.h"
 #include "device_internal.h"
 #include "settle.h"
+#include "unmap_worker.h"
 
 #define container_of(ptr, type, member) \
     ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
@@ -54,7 +55,9 @@ static bool eval_busy(const struct xbd_device_eval *e)
 
 static bool host_quiet(const struct xbd_host *h)
 {
-    if (xbd_xenbus_pending(h->xb))
+    /* A stopped ring's grants are unmapped after its drain, by the unmap
+     * thread: the guest gets its pages back only then. */
+    if (xbd_xenbus_pending(h->xb) || xbd_unmapper_pending(h->unmapper))
         return false;
     for (unsigned i = 0; i < h->ndevices; i++) {
         struct xbd_device_eval e = xbd_device_get_eval(h->devices[i]);
@@ -148,6 +151,7 @@ static void describe(const struct xbd_settle *s, char *buf, size_t n)
 {
     const struct xbd_host *h = s->h;
     unsigned busy = 0, jobs = xbd_xenbus_pending(h->xb);
+    unsigned unmaps = xbd_unmapper_pending(h->unmapper);
     size_t off;
     char list[1024] = "";
     size_t loff = 0;
@@ -174,6 +178,9 @@ static void describe(const struct xbd_settle *s, char *buf, size_t n)
     off = (size_t)snprintf(buf, n, "%u device(s) busy%s%s", busy, busy ? ": " : "", list);
     if (off < n && jobs)
         off += (size_t)snprintf(buf + off, n - off, "; %u xenstore job(s) out", jobs);
+    if (off < n && unmaps)
+        off += (size_t)snprintf(buf + off, n - off, "; %u stopped ring(s) still unmapping "
+                                "grants", unmaps);
     if (off < n && s->barrier)
         snprintf(buf + off, n - off, "; watch events queued before it not all handled yet");
 }

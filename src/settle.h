@@ -12,8 +12,9 @@
  *  (b) then nothing those events (or anything before) asked for is left:
  *      no device has an evaluation queued or waiting for its rate limit,
  *      a snapshot being read, a state write not made, or rings draining,
- *      and the xenstore thread has no job out (directory scans, probes of
- *      new devices, watches being set);
+ *      no stopped ring's grants are still being unmapped (the guest has
+ *      its pages back), and the xenstore thread has no job out (directory
+ *      scans, probes of new devices, watches being set);
  *  and no watch was set meanwhile (a new device's frontend watch): its
  *  first event may come after the barrier's, so a new barrier is set and
  *  (a) and (b) are checked again.
