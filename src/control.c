@@ -26,6 +26,7 @@
 #include "xenblkd/log.h"
 
 #include "control_cmd.h"
+#include "settle.h"
 
 #define container_of(ptr, type, member) \
     ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
@@ -56,6 +57,10 @@ struct client {
     bool eof;                   /* the client sent everything it will */
     bool closing;               /* no more requests: close once out is sent */
     bool lingering;             /* out sent, our side shut: discard input */
+    /* A settle this client waits for: its later requests wait too (the
+     * replies keep their order), unread in the socket. */
+    struct xbd_settle *settle;
+    unsigned settle_ms;
 };
 
 struct xbd_control {
@@ -81,6 +86,7 @@ static void client_free(struct client *c)
     ev_io_stop(ctl->loop, &c->wr);
     ev_timer_stop(ctl->loop, &c->idle);
     ev_timer_stop(ctl->loop, &c->more);
+    xbd_settle_cancel(c->settle);
     close(c->fd);
     if (c->prev)
         c->prev->next = c->next;
@@ -203,6 +209,44 @@ static int client_fail(struct client *c, const char *code, const char *msg)
     return client_flush(c);
 }
 
+static int client_process(struct client *c);
+
+/* The settle c waited for ended: answer, then go on with what it sent
+ * behind it. */
+static void client_settled(void *opaque, const struct xbd_settle_result *r)
+{
+    struct client *c = opaque;
+    size_t len = 0;
+    char *line = xbd_ctl_settle_line(r, c->settle_ms, &len);
+
+    c->settle = NULL;
+    if (client_queue(c, line, len) < 0) {
+        client_drop(c, "out of memory");
+        return;
+    }
+    ev_timer_again(c->ctl->loop, &c->idle);
+    client_process(c);
+}
+
+static int client_start_settle(struct client *c, unsigned ms)
+{
+    struct xbd_control *ctl = c->ctl;
+    size_t len = 0;
+
+    c->settle = xbd_settle_start(ctl->env.host, ms / 1000.0, client_settled, c);
+    if (!c->settle) {
+        if (client_queue(c, xbd_ctl_error_line("failed", "out of memory", &len), len) < 0) {
+            client_drop(c, "out of memory");
+            return -1;
+        }
+        return 0;
+    }
+    c->settle_ms = ms;
+    ev_io_stop(ctl->loop, &c->rd);
+    ev_timer_stop(ctl->loop, &c->more);
+    return 0;
+}
+
 /* Handle one line (NUL-terminated at line[len]).  -1 if freed. */
 static int client_request(struct client *c, char *line, size_t len)
 {
@@ -221,6 +265,8 @@ static int client_request(struct client *c, char *line, size_t len)
     if (len && line[len - 1] == '\r')
         line[--len] = '\0';
     xbd_ctl_handle(&ctl->env, &c->peer, line, len, &rep);
+    if (rep.settle)
+        return client_start_settle(c, rep.settle_ms);
     if (client_queue(c, rep.line, rep.len) < 0) {
         client_drop(c, "out of memory");
         return -1;
@@ -243,7 +289,7 @@ static int client_process(struct client *c)
     struct ev_loop *loop = c->ctl->loop;
     unsigned budget = XBD_CTL_BUDGET;
 
-    while (!c->closing) {
+    while (!c->closing && !c->settle) {
         char *nl = memchr(c->in, '\n', c->in_len);
         size_t len;
 
@@ -273,6 +319,8 @@ static int client_process(struct client *c)
         c->in_len -= len + 1;
         memmove(c->in, c->in + len + 1, c->in_len);
     }
+    if (c->settle)
+        return client_flush(c);         /* client_settled goes on */
     if (c->eof && !c->closing) {
         c->closing = true;
         ev_io_stop(loop, &c->rd);
@@ -346,6 +394,12 @@ static void client_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
     if (c->lingering) {
         client_drop(c, "done");
+        return;
+    }
+    if (c->settle) {
+        /* Waiting for the daemon, not idle: the settle's own timeout
+         * bounds it. */
+        ev_timer_again(loop, w);
         return;
     }
     xbd_info("control: client pid %ld uid %lu idle for %.0f s, closed",

@@ -25,6 +25,7 @@
 
 #include "control_cmd.h"
 #include "log_limit.h"
+#include "settle.h"
 
 /* Nesting a request may use; ours are flat. */
 #define XBD_CTL_JSON_DEPTH 8
@@ -221,6 +222,20 @@ static json_object *backing_obj(const struct xbd_device_info *i)
     return o;
 }
 
+/* Where the device's evaluation stands (what settle waits for). */
+static json_object *eval_obj(const struct xbd_device_eval *e)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "count", u64(e->count));
+    json_object_object_add(o, "queued", json_object_new_boolean(e->queued));
+    json_object_object_add(o, "delayed", json_object_new_boolean(e->delayed));
+    json_object_object_add(o, "snapshot_pending", json_object_new_boolean(e->snapshot_pending));
+    json_object_object_add(o, "writes_pending", u64(e->writes_pending));
+    json_object_object_add(o, "draining_rings", u64(e->draining));
+    return o;
+}
+
 static json_object *device_obj(const struct xbd_device_info *i)
 {
     json_object *o = json_object_new_object();
@@ -247,6 +262,7 @@ static json_object *device_obj(const struct xbd_device_info *i)
     json_object_object_add(o, "queues", c ? u64(n->nr_queues) : NULL);
     json_object_object_add(o, "persistent", c ? json_object_new_boolean(n->persistent) : NULL);
     json_object_object_add(o, "max_indirect_segments", c ? u64(n->max_indirect_segs) : NULL);
+    json_object_object_add(o, "evaluation", eval_obj(&i->eval));
     return o;
 }
 
@@ -546,6 +562,40 @@ static json_object *cmd_shutdown(json_object *req, struct xbd_ctl_reply *out)
     return ok_obj();
 }
 
+/* Waits: control.c starts the settle and answers when it ends. */
+static json_object *cmd_settle(json_object *req, struct xbd_ctl_reply *out)
+{
+    char why[96];
+    int64_t ms = int_arg(req, "timeout_ms", XBD_CTL_SETTLE_MAX_MS, why, sizeof(why));
+
+    if (ms < -1)
+        return error_obj("bad_request", why);
+    if (ms == 0)
+        return error_obj("bad_request", "\"timeout_ms\" must be at least 1");
+    out->settle = true;
+    out->settle_ms = ms < 0 ? XBD_CTL_SETTLE_DEFAULT_MS : (unsigned)ms;
+    return NULL;
+}
+
+char *xbd_ctl_settle_line(const struct xbd_settle_result *r, unsigned timeout_ms, size_t *len)
+{
+    json_object *o;
+    char *line, msg[2048];
+
+    if (r->settled) {
+        o = ok_obj();
+        json_object_object_add(o, "waited_ms", u64((uint64_t)(r->waited * 1000.0)));
+        json_object_object_add(o, "rounds", u64(r->rounds));
+    } else {
+        snprintf(msg, sizeof(msg), "not settled after %u ms: %s", timeout_ms,
+                 r->why ? r->why : "?");
+        o = error_obj("failed", msg);
+    }
+    line = o ? to_line(o, len) : NULL;
+    json_object_put(o);
+    return line;
+}
+
 static json_object *parse(const char *line, size_t len, json_object **req)
 {
     struct json_tokener *tok;
@@ -604,6 +654,7 @@ static json_object *dispatch(const struct xbd_ctl_env *env, const struct xbd_ctl
     static const char *const no_args[] = { NULL };
     static const char *const stats_args[] = { "domid", "devid", NULL };
     static const char *const shutdown_args[] = { "close", NULL };
+    static const char *const settle_args[] = { "timeout_ms", NULL };
     static const struct {
         const char *name;
         const char *const *args;
@@ -615,6 +666,7 @@ static json_object *dispatch(const struct xbd_ctl_env *env, const struct xbd_ctl
         { "stats", stats_args, false },
         { "reload", no_args, true },
         { "shutdown", shutdown_args, true },
+        { "settle", settle_args, false },
     };
     char why[96], pbuf[40];
     size_t i;
@@ -642,8 +694,10 @@ static json_object *dispatch(const struct xbd_ctl_env *env, const struct xbd_ctl
         return cmd_stats(env, req);
     case 4:
         return cmd_reload(env);
-    default:
+    case 5:
         return cmd_shutdown(req, out);
+    default:
+        return cmd_settle(req, out);
     }
 }
 
@@ -659,6 +713,7 @@ void xbd_ctl_handle(const struct xbd_ctl_env *env, const struct xbd_ctl_peer *pe
         rep = envelope(req, &cmd);
     if (!rep)
         rep = dispatch(env, peer, req, cmd, out);
+    /* No reply object: a settle, answered when it ends. */
     out->line = rep ? to_line(rep, &out->len) : NULL;
     if (!out->line)
         out->stop = false;      /* no reply, no order */

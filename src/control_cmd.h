@@ -31,6 +31,10 @@ struct xbd_ctl_reply {
     size_t len;
     bool stop;                  /* call ops->shutdown(stop_mode) once queued */
     enum xbd_stop_mode stop_mode;
+    /* settle: no line yet; the connection waits (src/settle.h) for at
+     * most settle_ms and answers with xbd_ctl_settle_line. */
+    bool settle;
+    unsigned settle_ms;
 };
 
 /* Answer one request line (len bytes, no "\n"; need not be terminated). */
@@ -38,6 +42,10 @@ void xbd_ctl_handle(const struct xbd_ctl_env *env, const struct xbd_ctl_peer *pe
                     const char *line, size_t len, struct xbd_ctl_reply *out);
 /* A failure line {"ok":false,...}; NULL when out of memory. */
 char *xbd_ctl_error_line(const char *code, const char *msg, size_t *len);
+
+struct xbd_settle_result;
+/* The reply to a settle that waited for at most timeout_ms. */
+char *xbd_ctl_settle_line(const struct xbd_settle_result *r, unsigned timeout_ms, size_t *len);
 
 double xbd_ctl_now(void);
 

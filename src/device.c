@@ -67,6 +67,7 @@ struct xbd_device {
     char *fe;                   /* frontend directory (toolstack-written) */
     struct xbd_watch *fe_watch; /* on <fe>/state */
     struct xbd_eval_node evn;   /* evaluation asked for (host's eval_queue) */
+    uint64_t evaluations;       /* granted by the queue (control socket) */
     struct xbd_log_bucket logb; /* rate limit of its log lines */
 
     int state;                  /* XenbusState we last published */
@@ -262,6 +263,7 @@ static void dev_kick_cb(struct xbd_eval_node *n)
     struct xbd_device *dev = container_of(n, struct xbd_device, evn);
     struct xbd_host *h = dev->host;
 
+    dev->evaluations++;
     /* A handover reads nothing from xenstore: it does not wait for a
      * snapshot, so a stuck xenstored cannot hold the restart up. */
     if (h->stopping && h->stop_mode == XBD_STOP_HANDOVER) {
@@ -1512,6 +1514,7 @@ void xbd_device_get_info(const struct xbd_device *dev, struct xbd_device_info *o
         .state = dev->state,
         .connected = dev->nr_rings > 0,
         .neg = dev->neg,
+        .eval = xbd_device_get_eval(dev),
         .budget = {
             .memory_limit = (uint64_t)dev->cfg.disk_memory_mib << 20,
             .grant_mappings_limit = dev->cfg.disk_grant_mappings,
@@ -1519,6 +1522,24 @@ void xbd_device_get_info(const struct xbd_device *dev, struct xbd_device_info *o
             .fds_used = (b->fd >= 0) + (uint64_t)XBD_FDS_PER_QUEUE * dev->nr_rings,
             .log_suppressed = dev->logb.suppressed,
         },
+    };
+}
+
+/* What the device still has to do before it has acted on everything its
+ * frontend and the toolstack wrote (settle.c, control socket). */
+struct xbd_device_eval xbd_device_get_eval(const struct xbd_device *dev)
+{
+    const struct xbd_eval_node *n = &dev->evn;
+    /* dev->jobs counts the snapshot out and the writes queued. */
+    unsigned writes = dev->jobs - (dev->snap_job != NULL);
+
+    return (struct xbd_device_eval){
+        .count = dev->evaluations,
+        .queued = n->queued,
+        .delayed = ev_is_active(&n->delay_w) || ev_is_pending(&n->delay_w),
+        .snapshot_pending = dev->snap_job != NULL,
+        .writes_pending = writes,
+        .draining = dev->draining,
     };
 }
 

@@ -338,6 +338,51 @@ static int cmd_shutdown(const struct xbc_global *g, int argc, char **argv)
     }
 }
 
+static int cmd_settle(const struct xbc_global *g, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "timeout", required_argument, NULL, 't' },
+        { 0 },
+    };
+    const struct command *c = find_command("settle");
+    double timeout = XBC_SETTLE_DEFAULT_S;
+    json_object *req, *reply = NULL;
+    int o, rc;
+    int64_t ms;
+
+    optind = 0;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'h':
+            command_help(c, stdout);
+            return XBC_OK;
+        case 't':
+            if (!xbc_parse_seconds(optarg, XBC_SETTLE_MAX_S, &timeout))
+                return xbc_usage_error(c->name, "--timeout: expected seconds (0, %.0f], got '%s'",
+                                       XBC_SETTLE_MAX_S, optarg);
+            break;
+        case ':':
+            return xbc_usage_error(c->name, "settle: option '%s' needs a value",
+                                   argv[optind - 1]);
+        default:
+            return xbc_usage_error(c->name, "settle: unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return xbc_usage_error(c->name, "settle: unexpected argument '%s'", argv[optind]);
+    ms = (int64_t)ceil(timeout * 1000.0);
+    req = xbc_request_new("settle");
+    json_object_object_add(req, "timeout_ms", json_object_new_int64(ms));
+    /* The daemon answers by its own timeout: give it that and some more. */
+    rc = xbc_call_timeout(g->socket, req, &reply, XBC_LOUD, ms + XBC_REPLY_TIMEOUT_MS);
+    if (rc == XBC_OK)
+        printf("xenblkd settled (waited %" PRIu64 " ms)\n", xbc_u64(reply, "waited_ms"));
+    json_object_put(reply);
+    return rc;
+}
+
 static int cmd_help(const struct xbc_global *g, int argc, char **argv);
 
 static const struct command commands[] = {
@@ -387,6 +432,13 @@ static const struct command commands[] = {
       "                     disks (they must re-attach them)\n"
       "  --no-wait          return once the daemon took the request, without\n"
       "                     waiting for it to exit\n" },
+    { "settle", cmd_settle, "settle [--timeout SECONDS]",
+      "wait until xenblkd has acted on everything written to xenstore so far",
+      "  --timeout SECONDS  give up after SECONDS (default 30, at most 3600):\n"
+      "                     exit status 1 and what is still busy\n"
+      "Settled: every xenstore watch event queued for xenblkd before the\n"
+      "request was handled, and no device has an evaluation queued or\n"
+      "delayed, xenstore reads or writes out, or rings draining.\n" },
     { "help", cmd_help, "help [COMMAND]", "this text, or the help of COMMAND", NULL },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -74,8 +74,14 @@ enum xbc_verbosity {
  * and the exit status is returned (never XBC_OK). */
 int xbc_call(const char *socket, json_object *req, json_object **reply,
              enum xbc_verbosity v);
+/* xbc_call, waiting at most TIMEOUT_MS for the reply (settle). */
+int xbc_call_timeout(const char *socket, json_object *req, json_object **reply,
+                     enum xbc_verbosity v, int64_t timeout_ms);
 /* True if a daemon answers a ping on SOCKET (prints nothing). */
 bool xbc_daemon_up(const char *socket);
+/* settle --timeout: default and limit (the daemon's, control.h). */
+#define XBC_SETTLE_DEFAULT_S 30.0
+#define XBC_SETTLE_MAX_S 3600.0
 /* Milliseconds the client waits for a reply. */
 #define XBC_REPLY_TIMEOUT_MS 10000
 

@@ -29,6 +29,8 @@
 
 /* How much the current call may say (one call at a time). */
 static enum xbc_verbosity verbosity;
+/* The reply deadline of the call under way, for its timeout message. */
+static int64_t call_timeout_ms = XBC_REPLY_TIMEOUT_MS;
 
 static void say(bool nodaemon, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(bool nodaemon, const char *fmt, ...)
@@ -146,7 +148,7 @@ static int wait_fd(int fd, short events, int64_t deadline, const char *what)
     for (;;) {
         int64_t left = deadline - now_ms();
         if (left <= 0) {
-            say(false, "xenblkd did not %s within %d s", what, XBC_REPLY_TIMEOUT_MS / 1000);
+            say(false, "xenblkd did not %s within %.0f s", what, call_timeout_ms / 1000.0);
             return XBC_ETIMEDOUT;
         }
         r = poll(&p, 1, (int)left);
@@ -267,6 +269,12 @@ static int reply_error(json_object *reply, const char *command)
 int xbc_call(const char *socket, json_object *req, json_object **reply,
              enum xbc_verbosity v)
 {
+    return xbc_call_timeout(socket, req, reply, v, XBC_REPLY_TIMEOUT_MS);
+}
+
+int xbc_call_timeout(const char *socket, json_object *req, json_object **reply,
+                     enum xbc_verbosity v, int64_t timeout_ms)
+{
     const char *text, *command = xbc_str(req, "command", "?");
     char cmd[64], *line = NULL;
     int64_t deadline;
@@ -275,13 +283,14 @@ int xbc_call(const char *socket, json_object *req, json_object **reply,
     int fd = -1, rc;
 
     verbosity = v;
+    call_timeout_ms = timeout_ms;
     *reply = NULL;
     snprintf(cmd, sizeof(cmd), "%s", command);
     text = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
     rc = connect_socket(socket, &fd);
     if (rc)
         goto out;
-    deadline = now_ms() + XBC_REPLY_TIMEOUT_MS;
+    deadline = now_ms() + timeout_ms;
     rc = send_all(fd, text, strlen(text), deadline);
     if (rc == 0)
         rc = send_all(fd, "\n", 1, deadline);

@@ -55,6 +55,45 @@ static json_object *devices_of(json_object *reply)
     return d && json_object_is_type(d, json_type_array) ? d : NULL;
 }
 
+/* Below the table, the devices that have not yet acted on what their
+ * frontend or the toolstack wrote, and why ("evaluation" of each device):
+ * what an administrator needs when a device does not follow its
+ * frontend.  Nothing when every device is idle. */
+static void list_busy(json_object *devs)
+{
+    size_t n = json_object_array_length(devs);
+
+    for (size_t i = 0; i < n; i++) {
+        json_object *d = json_object_array_get_idx(devs, i);
+        json_object *e = xbc_get(d, "evaluation");
+        char name[32], what[256] = "";
+        size_t off = 0;
+
+#define BUSY(...) do { \
+            int r_ = snprintf(what + off, sizeof(what) - off, "%s", off ? ", " : ""); \
+            if (r_ > 0 && (size_t)r_ < sizeof(what) - off) off += (size_t)r_; \
+            r_ = snprintf(what + off, sizeof(what) - off, __VA_ARGS__); \
+            if (r_ > 0 && (size_t)r_ < sizeof(what) - off) off += (size_t)r_; \
+        } while (0)
+        if (xbc_bool(e, "queued"))
+            BUSY("evaluation queued");
+        if (xbc_bool(e, "delayed"))
+            BUSY("evaluation delayed by its rate limit");
+        if (xbc_bool(e, "snapshot_pending"))
+            BUSY("reading xenstore");
+        if (xbc_u64(e, "writes_pending"))
+            BUSY("%" PRIu64 " xenstore write(s) pending", xbc_u64(e, "writes_pending"));
+        if (xbc_u64(e, "draining_rings"))
+            BUSY("%" PRIu64 " ring(s) draining", xbc_u64(e, "draining_rings"));
+#undef BUSY
+        if (!off)
+            continue;
+        xbc_devid_name((uint32_t)xbc_u64(d, "devid"), name, sizeof(name));
+        printf("busy: domain %" PRIu64 " %s (%" PRIu64 "): %s\n", xbc_u64(d, "domid"),
+               *name ? name : "-", xbc_u64(d, "devid"), what);
+    }
+}
+
 static void list_table(json_object *devs)
 {
     static const bool right[] = { true, true, false, false, false, false, true, true, false };
@@ -90,6 +129,7 @@ static void list_table(json_object *devs)
                        size, queues, last);
     }
     xbc_table_print(t, stdout);
+    list_busy(devs);
 }
 
 int xbc_cmd_list(const struct xbc_global *g, int argc, char **argv)

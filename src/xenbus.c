@@ -45,6 +45,7 @@ struct xbd_xenbus {
     struct xbd_xs_worker *worker;
     struct xbd_watch *watches;
     uint64_t next_id;
+    uint64_t watches_set;       /* xbd_watch_add calls (not barriers) */
 };
 
 static void connection_lost(struct xbd_xenbus *xb, int err);
@@ -270,8 +271,8 @@ static int watch_submit(struct xbd_xenbus *xb, const struct xbd_watch *w, bool a
     return 0;
 }
 
-struct xbd_watch *xbd_watch_add(struct xbd_xenbus *xb, const char *path,
-                                xbd_watch_fn *fn, void *opaque)
+static struct xbd_watch *watch_new(struct xbd_xenbus *xb, const char *path, const char *prefix,
+                                   xbd_watch_fn *fn, void *opaque)
 {
     struct xbd_watch *w = calloc(1, sizeof(*w));
 
@@ -281,7 +282,7 @@ struct xbd_watch *xbd_watch_add(struct xbd_xenbus *xb, const char *path,
         return NULL;
     }
     w->id = ++xb->next_id;
-    snprintf(w->token, sizeof(w->token), "xbd%" PRIu64, w->id);
+    snprintf(w->token, sizeof(w->token), "%s%" PRIu64, prefix, w->id);
     w->fn = fn;
     w->opaque = opaque;
     /* Registered here at once, so the first event (xenstored sends one
@@ -295,6 +296,32 @@ struct xbd_watch *xbd_watch_add(struct xbd_xenbus *xb, const char *path,
     w->next = xb->watches;
     xb->watches = w;
     return w;
+}
+
+struct xbd_watch *xbd_watch_add(struct xbd_xenbus *xb, const char *path,
+                                xbd_watch_fn *fn, void *opaque)
+{
+    struct xbd_watch *w = watch_new(xb, path, "xbd", fn, opaque);
+
+    if (w)
+        xb->watches_set++;
+    return w;
+}
+
+/* xenstored answers XS_WATCH and then queues the watch's first event on
+ * the connection (tools/xenstored/watch.c, do_watch: send_ack, then
+ * send_event), behind every event it queued for us before; libxenstore's
+ * reader thread keeps them in that order, and xenbus_io_cb pops them in
+ * order.  Nothing ever writes the watched node: the first event is the
+ * only one, and a relative path keeps it inside our own domain's home. */
+struct xbd_watch *xbd_xenbus_barrier(struct xbd_xenbus *xb, xbd_watch_fn *fn, void *opaque)
+{
+    return watch_new(xb, "xenblkd-barrier", "xbdsync", fn, opaque);
+}
+
+uint64_t xbd_xenbus_watches_set(const struct xbd_xenbus *xb)
+{
+    return xb->watches_set;
 }
 
 void xbd_watch_remove(struct xbd_xenbus *xb, struct xbd_watch *w)

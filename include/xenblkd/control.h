@@ -32,6 +32,13 @@
  *   shutdown [close:bool] (root) -> {"ok":true}, then the daemon stops:
  *                                 close:true closes every device for good,
  *                                 otherwise as SIGTERM (restart handover)
+ *   settle [timeout_ms:N]     -> {"ok":true,"waited_ms":N,"rounds":N} once
+ *                                 the daemon has acted on every xenstore
+ *                                 write made before the request (src/settle.h);
+ *                                 past timeout_ms (1..XBD_CTL_SETTLE_MAX_MS,
+ *                                 default XBD_CTL_SETTLE_DEFAULT_MS) failed:
+ *                                 "not settled after N ms: K device(s) busy:
+ *                                 dom D kind/devid (what), ..."
  *
  * Devices are sorted by domid, devid, kind.
  *
@@ -64,8 +71,13 @@
  *   "budget":
  *   {"memory_bytes", "grant_mappings", "fds"}, each {"limit","used"} (the
  *   disk's budgets, src/budget.h; used: summed over its queues now; fds
- *   used: 1 for the open backing store + 2 per queue) and "log":
- *   {"suppressed"} (this disk's lines dropped by the log rate limit).
+ *   used: 1 for the open backing store + 2 per queue), "log":
+ *   {"suppressed"} (this disk's lines dropped by the log rate limit) and
+ *   "evaluation": {"count" (evaluations granted since the device
+ *   appeared), "queued", "delayed" (waits for its rate limit),
+ *   "snapshot_pending" (its keys being read), "writes_pending" (its
+ *   xenstore writes not made), "draining_rings"} (struct xbd_device_eval:
+ *   what settle waits for).
  *   stats adds "rings": [<ring>...], one per running queue.
  *
  * <ring>: every counter is since the ring connected (a reconnect starts
@@ -107,13 +119,13 @@
  *
  * Access: the socket is created mode 0660, owner root, group <group>, its
  * directory 0755 if missing.  Anyone who can connect may use ping,
- * version, list and stats; reload and shutdown need peer uid 0
+ * version, list, stats and settle; reload and shutdown need peer uid 0
  * (SO_PEERCRED), and every one of them is logged with the peer's pid, uid
  * and gid.
  *
  * Limits: XBD_CTL_MAX_CLIENTS connections (one more gets a "failed" line
  * and is closed), XBD_CTL_IDLE_S seconds without a request or reply
- * progress closes a connection, a client with more than XBD_CTL_OUT_MAX
+ * progress closes a connection (not while it waits for a settle), a client with more than XBD_CTL_OUT_MAX
  * bytes of replies unread when it sends another request is dropped, at
  * most XBD_CTL_BUDGET requests of one client per loop iteration.
  */
@@ -134,6 +146,8 @@
 #define XBD_CTL_IDLE_S          60.0
 #define XBD_CTL_OUT_MAX         (256u * 1024u)
 #define XBD_CTL_BUDGET          8u
+#define XBD_CTL_SETTLE_DEFAULT_MS 30000u
+#define XBD_CTL_SETTLE_MAX_MS   3600000u
 
 /* What the mutating commands do; provided by main.c. */
 struct xbd_control_ops {

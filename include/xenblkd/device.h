@@ -150,6 +150,18 @@ struct xbd_device_budget {
     uint64_t log_suppressed;    /* log lines dropped by its rate limit */
 };
 
+/* Where a device's evaluation stands: what it still has to do before it
+ * has acted on everything its frontend and the toolstack wrote (control
+ * socket "evaluation", the settle command: src/settle.h). */
+struct xbd_device_eval {
+    uint64_t count;             /* evaluations the queue granted it */
+    bool queued;                /* waiting in the evaluation queue */
+    bool delayed;               /* waiting for its rate limit (eval_queue.h) */
+    bool snapshot_pending;      /* its keys being read by the xenstore thread */
+    unsigned writes_pending;    /* its xenstore writes not made yet */
+    unsigned draining;          /* stopped rings whose I/O is still in flight */
+};
+
 /* One device as the control socket reports it.  The strings belong to
  * the device: valid until the loop runs again. */
 struct xbd_device_info {
@@ -167,11 +179,13 @@ struct xbd_device_info {
     int state;                  /* XenbusState we published */
     bool connected;             /* rings running: neg is valid */
     struct xbd_negotiated neg;
+    struct xbd_device_eval eval;
     struct xbd_device_budget budget;
 };
 
 struct xbd_device;
 void xbd_device_get_info(const struct xbd_device *dev, struct xbd_device_info *out);
+struct xbd_device_eval xbd_device_get_eval(const struct xbd_device *dev);
 /* Rings running now: ring i serves queue i. */
 unsigned xbd_device_ring_count(const struct xbd_device *dev);
 const struct xbd_ring_stats *xbd_device_ring_stats(const struct xbd_device *dev, unsigned i);

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <ev.h>
 #include <xenstore.h>
 
@@ -61,6 +62,16 @@ int xbd_xenbus_own_domid(struct xbd_xenbus *xb, unsigned *domid);
  * events reach fn from the time xenstored set it. */
 struct xbd_watch *xbd_watch_add(struct xbd_xenbus *xb, const char *path,
                                 xbd_watch_fn *fn, void *opaque);
+/* A barrier on the watch events: fn(opaque, path) runs once every event
+ * xenstored had queued for this connection before the barrier reached
+ * it (the watch jobs submitted earlier included) has been dispatched.
+ * It is a watch on a node nothing writes; remove it with
+ * xbd_watch_remove (from fn, or to cancel).  NULL when out of memory. */
+struct xbd_watch *xbd_xenbus_barrier(struct xbd_xenbus *xb, xbd_watch_fn *fn, void *opaque);
+/* How many watches xbd_watch_add has set so far (barriers not counted):
+ * a watch set after a barrier has a first event the barrier did not wait
+ * for. */
+uint64_t xbd_xenbus_watches_set(const struct xbd_xenbus *xb);
 /* Safe with NULL.  No callback for w runs after this returns. */
 void xbd_watch_remove(struct xbd_xenbus *xb, struct xbd_watch *w);
 

@@ -23,7 +23,7 @@ expect_key "$be/feature-flush-cache" 1
 expect_key "$be/feature-barrier" 1
 xsim_log "ok: features published with InitWait"
 # The script has not run: the store is not open yet.
-sleep 0.3
+settle
 check "backing store not opened before hotplug-status" [ "$(daemon_fds_to "$disk")" = 0 ]
 expect_key "$be/feature-discard" 0
 

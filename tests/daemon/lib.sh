@@ -214,3 +214,21 @@ fuse_hold_mount() {
         sleep 0.05
     done
 }
+
+# settle [--socket PATH] [SECONDS]: wait until the daemon has acted on
+# every xenstore write made so far (xenblkctl settle: the watch events
+# queued for it are handled, no evaluation is queued or delayed, no
+# xenstore read or write is out, no ring is draining).  The sync point
+# before a check that something did NOT happen: an event, not a time
+# window.  PATH: the daemon's control socket (default xsim_daemon's).
+# Fails the test if the daemon does not settle within SECONDS (default 30).
+settle() {
+    local sock=$XSIM_TMP/control.sock out rc=0
+    if [ "${1:-}" = --socket ]; then
+        sock=$2
+        shift 2
+    fi
+    out=$("$top_builddir/src/xenblkctl" --socket "$sock" settle --timeout "${1:-30}" 2>&1) || rc=$?
+    [ "$rc" = 0 ] || xsim_fail "xenblkd did not settle (xenblkctl settle: $rc): $out"
+    xsim_log "ok: $out"
+}

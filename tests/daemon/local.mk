@@ -27,6 +27,7 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/multi.sh \
 	tests/daemon/sigterm.sh \
 	tests/daemon/watch-storm.sh \
+	tests/daemon/settle.sh \
 	tests/daemon/vbd-kind.sh \
 	tests/daemon/blockdev.sh \
 	tests/daemon/startup.sh \

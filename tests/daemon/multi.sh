@@ -31,7 +31,7 @@ kill -USR2 "$(xsim_pid guest12)"
 xsim_wait_key "$(be_dir qdisk 12 51712)/state" 5
 wait_log "error: domain 12 qdisk/51712: frontend broke the protocol"
 wait_guest_released 12
-sleep 0.3
+settle
 for d in 11 13 14; do
     expect_key "$(be_dir "${kind[$d]}" "$d" 51712)/state" 4
     check "guest $d unaffected by guest 12" [ "$(guest_status "$d")" = "1 1" ]

@@ -23,12 +23,12 @@ printf 'write %s/online 0\nwrite %s/state 5\n' "$be" "$be" | xsim_xs
 xsim_wait_key "$be/state" 6 || xsim_fail "online=0 did not lead to Closed"
 wait_guest_released 5
 wait_fds_to "$disk" 0
-sleep 0.5
+settle
 check "backend directory left for the toolstack" xsim_exists "$be/params"
 expect_key "$be/state" 6
 xenstore-rm "$be"
 wait_log "domain 5 qdisk/51712: backend directory removed, device freed"
-sleep 0.3
+settle
 expect_absent "$be"   # not resurrected by a late write
 
 # Re-adding the same device gives a fresh device object.
@@ -56,7 +56,7 @@ xenstore-rm "$be2"
 wait_log "domain 5 qdisk/51728: backend directory removed, device freed"
 wait_guest_released 5
 wait_fds_to "$disk2" 0
-sleep 0.3
+settle
 expect_absent "$be2"
 
 # online=0 before the frontend ever connected.

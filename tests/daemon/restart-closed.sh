@@ -28,7 +28,7 @@ fe_state 5 51712 6
 XSIM_DAEMON_NAME=xenblkd2 xsim_daemon --kinds qdisk
 xsim_wait_key "$be/state" 2 || xsim_fail "restart: no InitWait offered"
 # The frontend is still Closed: the daemon must keep waiting for it.
-sleep 1
+settle
 expect_key "$be/state" 2
 if grep -q "domain 5 qdisk/51712: state InitWait -> Closed" "$XSIM_LOGDIR/xenblkd2.log"; then
     xsim_fail "restart: the left-over frontend Closed closed the device again"

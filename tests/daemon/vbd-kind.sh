@@ -72,7 +72,7 @@ if [ "$fake_sysfs" = 1 ] || [ -e /sys/module/xen_blkback ]; then
     xsim_bg xenblkd2 with_blkback yes "$bin" --config /dev/null --foreground --log-level debug --state-dir "$XSIM_TMP/state2" --kinds vbd,qdisk \
         --control-socket "$XSIM_TMP/control2.sock"
     xsim_wait_key "$(be_dir qdisk 6 51728)/state" 2
-    sleep 0.3
+    settle --socket "$XSIM_TMP/control2.sock"
     expect_key "$(be_dir vbd 6 51712)/state" 1
     grep -q "not serving backend kind vbd" "$XSIM_LOGDIR/xenblkd2.log" || xsim_fail "no log line about vbd"
 else

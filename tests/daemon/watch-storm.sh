@@ -28,10 +28,10 @@ grep -q libasan "/proc/$pid/maps" && asan=1
 # Same-state rewrites: nothing to do for the daemon but re-read.
 "$storm" 2000 "$fe/state=4" "$fe/state=3"
 xsim_wait_key "$be/state" 4
-sleep 0.5
+settle
 before=$(rss)
 "$storm" 10000 "$fe/state=4" "$fe/state=3"
-sleep 1
+settle
 after=$(rss)
 xsim_log "daemon RSS: ${before} kB before, ${after} kB after 20000 state rewrites"
 check "daemon survived the rewrite storm" xsim_running xenblkd

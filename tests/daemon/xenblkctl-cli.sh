@@ -21,7 +21,7 @@ version=$(sed -n 's/^PACKAGE_VERSION = //p' "$top_builddir/Makefile")
 # --- help, manual, version ----------------------------------------------------
 ctl_expect 0 "$o" --help
 commands=$(awk '/^Commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 } on && /^$/ { on = 0 }' "$o")
-[ "$(echo $commands)" = "list stats attach detach version ping reload shutdown help" ] ||
+[ "$(echo $commands)" = "list stats attach detach version ping reload shutdown settle help" ] ||
     xsim_fail "--help lists the commands '$(echo $commands)'"
 : >"$XSIM_TMP/help-opts"
 for c in $commands; do

@@ -43,7 +43,7 @@ done
 
 # A later write (the watch fires again) changes nothing.
 xenstore-write "$(be_dir qdisk 5 51728)/online" 1
-sleep 0.3
+settle
 expect_key "$(be_dir qdisk 5 51728)/state" 1
 xsim_running xenblkd || xsim_fail "daemon died"
 xsim_log "ok: foreign frontend directories refused"
