@@ -5,7 +5,8 @@
 #   masked, and after a run of wake-ups that found no request the ring
 #   leaves its port masked 2 ms before each unmask: under 10 % of a CPU
 #   (about 1.5 % measured; 20-35 % without that delay, the rest of the
-#   CPU going to the simulated event channel's lock contention);
+#   CPU going to the simulated event channel's lock contention); the
+#   test checks the cause, at most one wake-up per 2 ms;
 # - guest 7 pushes 128 requests at once with a single notification (more
 #   than one callback's budget: the ring must continue on its own) and
 #   gets every answer (the time taken is logged);
@@ -73,17 +74,27 @@ until [ "$(wakeups)" -ge 200 ]; do
     sleep 0.05
 done
 
-# 1. The daemon does not spin: CPU over 2 s of pure storm.
-c0=$(cpu_ticks "$pid")
+# 1. The daemon does not spin.  While storming, the ring reads the port
+# at most once per XBD_STORM_DELAY (2 ms): the wake-ups it counts over any
+# span are at most span / 2 ms + 1, however slow or busy the host (a slow
+# host only wakes it less often).  Without the delay it wakes for every
+# notification it can (tens of thousands a second here).  The counters
+# are read inside the timed span, so the daemon's span is the shorter.
+# CPU is logged, and bounded only loosely: it depends on the host's speed.
 w0=$(date +%s%N)
-sleep 2
+r0=$(wakeups)
+c0=$(cpu_ticks "$pid")
+sleep 2     # how long the storm runs alone; nothing waits for it to end
 c1=$(cpu_ticks "$pid")
+r1=$(wakeups)
 w1=$(date +%s%N)
 cpu_ms=$(( (c1 - c0) * 1000 / hz ))
 wall_ms=$(( (w1 - w0) / 1000000 ))
-xsim_log "daemon CPU during the storm alone: ${cpu_ms} ms over ${wall_ms} ms"
+xsim_log "storm alone: $((r1 - r0)) wake-ups and ${cpu_ms} ms of daemon CPU over ${wall_ms} ms"
 storm_on || xsim_fail "the storm ended too early"
-[ $(( cpu_ms * 100 )) -le $(( wall_ms * 10 )) ] ||
+[ $((r1 - r0)) -le $((wall_ms / 2 + 1)) ] ||
+    xsim_fail "$((r1 - r0)) wake-ups in ${wall_ms} ms: the storm is not held to one per 2 ms"
+[ $(( cpu_ms * 100 )) -le $(( wall_ms * 50 )) ] ||
     xsim_fail "daemon used ${cpu_ms} ms of CPU in ${wall_ms} ms under a notification storm"
 
 # 2. A burst of 128 requests (two callbacks' budget) from guest 7, pushed
