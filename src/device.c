@@ -812,6 +812,7 @@ static int start_rings(struct xbd_device *dev, const struct xbd_fe_info *fi)
             .maps = &dev->host->maps,
             .logb = &dev->logb,
             .unmapper = dev->host->unmapper,
+            .clock = &dev->host->loop_stats,
         };
         if (xbd_journal_path(journal, sizeof(journal), dev->host->cfg.state_dir,
                              dev->kind->name, dev->domid, dev->devid, q) < 0) {

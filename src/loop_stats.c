@@ -23,7 +23,7 @@ static void woke_cb(struct ev_loop *loop, ev_check *w, int revents)
 {
     struct xbd_loop_stats *s = container_of(w, struct xbd_loop_stats, woke_w);
 
-    s->woke_ns = mono_ns();
+    s->now_ns = s->woke_ns = mono_ns();
 }
 
 static void sleep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -45,7 +45,7 @@ static void sleep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 void xbd_loop_stats_start(struct xbd_loop_stats *s, struct ev_loop *loop)
 {
-    *s = (struct xbd_loop_stats){ .loop = loop };
+    *s = (struct xbd_loop_stats){ .loop = loop, .now_ns = mono_ns() };
     ev_check_init(&s->woke_w, woke_cb);
     ev_prepare_init(&s->sleep_w, sleep_cb);
     /* Check watchers are queued with the iteration's other callbacks and

@@ -31,6 +31,7 @@
 #include "unmap_worker.h"
 #include "io_aio.h"
 #include "log_limit.h"
+#include "loop_stats.h"
 #include "request.h"
 #include "xenblkd/dataplane.h"
 #include "xenblkd/journal.h"
@@ -87,6 +88,7 @@ struct xbd_slot {
 struct xbd_ring {
     struct ev_loop *loop;
     struct xbd_io_engine *io;
+    const struct xbd_loop_stats *clock;   /* its loop's (ring_now_ns) */
     char *name;
     domid_t domid;
     enum xbd_protocol proto;
@@ -363,24 +365,21 @@ static void ring_destroy(struct xbd_ring *r)
 
 /* ---- completion ------------------------------------------------------ */
 
-/* Seconds on the monotonic clock, for persistent grants' last use: libev's
- * ev_now() is wall-clock time, and a clock step must neither unmap every
- * grant at once nor keep them all for as long as the step. */
-static double mono_now(void)
+/* The ring's time on the monotonic clock, in ns: its loop's wake-up
+ * stamp (loop_stats.h), so no clock read per request; that matters in a
+ * PV dom0, whose clock_gettime is usually a system call.  Monotonic, not
+ * libev's ev_now(), which is wall-clock time: a clock step must neither
+ * unmap every persistent grant at once nor keep them all for as long as
+ * the step, nor skew a latency. */
+static uint64_t ring_now_ns(const struct xbd_ring *r)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+    return xbd_loop_now_ns(r->clock);
 }
 
-/* clock_gettime is served by the vDSO: no system call per request. */
-static uint64_t mono_ns(void)
+/* The same in seconds, for persistent grants' last use. */
+static double ring_now(const struct xbd_ring *r)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return (double)ring_now_ns(r) * 1e-9;
 }
 
 static void record_latency(struct xbd_ring *r, const struct xbd_slot *s)
@@ -391,7 +390,7 @@ static void record_latency(struct xbd_ring *r, const struct xbd_slot *s)
     if (s->lat_op >= XBD_LAT_OPS)
         return;
     h = &r->st.lat[s->lat_op];
-    us = (mono_ns() - s->t0_ns) / 1000u;
+    us = (ring_now_ns(r) - s->t0_ns) / 1000u;
     h->count++;
     h->sum_us += us;
     h->buckets[xbd_lat_bucket(us)]++;
@@ -399,7 +398,7 @@ static void record_latency(struct xbd_ring *r, const struct xbd_slot *s)
 
 static void release_bufs(struct xbd_ring *r, struct xbd_slot *s)
 {
-    double now = r->persistent ? mono_now() : 0;
+    double now = r->persistent ? ring_now(r) : 0;
     unsigned i;
 
     /* An entry holds a mapping or a bounce page, never both (get_pages). */
@@ -702,7 +701,7 @@ static bool indirect_from_mapping(struct xbd_ring *r, grant_ref_t ref,
         return false;
     }
     memcpy(dst, xbd_gnt_page(g), len);
-    xbd_gcache_put(r->gc, g, mono_now());
+    xbd_gcache_put(r->gc, g, ring_now(r));
     return true;
 }
 
@@ -779,7 +778,7 @@ static void dispatch(struct xbd_ring *r, struct xbd_slot *s)
     int st;
 
     /* The request left the ring just now (ring_process). */
-    s->t0_ns = mono_ns();
+    s->t0_ns = ring_now_ns(r);
     s->lat_op = XBD_LAT_OPS;
     st = xbd_req_check(q, &r->lim);
     if (st == BLKIF_RSP_ERROR)
@@ -985,14 +984,14 @@ static void purge_cb(struct ev_loop *loop, ev_timer *w, int revents)
      * room for another, so a working set larger than the cache (256
      * segments at QD 8 is 2048 grants) does not churn through map and
      * unmap; its overflow goes by grant copy until some mapping idles. */
-    xbd_gcache_purge_stale(r->gc, n ? n : 1, mono_now() - XBD_PURGE_INTERVAL);
+    xbd_gcache_purge_stale(r->gc, n ? n : 1, ring_now(r) - XBD_PURGE_INTERVAL);
 }
 
 static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct xbd_ring *r = w->data;
 
-    xbd_gcache_purge_idle(r->gc, mono_now() - r->pgrant_idle);
+    xbd_gcache_purge_idle(r->gc, ring_now(r) - r->pgrant_idle);
 }
 
 /* ---- start / stop ---------------------------------------------------- */
@@ -1028,6 +1027,8 @@ static int check_params(const struct xbd_ring_params *p)
     if (p->backing->sector_size != 512 && p->backing->sector_size != 4096)
         return -1;
     if (!(p->pgrant_idle_s >= 0))     /* also refuses NaN */
+        return -1;
+    if (!p->clock)
         return -1;
     return 0;
 }
@@ -1363,6 +1364,7 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
     }
     r->loop = loop;
     r->io = io;
+    r->clock = p->clock;
     r->fatal = fatal;
     r->fatal_opaque = opaque;
     ev_io_init(&r->evtchn_w, evtchn_cb, -1, EV_READ);

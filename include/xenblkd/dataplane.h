@@ -53,6 +53,7 @@ struct xbd_backing {
 
 struct xbd_map_reserve;        /* src/budget.h */
 struct xbd_log_bucket;         /* src/log_limit.h */
+struct xbd_loop_stats;         /* src/loop_stats.h */
 
 /* Everything a ring needs to connect. */
 struct xbd_ring_params {
@@ -87,6 +88,10 @@ struct xbd_ring_params {
     /* Where the ring's grant mappings go once it stopped (src/unmap_worker.h;
      * NULL: unmapped on the loop before the ring reports drained). */
     struct xbd_unmapper *unmapper;
+    /* The loop's clock (src/loop_stats.h), required: requests' times and
+     * grants' last use are the time of the loop's wake-up, read once per
+     * iteration, never per request. */
+    const struct xbd_loop_stats *clock;
 };
 
 /* Operations that have a latency histogram. */

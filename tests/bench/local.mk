@@ -57,3 +57,15 @@ tests_bench_test_copy_batch_LDADD = $(XBD_SIM_UNIT_LIBS)
 tests_bench_test_copy_batch_LDFLAGS = $(AM_LDFLAGS) -pthread
 tests_bench_test_copy_batch_DEPENDENCIES = $(XBD_SIM_UNIT_DEPS)
 TESTS += tests/bench/test-copy-batch
+
+# Clock reads per request with the loop's clock (ring.c ring_now_ns,
+# loop_stats.h): none but the loop's own per iteration.
+check_PROGRAMS += tests/bench/test-clock-reads
+tests_bench_test_clock_reads_SOURCES = tests/bench/test-clock-reads.c \
+	tests/unit/fe.c tests/unit/fe.h tests/unit/rig.c tests/unit/rig.h \
+	tests/unit/check.h
+tests_bench_test_clock_reads_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_bench_test_clock_reads_LDADD = $(XBD_SIM_UNIT_LIBS)
+tests_bench_test_clock_reads_LDFLAGS = $(AM_LDFLAGS) -pthread -Wl,--wrap=clock_gettime
+tests_bench_test_clock_reads_DEPENDENCIES = $(XBD_SIM_UNIT_DEPS)
+TESTS += tests/bench/test-clock-reads

@@ -249,6 +249,7 @@ static void backend(struct run *r, unsigned seed, unsigned kill_after, bool resu
 {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     struct xbd_io_engine *io = xbd_io_engine_new(loop);
+    struct xbd_loop_stats clock;
     struct xbd_backing bk = {
         .fd = r->disk_fd, .sectors = RIG_SECTORS, .sector_size = 512,
         .physical_sector_size = 512, .flush = true,
@@ -257,7 +258,7 @@ static void backend(struct run *r, unsigned seed, unsigned kill_after, bool resu
         .name = "crash ring", .domid = r->f.domid, .protocol = r->f.proto,
         .ring_order = r->f.order, .remote_port = r->f.port, .backing = &bk,
         .journal_path = no_journal ? NULL : r->journal,
-        .resume = resume && !no_journal,
+        .resume = resume && !no_journal, .clock = &clock,
     };
     struct inst in = { .f = &r->f, .kill_after = kill_after };
     struct xbd_ring *ring;
@@ -268,6 +269,7 @@ static void backend(struct run *r, unsigned seed, unsigned kill_after, bool resu
         p.ring_refs[i] = r->f.ring_refs[i];
     in.rsp0 = published(&r->f);
     fake_io_set_hook(io, maybe_die, &in);
+    xbd_loop_stats_start(&clock, loop);
     ring = xbd_ring_start(loop, io, &p, inst_fatal, NULL);
     if (!ring)
         _exit(3);
@@ -406,13 +408,14 @@ static void refusal_fatal(void *opaque, const char *reason)
 }
 
 static struct xbd_ring *start_in_process(struct ev_loop *loop, struct xbd_io_engine *io,
+                                         const struct xbd_loop_stats *clock,
                                          struct fe *f, struct xbd_backing *bk,
                                          const char *journal, bool resume)
 {
     struct xbd_ring_params p = {
         .name = "refusal ring", .domid = f->domid, .protocol = f->proto,
         .ring_order = f->order, .remote_port = f->port, .backing = bk,
-        .journal_path = journal, .resume = resume,
+        .journal_path = journal, .resume = resume, .clock = clock,
     };
 
     p.ring_refs[0] = f->ring_refs[0];
@@ -447,6 +450,7 @@ static void unpublished(const char *dir)
 {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     struct xbd_io_engine *io = xbd_io_engine_new(loop);
+    struct xbd_loop_stats clock;
     struct xbd_backing bk = { .sectors = RIG_SECTORS, .sector_size = 512,
                               .physical_sector_size = 512 };
     char journal[PATH_MAX + 64], disk[PATH_MAX + 16];
@@ -461,6 +465,7 @@ static void unpublished(const char *dir)
     struct fe f;
     char err[200];
 
+    xbd_loop_stats_start(&clock, loop);
     fe_open(&f, rig_domid(), XBD_PROTO_X86_64, 0);
     snprintf(disk, sizeof(disk), "%s/disk-XXXXXX", dir);
     bk.fd = mkstemp(disk);
@@ -488,7 +493,7 @@ static void unpublished(const char *dir)
     CHECK_EQ(fe_pending_rsp(&f), 0);
 
     fake_io_set_auto(io, true);
-    ring = start_in_process(loop, io, &f, &bk, journal, true);
+    ring = start_in_process(loop, io, &clock, &f, &bk, journal, true);
     CHECK(ring != NULL);
     CHECK_EQ(fe_pending_rsp(&f), 1);        /* published at once */
     for (int i = 0; i < 100 && fe_pending_rsp(&f) < 2; i++)
@@ -511,6 +516,7 @@ static void unpublished(const char *dir)
     }
     CHECK(access(journal, F_OK) < 0);       /* stopped for good: removed */
     xbd_io_engine_free(io);
+    xbd_loop_stats_stop(&clock);
     ev_loop_destroy(loop);
     close(bk.fd);
     fe_close(&f);
@@ -520,6 +526,7 @@ static void refusals(const char *dir)
 {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     struct xbd_io_engine *io = xbd_io_engine_new(loop);
+    struct xbd_loop_stats clock;
     struct xbd_backing bk = { .sectors = RIG_SECTORS, .sector_size = 512,
                               .physical_sector_size = 512 };
     char journal[PATH_MAX + 64], disk[PATH_MAX + 16];
@@ -528,6 +535,7 @@ static void refusals(const char *dir)
     struct fe f;
     FILE *fp;
 
+    xbd_loop_stats_start(&clock, loop);
     fe_open(&f, rig_domid(), XBD_PROTO_X86_64, 0);
     snprintf(disk, sizeof(disk), "%s/disk-XXXXXX", dir);
     bk.fd = mkstemp(disk);
@@ -542,18 +550,18 @@ static void refusals(const char *dir)
     fe_push(&f);
 
     /* No journal: cannot know, refuse, leave nothing behind. */
-    CHECK(start_in_process(loop, io, &f, &bk, journal, true) == NULL);
+    CHECK(start_in_process(loop, io, &clock, &f, &bk, journal, true) == NULL);
     CHECK(access(journal, F_OK) < 0);
     /* A file in another format is refused and never replaced, even by a
      * fresh connection. */
     write_file(journal, "not a journal", 13);
-    CHECK(start_in_process(loop, io, &f, &bk, journal, true) == NULL);
-    CHECK(start_in_process(loop, io, &f, &bk, journal, false) == NULL);
+    CHECK(start_in_process(loop, io, &clock, &f, &bk, journal, true) == NULL);
+    CHECK(start_in_process(loop, io, &clock, &f, &bk, journal, false) == NULL);
     CHECK(file_is(journal, "not a journal"));
     /* A journal of this ring that does not fit it (says 40 requests were
      * consumed, the ring has 2) is refused and kept. */
     CHECK(unlink(journal) == 0);
-    ring = start_in_process(loop, io, &f, &bk, journal, false);     /* writes one */
+    ring = start_in_process(loop, io, &clock, &f, &bk, journal, false);     /* writes one */
     CHECK(ring != NULL);
     if (ring) {
         fake_io_set_auto(io, true);
@@ -570,10 +578,11 @@ static void refusals(const char *dir)
         CHECK(fwrite(&h, sizeof(h), 1, fp) == 1);
         fclose(fp);
     }
-    CHECK(start_in_process(loop, io, &f, &bk, journal, true) == NULL);
+    CHECK(start_in_process(loop, io, &clock, &f, &bk, journal, true) == NULL);
     CHECK(access(journal, F_OK) == 0);
     unlink(journal);
     xbd_io_engine_free(io);
+    xbd_loop_stats_stop(&clock);
     ev_loop_destroy(loop);
     close(bk.fd);
     fe_close(&f);

@@ -206,6 +206,8 @@ static void be_prepare(struct be *b, struct fe *f, uint64_t sectors, bool persis
     b->p.max_indirect_segs = max_indirect;
     b->p.max_persistent_grants = max_pgrants;
     b->p.backing = &b->bk;
+    xbd_loop_stats_start(&b->clock, b->loop);     /* as the daemon's host */
+    b->p.clock = &b->clock;
 }
 
 void be_open(struct be *b, struct fe *f, uint64_t sectors, bool persistent,
@@ -256,6 +258,7 @@ void be_close(struct be *b)
         }
     }
     xbd_io_engine_free(b->io);
+    xbd_loop_stats_stop(&b->clock);
     ev_loop_destroy(b->loop);
     close(b->bk.fd);
 }

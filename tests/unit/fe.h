@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <ev.h>
 #include "blkif_abi.h"
+#include "loop_stats.h"
 #include "xenblkd/dataplane.h"
 #include "tests/sim/xensim_guest.h"
 
@@ -42,6 +43,7 @@ struct be {
     int fatal_calls;
     bool drained;
     bool stop_on_fatal;
+    struct xbd_loop_stats clock;  /* the loop's clock, given to the ring */
 };
 
 struct fe_seg { grant_ref_t gref; uint8_t first, last; };
