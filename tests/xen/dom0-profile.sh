@@ -10,7 +10,9 @@
 #   prof_watch G      follows the guest's console: at every run boundary of
 #                     repetition PROF_SNAP_REP a snapshot of the counters
 #                     perf does not give (context switches, interrupts per
-#                     event channel, xenblkd's threads); during each of
+#                     event channel, xenblkd's threads) and, during
+#                     xenblkd's runs, its system calls counted by perf stat
+#                     on the syscall tracepoints; during each of
 #                     xenblkd's runs of repetition PROF_STRACE_REP
 #                     `strace -c -f -p xenblkd` (the host leaves that
 #                     repetition out of the perf windows: strace slows it)
@@ -33,6 +35,8 @@ prof_start() {
     # Kernel addresses for root, and system-wide sampling.
     echo 0 >/proc/sys/kernel/kptr_restrict
     echo -1 >/proc/sys/kernel/perf_event_paranoid
+    # The system-call tracepoints (prof_pstat_start) are found in tracefs.
+    mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
     perf --version >"$P/perf-version.txt" 2>&1
     uname -a >"$P/uname.txt"
     perf record -a -g -e cpu-clock -F "$PROF_FREQ" -k CLOCK_REALTIME \
@@ -54,26 +58,40 @@ prof_start() {
     note "profile: perf record pid $PROF_PID, cpu-clock at $PROF_FREQ Hz, CLOCK_REALTIME"
 }
 
-# prof_snap LABEL: one snapshot of the counters, appended to counters.txt
+# prof_snap LABEL: one snapshot of the counters, appended to counters.txt:
+# one grep (a fork costs dom0 ~0.3 s under TCG, and the snapshot falls
+# at the start of the next run), each line prefixed with its file.
 prof_snap() {
-    local t c
-    {
-        echo "SNAP $1 w=$EPOCHREALTIME"
-        grep -E '^(ctxt|intr|procs_running) ' /proc/stat | cut -c1-60
-        sed 's/^/interrupts /' /proc/interrupts
-        for t in /proc/"$XENBLKD_PID"/task/*; do
-            read -r c <"$t/comm"
-            echo "task $c $(grep -E '^(voluntary|nonvoluntary)_ctxt_switches' "$t/status" | tr -s '\t ' '=' | tr '\n' ' ')schedstat=$(tr ' ' ',' <"$t/schedstat")"
+    local p c files
+    if [ -z "${PROF_BB:-}" ]; then
+        # blkback's ring threads (DOMID.DEV-RING), looked for once
+        for p in /proc/[0-9]*; do
+            read -r c 2>/dev/null <"$p/comm" || continue
+            case "$c" in [0-9]*.xvd[a-z]-[0-9]*) PROF_BB="$PROF_BB $p/status" ;; esac
         done
-        grep -E '^(syscr|syscw):' "/proc/$XENBLKD_PID/io" | tr '\n' ' '
-        echo
-        for t in /proc/[0-9]*; do
-            read -r c 2>/dev/null <"$t/comm" || continue
-            case "$c" in [0-9]*.xvd[a-z]-[0-9]*)
-                echo "kthread $c $(grep -E '^(voluntary|nonvoluntary)_ctxt_switches' "$t/status" | tr -s '\t ' '=' | tr '\n' ' ')schedstat=$(tr ' ' ',' <"$t/schedstat")" ;;
-            esac
-        done
-    } >>"$P/counters.txt" 2>/dev/null
+    fi
+    files="/proc/stat /proc/interrupts /proc/$XENBLKD_PID/io"
+    for p in /proc/"$XENBLKD_PID"/task/*; do files="$files $p/status"; done
+    echo "SNAP $1 w=$EPOCHREALTIME" >>"$P/counters.txt"
+    grep -H -E '^ctxt |^ *[0-9]+:|^Name:|^(voluntary|nonvoluntary)_ctxt_switches|^sysc[rw]:' \
+        $files $PROF_BB >>"$P/counters.txt" 2>/dev/null
+}
+
+# prof_pstat_start JOB / prof_pstat_stop: xenblkd's system calls counted
+# in the kernel (tracepoints, perf stat -p: no stop per call, unlike strace)
+# during its run of repetition PROF_SNAP_REP.
+PROF_SYSCALLS="clock_gettime epoll_wait read write ioctl io_submit io_getevents futex preadv pwritev pread64 pwrite64"
+prof_pstat_start() {
+    local e="raw_syscalls:sys_enter" n
+    for n in $PROF_SYSCALLS; do e="$e,syscalls:sys_enter_$n"; done
+    perf stat -e "$e" -p "$XENBLKD_PID" -o "$P/pstat-$1.txt" 2>>"$P/pstat.log" &
+    PROF_PSTAT=$!
+}
+prof_pstat_stop() {
+    [ -n "${PROF_PSTAT:-}" ] || return 0
+    kill -INT "$PROF_PSTAT"
+    wait "$PROF_PSTAT"
+    PROF_PSTAT=
 }
 
 # prof_watch GUEST: in the background until XBD-HOLD (see the top).
@@ -96,7 +114,11 @@ prof_watch() {
             disk=${line#*disk=}; disk=${disk%% *}
             job=${line#*job=}; job=${job%% *}
             rep=${line#* rep=}; rep=${rep%% *}
-            [ "$rep" = "$PROF_SNAP_REP" ] && prof_snap "after disk=$disk job=$job rep=$rep"
+            if [ "$rep" = "$PROF_SNAP_REP" ]; then
+                [ "$disk" = xvdc ] && prof_pstat_stop
+                prof_snap "after disk=$disk job=$job rep=$rep"
+                [ "$disk" = xvdb ] && prof_pstat_start "$job"
+            fi
             # The run of the disk before xenblkd's just ended: xenblkd's starts.
             if [ "$rep" = "$PROF_STRACE_REP" ] && [ "$disk" = xvdb ]; then
                 strace -c -f -qq -p "$XENBLKD_PID" -o "$P/strace-$job.txt" 2>>"$P/strace.log" &

@@ -63,6 +63,7 @@ HYPERCALL = re.compile(r"^(hypercall_page|xen_hypercall_\w+|__xen_hypercall\w*)$
 # function appears anywhere in its kernel stack (they overlap), or, for
 # "in Xen", whose leaf is the hypercall page (the vCPU came back from Xen
 # there: the time Xen spent on the hypercall lands on that address).
+IRQ_ON_MECH = "of which: taken at an interrupt re-enable (time with interrupts off before it)"
 MECHANISMS = [
     ("in Xen (leaf: hypercall page)", "leaf", HYPERCALL),
     ("GUP: pinning user pages (O_DIRECT)", "any", re.compile(
@@ -88,37 +89,102 @@ MECHANISMS = [
 ]
 
 
+HARNESS = {"bash", "sh", "tr", "grep", "sed", "cat", "date", "sleep", "tail", "perf", "strace", "ps", "awk",
+           "xl", "xenstore-read", "xenstore-ls", "xenstore-write", "losetup", "pgrep", "timeout", "cut"}
+
+
 def owner(comm):
     """Whose thread a sample ran in (perf's comm is the thread's name)."""
     if comm == "xenblkd" or comm.startswith("xbd-"):
         return "xenblkd"
     if re.match(r"^\d+\.xvd[a-z]-\d+$", comm):
         return "blkback ring thread"
-    if comm.startswith("qemu-system"):
+    if comm.startswith("qemu-system") or comm.startswith("xen-qemu-syste"):
         return "qemu"
-    if comm.startswith("loop") or "loop" in comm and comm.startswith("kworker"):
-        return "loop worker"
-    if comm.startswith("kworker"):
+    if comm.startswith("kworker") or comm.startswith("loop"):
         return "kworker"
-    if comm.startswith("ksoftirqd"):
-        return "ksoftirqd"
-    if comm == "perf":
-        return "perf (the profiler)"
-    if comm in ("swapper",):
-        return "idle task"
+    if comm == "swapper":
+        return "idle task (interrupts)"
+    if comm in HARNESS:
+        return "harness: " + comm
     return "other: " + comm
 
 
+# The groups of the first table: the backend's own threads, what the
+# kernel does for it elsewhere (workers, interrupts, the block layer under
+# a loop device) with dom0's other daemons, and the test's harness (the
+# 0.5 s sampler of backends.dom0, the scenario shell, perf itself, the
+# counters' snapshots), whose cost per second does not depend on the
+# backend: it is left out of the "net" figure.
+GROUPS = ["own threads", "kernel and others", "harness"]
+
+
+def group(o):
+    if o in ("xenblkd", "blkback ring thread", "qemu"):
+        return "own threads"
+    if o.startswith("harness: "):
+        return "harness"
+    return "kernel and others"
+
+
+USER_DSO = ("[vdso]", "[vsyscall]", "[unknown]", "[heap]", "[stack]")
+
+
 def is_kernel(dso):
-    return dso.startswith("[kernel") or dso.endswith(".ko") or dso.endswith(".ko.xz") or dso == "[unknown]"
+    return (dso.startswith("[") and dso not in USER_DSO) or dso.endswith(".ko") or dso.endswith(".ko.xz")
+
+
+# A PV vCPU takes its timer interrupt, and so perf's sample, only when it
+# re-enables event delivery: time spent with interrupts off, and Xen's
+# handling of the pending event, land on the hypercall that
+# xen_irq_enable's check_events makes (xen_force_evtchn_callback).  The
+# function that re-enabled them says where that time was spent.
+IRQ_ON = {"xen_hypercall_pv", "hypercall_page", "xen_force_evtchn_callback", "check_events",
+          "xen_irq_enable_direct", "xen_restore_fl_direct", "xen_irq_enable", "xen_restore_fl",
+          "arch_local_irq_enable", "arch_local_irq_restore", "_raw_spin_unlock_irqrestore",
+          "_raw_spin_unlock_irq"}
+
+
+def irq_on_point(frames):
+    syms = [s for s, _ in frames]
+    if len(syms) < 2 or not HYPERCALL.match(syms[0]) or syms[1] != "xen_force_evtchn_callback":
+        return None
+    return next((s for s in syms if s not in IRQ_ON), "?")
+
+
+def wrapper(sym):
+    """The user-space function that made a system call, tidied."""
+    sym = re.sub(r"@.*$", "", sym)
+    sym = re.sub(r"^(__GI___|__GI_|__libc_|__)", "", sym)
+    return {"vdso_clock_gettime": "clock_gettime (vDSO fell back to the system call)",
+            "fcntl64_nocancel_adjusted": "fcntl"}.get(sym, sym)
+
+
+def syscall_name(frames, i):
+    """(context, phase) of a sample in a system call: the call named by the
+    user-space wrapper (libaio's io_submit is the generic `syscall`: then by
+    the kernel function under the entry); phase entry, exit or body."""
+    below = [s for s, _ in frames[:i] if not SYSCALL_ENTRY.match(s)]
+    k = re.sub(r"^(__x64_sys_|__ia32_sys_|__do_sys_|__se_sys_|ksys_|do_sys_|__sys_)", "", below[-1]) if below else ""
+    user = wrapper(next((s for s, d in frames[i:] if not is_kernel(d)), "?"))
+    if user in ("syscall", "?", "[unknown]") and k:
+        user = k
+    if "syscall_enter_from_user_mode" in below:
+        phase = "entry"
+    elif any(x in below for x in ("syscall_exit_to_user_mode", "exit_to_user_mode_prepare",
+                                  "exit_to_user_mode_loop", "syscall_exit_to_user_mode_prepare")):
+        phase = "exit"
+    else:
+        phase = "body"
+    return "syscall " + user, phase
 
 
 def context(frames):
-    """frames: [(sym, dso)] from the leaf.  The sample's context."""
+    """frames: [(sym, dso)] from the leaf.  (context, syscall phase or None)."""
     if not frames:
-        return "unknown"
+        return "unknown", None
     if not is_kernel(frames[0][1]):
-        return "user: " + os.path.basename(frames[0][1])
+        return "user: " + os.path.basename(frames[0][1]), None
     for i, (sym, dso) in enumerate(frames):
         if not is_kernel(dso):
             break
@@ -126,14 +192,14 @@ def context(frames):
             return syscall_name(frames, i)
         for rx, name in CONTEXTS:
             if rx.match(sym):
-                return name
+                return name, None
         if sym == "kthread":
             below = [s for s, _ in frames[:i]]
             if "process_one_work" in below:
                 j = below.index("process_one_work")
-                return "kworker: " + (below[j - 1] if j > 0 else "?")
-            return "kthread: " + (below[-1] if below else "?")
-    return "kernel: other (" + frames[0][0] + ")"
+                return "kworker: " + (below[j - 1] if j > 0 else "?"), None
+            return "kthread: " + (below[-1] if below else "?"), None
+    return "kernel: other (" + frames[0][0] + ")", None
 
 
 def parse_script(lines):
@@ -190,8 +256,11 @@ class Acc:
     def __init__(self):
         self.n = self.busy = 0
         self.owner = collections.Counter()
+        self.group = collections.Counter()
         self.ctx = collections.Counter()
         self.ctx_of = collections.defaultdict(collections.Counter)  # owner -> contexts
+        self.phase = collections.defaultdict(collections.Counter)   # owner -> entry/exit/body
+        self.irq_on = collections.defaultdict(collections.Counter)  # owner -> re-enabling function
         self.mech = collections.Counter()
         self.self_sym = collections.Counter()
         self.callers = collections.defaultdict(collections.Counter)
@@ -204,10 +273,17 @@ class Acc:
             return
         self.busy += 1
         o = owner(comm)
-        c = context(frames)
+        c, ph = context(frames)
         self.owner[o] += 1
+        self.group[group(o)] += 1
         self.ctx[c] += 1
         self.ctx_of[o][c] += 1
+        if ph:
+            self.phase[o][ph] += 1
+        on = irq_on_point(frames)
+        if on:
+            self.irq_on[o][on] += 1
+            self.mech[IRQ_ON_MECH] += 1
         kern = [s for s, d in frames if is_kernel(d)]
         for name, where, rx in MECHANISMS:
             if (where == "leaf" and syms and rx.match(syms[0])) or \
@@ -256,48 +332,90 @@ def tables(accs, wins, freq, out):
     for w in wins:
         ios[(w["backend"], w["job"])] += w["ios"]
         secs[(w["backend"], w["job"])] += w["t1"] - w["t0"]
-    out.append("### dom0 CPU per I/O (all of dom0, busy samples in the windows; µs)")
+
+    def u(n, b, j):
+        return us_per_io(n, freq, ios[(b, j)])
+
+    def net(b, j):
+        a = accs[(b, j)]
+        return u(a.busy - a.group["harness"], b, j)
+
+    out.append("### dom0 CPU per I/O, µs: all of dom0 = the backend's own threads + kernel and others "
+               "(workers, interrupts, daemons) + the test's harness; net = without the harness")
     out.append("")
-    out.append("| job | " + " | ".join(present) + " | xenblkd / blkback-dio |")
-    out.append("|---|" + "---:|" * (len(present) + 1))
+    out.append("| job | " + " | ".join("%s all (own + kernel + harness)" % b for b in present) + " | " +
+               " | ".join("%s net" % b for b in present) + " | xenblkd / blkback-dio, net |")
+    out.append("|---|" + "---:|" * (2 * len(present) + 1))
     for j in jobs:
-        v = {b: us_per_io(accs[(b, j)].busy, freq, ios[(b, j)]) for b in present}
-        cells = ["%.0f (%d samples, %.1f s, %.0f I/Os)" % (v[b], accs[(b, j)].busy, secs[(b, j)], ios[(b, j)])
-                 for b in present]
-        x, y = v.get("xenblkd"), v.get("blkback-dio")
+        cells = []
+        for b in present:
+            a = accs[(b, j)]
+            cells.append("%.0f (%.0f + %.0f + %.0f)" % (u(a.busy, b, j), u(a.group["own threads"], b, j),
+                                                        u(a.group["kernel and others"], b, j),
+                                                        u(a.group["harness"], b, j)))
+        cells += ["%.0f" % net(b, j) for b in present]
+        x, y = (net("xenblkd", j) if "xenblkd" in present else 0), (net("blkback-dio", j) if "blkback-dio" in present else 0)
         cells.append("%.2f" % (x / y) if x and y else "-")
         out.append("| %s | %s |" % (j, " | ".join(cells)))
     out.append("")
+    out.append("Samples (busy, in the windows), window seconds and the guest's I/Os in them: " + "; ".join(
+        "%s %s %d, %.1f s, %.0f" % (b, j, accs[(b, j)].busy, secs[(b, j)], ios[(b, j)]) for b in present for j in jobs))
+    out.append("")
     for b in present:
-        out.append("### %s: µs of dom0 CPU per I/O by thread and by context" % b)
+        out.append("### %s: µs of dom0 CPU per I/O by thread and context (the harness apart)" % b)
         out.append("")
         rows = collections.Counter()
         for j in jobs:
             for o, by in accs[(b, j)].ctx_of.items():
+                if group(o) == "harness":
+                    continue
                 for c, n in by.items():
                     rows[(o, c)] += n
-        top = [k for k, _ in rows.most_common(14)]
+        top = [k for k, _ in rows.most_common(16)]
         out.append("| thread | context | " + " | ".join(jobs) + " |")
         out.append("|---|---|" + "---:|" * len(jobs))
         for o, c in top:
             out.append("| %s | %s | %s |" % (o, c, " | ".join(
-                "%.0f" % us_per_io(accs[(b, j)].ctx_of[o][c], freq, ios[(b, j)]) for j in jobs)))
-        rest = ["%.0f" % us_per_io(accs[(b, j)].busy - sum(accs[(b, j)].ctx_of[o][c] for o, c in top), freq,
-                                   ios[(b, j)]) for j in jobs]
-        out.append("| (the rest) | | %s |" % " | ".join(rest))
-        out.append("| **all of dom0** | | %s |" % " | ".join(
-            "**%.0f**" % us_per_io(accs[(b, j)].busy, freq, ios[(b, j)]) for j in jobs))
+                "%.0f" % u(accs[(b, j)].ctx_of[o][c], b, j) for j in jobs)))
+        rest = ["%.0f" % u(accs[(b, j)].busy - accs[(b, j)].group["harness"] -
+                           sum(accs[(b, j)].ctx_of[o][c] for o, c in top), b, j) for j in jobs]
+        out.append("| (the rest but the harness) | | %s |" % " | ".join(rest))
+        out.append("| **net** | | %s |" % " | ".join("**%.0f**" % net(b, j) for j in jobs))
+        out.append("| harness | | %s |" % " | ".join("%.0f" % u(accs[(b, j)].group["harness"], b, j) for j in jobs))
         out.append("")
-    out.append("### Mechanisms: µs per I/O of the busy samples whose kernel stack holds them (they overlap)")
+        own = {"xenblkd": ["xenblkd"], "blkback": ["blkback ring thread", "kworker"],
+               "blkback-dio": ["blkback ring thread", "kworker"], "qdisk": ["qemu"]}.get(b, [])
+        for o in own:
+            ph = collections.Counter()
+            on = collections.Counter()
+            for j in jobs:
+                ph.update(accs[(b, j)].phase[o])
+                on.update(accs[(b, j)].irq_on[o])
+            allo = sum(accs[(b, j)].owner[o] for j in jobs)
+            if not allo:
+                continue
+            line = "%s (%s): %d samples" % (b, o, allo)
+            if sum(ph.values()):
+                line += "; in system calls %.0f%% (entry %.0f%%, body %.0f%%, exit %.0f%% of those)" % (
+                    100.0 * sum(ph.values()) / allo, *(100.0 * ph[k] / sum(ph.values()) for k in ("entry", "body", "exit")))
+            if on:
+                line += "; taken at an interrupt re-enable %.0f%%, in: %s" % (
+                    100.0 * sum(on.values()) / allo,
+                    ", ".join("%s %.0f%%" % (f, 100.0 * n / allo) for f, n in on.most_common(5)))
+            out.append(line + ".")
+            out.append("")
+    out.append("### Mechanisms: µs per I/O of the busy samples (harness included) whose kernel stack holds them "
+               "(they overlap)")
     out.append("")
     for j in jobs:
         out.append("%s (%s):" % (j, pw.JOB_TEXT.get(j, j)))
         out.append("")
         out.append("| mechanism | " + " | ".join(present) + " |")
         out.append("|---|" + "---:|" * len(present))
-        for name, _, _ in MECHANISMS:
+        names = [MECHANISMS[0][0], IRQ_ON_MECH] + [m[0] for m in MECHANISMS[1:]]
+        for name in names:
             out.append("| %s | %s |" % (name, " | ".join(
-                "%.0f" % us_per_io(accs[(b, j)].mech[name], freq, ios[(b, j)]) for b in present)))
+                "%.0f" % u(accs[(b, j)].mech[name], b, j) for b in present)))
         out.append("")
 
 
@@ -317,6 +435,10 @@ def top_files(accs, prof, freq, wins):
         lines += ["", "Contexts (share of busy):"]
         for c, n in a.ctx.most_common(25):
             lines.append("  %6.2f%%  %s" % (100.0 * n / a.busy, c))
+        lines += ["", "Samples taken at an interrupt re-enable, by the function that re-enabled (share of busy):"]
+        for o, by in sorted(a.irq_on.items()):
+            for f, n in by.most_common(6):
+                lines.append("  %6.2f%%  %s: %s" % (100.0 * n / a.busy, o, f))
         lines += ["", "Callers of the top 5 symbols (the 4 commonest stacks above each, 6 frames):"]
         for s, n in a.self_sym.most_common(5):
             lines.append("  %s  (%d samples)" % (s, n))
@@ -359,40 +481,52 @@ def strace_table(res, guest, secs, prof, rep, out):
     out.append("")
 
 
-def counters_table(res, guest, secs, prof, rep, out):
-    """Deltas of the rep-REP snapshots (dom0-profile.sh, prof_snap) over
-    each run, per I/O: the snapshot after the run before it to its own."""
+def read_snapshots(path):
+    """counters.txt (dom0-profile.sh, prof_snap): [(labels, Counter)]."""
     try:
-        with open(os.path.join(prof, "counters.txt")) as f:
+        with open(path) as f:
             text = f.read()
     except OSError:
-        return
+        return []
     snaps = []
     for block in text.split("SNAP ")[1:]:
         lines = block.splitlines()
-        v = pw.kv(lines[0])
         c = collections.Counter()
+        names = {}
+        vals = collections.defaultdict(dict)
         for l in lines[1:]:
-            f = l.split()
-            if not f:
-                continue
-            if f[0] in ("ctxt", "intr"):
-                c[f[0]] = int(f[1])
-            elif f[0] == "interrupts" and len(f) > 3 and f[1].rstrip(":").isdigit():
-                nums = [int(x) for x in f[2:] if x.isdigit()]
-                c["irq " + f[-1]] += sum(nums)
-            elif f[0] == "task":
-                kvs = pw.kv(l)
-                c["xenblkd voluntary switches"] += int(kvs.get("voluntary_ctxt_switches", 0))
-                c["xenblkd involuntary switches"] += int(kvs.get("nonvoluntary_ctxt_switches", 0))
-            elif f[0].startswith("syscr"):
-                kvs = dict(zip(f[::2], f[1::2]))
-                c["xenblkd read+write calls"] = int(kvs.get("syscr:", 0)) + int(kvs.get("syscw:", 0))
-            elif f[0] == "kthread":
-                kvs = pw.kv(l)
-                c["blkback threads' switches (%s)" % f[1].split(".")[1][:4]] += \
-                    int(kvs.get("voluntary_ctxt_switches", 0)) + int(kvs.get("nonvoluntary_ctxt_switches", 0))
-        snaps.append((v, c))
+            path, _, rest = l.partition(":")
+            if path == "/proc/stat" and rest.startswith("ctxt "):
+                c["context switches (all of dom0)"] = int(rest.split()[1])
+            elif path == "/proc/interrupts":
+                f = rest.split(":", 1)[-1].split()
+                n = sum(int(x) for x in f if x.isdigit())
+                if f:
+                    c["interrupts: " + f[-1]] += n
+                    c["interrupts (all of dom0)"] += n
+            elif path.endswith("/io") and rest.startswith("sysc"):
+                c["xenblkd read+write system calls"] += int(rest.split(":")[1])
+            elif path.endswith("/status"):
+                k, _, v = rest.partition(":")
+                v = v.strip()
+                if k == "Name":
+                    names[path] = v
+                elif k.endswith("ctxt_switches"):
+                    vals[path][k] = int(v)
+        for path, v in vals.items():
+            if "/task/" in path:
+                key = "xenblkd's threads: context switches"
+            else:
+                key = "blkback %s thread: context switches" % names.get(path, "?").split(".")[-1].split("-")[0]
+            c[key] += sum(v.values())
+        snaps.append((pw.kv(lines[0]), c))
+    return snaps
+
+
+def counters_table(res, guest, secs, prof, rep, out):
+    """Deltas of the rep-REP snapshots over each run, per I/O: from the
+    snapshot after the run before it to its own."""
+    snaps = read_snapshots(os.path.join(prof, "counters.txt"))
     runs = {(r["disk"], r["job"]): r for r in pw.perf_runs(pw.guest_lines(res, guest)) if r["rep"] == rep}
     cols = []
     for (va, a), (vb, b) in zip(snaps, snaps[1:]):
@@ -403,13 +537,15 @@ def counters_table(res, guest, secs, prof, rep, out):
         cols.append(("%s %s" % (r["backend"], r["job"]), {k: (b[k] - a[k]) / ios for k in b}))
     if not cols:
         return
-    keys = ["ctxt", "intr", "xenblkd voluntary switches", "xenblkd involuntary switches", "xenblkd read+write calls"]
-    irqs = collections.Counter()
+    cols.sort(key=lambda c: (pw.ORDER.index(c[0].split()[0]), c[0]))
+    first = ["context switches (all of dom0)", "interrupts (all of dom0)", "xenblkd's threads: context switches",
+             "xenblkd read+write system calls"]
+    other = collections.Counter()
     for _, d in cols:
         for k, x in d.items():
-            if k.startswith("irq ") or k.startswith("blkback"):
-                irqs[k] = max(irqs[k], x)
-    keys += [k for k, x in irqs.most_common(12) if x >= 0.05]
+            if k not in first:
+                other[k] = max(other[k], x)
+    keys = first + [k for k, x in other.most_common(14) if x >= 0.05]
     out.append("### Counters per I/O over each run of repetition %s (snapshots at the run boundaries; the run's "
                "fio start-up included: upper bounds)" % rep)
     out.append("")
@@ -417,6 +553,37 @@ def counters_table(res, guest, secs, prof, rep, out):
     out.append("|---|" + "---:|" * len(cols))
     for k in keys:
         out.append("| %s | %s |" % (k, " | ".join("%.2f" % d.get(k, 0) for _, d in cols)))
+    out.append("")
+
+
+def pstat_table(res, guest, secs, prof, rep, out):
+    """xenblkd's system calls counted on the tracepoints (perf stat -p)
+    over its run of each job of repetition REP, per I/O."""
+    runs = {r["job"]: r for r in pw.perf_runs(pw.guest_lines(res, guest)) if r["disk"] == "xvdc" and r["rep"] == rep}
+    per = {}
+    for j, r in runs.items():
+        try:
+            with open(os.path.join(prof, "pstat-%s.txt" % j)) as f:
+                text = f.read()
+        except OSError:
+            continue
+        n = {m.group(2): int(m.group(1).replace(",", ""))
+             for m in re.finditer(r"^\s*([\d,]+)\s+(?:raw_)?syscalls:(\w+)", text, re.M)}
+        if n and r["iops"]:
+            per[j] = (n, r["iops"] * secs)
+    if not per:
+        return
+    jobs = [j for j in pw.JOB_ORDER if j in per]
+    keys = ["sys_enter"] + sorted({k for n, _ in per.values() for k in n if k != "sys_enter"},
+                                  key=lambda k: -sum(per[j][0].get(k, 0) for j in jobs))
+    out.append("### xenblkd's system calls per I/O, counted in the kernel (perf stat -p on the syscall "
+               "tracepoints, its runs of repetition %s; the run's start-up included)" % rep)
+    out.append("")
+    out.append("| system call | " + " | ".join(jobs) + " |")
+    out.append("|---|" + "---:|" * len(jobs))
+    for k in keys:
+        name = "**all**" if k == "sys_enter" else k.replace("sys_enter_", "")
+        out.append("| %s | %s |" % (name, " | ".join("%.2f" % (per[j][0].get(k, 0) / per[j][1]) for j in jobs)))
     out.append("")
 
 
@@ -461,6 +628,7 @@ def main():
     out.append("")
     if strace_rep:
         strace_table(res, guest, secs, prof, strace_rep, out)
+    pstat_table(res, guest, secs, prof, "2", out)
     counters_table(res, guest, secs, prof, "2", out)
     text = "\n".join(out) + "\n"
     with open(os.path.join(prof, "summary.md"), "w") as f:
