@@ -6,13 +6,21 @@ Usage: perf_profile.py RESULTS_DIR GUEST SECS
 
 Reads results/profile/ (dom0-profile.sh: perf.data recorded with
 `perf record -a -g -e cpu-clock -k CLOCK_REALTIME`, perf's build-id cache,
-kallsyms, counters.txt, strace-*.txt) and the files perf_windows.py reads,
+kallsyms, counters.txt, pstat-*.txt, strace-*.txt) and the files
+perf_windows.py reads,
 and writes into results/profile/:
 
   summary.md            the tables (also printed on stdout)
   top-BACKEND-JOB.txt   per backend and job: the top 30 symbols (self time,
                         kernel and user) and the callers of the top 5
   samples-by-window.txt which perf samples fell into which window
+
+summary.md: dom0's CPU per I/O per backend and job (own threads, kernel
+and others, the test's harness; net without the harness), by thread and
+context (system call named by its user-space wrapper, interrupt, kernel
+thread), the mechanisms (GUP, gntdev, epoll, aio, ...), xenblkd's system
+calls per I/O (perf stat on the tracepoints, and strace -c) and the
+counters per I/O (context switches, interrupts per event channel).
 
 The windows are perf_windows.py's: the intervals, in dom0's clock, in which
 one backend alone served a timed job (its first and last interval dropped),
@@ -116,9 +124,6 @@ def owner(comm):
 # 0.5 s sampler of backends.dom0, the scenario shell, perf itself, the
 # counters' snapshots), whose cost per second does not depend on the
 # backend: it is left out of the "net" figure.
-GROUPS = ["own threads", "kernel and others", "harness"]
-
-
 def group(o):
     if o in ("xenblkd", "blkback ring thread", "qemu"):
         return "own threads"
