@@ -41,6 +41,27 @@ same_guest_table() {
     sed 's/^/    /' "$out"
 }
 
+# profile_tables: the profile mode's tables (XENBLKD_XEN_PROFILE=1, README
+# "Profile mode"): perf_profile.py cuts dom0's perf recording into the
+# windows perf_windows.py finds and writes results/profile/summary.md and
+# the per backend and job top-symbol files.  Figures only, not judged.
+profile_tables() {
+    local out=$XEN_RES/profile/summary.md
+    if [ ! -s "$XEN_RES/profile/perf.data" ]; then
+        echo "NOTE: profile mode, but dom0 saved no perf recording: $(ls "$XEN_RES/profile" 2>/dev/null | tr '\n' ' ')"
+        grep -h 'profile:' "$XEN_RES/events.txt" 2>/dev/null | sed 's/^/    /'
+        return
+    fi
+    if ! command -v perf >/dev/null; then
+        echo "NOTE: no perf on the host (Debian linux-perf): the profile is in $XEN_RES/profile, unread"
+        return
+    fi
+    python3 "$top_srcdir/tests/xen/perf_profile.py" "$XEN_RES" "$G" "$SECS" >/dev/null 2>"$out.err" ||
+        { echo "NOTE: perf_profile.py failed:"; sed 's/^/    /' "$out.err"; }
+    echo "--- profile/summary.md"
+    sed 's/^/    /' "$out" 2>/dev/null
+}
+
 xen_setup backends
 xen_boot "${XENBLKD_XEN_TIMEOUT:-2700}"
 check_boot
@@ -74,6 +95,7 @@ echo "--- xenblkd log (last 30 lines)"; tail -30 "$XEN_RES/xenblkd.log" 2>/dev/n
 # Scenario 3: the backends in the same guest, alternated.
 echo "--- cache modes (cache-modes.txt)"; sed 's/^/    /' "$XEN_RES/cache-modes.txt" 2>/dev/null
 same_guest_table
+[ "$XEN_PROFILE" = 1 ] && profile_tables
 # xvdb (QEMU qdisk) is only the yardstick: its failures are reported, not
 # judged.
 for d in xvda xvdc xvdd; do

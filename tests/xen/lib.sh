@@ -75,6 +75,7 @@ xen_setup() {
     [ "$rc" -eq 77 ] && exit 77
     [ "$rc" -eq 0 ] || xen_die "building the dom0 image failed (rc=$rc)"
     echo "image (tier $XEN_TIER): $XEN_IMG, ready in $(( $(date +%s) - b0 ))s"
+    xen_profile_image
 
     XEN_WORK=$(mktemp -d "$top_builddir/tests/xen/$XEN_NAME.XXXXXX")
     XEN_SHARE=$XEN_WORK/share
@@ -92,6 +93,7 @@ xen_setup() {
     ( cd "$init" && echo init | cpio -o -H newc --quiet ) >"$XEN_SHARE/domU-init.cpio"
     cp "$XEN_SRC/dom0-init.sh" "$XEN_SRC/dom0-lib.sh" "$XEN_SHARE/"
     cp "$XEN_SRC/$XEN_NAME.dom0" "$XEN_SHARE/scenario.dom0"
+    [ "$XEN_PROFILE" = 1 ] && cp "$XEN_SRC/dom0-profile.sh" "$XEN_SHARE/"
 
     # The xenblkd under test, installed the way a user would.  When that
     # fails the boot still runs (the kernel blkback and qdisk baselines stay
@@ -101,6 +103,21 @@ xen_setup() {
         echo "make install DESTDIR=... failed in $top_builddir: xenblkd checks will fail"
         rm -rf "$XEN_SHARE/root"
     fi
+}
+
+# The profile mode (XENBLKD_XEN_PROFILE=1, README "Profile mode"): dom0's
+# image gets perf and strace (profile-image.sh, a layer over the default
+# entry, which stays as it is) and the share dom0-profile.sh, which a
+# scenario that knows it (backends.dom0) sources.  Off, nothing changes.
+XEN_PROFILE=${XENBLKD_XEN_PROFILE:-0}
+xen_profile_image() {
+    [ "$XEN_PROFILE" = 1 ] || return 0
+    local rc=0 b0
+    b0=$(date +%s)
+    XEN_IMG=$(bash "$XEN_SRC/profile-image.sh" "$XEN_CACHE" "$XEN_IMG" | tail -1) || rc=$?
+    [ "$rc" -eq 77 ] && exit 77
+    [ "$rc" -eq 0 ] || xen_die "adding the profile tools to the dom0 image failed (rc=$rc)"
+    echo "profile mode: image $XEN_IMG, ready in $(( $(date +%s) - b0 ))s"
 }
 
 # xen_build_variant SUFFIX DEST: a second xenblkd for upgrade tests, built

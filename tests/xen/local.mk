@@ -40,6 +40,9 @@ XEN_TEST_FILES = \
 	tests/xen/build-image.sh \
 	tests/xen/dom0-packages.txt \
 	tests/xen/dom0-packages-4.20.txt \
+	tests/xen/dom0-packages-profile.txt \
+	tests/xen/profile-image.sh \
+	tests/xen/dom0-profile.sh \
 	tests/xen/dom0-init.sh \
 	tests/xen/dom0-lib.sh \
 	tests/xen/domU-init.sh \
@@ -86,4 +89,4 @@ check-xen:
 	$(MAKE) $(AM_MAKEFLAGS) check TESTS="$$tests" TEST_SUITE_LOG=tests/xen/test-suite.log
 
 # Host side only (backends.sh's tables), never copied into dom0.
-EXTRA_DIST += tests/xen/perf_windows.py
+EXTRA_DIST += tests/xen/perf_windows.py tests/xen/perf_profile.py
