@@ -23,7 +23,8 @@ static void woke_cb(struct ev_loop *loop, ev_check *w, int revents)
 {
     struct xbd_loop_stats *s = container_of(w, struct xbd_loop_stats, woke_w);
 
-    s->now_ns = s->woke_ns = mono_ns();
+    s->now_ns = mono_ns();
+    s->awake = true;
 }
 
 static void sleep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -31,10 +32,10 @@ static void sleep_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     struct xbd_loop_stats *s = container_of(w, struct xbd_loop_stats, sleep_w);
     uint64_t us;
 
-    if (!s->woke_ns)
+    if (!s->awake)
         return;
-    us = (mono_ns() - s->woke_ns) / 1000u;
-    s->woke_ns = 0;
+    us = (mono_ns() - s->now_ns) / 1000u;
+    s->awake = false;
     s->iterations++;
     if (us > s->busy_max_us)
         s->busy_max_us = us;

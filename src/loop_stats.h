@@ -16,6 +16,7 @@
 #ifndef XENBLKD_LOOP_STATS_H
 #define XENBLKD_LOOP_STATS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <ev.h>
 
@@ -25,8 +26,8 @@ struct xbd_loop_stats {
     struct ev_loop *loop;
     ev_check woke_w;
     ev_prepare sleep_w;
-    uint64_t woke_ns;           /* 0: not inside an iteration */
     uint64_t now_ns;            /* CLOCK_MONOTONIC at the last wake-up */
+    bool awake;                 /* inside an iteration (since now_ns) */
     uint64_t iterations, busy_max_us;
     struct xbd_lat_hist busy;
 };
