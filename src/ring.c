@@ -142,7 +142,7 @@ struct xbd_ring {
      * update and never notifies again). */
     ev_timer more_w;
     ev_timer purge_w, idle_w;
-    ev_timer publish_w;            /* publish this iteration's responses */
+    ev_check publish_w;            /* never started: fed (publish_soon) */
     bool rsp_unpublished;          /* rsp_prod_pvt is ahead of rsp_prod */
     double pgrant_idle;            /* s; 0: persistent grants never idle out */
 
@@ -181,14 +181,19 @@ static unsigned slot_no(const struct xbd_ring *r, const struct xbd_slot *s)
 }
 
 /* Responses are published (rsp_prod pushed, the frontend notified if it
- * asked to be) once per loop iteration, not once per response: the
+ * asked to be) once per round of callbacks, not once per response: the
  * completions of one batch cost one push and at most one notification.
- * A zero timer, like more_w: the loop does not sleep while it is due, and
- * unlike a prepare watcher it also works when the response was written
- * from a prepare watcher (the engine's synchronous operations).  Each response is journaled as answered before
- * (journal.h: written-but-unpublished responses are recovered), and
- * ring_destroy publishes what is left, so a handover still publishes
- * every response. */
+ * The first response written in a round feeds publish_w, a watcher
+ * never started, as a pending event of the lowest priority: libev
+ * invokes it after every other callback of the round, and before the
+ * loop polls again, wherever the response was written (an I/O
+ * completion, a timer, or a prepare watcher: the engine's synchronous
+ * operations).  A zero timer did the same one loop iteration later: a
+ * non-blocking epoll_wait, libev's and loop_stats' clock reads, about a
+ * fifth of the system calls of a request at QD 1 on real Xen.  Each
+ * response is journaled as answered before (journal.h: written-but-
+ * unpublished responses are recovered), and ring_destroy publishes what
+ * is left, so a handover still publishes every response. */
 static void publish_responses(struct xbd_ring *r)
 {
     int notify;
@@ -203,12 +208,9 @@ static void publish_responses(struct xbd_ring *r)
     }
 }
 
-static void publish_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void publish_cb(struct ev_loop *loop, ev_check *w, int revents)
 {
-    struct xbd_ring *r = w->data;
-
-    ev_timer_stop(loop, w);
-    publish_responses(r);
+    publish_responses(w->data);
 }
 
 static void respond(struct xbd_ring *r, struct xbd_slot *s, int16_t status)
@@ -225,10 +227,8 @@ static void respond(struct xbd_ring *r, struct xbd_slot *s, int16_t status)
     xbd_journal_answered(r->jn, slot_no(r, s), j);
     r->br.rsp_prod_pvt = j + 1;
     r->rsp_unpublished = true;
-    if (!ev_is_active(&r->publish_w)) {
-        ev_timer_set(&r->publish_w, 0., 0.);
-        ev_timer_start(r->loop, &r->publish_w);
-    }
+    if (!ev_is_pending(&r->publish_w))
+        ev_feed_event(r->loop, &r->publish_w, EV_CUSTOM);
 }
 
 /* ---- bounce pages ---------------------------------------------------- */
@@ -342,7 +342,7 @@ static void ring_destroy(struct xbd_ring *r)
     /* Every response answered is published before the ring goes. */
     if (r->sring && r->xce)
         publish_responses(r);
-    ev_timer_stop(r->loop, &r->publish_w);
+    ev_clear_pending(r->loop, &r->publish_w);   /* published above */
     ev_io_stop(r->loop, &r->evtchn_w);
     ev_timer_stop(r->loop, &r->storm_w);
     ev_timer_stop(r->loop, &r->more_w);
@@ -1370,7 +1370,8 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
     ev_io_init(&r->evtchn_w, evtchn_cb, -1, EV_READ);
     ev_timer_init(&r->storm_w, storm_cb, XBD_STORM_DELAY, 0.);
     ev_timer_init(&r->more_w, more_cb, 0., 0.);
-    ev_timer_init(&r->publish_w, publish_cb, 0., 0.);
+    ev_check_init(&r->publish_w, publish_cb);
+    ev_set_priority(&r->publish_w, EV_MINPRI);
     r->publish_w.data = r;
     ev_init(&r->purge_w, purge_cb);
     r->purge_w.repeat = XBD_PURGE_INTERVAL;

@@ -4,6 +4,10 @@
  * - the completions of one batch, delivered by the I/O engine one after
  *   the other, are not visible to the frontend while the batch is being
  *   completed, then all are, with at most one notification;
+ * - they are published in the same loop iteration that completed them
+ *   (no extra iteration, each a system call or more on Xen), whether the
+ *   completions come from a callback of the iteration or from a prepare
+ *   watcher (the engine's synchronous operations);
  * - a ring stopped with responses written but not yet published (the
  *   handover path) publishes them before it goes.
  * The I/O engine is tests/hostile/fake-io.c, so the test decides when
@@ -63,6 +67,72 @@ static void test_batch(void)
     rig_down(&b, &f);
 }
 
+struct completer {
+    struct be *b;
+    unsigned done;
+};
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+}
+
+static void complete_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct completer *c = w->data;
+
+    (void)loop;
+    (void)revents;
+    c->done = fake_io_complete(c->b->io, N);
+}
+
+static void test_same_iteration(void)
+{
+    struct fe f;
+    struct be b;
+    struct completer c = { .b = &b };
+    ev_timer w;
+    RING_IDX prod0;
+
+    printf("responses are published in the iteration that completed them\n");
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 2, .persistent = true))
+        return;
+    /* Completed by a callback of the loop, as the aio eventfd's is. */
+    queue_reads(&f, 300);
+    run_until_dispatched(&b, N);
+    prod0 = f.fr.sring->rsp_prod;
+    ev_timer_init(&w, complete_cb, 0., 0.);
+    w.data = &c;
+    ev_timer_start(b.loop, &w);
+    ev_run(b.loop, EVRUN_ONCE);         /* one iteration: the timer's */
+    CHECK_EQ(c.done, N);
+    CHECK_EQ(f.fr.sring->rsp_prod, prod0 + N);
+    expect_all(&b, &f, N, BLKIF_RSP_OKAY);
+    /* Completed from a prepare watcher (fake-io's auto mode: the next
+     * iteration's, before the loop would block): published in that
+     * same prepare round, not after a poll that may block.  A publish
+     * watcher merely started there would miss the round. */
+    fake_io_set_auto(b.io, true);
+    prod0 = f.fr.sring->rsp_prod;
+    queue_reads(&f, 400);
+    w.repeat = 0.005;                   /* a tick: no iteration blocks for long */
+    c.done = 0;
+    ev_set_cb(&w, tick_cb);
+    ev_timer_again(b.loop, &w);
+    for (double t0 = ev_time(); xbd_ring_get_stats(b.ring)->rd_req < 2 * N &&
+                                ev_time() - t0 < 5;)
+        ev_run(b.loop, EVRUN_ONCE);     /* dispatched; completed next prepare */
+    ev_timer_stop(b.loop, &w);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->rd_req, 2 * N);
+    CHECK_EQ(f.fr.sring->rsp_prod, prod0);
+    ev_run(b.loop, EVRUN_NOWAIT);
+    CHECK_EQ(f.fr.sring->rsp_prod, prod0 + N);
+    expect_all(&b, &f, N, BLKIF_RSP_OKAY);
+    rig_down(&b, &f);
+}
+
 static void test_stop_publishes(void)
 {
     struct fe f;
@@ -87,6 +157,7 @@ int main(int argc, char **argv)
 {
     rig_init(argc, argv);
     test_batch();
+    test_same_iteration();
     test_stop_publishes();
     return check_result("test-publish-batch");
 }
