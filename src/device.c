@@ -1207,6 +1207,7 @@ static void dev_update(struct xbd_device *dev)
     if (!be_exists(dev)) {
         /* The toolstack deleted the device: release everything. */
         if (dev->nr_rings) {
+            dev_info(dev, "backend directory removed while rings run");
             dev->gone = true;
             stop_rings(dev, 0, false);
             if (dev->draining)

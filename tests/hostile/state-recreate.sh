@@ -46,6 +46,13 @@ xsim_log "ok: a write held in flight"
 # Forced removal, as libxl after its timeout: both directories at once.
 printf 'rm %s\nrm %s\nrm /libxl/5/device/vbd/51712\n' "$fe" "$be" | xsim_xs
 wait_log "domain 5 qdisk/51712: stopping 1 ring"
+# The daemon reads xenstore when it evaluates, not at each event: a
+# directory re-created before an evaluation saw it gone is, to the
+# daemon, a directory that never went (the device then carries on there,
+# re-reading its keys as for any reconnection).  The case under test is
+# the other: removal seen (before or after the rings stopped, as the
+# evaluations fall), then a new disk while the ring still drains.
+wait_log "domain 5 qdisk/51712: backend directory removed while rings (run|drain)"
 # A new disk at the same place while the ring drains.
 img2=$(make_disk new.img 8)
 xsim_add_disk qdisk 5 xvda "aio:$img2" w
