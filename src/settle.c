@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,30 +121,44 @@ static void quiet_cb(struct ev_loop *loop, ev_prepare *w, int revents)
         finish(s, false, "out of memory");
 }
 
+/* Append ", " (unless first) and the formatted word to buf; stops at
+ * its end. */
+static void add_word(char *buf, size_t n, size_t *off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void add_word(char *buf, size_t n, size_t *off, const char *fmt, ...)
+{
+    va_list ap;
+    int r;
+
+    if (*off && *off + 2 < n) {
+        memcpy(buf + *off, ", ", 3);
+        *off += 2;
+    }
+    va_start(ap, fmt);
+    r = vsnprintf(buf + *off, n - *off, fmt, ap);
+    va_end(ap);
+    if (r > 0)
+        *off = (size_t)r < n - *off ? *off + (size_t)r : n - 1;
+}
+
 /* "what" of one busy device, e.g. "evaluation queued, 1 write pending". */
 static void eval_words(const struct xbd_device_eval *e, char *buf, size_t n)
 {
     size_t off = 0;
 
-#define WORD(...) do { \
-        int r_ = snprintf(buf + off, n - off, "%s", off ? ", " : ""); \
-        if (r_ > 0 && (size_t)r_ < n - off) off += (size_t)r_; \
-        r_ = snprintf(buf + off, n - off, __VA_ARGS__); \
-        if (r_ > 0 && (size_t)r_ < n - off) off += (size_t)r_; \
-    } while (0)
     buf[0] = '\0';
     if (e->queued)
-        WORD("evaluation queued");
+        add_word(buf, n, &off, "evaluation queued");
     if (e->delayed)
-        WORD("evaluation delayed by its rate limit");
+        add_word(buf, n, &off, "evaluation delayed by its rate limit");
     if (e->snapshot_pending)
-        WORD("reading xenstore");
+        add_word(buf, n, &off, "reading xenstore");
     if (e->writes_pending)
-        WORD("%u xenstore write%s pending", e->writes_pending,
-             e->writes_pending == 1 ? "" : "s");
+        add_word(buf, n, &off, "%u xenstore write%s pending", e->writes_pending,
+                 e->writes_pending == 1 ? "" : "s");
     if (e->draining)
-        WORD("%u ring%s draining", e->draining, e->draining == 1 ? "" : "s");
-#undef WORD
+        add_word(buf, n, &off, "%u ring%s draining", e->draining,
+                 e->draining == 1 ? "" : "s");
 }
 
 /* What is still busy, for the failure message. */

@@ -18,6 +18,7 @@
 
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,26 @@ static json_object *devices_of(json_object *reply)
     return d && json_object_is_type(d, json_type_array) ? d : NULL;
 }
 
+/* Append ", " (unless first) and the formatted word to buf; stops at
+ * its end. */
+static void add_word(char *buf, size_t n, size_t *off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void add_word(char *buf, size_t n, size_t *off, const char *fmt, ...)
+{
+    va_list ap;
+    int r;
+
+    if (*off && *off + 2 < n) {
+        memcpy(buf + *off, ", ", 3);
+        *off += 2;
+    }
+    va_start(ap, fmt);
+    r = vsnprintf(buf + *off, n - *off, fmt, ap);
+    va_end(ap);
+    if (r > 0)
+        *off = (size_t)r < n - *off ? *off + (size_t)r : n - 1;
+}
+
 /* Below the table, the devices that have not yet acted on what their
  * frontend or the toolstack wrote, and why ("evaluation" of each device):
  * what an administrator needs when a device does not follow its
@@ -69,23 +90,18 @@ static void list_busy(json_object *devs)
         char name[32], what[256] = "";
         size_t off = 0;
 
-#define BUSY(...) do { \
-            int r_ = snprintf(what + off, sizeof(what) - off, "%s", off ? ", " : ""); \
-            if (r_ > 0 && (size_t)r_ < sizeof(what) - off) off += (size_t)r_; \
-            r_ = snprintf(what + off, sizeof(what) - off, __VA_ARGS__); \
-            if (r_ > 0 && (size_t)r_ < sizeof(what) - off) off += (size_t)r_; \
-        } while (0)
         if (xbc_bool(e, "queued"))
-            BUSY("evaluation queued");
+            add_word(what, sizeof(what), &off, "evaluation queued");
         if (xbc_bool(e, "delayed"))
-            BUSY("evaluation delayed by its rate limit");
+            add_word(what, sizeof(what), &off, "evaluation delayed by its rate limit");
         if (xbc_bool(e, "snapshot_pending"))
-            BUSY("reading xenstore");
+            add_word(what, sizeof(what), &off, "reading xenstore");
         if (xbc_u64(e, "writes_pending"))
-            BUSY("%" PRIu64 " xenstore write(s) pending", xbc_u64(e, "writes_pending"));
+            add_word(what, sizeof(what), &off, "%" PRIu64 " xenstore write(s) pending",
+                     xbc_u64(e, "writes_pending"));
         if (xbc_u64(e, "draining_rings"))
-            BUSY("%" PRIu64 " ring(s) draining", xbc_u64(e, "draining_rings"));
-#undef BUSY
+            add_word(what, sizeof(what), &off, "%" PRIu64 " ring(s) draining",
+                     xbc_u64(e, "draining_rings"));
         if (!off)
             continue;
         xbc_devid_name((uint32_t)xbc_u64(d, "devid"), name, sizeof(name));
