@@ -93,6 +93,11 @@ count_results() {
 show_failed_log() {
     local mark='state of the simulated host follows$'   # tests/harness/env.sh
     if grep -q "$mark" "$1"; then
+        # The failed checks by name first: a failing command's echo (the
+        # ERR trap prints it, a heredoc whole) can push them out of the
+        # last lines.
+        echo "--- $1: the checks that failed"
+        sed "/$mark/q" "$1" | grep -E '^(FAIL|not ok)' | head -n 30 || true
         echo "--- $1: the test's last lines before the dump"
         sed "/$mark/q" "$1" | tail -n 25
     fi

@@ -173,6 +173,7 @@ struct bf_wl_opts {
     uint32_t gen;             /* fill: generation to write */
     bool have_expect_gen;     /* read/verify: disk content known to be */
     uint32_t expect_gen;      /* this generation everywhere (0 = zeros) */
+    const char *stop_file;    /* once it exists, start nothing more, drain */
 };
 /* What each sector of a disk should contain, kept across reconnects. */
 typedef struct bf_genmap bf_genmap;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <xen/io/xenbus.h>
 
 #include "bf_internal.h"
@@ -613,8 +614,22 @@ int bf_workload_run(bf_host *h, bf_disk **disks, bf_genmap **maps, unsigned n, c
     uint64_t last = bf_now_ms();
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool stopping = false;
     for (;;) {
         bool busy = false;
+        /* Asked to stop: what is started completes (a verify pair with
+         * its read), nothing new starts.  A test ends an open-ended
+         * workload this way when its own events are done, not a count
+         * that has to outlast them. */
+        if (o->stop_file && !stopping && access(o->stop_file, F_OK) == 0) {
+            stopping = true;
+            for (unsigned i = 0; i < n; i++) {
+                if (w[i].target > w[i].started)
+                    w[i].target = w[i].started;
+                bf_disk_log(disks[i], 0, "workload %s: stopping after %" PRIu64 " requests (%s exists)",
+                            bf_wl_name(o->kind), w[i].started, o->stop_file);
+            }
+        }
         for (unsigned i = 0; i < n; i++) {
             while (start_one(&w[i]))
                 ;

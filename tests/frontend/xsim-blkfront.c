@@ -81,6 +81,8 @@ static void usage(FILE *f)
 "  --gen G             generation written by fill (default 1)\n"
 "  --expect-gen G      the disk holds generation G everywhere (0 = zeros):\n"
 "                      read/verify/mixed check every sector against it\n"
+"  --stop-when FILE    once FILE exists, start no more requests, let the\n"
+"                      started ones complete, and end the workload\n"
 "Raw requests (repeatable, run after the workload):\n"
 "  --raw SPEC          comma-separated key=value: op=read|write|barrier|flush|\n"
 "                      discard|indirect|N, nr_segments=N, sector=S, handle=H,\n"
@@ -304,7 +306,7 @@ static enum bf_proto parse_proto(const char *s)
 enum { O_PROTO = 256, O_RORDER, O_QUEUES, O_NOPERS, O_NOIND, O_MAXIND, O_WL, O_QD, O_BS, O_COUNT,
        O_SEED, O_STATS, O_HOLD, O_CLOSE, O_RECON, O_RAW, O_TIMEOUT, O_SPAN, O_GEN, O_EGEN,
        O_DOMID, O_VDEV, O_BENCH, O_SECONDS, O_TOUCH, O_BSTART, O_BJSON,
-       O_HOLDUNTIL, O_LINGER, O_BCOUNT };
+       O_HOLDUNTIL, O_LINGER, O_BCOUNT, O_STOPWHEN };
 
 static void parse_args(struct opts *o, int argc, char **argv)
 {
@@ -319,6 +321,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
         { "hold", required_argument, NULL, O_HOLD }, { "close", no_argument, NULL, O_CLOSE },
         { "hold-until", required_argument, NULL, O_HOLDUNTIL },
         { "linger-until", required_argument, NULL, O_LINGER },
+        { "stop-when", required_argument, NULL, O_STOPWHEN },
         { "reconnect", required_argument, NULL, O_RECON }, { "raw", required_argument, NULL, O_RAW },
         { "timeout", required_argument, NULL, O_TIMEOUT }, { "span", required_argument, NULL, O_SPAN },
         { "gen", required_argument, NULL, O_GEN }, { "expect-gen", required_argument, NULL, O_EGEN },
@@ -366,6 +369,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
         case O_STATS: o->stats_json = optarg; break;
         case O_HOLDUNTIL: o->hold_until = optarg; break;
         case O_LINGER: o->linger_until = optarg; break;
+        case O_STOPWHEN: o->wl.stop_file = optarg; break;
         case O_HOLD:
             o->hold = strtod(optarg, &end);
             if (*end || o->hold < 0)
