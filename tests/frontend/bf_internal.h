@@ -13,7 +13,6 @@
 
 #define BF_MAX_RING_ORDER 6u               /* 64 pages: beyond any backend */
 #define BF_MAX_RING_PAGES (1u << BF_MAX_RING_ORDER)
-#define BF_MAX_QUEUES     64u
 #define BF_MAX_DISKS      16u
 #define BF_MAX_INDIRECT   (BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST * BF_SEGS_PER_INDIRECT_PAGE)
 

@@ -59,6 +59,8 @@ struct bf_negotiated {
     uint32_t sector_size, physical_sector_size, info;
 };
 
+#define BF_MAX_QUEUES 64u             /* queues a disk uses at most */
+
 struct bf_stats {
     uint64_t reqs[8];            /* by BLKIF_OP_* (INDIRECT counted as its op) */
     uint64_t indirect_reqs;
@@ -70,6 +72,7 @@ struct bf_stats {
     uint64_t end_access_failures;/* backend kept a grant mapped */
     uint64_t grants_granted;     /* xsg_grant calls made */
     uint64_t notifications;      /* event channel kicks we sent */
+    uint64_t queue_notifications[BF_MAX_QUEUES];  /* the same by queue */
     uint64_t connects;
     uint64_t resizes;            /* "sectors" changed while connected */
     uint64_t workload_us;        /* time spent in workloads */

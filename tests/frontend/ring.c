@@ -293,6 +293,7 @@ void bf_queues_push(bf_disk *d)
         if (notify) {
             q->kicks++;
             d->st.notifications++;
+            d->st.queue_notifications[q->idx]++;
             if (xsg_evtchn_notify(d->h->dom, q->port) < 0)
                 bf_disk_error(d, "queue %u: notify on port %u failed: %s", q->idx, q->port, strerror(errno));
         }

@@ -57,6 +57,15 @@ static void disk_json(FILE *f, bf_disk *d)
             s->bytes_read, s->bytes_written);
     fprintf(f, "      \"responses\": {\"okay\": %" PRIu64 ", \"error\": %" PRIu64 ", \"eopnotsupp\": %" PRIu64
             ", \"other\": %" PRIu64 "},\n", s->rsp_okay, s->rsp_error, s->rsp_eopnotsupp, s->rsp_other);
+    /* By queue index, as many as the disk negotiated (or ever used). */
+    unsigned nq = n->queues < BF_MAX_QUEUES ? n->queues : BF_MAX_QUEUES;
+    for (unsigned i = nq; i < BF_MAX_QUEUES; i++)
+        if (s->queue_notifications[i])
+            nq = i + 1;
+    fprintf(f, "      \"queue_notifications\": [");
+    for (unsigned i = 0; i < nq; i++)
+        fprintf(f, "%s%" PRIu64, i ? ", " : "", s->queue_notifications[i]);
+    fprintf(f, "],\n");
     fprintf(f, "      \"errors\": %" PRIu64 ",\n      \"protocol_errors\": %" PRIu64 ",\n"
             "      \"verify_errors\": %" PRIu64 ",\n      \"end_access_failures\": %" PRIu64 ",\n"
             "      \"grants_granted\": %" PRIu64 ",\n      \"notifications\": %" PRIu64 ",\n"
