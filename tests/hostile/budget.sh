@@ -53,7 +53,7 @@ xsim_log "daemon offers $Q queue(s); budgets per disk: $MAPS mappings, $((2 * Q)
 # new pages (mapped by one call, src/grant_cache.c) are copied instead,
 # each counted as a map failure.
 "$XSIM_CTL" fault map_call=5,map_call_errno=12
-"$FE" --domid 8 --vdev 51712 --timeout 60 --workload verify --count 200 --hold 30 \
+"$FE" --domid 8 --vdev 51712 --timeout 60 --workload verify --count 200 --hold 600 \
     --stats-json "$XSIM_TMP/fe8.json" >"$XSIM_LOGDIR/fe8.log" 2>&1 &
 fe8=$!
 end=$(xsim_deadline 60)
