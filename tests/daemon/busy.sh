@@ -50,13 +50,24 @@ released() {
     wait_fds_to "$img" 0
 }
 
+# watch_events: how many events of the frontend's state key xenstored
+# has sent to the daemon (its watch tokens start with xbd).
+xs_trace=$XSIM_LOGDIR/xenstored-trace.log
+watch_events() { grep -cF "WATCH_EVENT ($fe/state xbd" "$xs_trace" || true; }
+
 # --- A: the frontend closes with requests in flight ----------------------
 fe fill1 5 --vdev 51712 --workload fill --gen 1 --span "$span" --bs 64k --close
-"$XBD_CTL" fault copy_delay_us=20000 >/dev/null
 # The fill covers the whole disk: 1024 requests of 4 segments, each one
-# grant-copy call of at least 20 ms, far more than the 200 segments the
-# test waits for (gen 1's 4 MiB alone take 5 s).  Once the backend is
-# Closing it takes no new request, so the fill can never complete.
+# grant-copy call of at least 20 ms.  The daemon makes 49 of those calls,
+# then its 50th waits (copy_hold: the loop stands still in it) for as
+# long as the test takes to write Closing, until xenstored has sent the
+# daemon that Closing.  Released, the loop sees it after at most one
+# callback's budget of requests; once the backend is Closing it takes no
+# new request, so the fill can never complete and gen 1 is never all
+# overwritten.  (A time margin, the fill's pace against the test's,
+# decided that before.)
+"$XBD_CTL" fault copy_delay_us=20000,copy_hold=50 >/dev/null
+xsim_on_exit "'$XBD_CTL' fault clear >/dev/null"
 # However the guest reacts to the close (it notices the backend going
 # away with requests in flight and fails), --linger-until keeps its
 # domain until the test ends it with SIGTERM: it is alive when the test
@@ -64,9 +75,18 @@ fe fill1 5 --vdev 51712 --workload fill --gen 1 --span "$span" --bs 64k --close
 # event-channel or grant-table lock would stop the daemon too.)
 xsim_bg busyA "$XBD_FE" --domid 5 --vdev 51712 --no-persistent --workload fill --gen 2 \
     --bs 16k --qd 32 --timeout 60 --linger-until "$XSIM_TMP/never"
-wait_stat 5 copy_segs 200
-xsim_log "frontend Closing with the fill of generation 2 in flight"
+wait_stat 5 copy_calls 49
+[ -e "$xs_trace" ] || xsim_fail "no xenstored trace at $xs_trace"
+sent=$(watch_events)
+xsim_log "frontend Closing with the fill of generation 2 in flight, the daemon's 50th copy held"
 xenstore-write "$fe/state" 5
+end=$(xsim_deadline 10)
+until [ "$(watch_events)" -gt "$sent" ]; do
+    xsim_past "$end" && xsim_fail "xenstored did not send the daemon the frontend's Closing"
+    sleep 0.02
+done
+check "the fill stood still: 49 copy calls ($(ctl_stat 5 copy_calls))" [ "$(ctl_stat 5 copy_calls)" = 49 ]
+"$XBD_CTL" fault copy_hold=0 >/dev/null
 xsim_wait_key "$be/state" 5 || xsim_fail "backend did not acknowledge Closing"
 xenstore-write "$fe/state" 6
 xsim_wait_key "$be/state" 6 || xsim_fail "backend did not reach Closed"

@@ -36,7 +36,7 @@ xsim_wait_key "$be/state" 2
 wait_log "control socket $sock"
 check "socket directory created 0755" [ "$(stat -c %a "$XSIM_TMP/ctl")" = 755 ]
 check "socket 0660 root:nogroup" [ "$(stat -c '%a %u %g' "$sock")" = "660 0 $nogroup" ]
-"$fe" --domid 5 --vdev xvda --workload verify --count 20 --hold 60 >"$XSIM_LOGDIR/fe.log" 2>&1 &
+"$fe" --domid 5 --vdev xvda --workload verify --count 20 --hold 600 >"$XSIM_LOGDIR/fe.log" 2>&1 &
 fepid=$!
 xsim_wait_key "$be/state" 4
 

@@ -49,12 +49,12 @@ raw=(
 )
 args=()
 for r in "${raw[@]}"; do args+=(--raw "$r"); done
-"$fe" --domid 5 --vdev xvda --workload none --queues "$nq" "${args[@]}" --hold 300 \
+"$fe" --domid 5 --vdev xvda --workload none --queues "$nq" "${args[@]}" --hold 600 \
     --stats-json "$XSIM_TMP/fe5.json" >"$XSIM_LOGDIR/fe5.log" 2>&1 &
 fe5=$!
 # Domain 6: a verified workload on grant copy (no persistent grants).
 "$fe" --domid 6 --vdev xvdb --workload mixed --count 300 --bs 65536 --qd 16 --queues "$nq" \
-    --no-persistent --hold 300 --stats-json "$XSIM_TMP/fe6.json" >"$XSIM_LOGDIR/fe6.log" 2>&1 &
+    --no-persistent --hold 600 --stats-json "$XSIM_TMP/fe6.json" >"$XSIM_LOGDIR/fe6.log" 2>&1 &
 fe6=$!
 for f in fe5 fe6; do
     end=$(xsim_deadline 60)

@@ -31,6 +31,10 @@
  *       (--timeout) across whatever happens to the backend meanwhile: it
  *       must be answered OKAY exactly once, the malformed request never
  *       again (a second answer is a protocol error), and S must read back.
+ *       With --go FILE, those two waits end when FILE exists instead of
+ *       after --timeout (300 s at most): the guest then gives up (fails)
+ *       and closes.  A test that needs the old guest to leave at a moment
+ *       of its choosing says when, instead of racing --timeout.
  *
  *   xbd-fe pause --domid D --vdev V --gen G --ready FILE --go FILE
  *       Write the span at generation G and read it back, create FILE
@@ -50,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "blkfront.h"
 #include "xbd-gens.h"
@@ -381,13 +386,18 @@ static void note_done(struct bf_io *io)
 }
 
 /* Poll until *flag is set: a wake-up may complete nothing (e.g. a new
- * backend's first notification), so only the deadline ends the wait. */
-static void wait_flag(bf_host *h, const int *flag, unsigned timeout_ms)
+ * backend's first notification), so only the deadline ends the wait; or,
+ * if give_up is not NULL, that file's creation (the deadline is then a
+ * bound for a test gone wrong, not a window of time). */
+static void wait_flag(bf_host *h, const int *flag, unsigned timeout_ms, const char *give_up)
 {
-    time_t end = time(NULL) + (time_t)(timeout_ms / 1000u) + 1;
+    time_t end = time(NULL) + (time_t)((give_up ? 300000u : timeout_ms) / 1000u) + 1;
 
     while (!*flag && time(NULL) < end && bf_host_poll(h, 100) >= 0)
-        ;
+        if (give_up && access(give_up, F_OK) == 0) {
+            fprintf(stderr, "xbd-fe: %s exists: giving up the wait\n", give_up);
+            break;
+        }
 }
 
 static int held_write(bf_host *h, bf_disk *d, const struct opts *o)
@@ -423,7 +433,7 @@ static int held_write(bf_host *h, bf_disk *d, const struct opts *o)
         fprintf(stderr, "xbd-fe: cannot create %s\n", o->ready);
         return -1;
     }
-    wait_flag(h, &wdone, o->cfg.timeout_ms);
+    wait_flag(h, &wdone, o->cfg.timeout_ms, o->go);
     if (expect(wdone && w.status == BLKIF_RSP_OKAY, "write answered OKAY (done %d, status %d)",
                wdone, w.status) < 0)
         return -1;
@@ -432,7 +442,7 @@ static int held_write(bf_host *h, bf_disk *d, const struct opts *o)
     wdone = 0;
     if (bf_submit(d, &r) < 0)
         return -1;
-    wait_flag(h, &wdone, o->cfg.timeout_ms);
+    wait_flag(h, &wdone, o->cfg.timeout_ms, o->go);
     for (unsigned s = 0; s < 8; s++) {
         char why[160];
         if (expect(bf_pattern_check(rbuf + s * 512u, o->sector + s, o->gens.g[0], why,

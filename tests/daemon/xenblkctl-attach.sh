@@ -68,7 +68,7 @@ for p in "/local/domain/0/backend/vbd3/6" /local/domain/6/device/vbd/51712 /libx
 # --- 2. the daemon starts and takes it; a guest connects ------------------
 ctl_daemon --kinds vbd3,qdisk
 xsim_wait_key "$be/state" 2 || xsim_fail "xenblkd did not take the attached device at start"
-fe_hold fe1 5 --vdev xvda --workload verify --count 64 --qd 8 --hold 60
+fe_hold fe1 5 --vdev xvda --workload verify --count 64 --qd 8 --hold 600
 expect_key "$be/state" 4
 
 # --- 3. attaching it again fails and changes nothing ---------------------

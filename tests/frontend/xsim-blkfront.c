@@ -82,7 +82,8 @@ static void usage(FILE *f)
 "  --expect-gen G      the disk holds generation G everywhere (0 = zeros):\n"
 "                      read/verify/mixed check every sector against it\n"
 "  --stop-when FILE    once FILE exists, start no more requests, let the\n"
-"                      started ones complete, and end the workload\n"
+"                      started ones complete, and end the workload (and\n"
+"                      start no further --reconnect cycle)\n"
 "Raw requests (repeatable, run after the workload):\n"
 "  --raw SPEC          comma-separated key=value: op=read|write|barrier|flush|\n"
 "                      discard|indirect|N, nr_segments=N, sector=S, handle=H,\n"
@@ -98,6 +99,7 @@ static void usage(FILE *f)
 "                      the guest alive after its backend went away)\n"
 "  --close             go Closing/Closed at the end, check every grant ends\n"
 "  --reconnect N       close and reconnect N more times, workload each time\n"
+"                      (with --stop-when, N may be open-ended: up to 10^8)\n"
 "  --timeout SECONDS   limit of every wait (default 20)\n"
 "  --stats-json FILE   write negotiated values and counters as JSON\n"
 "\n"
@@ -376,7 +378,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
                 die_usage("--hold: expected seconds, got '%s'", optarg);
             break;
         case O_CLOSE: o->close = true; break;
-        case O_RECON: o->reconnect = (unsigned)parse_num(optarg, 1000, "--reconnect"); break;
+        case O_RECON: o->reconnect = (unsigned)parse_num(optarg, 100000000, "--reconnect"); break;
         case O_RAW: parse_raw(o, optarg); break;
         case O_TIMEOUT: {
             double t = strtod(optarg, &end);
@@ -413,6 +415,9 @@ static void parse_args(struct opts *o, int argc, char **argv)
     }
     if (optind < argc)
         die_usage("unexpected argument '%s'", argv[optind]);
+    /* More than 1000 cycles only as an open-ended run the test stops. */
+    if (o->reconnect > 1000 && !o->wl.stop_file)
+        die_usage("%s", "--reconnect: at most 1000 without --stop-when");
     if (o->domid < 0)
         die_usage("%s", "--domid is required");
     if (o->domid == 0)
@@ -570,6 +575,13 @@ int main(int argc, char **argv)
         }
     }
     for (unsigned cycle = 0; cycle <= o.reconnect && rc == 0; cycle++) {
+        /* Asked to stop (--stop-when): the cycle that saw it ended its
+         * workload; no new one starts. */
+        if (cycle > 0 && o.wl.stop_file && access(o.wl.stop_file, F_OK) == 0) {
+            printf("xsim-blkfront: %s exists: no reconnect after cycle %u\n", o.wl.stop_file, cycle);
+            fflush(stdout);
+            break;
+        }
         if (cycle > 0) {
             for (unsigned i = 0; i < o.nvdev && rc == 0; i++)
                 if (bf_disk_close(disks[i]) < 0 || bf_disk_reinit(disks[i]) < 0)

@@ -82,7 +82,7 @@ js_defer fill4k "d['negotiated']['sector_size']" 4096 "d['responses']['okay'] > 
 pattern_check "$img4" 8 --span "$span"
 xfe readcheck4k readcheck --domid 7 --vdev 51712 --gens 8 --span "$span" --bs 128k
 # Misaligned: half a block, or not starting on one; then an aligned read.
-fe_hold raw4k 7 --vdev 51712 --workload none --hold 60 \
+fe_hold raw4k 7 --vdev 51712 --workload none --hold 600 \
     --raw op=read,sector=1,first=1,last=7,expect=error \
     --raw op=write,sector=0,first=0,last=3,expect=error \
     --raw op=write,sector=4,first=4,last=7,expect=error \

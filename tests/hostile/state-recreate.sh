@@ -32,9 +32,14 @@ xsim_daemon --kinds qdisk
 xsim_wait_key "$be/state" 2
 touch "$ctl/hold"
 # The old guest: a write held in the storage; it gives up waiting for the
-# rest of its scenario after 3 s and closes (exit status not checked).
+# rest of its scenario when the test tells it to (--go), once the new
+# directory is there, and closes after 3 s more for what it has in flight
+# (exit status not checked).  (It used to give up 3 s after the write
+# was held: a test slower than that to re-create the directory saw the
+# old guest's close land before it, and the new device never followed it
+# to Closed.)
 xsim_bg oldfe "$top_builddir/tests/daemon/xbd-fe" held-write --domid 5 --vdev 51712 \
-    --gen 7 --sector $sector --ready "$XSIM_TMP/ready" --timeout 3
+    --gen 7 --sector $sector --ready "$XSIM_TMP/ready" --go "$XSIM_TMP/oldfe.leave" --timeout 3
 end=$(xsim_deadline 20)
 until [ -e "$XSIM_TMP/ready" ] && [ -e "$ctl/held" ]; do
     xsim_past "$end" && xsim_fail "the write was not held"
@@ -67,7 +72,11 @@ check "the old device was freed once" [ "$(grep -c 'domain 5 qdisk/51712: backen
 
 # The old guest gives up and leaves (its close goes to the new directory:
 # the new device follows it to Closed); then a new guest connects.
+xsim_running oldfe || xsim_fail "the old guest left before the test told it to: $(tail -5 "$XSIM_LOGDIR/oldfe.log")"
+touch "$XSIM_TMP/oldfe.leave"
 xsim_wait_exit oldfe 60 >/dev/null || true
+grep -q "oldfe.leave exists: giving up the wait" "$XSIM_LOGDIR/oldfe.log" ||
+    xsim_fail "the old guest did not leave on the test's word: $(tail -5 "$XSIM_LOGDIR/oldfe.log")"
 xsim_wait_key "$be/state" 6
 fe_state 5 51712 1
 xsim_wait_key "$be/state" 2

@@ -426,6 +426,7 @@ static const struct fault_key fault_keys[] = {
     { "evt_drop", offsetof(struct xsim_faults, evt_drop_countdown) },
     { "evt_delay_us", offsetof(struct xsim_faults, evt_delay_us) },
     { "copy_delay_us", offsetof(struct xsim_faults, copy_delay_us) },
+    { "copy_hold", offsetof(struct xsim_faults, copy_hold_countdown) },
 };
 
 static int fault_set_one(struct xsim_faults *f, const char *kv)

@@ -597,12 +597,36 @@ static int grant_copy_locked(uint32_t count, xengnttab_grant_copy_segment_t *seg
     return 0;
 }
 
+/* Fault copy_hold=N (CONTRACT.md): the Nth next copy and every later one
+ * wait before they start (outside the lock, nothing pinned) until the
+ * test sets it to 0 again: a copying backend frozen after exactly N - 1
+ * copies, for as long as the test takes, without a window of time. */
+static void copy_hold(void)
+{
+    const struct timespec tick = { 0, 2000000 };
+    struct xsim_faults *f;
+
+    xsim_lock_process();
+    f = xsim_faults();
+    if (f && xsim_fault_fire(&f->copy_hold_countdown)) {
+        int32_t zero = 0;
+        /* From 0 to "holding", unless the test has set it again since. */
+        if (__atomic_compare_exchange_n(&f->copy_hold_countdown, &zero, -1, false,
+                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            __atomic_fetch_add(&f->fired, 1, __ATOMIC_RELAXED);
+    }
+    xsim_unlock_process();
+    while (f && __atomic_load_n(&f->copy_hold_countdown, __ATOMIC_SEQ_CST) < 0)
+        nanosleep(&tick, NULL);
+}
+
 int xengnttab_grant_copy(xengnttab_handle *x, uint32_t count,
                          xengnttab_grant_copy_segment_t *segs)
 {
     int rc;
 
     (void)x;
+    copy_hold();
     xsim_lock_process();
     rc = grant_copy_locked(count, segs);
     xsim_unlock_process();

@@ -103,6 +103,8 @@ int xsg_grant_revoke(xsg_dom *d, grant_ref_t ref);
  *   evt_drop=N        the Nth next event notification is lost
  *   evt_delay_us=U    every notify sleeps U us before delivering
  *   copy_delay_us=U   every grant copy sleeps U us with its pins held
+ *   copy_hold=N       the Nth next grant copy and every later one wait,
+ *                     before they start, until copy_hold=0 or clear
  * Returns 0, or -1 with errno EINVAL on a bad key or value. */
 int xsg_fault_set(const char *spec);
 /* Number of faults injected so far. */

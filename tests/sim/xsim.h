@@ -91,7 +91,8 @@ struct xsim_faults {
     int32_t evt_drop_countdown;  /* >0: the Nth next notify is dropped */
     uint32_t evt_delay_us;       /* every notify: sender sleeps this long first */
     uint32_t copy_delay_us;      /* grant copy sleeps this long with pins held */
-    uint32_t pad;
+    int32_t copy_hold_countdown; /* >0: the Nth next grant copy and every later one
+                                  * wait (-1: waiting) until it is set to 0 */
     uint64_t fired;              /* number of faults injected so far */
 };
 
