@@ -442,17 +442,15 @@ static void finish(struct xbd_slot *s, int16_t status)
             ring_destroy(r);
         return;
     }
-    /* Resume the ring if requests wait: ring_process may have left them
-     * for want of what this one gave back (a slot, bounce pages, the
-     * barrier's turn).  With none waiting there is nothing to resume:
-     * its last pass ended with the final check, so the frontend notifies
-     * for its next request.  An unconditional kick cost a loop iteration
-     * per completion (a zero timer: a non-blocking epoll_wait and libev's
-     * clock reads; on real Xen, 3 epoll_wait per request at QD 1 where 2
-     * are needed).  req_prod is only a hint here: ring_process reads and
-     * checks it again. */
-    if (RING_HAS_UNCONSUMED_REQUESTS(&r->br))
-        kick(r);
+    /* Resume the ring: ring_process may have left requests for want of
+     * what this one gave back (a slot, bounce pages, the barrier's turn).
+     * This costs a loop iteration per completion when none waits (on
+     * real Xen at QD 1, the third epoll_wait of a request).  Kicking only
+     * when RING_HAS_UNCONSUMED_REQUESTS was tried (b015861) and reverted:
+     * a restart under a workload (restart-workload.sh, after SIGKILL and
+     * resume) then stalled once in CI with requests waiting and no
+     * notification, a case this pass had been covering; see README. */
+    kick(r);
 }
 
 /* The one grant-copy call of a batch: the first <n> entries of r->copy.
