@@ -10,7 +10,7 @@ src_libxenblkd_a_SOURCES = \
 	src/xs_worker.h src/xs_worker.c src/dev_snapshot.h src/dev_snapshot.c \
 	src/eval_queue.h src/eval_queue.c src/loop_stats.h src/loop_stats.c \
 	include/xenblkd/control.h src/control.c src/control_cmd.h src/control_cmd.c \
-	src/settle.h src/settle.c \
+	src/settle.h src/settle.c src/word_list.h src/word_list.c \
 	include/xenblkd/stats.h src/stats.c \
 	src/nbd_proto.h src/nbd_server.h src/nbd_conn.h src/nbd_export.c src/nbd_conn.c \
 	src/nbd_conn_internal.h src/nbd_handshake.c src/nbd_sweep.c \
@@ -34,6 +34,7 @@ src_xenblkd_LDADD = src/libxenblkd.a $(XENGNTTAB_LIBS) $(XENEVTCHN_LIBS) $(XENST
 sbin_PROGRAMS += src/xenblkctl
 src_xenblkctl_SOURCES = src/xenblkctl.c src/xenblkctl.h \
 	src/xenblkctl_client.c src/xenblkctl_table.c src/xenblkctl_hist.c \
-	src/xenblkctl_stats.c src/xenblkctl_prom.c src/xenblkctl_xs.c
+	src/xenblkctl_stats.c src/xenblkctl_prom.c src/xenblkctl_xs.c \
+	src/word_list.h src/word_list.c
 src_xenblkctl_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS) $(XENSTORE_CFLAGS)
 src_xenblkctl_LDADD = $(JSONC_LIBS) $(XENSTORE_LIBS) -lm

@@ -21,6 +21,7 @@
 #include "device_internal.h"
 #include "settle.h"
 #include "unmap_worker.h"
+#include "word_list.h"
 
 #define container_of(ptr, type, member) \
     ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
@@ -121,26 +122,6 @@ static void quiet_cb(struct ev_loop *loop, ev_prepare *w, int revents)
         finish(s, false, "out of memory");
 }
 
-/* Append ", " (unless first) and the formatted word to buf; stops at
- * its end. */
-static void add_word(char *buf, size_t n, size_t *off, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void add_word(char *buf, size_t n, size_t *off, const char *fmt, ...)
-{
-    va_list ap;
-    int r;
-
-    if (*off && *off + 2 < n) {
-        memcpy(buf + *off, ", ", 3);
-        *off += 2;
-    }
-    va_start(ap, fmt);
-    r = vsnprintf(buf + *off, n - *off, fmt, ap);
-    va_end(ap);
-    if (r > 0)
-        *off = (size_t)r < n - *off ? *off + (size_t)r : n - 1;
-}
-
 /* "what" of one busy device, e.g. "evaluation queued, 1 write pending". */
 static void eval_words(const struct xbd_device_eval *e, char *buf, size_t n)
 {
@@ -148,16 +129,16 @@ static void eval_words(const struct xbd_device_eval *e, char *buf, size_t n)
 
     buf[0] = '\0';
     if (e->queued)
-        add_word(buf, n, &off, "evaluation queued");
+        xbd_add_word(buf, n, &off, "evaluation queued");
     if (e->delayed)
-        add_word(buf, n, &off, "evaluation delayed by its rate limit");
+        xbd_add_word(buf, n, &off, "evaluation delayed by its rate limit");
     if (e->snapshot_pending)
-        add_word(buf, n, &off, "reading xenstore");
+        xbd_add_word(buf, n, &off, "reading xenstore");
     if (e->writes_pending)
-        add_word(buf, n, &off, "%u xenstore write%s pending", e->writes_pending,
+        xbd_add_word(buf, n, &off, "%u xenstore write%s pending", e->writes_pending,
                  e->writes_pending == 1 ? "" : "s");
     if (e->draining)
-        add_word(buf, n, &off, "%u ring%s draining", e->draining,
+        xbd_add_word(buf, n, &off, "%u ring%s draining", e->draining,
                  e->draining == 1 ? "" : "s");
 }
 

@@ -27,6 +27,7 @@
 #include <xen/xen.h>
 
 #include "xenblkctl.h"
+#include "word_list.h"
 
 /* ---- list ---- */
 
@@ -56,26 +57,6 @@ static json_object *devices_of(json_object *reply)
     return d && json_object_is_type(d, json_type_array) ? d : NULL;
 }
 
-/* Append ", " (unless first) and the formatted word to buf; stops at
- * its end. */
-static void add_word(char *buf, size_t n, size_t *off, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void add_word(char *buf, size_t n, size_t *off, const char *fmt, ...)
-{
-    va_list ap;
-    int r;
-
-    if (*off && *off + 2 < n) {
-        memcpy(buf + *off, ", ", 3);
-        *off += 2;
-    }
-    va_start(ap, fmt);
-    r = vsnprintf(buf + *off, n - *off, fmt, ap);
-    va_end(ap);
-    if (r > 0)
-        *off = (size_t)r < n - *off ? *off + (size_t)r : n - 1;
-}
-
 /* Below the table, the devices that have not yet acted on what their
  * frontend or the toolstack wrote, and why ("evaluation" of each device):
  * what an administrator needs when a device does not follow its
@@ -91,16 +72,16 @@ static void list_busy(json_object *devs)
         size_t off = 0;
 
         if (xbc_bool(e, "queued"))
-            add_word(what, sizeof(what), &off, "evaluation queued");
+            xbd_add_word(what, sizeof(what), &off, "evaluation queued");
         if (xbc_bool(e, "delayed"))
-            add_word(what, sizeof(what), &off, "evaluation delayed by its rate limit");
+            xbd_add_word(what, sizeof(what), &off, "evaluation delayed by its rate limit");
         if (xbc_bool(e, "snapshot_pending"))
-            add_word(what, sizeof(what), &off, "reading xenstore");
+            xbd_add_word(what, sizeof(what), &off, "reading xenstore");
         if (xbc_u64(e, "writes_pending"))
-            add_word(what, sizeof(what), &off, "%" PRIu64 " xenstore write(s) pending",
+            xbd_add_word(what, sizeof(what), &off, "%" PRIu64 " xenstore write(s) pending",
                      xbc_u64(e, "writes_pending"));
         if (xbc_u64(e, "draining_rings"))
-            add_word(what, sizeof(what), &off, "%" PRIu64 " ring(s) draining",
+            xbd_add_word(what, sizeof(what), &off, "%" PRIu64 " ring(s) draining",
                      xbc_u64(e, "draining_rings"));
         if (!off)
             continue;
