@@ -236,7 +236,7 @@ void be_stop(struct be *b)
 {
     if (!b->ring)
         return;
-    xbd_ring_stop(b->ring, drained_cb, b);
+    xbd_ring_stop(b->ring, NULL, drained_cb, b);
 }
 
 bool be_wait_drained(struct be *b, double timeout_s)
