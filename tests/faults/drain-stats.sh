@@ -37,17 +37,8 @@ vbd3_disk 5 51712 "$FUSE_DEV"
 u64() { od -An -t u8 -j $((8 * $1)) -N 8 "$shm" | tr -d ' '; }
 
 touch "$ctl/hold"
-xsim_bg g5 "$XBD_FEX" held-write --domid 5 --vdev 51712 \
-    --gen 1 --sector $sector --ready "$XSIM_TMP/ready" --timeout 600
-end=$(xsim_deadline 30)
-until [ -e "$XSIM_TMP/ready" ] && [ -e "$ctl/held" ]; do
-    xsim_past "$end" && xsim_fail "guest 5's write was not held"
-    xsim_running g5 || xsim_fail "guest 5 ended: $(tail -5 "$XSIM_LOGDIR/g5.log")"
-    sleep 0.02
-done
-kill -KILL "$(xsim_pid g5)"
-st=$(xsim_wait_exit g5 10) || xsim_fail "guest 5 did not die"
-[ "$st" = 137 ] || xsim_fail "guest 5 exited $st, want 137 (SIGKILL)"
+held_write g5 "$ctl" $sector --gen 1 --timeout 600
+kill_guest g5
 check "the daemon has guest 5's write in flight" [ "$(ctl_stats_sum 5 "r['in_flight']")" = 1 ]
 check "no I/O error so far" [ "$(ctl_stats_sum 5 "r['errors']['io']")" = 0 ]
 
