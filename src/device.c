@@ -119,7 +119,8 @@ struct xbd_device {
     unsigned jobs;              /* xenstore jobs out that point here */
     bool dead;                  /* freed but for those jobs */
 
-    /* xentop (vbd3 only): counters of stopped rings plus live ones. */
+    /* xentop (vbd3 only): the final counters of rings freed so far
+     * (ring_counted_cb) plus those of the live ones. */
     struct xbd_shm_stats *shm;
     struct xbd_disk_stats stats_base;
     ev_timer stats_timer;
@@ -389,14 +390,6 @@ static void ring_fatal_cb(void *opaque, const char *reason)
     dev_kick(dev);
 }
 
-static void ring_drained_cb(void *opaque)
-{
-    struct xbd_device *dev = opaque;
-
-    if (dev->draining > 0 && --dev->draining == 0)
-        dev_kick(dev);
-}
-
 /* ------------------------------------------------------------------ */
 /* counters for xentop                                                 */
 
@@ -424,6 +417,31 @@ static void stats_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     publish_stats(container_of(t, struct xbd_device, stats_timer));
 }
 
+/* A stopped ring is about to be freed: its counters are final, what it
+ * answered while draining included, and become the device's.  Not
+ * published yet: the rings still draining are in no sum, and xentop must
+ * never see a total go down (ring_drained_cb publishes once all are in). */
+static void ring_counted_cb(void *opaque, const struct xbd_ring_stats *final)
+{
+    struct xbd_device *dev = opaque;
+
+    add_ring_stats(&dev->stats_base, final);
+}
+
+/* The last ring drained: every stopped ring's final counters are in
+ * stats_base now (ring_counted_cb), so xentop gets the totals, the
+ * drain's completions and errors included, before the evaluation that
+ * publishes Closing or Closed (or hands over). */
+static void ring_drained_cb(void *opaque)
+{
+    struct xbd_device *dev = opaque;
+
+    if (dev->draining > 0 && --dev->draining == 0) {
+        publish_stats(dev);
+        dev_kick(dev);
+    }
+}
+
 /* Stop every ring; after_drain is published once all have drained.  A
  * handover keeps the rings' journals for the next instance; any other stop
  * is for good. */
@@ -432,23 +450,23 @@ static void stop_rings(struct xbd_device *dev, int after_drain, bool handover)
     struct xbd_ring **rings = dev->rings;
     unsigned n = dev->nr_rings;
 
-    /* The rings are freed once drained: keep what they counted. */
+    /* xentop's totals as of the stop; the rings hand theirs over when
+     * they are freed (ring_counted_cb), the drain's requests included. */
     publish_stats(dev);
-    for (unsigned i = 0; i < n; i++)
-        add_ring_stats(&dev->stats_base, xbd_ring_get_stats(rings[i]));
     ev_timer_stop(dev->host->loop, &dev->stats_timer);
 
     dev->rings = NULL;
     dev->nr_rings = 0;
     dev->after_drain = after_drain;
     dev->draining = n;
-    /* drained may run synchronously: everything above is already in its
-     * final shape, and the callback only decrements and kicks. */
+    /* counted and drained may run synchronously: everything above is
+     * already in its final shape, and the callbacks only add, publish
+     * and kick. */
     for (unsigned i = 0; i < n; i++) {
         if (handover)
-            xbd_ring_handover(rings[i], ring_drained_cb, dev);
+            xbd_ring_handover(rings[i], ring_counted_cb, ring_drained_cb, dev);
         else
-            xbd_ring_stop(rings[i], ring_drained_cb, dev);
+            xbd_ring_stop(rings[i], ring_counted_cb, ring_drained_cb, dev);
     }
     free(rings);
     if (n)

@@ -148,6 +148,7 @@ struct xbd_ring {
 
     xbd_ring_fatal_fn *fatal;
     void *fatal_opaque;
+    xbd_ring_counted_fn *counted;
     xbd_ring_drained_fn *drained;
     void *drained_opaque;
     struct xbd_ring_stats st;
@@ -353,6 +354,11 @@ static void ring_destroy(struct xbd_ring *r)
         xenevtchn_unbind(r->xce, r->port);
         xenevtchn_close(r->xce);
     }
+    /* Every request answered and published: nothing counts any more, and
+     * the counters go with the memory below, so their owner takes them
+     * now, not at drained, which the unmap worker may report later. */
+    if (r->counted)
+        r->counted(opaque, &r->st);
     if (hand_over_mappings(r, drained, opaque))
         drained = NULL;            /* the unmap worker tells */
     else
@@ -1441,9 +1447,11 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
     return r;
 }
 
-static void ring_stop(struct xbd_ring *r, xbd_ring_drained_fn *drained, void *opaque)
+static void ring_stop(struct xbd_ring *r, xbd_ring_counted_fn *counted,
+                      xbd_ring_drained_fn *drained, void *opaque)
 {
     r->stopping = true;
+    r->counted = counted;
     r->drained = drained;
     r->drained_opaque = opaque;
     ev_io_stop(r->loop, &r->evtchn_w);
@@ -1456,16 +1464,18 @@ static void ring_stop(struct xbd_ring *r, xbd_ring_drained_fn *drained, void *op
     /* else: the last finish() destroys the ring. */
 }
 
-void xbd_ring_stop(struct xbd_ring *r, xbd_ring_drained_fn *drained, void *opaque)
+void xbd_ring_stop(struct xbd_ring *r, xbd_ring_counted_fn *counted,
+                   xbd_ring_drained_fn *drained, void *opaque)
 {
     r->keep_journal = false;        /* the ring is gone for good */
-    ring_stop(r, drained, opaque);
+    ring_stop(r, counted, drained, opaque);
 }
 
-void xbd_ring_handover(struct xbd_ring *r, xbd_ring_drained_fn *drained, void *opaque)
+void xbd_ring_handover(struct xbd_ring *r, xbd_ring_counted_fn *counted,
+                       xbd_ring_drained_fn *drained, void *opaque)
 {
     r->keep_journal = true;         /* a successor resumes from it */
-    ring_stop(r, drained, opaque);
+    ring_stop(r, counted, drained, opaque);
 }
 
 const struct xbd_ring_stats *xbd_ring_get_stats(const struct xbd_ring *r)

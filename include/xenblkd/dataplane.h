@@ -214,6 +214,12 @@ typedef void xbd_ring_fatal_fn(void *opaque, const char *reason);
 /* Called once a stopped ring has drained its in-flight I/O and released
  * every grant mapping, its event channel and its memory. */
 typedef void xbd_ring_drained_fn(void *opaque);
+/* Called once as a stopped ring's last request is answered (at the stop
+ * if none is in flight), before drained: <final> are its counters, the
+ * drain's completions and errors included, which never change again
+ * (valid during the call only: the ring's memory goes right after).  The
+ * ring owns its counters until then; whoever keeps totals adds these. */
+typedef void xbd_ring_counted_fn(void *opaque, const struct xbd_ring_stats *final);
 
 /*
  * Behaviour the control plane can rely on (src/ring.c, src/request.c):
@@ -254,13 +260,16 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
                                 const struct xbd_ring_params *p,
                                 xbd_ring_fatal_fn *fatal, void *opaque);
 /* Stop taking requests; when in-flight I/O has completed (every response
- * published), unmap every grant, unbind, free the ring and call
- * drained(opaque).  drained may run before this returns when nothing is
- * in flight.  xbd_ring_stop: the ring is gone for good, its journal is
- * removed.  xbd_ring_handover: the journal is kept for a successor (which
- * also resumes from it if this process exits before the drain ends). */
-void xbd_ring_stop(struct xbd_ring *r, xbd_ring_drained_fn *drained, void *opaque);
-void xbd_ring_handover(struct xbd_ring *r, xbd_ring_drained_fn *drained, void *opaque);
+ * published), hand the final counters to counted(opaque) (may be NULL),
+ * unmap every grant, unbind, free the ring and call drained(opaque).
+ * Both may run before this returns when nothing is in flight.
+ * xbd_ring_stop: the ring is gone for good, its journal is removed.
+ * xbd_ring_handover: the journal is kept for a successor (which also
+ * resumes from it if this process exits before the drain ends). */
+void xbd_ring_stop(struct xbd_ring *r, xbd_ring_counted_fn *counted,
+                   xbd_ring_drained_fn *drained, void *opaque);
+void xbd_ring_handover(struct xbd_ring *r, xbd_ring_counted_fn *counted,
+                       xbd_ring_drained_fn *drained, void *opaque);
 
 const struct xbd_ring_stats *xbd_ring_get_stats(const struct xbd_ring *r);
 

@@ -37,15 +37,7 @@ xsim_add_disk qdisk 5 xvda "phy:$dev" w
 xsim_daemon --kinds qdisk
 xsim_wait_key "$be/state" 2
 touch "$ctl/hold"
-xsim_bg fe "$top_builddir/tests/daemon/xbd-fe" held-write --domid 5 --vdev 51712 \
-    --gen 7 --sector $sector --ready "$XSIM_TMP/ready" --timeout 60
-end=$(xsim_deadline 20)
-until [ -e "$XSIM_TMP/ready" ] && [ -e "$ctl/held" ]; do
-    xsim_past "$end" && xsim_fail "the write was not held with the malformed request answered"
-    xsim_running fe || xsim_fail "the frontend failed: $(tail -5 "$XSIM_LOGDIR/fe.log")"
-    sleep 0.05
-done
-xsim_log "ok: write held in flight, malformed request answered"
+held_write fe "$ctl" $sector --gen 7 --timeout 60
 kill -KILL "$(xsim_pid xenblkd)"
 rm "$ctl/hold"
 st=$(xsim_wait_exit xenblkd 30) || true

@@ -24,7 +24,9 @@
 # eio-write) exists, each of its lines "OFFSET LENGTH" (bytes) is a range
 # where reads (writes) fail with EIO: a request overlapping one fails
 # whole and changes nothing.  Each failure appends "read|write OFFSET
-# SIZE" to CONTROL_DIR/eio-log.  Remove the file to lift the fault.
+# SIZE" to CONTROL_DIR/eio-log.  Remove the file to lift the fault.  A
+# held write is checked when it is released, not when it arrives: it
+# fails if its range is listed by then (storage that hangs, then fails).
 # HOLD_OFFSET -1 holds nothing.
 import errno
 import os
@@ -97,7 +99,6 @@ class Hold(fusepy.Operations):
             self._note(event, "%d\n" % offset)
 
     def write(self, path, data, offset, fh):
-        self._fail_if_listed("write", offset, len(data))
         hold = os.path.join(self.control, "hold")
         if offset == self.hold_offset and os.path.exists(hold):
             self._count(+1, "held", offset)
@@ -105,9 +106,14 @@ class Hold(fusepy.Operations):
             # for time to pass.
             while os.path.exists(hold):
                 time.sleep(0.02)
-            n = os.pwrite(self._fd(path), data, offset)
-            self._count(-1, "released", offset)
-            return n
+            try:
+                # The fault as it stands at the release: storage that
+                # hangs, then fails (a test lists the range meanwhile).
+                self._fail_if_listed("write", offset, len(data))
+                return os.pwrite(self._fd(path), data, offset)
+            finally:
+                self._count(-1, "released", offset)
+        self._fail_if_listed("write", offset, len(data))
         return os.pwrite(self._fd(path), data, offset)
 
     def truncate(self, path, length, fh=None):

@@ -215,6 +215,35 @@ fuse_hold_mount() {
     done
 }
 
+# held_write NAME CTL SECTOR [XBD-FE ARGS...]: guest 5 (process NAME,
+# xbd-fe held-write on xvda) writes at SECTOR of a disk served through
+# fuse-hold.py, whose CTL/hold must exist; returns once the storage holds
+# the write and the malformed request behind it was answered (the
+# guest's --ready file, $XSIM_TMP/NAME.ready).  ARGS: --gen, --timeout,
+# --go...
+held_write() {
+    local name=$1 ctl=$2 sector=$3 end
+    shift 3
+    xsim_bg "$name" "$top_builddir/tests/daemon/xbd-fe" held-write --domid 5 --vdev 51712 \
+        --sector "$sector" --ready "$XSIM_TMP/$name.ready" "$@"
+    end=$(xsim_deadline 20)
+    until [ -e "$XSIM_TMP/$name.ready" ] && [ -e "$ctl/held" ]; do
+        xsim_past "$end" && xsim_fail "the write of $name was not held with the malformed request answered"
+        xsim_running "$name" || xsim_fail "$name failed: $(tail -5 "$XSIM_LOGDIR/$name.log")"
+        sleep 0.05
+    done
+    xsim_log "ok: the write of $name at sector $sector is held in its storage"
+}
+
+# kill_guest NAME: SIGKILL the guest process NAME (a domain dying with
+# its I/O in flight) and wait until it is gone.
+kill_guest() {
+    local st
+    kill -KILL "$(xsim_pid "$1")"
+    st=$(xsim_wait_exit "$1" 10) || xsim_fail "$1 did not die"
+    [ "$st" = 137 ] || xsim_fail "$1 exited $st, want 137 (SIGKILL)"
+}
+
 # settle [--socket PATH] [SECONDS]: wait until the daemon has acted on
 # every xenstore write made so far (xenblkctl settle: the watch events
 # queued for it are handled, no evaluation is queued or delayed, no

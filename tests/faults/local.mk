@@ -5,6 +5,7 @@ XBD_FAULT_TESTS = \
 	tests/faults/eio.sh \
 	tests/faults/enospc.sh \
 	tests/faults/frontend-death.sh \
+	tests/faults/drain-stats.sh \
 	tests/faults/churn.sh \
 	tests/faults/valgrind.sh
 TESTS += $(XBD_FAULT_TESTS)

@@ -38,15 +38,7 @@ touch "$ctl/hold"
 # was held: a test slower than that to re-create the directory saw the
 # old guest's close land before it, and the new device never followed it
 # to Closed.)
-xsim_bg oldfe "$top_builddir/tests/daemon/xbd-fe" held-write --domid 5 --vdev 51712 \
-    --gen 7 --sector $sector --ready "$XSIM_TMP/ready" --go "$XSIM_TMP/oldfe.leave" --timeout 3
-end=$(xsim_deadline 20)
-until [ -e "$XSIM_TMP/ready" ] && [ -e "$ctl/held" ]; do
-    xsim_past "$end" && xsim_fail "the write was not held"
-    xsim_running oldfe || xsim_fail "the frontend failed: $(tail -5 "$XSIM_LOGDIR/oldfe.log")"
-    sleep 0.05
-done
-xsim_log "ok: a write held in flight"
+held_write oldfe "$ctl" $sector --gen 7 --go "$XSIM_TMP/oldfe.leave" --timeout 3
 
 # Forced removal, as libxl after its timeout: both directories at once.
 printf 'rm %s\nrm %s\nrm /libxl/5/device/vbd/51712\n' "$fe" "$be" | xsim_xs

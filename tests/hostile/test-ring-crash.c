@@ -299,7 +299,7 @@ static void backend(struct run *r, unsigned seed, unsigned kill_after, bool resu
         ev_run(loop, EVRUN_ONCE);
     }
     ev_timer_stop(loop, &tick);
-    xbd_ring_handover(ring, inst_drained, &in);
+    xbd_ring_handover(ring, NULL, inst_drained, &in);
     while (!in.drained)
         ev_run(loop, EVRUN_ONCE);
     _exit(0);
@@ -510,7 +510,7 @@ static void unpublished(const char *dir)
     if (ring) {
         struct inst in = { 0 };
 
-        xbd_ring_stop(ring, inst_drained, &in);
+        xbd_ring_stop(ring, NULL, inst_drained, &in);
         while (!in.drained)
             ev_run(loop, EVRUN_ONCE);
     }
@@ -565,7 +565,7 @@ static void refusals(const char *dir)
     CHECK(ring != NULL);
     if (ring) {
         fake_io_set_auto(io, true);
-        xbd_ring_handover(ring, inst_drained, &(struct inst){ 0 });
+        xbd_ring_handover(ring, NULL, inst_drained, &(struct inst){ 0 });
         while (fake_io_queued(io))
             ev_run(loop, EVRUN_NOWAIT);
     }

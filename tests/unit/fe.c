@@ -224,6 +224,15 @@ void be_open_idle(struct be *b, struct fe *f, uint64_t sectors, double pgrant_id
     b->ring = xbd_ring_start(b->loop, b->io, &b->p, fatal_cb, b);
 }
 
+static void counted_cb(void *opaque, const struct xbd_ring_stats *final)
+{
+    struct be *b = opaque;
+
+    b->counted_calls++;
+    b->counted_after_drained = b->drained;
+    b->final = *final;
+}
+
 static void drained_cb(void *opaque)
 {
     struct be *b = opaque;
@@ -236,7 +245,7 @@ void be_stop(struct be *b)
 {
     if (!b->ring)
         return;
-    xbd_ring_stop(b->ring, drained_cb, b);
+    xbd_ring_stop(b->ring, counted_cb, drained_cb, b);
 }
 
 bool be_wait_drained(struct be *b, double timeout_s)

@@ -42,6 +42,11 @@ struct be {
     int plain_fd;            /* buffered fd for checks (bk.fd may be O_DIRECT) */
     int fatal_calls;
     bool drained;
+    /* What the stopped ring handed over as it went (its counted callback):
+     * how often, a copy of the counters, and whether drained came first. */
+    int counted_calls;
+    bool counted_after_drained;
+    struct xbd_ring_stats final;
     bool stop_on_fatal;
     struct xbd_loop_stats clock;  /* the loop's clock, given to the ring */
 };

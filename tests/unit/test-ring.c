@@ -869,7 +869,9 @@ static void test_readonly(void)
 }
 
 /* Stop with the whole ring in flight: every request is drained first, and
- * afterwards the guest can end access to every grant. */
+ * afterwards the guest can end access to every grant.  The counters the
+ * ring hands over as it goes count every request's completion, those of
+ * the drain included (a latency is recorded as a request is answered). */
 static void test_stop_inflight(unsigned persistent)
 {
     struct fe f;
@@ -892,8 +894,14 @@ static void test_stop_inflight(unsigned persistent)
     CHECK(xbd_ring_get_stats(b.ring)->inflight > 0);
     be_stop(&b);
     CHECK(!b.drained);                  /* waits for the I/O */
+    CHECK_EQ(b.counted_calls, 0);
     CHECK(be_wait_drained(&b, 10));
     CHECK_EQ(fe_pending_rsp(&f), 32);   /* every request was answered */
+    CHECK_EQ(b.counted_calls, 1);
+    CHECK(!b.counted_after_drained);
+    CHECK_EQ(b.final.rd_req + b.final.wr_req, 32);
+    CHECK_EQ(b.final.lat[XBD_LAT_READ].count + b.final.lat[XBD_LAT_WRITE].count, 32);
+    CHECK_EQ(b.final.inflight, 0);
     CHECK_EQ(xsg_grants_in_use(f.d), 0);
     for (i = 0; i < FE_NPAGES; i++)
         CHECK_EQ(xsg_end_access(f.d, f.ref[i]), 0);
