@@ -408,6 +408,41 @@ static void check_dead_mapper_reaped(void)
     CHECK(xsg_grants_in_use(d) == 0);
 }
 
+static int fill_maptrack_and_get_killed(void *arg)
+{
+    xengnttab_handle *h = xengnttab_open(NULL, 0);
+    grant_ref_t *ref = arg;
+    unsigned n = 0;
+
+    if (!h)
+        return 2;
+    while (xengnttab_map_grant_ref(h, GUEST, *ref, PROT_READ))
+        n++;
+    if (!n)
+        return 3;
+    raise(SIGKILL);
+    return 0;
+}
+
+/* A process killed with the maptrack full: as on Xen, where its gntdev
+ * file's release unmaps everything, its pins must not keep a live
+ * process from mapping (nor copying).  No look at the grant reaps here
+ * first: the map itself must. */
+static void check_dead_mapper_full_maptrack(void)
+{
+    uint32_t gfn;
+    grant_ref_t ref = grant_page(&gfn, false, 0, 0);
+    void *p;
+
+    CHECK(st_in_child(fill_maptrack_and_get_killed, &ref) == 128 + SIGKILL);
+    p = xengnttab_map_grant_ref(gt, GUEST, ref, PROT_READ);
+    CHECK(p != NULL);
+    if (p)
+        CHECK(xengnttab_unmap(gt, p, 1) == 0);
+    CHECK(xsg_end_access(d, ref) == 0);
+    CHECK(xsg_grants_in_use(d) == 0);
+}
+
 /* Child: map, close the handle without unmapping, then show the grant is
  * still mapped, usable and in use until this process exits. */
 static int map_then_close(void *arg)
@@ -602,6 +637,7 @@ int main(int argc, char **argv)
     check_max_grants();
     check_unmap_notify();
     check_dead_mapper_reaped();
+    check_dead_mapper_full_maptrack();
     check_close_keeps_mappings();
     check_revoke();
     check_released_domain_leaves_nothing();

@@ -371,8 +371,11 @@ int xsim_pin(struct xsim_gdom *g, domid_t self, uint32_t ref, bool writable,
             return GNTST_bad_page;
         a->frame = e.frame;
     }
+    /* Out of process slots or maptrack records: those of processes that
+     * died (SIGKILL: nothing unmapped) go first, as on Xen, where the
+     * release of a dead process's gntdev file unmaps all it had. */
     p = proc_slot(g, getpid(), true);
-    if (!p) {
+    if (!p || mt_alloc(g, &idx) < 0) {
         xsim_gnt_reap(g);
         p = proc_slot(g, getpid(), true);
     }
