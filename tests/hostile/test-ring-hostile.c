@@ -71,15 +71,39 @@ static void read1(struct fe *f, uint64_t id, unsigned page, uint64_t sector)
     fe_rw_page(f, BLKIF_OP_READ, id, sector, page);
 }
 
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+}
+
+/* Run the loop one iteration at a time until done(b, arg): the condition
+ * is looked at between iterations, where the ring's counters are
+ * consistent.  The safety timeout only turns a hang into a failure. */
+static bool run_until(struct be *b, bool (*done)(struct be *, void *), void *arg)
+{
+    ev_timer tick;
+    double t0 = ev_time();
+    bool ok;
+
+    /* A tick keeps every ev_run short, so the condition is looked at. */
+    ev_timer_init(&tick, tick_cb, 0.005, 0.005);
+    ev_timer_start(b->loop, &tick);
+    while (!(ok = done(b, arg)) && ev_time() - t0 < 30)
+        ev_run(b->loop, EVRUN_ONCE);
+    ev_timer_stop(b->loop, &tick);
+    return ok;
+}
+
+static bool dispatched(struct be *b, void *n)
+{
+    return xbd_ring_get_stats(b->ring)->rd_req >= *(uint64_t *)n;
+}
+
 /* Run the loop until the ring has dispatched n reads (they then sit in
  * the fake engine). */
-static void run_until_dispatched(struct be *b, uint64_t n)
-{
-    double t0 = ev_time();
-
-    while (xbd_ring_get_stats(b->ring)->rd_req < n && ev_time() - t0 < 5)
-        run_for(b, 0.01);
-}
+#define run_until_dispatched(b, n) do {                                  \
+    uint64_t n_ = (n);                                                   \
+    CHECK(run_until((b), dispatched, &n_));                              \
+} while (0)
 
 /* Finish everything in flight and close the rig (which checks that no
  * grant is left in use). */
@@ -548,28 +572,6 @@ static bool storm_goal_met(struct be *b, void *arg)
     struct storm_goal *g = arg;
 
     return ring_storm_delays(b) >= g->delays && storm_sent(g->st) >= g->sent;
-}
-
-static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-}
-
-/* Run the loop one iteration at a time until done(b, arg): the condition
- * is looked at between iterations, where the ring's counters are
- * consistent.  The safety timeout only turns a hang into a failure. */
-static bool run_until(struct be *b, bool (*done)(struct be *, void *), void *arg)
-{
-    ev_timer tick;
-    double t0 = ev_time();
-    bool ok;
-
-    /* A tick keeps every ev_run short, so the condition is looked at. */
-    ev_timer_init(&tick, tick_cb, 0.005, 0.005);
-    ev_timer_start(b->loop, &tick);
-    while (!(ok = done(b, arg)) && ev_time() - t0 < 30)
-        ev_run(b->loop, EVRUN_ONCE);
-    ev_timer_stop(b->loop, &tick);
-    return ok;
 }
 
 /* Produce one read, wait for its answer (OKAY), return how many storm
