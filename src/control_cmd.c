@@ -323,7 +323,8 @@ static json_object *ring_obj(unsigned queue, const struct xbd_ring_stats *s)
           s->mem_bytes, s->slots, s->bounce_pages, s->bounce_limit, s->idle_pages,
           s->pgrant_limit);
     GROUP(o, "grant_copy", KEYS("calls", "segments"), s->copy_calls, s->copy_segs);
-    GROUP(o, "evtchn", KEYS("received", "sent"), s->evtchn_rx, s->evtchn_tx);
+    GROUP(o, "evtchn", KEYS("received", "sent", "storm_delays"),
+          s->evtchn_rx, s->evtchn_tx, s->storm_delays);
     GROUP(o, "engine", KEYS("queued", "share_waits", "offloaded"),
           s->engine.queued, s->engine.share_waits, s->engine.offloaded);
     for (unsigned op = 0; op < XBD_LAT_OPS; op++)

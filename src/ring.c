@@ -971,6 +971,7 @@ static void storm_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct xbd_ring *r = w->data;
 
+    r->st.storm_delays++;
     xenevtchn_unmask(r->xce, r->port);
     ring_notified(r);
 }

@@ -164,6 +164,9 @@ struct xbd_ring_stats {
     uint64_t copy_segs;        /* segments (pages or parts) they copied */
     uint64_t evtchn_rx;        /* wake-ups by the frontend's notifications */
     uint64_t evtchn_tx;        /* notifications sent to the frontend */
+    uint64_t storm_delays;     /* unmasks held back XBD_STORM_DELAY because the
+                                  frontend kept notifying with nothing to do
+                                  (src/ring.c): a guest storming its port */
     /* Budgets (src/budget.h): what the queue holds and may hold. */
     uint64_t pgrant_budget_full;  /* segments copied: a mapping budget was full */
     uint64_t pgrant_map_failures; /* segments copied: their map failed */

@@ -198,6 +198,8 @@ struct bf_bench_opts {
     uint64_t seed, span;      /* span: bytes from the start (0: all) */
     bool touch;               /* fill/copy out the data like a real guest */
     const char *start_file;   /* wait for it to exist before starting */
+    const char *stop_file;    /* once it exists, end the timed phase (seconds
+                                 is then only an upper bound) */
     const char *json;         /* result (one JSON object); NULL: stdout */
 };
 int bf_bench_parse(const char *s, enum bf_bench_kind *k);

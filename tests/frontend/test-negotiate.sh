@@ -100,15 +100,15 @@ json_is "$XSIM_TMP/s3.json" "j['disks'][0]['negotiated']['persistent']" False
 json_is "$XSIM_TMP/s3.json" "j['disks'][0]['negotiated']['indirect']" False
 json_is "$XSIM_TMP/s3.json" "j['disks'][0]['negotiated']['max_segments']" 11
 
-# 4. A backend that never connects: exit 1 in about --timeout, naming the wait.
+# 4. A backend that never connects: exit 1 at the end of --timeout (the
+# message says which limit ended the wait, not the default 20 s), naming
+# the wait.  timeout(1) only turns a hang into a failure.
 setup 8 51712 noconnect
-start=$(date +%s)
-if "$FE" --domid 8 --vdev 51712 --workload none --timeout 2 2>"$XSIM_TMP/e4"; then
+if timeout 120 "$FE" --domid 8 --vdev 51712 --workload none --timeout 2 2>"$XSIM_TMP/e4"; then
     bad "frontend succeeded without a connected backend"
 fi
-grep -q 'waiting for the backend to connect.*last seen InitWait' "$XSIM_TMP/e4" ||
+grep -q 'timed out after 2\.0s waiting for the backend to connect.*last seen InitWait' "$XSIM_TMP/e4" ||
     bad "timeout message: $(cat "$XSIM_TMP/e4")"
-[ $(( $(date +%s) - start )) -lt 10 ] || bad "timeout took too long"
 
 # 5. Garbage from the backend is reported, not trusted.
 setup 9 51712 normal c:sectors=lots c:info=0 c:sector-size=512

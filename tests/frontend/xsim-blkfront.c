@@ -83,7 +83,8 @@ static void usage(FILE *f)
 "                      read/verify/mixed check every sector against it\n"
 "  --stop-when FILE    once FILE exists, start no more requests, let the\n"
 "                      started ones complete, and end the workload (and\n"
-"                      start no further --reconnect cycle)\n"
+"                      start no further --reconnect cycle); with --bench,\n"
+"                      end the timed phase (--seconds is then a limit)\n"
 "Raw requests (repeatable, run after the workload):\n"
 "  --raw SPEC          comma-separated key=value: op=read|write|barrier|flush|\n"
 "                      discard|indirect|N, nr_segments=N, sector=S, handle=H,\n"
@@ -438,6 +439,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
     o->bo.bs = o->wl.bs;
     o->bo.seed = o->wl.seed;
     o->bo.span = o->wl.span;
+    o->bo.stop_file = o->wl.stop_file;
     if (o->bo.seconds == 0)
         o->bo.seconds = 5;
 }

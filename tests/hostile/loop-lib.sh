@@ -5,9 +5,11 @@
 
 loop_ctl() { python3 "$top_srcdir/tests/daemon/ctl.py" "$XSIM_TMP/control.sock" "$@"; }
 
-# loop_snapshot FILE: save the daemon's figures now.
+# loop_snapshot FILE: save the daemon's figures now, with its uptime (the
+# daemon's own clock: a span between two snapshots that the test's
+# scheduling cannot stretch).
 loop_snapshot() {
-    loop_ctl '{"version":1,"command":"stats"}' | jq -c '.daemon | {loop, evaluations}' >"$1" ||
+    loop_ctl '{"version":1,"command":"stats"}' | jq -c '.daemon | {loop, evaluations, uptime_s}' >"$1" ||
         xsim_fail "cannot read the daemon's stats"
 }
 

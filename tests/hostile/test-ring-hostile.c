@@ -19,8 +19,10 @@
  *   answers everything it consumed before freeing anything;
  * - nonsense in req_event/rsp_event costs the frontend notifications,
  *   never a request;
- * - a frontend notifying in a loop gets a bounded number of wake-ups
- *   per second, yet its requests are still served promptly;
+ * - a frontend notifying in a loop gets one wake-up per storm-timer
+ *   expiry, however many notifications it sends, yet a request it
+ *   produces is served on the next expiry, and once it behaves every
+ *   request is served on its own wake-up again;
  * - the daemon memory a frontend can pin through copy-path requests in
  *   flight is bounded per ring, and the ring resumes as pages come back;
  * - the LRU purge never unmaps a persistent grant held by in-flight I/O;
@@ -69,15 +71,39 @@ static void read1(struct fe *f, uint64_t id, unsigned page, uint64_t sector)
     fe_rw_page(f, BLKIF_OP_READ, id, sector, page);
 }
 
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+}
+
+/* Run the loop one iteration at a time until done(b, arg): the condition
+ * is looked at between iterations, where the ring's counters are
+ * consistent.  The safety timeout only turns a hang into a failure. */
+static bool run_until(struct be *b, bool (*done)(struct be *, void *), void *arg)
+{
+    ev_timer tick;
+    double t0 = ev_time();
+    bool ok;
+
+    /* A tick keeps every ev_run short, so the condition is looked at. */
+    ev_timer_init(&tick, tick_cb, 0.005, 0.005);
+    ev_timer_start(b->loop, &tick);
+    while (!(ok = done(b, arg)) && ev_time() - t0 < 30)
+        ev_run(b->loop, EVRUN_ONCE);
+    ev_timer_stop(b->loop, &tick);
+    return ok;
+}
+
+static bool dispatched(struct be *b, void *n)
+{
+    return xbd_ring_get_stats(b->ring)->rd_req >= *(uint64_t *)n;
+}
+
 /* Run the loop until the ring has dispatched n reads (they then sit in
  * the fake engine). */
-static void run_until_dispatched(struct be *b, uint64_t n)
-{
-    double t0 = ev_time();
-
-    while (xbd_ring_get_stats(b->ring)->rd_req < n && ev_time() - t0 < 5)
-        run_for(b, 0.01);
-}
+#define run_until_dispatched(b, n) do {                                  \
+    uint64_t n_ = (n);                                                   \
+    CHECK(run_until((b), dispatched, &n_));                              \
+} while (0)
 
 /* Finish everything in flight and close the rig (which checks that no
  * grant is left in use). */
@@ -508,79 +534,146 @@ static void test_readonly_grant(void)
 
 struct stormer {
     struct fe *f;
-    volatile bool stop;
-    unsigned long sent;
+    bool stop;                  /* __atomic: set by the loop's thread */
+    unsigned long sent;         /* __atomic: read by the loop's thread */
 };
 
 static void *storm(void *arg)
 {
     struct stormer *s = arg;
 
-    while (!s->stop)
+    while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED))
         if (xsg_evtchn_notify(s->f->d, s->f->port) == 0)
-            s->sent++;
+            __atomic_fetch_add(&s->sent, 1, __ATOMIC_RELAXED);
     return NULL;
+}
+
+static unsigned long storm_sent(struct stormer *s)
+{
+    return __atomic_load_n(&s->sent, __ATOMIC_RELAXED);
+}
+
+static uint64_t ring_storm_delays(struct be *b)
+{
+    return xbd_ring_get_stats(b->ring)->storm_delays;
+}
+
+/* What the storm scenario waits for: the ring's storm timer has expired
+ * <delays> times in all and the storming thread has sent <sent>
+ * notifications. */
+struct storm_goal {
+    struct stormer *st;
+    uint64_t delays;
+    unsigned long sent;
+};
+
+static bool storm_goal_met(struct be *b, void *arg)
+{
+    struct storm_goal *g = arg;
+
+    return ring_storm_delays(b) >= g->delays && storm_sent(g->st) >= g->sent;
+}
+
+/* Produce one read, wait for its answer (OKAY), return how many storm
+ * timer expiries that took. */
+static uint64_t read_answered(struct be *b, struct fe *f, uint64_t id, unsigned page)
+{
+    uint64_t d0 = ring_storm_delays(b);
+
+    read1(f, id, page, 0);
+    fe_push(f);
+    expect_one(b, f, id, BLKIF_OP_READ, BLKIF_RSP_OKAY);
+    return ring_storm_delays(b) - d0;
 }
 
 /* A frontend notifying in a loop on an empty ring.  The port is masked
  * from delivery until the backend unmasks it, so notifications coalesce;
- * past a run of wake-ups that found no request, the backend also waits
- * a little before unmasking: its wake-ups per second are bounded whatever
- * the frontend does.  A request produced during the storm is still served
- * within a few milliseconds, and once the frontend behaves, it is served
- * at full speed again. */
+ * after XBD_STORM_SPURIOUS wake-ups in a row that found no request, the
+ * backend leaves the port masked and only its storm timer unmasks it:
+ * from then on, each wake-up costs one storm-timer expiry, however many
+ * notifications the frontend sends.  A request produced during the storm
+ * is still served, on the next expiry; once the frontend behaves, the
+ * throttle is off.  Everything is counted, nothing timed: the storm
+ * timer's own pause is the only clock, and the counts hold however slow
+ * the machine. */
 static void test_storm_throttle(void)
 {
     struct fe f;
     struct be b;
     struct stormer st = { .f = &f };
+    struct storm_goal g = { .st = &st };
     pthread_t t;
-    unsigned long wakeups;
-    double t0, lat;
-    unsigned i;
+    unsigned long w0, w1, wakeups, s1, sent;
+    uint64_t d1, delays, first;
+    unsigned i, woken;
 
     printf("notification storm: bounded wake-ups\n");
     if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true))
         return;
     fake_io_set_auto(b.io, true);
+    CHECK_EQ(ring_storm_delays(&b), 0);
+    w0 = pending_calls;
     CHECK(pthread_create(&t, NULL, storm, &st) == 0);
-    run_for(&b, 0.1);
-    wakeups = pending_calls;
-    run_for(&b, 0.5);
-    wakeups = pending_calls - wakeups;
 
-    /* A request in the middle of the storm. */
-    read1(&f, 1, 0, 0);
-    fe_push(&f);
-    t0 = ev_time();
-    CHECK_EQ(run_until_rsp(&b, &f, 1, 2), 1);
-    lat = ev_time() - t0;
-    st.stop = true;
+    /* The throttle engages: a first storm-timer expiry.  Until then every
+     * notification the ring took was a wake-up of its own. */
+    g.delays = 1;
+    CHECK(run_until(&b, storm_goal_met, &g));
+    w1 = pending_calls;
+    d1 = ring_storm_delays(&b);
+    s1 = storm_sent(&st);
+    printf("  throttled after %lu wake-ups (%lu notifications)\n", w1 - w0, s1);
+
+    /* Throttled: 100 more expiries and at least 20000 more notifications.
+     * The port is unmasked only by the storm timer (the iteration that ran
+     * it left the timer idle), and each unmask lets one delivery through,
+     * whose wake-up re-arms the timer: one wake-up per expiry, plus the
+     * one whose timer has not expired yet. */
+    g.delays = d1 + 100;
+    g.sent = s1 + 20000;
+    CHECK(run_until(&b, storm_goal_met, &g));
+    wakeups = pending_calls - w1;
+    delays = ring_storm_delays(&b) - d1;
+    sent = storm_sent(&st) - s1;
+    printf("  then %lu notifications, %lu wake-ups, %llu storm delays\n",
+           sent, wakeups, (unsigned long long)delays);
+    CHECK(wakeups >= delays);
+    CHECK(wakeups <= delays + 1);
+
+    /* A request in the middle of the storm.  No wake-up looks at the ring
+     * while throttled, the next storm-timer expiry does: one delay, not
+     * more (and it resets the throttle). */
+    first = read_answered(&b, &f, 1, 0);
+    printf("  a request during the storm answered after %llu storm delay(s)\n",
+           (unsigned long long)first);
+    CHECK_EQ(first, 1);
+    __atomic_store_n(&st.stop, true, __ATOMIC_RELAXED);
     pthread_join(t, NULL);
-    printf("  %lu notifications, %lu wake-ups in 0.5 s; a request answered in %.1f ms\n",
-           st.sent, wakeups, lat * 1000);
-    CHECK(st.sent > 5000);              /* it was a storm */
-    CHECK(wakeups < 1000);              /* 2 per 2 ms at most, plus slack */
-    CHECK(lat < 0.05);
 
-    /* Behaving again: 200 requests one at a time, each notified. */
-    t0 = ev_time();
-    for (i = 0; i < 200; i++) {
-        uint64_t id;
-        uint8_t op;
-        int16_t rst;
+    /* Behaving again: the first request resets the count (at most one
+     * delay if the storm's tail had throttled the ring again), then 200
+     * requests one at a time, each notified: each one's notification
+     * wakes the backend (the previous request was answered before it was
+     * produced, so nothing else is due), and none waits for the storm
+     * timer.  At most two more wake-ups come from the storm's tail (one
+     * delivered, one pending behind it).  Throttled, the port would stay
+     * masked after such a wake-up: the next ones would coalesce. */
+    CHECK(read_answered(&b, &f, 2, 1) <= 1);
+    w1 = pending_calls;
+    d1 = ring_storm_delays(&b);
+    for (i = woken = 0; i < 200; i++) {
+        unsigned long w = pending_calls;
 
-        while (fe_pop(&f, &id, &op, &rst))
-            ;
-        read1(&f, 10 + i, i % FE_NPAGES, 0);
-        fe_push(&f);
-        if (run_until_rsp(&b, &f, 1, 2) != 1)
-            break;
+        read_answered(&b, &f, 10 + i, i % FE_NPAGES);
+        woken += pending_calls > w;
     }
-    lat = ev_time() - t0;
-    printf("  then 200 sequential requests in %.1f ms\n", lat * 1000);
-    CHECK_EQ(i, 200);
-    CHECK(lat < 0.2);                   /* not 2 ms each */
+    wakeups = pending_calls - w1;
+    delays = ring_storm_delays(&b) - d1;
+    printf("  then 200 sequential requests: %lu wake-ups, %llu storm delays\n",
+           wakeups, (unsigned long long)delays);
+    CHECK_EQ(woken, 200);
+    CHECK_EQ(delays, 0);
+    CHECK(wakeups >= 200 && wakeups <= 202);
     finish_and_close(&b, &f);
 }
 

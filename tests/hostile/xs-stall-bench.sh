@@ -89,23 +89,42 @@ loop_report "$XSIM_TMP/a" "$XSIM_TMP/b" "xenstored stopped 1 s (8 storms on): ne
 #    loop's longest iteration.  With xenstore on the loop, the loop stalls
 #    for as long as xenstored is stopped; with the xenstore thread it
 #    does not.
+reads6() {   # the reads guest 6's rings have taken so far
+    loop_ctl '{"version":1,"command":"stats","domid":6}' |
+        jq '[.devices[].rings[].requests.read] | add // 0'
+}
+# Open-ended, as the verified workload above: the bench runs until the
+# stop file appears, which is after xenstored continued (a bench of a
+# fixed length could end before or during the stop on a slow machine, and
+# its figures would then say nothing about the stop).  The stop begins
+# once the bench has been reading for 1 s; it ends 2 s after xenstored
+# continued.
 bench_stop() {     # bench_stop SECONDS
-    local secs=$1 json=$XSIM_TMP/bench-stop$1.json
-    rm -f "$XSIM_TMP/go" "$json"
+    local secs=$1 json=$XSIM_TMP/bench-stop$1.json r0 end
+    rm -f "$XSIM_TMP/go" "$XSIM_TMP/bench-end" "$json"
     xsim_bg "bench$secs" "$top_builddir/tests/frontend/xsim-blkfront" --domid 6 --vdev 51712 \
-        --timeout 60 --bench randread --bs 4k --qd 1 --seconds $((secs + 3)) --close \
-        --bench-start "$XSIM_TMP/go" --bench-json "$json"
+        --timeout 60 --bench randread --bs 4k --qd 1 --seconds 3600 --close \
+        --bench-start "$XSIM_TMP/go" --stop-when "$XSIM_TMP/bench-end" --bench-json "$json"
     xsim_wait_key "$(fe_dir 6 51712)/state" 4 30
     loop_snapshot "$XSIM_TMP/a"
+    r0=$(reads6)
     touch "$XSIM_TMP/go"
+    end=$(xsim_deadline 30)
+    until [ "$(reads6)" -gt "$r0" ]; do
+        xsim_past "$end" && xsim_fail "the read bench did not start ($secs s stop)"
+        sleep 0.01
+    done
     sleep 1
     if [ "$secs" -gt 0 ]; then
         kill -STOP "$pid"; sleep "$secs"; kill -CONT "$pid"
     fi
+    xsim_running "bench$secs" || xsim_fail "read bench ended before xenstored continued ($secs s stop)"
+    sleep 2
+    touch "$XSIM_TMP/bench-end"
     [ "$(xsim_wait_exit "bench$secs" 120)" = 0 ] || xsim_fail "read bench failed ($secs s stop)"
     loop_snapshot "$XSIM_TMP/b"
     loop_report "$XSIM_TMP/a" "$XSIM_TMP/b" "xenstored stopped $secs s (8 storms on): read bench $(jq -r \
-        '"\(.requests) reads, p50 \(.lat_p50_us) us, p99 \(.lat_p99_us) us, max \(.lat_max_us) us"' "$json")"
+        '"\(.requests) reads in \(.seconds | floor) s, p50 \(.lat_p50_us) us, p99 \(.lat_p99_us) us, max \(.lat_max_us) us"' "$json")"
 }
 for secs in 0 1 10; do bench_stop "$secs"; done
 
