@@ -613,6 +613,10 @@ int main(int argc, char **argv)
     for (unsigned n = first; n <= last; n++) {
         int before = check_failures;
 
+        /* rig_init's guard against a hang, per kill point: 200 of them
+         * take about a minute on an idle machine, and a loaded one must
+         * not turn that into a failure. */
+        alarm(120);
         one_run(n, dir);
         if (check_failures != before)
             failed_runs++;
