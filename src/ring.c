@@ -144,6 +144,8 @@ struct xbd_ring {
     ev_timer purge_w, idle_w;
     ev_check publish_w;            /* never started: fed (publish_soon) */
     bool rsp_unpublished;          /* rsp_prod_pvt is ahead of rsp_prod */
+    bool pass_due;                 /* a completion gave back a slot: publish_cb
+                                    * passes over the ring once more */
     double pgrant_idle;            /* s; 0: persistent grants never idle out */
 
     xbd_ring_fatal_fn *fatal;
@@ -209,9 +211,25 @@ static void publish_responses(struct xbd_ring *r)
     }
 }
 
+/* The end of a round of callbacks.  First the pass over the ring that
+ * completions asked for (finish), then one push of every response the
+ * round wrote, the pass's own included. */
 static void publish_cb(struct ev_loop *loop, ev_check *w, int revents)
 {
-    publish_responses(w->data);
+    struct xbd_ring *r = w->data;
+
+    if (r->pass_due) {
+        r->pass_due = false;
+        if (ring_process(r) < 0)
+            return;             /* fatal: r may be gone, its responses published */
+        /* What the pass itself completed asks for no second one:
+         * ring_process goes on while slots come back, and stops at its
+         * budget only by restarting itself on the next iteration.  A
+         * guest whose requests all fail at once cannot hold the loop in
+         * this round. */
+        r->pass_due = false;
+    }
+    publish_responses(r);
 }
 
 static void respond(struct xbd_ring *r, struct xbd_slot *s, int16_t status)
@@ -450,13 +468,14 @@ static void finish(struct xbd_slot *s, int16_t status)
     }
     /* Resume the ring: ring_process may have left requests for want of
      * what this one gave back (a slot, bounce pages, the barrier's turn).
-     * This costs a loop iteration per completion when none waits (on
-     * real Xen at QD 1, the third epoll_wait of a request).  Kicking only
-     * when RING_HAS_UNCONSUMED_REQUESTS was tried (b015861) and reverted:
-     * a restart under a workload (restart-workload.sh, after SIGKILL and
-     * resume) then stalled once in CI with requests waiting and no
-     * notification, a case this pass had been covering; see README. */
-    kick(r);
+     * The pass runs at the end of this round (publish_cb, which respond()
+     * fed), not on a zero timer: that cost a loop iteration per
+     * completion (on real Xen at QD 1, an epoll_wait and libev's two
+     * clock reads, 3 of 14 system calls per request).  It runs whether
+     * or not requests wait: skipping it when none did (b015861) stalled
+     * a restart test once in CI, cause not found (tests/xen/README.md),
+     * and a pass that finds nothing costs no system call. */
+    r->pass_due = true;
 }
 
 /* The one grant-copy call of a batch: the first <n> entries of r->copy.
