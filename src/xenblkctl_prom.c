@@ -245,6 +245,8 @@ static void ring_metrics(FILE *f, json_object *devs)
           "Wake-ups by the frontend's event channel notifications.", 1 },
         { "xenblkd_notifications_sent_total", "counter", "evtchn.sent",
           "Event channel notifications sent to the frontend.", 1 },
+        { "xenblkd_notification_storm_delays_total", "counter", "evtchn.storm_delays",
+          "Times a storm of empty notifications held the event channel masked for a moment.", 1 },
     };
     static const struct labelled requests = {
         "xenblkd_requests_total", "requests", "op", "Requests served, by operation.", ops,

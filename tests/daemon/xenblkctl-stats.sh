@@ -234,6 +234,11 @@ for r in dev["rings"]:
             bad.append("_sum q%s %s: %r, want %r" % (q, op, sm[0].value, h["sum_us"] / 1e6))
     rb = samples("xenblkd_read_bytes", "xenblkd_read_bytes_total", **lab)
     want("read_bytes_total q%s" % q, [x.value for x in rb], [r["sectors"]["read"] * 512])
+    for fam, key in (("xenblkd_notifications_received", "received"),
+                     ("xenblkd_notifications_sent", "sent"),
+                     ("xenblkd_notification_storm_delays", "storm_delays")):
+        ev = samples(fam, fam + "_total", **lab)
+        want("%s_total q%s" % (fam, q), [x.value for x in ev], [r["evtchn"][key]])
     fl = samples("xenblkd_requests_in_flight", "xenblkd_requests_in_flight", **lab)
     want("in_flight q%s" % q, [x.value for x in fl], [0])
 want("devices gauge", [s.value for s in fams["xenblkd_devices"].samples], [1])
