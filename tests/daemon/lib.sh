@@ -71,6 +71,80 @@ wait_fds_to() {
     xsim_log "ok: daemon holds $2 fd(s) to $1"
 }
 
+# ctl_stats_sum DOMID EXPR: evaluate the python expression EXPR (r = one
+# ring of the device of DOMID in the control socket's stats) and print
+# its sum over the device's rings.
+ctl_stats_sum() {
+    python3 - "$XSIM_TMP/control.sock" "$1" "$2" <<'PY'
+import sys
+sys.path.insert(0, __import__("os").environ["top_srcdir"] + "/tests/daemon")
+import ctl
+rep = ctl.Client(sys.argv[1]).call({"command": "stats", "domid": int(sys.argv[2])})
+assert rep.get("ok"), rep
+print(sum(eval(sys.argv[3], {}, {"r": r}) for d in rep["devices"] for r in d["rings"]))
+PY
+}
+
+# answered DOMID: the reads and writes the running daemon has served to
+# DOMID (its control socket's counters, which start at 0 in each instance;
+# 0 while no daemon answers).  Not the simulated host's grant copies: with
+# persistent grants the indirect pages are mapped too, and a steady
+# workload copies nothing.
+answered() {
+    ctl_stats_sum "$1" 'r["requests"]["read"] + r["requests"]["write"]' 2>/dev/null || echo 0
+}
+
+# served DOMID N PROC: wait until the running daemon has served N reads
+# and writes to DOMID, while the workload (process PROC, an xsim-blkfront)
+# runs and reports no error.
+served() {
+    local end
+    end=$(xsim_deadline 30)
+    until [ "$(answered "$1")" -ge "$2" ]; do
+        xsim_running "$3" || xsim_fail "the workload ended (or failed) too early: $(tail -3 "$XSIM_LOGDIR/$3.log")"
+        ! grep -m3 ': error: ' "$XSIM_LOGDIR/$3.log" || xsim_fail "the workload failed (lines above)"
+        xsim_past "$end" && xsim_fail "no progress: $(answered "$1") requests served, want $2"
+        sleep 0.02
+    done
+}
+
+# workload_verified JSON MIN: the --stats-json of an xsim-blkfront verify
+# workload (one disk) run across daemon restarts: it connected once (never
+# reconnected), every pair it started was written and read back (at least
+# MIN reads), every response was OKAY, no read failed its verification,
+# no response was a protocol error.
+workload_verified() {
+    /usr/bin/env python3 - "$1" "$2" <<'PY' || xsim_fail "frontend counters"
+import json, sys
+d = json.load(open(sys.argv[1]))["disks"][0]
+assert d["connects"] == 1, d["connects"]
+rq = d["requests"]
+assert rq["read"] == rq["write"] and rq["read"] >= int(sys.argv[2]), rq
+assert d["responses"]["okay"] == rq["read"] + rq["write"], (d["responses"], rq)
+assert d["verify_errors"] == 0 and d["protocol_errors"] == 0 and d["errors"] == 0, d
+PY
+    xsim_log "ok: the workload never reconnected, every response OKAY, every read verified"
+}
+
+# backend_connected_once BE FE: the backend's state (directory BE), as
+# xenstored saw it written: Connected once, then nothing until the
+# frontend (directory FE) went Closing.
+backend_connected_once() {
+    awk -v be="$1/state" -v fe="$2/state" '
+        $5 == "WRITE" && $6 == "(" be { v = $7; sub(/\)$/, "", v); print "be", v }
+        $5 == "WRITE" && $6 == "(" fe { v = $7; sub(/\)$/, "", v); print "fe", v }
+    ' "$XSIM_LOGDIR/xenstored-trace.log" >"$XSIM_TMP/states"
+    awk '
+        $1 == "be" && $2 == 4 { n4++ }
+        $1 == "fe" && $2 == 5 { closing = 1 }
+        $1 == "be" && n4 && $2 != 4 && !closing { bad = bad " " $2 }
+        END {
+            if (n4 != 1) { print "backend state written Connected " n4 " times"; exit 1 }
+            if (bad != "") { print "backend state left Connected:" bad; exit 1 }
+        }' "$XSIM_TMP/states" || { cat "$XSIM_TMP/states"; xsim_fail "the backend state did not stay Connected"; }
+    xsim_log "ok: the backend state was written Connected once and stayed so until Closing"
+}
+
 # make_disk NAME SIZE_MIB: create a sparse disk image, print its path.
 # Start the daemon (xsim_daemon ARGS...) with every grant unmap held while
 # the file $hold exists (XENSIM_GNTTAB_UNMAP_HOLD, tests/sim/CONTRACT.md):

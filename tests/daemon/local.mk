@@ -35,6 +35,7 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/crash-held-write.sh \
 	tests/daemon/journal-files.sh \
 	tests/daemon/restart-workload.sh \
+	tests/daemon/restart-kills.sh \
 	tests/daemon/restart-closed.sh \
 	tests/daemon/config.sh \
 	tests/daemon/config-apply.sh \

@@ -43,20 +43,6 @@ fuse_disk() {
     xsim_on_exit "losetup -d $FUSE_DEV"
 }
 
-# ctl_stats_sum DOMID EXPR: evaluate the python expression EXPR (r = one
-# ring of the device of DOMID in the control socket's stats) and print
-# its sum over the device's rings.
-ctl_stats_sum() {
-    python3 - "$XSIM_TMP/control.sock" "$1" "$2" <<'PY'
-import sys
-sys.path.insert(0, __import__("os").environ["top_srcdir"] + "/tests/daemon")
-import ctl
-rep = ctl.Client(sys.argv[1]).call({"command": "stats", "domid": int(sys.argv[2])})
-assert rep.get("ok"), rep
-print(sum(eval(sys.argv[3], {}, {"r": r}) for d in rep["devices"] for r in d["rings"]))
-PY
-}
-
 # ctl_state DOMID: the daemon's state name for the first device of DOMID.
 ctl_state() {
     python3 - "$XSIM_TMP/control.sock" "$1" <<'PY'
