@@ -78,3 +78,14 @@ void expect_one_at(const char *file, int line, struct be *b, struct fe *f,
     CHECK_EQ_AT(file, line, got_op, op);
     CHECK_EQ_AT(file, line, st, status);
 }
+
+static bool dispatched(struct be *b, void *n)
+{
+    return xbd_ring_get_stats(b->ring)->rd_req >= *(uint64_t *)n;
+}
+
+void run_until_dispatched_at(const char *file, int line, struct be *b, uint64_t n)
+{
+    CHECK_AT(file, line, run_until(b, dispatched, &n, 10));
+    CHECK_EQ_AT(file, line, xbd_ring_get_stats(b->ring)->rd_req, n);
+}

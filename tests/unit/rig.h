@@ -55,6 +55,12 @@ domid_t rig_domid(void);
 #define expect_one(b, f, id, op, status) \
     expect_one_at(__FILE__, __LINE__, (b), (f), (id), (op), (status))
 
+/* Run the loop (10 s at most) until the ring has dispatched n reads
+ * (with a fake I/O engine they then sit there), check that it dispatched
+ * exactly n. */
+#define run_until_dispatched(b, n) \
+    run_until_dispatched_at(__FILE__, __LINE__, (b), (n))
+
 bool rig_up_at(const char *file, int line, struct be *b, struct fe *f,
                enum xbd_protocol proto, unsigned order, const struct rig_cfg *c);
 bool rig_attach_at(const char *file, int line, struct be *b, struct fe *f,
@@ -62,6 +68,7 @@ bool rig_attach_at(const char *file, int line, struct be *b, struct fe *f,
 void rig_down_at(const char *file, int line, struct be *b, struct fe *f);
 void expect_all_at(const char *file, int line, struct be *b, struct fe *f,
                    unsigned n, int16_t status);
+void run_until_dispatched_at(const char *file, int line, struct be *b, uint64_t n);
 void expect_one_at(const char *file, int line, struct be *b, struct fe *f,
                    uint64_t id, uint8_t op, int16_t status);
 
