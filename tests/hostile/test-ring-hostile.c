@@ -177,13 +177,6 @@ static void test_budget_not_starved(void)
     finish_and_close(&b, &f);
 }
 
-/* The ring's purge unmapped some persistent grant. */
-static bool purged(struct be *b, void *unused)
-{
-    (void)unused;
-    return xbd_ring_get_stats(b->ring)->pgrant_purges > 0;
-}
-
 /* Cache of 8 persistent grants, all 8 pinned by in-flight reads, a 9th
  * grant arrives: it goes by copy, the cache reports full, the purge timer
  * runs - and must not unmap any of the 8 while their I/O is in flight. */
@@ -217,7 +210,7 @@ static void test_purge_spares_inflight(void)
     fe_push(&f);
     fake_io_set_auto(b.io, true);
     CHECK_EQ(run_until_rsp(&b, &f, 10, 5), 10);
-    CHECK(run_until(&b, purged, NULL, 10));
+    wait_stat(&b, pgrant_purges, 1);
     CHECK(xsg_grant_stats(f.d, &s) == 0);
     CHECK(s.pages_unmapped > 0);
     CHECK_EQ(xsg_grant_in_use(f.d, f.ref[0]), 0);
@@ -380,12 +373,6 @@ static void test_scribbler(unsigned persistent)
     finish_and_close(&b, &f);
 }
 
-static bool barrier_taken(struct be *b, void *unused)
-{
-    (void)unused;
-    return xbd_ring_get_stats(b->ring)->barrier_req > 0;
-}
-
 /* A barrier waits behind two in-flight reads when the ring is stopped
  * (the frontend went away): the barrier still runs only after them, a
  * request queued behind it is never read, everything consumed is
@@ -411,7 +398,7 @@ static void test_barrier_stop(void)
     run_until_dispatched(&b, 2);
     /* Consumed, the barrier plugs the ring in the same pass: 4 is not
      * taken later. */
-    CHECK(run_until(&b, barrier_taken, NULL, 10));
+    wait_stat(&b, barrier_req, 1);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->barrier_req, 1);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->rd_req, 2);    /* 4 is held back */
     CHECK_EQ(fake_io_queued(b.io), 2);                  /* the barrier waits */
@@ -474,12 +461,6 @@ static long rss_kib(void)
     return res * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static bool out_of_bounce(struct be *b, void *unused)
-{
-    (void)unused;
-    return xbd_ring_get_stats(b->ring)->oo_req > 0;
-}
-
 /* Copy path (no persistent grants), a 4-page ring filled at once with
  * 256-segment indirect writes whose I/O does not complete: each segment
  * needs a daemon-owned bounce page.  The frontend must not decide how much
@@ -509,7 +490,7 @@ static void test_bounce_bound(void)
     fe_push(&f);
     /* Once the ring waits for pages, it takes nothing more until I/O
      * completes, and none does (the fake engine holds it). */
-    CHECK(run_until(&b, out_of_bounce, NULL, 10));
+    wait_stat(&b, oo_req, 1);
     grown = rss_kib() - before;
     printf("  %llu of %u requests taken, %u I/Os held, RSS +%ld KiB\n",
            (unsigned long long)xbd_ring_get_stats(b.ring)->wr_req, n,

@@ -221,19 +221,6 @@ static void test_persistent_reuse(void)
     fe_close(&f);
 }
 
-/* The ring's purges (LRU or idle) have unmapped at least *n grants. */
-static bool purged(struct be *b, void *n)
-{
-    return xbd_ring_get_stats(b->ring)->pgrant_purges >= *(const uint64_t *)n;
-}
-
-/* Run the loop until the ring purged at least n grants (10 s at most:
- * the idle time and check periods of these tests are well under it). */
-#define run_until_purged(b, n) do {                                      \
-    uint64_t n_ = (n);                                                   \
-    CHECK(run_until((b), purged, &n_, 10));                              \
-} while (0)
-
 /* Unused persistent grants are unmapped after pgrant_idle_s (the default
  * is 60 s: the ring's timer, not only the cache, is what is tested), the
  * guest sees them released, and the next request maps them again.  Every
@@ -258,7 +245,7 @@ static void test_idle_purge(void)
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_map_calls, 1);   /* one request */
     CHECK_EQ(xsg_grants_in_use(f.d), 9);
     /* Idle for 0.4 s plus at most one check period (0.1 s): all 8. */
-    run_until_purged(&b, 8);
+    wait_stat(&b, pgrant_purges, 8);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, 0);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_purges, 8);
     CHECK_EQ(xsg_grants_in_use(f.d), 1);         /* the ring only */
@@ -328,7 +315,7 @@ static void test_lru_bound(void)
     CHECK_EQ(xsg_grant_in_use(f.d, f.ref[0]), 1);
     CHECK_EQ(xsg_grant_in_use(f.d, f.ref[7]), 1);
     CHECK_EQ(xsg_grant_in_use(f.d, f.ref[8]), 0);    /* went by copy */
-    run_until_purged(&b, 8);
+    wait_stat(&b, pgrant_purges, 8);
     CHECK(xsg_grant_stats(f.d, &s1) == 0);
     CHECK_EQ(s1.pages_unmapped, 8);
     CHECK_EQ(s1.unmap_calls - s0.unmap_calls, 1);
@@ -432,7 +419,7 @@ static void test_error_releases(void)
     CHECK_EQ(st->inflight, 0);
     /* Idle for 0.4 s plus at most one check period (0.1 s): a page still
      * held would keep its group mapped. */
-    run_until_purged(&b, 4);
+    wait_stat(&b, pgrant_purges, 4);
     CHECK_EQ(st->pgrants_mapped, 0);
     CHECK_EQ(st->pgrant_purges, 4);
     CHECK_EQ(xsg_grants_in_use(f.d), 1);          /* the ring only */
@@ -958,18 +945,6 @@ static void test_bad_ring_ref(void)
     rig_down(&b, &f);
 }
 
-static bool woken(struct be *b, void *unused)
-{
-    (void)unused;
-    return xbd_ring_get_stats(b->ring)->evtchn_rx > 0;
-}
-
-static bool notified(struct be *b, void *unused)
-{
-    (void)unused;
-    return xbd_ring_get_stats(b->ring)->evtchn_tx > 0;
-}
-
 /* A frontend spamming notifications on an empty ring does not stop the
  * ring from serving, and each callback does a bounded amount of work. */
 static void test_event_storm(void)
@@ -984,7 +959,7 @@ static void test_event_storm(void)
     for (i = 0; i < 20000; i++)
         xsg_evtchn_notify(f.d, f.port);
     /* The ring has taken the storm before the request comes. */
-    CHECK(run_until(&b, woken, NULL, 10));
+    wait_stat(&b, evtchn_rx, 1);
     fe_rw_page(&f, BLKIF_OP_READ, 1, 0, 0);
     fe_push(&f);
     expect_all(&b, &f, 1, BLKIF_RSP_OKAY);
@@ -1027,7 +1002,7 @@ static void test_reattach(void)
     f.fr.rsp_cons = 489;
     if (!rig_attach(&b, &f, .persistent = true))
         return;
-    CHECK(run_until(&b, notified, NULL, 10));
+    wait_stat(&b, evtchn_tx, 1);
     CHECK_EQ(xsg_evtchn_pending(f.d), (int)f.port);
     rig_down(&b, &f);
 
