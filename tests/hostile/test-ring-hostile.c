@@ -201,7 +201,10 @@ static void test_purge_spares_inflight(void)
     fe_push(&f);
     run_until_dispatched(&b, 9);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, 8);
-    run_for(&b, 0.35);                  /* > 3 purge periods */
+    /* > 3 purge periods.  No counter says how often the purge ran (one
+     * that unmaps nothing leaves no trace): a span, which a loaded
+     * machine can only make hold fewer purges, never fail. */
+    run_for(&b, 0.35);
     CHECK(xsg_grant_stats(f.d, &s) == 0);
     CHECK_EQ(s.pages_unmapped, 0);
     CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, 8);
