@@ -28,15 +28,6 @@
 
 #define N 32
 
-static void run_until_dispatched(struct be *b, uint64_t n)
-{
-    double t0 = ev_time();
-
-    while (xbd_ring_get_stats(b->ring)->rd_req < n && ev_time() - t0 < 5)
-        run_for(b, 0.01);
-    CHECK_EQ(xbd_ring_get_stats(b->ring)->rd_req, n);
-}
-
 static void queue_reads(struct fe *f, unsigned first_id)
 {
     for (unsigned i = 0; i < N; i++)

@@ -466,6 +466,28 @@ unsigned run_until_rsp(struct be *b, struct fe *f, unsigned n, double timeout_s)
     return fe_pending_rsp(f);
 }
 
+bool run_until(struct be *b, bool (*done)(struct be *, void *), void *arg,
+               double timeout_s)
+{
+    ev_timer tick;
+    double t0 = ev_time();
+    bool ok;
+
+    /* A tick keeps every ev_run short, so the condition is looked at. */
+    ev_timer_init(&tick, tick_cb, 0.005, 0.005);
+    ev_timer_start(b->loop, &tick);
+    while (!(ok = done(b, arg)) && ev_time() - t0 < timeout_s)
+        ev_run(b->loop, EVRUN_ONCE);
+    ev_timer_stop(b->loop, &tick);
+    return ok;
+}
+
+bool fe_fatal_seen(struct be *b, void *unused)
+{
+    (void)unused;
+    return b->fatal_calls > 0;
+}
+
 void run_for(struct be *b, double seconds)
 {
     ev_timer tick;

@@ -92,6 +92,17 @@ bool fe_pop(struct fe *f, uint64_t *id, uint8_t *op, int16_t *status);
 /* Run the loop until n responses are available or timeout_s passed;
  * returns the number available. */
 unsigned run_until_rsp(struct be *b, struct fe *f, unsigned n, double timeout_s);
+/* Run the loop one iteration at a time until done(b, arg) holds or
+ * timeout_s passed; returns done(b, arg).  The condition is looked at
+ * between iterations, where the ring's counters are consistent and every
+ * response an iteration wrote is published.  The timeout only turns a
+ * hang into a failure: make it generous. */
+bool run_until(struct be *b, bool (*done)(struct be *, void *), void *arg,
+               double timeout_s);
+/* A condition for run_until: the ring called its fatal callback. */
+bool fe_fatal_seen(struct be *b, void *unused);
+/* Run the loop for a fixed span: only where no event can say that the
+ * wait is over (a check that nothing happens in a time window). */
 void run_for(struct be *b, double seconds);
 
 /* Fill the guest page of data page i with a pattern from (seed, i). */

@@ -78,3 +78,42 @@ void expect_one_at(const char *file, int line, struct be *b, struct fe *f,
     CHECK_EQ_AT(file, line, got_op, op);
     CHECK_EQ_AT(file, line, st, status);
 }
+
+struct stat_goal {
+    size_t off;
+    uint64_t min;
+};
+
+static uint64_t stat_at(struct be *b, size_t off)
+{
+    uint64_t v;
+
+    memcpy(&v, (const char *)xbd_ring_get_stats(b->ring) + off, sizeof(v));
+    return v;
+}
+
+static bool stat_reached(struct be *b, void *arg)
+{
+    const struct stat_goal *g = arg;
+
+    return stat_at(b, g->off) >= g->min;
+}
+
+void wait_stat_at(const char *file, int line, struct be *b, const char *name,
+                  size_t off, uint64_t min)
+{
+    struct stat_goal g = { off, min };
+
+    if (!run_until(b, stat_reached, &g, 10)) {
+        fprintf(stderr, "%s:%d: CHECK failed: ring counter %s reached %llu in 10 s "
+                "(still %llu)\n", file, line, name, (unsigned long long)min,
+                (unsigned long long)stat_at(b, off));
+        check_failures++;
+    }
+}
+
+void run_until_dispatched_at(const char *file, int line, struct be *b, uint64_t n)
+{
+    wait_stat_at(file, line, b, "rd_req", offsetof(struct xbd_ring_stats, rd_req), n);
+    CHECK_EQ_AT(file, line, xbd_ring_get_stats(b->ring)->rd_req, n);
+}

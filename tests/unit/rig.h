@@ -11,6 +11,7 @@
 #define XBD_TEST_RIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "fe.h"
@@ -55,6 +56,20 @@ domid_t rig_domid(void);
 #define expect_one(b, f, id, op, status) \
     expect_one_at(__FILE__, __LINE__, (b), (f), (id), (op), (status))
 
+/* Run the loop (10 s at most) until the ring's counter <field>, a
+ * uint64_t of struct xbd_ring_stats (checked at compile time), is at
+ * least min; check that it got there.  The ring must live that long. */
+#define wait_stat(b, field, min)                                           \
+    wait_stat_at(__FILE__, __LINE__, (b), #field,                          \
+                 offsetof(struct xbd_ring_stats, field) + 0 *              \
+                 sizeof(char[sizeof(((struct xbd_ring_stats *)0)->field) == \
+                             sizeof(uint64_t) ? 1 : -1]), (min))
+/* Run the loop (10 s at most) until the ring has dispatched n reads
+ * (with a fake I/O engine they then sit there), check that it dispatched
+ * exactly n. */
+#define run_until_dispatched(b, n) \
+    run_until_dispatched_at(__FILE__, __LINE__, (b), (n))
+
 bool rig_up_at(const char *file, int line, struct be *b, struct fe *f,
                enum xbd_protocol proto, unsigned order, const struct rig_cfg *c);
 bool rig_attach_at(const char *file, int line, struct be *b, struct fe *f,
@@ -62,6 +77,9 @@ bool rig_attach_at(const char *file, int line, struct be *b, struct fe *f,
 void rig_down_at(const char *file, int line, struct be *b, struct fe *f);
 void expect_all_at(const char *file, int line, struct be *b, struct fe *f,
                    unsigned n, int16_t status);
+void wait_stat_at(const char *file, int line, struct be *b, const char *name,
+                  size_t off, uint64_t min);
+void run_until_dispatched_at(const char *file, int line, struct be *b, uint64_t n);
 void expect_one_at(const char *file, int line, struct be *b, struct fe *f,
                    uint64_t id, uint8_t op, int16_t status);
 
