@@ -245,19 +245,30 @@ run_backend() {
     rm -f "$start"
 }
 
-# run_fio STORAGE NAME SWEEP RW BS QD GUESTS: the limit, one job per guest
-# file, same files, same block size and depth.
+# run_fio STORAGE NAME SWEEP RW BS QD IND PERS GUESTS: the limit, one job per
+# guest file, same files, same block size and depth; and, where a guest
+# splits the job's I/O (more than its request can carry: 11 pages without
+# indirect descriptors, BENCH_MAX_INDIRECT with), fio again at the request
+# size xenblkd receives, same depth (record "fio-shape").
 run_fio() {
-    local st=$1 name=$2 sweep=$3 rw=$4 bs=$5 qd=$6 ind=$7 pers=$8 guests=$9 i
-    local -a args=(--output-format=json --ioengine=libaio --direct="$DIRECT" --rw="$rw" --bs="$bs"
+    local st=$1 name=$2 sweep=$3 rw=$4 bs=$5 qd=$6 ind=$7 pers=$8 guests=$9
+    local cap=$((11 * 4096))
+    [ "$ind" = 1 ] && cap=$((${BENCH_MAX_INDIRECT:-32} * 4096))
+    fio_job fio "$bs"
+    [ "$bs" -le "$cap" ] || fio_job fio-shape "$cap"
+}
+# fio_job BACKEND BS (run_fio's locals)
+fio_job() {
+    local i
+    local -a args=(--output-format=json --ioengine=libaio --direct="$DIRECT" --rw="$rw" --bs="$2"
                    --iodepth="$qd" --runtime="$(awk -v s="$SECS" 'BEGIN { printf "%dms", s * 1000 }')" --time_based --size=$((FILE_MB << 20)) --randrepeat=0)
     for ((i = 0; i < guests; i++)); do
         args+=(--name="g$i" --filename="${FILES[$st]}/g$i.img")
     done
     fio "${args[@]}" > "$XSIM_TMP/fio.json" 2> "$XSIM_LOGDIR/fio.err" ||
         { cat "$XSIM_LOGDIR/fio.err" >&2; xsim_fail "fio $name failed"; }
-    "$PY" "$LIB" fio-record "$OUT/records.jsonl" storage="$st" workload="$name" order="$ORDER" sweep="$sweep" \
-        rw="$rw" bs="$bs" qd="$qd" indirect="$ind" persistent="$pers" guests="$guests" direct="$DIRECT" \
+    "$PY" "$LIB" fio-record "$OUT/records.jsonl" backend="$1" storage="$st" workload="$name" order="$ORDER" sweep="$sweep" \
+        rw="$rw" bs="$bs" req_bytes="$2" qd="$qd" indirect="$ind" persistent="$pers" guests="$guests" direct="$DIRECT" \
         "$XSIM_TMP/fio.json"
 }
 
@@ -306,14 +317,16 @@ for st in $STORAGES; do
         ORDER=$((ORDER + 1))
         for be in $BACKENDS; do
             xsim_log "bench $st $name: $be"
+            nrec=$(wc -l < "$OUT/records.jsonl")
             if [ "$be" = fio ]; then
                 run_fio "$st" "$name" "$sweep" "$rw" "$bs" "$qd" "$ind" "$pers" "$guests"
             else
                 run_backend "$be" "$st" "$name" "$sweep" "$rw" "$bs" "$qd" "$ind" "$pers" "$guests"
             fi
-            tail -n 1 "$OUT/records.jsonl" | "$PY" -c 'import json,sys; r=json.loads(sys.stdin.read());
-print("  %-8s %-6s %-15s %10.0f IOPS %8.1f MiB/s p50 %s us p99 %s us" % (r["backend"], r["storage"], r["workload"],
-      r["iops"], r["mib_s"], r.get("lat_p50_us"), r.get("lat_p99_us")))'
+            tail -n +$((nrec + 1)) "$OUT/records.jsonl" | "$PY" -c 'import json,sys
+for r in map(json.loads, sys.stdin):
+    print("  %-9s %-6s %-15s %10.0f IOPS %8.1f MiB/s p50 %s us p99 %s us" % (r["backend"], r["storage"], r["workload"],
+          r["iops"], r["mib_s"], r.get("lat_p50_us"), r.get("lat_p99_us")))'
         done
     done <<<"$WORKLOADS"
 done

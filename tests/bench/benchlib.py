@@ -72,7 +72,8 @@ def fio_record(out, args):
         rt = job["job_runtime"] / 1000.0
         runtime = max(runtime, rt)
         cpu += (job["usr_cpu"] + job["sys_cpu"]) / 100.0 * rt
-    rec.update(backend="fio", iops=iops, mib_s=mib, requests=reqs, seconds=runtime,
+    rec.setdefault("backend", "fio")   # "fio-shape": at xenblkd's request size
+    rec.update(iops=iops, mib_s=mib, requests=reqs, seconds=runtime,
                lat_p50_us=sum(p50) / len(p50) if p50 else None,
                lat_p99_us=max(p99) if p99 else None,
                backend_cpu_us_per_req=cpu * 1e6 / reqs if reqs else None,
@@ -183,6 +184,16 @@ def ratio(a, b):
     return "%.2f" % (a / b)
 
 
+def shape_ratio(g):
+    """xenblkd over fio at the request size xenblkd receives ("fio-shape":
+    the guest split the job's I/O), with that fio's MiB/s; "same" where
+    the limit's shape is already xenblkd's."""
+    s, x = g.get("fio-shape"), g.get("xenblkd")
+    if not s:
+        return "same" if g.get("fio") else "-"
+    return "%s (%.1f)" % (ratio(x and x.get("mib_s"), s.get("mib_s")), s["mib_s"])
+
+
 def report(d):
     recs = []
     with open(os.path.join(d, "records.jsonl")) as f:
@@ -211,11 +222,12 @@ def report(d):
                       sorted(meta.get("storage", {}).items()))))
         lines.append("")
     lines.append("| storage | workload | fio IOPS | xenblkd IOPS | qdisk IOPS | xenblkd/limit | xenblkd/qdisk "
+                 "| xenblkd / fio at xenblkd's request size (that fio's MiB/s) "
                  "| xenblkd MiB/s | p50/p99 µs (xenblkd) | p50/p99 µs (qdisk) | xenblkd CPU µs/req "
                  "| qdisk CPU µs/req | fio CPU µs/req | syscalls/req (xenblkd) | syscalls/req (qdisk) "
                  "| map/req | copy/req | evtchn rx+tx/req | fe CPU µs/req | host busy % / other CPU µs/req "
                  "| xenblkd ran / waited for a CPU % |")
-    lines.append("|" + "---|" * 21)
+    lines.append("|" + "---|" * 22)
     # Ratios are of throughput (MiB/s): equal to the IOPS ratio where the
     # request sizes are equal, and still right where a guest splits a large
     # I/O into smaller requests (no indirect descriptors, 32 segments).
@@ -237,11 +249,11 @@ def report(d):
         sched = "-"
         if x and x.get("backend_cpu_wait_pct") is not None:
             sched = "%s / %.0f" % (fmt(x.get("backend_cpu_run_pct")), x["backend_cpu_wait_pct"])
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             k[0], k[2], v(f, "iops"), v(x, "iops"), v(q, "iops"),
             ratio(x and x.get("mib_s"), f and f.get("mib_s")),
             ratio(x and x.get("mib_s"), q and q.get("mib_s")),
-            v(x, "mib_s", 1), lat(x), lat(q),
+            shape_ratio(g), v(x, "mib_s", 1), lat(x), lat(q),
             v(x, "backend_cpu_us_per_req", 1), v(q, "backend_cpu_us_per_req", 1),
             v(f, "backend_cpu_us_per_req", 1),
             v(x, "syscalls_per_req", 2), v(q, "syscalls_per_req", 2),
@@ -251,7 +263,9 @@ def report(d):
     lines.append("host busy %: the whole machine's CPU use in xenblkd's timed phase (100 = every CPU busy); "
                  "other: CPU per request neither xenblkd's nor the load generator's (xenstored, other "
                  "processes on the machine); ran / waited: share of the timed phase xenblkd ran on a CPU / was "
-                 "runnable but waited for one (schedstat).")
+                 "runnable but waited for one (schedstat).  fio at xenblkd's request size: the job's "
+                 "I/O split as the guest splits it (44 KiB without indirect descriptors, 128 KiB with "
+                 "32 segments), same depth; \"same\" where the limit already has that shape.")
     rss = [r for r in recs if r["backend"] == "xenblkd" and r.get("rss_per_device_kib") is not None]
     if rss:
         lines.append("")
@@ -266,18 +280,19 @@ def report(d):
 
 def short(d, by):
     """results-short.md: the columns the README shows."""
-    lines = ["| storage | workload | fio MiB/s | xenblkd MiB/s | qdisk MiB/s | xenblkd/limit | xenblkd/qdisk "
+    lines = ["| storage | workload | fio MiB/s | xenblkd MiB/s | qdisk MiB/s | xenblkd/limit "
+             "| xenblkd / fio at its request size | xenblkd/qdisk "
              "| xenblkd CPU µs/req | fio CPU µs/req | xenblkd syscalls/req |",
-             "|" + "---|" * 10]
+             "|" + "---|" * 11]
     for k in sorted(by):
         g = by[k]
         f, x, q = g.get("fio"), g.get("xenblkd"), g.get("qdisk")
 
         def v(r, name, nd=0):
             return fmt(r.get(name), nd) if r else "-"
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             k[0], k[2], v(f, "mib_s", 1), v(x, "mib_s", 1), v(q, "mib_s", 1),
-            ratio(x and x.get("mib_s"), f and f.get("mib_s")),
+            ratio(x and x.get("mib_s"), f and f.get("mib_s")), shape_ratio(g),
             ratio(x and x.get("mib_s"), q and q.get("mib_s")),
             v(x, "backend_cpu_us_per_req", 1), v(f, "backend_cpu_us_per_req", 1),
             v(x, "syscalls_per_req", 2)))
