@@ -15,7 +15,10 @@
  *            then the clean order: unregister, munmap, unmap, dealloc
  *   unmap    register, one READ_FIXED, then munmap and the gntdev unmap
  *            ioctl while still registered, then unregister
- *   exit     register, munmap and unmap while registered, then exit
+ *   exit     register, one READ_FIXED, then exit with everything still
+ *            mapped and registered (what a SIGKILL of a daemon does: the
+ *            kernel tears down the mm before the ring drops its pins)
+ *   unmapexit  register, munmap and unmap while registered, then exit
  *            without unregistering (the ring's teardown drops the pins)
  *   afterio  register, munmap and unmap while registered, then a
  *            READ_FIXED into the pages gntdev was asked to give back
@@ -319,7 +322,7 @@ int main(int argc, char **argv)
 {
     t_start = now();
     if (argc != 3) {
-        fprintf(stderr, "usage: %s io|unmap|exit|afterio|selftest FILE\n", argv[0]);
+        fprintf(stderr, "usage: %s io|unmap|exit|unmapexit|afterio|selftest FILE\n", argv[0]);
         return 2;
     }
     const char *mode = argv[1];
@@ -374,7 +377,11 @@ int main(int argc, char **argv)
         unmap_all(&g, "unregistered-first");
         release(&g);
         hook("released");
-    } else if (strcmp(mode, "unmap") == 0 || strcmp(mode, "exit") == 0 || strcmp(mode, "afterio") == 0) {
+    } else if (strcmp(mode, "exit") == 0) {
+        status |= io_case(&r, &g, fd, PAGE, 0, 0, 21) < 0;
+        say("step=exit-registered (mapped, registered, nothing closed)");
+        return status;
+    } else if (strcmp(mode, "unmap") == 0 || strcmp(mode, "unmapexit") == 0 || strcmp(mode, "afterio") == 0) {
         status |= io_case(&r, &g, fd, PAGE, 0, 0, 21) < 0;
         unmap_all(&g, "while-registered");
         if (strcmp(mode, "afterio") == 0) {
@@ -394,8 +401,8 @@ int main(int argc, char **argv)
                 now() - t0);
             hook("after-io-after-unmap");
         }
-        if (strcmp(mode, "exit") == 0) {
-            say("step=exit-registered (no unregister, no close)");
+        if (strcmp(mode, "unmapexit") == 0) {
+            say("step=exit-registered (unmapped; no unregister, no close)");
             return status;
         }
         t0 = now();
