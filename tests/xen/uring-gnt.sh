@@ -51,9 +51,11 @@ ev() { sed 's/^ *//' "$XEN_RES/events.txt" 2>/dev/null | grep -E "$1"; }
         echo "mode $m:"
         sed -n 's/^XBD-URING \(step=\(munmap\|gntdev-unmap-ioctl\|unregister_buffers\|gntdev-close\|exit-registered\).*\)/    \1/p; s/^XBD-URING \(op=read_fixed-after-unmap.*\)/    \1/p; s/^XBD-URING \(mode=.* end.*\)/    \1/p' \
             "$XEN_RES/probe-$m.txt" 2>/dev/null
-        ev "^XBD-DOM0 uring (grants mode=$m |mode=$m )" | sed 's/^XBD-DOM0 uring /    /'
+        # the checkpoints' dumps; of the polls after the exit, the count
+        ev "^XBD-DOM0 uring (grants mode=$m |mode=$m )" | grep -v ' at=after-exit-' |
+            sed 's/^XBD-DOM0 uring /    /'
         echo "    dmesg ($(grep -vc 'XBD-URING-MODE' "$XEN_RES/dmesg-$m.txt" 2>/dev/null) lines), its warnings counted:"
-        grep -E 'WARNING|BUG|Bad page|still pending|xen[:_]' "$XEN_RES/dmesg-$m.txt" 2>/dev/null |
+        grep -E 'WARNING|BUG|Bad page|still pending' "$XEN_RES/dmesg-$m.txt" 2>/dev/null |
             sed 's/^\[ *[0-9.]*\] //; s/PID: [0-9]*/PID: N/' | sort | uniq -c | sed 's/^/      /'
     done
 } >"$XEN_RES/answers.txt"
