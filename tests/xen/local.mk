@@ -14,9 +14,11 @@ XEN_TESTS_4_17 = \
 	tests/xen/variants.sh \
 	tests/xen/lifecycle.sh \
 	tests/xen/restart.sh \
-	tests/xen/aggregate.sh
+	tests/xen/aggregate.sh \
+	tests/xen/uring-gnt-417.sh
 XEN_TESTS_4_20 = \
-	tests/xen/tap.sh
+	tests/xen/tap.sh \
+	tests/xen/uring-gnt.sh
 XEN_TESTS = $(XEN_TESTS_4_17) $(XEN_TESTS_4_20)
 XENBLKD_XEN_TIERS ?= 4.17 4.20
 # The real-Xen tests CI runs (tests/run-all.sh: XENBLKD_XEN_TESTS=ci), the
@@ -52,6 +54,8 @@ XEN_TEST_FILES = \
 	tests/xen/restart.dom0 \
 	tests/xen/aggregate.dom0 \
 	tests/xen/tap.dom0 \
+	tests/xen/uring-gnt.dom0 \
+	tests/xen/uring-gnt-probe.c \
 	tests/xen/README.md
 
 EXTRA_DIST += $(XEN_TESTS) $(XEN_TEST_FILES)
