@@ -427,59 +427,67 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 }
 
-struct rsp_wait {
+struct cond_wait {
     ev_prepare w;
-    struct fe *f;
-    unsigned n;
+    struct be *b;
+    bool (*done)(struct be *, void *);
+    void *arg;
 };
 
 /* Responses are published as late as the prepare round before a poll
  * (ring.c: an I/O engine's synchronous completions), after which the
- * loop may block until its next event: look at the ring there, as the
- * guest would, rather than after that poll.  The lowest priority runs
+ * loop may block until its next event: look at the condition there, as
+ * the guest would, rather than after that poll.  The lowest priority runs
  * after the ring's own (the publication is the lowest too, and libev
  * runs the events of one priority newest first). */
-static void rsp_seen_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+static void cond_seen_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-    struct rsp_wait *rw = (struct rsp_wait *)w;
+    struct cond_wait *cw = (struct cond_wait *)w;
 
-    if (fe_pending_rsp(rw->f) >= rw->n)
+    if (cw->done(cw->b, cw->arg))
         ev_break(loop, EVBREAK_ONE);
-}
-
-unsigned run_until_rsp(struct be *b, struct fe *f, unsigned n, double timeout_s)
-{
-    ev_timer tick;
-    struct rsp_wait rw = { .f = f, .n = n };
-    double t0 = ev_time();
-
-    /* A tick keeps every ev_run short, so the condition is re-checked. */
-    ev_timer_init(&tick, tick_cb, 0.005, 0.005);
-    ev_timer_start(b->loop, &tick);
-    ev_prepare_init(&rw.w, rsp_seen_cb);
-    ev_set_priority(&rw.w, EV_MINPRI);
-    ev_prepare_start(b->loop, &rw.w);
-    while (fe_pending_rsp(f) < n && ev_time() - t0 < timeout_s)
-        ev_run(b->loop, EVRUN_ONCE);
-    ev_prepare_stop(b->loop, &rw.w);
-    ev_timer_stop(b->loop, &tick);
-    return fe_pending_rsp(f);
 }
 
 bool run_until(struct be *b, bool (*done)(struct be *, void *), void *arg,
                double timeout_s)
 {
     ev_timer tick;
+    struct cond_wait cw = { .b = b, .done = done, .arg = arg };
     double t0 = ev_time();
     bool ok;
 
-    /* A tick keeps every ev_run short, so the condition is looked at. */
+    /* A tick keeps every ev_run short, so the condition is re-checked. */
     ev_timer_init(&tick, tick_cb, 0.005, 0.005);
     ev_timer_start(b->loop, &tick);
+    ev_prepare_init(&cw.w, cond_seen_cb);
+    ev_set_priority(&cw.w, EV_MINPRI);
+    ev_prepare_start(b->loop, &cw.w);
     while (!(ok = done(b, arg)) && ev_time() - t0 < timeout_s)
         ev_run(b->loop, EVRUN_ONCE);
+    ev_prepare_stop(b->loop, &cw.w);
     ev_timer_stop(b->loop, &tick);
     return ok;
+}
+
+struct rsp_goal {
+    struct fe *f;
+    unsigned n;
+};
+
+static bool rsp_ready(struct be *b, void *arg)
+{
+    const struct rsp_goal *g = arg;
+
+    (void)b;
+    return fe_pending_rsp(g->f) >= g->n;
+}
+
+unsigned run_until_rsp(struct be *b, struct fe *f, unsigned n, double timeout_s)
+{
+    struct rsp_goal g = { f, n };
+
+    run_until(b, rsp_ready, &g, timeout_s);
+    return fe_pending_rsp(f);
 }
 
 bool fe_fatal_seen(struct be *b, void *unused)

@@ -94,7 +94,8 @@ bool fe_pop(struct fe *f, uint64_t *id, uint8_t *op, int16_t *status);
 unsigned run_until_rsp(struct be *b, struct fe *f, unsigned n, double timeout_s);
 /* Run the loop one iteration at a time until done(b, arg) holds or
  * timeout_s passed; returns done(b, arg).  The condition is looked at
- * between iterations, where the ring's counters are consistent and every
+ * before each poll (the lowest-priority prepare round) and between
+ * iterations, where the ring's counters are consistent and every
  * response an iteration wrote is published.  The timeout only turns a
  * hang into a failure: make it generous. */
 bool run_until(struct be *b, bool (*done)(struct be *, void *), void *arg,
