@@ -6,7 +6,9 @@
 # See tests/bench/README.md for the matrix, the knobs and what each column
 # means.
 set -euo pipefail
+: "${top_srcdir:?top_srcdir not set (run through make bench)}"
 source "$top_srcdir/tests/harness/env.sh"
+: "${top_builddir:?}"           # env.sh sets it
 
 PY=/usr/bin/python3          # Debian's, with python3-matplotlib
 LIB=$top_srcdir/tests/bench/benchlib.py
@@ -229,12 +231,14 @@ run_backend() {
         s1=$(stats "${doms[@]}")
         rss1=$(rss_bytes "$DPID")
     else
-        rss0= rss1=
+        rss0='' rss1=''
     fi
+    local -a reports=()
+    for dom in "${doms[@]}"; do reports+=("$XSIM_TMP/r-$dom.json"); done
     B_HOST_CPU="$h0 $h1 $(getconf CLK_TCK)" B_WAIT_NS=$((w1 - w0)) B_WALL_NS=$((t1 - t0)) B_CPU_NS=$((c1 - c0)) B_SYSCALLS=$sc B_STATS0=$s0 B_STATS1=$s1 B_RSS0=$rss0 B_RSS1=${rss1:-} \
         "$PY" "$LIB" backend-record "$OUT/records.jsonl" backend="$be" storage="$st" workload="$name" \
         order="$ORDER" sweep="$sweep" rw="$rw" bs="$bs" qd="$qd" indirect="$ind" persistent="$pers" \
-        guests="$guests" -- $(for dom in "${doms[@]}"; do echo "$XSIM_TMP/r-$dom.json"; done)
+        guests="$guests" -- "${reports[@]}"
     for dom in "${doms[@]}"; do
         xsim_remove_disk "$kind" "$dom" xvda 20 || xsim_log "$be: guest $dom: removal timed out"
         st=$(xsim_wait_exit "fe$dom" 30) || st=timeout

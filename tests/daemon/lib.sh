@@ -6,6 +6,7 @@
 # unbound event channels; the test writes the frontend keys itself, so it
 # can write them wrong on purpose.
 
+: "${top_srcdir:?}" "${top_builddir:?}"    # tests/harness/env.sh sets both
 XBD_GUEST=$top_builddir/tests/daemon/xbd-guest
 
 be_dir() { echo "/local/domain/0/backend/$1/$2/$3"; }
@@ -177,8 +178,7 @@ guest_start() {
 
 # guest_status DOMID: print "<grants in use> <ports connected>".
 guest_status() {
-    local st=$XSIM_TMP/guest$1.rings.status i old=""
-    [ -e "$st" ] && old=$(stat -c %Y.%s "$st")
+    local st=$XSIM_TMP/guest$1.rings.status i
     rm -f "$st"
     kill -USR1 "$(xsim_pid "guest$1")"
     for ((i = 0; i < 500; i++)); do
