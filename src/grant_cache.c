@@ -71,6 +71,9 @@ struct xbd_gcache {
     unsigned headroom;         /* entries kept for indirect pages */
     unsigned lists;            /* cached pages with list set */
     bool full_hint;
+    /* Pages handed to map calls, mapped or not: the ring bounds what one
+     * of its callbacks may ask for by this (xbd_gcache_pages_tried). */
+    uint64_t pages_tried;
     struct xbd_ring_stats *st;
     struct xbd_map_reserve *reserve;   /* host-wide, or NULL */
     struct xbd_unmapper *unmapper;     /* purges' unmaps, or NULL: inline */
@@ -249,6 +252,7 @@ static void give_pages(struct xbd_gcache *c, unsigned n)
 static void *map_pages(struct xbd_gcache *c, grant_ref_t *refs, unsigned n, int prot)
 {
     c->st->pgrant_map_calls++;
+    c->pages_tried += n;
     return xengnttab_map_domain_grant_refs(c->xgt, n, c->domid, refs, prot);
 }
 
@@ -619,6 +623,11 @@ unsigned xbd_gcache_count(const struct xbd_gcache *c)
 unsigned xbd_gcache_max(const struct xbd_gcache *c)
 {
     return c->max;
+}
+
+uint64_t xbd_gcache_pages_tried(const struct xbd_gcache *c)
+{
+    return c->pages_tried;
 }
 
 bool xbd_gcache_take_full_hint(struct xbd_gcache *c)

@@ -89,6 +89,10 @@ unsigned xbd_gcache_count(const struct xbd_gcache *c);
 struct xbd_unmapper;
 void xbd_gcache_set_unmapper(struct xbd_gcache *c, struct xbd_unmapper *u, const char *name);
 unsigned xbd_gcache_max(const struct xbd_gcache *c);
+/* Pages handed to map calls so far, whether the call mapped them or
+ * failed (a bad ref fails its whole group): the work a guest made us do,
+ * which its mapped pages alone do not show. */
+uint64_t xbd_gcache_pages_tried(const struct xbd_gcache *c);
 /* True (and reset) if a get function refused an entry for lack of room
  * since the last call. */
 bool xbd_gcache_take_full_hint(struct xbd_gcache *c);

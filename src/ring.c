@@ -38,12 +38,13 @@
 #include "xenblkd/log.h"
 
 #define XBD_RING_BUDGET     64     /* requests per callback, then yield */
-/* Persistent-grant pages newly mapped per callback, then yield.  Mapping
- * is the dearest thing a request can cost the loop (on a PV dom0 a
- * hypercall and a page-table update per page, and a gntdev ioctl and mmap
- * per call): a guest's first burst of requests with new grants, a full
- * ring of them, held the loop for 0.4 s under TCG, and every other ring
- * with it.  A callback still takes at least one request. */
+/* Persistent-grant pages handed to map calls per callback (mapped or
+ * not), then yield.  Mapping is the dearest thing a request can cost the
+ * loop (on a PV dom0 a hypercall and a page-table update per page, and a
+ * gntdev ioctl and mmap per call): a guest's first burst of requests with
+ * new grants, a full ring of them, held the loop for 0.4 s under TCG, and
+ * every other ring with it.  A callback still takes at least one
+ * request. */
 #define XBD_RING_MAP_PAGES  64
 #define XBD_POOL_KEEP       256    /* idle bounce pages kept per ring */
 /* Bounce pages (daemon memory) that requests of one ring may hold at once.
@@ -864,17 +865,19 @@ static void after_batch(struct xbd_ring *r)
         ev_timer_again(r->loop, &r->purge_w);
 }
 
-/* Consume at most XBD_RING_BUDGET requests, and no more once
- * XBD_RING_MAP_PAGES pages were newly mapped for them; continue on the
- * next loop iteration (more_w) if more remain, so a busy or spamming
- * frontend cannot keep us in one callback.  Returns -1 if r may have been
- * freed (fatal), else 0. */
+/* Consume at most XBD_RING_BUDGET requests, and no more once their map
+ * calls were handed XBD_RING_MAP_PAGES pages; continue on the next loop
+ * iteration (more_w) if more remain, so a busy or spamming frontend
+ * cannot keep us in one callback.  Pages tried, not pages mapped: a map
+ * call that one bad ref fails maps and unmaps the rest of its group all
+ * the same, and caches nothing, so a guest sending such requests would
+ * otherwise never reach the bound.  Returns -1 if r may have been freed
+ * (fatal), else 0. */
 static int ring_process(struct xbd_ring *r)
 {
     struct blkif_back_ring *c = &r->br;
     unsigned budget = XBD_RING_BUDGET;
-    /* Within one callback the cache only grows (purges run on timers). */
-    uint64_t map_limit = r->st.pgrants_mapped + XBD_RING_MAP_PAGES;
+    uint64_t map_limit = xbd_gcache_pages_tried(r->gc) + XBD_RING_MAP_PAGES;
     int more;
 
     if (r->stopping || r->dead)
@@ -900,7 +903,7 @@ static int ring_process(struct xbd_ring *r)
 
             if (RING_REQUEST_CONS_OVERFLOW(c, rc) || r->barrier)
                 goto out;       /* finish() kicks us */
-            if (!budget-- || r->st.pgrants_mapped >= map_limit) {
+            if (!budget-- || xbd_gcache_pages_tried(r->gc) >= map_limit) {
                 kick(r);
                 goto out;
             }

@@ -785,6 +785,50 @@ static void test_map_burst_yields(void)
     rig_down(&b, &f);
 }
 
+/* The same bound against a guest whose map calls all fail: 12 requests
+ * of 10 new pages and one never-granted ref each.  Each map call is
+ * refused whole (gntdev maps and unmaps the good pages all the same), the
+ * request is copied and answered ERROR, and nothing is cached, so a bound
+ * on pages mapped would never be reached: the loop would map and unmap
+ * every request's pages in one callback, however many the ring holds.
+ * Bounded by pages tried, one turn takes 6 of them (66 pages). */
+static void test_failed_maps_yield(void)
+{
+    enum { NREQ = 12, PER = 11 };
+    struct fe_seg segs[PER];
+    struct fe f;
+    struct be b;
+    struct rsp_set rs;
+
+    printf("map calls refused by a bad ref count against the callback's bound\n");
+    if (!rig_up(&b, &f, XBD_PROTO_NATIVE, 0, .persistent = true))
+        return;
+    for (unsigned i = 0; i < NREQ; i++) {
+        for (unsigned k = 0; k < PER - 1; k++) {
+            uint32_t gfn;
+
+            CHECK(xsg_page_alloc(f.d, &gfn) == 0);
+            CHECK(xsg_grant(f.d, 0, gfn, false, &segs[k].gref) == 0);
+            segs[k].first = 0;
+            segs[k].last = 7;
+        }
+        segs[PER - 1] = (struct fe_seg){ 100000 + i, 0, 7 };    /* never granted */
+        fe_rw(&f, BLKIF_OP_READ, 600 + i, (uint64_t)i * PER * 8, segs, PER);
+    }
+    ev_run(b.loop, EVRUN_NOWAIT);       /* the ring's start (test_map_burst_yields) */
+    fe_push(&f);
+    ev_run(b.loop, EVRUN_NOWAIT);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_map_calls, 6);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->rd_req, 6);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, 0);
+    collect(&b, &f, NREQ, &rs);
+    for (unsigned i = 0; i < NREQ; i++)
+        CHECK_EQ(status_of(&rs, 600 + i), BLKIF_RSP_ERROR);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrant_map_calls, NREQ);
+    CHECK_EQ(xbd_ring_get_stats(b.ring)->pgrants_mapped, 0);
+    rig_down(&b, &f);
+}
+
 static void test_resize_barrier(void)
 {
     struct fe f;
@@ -1040,6 +1084,7 @@ int main(int argc, char **argv)
     test_readonly();
     test_resize();
     test_map_burst_yields();
+    test_failed_maps_yield();
     test_resize_barrier();
     test_direct();
     test_stop_inflight(0);
