@@ -201,6 +201,7 @@ struct xbd_dev_snap *xbd_dev_snap_new(struct xbd_xenbus *xb, const char *be, con
     s->job.done = done;
     s->xb = xb;
     s->owner = owner;
+    s->kind = kind;
     s->want_fe = kind == XBD_SNAP_CONNECT;
     s->connected = kind == XBD_SNAP_CONNECTED;
     return s;

@@ -45,6 +45,7 @@ struct xbd_dev_snap {
     struct xbd_xs_job job;      /* first: the worker's handle on it */
     struct xbd_xenbus *xb;
     void *owner;                /* loop only: who applies it, NULL once gone */
+    enum xbd_snap_kind kind;
     bool want_fe, connected;
     /* Results (written by the xenstore thread, read once done). */
     int err;                    /* 0, or why a read failed (not ENOENT) */

@@ -196,6 +196,16 @@ static bool be_exists(const struct xbd_device *dev)
     return dev->snap ? dev->snap->be_exists : true;
 }
 
+/* What an evaluation of the device as it is now must read: the
+ * frontend's ring keys only when a connect may follow; a connected
+ * device's evaluation reads three keys (dev_snapshot.h). */
+static enum xbd_snap_kind snap_kind(const struct xbd_device *dev)
+{
+    if (dev->nr_rings && dev->state == XBD_XB_CONNECTED)
+        return XBD_SNAP_CONNECTED;
+    return !dev->nr_rings && !dev->draining ? XBD_SNAP_CONNECT : XBD_SNAP_FULL;
+}
+
 static void snap_done(struct xbd_xs_job *job)
 {
     struct xbd_dev_snap *s = (struct xbd_dev_snap *)job;
@@ -213,6 +223,13 @@ static void snap_done(struct xbd_xs_job *job)
         /* xenstored refused a read (a lost connection ends the daemon):
          * try again, within the device's evaluation rate. */
         dev_warn(dev, "cannot read the device's xenstore keys: %s", strerror(s->err));
+        dev->snap_again = true;
+    } else if (s->kind != snap_kind(dev)) {
+        /* Read for the device as it was when asked, which it no longer
+         * is: rings that drained meanwhile make a connect possible, and a
+         * snapshot taken while they drained has no ring keys (a connect
+         * from it would find none and refuse the frontend for good).
+         * Read again for what it is now. */
         dev->snap_again = true;
     } else {
         dev->snap = s;
@@ -240,15 +257,10 @@ static void dev_request_snapshot(struct xbd_device *dev)
         dev->snap_again = true;
         return;
     }
-    /* The frontend's ring keys only when a connect may follow; a
-     * connected device's evaluation reads three keys (dev_snapshot.h).
-     * Only an evaluation changes what the device is, and this device has
-     * none until this snapshot is back. */
-    enum xbd_snap_kind kind = dev->nr_rings && dev->state == XBD_XB_CONNECTED
-                                  ? XBD_SNAP_CONNECTED
-                              : !dev->nr_rings && !dev->draining ? XBD_SNAP_CONNECT
-                                                                 : XBD_SNAP_FULL;
-    s = xbd_dev_snap_new(h->xb, dev->be, dev->fe, kind, snap_done, dev);
+    /* Only an evaluation changes what the device is, and this device has
+     * none until this snapshot is back, except that its rings may finish
+     * draining meanwhile (snap_done). */
+    s = xbd_dev_snap_new(h->xb, dev->be, dev->fe, snap_kind(dev), snap_done, dev);
     if (!s) {
         dev_err(dev, "out of memory for an evaluation");
         return;

@@ -46,6 +46,7 @@ XBD_HOSTILE_SH_TESTS = \
 	tests/hostile/evtchn-storm.sh \
 	tests/hostile/frontend-path.sh \
 	tests/hostile/state-flap.sh \
+	tests/hostile/flap-draining.sh \
 	tests/hostile/state-recreate.sh \
 	tests/hostile/data-safety.sh \
 	tests/hostile/log-flood.sh \
