@@ -1600,8 +1600,10 @@ void xbd_device_check_size(struct xbd_device *dev)
         return;
     dev_info(dev, "%s changed size: %" PRIu64 " -> %" PRIu64 " sectors", dev->path,
              b->sectors, sectors);
-    /* The rings check every request against this very field. */
+    /* The rings check every request against this very field; the NBD
+     * clients against the size each was told, now at most this. */
     b->sectors = sectors;
+    xbd_nbd_export_resized(dev->nbd);
     /* The frontend is told by an evaluation, which knows from its
      * snapshot whether it is still connected (tell_resize). */
     if (dev->state == XBD_XB_CONNECTED && dev->nr_rings) {

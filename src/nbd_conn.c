@@ -256,6 +256,12 @@ static void submit(struct xbd_nbd_conn *c, struct nbd_req *r)
     }
 }
 
+void xbd_nbd_conn_shrink(struct xbd_nbd_conn *c, uint64_t size)
+{
+    if (size < c->g.size)
+        c->g.size = size;
+}
+
 /* 0 if the range is one the store can serve, else the NBD error. */
 static uint32_t check_range(const struct xbd_nbd_conn *c, uint64_t off, uint32_t len)
 {

@@ -36,5 +36,9 @@ struct xbd_nbd_conn *xbd_nbd_conn_new(struct ev_loop *loop, struct xbd_io_engine
 /* Disconnect now, without calling gone; the connection frees itself once
  * its I/O has completed. */
 void xbd_nbd_conn_shut(struct xbd_nbd_conn *c);
+/* The store shrank to <size> bytes: requests past it are refused from
+ * now on.  NBD cannot tell a client its size again, so a store that grew
+ * stays the size the handshake gave. */
+void xbd_nbd_conn_shrink(struct xbd_nbd_conn *c, uint64_t size);
 
 #endif

@@ -249,6 +249,14 @@ struct xbd_nbd_export *xbd_nbd_export_open(struct ev_loop *loop, struct xbd_io_e
     return e;
 }
 
+void xbd_nbd_export_resized(struct xbd_nbd_export *e)
+{
+    if (!e)
+        return;
+    for (unsigned i = 0; i < e->nconns; i++)
+        xbd_nbd_conn_shrink(e->conns[i], e->b->sectors * 512u);
+}
+
 void xbd_nbd_export_close(struct xbd_nbd_export *e)
 {
     if (!e)

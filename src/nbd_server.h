@@ -55,6 +55,9 @@ struct xbd_nbd_export *xbd_nbd_export_open(struct ev_loop *loop, struct xbd_io_e
                                            const struct xbd_backing *b, const char *name,
                                            struct xbd_log_bucket *logb);
 const char *xbd_nbd_export_path(const struct xbd_nbd_export *e);
+/* b's size changed (xbd_backing.sectors): clients connected before a
+ * shrink get nothing past the new end.  NULL is fine. */
+void xbd_nbd_export_resized(struct xbd_nbd_export *e);
 /* Remove the socket and disconnect every client.  Their I/O still in the
  * engine completes on their own duplicate fds (no reply is sent), so b may
  * be closed as soon as this returns.  NULL is fine. */

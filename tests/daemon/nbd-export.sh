@@ -185,4 +185,37 @@ xsim_remove_disk vbd3 5 xvda || xsim_fail "removal did not close"
 wait_log "domain 5 vbd3/51712: backend directory removed, device freed"
 check "socket removed with the device" [ ! -e "$sock" ]
 check "read-only disk's socket still there" [ -S "$rosock" ]
+
+# A client connected before its disk shrinks (SIGHUP) gets nothing past
+# the new end: a write there would grow the file again.  Inside, it is
+# served as before.
+shrink=$XSIM_TMP/shrink.img
+head -c $((16 << 20)) /dev/urandom >"$shrink"
+xsim_add_disk vbd3 6 xvda "aio:$shrink"
+xsim_wait_key "$(be_dir vbd3 6 51712)/state" 2
+xsim_hotplug_connected vbd3 6 xvda
+ssock=$nbddir/vbd3-6-51712.sock
+xsim_wait_key "$(be_dir vbd3 6 51712)/physical-device-path" "$ssock"
+READY=$XSIM_TMP/shrink.ready SHRUNK=$XSIM_TMP/shrunk nbdsh -u "nbd+unix:///?socket=$ssock" -c '
+import os, sys, time
+h.pwrite(b"\x11" * 4096, 12 << 20)
+open(os.environ["READY"], "w").write("x")
+while not os.path.exists(os.environ["SHRUNK"]):
+    time.sleep(0.05)
+try:
+    h.pwrite(b"\x22" * 4096, 12 << 20)
+    sys.exit("a write past the new end was accepted")
+except nbd.Error as e:
+    print("past the new end: refused:", e)
+h.pwrite(b"\x33" * 4096, 4 << 20)
+' >"$XSIM_LOGDIR/shrink.log" 2>&1 &
+shrinker=$!
+wait_file "$XSIM_TMP/shrink.ready"
+truncate -s 8M "$shrink"
+kill -HUP "$(xsim_pid xenblkd)"
+wait_log "domain 6 vbd3/51712: .*shrink.img changed size: 32768 -> 16384 sectors"
+touch "$XSIM_TMP/shrunk"
+wait $shrinker || { cat "$XSIM_LOGDIR/shrink.log"; xsim_fail "the client connected before the shrink was not refused past the new end, or not served inside"; }
+check "the shrunk file stays 8 MiB" [ "$(stat -c %s "$shrink")" = $((8 << 20)) ]
+check "the write inside landed" cmp -s -n 4096 -i $((4 << 20)):0 "$shrink" <(head -c 4096 /dev/zero | tr '\0' '\063')
 exit 0
