@@ -947,8 +947,10 @@ static void dev_connect(struct xbd_device *dev)
         .protocol = fi.protocol,
         .ring_order = fi.queues[0].order,
         .nr_queues = fi.nr_queues,
-        .persistent = fi.persistent,
-        .max_indirect_segs = XBD_MAX_INDIRECT_SEGS,
+        /* What the rings got: no persistent grants without a share of
+         * mappings, and the indirect segments we offered. */
+        .persistent = fi.persistent && pgrant_share(&dev->cfg, fi.nr_queues) > 0,
+        .max_indirect_segs = dev->cfg.max_indirect_segs,
     };
     free(fi.queues);
     publish_connected(dev);

@@ -66,6 +66,18 @@ guest_start 6 --order 2
 fe_write_rings 6 51712
 fe_state 6 51712 3
 xsim_wait_key "$be6/state" 4 || xsim_fail "a ring of order 2 was refused"
+# The control socket reports what the ring got: no persistent grants with
+# max-persistent-grants = 0 (whatever the frontend asked), 16 indirect
+# segments (the option over the file).
+neg=$(python3 -c '
+import sys
+sys.path.insert(0, sys.argv[1])
+import ctl
+for d in ctl.Client(sys.argv[2]).call({"command": "list"})["devices"]:
+    if d["domid"] == 6:
+        print(d["persistent"], d["max_indirect_segments"], d["ring_order"])' \
+    "$top_srcdir/tests/daemon" "$XSIM_TMP/control.sock")
+check "negotiated as the ring runs (got: $neg)" [ "$neg" = "False 16 2" ]
 
 # The indirect segment limit reaches the data path: 16 segments served,
 # 17 refused (the reference frontend sends what it is told).
@@ -80,4 +92,30 @@ xsim_log "ok: an indirect request of 16 segments served, of 17 refused"
 grep -E ' xenblkd (info|debug): ' "$XSIM_LOGDIR/xenblkd.log" &&
     xsim_fail "level = warning, yet info or debug lines were logged"
 xsim_log "ok: level = warning from the file: no info or debug line in the log"
+
+# disk-grant-mappings = 0: each queue's share of mappings is 0, so the
+# rings copy everything even though feature-persistent (max-persistent-
+# grants) is offered and the frontend asks for it; the control socket
+# says what the rings do.
+st=$(xsim_kill xenblkd TERM)
+[ "$st" = 0 ] || xsim_fail "the first daemon did not stop cleanly on SIGTERM (status $st)"
+xsim_bg xenblkd2 "$top_builddir/src/xenblkd" --config /dev/null --kinds qdisk --disk-grant-mappings 0 \
+    --state-dir "$XSIM_TMP/state2" --control-socket "$XSIM_TMP/control2.sock"
+xsim_add_disk qdisk 9 xvda "aio:$(make_disk d9.img 16)"
+be9=$(be_dir qdisk 9 51712)
+xsim_wait_key "$be9/state" 2 || xsim_fail "no InitWait"
+expect_key "$be9/feature-persistent" 1
+guest_start 9
+fe_write_rings 9 51712
+fe_state 9 51712 3
+xsim_wait_key "$be9/state" 4 || xsim_fail "domain 9 did not connect"
+neg=$(python3 -c '
+import sys
+sys.path.insert(0, sys.argv[1])
+import ctl
+for d in ctl.Client(sys.argv[2]).call({"command": "list"})["devices"]:
+    if d["domid"] == 9:
+        print(d["persistent"])' \
+    "$top_srcdir/tests/daemon" "$XSIM_TMP/control2.sock")
+check "no share of mappings: not persistent (got: $neg)" [ "$neg" = False ]
 exit 0
