@@ -22,15 +22,7 @@ xsim_start
 
 mnt=$XSIM_TMP/mnt ctl=$XSIM_TMP/ctl
 sector=64
-fuse_hold_mount "$mnt" "$ctl" 64 $((sector * 512))
-dev=
-for ((i = 0; i < 5; i++)); do
-    dev=$(losetup -f --show "$mnt/disk.img" 2>"$XSIM_LOGDIR/losetup.log") && break
-    dev=
-    sleep 0.2
-done
-[ -n "$dev" ] || xsim_skip "cannot set up a loop device: $(cat "$XSIM_LOGDIR/losetup.log")"
-xsim_on_exit "losetup -d $dev"
+fuse_hold_loop dev "$mnt" "$ctl" 64 $((sector * 512))
 
 be=$(be_dir qdisk 5 51712)
 xsim_add_disk qdisk 5 xvda "phy:$dev" w

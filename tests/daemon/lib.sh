@@ -289,6 +289,17 @@ fuse_hold_mount() {
     done
 }
 
+# fuse_hold_loop VAR MNT CTL SIZE_MB HOLD_OFFSET: fuse_hold_mount, then set
+# VAR to a loop device over MNT/disk.img (detached at exit): a block
+# device whose I/O at HOLD_OFFSET waits while CTL/hold exists.
+fuse_hold_loop() {
+    local -n fhl_out_=$1
+    fuse_hold_mount "$2" "$3" "$4" "$5"
+    fhl_out_=$(loop_attach "$2/disk.img") ||
+        xsim_skip "cannot set up a loop device: $(cat "$XSIM_LOGDIR/losetup.log")"
+    xsim_on_exit "losetup -d $fhl_out_"
+}
+
 # held_write NAME CTL SECTOR [XBD-FE ARGS...]: guest 5 (process NAME,
 # xbd-fe held-write on xvda) writes at SECTOR of a disk served through
 # fuse-hold.py, whose CTL/hold must exist; returns once the storage holds

@@ -30,15 +30,7 @@ xsim_start
 
 mnt=$XSIM_TMP/mnt ctl=$XSIM_TMP/ctl
 sector=64
-fuse_hold_mount "$mnt" "$ctl" 64 $((sector * 512))
-dev=
-for ((i = 0; i < 5; i++)); do
-    dev=$(losetup -f --show "$mnt/disk.img" 2>"$XSIM_LOGDIR/losetup.log") && break
-    dev=
-    sleep 0.2
-done
-[ -n "$dev" ] || xsim_skip "cannot set up a loop device: $(cat "$XSIM_LOGDIR/losetup.log")"
-xsim_on_exit "losetup -d $dev"
+fuse_hold_loop dev "$mnt" "$ctl" 64 $((sector * 512))
 
 be=$(be_dir qdisk 5 51712)
 fes=$(fe_dir 5 51712)/state
@@ -60,19 +52,19 @@ for d in ctl.Client(sys.argv[2]).call({"command": "list"})["devices"]:
         print(int(d["evaluation"][sys.argv[3]]))' "$top_srcdir/tests/daemon" "$XSIM_TMP/control.sock" "$1"
 }
 
-# wait_ctl WHAT OP VALUE WHY: until ctl_field WHAT OP VALUE holds.
+# wait_ctl KEY VALUE WHY: until ctl_field KEY is VALUE.
 wait_ctl() {
     local end v
     end=$(xsim_deadline 30)
-    until v=$(ctl_field "$1") && [ "$v" "$2" "$3" ]; do
-        xsim_past "$end" && xsim_fail "$4 (${1}: ${v:-?})"
+    until v=$(ctl_field "$1") && [ "$v" = "$2" ]; do
+        xsim_past "$end" && xsim_fail "$3 (${1}: ${v:-?})"
         sleep 0.05
     done
 }
 
 xenstore-write "$fes" 5
 xsim_wait_key "$be/state" 5 || xsim_fail "the backend did not follow Closing"
-wait_ctl draining_rings -eq 1 "the ring is not draining behind the held write"
+wait_ctl draining_rings 1 "the ring is not draining behind the held write"
 
 xspid=$(cat "$XENSTORED_RUNDIR/xenstored.pid")
 dpid=$(xsim_pid xenblkd)
@@ -84,10 +76,10 @@ xenstore-write "$fes" 4
 expect_key "$fes" 4
 kill -STOP "$xspid"
 kill -CONT "$dpid"
-wait_ctl snapshot_pending -eq 1 "the daemon did not ask for a snapshot after the frontend's Connected"
+wait_ctl snapshot_pending 1 "the daemon did not ask for a snapshot after the frontend's Connected"
 xsim_log "evaluation asked for its snapshot with the ring draining; xenstored stopped"
 rm "$ctl/hold"
-wait_ctl draining_rings -eq 0 "the ring did not drain once the write was released"
+wait_ctl draining_rings 0 "the ring did not drain once the write was released"
 kill -CONT "$xspid"
 xsim_log "the ring drained with the snapshot out; xenstored continued"
 

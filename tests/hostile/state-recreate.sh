@@ -20,10 +20,7 @@ xsim_start
 
 mnt=$XSIM_TMP/mnt ctl=$XSIM_TMP/ctl
 sector=64
-fuse_hold_mount "$mnt" "$ctl" 64 $((sector * 512))
-dev=$(loop_attach "$mnt/disk.img") ||
-    xsim_skip "cannot set up a loop device: $(cat "$XSIM_LOGDIR/losetup.log")"
-xsim_on_exit "losetup -d $dev"
+fuse_hold_loop dev "$mnt" "$ctl" 64 $((sector * 512))
 
 be=$(be_dir qdisk 5 51712)
 fe=$(fe_dir 5 51712)
