@@ -29,9 +29,11 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <sys/un.h>
 
 #include "budget.h"
 #include "log_limit.h"
+#include "nbd_server.h"
 #include "xenblkd/config.h"
 #include "xenblkd/dataplane.h"
 #include "xenblkd/xenbus.h"
@@ -351,6 +353,18 @@ static int set_kinds(const char *v, char *out, size_t outlen, char *why, size_t 
     return 0;
 }
 
+/* The state directory holds the disks' local-attach sockets too
+ * (<dir>/nbd/<kind>-<domid>-<devid>.sock, nbd_server.h), whose whole path
+ * must fit in a socket address: below a longer directory no disk would get
+ * its NBD export, nor a vbd3 disk its physical-device-path, and its
+ * hotplug script would wait for that in vain.  The longest name is of the
+ * longest kind, domain id and device id. */
+static size_t state_dir_max(void)
+{
+    return sizeof(((struct sockaddr_un *)0)->sun_path) - 1 -
+           strlen("/" XBD_NBD_SUBDIR "/qdisk-32751-4294967295.sock");
+}
+
 static int set_path(const char *v, char *out, size_t outlen, char *why, size_t n)
 {
     if (v[0] != '/') {
@@ -416,6 +430,12 @@ int xbd_conf_key_set(struct xbd_daemon_config *c, const struct xbd_conf_key *k,
         *(long *)f = (long)u;
         return 0;
     case T_DIR:
+        if (v[0] == '/' && strlen(v) > state_dir_max()) {
+            snprintf(why, n, "path too long (at most %zu bytes: the disks' NBD sockets "
+                     "below it must fit in a socket address)", state_dir_max());
+            return -1;
+        }
+        return set_path(v, f, k->size, why, n);
     case T_SOCKET:
         return set_path(v, f, k->size, why, n);
     case T_GROUP:

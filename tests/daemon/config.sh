@@ -223,8 +223,9 @@ expect_error "socket path too long" "FILE:2: socket: path too long (at most 107 
     "[control]\nsocket = $long\n"
 expect_error "unknown group" "FILE:2: group: unknown group 'no-such-group-xenblkd'" \
     '[control]\ngroup = no-such-group-xenblkd\n'
-expect_error "state directory too long" "FILE:2: state-directory: path too long (at most 1024 bytes)" \
-    "[daemon]\nstate-directory = /$(printf 'z%.0s' {1..1024})\n"
+# 75 bytes: <dir>/nbd/qdisk-32751-4294967295.sock fills a socket address.
+expect_error "state directory too long" "FILE:2: state-directory: path too long (at most 75 bytes: the disks' NBD sockets below it must fit in a socket address)" \
+    "[daemon]\nstate-directory = /$(printf 'z%.0s' {1..75})\n"
 expect_error "empty value" "FILE:2: level: no value" '[log]\nlevel =\n'
 expect_error "unknown key" "FILE:2: unknown key 'max-queue' in [disks]" '[disks]\nmax-queue = 2\n'
 expect_error "key in the wrong section" "FILE:2: unknown key 'level' in [disks] (it belongs in [log])" \
