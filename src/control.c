@@ -410,13 +410,14 @@ static void client_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 /* ---- the listening socket --------------------------------------------- */
 
 /* One more client than we serve: say so (best effort) and hang up. */
-static void refuse(int fd)
+/* <limit>: the clients the refused one's peer may have at once. */
+static void refuse(int fd, unsigned limit)
 {
     size_t len = 0;
     char msg[64];
     char *line;
 
-    snprintf(msg, sizeof(msg), "too many clients (at most %u)", XBD_CTL_MAX_CLIENTS);
+    snprintf(msg, sizeof(msg), "too many clients (at most %u)", limit);
     line = xbd_ctl_error_line("failed", msg, &len);
     if (line && send(fd, line, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         xbd_debug("control: cannot tell a refused client why: %s", strerror(errno));
@@ -438,6 +439,13 @@ static void client_new(struct xbd_control *ctl, int fd)
         xbd_warn("control: SO_PEERCRED: %s", strerror(errno));
         free(c);
         close(fd);
+        return;
+    }
+    /* The last slots are root's: the group's clients may hold the others
+     * as long as they like (a settle waits up to an hour). */
+    if (cr.uid != 0 && ctl->nclients >= XBD_CTL_MAX_CLIENTS - XBD_CTL_ROOT_SLOTS) {
+        free(c);
+        refuse(fd, XBD_CTL_MAX_CLIENTS - XBD_CTL_ROOT_SLOTS);
         return;
     }
     c->peer = (struct xbd_ctl_peer){ cr.pid, cr.uid, cr.gid };
@@ -488,7 +496,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             return;
         }
         if (ctl->nclients >= XBD_CTL_MAX_CLIENTS)
-            refuse(fd);
+            refuse(fd, XBD_CTL_MAX_CLIENTS);
         else
             client_new(ctl, fd);
     }

@@ -124,7 +124,9 @@
  * and gid.
  *
  * Limits: XBD_CTL_MAX_CLIENTS connections (one more gets a "failed" line
- * and is closed), XBD_CTL_IDLE_S seconds without a request or reply
+ * and is closed), of which the last XBD_CTL_ROOT_SLOTS only for uid 0 (the
+ * group's read-only clients, whose settle may wait an hour, cannot lock
+ * root out of reload and shutdown), XBD_CTL_IDLE_S seconds without a request or reply
  * progress closes a connection (not while it waits for a settle), a client with more than XBD_CTL_OUT_MAX
  * bytes of replies unread when it sends another request is dropped, at
  * most XBD_CTL_BUDGET requests of one client per loop iteration.
@@ -143,6 +145,7 @@
 #define XBD_CTL_DEFAULT_GROUP   "root"
 #define XBD_CTL_MAX_LINE        65536u
 #define XBD_CTL_MAX_CLIENTS     64u
+#define XBD_CTL_ROOT_SLOTS      8u
 #define XBD_CTL_IDLE_S          60.0
 #define XBD_CTL_OUT_MAX         (256u * 1024u)
 #define XBD_CTL_BUDGET          8u

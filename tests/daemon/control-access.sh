@@ -55,6 +55,54 @@ wait_log "control: shutdown refused to pid [0-9]+ uid 65534 gid $nogroup"
 check "still running" xsim_running xenblkd
 expect_key "$be/state" 4
 
+# The group's clients cannot take root's last 8 of the 64 slots: a member
+# holding every connection it can get gets 56, and root is still served.
+cat >"$XSIM_TMP/hold.py" <<'PY'
+import os, socket, sys, time
+path, release = sys.argv[1:3]
+held, refused = [], 0
+for _ in range(64):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    try:
+        s.sendall(b'{"version":1,"command":"ping"}\n')
+    except OSError:
+        pass                        # refused: its line is already here
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        line += chunk
+    if b'"ok":true' in line:
+        held.append(s)
+    elif b"too many clients (at most 56)" in line:
+        refused += 1
+        s.close()
+    else:
+        sys.exit("unexpected reply: %r" % line)
+print("%d %d" % (len(held), refused), flush=True)
+while not os.path.exists(release):
+    time.sleep(0.05)
+PY
+chmod 0644 "$XSIM_TMP/hold.py"
+member /usr/bin/python3 "$XSIM_TMP/hold.py" "$sock" "$XSIM_TMP/release" \
+    >"$XSIM_TMP/held" 2>"$XSIM_LOGDIR/hold.log" &
+holder=$!
+end=$(xsim_deadline 20)
+until [ -s "$XSIM_TMP/held" ]; do
+    kill -0 $holder 2>/dev/null || xsim_fail "the member's holder failed: $(cat "$XSIM_LOGDIR/hold.log")"
+    xsim_past "$end" && xsim_fail "the member's holder did not report"
+    sleep 0.05
+done
+check "a member holds 56 connections, 8 more refused (got: $(cat "$XSIM_TMP/held"))" \
+    [ "$(cat "$XSIM_TMP/held")" = "56 8" ]
+/usr/bin/python3 "$XSIM_TMP/ctl.py" "$sock" '{"version":1,"command":"ping"}' >"$XSIM_TMP/root.out" ||
+    xsim_fail "root: client failed"
+check "root served with the members' slots full" [ "$(reply 1 "$XSIM_TMP/root.out")" = '{"ok":true}' ]
+touch "$XSIM_TMP/release"
+wait $holder || xsim_fail "the member's holder failed: $(cat "$XSIM_LOGDIR/hold.log")"
+
 # Not in the group: the socket's mode keeps it out.
 rc=0
 stranger /usr/bin/python3 "$XSIM_TMP/ctl.py" "$sock" '{"version":1,"command":"ping"}' >"$XSIM_TMP/stranger.out" 2>&1 || rc=$?
