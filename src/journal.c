@@ -184,7 +184,7 @@ static void *create_new(const char *path, const struct xbd_journal_id *id,
     size_t len = journal_size(nr_ents);
     char tmp[4200];
     void *map;
-    int fd;
+    int fd, rc;
 
     snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid());
     fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -192,8 +192,13 @@ static void *create_new(const char *path, const struct xbd_journal_id *id,
         snprintf(err, n, "cannot create %s: %s", tmp, strerror(errno));
         return NULL;
     }
-    if (ftruncate(fd, (off_t)len) < 0) {
-        snprintf(err, n, "cannot size %s: %s", tmp, strerror(errno));
+    /* Every block allocated now, not sized sparse: a store into a hole of
+     * a MAP_SHARED page that the filesystem (a full tmpfs under /run)
+     * cannot back raises SIGBUS, on the request path, for every guest of
+     * the daemon.  Out of space, the ring is refused here instead. */
+    rc = posix_fallocate(fd, 0, (off_t)len);
+    if (rc) {
+        snprintf(err, n, "cannot allocate %zu bytes for %s: %s", len, tmp, strerror(rc));
         goto fail;
     }
     map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

@@ -34,6 +34,7 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/xentop-stats.sh \
 	tests/daemon/crash-held-write.sh \
 	tests/daemon/journal-files.sh \
+	tests/daemon/journal-enospc.sh \
 	tests/daemon/restart-workload.sh \
 	tests/daemon/restart-kills.sh \
 	tests/daemon/restart-closed.sh \
