@@ -215,10 +215,13 @@ static bool under_share(const struct xbd_io_engine *io, const struct xbd_aio_que
     return q->inflight < io->ring_share && q->grp->inflight < io->dev_share;
 }
 
-/* May a pool job of q start now? */
+/* May a pool job of q start now?  Within its device's share, and the last
+ * free worker only for a device that holds none (io_aio.h). */
 static bool pool_room(const struct xbd_io_engine *io, const struct xbd_aio_queue *q)
 {
-    return !xbd_pool_full(io->pool) && q->grp->pooled < io->pool_share;
+    if (xbd_pool_full(io->pool) || q->grp->pooled >= io->pool_share)
+        return false;
+    return xbd_pool_held(io->pool) + 1 < XBD_POOL_THREADS || !q->grp->pooled;
 }
 
 /* ---- the worker pool --------------------------------------------------- */

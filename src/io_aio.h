@@ -48,8 +48,11 @@ enum xbd_aio_kind {
  * request, and a guest's whole-disk discard interleaves with its
  * neighbours' work. */
 #define XBD_DISCARD_CHUNK    (64ull << 20)
-/* Worker threads; one device never holds more than half of them. */
-#define XBD_POOL_THREADS     4u
+/* Worker threads.  One device holds at most 2 (XBD_POOL_THREADS / 2), and
+ * the last free one goes only to a device that holds none: two devices
+ * whose storage hangs with their jobs in the pool leave a worker to every
+ * other disk. */
+#define XBD_POOL_THREADS     5u
 
 struct xbd_aio;
 struct xbd_aio_queue;
