@@ -126,10 +126,11 @@
  * Limits: XBD_CTL_MAX_CLIENTS connections (one more gets a "failed" line
  * and is closed), of which the last XBD_CTL_ROOT_SLOTS only for uid 0 (the
  * group's read-only clients, whose settle may wait an hour, cannot lock
- * root out of reload and shutdown), XBD_CTL_IDLE_S seconds without a request or reply
- * progress closes a connection (not while it waits for a settle), a client with more than XBD_CTL_OUT_MAX
- * bytes of replies unread when it sends another request is dropped, at
- * most XBD_CTL_BUDGET requests of one client per loop iteration.
+ * root out of reload and shutdown); XBD_CTL_IDLE_S seconds without a
+ * request or reply progress closes a connection (not while it waits for a
+ * settle); a client with more than XBD_CTL_OUT_MAX bytes of replies unread
+ * when it sends another request is dropped; at most XBD_CTL_BUDGET
+ * requests of one client per loop iteration.
  */
 #ifndef XENBLKD_CONTROL_H
 #define XENBLKD_CONTROL_H
