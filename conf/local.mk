@@ -1,7 +1,9 @@
 # Host integration files.
-# The hotplug script goes where Xen's own scripts live ($sysconfdir/xen/scripts).
-xenscriptsdir = $(sysconfdir)/xen/scripts
-dist_xenscripts_SCRIPTS = conf/block-xenblkd
+# The hotplug script goes where libxl runs it from: Xen's script directory,
+# /etc/xen/scripts whatever our prefix (configure --with-xen-scriptdir).
+dist_xenscript_SCRIPTS = conf/block-xenblkd
+# /etc/xen/scripts is outside a non-root distcheck prefix.
+AM_DISTCHECK_CONFIGURE_FLAGS += --with-xen-scriptdir='$${sysconfdir}/xen/scripts'
 EXTRA_DIST += conf/block-xenblkd.md
 
 # The configuration file: installed once, never overwritten (an existing

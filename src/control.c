@@ -26,6 +26,7 @@
 #include "xenblkd/log.h"
 
 #include "control_cmd.h"
+#include "mkdir_mode.h"
 #include "settle.h"
 
 #define container_of(ptr, type, member) \
@@ -521,8 +522,8 @@ static int resolve_group(const char *name, gid_t *gid)
     return 0;
 }
 
-/* The socket's directory: created 0755 if missing (its parent must
- * exist); an existing one is left as it is. */
+/* The socket's directory: created 0755 if missing, whatever the umask
+ * (its parent must exist); an existing one is left as it is. */
 static int make_dir(const char *path)
 {
     char *dir = strdup(path), *slash;
@@ -533,9 +534,11 @@ static int make_dir(const char *path)
     slash = strrchr(dir, '/');
     if (slash && slash != dir) {
         *slash = '\0';
-        if (mkdir(dir, 0755) == 0)
+        rc = xbd_mkdir_mode(dir, 0755);
+        if (rc > 0) {
             xbd_info("control: created %s", dir);
-        else if (errno != EEXIST) {
+            rc = 0;
+        } else if (rc < 0) {
             xbd_err("control: cannot create %s: %s", dir, strerror(errno));
             rc = -1;
         }

@@ -11,6 +11,7 @@ src_libxenblkd_a_SOURCES = \
 	src/eval_queue.h src/eval_queue.c src/loop_stats.h src/loop_stats.c \
 	include/xenblkd/control.h src/control.c src/control_cmd.h src/control_cmd.c \
 	src/settle.h src/settle.c src/word_list.h src/word_list.c \
+	src/mkdir_mode.h src/mkdir_mode.c \
 	include/xenblkd/stats.h src/stats.c \
 	src/nbd_proto.h src/nbd_server.h src/nbd_conn.h src/nbd_export.c src/nbd_conn.c \
 	src/nbd_conn_internal.h src/nbd_handshake.c src/nbd_sweep.c \

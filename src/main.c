@@ -33,6 +33,7 @@
 #include "xenblkd/xenbus.h"
 
 #include "log_limit.h"
+#include "mkdir_mode.h"
 
 struct cmdline {
     struct xbd_conf_source src;
@@ -329,12 +330,13 @@ static void install_signals(struct xbd_daemon *d)
     ev_signal_start(d->loop, &d->sighup);
 }
 
-/* mkdir DIR with MODE if absent.  The journals' own directory is 0700
- * (they are dom0-private copies of guest requests); the state directory
- * above it may also hold the control socket, which its group must reach. */
+/* mkdir DIR with MODE if absent, whatever the umask (the unit's is 0077).
+ * The journals' own directory is 0700 (they are dom0-private copies of
+ * guest requests); the state directory above it may also hold the control
+ * socket, which its group must reach. */
 static int make_dir(const char *dir, mode_t mode)
 {
-    if (mkdir(dir, mode) == 0 || errno == EEXIST)
+    if (xbd_mkdir_mode(dir, mode) >= 0)
         return 0;
     xbd_err("cannot create the state directory %s: %s", dir, strerror(errno));
     return -1;

@@ -13,4 +13,4 @@ systemdsystemunit_DATA = systemd/xenblkd.service
 endif
 # The pkg-config default (/lib/systemd/system) is outside any non-root
 # distcheck prefix.
-AM_DISTCHECK_CONFIGURE_FLAGS = --with-systemdsystemunitdir='$${prefix}/lib/systemd/system'
+AM_DISTCHECK_CONFIGURE_FLAGS += --with-systemdsystemunitdir='$${prefix}/lib/systemd/system'

@@ -44,6 +44,7 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/notify.sh \
 	tests/daemon/control-stats.sh \
 	tests/daemon/control-access.sh \
+	tests/daemon/dir-modes.sh \
 	tests/daemon/control-abuse.sh \
 	tests/daemon/nbd-export.sh \
 	tests/daemon/nbd-restart.sh \

@@ -25,13 +25,12 @@ make_disk() {
     echo "$DISKDIR/$1.img"
 }
 
-# The hotplug script for xenblkd disks: the project's own when installed,
+# The hotplug script for xenblkd disks: the project's own when installed
+# (make install puts it in Xen's script directory, /etc/xen/scripts),
 # else a stub doing only what libxl needs (hotplug-status=connected).
 xenblkd_script() {
-    local s
-    for s in /usr/local/etc/xen/scripts/block-xenblkd /etc/xen/scripts/block-xenblkd; do
-        [ -x "$s" ] && { echo "$s"; return; }
-    done
+    local s=/etc/xen/scripts/block-xenblkd
+    [ -x "$s" ] && { echo "$s"; return; }
     s=/usr/local/lib/xbd-hotplug-stub
     if [ ! -x "$s" ]; then
         printf '#!/bin/sh\n[ "$1" = add ] && xenstore-write "$XENBUS_PATH/hotplug-status" connected\nexit 0\n' >"$s"
