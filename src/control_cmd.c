@@ -548,8 +548,10 @@ static json_object *cmd_reload(const struct xbd_ctl_env *env)
     return ok_obj();
 }
 
-static json_object *cmd_shutdown(json_object *req, struct xbd_ctl_reply *out)
+static json_object *cmd_shutdown(const struct xbd_ctl_env *env, json_object *req,
+                                 struct xbd_ctl_reply *out)
 {
+    enum xbd_stop_mode mode, under_way;
     json_object *v;
     bool close = false;
 
@@ -558,8 +560,21 @@ static json_object *cmd_shutdown(json_object *req, struct xbd_ctl_reply *out)
             return error_obj("bad_request", "\"close\" must be true or false");
         close = json_object_get_boolean(v);
     }
+    mode = close ? XBD_STOP_CLOSE : XBD_STOP_HANDOVER;
+    /* The first stop decides (a close for good cannot become a handover
+     * half-way, nor the other way round): the same stop again is what is
+     * happening, the other one will not happen and must not be promised. */
+    if (env->ops->stopping(env->opaque, &under_way)) {
+        if (under_way == mode)
+            return ok_obj();
+        xbd_info("control: shutdown%s refused: already stopping (%s)",
+                 close ? " (close)" : "", under_way == XBD_STOP_CLOSE ? "closing" : "handover");
+        return error_obj("stopping", under_way == XBD_STOP_CLOSE
+                                     ? "already stopping: closing"
+                                     : "already stopping: handover");
+    }
     out->stop = true;
-    out->stop_mode = close ? XBD_STOP_CLOSE : XBD_STOP_HANDOVER;
+    out->stop_mode = mode;
     return ok_obj();
 }
 
@@ -696,7 +711,7 @@ static json_object *dispatch(const struct xbd_ctl_env *env, const struct xbd_ctl
     case 4:
         return cmd_reload(env);
     case 5:
-        return cmd_shutdown(req, out);
+        return cmd_shutdown(env, req, out);
     default:
         return cmd_settle(req, out);
     }

@@ -313,9 +313,18 @@ static void ctl_shutdown(void *opaque, enum xbd_stop_mode mode)
     daemon_stop(opaque, mode);
 }
 
+static bool ctl_stopping(void *opaque, enum xbd_stop_mode *mode)
+{
+    const struct xbd_daemon *d = opaque;
+
+    *mode = d->stop_mode;
+    return d->stopping;
+}
+
 static const struct xbd_control_ops ctl_ops = {
     .reload = ctl_reload,
     .shutdown = ctl_shutdown,
+    .stopping = ctl_stopping,
 };
 
 static void install_signals(struct xbd_daemon *d)

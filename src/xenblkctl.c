@@ -10,10 +10,12 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +294,39 @@ static int cmd_reload(const struct xbc_global *g, int argc, char **argv)
     return no_arg_request(g, argc, argv, "reload", "xenblkd reloaded its configuration");
 }
 
+/* True once process PID has exited: it is gone, or it is a zombie (its
+ * parent has not collected it yet) with no thread left, so that every file
+ * it held, the state directory's lock among them, is closed.  Without
+ * /proc only the first is seen. */
+static bool process_gone(pid_t pid)
+{
+    char path[64], line[512], *p;
+    unsigned tasks = 0;
+    struct dirent *e;
+    FILE *f;
+    DIR *d;
+
+    if (kill(pid, 0) < 0 && errno == ESRCH)
+        return true;
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    f = fopen(path, "re");
+    if (!f)
+        return false;           /* gone since: the next look says so */
+    p = fgets(line, sizeof(line), f);
+    fclose(f);
+    /* "PID (COMM) STATE ...": COMM may hold anything, ")" too. */
+    if (!p || !(p = strrchr(line, ')')) || (p[1] != ' ') || (p[2] != 'Z' && p[2] != 'X'))
+        return false;
+    snprintf(path, sizeof(path), "/proc/%ld/task", (long)pid);
+    d = opendir(path);
+    if (!d)
+        return false;
+    while ((e = readdir(d)))
+        tasks += e->d_name[0] != '.';
+    closedir(d);
+    return tasks <= 1;          /* only the zombie leader is left */
+}
+
 static int cmd_shutdown(const struct xbc_global *g, int argc, char **argv)
 {
     static const struct option o[] = {
@@ -301,8 +336,9 @@ static int cmd_shutdown(const struct xbc_global *g, int argc, char **argv)
     };
     json_object *req, *reply = NULL;
     int flags = 0, rc;
-    bool close_all;
+    bool close_all, closed = false;
     struct timespec start, now;
+    pid_t pid;
 
     rc = simple_options(find_command("shutdown"), argc, argv, o, &flags);
     if (rc >= 0)
@@ -311,27 +347,46 @@ static int cmd_shutdown(const struct xbc_global *g, int argc, char **argv)
     req = xbc_request_new("shutdown");
     if (close_all)
         json_object_object_add(req, "close", json_object_new_boolean(1));
-    rc = xbc_call(g->socket, req, &reply, XBC_LOUD);
+    /* The daemon's pid, from the connection that carries the order. */
+    rc = xbc_call_peer(g->socket, req, &reply, XBC_LOUD, &pid);
     json_object_put(reply);
     if (rc)
         return rc;
     printf("%s\n", close_all
            ? "xenblkd is closing every device (the guests lose their disks) and stopping"
            : "xenblkd is stopping; the guests' disks pause until it is started again");
+    fflush(stdout);
     if (flags & (1 << 2))
         return XBC_OK;
-    /* Closing drains every ring (bounded by the daemon); a handover only
-     * finishes in-flight I/O.  Wait until the daemon is gone so that a
-     * script can start the next instance right after us. */
+    /* Wait until the daemon's process is gone, so that a script can start
+     * the next instance right after us: it closes its control socket
+     * first, and only then waits for the I/O its storage still holds,
+     * for its grant unmaps and its last xenstore writes, and releases the
+     * state directory.  No pid (a daemon in another PID namespace): only
+     * until the socket stops answering. */
+    if (!pid)
+        xbc_warn("cannot see xenblkd's process (another PID namespace?): waiting only "
+                 "until it no longer answers on %s", g->socket);
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
-        if (!xbc_daemon_up(g->socket)) {
+        if (pid ? process_gone(pid) : !xbc_daemon_up(g->socket)) {
             printf("xenblkd stopped\n");
             return XBC_OK;
         }
+        if (pid && !closed && !xbc_daemon_up(g->socket)) {
+            closed = true;
+            printf("xenblkd no longer answers on its control socket; waiting for its "
+                   "process (pid %ld) to exit\n", (long)pid);
+            fflush(stdout);
+        }
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (now.tv_sec - start.tv_sec >= 60) {
-            xbc_err("xenblkd still answers on %s 60 s after the shutdown request", g->socket);
+            if (pid)
+                xbc_err("xenblkd (pid %ld) has not exited 60 s after the shutdown request "
+                        "(its log says what it waits for)", (long)pid);
+            else
+                xbc_err("xenblkd still answers on %s 60 s after the shutdown request",
+                        g->socket);
             return XBC_ETIMEDOUT;
         }
         nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000 * 1000 }, NULL);

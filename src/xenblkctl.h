@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include <json-c/json.h>
 
 /* Exit statuses: stable, documented in xenblkctl(8) (EXIT STATUS). */
@@ -77,6 +78,10 @@ int xbc_call(const char *socket, json_object *req, json_object **reply,
 /* xbc_call, waiting at most TIMEOUT_MS for the reply (settle). */
 int xbc_call_timeout(const char *socket, json_object *req, json_object **reply,
                      enum xbc_verbosity v, int64_t timeout_ms);
+/* xbc_call, and *peer: the pid of the process listening on SOCKET (the
+ * daemon, from SO_PEERCRED, in our PID namespace), 0 when unknown. */
+int xbc_call_peer(const char *socket, json_object *req, json_object **reply,
+                  enum xbc_verbosity v, pid_t *peer);
 /* True if a daemon answers a ping on SOCKET (prints nothing). */
 bool xbc_daemon_up(const char *socket);
 /* settle --timeout: default and limit (the daemon's, control.h). */

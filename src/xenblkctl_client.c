@@ -266,6 +266,9 @@ static int reply_error(json_object *reply, const char *command)
     return code_status(code);
 }
 
+static int call(const char *socket, json_object *req, json_object **reply,
+                enum xbc_verbosity v, int64_t timeout_ms, pid_t *peer);
+
 int xbc_call(const char *socket, json_object *req, json_object **reply,
              enum xbc_verbosity v)
 {
@@ -274,6 +277,31 @@ int xbc_call(const char *socket, json_object *req, json_object **reply,
 
 int xbc_call_timeout(const char *socket, json_object *req, json_object **reply,
                      enum xbc_verbosity v, int64_t timeout_ms)
+{
+    return call(socket, req, reply, v, timeout_ms, NULL);
+}
+
+int xbc_call_peer(const char *socket, json_object *req, json_object **reply,
+                  enum xbc_verbosity v, pid_t *peer)
+{
+    return call(socket, req, reply, v, XBC_REPLY_TIMEOUT_MS, peer);
+}
+
+/* The process that listens on the connected socket FD (the one that
+ * called listen(): the daemon, it does not fork), as seen from our PID
+ * namespace; 0 when unknown. */
+static pid_t listener_pid(int fd)
+{
+    struct ucred cr;
+    socklen_t len = sizeof(cr);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || len != sizeof(cr))
+        return 0;
+    return cr.pid > 0 ? cr.pid : 0;
+}
+
+static int call(const char *socket, json_object *req, json_object **reply,
+                enum xbc_verbosity v, int64_t timeout_ms, pid_t *peer)
 {
     const char *text, *command = xbc_str(req, "command", "?");
     char cmd[64], *line = NULL;
@@ -285,11 +313,15 @@ int xbc_call_timeout(const char *socket, json_object *req, json_object **reply,
     verbosity = v;
     call_timeout_ms = timeout_ms;
     *reply = NULL;
+    if (peer)
+        *peer = 0;
     snprintf(cmd, sizeof(cmd), "%s", command);
     text = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
     rc = connect_socket(socket, &fd);
     if (rc)
         goto out;
+    if (peer)
+        *peer = listener_pid(fd);
     deadline = now_ms() + timeout_ms;
     rc = send_all(fd, text, strlen(text), deadline);
     if (rc == 0)

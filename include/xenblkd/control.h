@@ -18,8 +18,10 @@
  * argument), unsupported_version ("version" is a number other than 1),
  * unknown_command, too_long (line over the limit: the connection is then
  * closed), permission_denied (reload and shutdown need uid 0),
- * not_found (stats filter matched no device), failed (the command could
- * not be carried out, or the daemon serves too many clients).
+ * not_found (stats filter matched no device), stopping (a shutdown of
+ * the other kind than the stop under way: "already stopping: handover" or
+ * "already stopping: closing"), failed (the command could not be carried
+ * out, or the daemon serves too many clients).
  *
  * Commands (arguments other than those listed are refused, bad_request):
  *   ping                      -> {"ok":true}
@@ -31,7 +33,10 @@
  *   reload           (root)   -> {"ok":true} | failed with the reason
  *   shutdown [close:bool] (root) -> {"ok":true}, then the daemon stops:
  *                                 close:true closes every device for good,
- *                                 otherwise as SIGTERM (restart handover)
+ *                                 otherwise as SIGTERM (restart handover);
+ *                                 while it stops: {"ok":true} (nothing
+ *                                 changes) if it stops that way already,
+ *                                 else the code stopping
  *   settle [timeout_ms:N]     -> {"ok":true,"waited_ms":N,"rounds":N} once
  *                                 the daemon has acted on every xenstore
  *                                 write made before the request (src/settle.h);
@@ -160,6 +165,9 @@ struct xbd_control_ops {
     int (*reload)(void *opaque, char *err, size_t errlen);
     /* Stop the daemon (after the reply is queued). */
     void (*shutdown)(void *opaque, enum xbd_stop_mode mode);
+    /* True once the daemon is stopping, *mode telling how: the first stop
+     * decides, a shutdown asking for the other kind is refused. */
+    bool (*stopping)(void *opaque, enum xbd_stop_mode *mode);
 };
 
 struct xbd_control;

@@ -89,7 +89,8 @@ XBC_TESTS = \
 	tests/daemon/xenblkctl-attach.sh \
 	tests/daemon/xenblkctl-client.sh \
 	tests/daemon/xenblkctl-stats.sh \
-	tests/daemon/xenblkctl-cli.sh
+	tests/daemon/xenblkctl-cli.sh \
+	tests/daemon/xenblkctl-shutdown.sh
 TESTS += $(XBC_TESTS)
 dist_check_SCRIPTS += $(XBC_TESTS)
 EXTRA_DIST += tests/daemon/xenblkctl-lib.sh tests/daemon/xenblkctl-fake-daemon.py

@@ -124,8 +124,8 @@ wait_log "reload"
 ctl_expect 0 "$o" shutdown --close
 ctl_says "$o" "closing every device \\(the guests lose their disks\\)"
 ctl_says "$o" "^xenblkd stopped$"
-# "stopped" is said once the daemon no longer answers, which it does
-# until every device is closed.
+# "stopped" is said once the daemon's process has exited
+# (xenblkctl-shutdown.sh), which it does after every device is closed.
 expect_key "$(be_dir vbd3 5 51712)/state" 6
 [ "$(xsim_wait_exit xenblkd 20)" = 0 ] || xsim_fail "xenblkd did not exit 0 after shutdown --close"
 fe_end g1                          # the guest saw its disk close, cleanly

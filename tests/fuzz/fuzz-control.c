@@ -29,6 +29,7 @@
 static struct xbd_host host;
 static struct xbd_control ctl;
 static unsigned shutdowns;
+static enum xbd_stop_mode first_stop;
 
 /* Succeeds: a failed reload is logged as an error, on stderr here,
  * which would slow the fuzzer down to the speed of the terminal. */
@@ -43,11 +44,20 @@ static int stub_reload(void *opaque, char *err, size_t errlen)
 static void stub_shutdown(void *opaque, enum xbd_stop_mode mode)
 {
     (void)opaque;
-    (void)mode;
-    shutdowns++;
+    if (!shutdowns++)
+        first_stop = mode;
 }
 
-static const struct xbd_control_ops ops = { stub_reload, stub_shutdown };
+/* Stopping after the first shutdown, as the daemon: later ones are
+ * answered by what that one asked for. */
+static bool stub_stopping(void *opaque, enum xbd_stop_mode *mode)
+{
+    (void)opaque;
+    *mode = first_stop;
+    return shutdowns > 0;
+}
+
+static const struct xbd_control_ops ops = { stub_reload, stub_shutdown, stub_stopping };
 
 static void setup(void)
 {
@@ -65,7 +75,7 @@ static void check_reply(const char *line, size_t len)
 {
     static const char *const codes[] = {
         "bad_json", "bad_request", "unsupported_version", "unknown_command",
-        "too_long", "permission_denied", "not_found", "failed",
+        "too_long", "permission_denied", "not_found", "stopping", "failed",
     };
     json_object *o = json_tokener_parse(line), *ok, *code;
     bool known = false;
@@ -120,6 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int sv[2];
 
     setup();
+    shutdowns = 0;              /* each input is a daemon that runs */
     /* At most 16 chunks: each costs a loop iteration and syscalls. */
     if (chunk < in.left / 16)
         chunk = in.left / 16;

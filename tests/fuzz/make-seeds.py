@@ -178,6 +178,9 @@ def control_seeds():
         '{"version":1,"command":"stats"}',
         '{"version":1,"command":"reload"}',
         '{"version":1,"command":"shutdown","close":true}',
+        # While stopping: the other kind is refused (stopping), the same ok.
+        '{"version":1,"command":"shutdown"}',
+        '{"version":1,"command":"shutdown","close":true}',
     ]
     write("control", "all-commands", b"\x00" + "\n".join(lines).encode() + b"\n")
     write("control", "crlf-noeol", b"\x05" + b'{"version":1,"command":"ping"}\r\n{"version":1,"command":"list"}')
