@@ -29,7 +29,12 @@ fuse_hold_loop dev "$mnt" "$hold" 64 $((sector * 512))
 
 be=$(be_dir qdisk 5 51712)
 xsim_add_disk qdisk 5 xvda "phy:$dev" w
-ctl_daemon --kinds qdisk
+# This daemon's handover runs into its 15 s limit with the write held: it
+# exits leaving that ring to the kernel and its successor (xenblkd(8),
+# RESTARTING), heap included, which LeakSanitizer would report as a leak
+# and turn into exit status 23 in the sanitizer build.  Its successor
+# below keeps the leak check.
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 ctl_daemon --kinds qdisk
 pid=$(xsim_pid xenblkd)
 xsim_wait_key "$be/state" 2
 touch "$hold/hold"
