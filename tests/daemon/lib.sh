@@ -104,9 +104,27 @@ served() {
     until [ "$(answered "$1")" -ge "$2" ]; do
         xsim_running "$3" || xsim_fail "the workload ended (or failed) too early: $(tail -3 "$XSIM_LOGDIR/$3.log")"
         ! grep -m3 ': error: ' "$XSIM_LOGDIR/$3.log" || xsim_fail "the workload failed (lines above)"
-        xsim_past "$end" && xsim_fail "no progress: $(answered "$1") requests served, want $2"
+        if xsim_past "$end"; then
+            stall_report "$1"
+            xsim_fail "no progress: $(answered "$1") requests served, want $2"
+        fi
         sleep 0.02
     done
+}
+
+# stall_report DOMID: for the log of a test whose ring stopped moving:
+# the daemon's stats of DOMID's device (in flight, out-of-slot stalls, the
+# engine's queue, grants, bounce pages, evaluation) and the frontend's
+# xenstore keys.
+stall_report() {
+    python3 - "$XSIM_TMP/control.sock" "$1" <<'PY' >&2 || true
+import json, sys
+sys.path.insert(0, __import__("os").environ["top_srcdir"] + "/tests/daemon")
+import ctl
+rep = ctl.Client(sys.argv[1]).call({"command": "stats", "domid": int(sys.argv[2])})
+print("stall report, daemon stats:", json.dumps(rep, sort_keys=True))
+PY
+    xenstore-ls -f "$(fe_dir "$1" 51712)" >&2 2>/dev/null || true
 }
 
 # workload_verified JSON MIN: the --stats-json of an xsim-blkfront verify
