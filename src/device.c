@@ -99,7 +99,10 @@ struct xbd_device {
 
     struct xbd_ring **rings;
     unsigned nr_rings;
-    unsigned draining;          /* stopped rings not yet drained */
+    /* Stopped rings not yet drained (NULL: drained), still the device's
+     * to abandon at an exit after a stop timeout; draining counts them. */
+    struct xbd_ring **stopping;
+    unsigned nr_stopping, draining;
     int after_drain;            /* state to publish once drained; 0 = none */
     struct xbd_negotiated neg;  /* valid while rings run */
     bool gone;                  /* backend dir removed: free once drained */
@@ -433,11 +436,22 @@ static void stats_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
  * answered while draining included, and become the device's.  Not
  * published yet: the rings still draining are in no sum, and xentop must
  * never see a total go down (ring_drained_cb publishes once all are in). */
-static void ring_counted_cb(void *opaque, const struct xbd_ring_stats *final)
+static void ring_counted_cb(void *opaque, const struct xbd_ring *r,
+                            const struct xbd_ring_stats *final)
 {
     struct xbd_device *dev = opaque;
 
     add_ring_stats(&dev->stats_base, final);
+    for (unsigned i = 0; i < dev->nr_stopping; i++)
+        if (dev->stopping[i] == r)
+            dev->stopping[i] = NULL;
+}
+
+static void forget_stopping(struct xbd_device *dev)
+{
+    free(dev->stopping);
+    dev->stopping = NULL;
+    dev->nr_stopping = 0;
 }
 
 /* The last ring drained: every stopped ring's final counters are in
@@ -449,6 +463,7 @@ static void ring_drained_cb(void *opaque)
     struct xbd_device *dev = opaque;
 
     if (dev->draining > 0 && --dev->draining == 0) {
+        forget_stopping(dev);
         publish_stats(dev);
         dev_kick(dev);
     }
@@ -470,17 +485,21 @@ static void stop_rings(struct xbd_device *dev, int after_drain, bool handover)
     dev->rings = NULL;
     dev->nr_rings = 0;
     dev->after_drain = after_drain;
-    dev->draining = n;
+    forget_stopping(dev);       /* none: a stop waits for the last drain */
+    dev->stopping = rings;
+    dev->nr_stopping = dev->draining = n;
+    if (!n)
+        forget_stopping(dev);
     /* counted and drained may run synchronously: everything above is
-     * already in its final shape, and the callbacks only add, publish
-     * and kick. */
+     * already in its final shape, and the callbacks only add, forget the
+     * ring, publish and kick (the last drain frees <rings>: nothing reads
+     * it after the last stop call). */
     for (unsigned i = 0; i < n; i++) {
         if (handover)
             xbd_ring_handover(rings[i], ring_counted_cb, ring_drained_cb, dev);
         else
             xbd_ring_stop(rings[i], ring_counted_cb, ring_drained_cb, dev);
     }
-    free(rings);
     if (n)
         dev_info(dev, "stopping %u ring%s", n, n == 1 ? "" : "s");
 }
@@ -1509,8 +1528,15 @@ void xbd_device_destroy(struct xbd_device *d)
 {
     struct xbd_host *h = d->host;
 
-    /* Only reached with rings still running after a shutdown timeout:
-     * the process is exiting, the kernel releases what they hold. */
+    /* Only reached at the exit, with rings still running or draining
+     * after a stop timeout (the I/O engine has stopped: see
+     * xbd_ring_abandon). */
+    for (unsigned i = 0; i < d->nr_rings; i++)
+        xbd_ring_abandon(d->rings[i]);
+    for (unsigned i = 0; i < d->nr_stopping; i++)
+        if (d->stopping[i])
+            xbd_ring_abandon(d->stopping[i]);
+    forget_stopping(d);
     xbd_watch_remove(h->xb, d->fe_watch);
     xbd_eval_queue_remove(&h->evq, &d->evn);
     xbd_log_bucket_fini(&d->logb);

@@ -708,6 +708,20 @@ void xbd_aio_queue_free(struct xbd_aio_queue *q)
     free(q);
 }
 
+void xbd_aio_queue_drop(struct xbd_aio_queue *q)
+{
+    if (!q)
+        return;
+    if (!q->io->stopped) {
+        xbd_err("I/O queue dropped while the engine runs: kept");
+        return;
+    }
+    /* The engine's own totals stay: xbd_io_engine_free reports them. */
+    q->head = NULL;
+    q->tail = &q->head;
+    q->queued = q->inflight = 0;
+}
+
 void xbd_aio_bind(struct xbd_aio *a, struct xbd_aio_queue *q)
 {
     a->q = q;

@@ -88,6 +88,9 @@ struct xbd_aio_queue *xbd_aio_queue_new(struct xbd_io_engine *io, const void *gr
                                         struct xbd_aio_share_stats *st);
 /* Only once nothing of the queue is queued or in flight. */
 void xbd_aio_queue_free(struct xbd_aio_queue *q);
+/* After xbd_io_engine_stop: forget the queue's I/O, which the engine will
+ * never submit or reap now, so that it can be freed. */
+void xbd_aio_queue_drop(struct xbd_aio_queue *q);
 /* The I/O goes through <q> from now on (every later submission). */
 void xbd_aio_bind(struct xbd_aio *a, struct xbd_aio_queue *q);
 

@@ -377,7 +377,7 @@ static void ring_destroy(struct xbd_ring *r)
      * the counters go with the memory below, so their owner takes them
      * now, not at drained, which the unmap worker may report later. */
     if (r->counted)
-        r->counted(opaque, &r->st);
+        r->counted(opaque, r, &r->st);
     if (hand_over_mappings(r, drained, opaque))
         drained = NULL;            /* the unmap worker tells */
     else
@@ -1499,6 +1499,25 @@ void xbd_ring_handover(struct xbd_ring *r, xbd_ring_counted_fn *counted,
 {
     r->keep_journal = true;         /* a successor resumes from it */
     ring_stop(r, counted, drained, opaque);
+}
+
+void xbd_ring_abandon(struct xbd_ring *r)
+{
+    xbd_warn("%s: abandoned with %u request%s unanswered, kept in its journal", r->name,
+             r->inflight, r->inflight == 1 ? "" : "s");
+    /* Held pages and pins go back (nothing reads them any more), so the
+     * cache and pool free everything below. */
+    for (unsigned i = 0; i < r->nr_slots; i++)
+        release_bufs(r, &r->slots[i]);
+    xbd_aio_queue_drop(r->aq);
+    r->inflight = 0;
+    r->barrier = NULL;
+    r->keep_journal = true;
+    r->counted = NULL;
+    r->drained = NULL;
+    /* Publishes what was answered, unmaps through the unmap worker (which
+     * the host waits for before the exit), frees. */
+    ring_destroy(r);
 }
 
 const struct xbd_ring_stats *xbd_ring_get_stats(const struct xbd_ring *r)

@@ -221,8 +221,10 @@ typedef void xbd_ring_drained_fn(void *opaque);
  * if none is in flight), before drained: <final> are its counters, the
  * drain's completions and errors included, which never change again
  * (valid during the call only: the ring's memory goes right after).  The
- * ring owns its counters until then; whoever keeps totals adds these. */
-typedef void xbd_ring_counted_fn(void *opaque, const struct xbd_ring_stats *final);
+ * ring owns its counters until then; whoever keeps totals adds these.
+ * <r> only names the ring (its owner forgets it here). */
+typedef void xbd_ring_counted_fn(void *opaque, const struct xbd_ring *r,
+                                 const struct xbd_ring_stats *final);
 
 /*
  * Behaviour the control plane can rely on (src/ring.c, src/request.c):
@@ -273,6 +275,13 @@ void xbd_ring_stop(struct xbd_ring *r, xbd_ring_counted_fn *counted,
                    xbd_ring_drained_fn *drained, void *opaque);
 void xbd_ring_handover(struct xbd_ring *r, xbd_ring_counted_fn *counted,
                        xbd_ring_drained_fn *drained, void *opaque);
+
+/* At exit, once xbd_io_engine_stop has returned (neither the kernel nor
+ * the worker pool touches a request any more): release a ring that never
+ * drained (running or stopped; its callbacks are not called), answering
+ * nothing more and keeping its journal, from which a successor executes
+ * its unanswered requests again. */
+void xbd_ring_abandon(struct xbd_ring *r);
 
 const struct xbd_ring_stats *xbd_ring_get_stats(const struct xbd_ring *r);
 

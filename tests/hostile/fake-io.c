@@ -209,6 +209,11 @@ void xbd_aio_queue_free(struct xbd_aio_queue *q)
     free(q);
 }
 
+void xbd_aio_queue_drop(struct xbd_aio_queue *q)
+{
+    (void)q;
+}
+
 void xbd_aio_bind(struct xbd_aio *a, struct xbd_aio_queue *q)
 {
     a->q = q;

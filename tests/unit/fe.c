@@ -224,10 +224,12 @@ void be_open_idle(struct be *b, struct fe *f, uint64_t sectors, double pgrant_id
     b->ring = xbd_ring_start(b->loop, b->io, &b->p, fatal_cb, b);
 }
 
-static void counted_cb(void *opaque, const struct xbd_ring_stats *final)
+static void counted_cb(void *opaque, const struct xbd_ring *r,
+                       const struct xbd_ring_stats *final)
 {
     struct be *b = opaque;
 
+    (void)r;
     b->counted_calls++;
     b->counted_after_drained = b->drained;
     b->final = *final;
