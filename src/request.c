@@ -249,9 +249,10 @@ int xbd_req_check(struct xbd_req *req, const struct xbd_req_limits *lim)
         break;
     case BLKIF_OP_WRITE_BARRIER:
     case BLKIF_OP_FLUSH_DISKCACHE:
-        /* May carry data (blkfront sends FUA writes this way) or none. */
-        if (!b->flush)
-            return BLKIF_RSP_EOPNOTSUPP;
+        /* May carry data (blkfront sends FUA writes this way) or none.
+         * Served even where nothing needs flushing (b->flush false): a
+         * frontend answered EOPNOTSUPP may drop the data (Linux blkfront
+         * completes the write as done, without it). */
         break;
     case BLKIF_OP_DISCARD:
         return discard_check(req, b);
@@ -262,7 +263,9 @@ int xbd_req_check(struct xbd_req *req, const struct xbd_req_limits *lim)
     }
     if (req->nr_segments > BLKIF_MAX_SEGMENTS_PER_REQUEST)
         return BLKIF_RSP_ERROR;
-    if (req->op != BLKIF_OP_READ && b->readonly)
+    /* Data to write; an empty flush of a read-only disk is answered OKAY
+     * (nothing was written through it). */
+    if (req->op != BLKIF_OP_READ && req->nr_segments && b->readonly)
         return BLKIF_RSP_ERROR;
     return segs_check(req, b);
 }

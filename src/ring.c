@@ -66,7 +66,7 @@
 
 #define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
 
-enum xbd_stage { ST_RW, ST_SYNC, ST_DISCARD };
+enum xbd_stage { ST_PRESYNC, ST_RW, ST_SYNC, ST_DISCARD };
 
 struct xbd_slot {
     struct xbd_aio aio;
@@ -540,6 +540,7 @@ static bool is_write(const struct xbd_req *q)
 }
 
 static void aio_done(struct xbd_aio *a, long res);
+static void start_rw(struct xbd_ring *r, struct xbd_slot *s);
 
 static void start_sync(struct xbd_ring *r, struct xbd_slot *s)
 {
@@ -562,7 +563,8 @@ static void rw_done(struct xbd_ring *r, struct xbd_slot *s, long res)
         finish(s, BLKIF_RSP_ERROR);
         return;
     }
-    if (q->wire_op == BLKIF_OP_FLUSH_DISKCACHE || q->wire_op == BLKIF_OP_WRITE_BARRIER) {
+    if ((q->wire_op == BLKIF_OP_FLUSH_DISKCACHE || q->wire_op == BLKIF_OP_WRITE_BARRIER) &&
+        r->bk->flush) {
         start_sync(r, s);
         return;
     }
@@ -575,6 +577,14 @@ static void aio_done(struct xbd_aio *a, long res)
     struct xbd_ring *r = s->ring;
 
     switch (s->stage) {
+    case ST_PRESYNC:
+        if (res < 0) {
+            r->st.io_errors++;
+            finish(s, BLKIF_RSP_ERROR);     /* the data is not written */
+            return;
+        }
+        start_rw(r, s);
+        return;
     case ST_RW:
         rw_done(r, s, res);
         return;
@@ -674,13 +684,28 @@ static void start_rw(struct xbd_ring *r, struct xbd_slot *s)
                       q->sector_number * 512u, aio_done);
 }
 
-/* Data (if any) then fdatasync; used by flush and barrier. */
+/* Flush and barrier.  With data: fdatasync, the data, fdatasync, so that
+ * what completed before is durable before this request's data can be (a
+ * journal's commit block relies on that order: blkback and qdisk flush
+ * first too), and the data is durable when answered.  Without data: one
+ * fdatasync.  A store without a volatile cache (flush false: nothing to
+ * flush) needs none, nor does an empty flush of a read-only disk (nothing
+ * written through it); a read-only disk refuses data (xbd_req_check). */
 static void start_write_sync(struct xbd_ring *r, struct xbd_slot *s)
 {
-    if (s->req.nr_segments)
+    bool sync = r->bk->flush && !r->bk->readonly;
+
+    if (!s->req.nr_segments) {
+        if (sync)
+            start_sync(r, s);
+        else
+            finish(s, BLKIF_RSP_OKAY);
+    } else if (sync) {
+        s->stage = ST_PRESYNC;
+        xbd_aio_fdsync(r->io, &s->aio, r->bk->fd, aio_done);
+    } else {
         start_rw(r, s);
-    else
-        start_sync(r, s);
+    }
 }
 
 static void start_barrier(struct xbd_ring *r)

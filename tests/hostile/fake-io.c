@@ -95,6 +95,15 @@ static long perform(const struct xbd_aio *a)
     return -EINVAL;
 }
 
+int fake_io_kind(const struct xbd_io_engine *io, unsigned k)
+{
+    const struct xbd_aio *a = io->head;
+
+    while (a && k--)
+        a = a->next;
+    return a ? (int)a->kind : -1;
+}
+
 void fake_io_set_hook(struct xbd_io_engine *io, fake_io_hook_fn *fn, void *opaque)
 {
     io->hook = fn;

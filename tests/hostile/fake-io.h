@@ -25,6 +25,8 @@
 unsigned fake_io_complete(struct xbd_io_engine *io, unsigned n);
 /* I/Os submitted and not completed yet. */
 unsigned fake_io_queued(const struct xbd_io_engine *io);
+/* The kind (enum xbd_aio_kind) of the k-th queued I/O, -1 if none. */
+int fake_io_kind(const struct xbd_io_engine *io, unsigned k);
 /* Auto mode: every I/O completes at the next loop iteration. */
 void fake_io_set_auto(struct xbd_io_engine *io, bool on);
 /* Complete the k-th queued I/O (0 = oldest): any order the test scripts.

@@ -415,8 +415,8 @@ static void test_barrier_stop(void)
     CHECK(!b.drained);
     CHECK_EQ(fake_io_complete(b.io, 2), 2);             /* the reads */
     CHECK(!b.drained);
-    CHECK_EQ(fake_io_queued(b.io), 1);                  /* the barrier's write */
-    while (!b.drained && fake_io_complete(b.io, 1))     /* write, then sync */
+    CHECK_EQ(fake_io_queued(b.io), 1);                  /* the barrier's sync */
+    while (!b.drained && fake_io_complete(b.io, 1))     /* sync, write, sync */
         ;
     CHECK(b.drained);
     while (n < 3 && fe_pop(&f, &id, &op, &st)) {

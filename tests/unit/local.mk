@@ -47,6 +47,19 @@ tests_unit_test_ring_LDFLAGS = $(AM_LDFLAGS) -pthread
 tests_unit_test_ring_DEPENDENCIES = $(XBD_SIM_UNIT_DEPS)
 TESTS += tests/unit/test-ring
 
+# What a flush or barrier submits, in order (the fake I/O engine of
+# tests/hostile shows each I/O before it is performed).
+check_PROGRAMS += tests/unit/test-flush-order
+tests_unit_test_flush_order_SOURCES = tests/unit/test-flush-order.c \
+	tests/hostile/fake-io.c tests/hostile/fake-io.h \
+	tests/unit/fe.c tests/unit/fe.h tests/unit/rig.c tests/unit/rig.h \
+	tests/unit/check.h
+tests_unit_test_flush_order_CFLAGS = $(XBD_HOSTILE_CFLAGS)
+tests_unit_test_flush_order_LDADD = $(tests_hostile_test_ring_hostile_LDADD)
+tests_unit_test_flush_order_LDFLAGS = $(AM_LDFLAGS) -pthread
+tests_unit_test_flush_order_DEPENDENCIES = $(tests_hostile_test_ring_hostile_DEPENDENCIES)
+TESTS += tests/unit/test-flush-order
+
 check_PROGRAMS += tests/unit/test-gcache
 tests_unit_test_gcache_SOURCES = tests/unit/test-gcache.c tests/unit/fe.c \
 	tests/unit/fe.h tests/unit/check.h

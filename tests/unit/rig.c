@@ -4,6 +4,8 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "rig.h"
@@ -116,4 +118,14 @@ void run_until_dispatched_at(const char *file, int line, struct be *b, uint64_t 
 {
     wait_stat_at(file, line, b, "rd_req", offsetof(struct xbd_ring_stats, rd_req), n);
     CHECK_EQ_AT(file, line, xbd_ring_get_stats(b->ring)->rd_req, n);
+}
+
+bool file_matches(struct be *b, uint64_t sector, uint32_t seed)
+{
+    unsigned char want[XBD_PAGE_SIZE], got[XBD_PAGE_SIZE];
+
+    pattern(want, sizeof(want), seed);
+    if (pread(b->plain_fd, got, sizeof(got), (off_t)(sector * 512)) != (ssize_t)sizeof(got))
+        return false;
+    return memcmp(want, got, sizeof(got)) == 0;
 }

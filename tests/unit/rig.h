@@ -80,6 +80,8 @@ void expect_all_at(const char *file, int line, struct be *b, struct fe *f,
 void wait_stat_at(const char *file, int line, struct be *b, const char *name,
                   size_t off, uint64_t min);
 void run_until_dispatched_at(const char *file, int line, struct be *b, uint64_t n);
+/* The page at <sector> of the backing file holds pattern(seed). */
+bool file_matches(struct be *b, uint64_t sector, uint32_t seed);
 void expect_one_at(const char *file, int line, struct be *b, struct fe *f,
                    uint64_t id, uint8_t op, int16_t status);
 
