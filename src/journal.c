@@ -397,10 +397,19 @@ int xbd_journal_recover(struct xbd_journal *j, uint32_t rsp_prod, uint32_t req_p
                  "answered %u", nredo, C, J);
         return -1;
     }
-    /* Consistent: only now free the records that need nothing. */
-    for (i = 0; i < nr; i++)
-        if (classify(&j->rec[i], i, C, J, &drop, why, n) == 0 && drop)
+    /* Consistent: only now free the records that need nothing, and wipe
+     * the response marker of those executed again: one the dead instance
+     * stored before it died, uncommitted (at or past J), names a ring
+     * index that this instance's own responses will pass, after which
+     * the next recovery would take the request for answered. */
+    for (i = 0; i < nr; i++) {
+        int c = classify(&j->rec[i], i, C, J, &drop, why, n);
+
+        if (c == 0 && drop)
             j->rec[i].state = XBD_JREC_FREE;
+        else if (c == 1)
+            __atomic_store_n(&j->rec[i].rsp, 0, __ATOMIC_RELAXED);
+    }
     return (int)nredo;
 }
 

@@ -3,7 +3,9 @@
  * as the previous instance wrote it (review finding: xbd_journal_recover
  * freed records while it was still scanning, so a journal kept "as
  * evidence" after a refusal had already lost some of them), and one it
- * accepts gets its finished records freed and the rest listed in order.
+ * accepts gets its finished records freed and the rest listed in order;
+ * a response marker a dead instance left uncommitted does not outlive the
+ * recovery that executes its request again.
  */
 #include "config.h"
 
@@ -35,6 +37,34 @@ static void crashed_state(struct xbd_journal *j)
         xbd_journal_take(j, i, i, req, sizeof(req));
     xbd_journal_answered(j, 0, 0);
     xbd_journal_rec(j, 0)->state = XBD_JREC_INFLIGHT;
+}
+
+/* Review finding: instance A stores request 0's response marker (ring
+ * index 0) and dies before committing it; B executes 0 again, answers
+ * request 1 at index 0 first and dies with 0 in flight.  C must execute
+ * 0 again, not take it for answered by B's response at index 0 (which
+ * made the count check refuse the ring: the guest lost its disk). */
+static void stale_marker(void)
+{
+    uint8_t req[64] = { 0 };
+    struct xbd_journal *j = journal();
+    unsigned redo[NR];
+    char why[200];
+    int n;
+
+    CHECK(j != NULL);
+    xbd_journal_take(j, 0, 0, req, sizeof(req));
+    xbd_journal_take(j, 1, 1, req, sizeof(req));
+    xbd_journal_rec(j, 0)->rsp = XBD_JRSP_VALID | 0;   /* A dies here */
+    n = xbd_journal_recover(j, 0, 2, redo, why, sizeof(why));      /* B */
+    CHECK_EQ(n, 2);
+    xbd_journal_answered(j, 1, 0);
+    n = xbd_journal_recover(j, 0, 2, redo, why, sizeof(why));      /* C */
+    if (n < 0)
+        printf("refused: %s\n", why);
+    CHECK_EQ(n, 1);
+    CHECK_EQ(redo[0], 0);
+    xbd_journal_close(j, false);
 }
 
 int main(void)
@@ -71,5 +101,6 @@ int main(void)
     CHECK_EQ(redo[1], 2);
     CHECK_EQ(xbd_journal_rec(j, 0)->state, XBD_JREC_FREE);
     xbd_journal_close(j, false);
+    stale_marker();
     return check_result("test-journal-recover");
 }
