@@ -1487,8 +1487,9 @@ struct xbd_ring *xbd_ring_start(struct ev_loop *loop, struct xbd_io_engine *io,
     /* Responses may be waiting too: a previous instance that died between
      * pushing responses and notifying left them unseen on a ring we just
      * attached to.  One spurious event is harmless to any frontend; a lost
-     * one would stall it for good. */
-    if (r->br.rsp_prod_pvt) {
+     * one would stall it for good.  (A resumed ring's index may be 0 after
+     * 2^32 responses.) */
+    if (p->resume || r->br.rsp_prod_pvt) {
         xenevtchn_notify(r->xce, r->port);
         r->st.evtchn_tx++;
     }
