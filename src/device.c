@@ -568,8 +568,11 @@ static int read_config(struct xbd_device *dev, char *err, size_t errlen)
     free(dtype);
 
     dev->removable = be_uint(dev, "removable", 0) != 0;
-    /* libxl writes discard-enable only when the disk line says
-     * discard/no-discard: otherwise the daemon's default decides. */
+    /* libxl writes discard-enable for every disk (1 if writable, 0 if
+     * read-only, or what the disk line's discard/no-discard says), and
+     * so does xenblkctl attach: the daemon's default (--discard) only
+     * decides for other toolstacks' disks, which lack the key.  A
+     * read-only disk never offers discard (backing.c). */
     dev->discard_enable = be_uint(dev, "discard-enable", dev->cfg.discard) != 0;
     dev->direct_io_safe = be_uint(dev, "direct-io-safe", 0) != 0;
 

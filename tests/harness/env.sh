@@ -280,15 +280,22 @@ xsim_devid_to_vdev() {
     echo "xvd$name"
 }
 
-# xsim_add_domain DOMID [NAME]: create /local/domain/DOMID as libxl does
-# when it builds a domain (owned by dom0, readable by the guest; the guest
-# owns data/), unless it exists.
+# xsim_add_domain DOMID [NAME] [UUID]: create /local/domain/DOMID as libxl
+# does when it builds a domain (owned by dom0, readable by the guest; the
+# guest owns data/), unless it exists, with vm=/vm/UUID (default one made
+# of DOMID; the two domains of a local migration share one).
 xsim_add_domain() {
-    local d=$1 name=${2:-guest$1} p=/local/domain/$1
+    local d=$1 name=${2:-guest$1} p=/local/domain/$1 uuid
+    uuid=${3:-$(printf '00000000-0000-4000-8000-%012x' "$1")}
     xenstore-exists "$p/domid" 2>/dev/null && return 0
     xsim_xs <<EOF
+mkdir /vm/$uuid
+chmod /vm/$uuid n0 r$d
+write /vm/$uuid/uuid $uuid
+write /vm/$uuid/name $name
 mkdir $p
 chmod $p n0 r$d
+write $p/vm /vm/$uuid
 write $p/name $name
 write $p/domid $d
 mkdir $p/device
