@@ -72,6 +72,9 @@ struct xbd_device {
 
     int state;                  /* XenbusState we last published */
     bool failed;                /* config refused: stay closed until removed */
+    /* Why the configuration was refused, while a hotplug script is yet to
+     * report it (refuse_via_script); "" otherwise. */
+    char refusal[200];
     bool fatal;                 /* a ring saw the frontend break the protocol */
     /* The frontend was already Closed when we entered InitWait (left so
      * by a previous instance's SIGTERM): blkfront reconnects from Closed
@@ -748,18 +751,44 @@ static void publish_initwait(struct xbd_device *dev)
  * hotplug script (if any) is done, publish features, InitWait.  libxl
  * waits for InitWait before it runs the hotplug script, so InitWait never
  * waits for the script. */
+/* A disk with a hotplug script whose configuration we refuse: libxl waits
+ * for InitWait before it runs the script, and shows the toolstack's user
+ * only what a failed script leaves in hotplug-error; a device that never
+ * reached InitWait failed 'xl create' after 10 s with no reason.  So
+ * reach InitWait with the reason in xenblkd-error, which block-xenblkd
+ * reports as its failure; no frontend is served (ensure_backing).  False
+ * for a disk without a script: failed at once. */
+static bool refuse_via_script(struct xbd_device *dev, const char *err)
+{
+    char *script = dev_read(dev, dev->be, "script");
+    bool has = script && *script;
+
+    free(script);
+    if (!has)
+        return false;
+    dev_err(dev, "%s (reported through the hotplug script)", err);
+    dev->needs_hotplug = true;      /* read_config stopped before it */
+    snprintf(dev->refusal, sizeof(dev->refusal), "%s", err);
+    struct xbd_kv kv[] = { { "xenblkd-error", dev->refusal } };
+    dev_write(dev, kv, 1, NULL);
+    publish_initwait(dev);
+    return true;
+}
+
 static void enter_initwait(struct xbd_device *dev)
 {
-    char err[200];
+    char err[sizeof(dev->refusal)];
 
     dev->fatal = false;
+    dev->refusal[0] = '\0';
     dev->cfg = dev->host->cfg;
     /* No more queues than the disk's file descriptors allow: the guest
      * then cannot ask for more (budget.h). */
     if (dev->cfg.max_queues > xbd_budget_queues_for_fds(dev->cfg.disk_fds))
         dev->cfg.max_queues = xbd_budget_queues_for_fds(dev->cfg.disk_fds);
     if (read_config(dev, err, sizeof(err)) < 0) {
-        dev_fail(dev, err);
+        if (!refuse_via_script(dev, err))
+            dev_fail(dev, err);
         return;
     }
     int hp = hotplug_ready(dev);
@@ -782,6 +811,11 @@ static int ensure_backing(struct xbd_device *dev)
     int hp = hotplug_ready(dev);
     if (hp != 0)
         return -1;
+    /* A script that is not block-xenblkd reported success all the same. */
+    if (dev->refusal[0]) {
+        dev_fail(dev, dev->refusal);
+        return -1;
+    }
     if (open_backing(dev) < 0)
         return -1;
     dev_write(dev, kv, backing_features(dev, kv, buf), NULL);

@@ -7,6 +7,8 @@
 # daemon has opened the disk and published physical-device-path, the NBD
 # socket libxl hands to dom0's users of the disk as nbd+unix:///?socket=;
 # for vbd (Xen 4.17, backendtype=phy) it neither waits nor writes it.
+# A disk the daemon refuses reaches InitWait with the reason, which the
+# script reports as its failure (what xl shows).
 # It refuses a target another domain has unless both attach it read-only
 # (the same domain, a local migration's pair and a stub domain may share
 # it), and kind vbd while the kernel's xen-blkback is loaded.
@@ -140,6 +142,23 @@ run_script 51760 add || bad "read-only disk with mode r refused: $(cat "$XSIM_TM
 "$top_builddir/tests/frontend/xsim-blkfront" --domid 7 --vdev 51712 --workload verify \
     --count 64 --close || bad "verified workload after the hotplug script failed"
 run_script 51712 remove || bad "remove failed"
+
+# A disk the daemon refuses (a mode it does not know, which the script's own
+# checks let through): InitWait all the same, with the reason, so that the
+# script libxl then runs fails with it (xl shows hotplug-error); the
+# frontend is never served, and the script's failure closes the device.
+xsim_add_disk vbd3 7 51808 "aio:$XSIM_TMP/q.img" w mode=x
+xsim_wait_key "$be/51808/state" 2 10 || bad "a refused disk with a script did not reach InitWait"
+[ "$(xenstore-read "$be/51808/xenblkd-error" 2>/dev/null)" = "unsupported mode 'x'" ] ||
+    bad "xenblkd-error is '$(xenstore-read "$be/51808/xenblkd-error" 2>/dev/null)'"
+expect_error 51808 "^xenblkd refuses this disk: unsupported mode 'x'$"
+xsim_wait_key "$be/51808/state" 5 10 || bad "the refused disk did not close after the script failed"
+xenstore-exists "$be/51808/physical-device-path" 2>/dev/null && bad "the refused disk was opened"
+# The same refusal without a script: Closing at once, never InitWait.
+xsim_add_disk vbd3 7 51824 "aio:$XSIM_TMP/q.img" w mode=x script=
+xsim_wait_key "$be/51824/state" 5 10 || bad "a refused disk without a script did not go to Closing"
+! xenstore-exists "$be/51824/xenblkd-error" 2>/dev/null ||
+    bad "xenblkd-error written for a disk without a script"
 
 [ "$fails" -eq 0 ] || xsim_fail "$fails check(s) failed"
 xsim_log PASS

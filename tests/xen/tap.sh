@@ -5,7 +5,8 @@
 # same time; blkfront gets persistent grants, indirect descriptors,
 # 2 queues and a ring of order 4 from xenblkd; the 4 timed jobs compare the
 # two backends; a second guest, block-attach/detach of a tap disk (tap:aio:
-# form) under I/O, xentop's counters against the guest's, xl destroy with
+# form) under I/O, a vhd disk refused with xenblkd's reason in xl's
+# output, xentop's counters against the guest's, xl destroy with
 # I/O in flight, no mapping left; and whether blkfront leaves Closed when a
 # restarted backend offers InitWait (measured, not judged).
 XEN_TIER=4.20
@@ -68,6 +69,10 @@ check_verified t1 xvdd
 check "block-detach succeeded" has events.txt '^XBD-DOM0 block-detach rc=0 '
 check "blkfront saw xvdd go with nothing still in use" has t1/events.txt '^XBD-GONE disk=xvdd still_in_use=0'
 check "the detached disk left xenstore" hasnt t1/xenstore-detached.txt '/51760/'
+check "block-attach of a vhd disk failed" has events.txt '^XBD-DOM0 block-attach-vhd rc=[1-9]'
+show t1/xl-block-attach-vhd.log
+check "xl said why: xenblkd's reason, through the hotplug script" \
+    has t1/xl-block-attach-vhd.log 'xenblkd refuses this disk: .*raw images and block devices only'
 
 # --- xentop against the guest's own counters
 show xentop.txt
