@@ -110,8 +110,9 @@ XSIM_DAEMON_NAME=direct xsim_daemon --kinds qdisk
 wait_log "domain 3 qdisk/51712: resumed in state Connected" 10 direct
 wait_log "domain 3 qdisk/51712: opening $img4 again to keep what the connected frontend was told: O_DIRECT needs 4096-byte sectors here, the frontend was told 512: without O_DIRECT" 10 direct
 expect_key "$(be_dir qdisk 3 51712)/sector-size" 512
-check "(b) the 4Kn-filesystem image is served without O_DIRECT" \
-    eval '! has_flag "$(fd_flags direct "$img4")" 40000'
+flags=$(fd_flags direct "$img4")
+check "(b) the 4Kn-filesystem image is served without O_DIRECT (flags $flags)" \
+    eval '! has_flag "$flags" 40000'
 served 3 100 fe3
 xsim_log "ok: (b) 512-byte I/O still served after a successor with O_DIRECT"
 
@@ -145,6 +146,4 @@ xsim_kill fe5 >/dev/null || true
 served 3 100 fe3
 end_workload 3
 end_workload 4
-grep -q "domain 3 qdisk/51712: opening" "$XSIM_LOGDIR/buffered2.log" &&
-    xsim_fail "domain 3 was opened twice by buffered2, whose way keeps its terms"
 xsim_log PASS
