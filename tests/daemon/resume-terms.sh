@@ -33,17 +33,6 @@ command -v losetup >/dev/null || xsim_skip "losetup is not installed"
 command -v mkfs.ext4 >/dev/null || xsim_skip "mkfs.ext4 is not installed (tests/deps/hostile.txt)"
 xsim_start
 
-# fd_flags NAME PATH: the open flags (octal) of daemon NAME's fd to PATH.
-fd_flags() {
-    local pid f
-    pid=$(xsim_pid "$1")
-    for f in /proc/"$pid"/fd/*; do
-        [ "$(readlink "$f" 2>/dev/null)" = "$2" ] || continue
-        awk '/^flags:/ { print $2 }' "/proc/$pid/fdinfo/${f##*/}"
-        return 0
-    done
-    xsim_fail "daemon $1 holds no fd to $2"
-}
 # has_flag FLAGS BIT: octal FLAGS include octal BIT (asm-generic/fcntl.h:
 # O_DIRECT 040000, O_DSYNC 010000).
 has_flag() { (( (8#$1 & 8#$2) != 0 )); }
@@ -72,30 +61,14 @@ handover() {
     [ "$st" = 0 ] || xsim_fail "handover of $1: exit status $st"
 }
 
-# The loop devices first (detached at exit after the unmount).
 wtimg=$(make_disk wt.img 8)
-wtdev=$(loop_attach "$wtimg") ||
-    xsim_skip "cannot set up a loop device: $(cat "$XSIM_LOGDIR/losetup.log")"
-wc=/sys/block/${wtdev#/dev/}/queue/write_cache
-# The kernel keeps "write through" across detach (data-safety.sh).
-xsim_on_exit "echo 'write back' >'$wc'; losetup -d $wtdev"
-echo "write through" >"$wc" 2>/dev/null || xsim_skip "cannot switch $wtdev to write through"
-[ "$(cat "$wc")" = "write through" ] || xsim_skip "$wtdev stays '$(cat "$wc")'"
+loop_write_through "$wtimg"
 growimg=$(make_disk grow.img 8)
 growdev=$(loop_attach "$growimg") ||
     xsim_skip "cannot set up a loop device: $(cat "$XSIM_LOGDIR/losetup.log")"
 xsim_on_exit "losetup -d $growdev"
-fsimg=$(make_disk fs4k.img 64)
-dev4k=$(loop_attach "$fsimg" --sector-size 4096) ||
-    xsim_skip "the kernel refuses a 4096-byte-sector loop device: $(cat "$XSIM_LOGDIR/losetup.log")"
-xsim_on_exit "losetup -d $dev4k"
-[ "$(blockdev --getss "$dev4k")" = 4096 ] || xsim_skip "$dev4k has $(blockdev --getss "$dev4k")-byte sectors"
-mkfs.ext4 -q -b 4096 "$dev4k" || xsim_skip "mkfs.ext4 failed"
-mnt=$XSIM_TMP/fs4k
-mkdir -p "$mnt"
-mount "$dev4k" "$mnt" || xsim_skip "cannot mount ext4 from $dev4k"
-xsim_on_exit "umount -l '$mnt'"
-img4=$mnt/disk.img
+ext4_4kn
+img4=$fs4k/disk.img
 truncate -s 8M "$img4"
 
 # ---- (b) then (a): first instances -----------------------------------------
@@ -110,7 +83,7 @@ XSIM_DAEMON_NAME=direct xsim_daemon --kinds qdisk
 wait_log "domain 3 qdisk/51712: resumed in state Connected" 10 direct
 wait_log "domain 3 qdisk/51712: opening $img4 again to keep what the connected frontend was told: O_DIRECT needs 4096-byte sectors here, the frontend was told 512: without O_DIRECT" 10 direct
 expect_key "$(be_dir qdisk 3 51712)/sector-size" 512
-flags=$(fd_flags direct "$img4")
+flags=$(daemon_fd_flags "$img4" direct)
 check "(b) the 4Kn-filesystem image is served without O_DIRECT (flags $flags)" \
     eval '! has_flag "$flags" 40000'
 served 3 100 fe3
@@ -135,7 +108,7 @@ wait_log "domain 4 qdisk/51712: resumed in state Connected" 10 buffered2
 wait_log "domain 4 qdisk/51712: opening $wtdev again to keep what the connected frontend was told: the frontend was told there is no write cache to flush: with O_DSYNC" 10 buffered2
 expect_key "$(be_dir qdisk 4 51712)/feature-flush-cache" 0
 expect_key "$(be_dir qdisk 4 51712)/feature-barrier" 0
-flags=$(fd_flags buffered2 "$wtdev")
+flags=$(daemon_fd_flags "$wtdev" buffered2)
 check "(a) the write-through device is served with O_DSYNC (flags $flags)" has_flag "$flags" 10000
 check "(a) and without O_DIRECT, as configured (flags $flags)" eval '! has_flag "$flags" 40000'
 served 4 100 fe4
