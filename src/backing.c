@@ -260,7 +260,7 @@ int xbd_backing_open(struct xbd_backing *b, const char *path,
                      const struct xbd_backing_opts *o, char *err, size_t errlen)
 {
     struct stat st;
-    int flags = (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+    int flags = (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (o->dsync ? O_DSYNC : 0);
 
     memset(b, 0, sizeof(*b));
     b->fd = -1;
@@ -309,11 +309,65 @@ int xbd_backing_open(struct xbd_backing *b, const char *path,
          * writes it was told had completed. */
         b->flush = true;
     }
+    if (o->dsync)
+        b->flush = false;   /* every write reaches stable storage before it completes */
     return 0;
 fail:
     close(b->fd);
     b->fd = -1;
     return -1;
+}
+
+int xbd_backing_keep_terms(struct xbd_backing *b, const struct xbd_backing_terms *t,
+                           struct xbd_backing_opts *o, char *why, size_t n)
+{
+    bool flush = b->flush, reopen = false;
+    int len = 0;
+
+    why[0] = '\0';
+    if (t->sector_size && b->sector_size > t->sector_size) {
+        /* Only O_DIRECT on a file raises its sector size (file_sector_size):
+         * through the page cache it takes any alignment.  A block device's
+         * own logical sector size cannot be lowered. */
+        if (b->is_blockdev || !b->direct) {
+            snprintf(why, n, "its sector size is now %u, the frontend was told %u",
+                     b->sector_size, t->sector_size);
+            return -1;
+        }
+        o->direct = false;
+        flush = true;           /* the page cache is a volatile cache */
+        reopen = true;
+        len = snprintf(why, n, "O_DIRECT needs %u-byte sectors here, the frontend was told "
+                       "%u: without O_DIRECT", b->sector_size, t->sector_size);
+        if (len < 0 || (size_t)len >= n)
+            len = (int)n - 1;
+    }
+    if (t->flush == 0 && flush && !o->dsync) {
+        /* The frontend never flushes: each write must be durable when
+         * it completes, as it was under the terms it was given. */
+        o->dsync = true;
+        reopen = true;
+        snprintf(why + len, n - (size_t)len, "%sthe frontend was told there is no write "
+                 "cache to flush: with O_DSYNC", len ? "; " : "");
+    }
+    if (reopen)
+        return 1;
+    if (t->sector_size > b->sector_size) {
+        /* Whole larger sectors are still whole sectors of ours. */
+        len = snprintf(why, n, "serving %u-byte sectors as the frontend was told (the store "
+                       "takes %u)", t->sector_size, b->sector_size);
+        if (len < 0 || (size_t)len >= n)
+            len = (int)n - 1;
+        b->sector_size = t->sector_size;
+        if (b->physical_sector_size < b->sector_size)
+            b->physical_sector_size = b->sector_size;
+    }
+    if (t->flush == 1 && !b->flush) {
+        snprintf(why + len, n - (size_t)len, "%soffering flush as the frontend was told "
+                 "(nothing to flush here)", len ? "; " : "");
+        b->flush = true;
+    }
+    return 0;
 }
 
 void xbd_backing_close(struct xbd_backing *b)

@@ -22,7 +22,7 @@ static const char *const be_keys[] = {
     "params", "mode", "device-type", "removable", "discard-enable", "direct-io-safe",
     "script", "type", "physical-device-path", "physical-device", "hotplug-status",
     "hotplug-error", "online", "state", "sectors", "feature-max-indirect-segments",
-    "max-ring-page-order", "multi-queue-max-queues",
+    "max-ring-page-order", "multi-queue-max-queues", "sector-size", "feature-flush-cache",
 };
 
 /* ------------------------------------------------------------------ */

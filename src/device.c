@@ -674,7 +674,40 @@ static void close_backing(struct xbd_device *dev)
     xbd_backing_close(&dev->backing);
 }
 
-static int open_backing(struct xbd_device *dev)
+/* Resuming (told: the terms a previous instance gave the connected
+ * frontend): keep them, opening the store again another way if need be
+ * (xbd_backing_keep_terms).  -1: refused, logged, device closing. */
+static int keep_terms(struct xbd_device *dev, const char *path, struct xbd_backing_opts *o,
+                      const struct xbd_backing_terms *told)
+{
+    char why[320], err[400];
+    int rc = xbd_backing_keep_terms(&dev->backing, told, o, why, sizeof(why));
+
+    if (rc > 0) {
+        dev_info(dev, "opening %s again to keep what the connected frontend was told: %s",
+                 path, why);
+        xbd_backing_close(&dev->backing);
+        if (xbd_backing_open(&dev->backing, path, o, err, sizeof(err)) < 0) {
+            snprintf(why, sizeof(why), "%.300s", err);
+            rc = -1;
+        } else {
+            rc = xbd_backing_keep_terms(&dev->backing, told, o, why, sizeof(why));
+            if (rc > 0)
+                snprintf(why, sizeof(why), "%s still cannot keep what the frontend was told",
+                         path);
+        }
+    } else if (rc == 0 && why[0]) {
+        dev_info(dev, "%s: %s", path, why);
+    }
+    if (rc == 0)
+        return 0;
+    dev_err(dev, "refusing to resume: %s", why);
+    xbd_backing_close(&dev->backing);
+    close_to(dev, XBD_XB_CLOSING);
+    return -1;
+}
+
+static int open_backing(struct xbd_device *dev, const struct xbd_backing_terms *told)
 {
     struct xbd_backing_opts o = {
         .readonly = dev->readonly,
@@ -694,10 +727,14 @@ static int open_backing(struct xbd_device *dev)
         free(path);
         return -1;
     }
-    dev_info(dev, "opened %s: %" PRIu64 " sectors, sector size %u/%u, %s%s%s%s", path,
+    if (told && keep_terms(dev, path, &o, told) < 0) {
+        free(path);
+        return -1;
+    }
+    dev_info(dev, "opened %s: %" PRIu64 " sectors, sector size %u/%u, %s%s%s%s%s", path,
              dev->backing.sectors, dev->backing.sector_size,
              dev->backing.physical_sector_size, dev->backing.readonly ? "read-only" : "read-write",
-             dev->backing.direct ? ", O_DIRECT" : "",
+             dev->backing.direct ? ", O_DIRECT" : "", o.dsync ? ", O_DSYNC" : "",
              dev->backing.discard ? ", discard" : "",
              dev->backing.discard_secure ? ", secure discard" : "");
     free(dev->opened_path);
@@ -794,7 +831,7 @@ static void enter_initwait(struct xbd_device *dev)
     int hp = hotplug_ready(dev);
     if (hp > 0)
         return;
-    if (hp == 0 && dev->backing.fd < 0 && open_backing(dev) < 0)
+    if (hp == 0 && dev->backing.fd < 0 && open_backing(dev, NULL) < 0)
         return;
     publish_initwait(dev);
 }
@@ -816,7 +853,7 @@ static int ensure_backing(struct xbd_device *dev)
         dev_fail(dev, dev->refusal);
         return -1;
     }
-    if (open_backing(dev) < 0)
+    if (open_backing(dev, NULL) < 0)
         return -1;
     dev_write(dev, kv, backing_features(dev, kv, buf), NULL);
     return 0;
@@ -921,7 +958,9 @@ static void publish_connected(struct xbd_device *dev)
     const struct xbd_backing *b = &dev->backing;
     struct xbd_kv kv[16];
     char buf[4][16], sectors[24], ss[16], pss[16], info[8], pid[24];
-    size_t n = backing_features(dev, kv, buf);
+    /* A resumed frontend read these keys when it connected and will not
+     * read them again: they stay as they are (dev_resume kept them). */
+    size_t n = dev->resuming ? 0 : backing_features(dev, kv, buf);
     unsigned vinfo = (b->readonly ? VDISK_READONLY : 0) | (dev->cdrom ? VDISK_CDROM : 0) |
                      (dev->removable ? VDISK_REMOVABLE : 0);
 
@@ -930,9 +969,11 @@ static void publish_connected(struct xbd_device *dev)
     snprintf(pss, sizeof(pss), "%u", b->physical_sector_size);
     snprintf(info, sizeof(info), "%u", vinfo);
     kv[n++] = (struct xbd_kv){ "sectors", sectors };
-    kv[n++] = (struct xbd_kv){ "sector-size", ss };
-    kv[n++] = (struct xbd_kv){ "physical-sector-size", pss };
-    kv[n++] = (struct xbd_kv){ "info", info };
+    if (!dev->resuming) {
+        kv[n++] = (struct xbd_kv){ "sector-size", ss };
+        kv[n++] = (struct xbd_kv){ "physical-sector-size", pss };
+        kv[n++] = (struct xbd_kv){ "info", info };
+    }
     if (!strcmp(dev->kind->name, "vbd3")) {
         /* xentop finds a vbd3 disk's counters through the pid of the
          * process serving it (tapdisk3's convention). */
@@ -1073,15 +1114,24 @@ static void adopt_published_limits(struct xbd_device *dev)
 static void dev_resume(struct xbd_device *dev)
 {
     char err[200];
+    unsigned long ss = be_uint(dev, "sector-size", 0);
+    unsigned long flush = be_uint(dev, "feature-flush-cache", 2);
+    /* What the frontend read when it connected (and will not read again). */
+    struct xbd_backing_terms told = {
+        .sector_size = ss == 512 || ss == 4096 ? (unsigned)ss : 0,
+        .flush = flush == 0 ? 0 : flush == 1 ? 1 : -1,
+    };
 
     adopt_published_limits(dev);
     if (read_config(dev, err, sizeof(err)) < 0) {
         dev_fail(dev, err);
         return;
     }
-    if (hotplug_ready(dev) != 0 || (dev->backing.fd < 0 && open_backing(dev) < 0))
-        return;         /* failed: logged and Closing */
+    if (hotplug_ready(dev) != 0)
+        return;
     dev->state = XBD_XB_CONNECTED;      /* what xenstore says */
+    if (dev->backing.fd < 0 && open_backing(dev, &told) < 0)
+        return;         /* failed or refused: logged and Closing */
     dev->resuming = true;
     dev_connect(dev);
     dev->resuming = false;

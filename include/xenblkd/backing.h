@@ -27,12 +27,29 @@ struct xbd_backing_opts {
     bool direct;          /* O_DIRECT wanted (--no-direct-io turns it off) */
     bool direct_io_safe;  /* toolstack's "direct-io-safe" key */
     bool discard;         /* toolstack's "discard-enable" key (default on) */
+    bool dsync;           /* O_DSYNC: a write is durable once done, no flush
+                             is needed (xbd_backing_keep_terms) */
 };
 
 /* Open path and fill b (fd, size, sector sizes, discard support...).  On
  * failure returns -1, leaves nothing open and puts the reason in err. */
 int xbd_backing_open(struct xbd_backing *b, const char *path,
                      const struct xbd_backing_opts *o, char *err, size_t errlen);
+/* What a frontend was told when it connected: blkfront reads sector-size
+ * and feature-flush-cache only then, never while connected. */
+struct xbd_backing_terms {
+    unsigned sector_size;  /* 512 or 4096; 0: not known */
+    int flush;             /* feature-flush-cache: 0 or 1; -1: not known */
+};
+
+/* Make b, just opened with *o, keep the terms t a connected frontend was
+ * given.  0: it keeps them, b possibly adjusted without reopening (a larger
+ * sector size served, a flush offered where nothing needs one); why says
+ * what changed ("" if nothing).  1: it keeps them only opened again with
+ * *o, now changed (why says how and why).  -1: no way of opening keeps
+ * them (why says why). */
+int xbd_backing_keep_terms(struct xbd_backing *b, const struct xbd_backing_terms *t,
+                           struct xbd_backing_opts *o, char *why, size_t n);
 /* Close the fd (idempotent: fd is -1 afterwards). */
 void xbd_backing_close(struct xbd_backing *b);
 

@@ -278,6 +278,41 @@ loop_attach() {
     return 1
 }
 
+# loop_write_through IMAGE: attach IMAGE to a loop device switched to
+# "write through" (its queue/write_cache), in $wtdev ($wc: that file);
+# skips the test if the kernel will not.  The kernel keeps a loop
+# device's "write through" across detach and re-attach (since Linux
+# 6.11): it is restored to "write back" before the device is detached at
+# exit, or the next user of that loop device (another test, another
+# engineer's) would get a write-through device.
+loop_write_through() {
+    wtdev=$(loop_attach "$1") ||
+        xsim_skip "cannot set up a loop device: $(cat "$XSIM_LOGDIR/losetup.log")"
+    wc=/sys/block/${wtdev#/dev/}/queue/write_cache
+    xsim_on_exit "echo 'write back' >'$wc'; losetup -d $wtdev"
+    echo "write through" >"$wc" 2>/dev/null || xsim_skip "cannot switch $wtdev to write through"
+    [ "$(cat "$wc")" = "write through" ] || xsim_skip "$wtdev stays '$(cat "$wc")'"
+}
+
+# ext4_4kn: an ext4 filesystem on a loop device with 4096-byte logical
+# sectors (a "4Kn" disk, where O_DIRECT needs 4096-byte I/O), device in
+# $dev4k, mounted on $fs4k (both undone at exit); skips the test if the
+# kernel or mkfs.ext4 will not.
+ext4_4kn() {
+    local img
+    img=$(make_disk fs4k.img 64)
+    dev4k=$(loop_attach "$img" --sector-size 4096) ||
+        xsim_skip "the kernel refuses to set up a loop device: $(cat "$XSIM_LOGDIR/losetup.log")"
+    xsim_on_exit "losetup -d $dev4k"
+    [ "$(blockdev --getss "$dev4k")" = 4096 ] ||
+        xsim_skip "$dev4k has $(blockdev --getss "$dev4k")-byte sectors, not 4096"
+    mkfs.ext4 -q -b 4096 "$dev4k" || xsim_skip "mkfs.ext4 failed"
+    fs4k=$XSIM_TMP/fs4k
+    mkdir -p "$fs4k"
+    mount "$dev4k" "$fs4k" || xsim_skip "cannot mount ext4 from $dev4k"
+    xsim_on_exit "umount -l '$fs4k'"
+}
+
 # fuse_hold_need DEPS-LIST: skip unless fuse-hold.py can run here
 # (python3-fusepy, /dev/fuse, losetup); DEPS-LIST names the tests/deps
 # list that installs them.  Before xsim_start.

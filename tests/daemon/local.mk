@@ -38,6 +38,7 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/restart-workload.sh \
 	tests/daemon/restart-kills.sh \
 	tests/daemon/restart-closed.sh \
+	tests/daemon/resume-terms.sh \
 	tests/daemon/config.sh \
 	tests/daemon/config-apply.sh \
 	tests/daemon/reload.sh \

@@ -29,13 +29,6 @@ command -v strace >/dev/null || xsim_skip "strace is not installed (tests/deps/h
 command -v mkfs.ext4 >/dev/null || xsim_skip "mkfs.ext4 is not installed (tests/deps/hostile.txt)"
 xsim_start
 
-# loop_setup IMAGE SECTOR_SIZE: attach IMAGE as $dev (detached at exit).
-loop_setup() {
-    dev=$(loop_attach "$1" --sector-size "$2") ||
-        xsim_skip "the kernel refuses to set up a loop device: $(cat "$XSIM_LOGDIR/losetup.log")"
-    xsim_on_exit "losetup -d $dev"
-}
-
 # daemon_fd_of NAME PATH: the fd number of daemon NAME for PATH.
 daemon_fd_of() {
     local pid f
@@ -46,30 +39,13 @@ daemon_fd_of() {
     xsim_fail "daemon $1 holds no fd to $2"
 }
 
-# A write-through loop device for 7a (set up first: the loop devices are
-# detached in this order at exit, after the filesystem is unmounted).
-# The kernel keeps a loop device's "write through" across detach and
-# re-attach (since Linux 6.11): restore "write back" before detaching it,
-# or the next user of that loop device (another test, another engineer's)
-# gets a write-through device.
-img=$(make_disk wt.img 8)
-wtdev=$(loop_attach "$img") ||
-    xsim_skip "cannot set up a loop device: $(cat "$XSIM_LOGDIR/losetup.log")"
-wc=/sys/block/${wtdev#/dev/}/queue/write_cache
-xsim_on_exit "echo 'write back' >'$wc'; losetup -d $wtdev"
-echo "write through" >"$wc" 2>/dev/null || xsim_skip "cannot switch $wtdev to write through"
-[ "$(cat "$wc")" = "write through" ] || xsim_skip "$wtdev stays '$(cat "$wc")'"
+# A write-through loop device for 7a (loop_write_through: $wtdev, $wc).
+wtimg=$(make_disk wt.img 8)
+loop_write_through "$wtimg"
 
 # ---- 7b: O_DIRECT on a filesystem over a 4Kn disk --------------------------
-fsimg=$(make_disk fs4k.img 64)
-loop_setup "$fsimg" 4096
-[ "$(blockdev --getss "$dev")" = 4096 ] || xsim_skip "$dev has $(blockdev --getss "$dev")-byte sectors, not 4096"
-mkfs.ext4 -q -b 4096 "$dev" || xsim_skip "mkfs.ext4 failed"
-mnt=$XSIM_TMP/fs4k
-mkdir -p "$mnt"
-mount "$dev" "$mnt" || xsim_skip "cannot mount ext4 from $dev"
-xsim_on_exit "umount -l '$mnt'"
-img4=$mnt/disk.img
+ext4_4kn
+img4=$fs4k/disk.img
 truncate -s 8M "$img4"
 xsim_daemon --kinds vbd3
 be=$(be_dir vbd3 7 51712)

@@ -20,6 +20,13 @@ tests_unit_test_linux_flag_CFLAGS = $(XBD_UNIT_CFLAGS)
 tests_unit_test_linux_flag_LDADD = $(XBD_UNIT_LIBS)
 TESTS += tests/unit/test-linux-flag
 
+# The terms a resumed device keeps (src/backing.c).
+check_PROGRAMS += tests/unit/test-backing-terms
+tests_unit_test_backing_terms_SOURCES = tests/unit/test-backing-terms.c tests/unit/check.h
+tests_unit_test_backing_terms_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_backing_terms_LDADD = $(XBD_UNIT_LIBS)
+TESTS += tests/unit/test-backing-terms
+
 check_PROGRAMS += tests/unit/test-aio
 tests_unit_test_aio_SOURCES = tests/unit/test-aio.c tests/unit/check.h
 tests_unit_test_aio_CFLAGS = $(XBD_UNIT_CFLAGS)
