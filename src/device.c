@@ -1338,6 +1338,15 @@ static void tell_resize(struct xbd_device *dev)
  * stays Closed: follow_frontend, which would reconnect, is not called. */
 static void go_offline(struct xbd_device *dev, int fe)
 {
+    /* First sight (a restart) of a disk being removed: its state is
+     * libxl's 5, but a frontend still Connected went so after a previous
+     * instance's Connected: resume its rings from their journals (as
+     * take_over does) and serve it as before the restart.  (Closing here
+     * is closed at once: the snapshot has no ring keys for it.) */
+    if (dev->state == XBD_XB_UNKNOWN && fe == XBD_XB_CONNECTED) {
+        dev_info(dev, "online = 0, frontend %s: resuming its rings", xbd_xenbus_state_name(fe));
+        dev_resume(dev);
+    }
     if (dev->nr_rings && fe != XBD_XB_CLOSED && fe != XBD_XB_UNKNOWN) {
         if (!dev->offline_serving)
             dev_info(dev, "online = 0: frontend %s, serving it until it closes",

@@ -6,7 +6,9 @@
 # it), then the device drains and reaches Closed, and stays Closed; a
 # frontend that is not connected is closed at once.  The daemon leaves the
 # backend directory for the toolstack to delete and frees the device once
-# it is deleted; a safe removal that times out (the frontend never let go)
+# it is deleted; a daemon restarted meanwhile resumes the rings of a
+# frontend still Connected and serves it the same; a safe removal that
+# times out (the frontend never let go)
 # fails, and the nodes deleted anyway (libxl's forced removal) free the
 # device.  A backend directory deleted under a connected device (forced
 # removal) frees it too.  Nothing stays open or mapped, and the same device
@@ -118,6 +120,15 @@ printf 'write %s/online 0\nwrite %s/state 5\n' "$be6" "$be6" | xsim_xs
 settle
 expect_key "$be6/state" 5
 wait_log "domain 6 vbd3/51712: online = 0: frontend Connected, serving it until it closes"
+# A restart meanwhile (handover) changes nothing: the next instance
+# resumes the rings and serves the guest as the first did.
+st=$(xsim_kill xenblkd TERM 15)
+check "handover exit status 0 (got $st)" [ "$st" = 0 ]
+XSIM_DAEMON_NAME=xenblkd2 xsim_daemon --kinds qdisk,vbd3
+wait_log "ready: " 10 xenblkd2
+settle
+expect_key "$be6/state" 5
+wait_log "domain 6 vbd3/51712: resumed in state Connected" 10 xenblkd2
 fe_state 6 51712 5
 settle
 expect_key "$be6/state" 5
@@ -136,6 +147,6 @@ fe_state 6 51712 1
 settle
 expect_key "$be6/state" 6
 xenstore-rm "$be6"
-wait_log "domain 6 vbd3/51712: backend directory removed, device freed"
-check "daemon still running" xsim_running xenblkd
+wait_log "domain 6 vbd3/51712: backend directory removed, device freed" 10 xenblkd2
+check "daemon still running" xsim_running xenblkd2
 exit 0
