@@ -108,14 +108,7 @@ img=$(make_disk io.img 8)
 vbd3_disk 6 51712 "$img"
 be6=$(be_dir vbd3 6 51712)
 span=1048576
-xsim_bg pauser "$XBD_FEX" pause --domid 6 --vdev 51712 --gen 1 --span "$span" \
-    --ready "$XSIM_TMP/ready" --go "$XSIM_TMP/go" --timeout 60
-end=$(xsim_deadline 30)
-until [ -e "$XSIM_TMP/ready" ]; do
-    xsim_running pauser || xsim_fail "the frontend failed: $(tail -5 "$XSIM_LOGDIR/pauser.log")"
-    xsim_past "$end" && xsim_fail "the frontend did not connect and write"
-    sleep 0.05
-done
+xfe_pause pauser 6 --vdev 51712 --gen 1 --span "$span"
 printf 'write %s/online 0\nwrite %s/state 5\n' "$be6" "$be6" | xsim_xs
 settle
 expect_key "$be6/state" 5
@@ -132,7 +125,7 @@ wait_log "domain 6 vbd3/51712: resumed in state Connected" 10 xenblkd2
 fe_state 6 51712 5
 settle
 expect_key "$be6/state" 5
-touch "$XSIM_TMP/go"
+touch "$XSIM_TMP/pauser.go"
 st=$(xsim_wait_exit pauser 60) || true
 [ "$st" = 0 ] || { tail -20 "$XSIM_LOGDIR/pauser.log" >&2; xsim_fail "the frontend's I/O after the detach order failed"; }
 grep -q "pause: generation 2 written and read back" "$XSIM_LOGDIR/pauser.log" ||
