@@ -1352,6 +1352,11 @@ static void go_offline(struct xbd_device *dev, int fe)
             dev_info(dev, "online = 0: frontend %s, serving it until it closes",
                      xbd_xenbus_state_name(fe));
         dev->offline_serving = true;
+        /* As blkback, answer its Closing with ours, rings kept: libxl
+         * wrote 5 already, a toolstack that only wrote online=0 did not,
+         * and a frontend closing by itself waits for it. */
+        if (fe == XBD_XB_CLOSING)
+            set_state(dev, XBD_XB_CLOSING);
         return;
     }
     if (dev->state != XBD_XB_CLOSED || dev->nr_rings)

@@ -41,6 +41,7 @@ fe_state 5 51712 5
 settle
 expect_key "$be/state" 5
 check "rings still mapped and bound with the frontend Closing" [ "$(guest_status 5)" != "0 0" ]
+wait_log "domain 5 qdisk/51712: state Connected -> Closing"   # answered, as blkback
 fe_state 5 51712 6
 xsim_wait_key "$be/state" 6 || xsim_fail "online=0 and the frontend Closed did not lead to Closed"
 wait_guest_released 5
