@@ -84,6 +84,8 @@ struct xbd_device {
      * connect attempt: if it then comes back to Initialised/Connected while
      * we are Closing, it is reconnecting (frontend_back). */
     bool fe_went_down;
+    /* online=0 found the frontend connected: logged once (go_offline). */
+    bool offline_serving;
     char fatal_reason[160];
 
     /* What we offer: the host's configuration when the device last
@@ -1324,6 +1326,49 @@ static void tell_resize(struct xbd_device *dev)
     dev_write(dev, kv, 2, "told the connected frontend: sectors %s", v);
 }
 
+/* online=0: the toolstack removes the disk.  libxl writes state=5 beside
+ * it, waits 10 s for Closed and deletes the directory itself afterwards;
+ * a safe removal (xl block-detach without -f) that times out fails and
+ * leaves the disk to the guest.  So, as Linux blkback, the frontend
+ * decides: rings that run are served until the frontend lets go (Closed,
+ * or its state gone), and only then drained and closed.  Its Closing is
+ * not letting go: an old Linux blkfront that refuses to close a disk in
+ * use says Closing and goes on using it, and blkback disconnects only at
+ * Closed.  A frontend that is not connected is closed at once.  Closed
+ * stays Closed: follow_frontend, which would reconnect, is not called. */
+static void go_offline(struct xbd_device *dev, int fe)
+{
+    /* First sight (a restart) of a disk being removed: its state is
+     * libxl's 5, but a frontend still Connected went so after a previous
+     * instance's Connected: resume its rings from their journals (as
+     * take_over does) and serve it as before the restart.  (Closing here
+     * is closed at once: the snapshot has no ring keys for it.) */
+    if (dev->state == XBD_XB_UNKNOWN && fe == XBD_XB_CONNECTED) {
+        dev_info(dev, "online = 0, frontend %s: resuming its rings", xbd_xenbus_state_name(fe));
+        dev_resume(dev);
+    }
+    if (dev->nr_rings && fe != XBD_XB_CLOSED && fe != XBD_XB_UNKNOWN) {
+        if (!dev->offline_serving)
+            dev_info(dev, "online = 0: frontend %s, serving it until it closes",
+                     xbd_xenbus_state_name(fe));
+        dev->offline_serving = true;
+        /* As blkback, answer its Closing with ours, rings kept: libxl
+         * wrote 5 already, a toolstack that only wrote online=0 did not,
+         * and a frontend closing by itself waits for it. */
+        if (fe == XBD_XB_CLOSING)
+            set_state(dev, XBD_XB_CLOSING);
+        return;
+    }
+    if (dev->state != XBD_XB_CLOSED || dev->nr_rings)
+        dev_info(dev, "online = 0: closing");
+    /* libxl writes state=5 itself before waiting for Closed: make sure
+     * Closed is what xenstore says, without rewriting it on every event
+     * (our own write fires the watch again). */
+    if (dev->state == XBD_XB_CLOSED && be_state_overwritten(dev))
+        dev->state = XBD_XB_CLOSING;
+    close_to(dev, XBD_XB_CLOSED);
+}
+
 static void dev_update(struct xbd_device *dev)
 {
     struct xbd_host *h = dev->host;
@@ -1372,16 +1417,7 @@ static void dev_update(struct xbd_device *dev)
     } else if (h->stopping) {
         close_to(dev, XBD_XB_CLOSED);
     } else if (be_uint(dev, "online", 1) == 0) {
-        /* libxl removes a disk with online=0 + state=5 and waits for
-         * Closed; it deletes the directory itself afterwards. */
-        if (dev->state != XBD_XB_CLOSED || dev->nr_rings)
-            dev_info(dev, "online = 0: closing");
-        /* libxl writes state=5 itself before waiting for Closed: make
-         * sure Closed is what xenstore says, without rewriting it on
-         * every event (our own write fires the watch again). */
-        if (dev->state == XBD_XB_CLOSED && be_state_overwritten(dev))
-            dev->state = XBD_XB_CLOSING;
-        close_to(dev, XBD_XB_CLOSED);
+        go_offline(dev, frontend_state(dev));
     } else {
         follow_frontend(dev, frontend_state(dev));
         tell_resize(dev);

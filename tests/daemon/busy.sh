@@ -4,8 +4,12 @@
 #    (per-request grants, every grant copy slowed down by the simulation so
 #    that the daemon is in the middle of them).
 # B. The toolstack removes the disk (online=0 + state=5, as libxl) while a
-#    workload with persistent grants runs.
-# In both, while the busy guest is still alive: the backend reaches Closed,
+#    workload with persistent grants runs and the guest does not let go:
+#    the disk keeps being served (as Linux blkback, the frontend decides),
+#    the safe removal times out and libxl's forced removal deletes the
+#    nodes under the running rings.
+# In both, while the busy guest is still alive: the backend lets go (A:
+# Closed; B: the device freed with its directory),
 # no grant of the guest is mapped or pinned any more (xsim-ctl in-use, which
 # is what makes end-access succeed for every page) and the daemon holds no
 # fd to the backing file.  Then the guest reconnects (A: same device; B:
@@ -105,8 +109,19 @@ xsim_bg busyB "$XBD_FE" --domid 5 --vdev 51712 --workload write --count 10000000
     --bs 64k --qd 32 --seed 5 --timeout 60 --linger-until "$XSIM_TMP/never"
 # Endless random writes; the guest lingers until the test ends it.
 wait_stat 5 map_calls 40       # a new domain 5: its counters start at 0
-xsim_log "toolstack removes the disk while the random writes run"
-xsim_remove_disk vbd3 5 51712 || xsim_fail "the busy device did not reach Closed on online=0"
+xsim_log "toolstack removes the disk while the random writes run; the guest does not let go"
+printf 'write %s/online 0\nwrite %s/state 5\n' "$be" "$be" | xsim_xs
+settle
+n=$(answered 5)
+served 5 $((n + 200)) busyB
+expect_key "$be/state" 5
+xsim_log "ok: still served after online=0"
+# libxl's safe removal times out (1 s here) and its forced removal deletes
+# the nodes: the busy disconnect.
+if xsim_remove_disk vbd3 5 51712 1; then
+    xsim_fail "the busy device reached Closed under a guest that did not let go"
+fi
+wait_log "domain 5 vbd3/51712: backend directory removed, device freed"
 released 5 busyB
 xsim_kill busyB TERM >/dev/null || true
 pattern_check "$img" any

@@ -250,6 +250,14 @@ fe_write_rings() {
 # fe_state DOMID DEVID STATE
 fe_state() { xenstore-write "$(fe_dir "$1" "$2")/state" "$3"; }
 
+# fe_answer_closing NAME KIND DOMID DEVID: answer the backend's Closing
+# as Linux blkfront does (libxl's removal writes it): a background process
+# NAME waits for the backend's state 5, then writes the frontend's Closed.
+fe_answer_closing() {
+    xsim_bg "$1" bash -c 'until [ "$(xenstore-read "$1/state" 2>/dev/null)" = 5 ]; do sleep 0.02; done
+        xenstore-write "$2/state" 6' _ "$(be_dir "$2" "$3" "$4")" "$(fe_dir "$3" "$4")"
+}
+
 # connect_qdisk DOMID: an 8 MiB qdisk xvda for a new simulated guest
 # DOMID, connected (the daemon must be running): InitWait, the frontend's
 # ring keys, Initialised, Connected.

@@ -173,6 +173,24 @@ xfe() {
         { cat "$XSIM_LOGDIR/$name.log" >&2; xsim_fail "xbd-fe run $name failed"; }
 }
 
+# xfe_pause NAME DOMID ARGS...: start `xbd-fe pause` for guest DOMID in
+# the background (process NAME); return once it has written and read back
+# its generation and paused.  `touch $XSIM_TMP/NAME.go` lets it go on;
+# its exit status then says whether the next generation went through.
+xfe_pause() {
+    local name=$1 domid=$2 end
+    shift 2
+    xsim_log "xbd-fe $name (domain $domid, paused): $*"
+    xsim_bg "$name" "$XBD_FEX" pause --domid "$domid" --timeout 60 \
+        --ready "$XSIM_TMP/$name.ready" --go "$XSIM_TMP/$name.go" "$@"
+    end=$(xsim_deadline 30)
+    until [ -e "$XSIM_TMP/$name.ready" ]; do
+        xsim_running "$name" || xsim_fail "$name failed: $(tail -5 "$XSIM_LOGDIR/$name.log")"
+        xsim_past "$end" && xsim_fail "$name did not connect and write"
+        sleep 0.05
+    done
+}
+
 # xfe_count NAME KEY: a request counter (read, write, barrier, flush,
 # discard, indirect, okay) of xbd-fe run NAME.
 xfe_count() {

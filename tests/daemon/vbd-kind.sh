@@ -48,6 +48,7 @@ if [ "$fake_sysfs" = 1 ] || [ ! -e /sys/module/xen_blkback ]; then
     fe_write_rings 5 51712
     fe_state 5 51712 3
     xsim_wait_key "$be/state" 4
+    fe_answer_closing closer5 vbd 5 51712
     xsim_remove_disk vbd 5 xvda || xsim_fail "vbd device did not close"
     wait_guest_released 5
     st=$(xsim_kill xenblkd TERM)

@@ -92,7 +92,7 @@ ctl_says "$o" "xenblkd took the device: InitWait"
 expect_key "$be/state" 2
 expect_key "$be/mode" r
 expect_key "$be/discard-enable" 0
-fe fe2 5 --vdev xvda --workload read --count 32
+fe fe2 5 --vdev xvda --workload read --count 32 --close
 ctl_expect 0 "$o" detach 5 xvda
 expect_absent "$be"
 

@@ -2,8 +2,11 @@
 # A guest killed (SIGKILL) with I/O in flight: its first write is held by
 # the storage (fuse-hold.py under a loop device), the rest of a fill
 # around it, when the guest process dies.  Then what the toolstack does
-# for a dead domain: online=0 and state=5 on the backend (libxl's device
-# removal), the nodes removed once the backend is Closed.
+# for a dead domain (libxl's forced removal, as in xl destroy): in one
+# transaction the frontend directory deleted and online=0, state=5 on the
+# backend; the nodes removed once the backend is Closed.  (A safe removal,
+# online=0 with the frontend's directory left, would wait for a frontend
+# that can no longer close: remove.sh.)
 # - While the write is held the device cannot finish closing (its pages
 #   are still the target of that I/O): the backend stays Closing, and the
 #   daemon serves guest 6 meanwhile
@@ -57,7 +60,7 @@ check "the daemon has guest 5's write in flight" [ "$(ctl_stats_sum 5 "r['in_fli
 check "the daemon maps pages of domain 5" [ "$(daemon_holds_dom 5)" -gt 0 ]
 
 # The toolstack tears the dead domain's disk down.
-printf 'write %s/online 0\nwrite %s/state 5\n' "$be5" "$be5" | xsim_xs
+printf 'rm %s\nwrite %s/online 0\nwrite %s/state 5\n' "$(fe_dir 5 51712)" "$be5" "$be5" | xsim_xs
 xsim_wait_key "$be5/state" 5 || xsim_fail "no Closing after online=0"
 # Another guest is served while guest 5's write is held.
 fe g6b 6 --vdev 51712 --workload verify --count 100 --seed 2 --close

@@ -50,14 +50,7 @@ vbd3_disk 5 51712 "$img"
 be=$(be_dir vbd3 5 51712)
 fes=$(fe_dir 5 51712)/state
 span=1048576
-xsim_bg flapper "$XBD_FEX" pause --domid 5 --vdev 51712 --gen 3 --span "$span" \
-    --ready "$XSIM_TMP/ready" --go "$XSIM_TMP/go" --timeout 60
-end=$(xsim_deadline 30)
-until [ -e "$XSIM_TMP/ready" ]; do
-    xsim_running flapper || xsim_fail "the frontend failed: $(tail -5 "$XSIM_LOGDIR/flapper.log")"
-    xsim_past "$end" && xsim_fail "the frontend did not connect and write"
-    sleep 0.05
-done
+xfe_pause flapper 5 --vdev 51712 --gen 3 --span "$span"
 xsim_log "ok: generation 3 written and read back; flapping"
 for ((i = 1; i <= FLAPS; i++)); do
     xenstore-write "$fes" 5
@@ -79,7 +72,7 @@ until converged 5 51712; do
 done
 expect_key "$be/state" 4
 xsim_log "ok: Connected with its rings after $FLAPS slow and $FLAPS quick flaps"
-touch "$XSIM_TMP/go"
+touch "$XSIM_TMP/flapper.go"
 st=$(xsim_wait_exit flapper 60) || true
 [ "$st" = 0 ] || { tail -20 "$XSIM_LOGDIR/flapper.log" >&2; xsim_fail "the frontend's workload after the flaps failed"; }
 grep -q "pause: generation 4 written and read back" "$XSIM_LOGDIR/flapper.log" ||
