@@ -59,8 +59,8 @@ check "store of the failed device not opened" [ "$(daemon_fds_to "$disk3")" = 0 
 # Devices that exist before the daemon starts are picked up too.
 st=$(xsim_kill xenblkd TERM)
 check "daemon exits 0 on SIGTERM (got $st)" [ "$st" = 0 ]
-XSIM_DAEMON_NAME=xenblkd2 xsim_daemon --kinds qdisk
 xsim_add_disk qdisk 8 xvda "aio:$disk3"
+XSIM_DAEMON_NAME=xenblkd2 xsim_daemon --kinds qdisk
 xsim_wait_key "$(be_dir qdisk 8 51712)/state" 2
 check "daemon still running" xsim_running xenblkd2
 exit 0

@@ -75,7 +75,8 @@ for ss in 512 4096; do
     js_defer "hold$ss" "d['resizes']" 1 "d['negotiated']['sectors']" 24576
     xsim_remove_disk vbd3 "$domid" 51712 || xsim_fail "the $ss-byte device did not close"
     wait_fds_to "$dev" 0
+    # Now: the next pass may skip (a kernel without 4096-byte loop sectors).
+    js_check_all
     domid=$((domid + 1))
 done
-js_check_all
 exit 0

@@ -69,9 +69,12 @@ refused "protocol with control characters" "unknown protocol 'x86_64-abi\?\?\[2J
     "ring-ref=$ref" "event-channel=$port"
 grep -q $'\033' "$XSIM_LOGDIR/xenblkd.log" && xsim_fail "control characters reached the log"
 xenstore-write "$fe/protocol" x86_64-abi
-# Well-formed but not granted to us: the ring cannot be mapped.
+# Well-formed but not granted to us: the ring cannot be mapped.  Both
+# log the same refusal: each waits for its own reason too.
 refused "ring-ref not granted" "cannot start 1 ring" "ring-ref=$((ref + 100))" "event-channel=$port"
+wait_log "domain 5 qdisk/51712.*: cannot map 1 ring page\\(s\\) of domain 5"
 refused "port not ours" "cannot start 1 ring" "ring-ref=$ref" "event-channel=$((port + 50))"
+wait_log "domain 5 qdisk/51712.*: cannot bind event channel $((port + 50)) of domain 5"
 refused "huge value" "ring-ref = '1{20,60}' is not a number" \
     "ring-ref=$(head -c 3000 /dev/zero | tr '\0' 1)" "event-channel=$port"
 long=$(awk 'length > 400' "$XSIM_LOGDIR/xenblkd.log" | head -c 200)

@@ -110,7 +110,9 @@ check "then READY=1 with the status" \
 # --- SIGTERM: STOPPING=1, clean exit.
 st=$(xsim_kill xenblkd TERM)
 check "clean exit (got $st)" [ "$st" = 0 ]
-check "STOPPING=1 sent" grep -q "^STOPPING=1|@.* pid=$pid\$" <<<"$(dgrams)"
+# notify-listen records the datagram after the daemon sent it: wait for it.
+wait_dgram "^STOPPING=1\\|@.* pid=$pid\$" >/dev/null
+xsim_log "ok: STOPPING=1 sent"
 
 # --- A watchdog meant for another process (WATCHDOG_PID not ours): none.
 # Started with a low soft limit on open files: raised to the hard one.

@@ -73,6 +73,9 @@ if xsim_remove_disk qdisk 5 xvda 1; then
 fi
 wait_guest_released 5
 wait_fds_to "$disk" 0
+# Released and closed says nothing of the deleted directory's log line:
+# once the daemon settled, it has acted on the deletion.
+settle
 [ "$(grep -c 'domain 5 qdisk/51712: backend directory removed, device freed' "$XSIM_LOGDIR/xenblkd.log")" = 2 ] ||
     xsim_fail "second removal did not free the device"
 

@@ -29,7 +29,13 @@ grep -q "serving as domain 7" "$XSIM_LOGDIR/xenblkd2.log" || xsim_fail "domid ke
 xsim_wait_key /local/domain/7/backend/qdisk/5/51712/state 2
 st=$(xsim_kill xenblkd2 TERM)
 check "clean exit (got $st)" [ "$st" = 0 ]
-check "STOPPING=1 sent" grep -qx STOPPING=1 "$XSIM_TMP/notify.out"
+# notify-listen records the datagram after the daemon sent it: wait for it.
+end=$(xsim_deadline 10)
+until grep -qx STOPPING=1 "$XSIM_TMP/notify.out"; do
+    xsim_past "$end" && xsim_fail "no STOPPING=1 within 10 s"
+    sleep 0.05
+done
+xsim_log "ok: STOPPING=1 sent"
 xenstore-write /local/domain/0/domid 0
 
 # xenstored going away: the daemon notices (libxenstore does not tell

@@ -54,17 +54,20 @@ fi
 # check then saw 3 connects, want 4.
 # 120 s only stops a daemon that never connects again; it takes seconds.
 connects() { grep -c "state InitWait -> Connected" "$XSIM_LOGDIR/xenblkd.log" || true; }
+connects0=$(connects)
 storm_t0=$(date +%s%N)
 "$storm" 1000 "$fe/state=6" "$fe/state=1" "$fe/state=3"
 end=$(xsim_deadline 120)
-for ((round = 0; $(connects) < 4; round++)); do
+for ((round = 0; $(connects) - connects0 < 3; round++)); do
     check "daemon survived the connect/disconnect storm" xsim_running xenblkd
     xsim_past "$end" && break   # the line below and the last check say how far it got
     "$storm" 200 "$fe/state=6" "$fe/state=1" "$fe/state=3"
 done
 check "daemon survived the connect/disconnect storm" xsim_running xenblkd
+# The storm's own connects, counted before the test connects again below.
+n=$(( $(connects) - connects0 ))
 xsim_log "connect/disconnect storm: $round rounds of 200 after 1000" \
-    "in $(( ($(date +%s%N) - storm_t0) / 1000000 )) ms (bound 120 s), $(connects) connects" \
+    "in $(( ($(date +%s%N) - storm_t0) / 1000000 )) ms (bound 120 s), $n connects" \
     "so far; backend state $(xenstore-read "$be/state")"
 # Each thread of the daemon: name, state, CPU ticks and where it sleeps.
 # Taken twice, a second apart, it tells a loop that spins or blocks (it
@@ -104,6 +107,5 @@ fe_state 5 51712 3
 xsim_wait_key "$be/state" 4 || xsim_fail "cannot connect after the storm"
 check "one ring mapped after the storm" [ "$(guest_status 5)" = "1 1" ]
 # The storm really made the daemon connect and disconnect repeatedly.
-n=$(connects)
-check "the storm caused reconnections ($n connects)" [ "$n" -ge 4 ]
+check "the storm caused reconnections ($n connects by the storm)" [ "$n" -ge 3 ]
 exit 0

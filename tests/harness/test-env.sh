@@ -101,9 +101,20 @@ elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
 # At least the timeout; the upper bound only catches a wait that never
 # ends (a loaded machine may well make it several seconds).
 [ "$elapsed" -ge 900 ] && [ "$elapsed" -lt 30000 ] || xsim_fail "1 s timeout took ${elapsed} ms"
-( sleep 0.3; xenstore-write $be/hotplug-status connected ) & writer=$!
-xsim_wait_key $be/hotplug-status connected 5 || xsim_fail "wait_key missed a later write"
+# A write made after the wait read the key and found it absent: the
+# waiter says when (each of its reads adds a line with its status to
+# $reads), the writer then writes; the wait must read again to see it.
+reads=$XSIM_TMP/wait-reads
+: > "$reads"
+sh -c 'until [ -s "$1" ]; do sleep 0.02; done; xenstore-write "$2" connected' \
+    writer "$reads" $be/hotplug-status & writer=$!
+(
+    xenstore-read() { local rc=0; command xenstore-read "$@" || rc=$?; echo "$rc" >> "$reads"; return "$rc"; }
+    xsim_wait_key $be/hotplug-status connected 5
+) || xsim_fail "wait_key missed a later write"
 wait "$writer"
+[ "$(head -n 1 "$reads")" != 0 ] && [ "$(wc -l < "$reads")" -ge 2 ] ||
+    xsim_fail "wait_key saw the write without a read before it (reads: $(tr '\n' ' ' < "$reads"))"
 
 # --- removal with a backend that closes: online=0 and state=5 first ---
 xsim_bg fakebe bash -c '

@@ -92,6 +92,8 @@ vbd3_disk 5 51712 "$dev"
 pid=$(xsim_pid buffered)
 wait_log "domain 5 vbd3/51712: opened $dev: .*, read-write, discard" 10 buffered
 fd=$(daemon_fd_of buffered "$dev")
+# The checks of the runs so far, before strace may skip the rest.
+js_check_all
 xsim_bg strace strace -f -qq -p "$pid" -e trace=io_submit,fdatasync,fsync -o "$XSIM_TMP/strace.out"
 end=$(xsim_deadline 20)
 # strace says "Process N attached" once it traces the daemon (-qq hides it
@@ -105,7 +107,7 @@ fe flush 5 --vdev 51712 --close \
     --raw op=flush,expect=okay
 expect_key "$be/feature-flush-cache" 1
 expect_key "$be/feature-barrier" 1
-js_defer flush "d['backend_features']['flush_cache']" True
+expect_js flush "d['backend_features']['flush_cache']" True
 xsim_log "ok: buffered I/O on a write-through device offers flush, and a flush is answered OKAY"
 xsim_kill strace >/dev/null || true
 grep -Eq "aio_lio_opcode=IOCB_CMD_FDSYNC, aio_fildes=$fd[,}]|fdatasync\($fd\)" "$XSIM_TMP/strace.out" ||
@@ -115,6 +117,5 @@ xsim_log "ok: the flush reached $dev (fd $fd) as fdatasync"
 xsim_remove_disk vbd3 5 51712 || xsim_fail "the buffered disk did not close"
 echo "write back" >"$wc"
 
-js_check_all
 xsim_running buffered || xsim_fail "daemon died"
 xsim_log PASS

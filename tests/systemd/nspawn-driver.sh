@@ -25,7 +25,10 @@ wait_prop() {
         sleep 0.1
     done
 }
-# PID 1's own debug log names every notification it receives.
+# PID 1's own debug log names every notification it receives.  journald
+# stores what it receives asynchronously: `journalctl --sync` (it returns
+# once every message sent before it is in the journal) goes before each
+# read of what PID 1 or the daemon logged.
 pid1_log() { journalctl -b -q --no-pager -o cat _PID=1 "$@"; }
 # The daemon logs through syslog; journald cannot always tell its unit
 # from a container's legacy cgroups, so select by identifier.
@@ -68,6 +71,7 @@ if systemctl start "$unit"; then fact start_rc 0; else fact start_rc $?; fi
 fact state_after_start "$(xenstore-read "$be/state" 2>/dev/null || echo absent)"
 fact active_after_start "$(show ActiveState)"
 pid=$(show MainPID)
+journalctl --sync
 fact ready_notified "$(pid1_log | grep -c "Got notification message from PID $pid (READY=1" || true)"
 fact fd_limit_logged "$(daemon_log | grep -c 'file descriptor limit' || true)"
 
@@ -87,6 +91,7 @@ xsim_wait_key "$be/sectors" $((96 * 2048)) 20 || true
 fact sectors_after_reload "$(xenstore-read "$be/sectors")"
 wait_prop ActiveState active 10 || true
 fact active_after_reload "$(show ActiveState)"
+journalctl --sync
 fact reloading_notified "$(pid1_log | grep -c "Got notification message from PID $pid (RELOADING=1, MONOTONIC_USEC=" || true)"
 fact reload_logged "$(daemon_log | grep -c 'SIGHUP' || true)"
 
@@ -115,6 +120,7 @@ wait_prop ActiveState active 30 || true
 newpid=$(show MainPID)
 fact new_pid_differs "$([ "$newpid" != "$pid" ] && [ "$newpid" != 0 ] && echo yes || echo no)"
 fact old_pid_gone "$(xsim_alive "$pid" && echo no || echo yes)"
+journalctl --sync
 fact watchdog_logged "$(pid1_log | grep -c 'xenblkd.service: Watchdog timeout' || true)"
 st=$(xsim_wait_exit fe 90) || st=timeout
 fact workload_status "$st"
@@ -127,5 +133,6 @@ fact status_after_restart "$(show StatusText)"
 if systemctl stop "$unit"; then fact stop_rc 0; else fact stop_rc $?; fi
 # `systemctl show` may already see a fresh, garbage-collected unit here:
 # how the main process ended comes from ExecStopPost (file "exits").
+journalctl --sync
 fact stopping_notified "$(pid1_log | grep -c "Got notification message from PID $newpid (STOPPING=1" || true)"
 fact done yes
