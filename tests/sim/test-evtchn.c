@@ -311,7 +311,8 @@ static int bind_notify_die(void *arg)
 }
 
 /* A backend killed in the middle of a notification (fault evt_kill: the
- * guest's port marked delivered, the guest's handle not woken yet), as
+ * guest's port marked delivered, the guest's handle neither counting it
+ * nor woken), as
  * SIGKILL can catch a daemon answering requests.  In Xen the notification
  * is one hypercall: it happened or it did not.  Either way the guest is
  * not left behind: once the dead backend is reaped (here by its

@@ -95,7 +95,7 @@ struct xsim_faults {
                                   * wait (-1: waiting) until it is set to 0 */
     int32_t evt_kill_countdown;  /* >0: the Nth next notify by a backend that wakes
                                   * the guest kills the backend halfway (the
-                                  * guest's port updated, not woken) */
+                                  * guest's port marked delivered, not woken) */
     uint32_t pad;
     uint64_t fired;              /* number of faults injected so far */
 };

@@ -122,7 +122,8 @@ static void drain_bell(int sock)
 
 /* Fault evt_kill (CONTRACT.md), where a backend's notification wakes the
  * guest: the notifier dies here, holding the guest's table lock, the
- * guest's port updated and its handle not woken yet. */
+ * guest's port marked delivered, its handle neither counting it nor
+ * woken (the most there is to repair: repair_handle). */
 static void die_notifying(struct xsim_faults *f)
 {
     if (f && xsim_fault_fire(&f->evt_kill_countdown)) {
@@ -143,13 +144,13 @@ static void deliver(domid_t dom, struct xsim_evt_hdr *t, uint32_t port,
         return;
     slot = p->handle - 1u;
     p->delivered = 1;
+    if (!t->handles[slot].nready)
+        die_notifying(f);
     p->masked = 1;
     p->pending = 0;
     p->seq = ++t->next_seq;
-    if (t->handles[slot].nready++ == 0) {
-        die_notifying(f);
+    if (t->handles[slot].nready++ == 0)
         ring_bell(dom, t, slot);
-    }
 }
 
 /* Locked: an event arrives on port. */
