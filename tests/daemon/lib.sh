@@ -125,6 +125,44 @@ rep = ctl.Client(sys.argv[1]).call({"command": "stats", "domid": int(sys.argv[2]
 print("stall report, daemon stats:", json.dumps(rep, sort_keys=True))
 PY
     xenstore-ls -f "$(fe_dir "$1" 51712)" >&2 2>/dev/null || true
+    ring_report "$1" "$(fe_dir "$1" 51712)" >&2 || true
+}
+
+# ring_report DOMID FE: for each queue of the frontend directory FE, the
+# shared ring's four indexes, read from the guest's memory, and both ends
+# of its event channel as the simulated host has them (CONTRACT.md:
+# masked, pending, delivered, and the owning handle's nready; a port
+# delivered to a handle whose nready is 0, or one masked with nothing
+# delivered, is a wake-up that cannot come).
+ring_report() {
+    local q dir ref port
+    for q in "" $(xenstore-list "$2" 2>/dev/null | grep '^queue-' || true); do
+        dir=$2${q:+/$q}
+        ref=$(xenstore-read "$dir/ring-ref" 2>/dev/null || xenstore-read "$dir/ring-ref0" 2>/dev/null) || continue
+        port=$(xenstore-read "$dir/event-channel" 2>/dev/null) || continue
+        python3 - "$XENSIM_DIR" "$1" "$ref" "$port" "${q:-queue}" <<'PY'
+import struct, sys
+top, dom, ref, port, q = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+g = open(f"{top}/dom{dom}/gnttab", "rb").read()
+grants_off = struct.unpack_from("<I", g, 24)[0]
+frame = struct.unpack_from("<HHI", g, grants_off + 8 * ref)[2]
+with open(f"{top}/dom{dom}/mem", "rb") as m:
+    m.seek(frame * 4096)
+    req_prod, req_event, rsp_prod, rsp_event = struct.unpack("<4I", m.read(16))
+print(f"stall report, {q}: ring (ref {ref}): req_prod {req_prod} req_event {req_event} "
+      f"rsp_prod {rsp_prod} rsp_event {rsp_event}")
+def end(d, p, who):
+    t = open(f"{top}/evtchn/dom{d}", "rb").read()
+    st, masked, pend, dlv, rdom, h, rport, _, seq = struct.unpack_from("<BBBBHHIIQ", t, 4128 + 24 * p)
+    nready = struct.unpack_from("<iIII", t, 32 + 16 * (h - 1))[2] if h else None
+    print(f"stall report, {q}: {who} port {p} (domain {d}): state {st} masked {masked} "
+          f"pending {pend} delivered {dlv} handle {h} nready {nready}, peer {rdom}:{rport}")
+    return st, rdom, rport
+st, rdom, rport = end(dom, port, "frontend")
+if st == 2:
+    end(rdom, rport, "backend")
+PY
+    done
 }
 
 # workload_verified JSON MIN: the --stats-json of an xsim-blkfront verify

@@ -37,6 +37,7 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/journal-enospc.sh \
 	tests/daemon/restart-workload.sh \
 	tests/daemon/restart-kills.sh \
+	tests/daemon/restart-notify-kill.sh \
 	tests/daemon/restart-closed.sh \
 	tests/daemon/resume-terms.sh \
 	tests/daemon/config.sh \

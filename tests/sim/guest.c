@@ -427,6 +427,7 @@ static const struct fault_key fault_keys[] = {
     { "evt_delay_us", offsetof(struct xsim_faults, evt_delay_us) },
     { "copy_delay_us", offsetof(struct xsim_faults, copy_delay_us) },
     { "copy_hold", offsetof(struct xsim_faults, copy_hold_countdown) },
+    { "evt_kill", offsetof(struct xsim_faults, evt_kill_countdown) },
 };
 
 static int fault_set_one(struct xsim_faults *f, const char *kv)

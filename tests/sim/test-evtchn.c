@@ -304,11 +304,61 @@ static void check_backend_successor(void)
     CHECK(xsg_evtchn_close(d, dying_port) == 0);
 }
 
+static int bind_notify_die(void *arg)
+{
+    xenevtchn_handle *x = xenevtchn_open(NULL, 0);
+    int b;
+
+    (void)arg;
+    if (!x || (b = xenevtchn_bind_interdomain(x, GUEST, dying_port)) < 0)
+        return 2;
+    if (xsg_fault_set("evt_kill=1") < 0)
+        return 3;
+    xenevtchn_notify(x, (evtchn_port_t)b);      /* dies in here */
+    return 4;
+}
+
+/* A backend killed in the middle of a notification (fault evt_kill: the
+ * guest's port marked delivered, the guest's handle neither counting it
+ * nor woken), as
+ * SIGKILL can catch a daemon answering requests.  In Xen the notification
+ * is one hypercall: it happened or it did not.  Either way the guest is
+ * not left behind: once the dead backend is reaped (here by its
+ * successor's bind), the guest is woken for the event, and the
+ * successor's notifications reach it.  Without the repair the guest's port
+ * stayed delivered with no wake-up, every later notification coalesced
+ * into it, and the guest slept for good (tests/daemon/restart-kills.sh
+ * stalled so, once in about 25 runs under load). */
+static void check_notifier_killed_halfway(void)
+{
+    xenevtchn_handle *x = xenevtchn_open(NULL, 0);
+    uint64_t fired = xsg_fault_fired();
+    int b;
+
+    REQUIRE(x);
+    dying_port = fe_unbound(0);
+    CHECK(st_in_child(bind_notify_die, NULL) == 128 + SIGKILL);
+    CHECK(xsg_fault_fired() == fired + 1);
+    CHECK(!st_readable(xsg_evtchn_fd(d), 0));      /* died before the wake-up */
+    b = bind_clean(x, dying_port);                  /* reaps the dead one */
+    CHECK(st_readable(xsg_evtchn_fd(d), 1000));
+    CHECK(xsg_evtchn_pending(d) == (int)dying_port);
+    CHECK(xsg_evtchn_pending(d) == -1);             /* once */
+    CHECK(xsg_evtchn_unmask(d, dying_port) == 0);
+    CHECK(xenevtchn_notify(x, (evtchn_port_t)b) == 0);
+    CHECK(st_readable(xsg_evtchn_fd(d), 1000));
+    CHECK(xsg_evtchn_pending(d) == (int)dying_port);
+    CHECK(xsg_evtchn_unmask(d, dying_port) == 0);
+    xenevtchn_close(x);
+    CHECK(xsg_evtchn_close(d, dying_port) == 0);
+}
+
 /* Fault injection: a dropped notification never arrives. */
 static void check_drop_fault(void)
 {
     xenevtchn_handle *x = xenevtchn_open(NULL, 0);
     evtchn_port_t f = fe_unbound(0);
+    uint64_t fired = xsg_fault_fired();
     int b;
 
     REQUIRE(x);
@@ -322,7 +372,7 @@ static void check_drop_fault(void)
     CHECK(xsg_evtchn_notify(d, f) == 0);      /* 3rd: delivered */
     CHECK(st_readable(xenevtchn_fd(x), 1000));
     CHECK(xenevtchn_pending(x) == b);
-    CHECK(xsg_fault_fired() == 1);
+    CHECK(xsg_fault_fired() == fired + 1);
     CHECK(xsg_fault_set("bogus=1") == -1);
     xenevtchn_close(x);
     CHECK(xsg_evtchn_close(d, f) == 0);
@@ -353,6 +403,7 @@ int main(int argc, char **argv)
     check_flood();
     check_dead_binding_reaped();
     check_backend_successor();
+    check_notifier_killed_halfway();
     check_drop_fault();
     check_virq();
     CHECK(xsg_dom_destroy(d) == 0);

@@ -21,7 +21,7 @@
 _Static_assert(sizeof(struct xsim_maptrack) == 24, "maptrack layout");
 _Static_assert(sizeof(struct xsim_active) == 16, "active layout");
 _Static_assert(sizeof(grant_entry_v1_t) == 8, "grant entry layout");
-_Static_assert(sizeof(struct xsim_faults) == 56, "faults layout");
+_Static_assert(sizeof(struct xsim_faults) == 64, "faults layout");
 
 static pthread_mutex_t process_lock = PTHREAD_MUTEX_INITIALIZER;
 

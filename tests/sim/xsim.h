@@ -93,6 +93,10 @@ struct xsim_faults {
     uint32_t copy_delay_us;      /* grant copy sleeps this long with pins held */
     int32_t copy_hold_countdown; /* >0: the Nth next grant copy and every later one
                                   * wait (-1: waiting) until it is set to 0 */
+    int32_t evt_kill_countdown;  /* >0: the Nth next notify by a backend that wakes
+                                  * the guest kills the backend halfway (the
+                                  * guest's port marked delivered, not woken) */
+    uint32_t pad;
     uint64_t fired;              /* number of faults injected so far */
 };
 

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,8 +120,22 @@ static void drain_bell(int sock)
         ;
 }
 
-/* Locked: queue port for its handle's pending(); masks it. */
-static void deliver(domid_t dom, struct xsim_evt_hdr *t, uint32_t port)
+/* Fault evt_kill (CONTRACT.md), where a backend's notification wakes the
+ * guest: the notifier dies here, holding the guest's table lock, the
+ * guest's port marked delivered, its handle neither counting it nor
+ * woken (the most there is to repair: repair_handle). */
+static void die_notifying(struct xsim_faults *f)
+{
+    if (f && xsim_fault_fire(&f->evt_kill_countdown)) {
+        __atomic_fetch_add(&f->fired, 1, __ATOMIC_SEQ_CST);
+        raise(SIGKILL);
+    }
+}
+
+/* Locked: queue port for its handle's pending(); masks it.  f: the
+ * faults of a backend's notification (die_notifying), else NULL. */
+static void deliver(domid_t dom, struct xsim_evt_hdr *t, uint32_t port,
+                    struct xsim_faults *f)
 {
     struct xsim_evt_port *p = &t->ports[port];
     uint32_t slot;
@@ -129,6 +144,8 @@ static void deliver(domid_t dom, struct xsim_evt_hdr *t, uint32_t port)
         return;
     slot = p->handle - 1u;
     p->delivered = 1;
+    if (!t->handles[slot].nready)
+        die_notifying(f);
     p->masked = 1;
     p->pending = 0;
     p->seq = ++t->next_seq;
@@ -137,14 +154,43 @@ static void deliver(domid_t dom, struct xsim_evt_hdr *t, uint32_t port)
 }
 
 /* Locked: an event arrives on port. */
-static void signal_port(domid_t dom, struct xsim_evt_hdr *t, uint32_t port)
+static void signal_port(domid_t dom, struct xsim_evt_hdr *t, uint32_t port,
+                        struct xsim_faults *f)
 {
     struct xsim_evt_port *p = &t->ports[port];
 
     if (p->masked || p->delivered)
         p->pending = 1;            /* coalesce until unmask */
     else
-        deliver(dom, t, port);
+        deliver(dom, t, port, f);
+}
+
+/* Locked: a process that died inside deliver() (killed between its stores
+ * to the peer's port and its doorbell, by SIGKILL or the fault evt_kill)
+ * left the peer's handle counting wrong, or not woken: the peer would
+ * sleep for good, every later event coalescing into the port delivered
+ * to no one.  In Xen a notification is one hypercall, done whole or not
+ * at all: finish it for the dead notifier.  nready is again the number of
+ * ports delivered to the handle, and a handle with any rings its bell (a
+ * second datagram is harmless: pending() drains the socket when it
+ * returns the last port). */
+static void repair_handle(domid_t dom, struct xsim_evt_hdr *t, uint32_t slot)
+{
+    uint32_t port, n = 0;
+
+    if (slot >= XSIM_EVT_HANDLES || !t->handles[slot].pid)
+        return;
+    for (port = 1; port < XSIM_EVT_PORTS; port++) {
+        struct xsim_evt_port *p = &t->ports[port];
+
+        if (p->delivered && p->handle == slot + 1) {
+            p->masked = 1;
+            n++;
+        }
+    }
+    t->handles[slot].nready = n;
+    if (n)
+        ring_bell(dom, t, slot);
 }
 
 /* Locked, by the owner (sock >= 0) or a reaper of a dead owner (-1). */
@@ -189,8 +235,11 @@ static void lock_two(int fa, domid_t da, int fb, domid_t db);
 static void unlock_two(int fa, int fb);
 
 /* As in Xen, the peer of a closed interdomain channel becomes unbound,
- * waiting for a new connection from the closer's domain. */
-static void apply_fixup(domid_t closer, uint32_t closer_port, const struct fixup *fx)
+ * waiting for a new connection from the closer's domain.  dead: the closer
+ * is a dead process being reaped, which may have died notifying this very
+ * peer (repair_handle). */
+static void apply_fixup(domid_t closer, uint32_t closer_port, const struct fixup *fx,
+                        bool dead)
 {
     int fd;
     struct xsim_evt_hdr *t = xsim_evt_table(fx->dom, &fd);
@@ -204,6 +253,8 @@ static void apply_fixup(domid_t closer, uint32_t closer_port, const struct fixup
         p->remote_port == closer_port) {
         p->state = XSIM_ECS_UNBOUND;
         p->remote_port = 0;
+        if (dead && p->handle)
+            repair_handle(fx->dom, t, p->handle - 1u);
     }
     xsim_funlock(fd);
 }
@@ -257,7 +308,7 @@ static void reap_domain(domid_t dom)
     n = reap_table(dom, t, fx, fxport, 64);
     xsim_funlock(fd);
     for (i = 0; i < n; i++)
-        apply_fixup(dom, fxport[i], &fx[i]);
+        apply_fixup(dom, fxport[i], &fx[i], true);
 }
 
 int xsim_evh_open(struct xsim_evh *h, domid_t domid, bool cloexec)
@@ -318,7 +369,7 @@ void xsim_evh_close(struct xsim_evh *h)
     memset(&h->t->handles[h->slot], 0, sizeof(h->t->handles[h->slot]));
     xsim_funlock(h->tfd);
     for (i = 0; i < n; i++)
-        apply_fixup(h->domid, fxport[i], &fx[i]);
+        apply_fixup(h->domid, fxport[i], &fx[i], false);
     close(h->sock);
     h->t = NULL;
 }
@@ -423,7 +474,7 @@ int xsim_evh_bind_interdomain(struct xsim_evh *h, domid_t remote, uint32_t rport
         /* As Xen: notifications sent while the remote port was unbound
          * were dropped, so the new local port starts pending (the binder
          * gets one event at once and looks at the shared state). */
-        signal_port(h->domid, h->t, (uint32_t)port);
+        signal_port(h->domid, h->t, (uint32_t)port, NULL);
     }
     unlock_two(h->tfd, rfd);
     return port;
@@ -477,7 +528,7 @@ int xsim_evh_unbind(struct xsim_evh *h, uint32_t port)
     need = close_port(h->domid, h->t, port, h->sock, &fx);
     xsim_funlock(h->tfd);
     if (need)
-        apply_fixup(h->domid, port, &fx);
+        apply_fixup(h->domid, port, &fx, false);
     return 0;
 }
 
@@ -525,7 +576,7 @@ int xsim_evh_notify(struct xsim_evh *h, uint32_t port)
     /* The peer must still be bound to us (it may have closed meanwhile). */
     if (rport && p->state == XSIM_ECS_INTERDOMAIN && p->remote_dom == h->domid &&
         p->remote_port == port)
-        signal_port(rdom, rt, rport);
+        signal_port(rdom, rt, rport, h->domid == 0 ? f : NULL);
     xsim_funlock(rfd);
     return 0;
 }
@@ -568,7 +619,7 @@ int xsim_evh_unmask(struct xsim_evh *h, uint32_t port)
         p = &h->t->ports[port];
         p->masked = 0;
         if (p->pending && !p->delivered)
-            deliver(h->domid, h->t, port);
+            deliver(h->domid, h->t, port, NULL);
     }
     xsim_funlock(h->tfd);
     return 0;
@@ -620,7 +671,7 @@ void xsim_evt_raise(domid_t dom, uint32_t port, domid_t from_dom)
     xsim_flock(fd);
     p = &t->ports[port];
     if (p->state == XSIM_ECS_INTERDOMAIN || p->state == XSIM_ECS_UNBOUND)
-        signal_port(dom, t, port);
+        signal_port(dom, t, port, NULL);
     xsim_funlock(fd);
 }
 
