@@ -57,15 +57,18 @@ xsim_on_exit() { XSIM_ON_EXIT+=("$*"); }
 
 # The wrapper: $1 is the path prefix of its files in $XSIM_TMP/run:
 # .wpid (the wrapper = session and process group leader), .pid (the
-# command), .status (its exit status); $2... is the command.  Trapped
-# signals interrupt `wait` but are not passed on (the whole group got
-# them already): loop until the command really ended.
+# command), .status (its exit status); $2... is the command.  The wrapper
+# ignores the signals its group gets (the command gets them, back at their
+# defaults): a trapped one would interrupt `wait`, and the command, once
+# reaped by bash in that window, would leave the interrupted wait's 128+N
+# as its status (a daemon's handover, exit 0, recorded as 143).  A command
+# that is an exported function runs in that subshell (and may exec).
 # shellcheck disable=SC2016
 XSIM_WRAPPER='echo "$$" > "$1.wpid"
-trap : TERM INT HUP
-"${@:2}" & c=$!
+trap "" TERM INT HUP
+( trap - TERM INT HUP; declare -F "$2" >/dev/null || exec "${@:2}"; "${@:2}" ) & c=$!
 echo "$c" > "$1.pid"
-while :; do wait "$c"; rc=$?; kill -0 "$c" 2>/dev/null || break; done
+wait "$c"; rc=$?
 echo "$rc" > "$1.status"
 exit "$rc"'
 
