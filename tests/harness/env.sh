@@ -57,15 +57,18 @@ xsim_on_exit() { XSIM_ON_EXIT+=("$*"); }
 
 # The wrapper: $1 is the path prefix of its files in $XSIM_TMP/run:
 # .wpid (the wrapper = session and process group leader), .pid (the
-# command), .status (its exit status); $2... is the command.  Trapped
-# signals interrupt `wait` but are not passed on (the whole group got
-# them already): loop until the command really ended.
+# command), .status (its exit status); $2... is the command.  The wrapper
+# ignores the signals its group gets (the command gets them, back at their
+# defaults): a trapped one would interrupt `wait`, and the command, once
+# reaped by bash in that window, would leave the interrupted wait's 128+N
+# as its status (a daemon's handover, exit 0, recorded as 143).  A command
+# that is an exported function runs in that subshell (and may exec).
 # shellcheck disable=SC2016
 XSIM_WRAPPER='echo "$$" > "$1.wpid"
-trap : TERM INT HUP
-"${@:2}" & c=$!
+trap "" TERM INT HUP
+( trap - TERM INT HUP; declare -F "$2" >/dev/null || exec "${@:2}"; "${@:2}" ) & c=$!
 echo "$c" > "$1.pid"
-while :; do wait "$c"; rc=$?; kill -0 "$c" 2>/dev/null || break; done
+wait "$c"; rc=$?
 echo "$rc" > "$1.status"
 exit "$rc"'
 
@@ -89,6 +92,11 @@ xsim_bg() {
     # for it, and bash must not report its death.
     disown "$!" 2>/dev/null || true
     XSIM_NAMES+=("$name")
+    # The daemon under test, however the test starts it (xsim_daemon, a
+    # wrapper, by hand): its stop at cleanup is checked (xsim__check_daemon).
+    for i in "$@"; do
+        [ "$i" != "$top_builddir/src/xenblkd" ] || { : > "$XSIM_TMP/run/$name.daemon"; break; }
+    done
     for ((i = 0; i < 500; i++)); do
         [ -s "$XSIM_TMP/run/$name.pid" ] && [ -s "$XSIM_TMP/run/$name.wpid" ] && break
         sleep 0.01
@@ -149,8 +157,15 @@ xsim__group_alive() {
 # xsim_kill NAME [SIGNAL] [TIMEOUT]: signal NAME's process group (default
 # TERM), wait for it to end (default 10 s, then SIGKILL); print the status.
 xsim_kill() {
-    local name=$1 sig=${2:-TERM} timeout=${3:-10} w st i
-    w=$(cat "$XSIM_TMP/run/$name.wpid" 2>/dev/null) || xsim_fail "xsim_kill: no process '$name'"
+    local name=$1 sig=${2:-TERM} timeout=${3:-10} w st i run=$XSIM_TMP/run/$1 check=0 killed=0
+    w=$(cat "$run.wpid" 2>/dev/null) || xsim_fail "xsim_kill: no process '$name'"
+    # The cleanup (XSIM_CLEANING) stopping a running daemon with SIGTERM
+    # leaves the outcome in NAME.cleanup for xsim_stop to check, whoever
+    # calls this (xsim_stop itself or a test's xsim_on_exit hook).
+    if [ "$XSIM_CLEANING" = 1 ] && [ -e "$run.daemon" ] && [[ ${sig#SIG} == TERM || $sig == 15 ]] &&
+        [ ! -e "$run.status" ] && xsim_alive "$(cat "$run.pid" 2>/dev/null)"; then
+        check=1
+    fi
     kill -s "$sig" -- "-$w" 2>/dev/null
     # A stopped process (a test's SIGSTOP) acts on the signal only once
     # continued: without this it would wait out the timeout for SIGKILL.
@@ -158,8 +173,10 @@ xsim_kill() {
     if ! st=$(xsim_wait_exit "$name" "$timeout"); then
         xsim_log "$name ignored SIG$sig for ${timeout}s: SIGKILL"
         kill -KILL -- "-$w" 2>/dev/null
+        killed=1
         st=$(xsim_wait_exit "$name" 5) || st=137
     fi
+    [ "$check" = 0 ] || echo "$st $killed $timeout" > "$run.cleanup"
     # Children the command left behind in its group get 1 s, then SIGKILL.
     for ((i = 0; i < 50; i++)); do
         xsim__group_alive "$name" || break
@@ -660,20 +677,57 @@ xsim__is_ancestor() {
     return 1
 }
 
+# xsim__check_daemon NAME: a daemon the cleanup stopped with SIGTERM (its
+# NAME.cleanup, written by xsim_kill) must have handed over: exited 0
+# (xenblkd(8), SIGNALS) within its timeout, with no sanitizer report in
+# its log (LeakSanitizer's comes at exit).  Otherwise say so, quoting the
+# log, and return 1.  Exit status 137 without the cleanup's own SIGKILL is
+# a SIGKILL from the test itself (sent just before it ended): not checked.
+xsim__check_daemon() {
+    local name=$1 log=$XSIM_LOGDIR/$1.log st killed timeout why="" first
+    read -r st killed timeout < "$XSIM_TMP/run/$name.cleanup" || return 0
+    [ "$st" != 137 ] || [ "$killed" = 1 ] || return 0
+    if [ "$killed" = 1 ]; then
+        why="did not exit within ${timeout}s of SIGTERM (SIGKILLed)"
+    elif [ "$st" != 0 ]; then
+        why="exited with status $st after SIGTERM, want 0 (a handover, xenblkd(8) SIGNALS)"
+    fi
+    first=$(grep -n -m 1 -E 'Sanitizer|runtime error' "$log" 2>/dev/null | cut -d: -f1)
+    [ -z "$first" ] || why="${why:+$why; }its log has a sanitizer report"
+    [ -n "$why" ] || return 0
+    xsim_log "FAIL: daemon $name, stopped at the test's cleanup: $why; from $name.log:"
+    if [ -n "$first" ]; then
+        # The report's start, and its SUMMARY lines wherever they are.
+        { sed -n "$first,$((first + 29))p" "$log"
+          tail -n "+$((first + 30))" "$log" | grep 'SUMMARY:'; } | sed 's/^/    /' >&2
+    else
+        tail -n 20 "$log" 2>/dev/null | sed 's/^/    /' >&2
+    fi
+    return 1
+}
+
 # xsim_stop: tear the simulated host down now (the EXIT trap does the same).
+# Returns 1 when a daemon it (or an xsim_on_exit hook) stopped did not hand
+# over cleanly (xsim__check_daemon).
 xsim_stop() {
     [ -n "$XSIM_TMP" ] || return 0
-    local i name w hook stray
+    local i name w hook stray timeout rc=0
     XSIM_CLEANING=1
     xsim__continue_all
     for hook in "${XSIM_ON_EXIT[@]}"; do eval "$hook" || xsim_log "exit hook failed: $hook"; done
     for hook in "${XSIM_STOP_HOOKS[@]}"; do eval "$hook" || xsim_log "stop hook failed: $hook"; done
     # Newest first; xenstored (the first one) last, so that the others can
-    # still talk to it while they shut down.
+    # still talk to it while they shut down.  A daemon's handover may wait
+    # up to 15 s for I/O in flight (xenblkd(8), SIGNALS): it gets longer.
     for ((i = ${#XSIM_NAMES[@]} - 1; i >= 0; i--)); do
         name=${XSIM_NAMES[i]}
         xsim__group_alive "$name" || continue
-        xsim_kill "$name" TERM "${XSIM_STOP_TIMEOUT:-5}" >/dev/null
+        timeout=${XSIM_STOP_TIMEOUT:-5}
+        [ ! -e "$XSIM_TMP/run/$name.daemon" ] || timeout=${XSIM_DAEMON_STOP_TIMEOUT:-20}
+        xsim_kill "$name" TERM "$timeout" >/dev/null
+    done
+    for name in "${XSIM_NAMES[@]}"; do
+        [ ! -e "$XSIM_TMP/run/$name.cleanup" ] || xsim__check_daemon "$name" || rc=1
     done
     stray=$(xsim__sweep)
     [ -n "$stray" ] && xsim_log "killed stray processes of this host: $stray"
@@ -685,6 +739,7 @@ xsim_stop() {
     XSIM_TMP= XSIM_NAMES=() XSIM_ON_EXIT=() XSIM_STOP_HOOKS=()
     unset XSIM_TAG XENSTORED_PATH XENSTORED_RUNDIR XENSIM_DIR
     XSIM_CLEANING=0
+    return "$rc"
 }
 
 xsim__exit_trap() {
@@ -698,7 +753,12 @@ xsim__exit_trap() {
             xsim_log "test failed (exit $rc): state of the simulated host follows"
             xsim_dump >&2
         fi
-        xsim_stop
+        # A daemon that did not hand over fails a test that passed (or
+        # skipped); a failed test keeps its status, and its own message
+        # comes first, before the dump.
+        if ! xsim_stop && { [ "$rc" -eq 0 ] || [ "$rc" -eq 77 ]; }; then
+            rc=1
+        fi
     fi
     exit "$rc"
 }

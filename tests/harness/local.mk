@@ -20,8 +20,8 @@ tests_harness_xsim_xs_LDADD = $(XENSTORE_LIBS)
 # The shell library and helpers sourced/run by tests.
 EXTRA_DIST += tests/harness/env.sh tests/harness/shell.sh tests/harness/README.md
 
-TESTS += tests/harness/test-xenstored.sh tests/harness/test-env.sh tests/harness/test-qemu-qdisk.sh tests/harness/test-cleanup.sh tests/harness/test-cleanup-signal.sh
-dist_check_SCRIPTS += tests/harness/test-xenstored.sh tests/harness/test-env.sh tests/harness/test-qemu-qdisk.sh tests/harness/test-cleanup.sh tests/harness/test-cleanup-signal.sh
+TESTS += tests/harness/test-xenstored.sh tests/harness/test-env.sh tests/harness/test-qemu-qdisk.sh tests/harness/test-cleanup.sh tests/harness/test-cleanup-signal.sh tests/harness/test-cleanup-daemon.sh
+dist_check_SCRIPTS += tests/harness/test-xenstored.sh tests/harness/test-env.sh tests/harness/test-qemu-qdisk.sh tests/harness/test-cleanup.sh tests/harness/test-cleanup-signal.sh tests/harness/test-cleanup-daemon.sh
 
 check_PROGRAMS += tests/harness/xsim-qemu-shim.so
 tests_harness_xsim_qemu_shim_so_SOURCES = tests/harness/qemu-shim.c
