@@ -185,8 +185,14 @@ static void test_invalid_rw(const struct abi_off *a)
     CHECK_EQ(parse(a, &q), BLKIF_RSP_OKAY);
     put_rw(a, BLKIF_OP_WRITE, 1, 1, 0, 0, 7);
     CHECK_EQ(parse(a, &q), BLKIF_RSP_ERROR);          /* write to r/o */
+    /* Nothing was written through a read-only disk: an empty barrier or
+     * flush is answered (test-flush-order: without I/O); data is not. */
     put_rw(a, BLKIF_OP_WRITE_BARRIER, 0, 1, 0, 0, 0);
-    CHECK_EQ(parse(a, &q), BLKIF_RSP_ERROR);          /* barrier to r/o */
+    CHECK_EQ(parse(a, &q), BLKIF_RSP_OKAY);
+    put_rw(a, BLKIF_OP_FLUSH_DISKCACHE, 0, 1, 0, 0, 0);
+    CHECK_EQ(parse(a, &q), BLKIF_RSP_OKAY);
+    put_rw(a, BLKIF_OP_WRITE_BARRIER, 1, 1, 0, 0, 7);
+    CHECK_EQ(parse(a, &q), BLKIF_RSP_ERROR);          /* barrier with data to r/o */
     put_rw(a, BLKIF_OP_FLUSH_DISKCACHE, 1, 1, 0, 0, 7);
     CHECK_EQ(parse(a, &q), BLKIF_RSP_ERROR);
 }
@@ -221,11 +227,15 @@ static void test_ops(const struct abi_off *a)
     CHECK_EQ(parse(a, &q), BLKIF_RSP_ERROR);          /* past the end */
     put_rw(a, BLKIF_OP_FLUSH_DISKCACHE, 1, 1, 2040, 0, 7);
     CHECK_EQ(parse(a, &q), BLKIF_RSP_OKAY);
+    /* Not offered (no volatile cache): still served, never EOPNOTSUPP,
+     * which makes Linux blkfront drop a write's data. */
     bk.flush = false;
     put_rw(a, BLKIF_OP_FLUSH_DISKCACHE, 0, 1, 0, 0, 0);
-    CHECK_EQ(parse(a, &q), BLKIF_RSP_EOPNOTSUPP);     /* not offered */
+    CHECK_EQ(parse(a, &q), BLKIF_RSP_OKAY);
     put_rw(a, BLKIF_OP_WRITE_BARRIER, 0, 1, 0, 0, 0);
-    CHECK_EQ(parse(a, &q), BLKIF_RSP_EOPNOTSUPP);
+    CHECK_EQ(parse(a, &q), BLKIF_RSP_OKAY);
+    put_rw(a, BLKIF_OP_FLUSH_DISKCACHE, 1, 1, 0, 0, 7);
+    CHECK_EQ(parse(a, &q), BLKIF_RSP_OKAY);
 
     reset_backing();
     put_discard(a, 0, 1, 2040, 8);
