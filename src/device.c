@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1336,14 +1337,28 @@ static void tell_resize(struct xbd_device *dev)
  * use says Closing and goes on using it, and blkback disconnects only at
  * Closed.  A frontend that is not connected is closed at once.  Closed
  * stays Closed: follow_frontend, which would reconnect, is not called. */
+/* Whether a previous instance left a journal of queue 0: it was serving
+ * the rings when it stopped (a handover or a crash keeps the journals; a
+ * close for good, a protocol error or shutdown --close removes them). */
+static bool left_journal(const struct xbd_device *dev)
+{
+    char path[PATH_MAX];
+
+    return xbd_journal_path(path, sizeof(path), dev->host->cfg.state_dir, dev->kind->name,
+                            dev->domid, dev->devid, 0) == 0 && access(path, F_OK) == 0;
+}
+
 static void go_offline(struct xbd_device *dev, int fe)
 {
     /* First sight (a restart) of a disk being removed: its state is
      * libxl's 5, but a frontend still Connected went so after a previous
      * instance's Connected: resume its rings from their journals (as
-     * take_over does) and serve it as before the restart.  (Closing here
-     * is closed at once: the snapshot has no ring keys for it.) */
-    if (dev->state == XBD_XB_UNKNOWN && fe == XBD_XB_CONNECTED) {
+     * take_over does) and serve it as before the restart, if the previous
+     * instance left the rings' journals: a frontend that only says
+     * Connected (its rings closed for good before, or a guest's claim) is
+     * closed at once.  (Closing here is closed at once too: the snapshot
+     * has no ring keys for it.) */
+    if (dev->state == XBD_XB_UNKNOWN && fe == XBD_XB_CONNECTED && left_journal(dev)) {
         dev_info(dev, "online = 0, frontend %s: resuming its rings", xbd_xenbus_state_name(fe));
         dev_resume(dev);
     }

@@ -146,4 +146,26 @@ expect_key "$be6/state" 6
 xenstore-rm "$be6"
 wait_log "domain 6 vbd3/51712: backend directory removed, device freed" 10 xenblkd2
 check "daemon still running" xsim_running xenblkd2
+
+# Only a previous instance's journals make a restart under online=0
+# resume a frontend that says Connected: here its rings were closed for
+# good (xenblkctl shutdown --close removes the journals) while the paused
+# guest kept saying Connected; the next instance closes it at once.
+img7=$(make_disk io7.img 8)
+vbd3_disk 7 51712 "$img7"
+be7=$(be_dir vbd3 7 51712)
+xfe_pause pauser7 7 --vdev 51712 --gen 1 --span "$span"
+"$top_builddir/src/xenblkctl" --socket "$XSIM_TMP/control.sock" shutdown --close >/dev/null ||
+    xsim_fail "xenblkctl shutdown --close failed"
+st=$(xsim_wait_exit xenblkd2 30) || true
+check "xenblkd2 closed every disk and exited 0 (got $st)" [ "$st" = 0 ]
+expect_key "$be7/state" 6
+fe_state 7 51712 4
+printf 'write %s/online 0\nwrite %s/state 5\n' "$be7" "$be7" | xsim_xs
+XSIM_DAEMON_NAME=xenblkd3 xsim_daemon --kinds qdisk,vbd3
+xsim_wait_key "$be7/state" 6 10 || xsim_fail "a frontend claiming Connected without journals was not closed"
+wait_log "domain 7 vbd3/51712: online = 0: closing" 10 xenblkd3
+! grep -q "domain 7 vbd3/51712: .*resum" "$XSIM_LOGDIR/xenblkd3.log" ||
+    xsim_fail "xenblkd3 resumed rings closed for good: $(grep 'domain 7' "$XSIM_LOGDIR/xenblkd3.log")"
+xsim_kill pauser7 KILL >/dev/null || true
 exit 0
