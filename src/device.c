@@ -542,6 +542,11 @@ static int read_config(struct xbd_device *dev, char *err, size_t errlen)
 
     free(dev->path);
     dev->path = NULL;
+    /* First: a refusal below is reported through the script if there is
+     * one (refuse_via_script). */
+    script = dev_read(dev, dev->be, "script");
+    dev->needs_hotplug = script && *script;
+    free(script);
     if (!params) {
         snprintf(err, errlen, "no params in the backend directory");
         return -1;
@@ -581,10 +586,6 @@ static int read_config(struct xbd_device *dev, char *err, size_t errlen)
      * read-only disk never offers discard (backing.c). */
     dev->discard_enable = be_uint(dev, "discard-enable", dev->cfg.discard) != 0;
     dev->direct_io_safe = be_uint(dev, "direct-io-safe", 0) != 0;
-
-    script = dev_read(dev, dev->be, "script");
-    dev->needs_hotplug = script && *script;
-    free(script);
 
     type = dev_read(dev, dev->be, "type");
     dev_debug(dev, "params %s, mode %s, %s%s%s, hotplug script %s, type %s", params,
@@ -800,14 +801,9 @@ static void publish_initwait(struct xbd_device *dev)
  * for a disk without a script: failed at once. */
 static bool refuse_via_script(struct xbd_device *dev, const char *err)
 {
-    char *script = dev_read(dev, dev->be, "script");
-    bool has = script && *script;
-
-    free(script);
-    if (!has)
+    if (!dev->needs_hotplug)        /* read_config reads it first */
         return false;
     dev_err(dev, "%s (reported through the hotplug script)", err);
-    dev->needs_hotplug = true;      /* read_config stopped before it */
     snprintf(dev->refusal, sizeof(dev->refusal), "%s", err);
     struct xbd_kv kv[] = { { "xenblkd-error", dev->refusal } };
     dev_write(dev, kv, 1, NULL);

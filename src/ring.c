@@ -544,10 +544,19 @@ static bool is_write(const struct xbd_req *q)
 static void aio_done(struct xbd_aio *a, long res);
 static void start_rw(struct xbd_ring *r, struct xbd_slot *s);
 
-static void start_sync(struct xbd_ring *r, struct xbd_slot *s)
+/* <stage>: ST_PRESYNC before a flush's or barrier's data, else ST_SYNC. */
+static void start_sync(struct xbd_ring *r, struct xbd_slot *s, enum xbd_stage stage)
 {
-    s->stage = ST_SYNC;
+    s->stage = stage;
     xbd_aio_fdsync(r->io, &s->aio, r->bk->fd, aio_done);
+}
+
+/* Whether a flush or barrier syncs the store: not where there is no
+ * volatile cache, nor for a read-only disk (nothing written through it;
+ * it refuses data: xbd_req_check). */
+static bool flush_syncs(const struct xbd_ring *r)
+{
+    return r->bk->flush && !r->bk->readonly;
 }
 
 static void rw_done(struct xbd_ring *r, struct xbd_slot *s, long res)
@@ -566,8 +575,8 @@ static void rw_done(struct xbd_ring *r, struct xbd_slot *s, long res)
         return;
     }
     if ((q->wire_op == BLKIF_OP_FLUSH_DISKCACHE || q->wire_op == BLKIF_OP_WRITE_BARRIER) &&
-        r->bk->flush) {
-        start_sync(r, s);
+        flush_syncs(r)) {
+        start_sync(r, s, ST_SYNC);
         return;
     }
     finish(s, BLKIF_RSP_OKAY);
@@ -690,21 +699,18 @@ static void start_rw(struct xbd_ring *r, struct xbd_slot *s)
  * what completed before is durable before this request's data can be (a
  * journal's commit block relies on that order: blkback and qdisk flush
  * first too), and the data is durable when answered.  Without data: one
- * fdatasync.  A store without a volatile cache (flush false: nothing to
- * flush) needs none, nor does an empty flush of a read-only disk (nothing
- * written through it); a read-only disk refuses data (xbd_req_check). */
+ * fdatasync.  None where flush_syncs() says nothing needs it. */
 static void start_write_sync(struct xbd_ring *r, struct xbd_slot *s)
 {
-    bool sync = r->bk->flush && !r->bk->readonly;
+    bool sync = flush_syncs(r);
 
     if (!s->req.nr_segments) {
         if (sync)
-            start_sync(r, s);
+            start_sync(r, s, ST_SYNC);
         else
             finish(s, BLKIF_RSP_OKAY);
     } else if (sync) {
-        s->stage = ST_PRESYNC;
-        xbd_aio_fdsync(r->io, &s->aio, r->bk->fd, aio_done);
+        start_sync(r, s, ST_PRESYNC);
     } else {
         start_rw(r, s);
     }
