@@ -53,11 +53,18 @@ xsim_hotplug_connected vbd3 5 xvda
 # A 3 s watchdog so that a wedged loop is caught quickly.  LeakSanitizer
 # (sanitizer builds) needs ptrace, which the unit's system call filter
 # forbids: leaks are checked by the other tests.
+# The configuration file in the container's own /etc (the build's
+# default, under the read-only /usr, cannot be written here): ExecStart=
+# names it, ExecReload= stays the unit's.
+conf=/etc/xenblkd.conf
+echo "# valid, empty: the defaults" > "$conf"
 mkdir -p /etc/systemd/system/$unit.d
 cat > /etc/systemd/system/$unit.d/simulated-host.conf <<EOF
 [Unit]
 ConditionPathExists=
 [Service]
+ExecStart=
+ExecStart=$top_builddir/src/xenblkd --config $conf
 Environment=LD_LIBRARY_PATH=$XSIM_SIM_LIB XENSIM_DIR=$XENSIM_DIR XENSTORED_PATH=$XENSTORED_PATH
 Environment=ASAN_OPTIONS=detect_leaks=0
 WatchdogSec=3s
@@ -93,7 +100,19 @@ wait_prop ActiveState active 10 || true
 fact active_after_reload "$(show ActiveState)"
 journalctl --sync
 fact reloading_notified "$(pid1_log | grep -c "Got notification message from PID $pid (RELOADING=1, MONOTONIC_USEC=" || true)"
-fact reload_logged "$(daemon_log | grep -c 'SIGHUP' || true)"
+fact reload_logged "$(daemon_log | grep -c 'reload requested on the control socket' || true)"
+
+# --- reload with an invalid file: systemctl reload fails and says where;
+# the daemon keeps running with its configuration.
+printf '[disks]\nmax-queues = 2\nno-such-setting = 1\n' > "$conf"
+if systemctl reload "$unit" 2> "$out/bad-reload.err"; then fact bad_reload_rc 0; else fact bad_reload_rc $?; fi
+fact active_after_bad_reload "$(show ActiveState)"
+fact pid_after_bad_reload "$([ "$(show MainPID)" = "$pid" ] && echo same || echo changed)"
+journalctl --sync
+# xenblkctl's message (ExecReload's stderr, in the unit's journal).
+fact bad_reload_named "$(journalctl -b -q --no-pager -o cat -t xenblkctl | grep -c "$conf:3: unknown key 'no-such-setting'" || true)"
+echo "# valid, empty: the defaults" > "$conf"
+if systemctl reload "$unit"; then fact reload_again_rc 0; else fact reload_again_rc $?; fi
 
 # --- watchdog: a loop stopped from outside misses its keep-alives; systemd
 # kills it and Restart=on-failure starts a successor, which resumes the

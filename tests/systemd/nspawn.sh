@@ -7,7 +7,8 @@
 # asserts them:
 #   systemctl start returns after READY=1 (device already in InitWait),
 #   systemctl status shows the STATUS= line, systemctl reload goes through
-#   RELOADING=1 and back to active (and resizes a connected disk), a loop
+#   RELOADING=1 and back to active (and resizes a connected disk), fails on
+#   an invalid file naming FILE:LINE with the daemon still running, a loop
 #   wedged with SIGSTOP is killed by the watchdog and restarted by
 #   Restart=on-failure while a guest's verified workload carries on,
 #   systemctl stop ends with Result=success and exit status 0.
@@ -116,7 +117,16 @@ want reload_rc 0 "systemctl reload succeeded"
 want sectors_after_reload $((96 * 2048)) "the reload resized the connected disk"
 want active_after_reload active "active again after the reload"
 atleast reloading_notified 1 "systemd received RELOADING=1 with MONOTONIC_USEC="
-atleast reload_logged 1 "the daemon logged the reload"
+atleast reload_logged 1 "the reload came through the control socket (ExecReload=xenblkctl reload)"
+if [ "${f[bad_reload_rc]-<none>}" != 0 ] && [ "${f[bad_reload_rc]-<none>}" != "<none>" ]; then
+    echo "ok: systemctl reload failed on an invalid file (bad_reload_rc=${f[bad_reload_rc]})"
+else
+    fail "systemctl reload of an invalid file: bad_reload_rc='${f[bad_reload_rc]-<none>}', want a failure"
+fi
+want active_after_bad_reload active "still active after the refused reload"
+want pid_after_bad_reload same "the same main process after the refused reload"
+atleast bad_reload_named 1 "the unit's journal names the file, line and reason of the refusal"
+want reload_again_rc 0 "a reload with the file mended succeeded"
 want restarts_before_stop 0 "no restart while the loop was turning"
 want fe_running_at_stop yes "the workload was running when the loop was stopped"
 want restarts_after_stop 1 "the watchdog kill was followed by one restart"

@@ -19,7 +19,7 @@ if ! systemd-analyze verify --man=no "$tmp/xenblkd.service" > "$tmp/out" 2>&1 ||
 fi
 echo "ok: systemd-analyze verify is silent"
 fail=0
-for want in Type=notify 'ExecReload=/bin/kill -HUP $MAINPID' WatchdogSec=30s Restart=on-failure \
+for want in Type=notify "ExecReload=$top_builddir/src/xenblkctl reload" WatchdogSec=30s Restart=on-failure \
             KillMode=mixed TimeoutStopSec=60s RuntimeDirectory=xenblkd RuntimeDirectoryPreserve=yes \
             LimitNOFILE=524288 RestrictAddressFamilies=AF_UNIX NoNewPrivileges=yes \
             SystemCallArchitectures=native DevicePolicy=closed ProtectSystem=full; do
