@@ -175,8 +175,12 @@ static void snap_run(struct xbd_xs_job *job, void *ctx)
     read_key(s, s->fe, "state", true);
     if (s->err || !s->want_fe)
         return;
+    /* Closing too: an old blkfront refusing to let go of a disk in use
+     * says Closing and keeps using its rings, which a restart during a
+     * pending detach resumes (device.c, go_offline). */
     if (xbd_snap_read_uint(s, s->fe, "state", XBD_XB_RECONFIGURED, &fe_state) < 0 ||
-        (fe_state != XBD_XB_INITIALISED && fe_state != XBD_XB_CONNECTED))
+        (fe_state != XBD_XB_INITIALISED && fe_state != XBD_XB_CONNECTED &&
+         fe_state != XBD_XB_CLOSING))
         return;
     read_frontend(s);
 }

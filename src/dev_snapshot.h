@@ -10,8 +10,8 @@
  *  - the backend directory is listed, and each key of XBD_SNAP_BE_KEYS
  *    that is there is read;
  *  - <frontend>/state is read;
- *  - if asked (XBD_SNAP_CONNECT) and the frontend says Initialised or
- *    Connected,
+ *  - if asked (XBD_SNAP_CONNECT) and the frontend says Initialised,
+ *    Connected or Closing (a restart may resume its rings: device.c),
  *    the frontend's keys are read by running the connect's own parser
  *    (xbd_fe_parse) with the largest limits the daemon can offer,
  *    recording every key it reads: the evaluation's parse, with the

@@ -1347,14 +1347,15 @@ static bool left_journal(const struct xbd_device *dev)
 static void go_offline(struct xbd_device *dev, int fe)
 {
     /* First sight (a restart) of a disk being removed: its state is
-     * libxl's 5, but a frontend still Connected went so after a previous
-     * instance's Connected: resume its rings from their journals (as
-     * take_over does) and serve it as before the restart, if the previous
-     * instance left the rings' journals: a frontend that only says
-     * Connected (its rings closed for good before, or a guest's claim) is
-     * closed at once.  (Closing here is closed at once too: the snapshot
-     * has no ring keys for it.) */
-    if (dev->state == XBD_XB_UNKNOWN && fe == XBD_XB_CONNECTED && left_journal(dev)) {
+     * libxl's 5, but a frontend still Connected, or Closing and still
+     * using its disk (an old blkfront refusing to close it), went so
+     * after a previous instance's Connected: resume its rings from their
+     * journals (as take_over does) and serve it as before the restart, if
+     * the previous instance left the rings' journals: a frontend that only
+     * says so (its rings closed for good before, or a guest's claim) is
+     * closed at once. */
+    if (dev->state == XBD_XB_UNKNOWN && (fe == XBD_XB_CONNECTED || fe == XBD_XB_CLOSING) &&
+        left_journal(dev)) {
         dev_info(dev, "online = 0, frontend %s: resuming its rings", xbd_xenbus_state_name(fe));
         dev_resume(dev);
     }

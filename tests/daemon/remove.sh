@@ -7,7 +7,8 @@
 # frontend that is not connected is closed at once.  The daemon leaves the
 # backend directory for the toolstack to delete and frees the device once
 # it is deleted; a daemon restarted meanwhile resumes the rings of a
-# frontend still Connected and serves it the same; a safe removal that
+# frontend still Connected, or Closing and still using them, and serves it
+# the same; a safe removal that
 # times out (the frontend never let go)
 # fails, and the nodes deleted anyway (libxl's forced removal) free the
 # device.  A backend directory deleted under a connected device (forced
@@ -129,6 +130,20 @@ wait_log "domain 6 vbd3/51712: resumed in state Connected" 10 xenblkd2
 fe_state 6 51712 5
 settle
 expect_key "$be6/state" 5
+wait_log "domain 6 vbd3/51712: state Connected -> Closing" 10 xenblkd2
+# A restart with the frontend Closing (refusing to close the disk it still
+# uses) resumes its rings too: a package upgrade while a detach is pending
+# must not pull the disk from under the guest.
+st=$(xsim_kill xenblkd2 TERM 15)
+check "handover exit status 0 with the frontend Closing (got $st)" [ "$st" = 0 ]
+XSIM_DAEMON_NAME=xenblkdc xsim_daemon --kinds qdisk,vbd3
+wait_log "ready: " 10 xenblkdc
+wait_log "domain 6 vbd3/51712: online = 0, frontend Closing: resuming its rings" 10 xenblkdc
+wait_log "domain 6 vbd3/51712: online = 0: frontend Closing, serving it until it closes" 10 xenblkdc
+settle
+expect_key "$be6/state" 5
+n=$(in_use 6)
+check "the resumed rings map the guest's grants with the frontend Closing ($n)" [ "$n" -gt 0 ]
 touch "$XSIM_TMP/pauser.go"
 st=$(xsim_wait_exit pauser 60) || true
 [ "$st" = 0 ] || { tail -20 "$XSIM_LOGDIR/pauser.log" >&2; xsim_fail "the frontend's I/O after the detach order failed"; }
@@ -144,8 +159,8 @@ fe_state 6 51712 1
 settle
 expect_key "$be6/state" 6
 xenstore-rm "$be6"
-wait_log "domain 6 vbd3/51712: backend directory removed, device freed" 10 xenblkd2
-check "daemon still running" xsim_running xenblkd2
+wait_log "domain 6 vbd3/51712: backend directory removed, device freed" 10 xenblkdc
+check "daemon still running" xsim_running xenblkdc
 
 # Only a previous instance's journals make a restart under online=0
 # resume a frontend that says Connected: here its rings were closed for
@@ -157,8 +172,8 @@ be7=$(be_dir vbd3 7 51712)
 xfe_pause pauser7 7 --vdev 51712 --gen 1 --span "$span"
 "$top_builddir/src/xenblkctl" --socket "$XSIM_TMP/control.sock" shutdown --close >/dev/null ||
     xsim_fail "xenblkctl shutdown --close failed"
-st=$(xsim_wait_exit xenblkd2 30) || true
-check "xenblkd2 closed every disk and exited 0 (got $st)" [ "$st" = 0 ]
+st=$(xsim_wait_exit xenblkdc 30) || true
+check "xenblkdc closed every disk and exited 0 (got $st)" [ "$st" = 0 ]
 expect_key "$be7/state" 6
 fe_state 7 51712 4
 printf 'write %s/online 0\nwrite %s/state 5\n' "$be7" "$be7" | xsim_xs
