@@ -244,6 +244,16 @@ guest_status() {
     xsim_fail "guest $1 did not report its status"
 }
 
+# guest_holds DOMID: true if guest DOMID reported its status and a backend
+# has some of its grants mapped and some of its ports bound.  (Not
+# `[ "$(guest_status D)" != "0 0" ]`: a guest that never answered prints
+# nothing, which differs from "0 0" too.)
+guest_holds() {
+    local s
+    s=$(guest_status "$1") || return 1
+    [[ $s =~ ^[1-9][0-9]*\ [1-9][0-9]*$ ]]
+}
+
 # wait_guest_released DOMID [TIMEOUT]: no grant of the guest is mapped by
 # anyone and no event channel of it is bound any more.
 wait_guest_released() {
