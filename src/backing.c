@@ -180,7 +180,7 @@ static int probe_blockdev(struct xbd_backing *b, const struct stat *st, bool wan
         snprintf(err, errlen, "unsupported logical sector size %d", lss);
         return -1;
     }
-    b->sectors = bytes / 512;
+    b->sectors = xbd_backing_whole_blocks(bytes, (uint32_t)lss);
     b->sector_size = (uint32_t)lss;
     b->physical_sector_size = pss < (unsigned)lss ? (uint32_t)lss : pss;
     b->flush = blockdev_write_cache(st->st_rdev);
@@ -227,8 +227,8 @@ static void file_sector_size(struct xbd_backing *b, const struct stat *st, const
 static void probe_file(struct xbd_backing *b, const struct stat *st, bool want_discard,
                        const char *path)
 {
-    b->sectors = (uint64_t)st->st_size / 512;
     file_sector_size(b, st, path);
+    b->sectors = xbd_backing_whole_blocks((uint64_t)st->st_size, b->sector_size);
     b->flush = true;
     if (want_discard && !b->readonly) {
         /* Punching a hole past EOF changes nothing but fails with
@@ -237,6 +237,13 @@ static void probe_file(struct xbd_backing *b, const struct stat *st, bool want_d
         b->discard = fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                                past, 4096) == 0;
     }
+}
+
+uint64_t xbd_backing_whole_blocks(uint64_t bytes, uint32_t sector_size)
+{
+    uint64_t block = sector_size > 512 ? sector_size : 512;
+
+    return bytes / block * (block / 512);
 }
 
 int xbd_backing_size(const struct xbd_backing *b, uint64_t *sectors)
@@ -252,7 +259,7 @@ int xbd_backing_size(const struct xbd_backing *b, uint64_t *sectors)
             return -1;
         bytes = (uint64_t)st.st_size;
     }
-    *sectors = bytes / 512;
+    *sectors = xbd_backing_whole_blocks(bytes, b->sector_size);
     return 0;
 }
 
@@ -359,6 +366,7 @@ int xbd_backing_keep_terms(struct xbd_backing *b, const struct xbd_backing_terms
         if (len < 0 || (size_t)len >= n)
             len = (int)n - 1;
         b->sector_size = t->sector_size;
+        b->sectors = xbd_backing_whole_blocks(b->sectors * 512u, b->sector_size);
         if (b->physical_sector_size < b->sector_size)
             b->physical_sector_size = b->sector_size;
     }

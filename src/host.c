@@ -347,10 +347,11 @@ void xbd_host_shutdown(struct xbd_host *h, enum xbd_stop_mode mode,
 }
 
 /* At start-up only, before the loop serves any ring: the one xenstore
- * read the loop thread still makes itself (with own_domid).  A kind this
- * instance does not serve answers unknown. */
-static bool device_exists(struct xbd_host *h, const char *kind, unsigned domid,
-                          unsigned devid, bool unknown)
+ * read the loop thread still makes itself (with own_domid).  As
+ * xbd_xs_exists: 1, 0, or -1 with errno when xenstore could not say.  A
+ * kind this instance does not serve answers unserved. */
+static int device_exists(struct xbd_host *h, const char *kind, unsigned domid,
+                         unsigned devid, int unserved)
 {
     char path[XBD_XS_PATH_MAX];
     struct xbd_kind *k;
@@ -358,24 +359,24 @@ static bool device_exists(struct xbd_host *h, const char *kind, unsigned domid,
     for (k = h->kinds; k && strcmp(k->name, kind); k = k->next)
         ;
     if (!k)
-        return unknown;
+        return unserved;
     snprintf(path, sizeof(path), "%s/%u/%u", k->dir, domid, devid);
     return xbd_xs_exists(h->xb, XBT_NULL, path);
 }
 
 /* A journal of another kind is not ours to judge: a later start that
  * serves it resumes its rings. */
-static bool journal_device_exists(void *opaque, const char *kind, unsigned domid,
-                                  unsigned devid)
+static int journal_device_exists(void *opaque, const char *kind, unsigned domid,
+                                 unsigned devid)
 {
-    return device_exists(opaque, kind, domid, devid, true);
+    return device_exists(opaque, kind, domid, devid, 1);
 }
 
 /* A socket is only worth its path while someone listens: one of a kind
  * this start does not serve never gets a listener. */
-static bool nbd_device_exists(void *opaque, const char *kind, unsigned domid, unsigned devid)
+static int nbd_device_exists(void *opaque, const char *kind, unsigned domid, unsigned devid)
 {
-    return device_exists(opaque, kind, domid, devid, false);
+    return device_exists(opaque, kind, domid, devid, 0);
 }
 
 void xbd_host_sweep_journals(struct xbd_host *h)

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "xenblkd/journal.h"
+#include "xenblkd/log.h"
 
 _Static_assert(sizeof(struct xbd_journal_hdr) <= XBD_JOURNAL_HDR_SIZE, "journal header");
 _Static_assert(sizeof(struct xbd_journal_rec) == 128, "journal record");
@@ -483,6 +484,7 @@ void xbd_journal_sweep(const char *dir, xbd_journal_keep_fn *keep, void *opaque)
     char path[4200], kind[32];
     struct dirent *e;
     unsigned domid, devid, q;
+    int exists;
     DIR *d;
 
     snprintf(path, sizeof(path), "%s/%s", dir, XBD_JOURNAL_SUBDIR);
@@ -497,7 +499,11 @@ void xbd_journal_sweep(const char *dir, xbd_journal_keep_fn *keep, void *opaque)
         if (sscanf(e->d_name, "%31[a-z0-9]-%u-%u-q%u%c", kind, &domid, &devid, &q,
                    &tail) != 4)
             continue;
-        if (keep(opaque, kind, domid, devid))
+        exists = keep(opaque, kind, domid, devid);
+        if (exists < 0)
+            xbd_warn("cannot tell whether %s device %u/%u still exists (%s): keeping its "
+                     "journal %s", kind, domid, devid, strerror(errno), e->d_name);
+        if (exists)
             continue;
         snprintf(path, sizeof(path), "%s/%s/%s", dir, XBD_JOURNAL_SUBDIR, e->d_name);
         unlink(path);

@@ -64,10 +64,12 @@ void xbd_nbd_export_resized(struct xbd_nbd_export *e);
 void xbd_nbd_export_close(struct xbd_nbd_export *e);
 
 /* At start-up, before any export is open (nbd_sweep.c): remove every
- * socket in <state_dir>/nbd named by the rule above for which
- * keep(opaque, kind, domid, devid) is false, logging each removal.
+ * socket in <state_dir>/nbd named by the rule above unless
+ * keep(opaque, kind, domid, devid) says the device exists (1), logging
+ * each removal; it answers as xbd_xs_exists (0 absent, -1 with errno: it
+ * could not say, then the socket goes too, nbd_sweep.c says why).
  * Symlinks, other file types and other names are never touched. */
-typedef bool xbd_nbd_keep_fn(void *opaque, const char *kind, unsigned domid, unsigned devid);
+typedef int xbd_nbd_keep_fn(void *opaque, const char *kind, unsigned domid, unsigned devid);
 void xbd_nbd_sweep(const char *state_dir, xbd_nbd_keep_fn *keep, void *opaque);
 
 #endif

@@ -8,7 +8,11 @@
  * Only this instance uses the state directory (main.c holds its lock),
  * and no export of ours is open yet: every socket here is a
  * predecessor's, with nobody listening.  Those of disks that do exist
- * are left for their export to replace (its path never changes).  Only
+ * are left for their export to replace (its path never changes).  When
+ * xenstore cannot say whether a disk exists, its socket is removed all
+ * the same: nobody listens on it, it holds no state, and the export of a
+ * disk that does exist makes it again (listen_on replaces any socket at
+ * its path); kept, a removed disk's dead path would stay.  Only
  * entries that are sockets themselves (never through a symlink) and
  * carry exactly a name the rule produces are touched: whatever else an
  * administrator put there is not ours.
@@ -48,6 +52,7 @@ void xbd_nbd_sweep(const char *state_dir, xbd_nbd_keep_fn *keep, void *opaque)
 {
     char dir[512], kind[32];
     unsigned domid, devid;
+    int exists, why;
     struct dirent *e;
     struct stat st;
     DIR *d;
@@ -70,11 +75,17 @@ void xbd_nbd_sweep(const char *state_dir, xbd_nbd_keep_fn *keep, void *opaque)
             continue;
         if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISSOCK(st.st_mode))
             continue;
-        if (keep(opaque, kind, domid, devid))
+        exists = keep(opaque, kind, domid, devid);
+        if (exists > 0)
             continue;
+        why = errno;
         if (unlinkat(dfd, e->d_name, 0) < 0)
             xbd_warn("cannot remove the stale NBD socket %s/%s: %s", dir, e->d_name,
                      strerror(errno));
+        else if (exists < 0)
+            xbd_warn("removed the stale NBD socket %s/%s: cannot tell whether %s device "
+                     "%u/%u still exists (%s), its export makes it again if it does", dir,
+                     e->d_name, kind, domid, devid, strerror(why));
         else
             xbd_info("removed the stale NBD socket %s/%s (no %s device %u/%u to serve)", dir,
                      e->d_name, kind, domid, devid);

@@ -369,12 +369,19 @@ int xbd_xs_read_uint(struct xbd_xenbus *xb, xs_transaction_t t, const char *path
     return rc;
 }
 
-bool xbd_xs_exists(struct xbd_xenbus *xb, xs_transaction_t t, const char *path)
+int xbd_xs_exists(struct xbd_xenbus *xb, xs_transaction_t t, const char *path)
 {
     char *v = xbd_xs_read(xb, t, path);
 
-    free(v);
-    return v != NULL;
+    if (v) {
+        free(v);
+        return 1;
+    }
+    if (errno == ENOENT)
+        return 0;
+    if (!errno)
+        errno = EIO;
+    return -1;
 }
 
 int xbd_xs_write(struct xbd_xenbus *xb, xs_transaction_t t, const char *path,
@@ -397,9 +404,13 @@ static int write_keys_once(struct xbd_xenbus *xb, const char *dir,
 
     if (t == XBT_NULL)
         return -1;
-    if (!xbd_xs_exists(xb, t, dir)) {
+    int exists = xbd_xs_exists(xb, t, dir);
+
+    if (exists <= 0) {
+        /* Gone (ENOENT), or the read failed: say which (EAGAIN retries). */
+        int e = exists ? errno : ENOENT;
         xs_transaction_end(xb->xs, t, true);
-        errno = ENOENT;
+        errno = e;
         return -1;
     }
     for (size_t i = 0; i < n; i++) {

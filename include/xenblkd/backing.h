@@ -53,8 +53,16 @@ int xbd_backing_keep_terms(struct xbd_backing *b, const struct xbd_backing_terms
 /* Close the fd (idempotent: fd is -1 afterwards). */
 void xbd_backing_close(struct xbd_backing *b);
 
-/* The store's current size in 512-byte sectors (it may have been grown or
- * shrunk since open).  -1 with errno on failure. */
+/* A store of bytes as a disk of sector_size-byte logical blocks, in
+ * 512-byte sectors (blkif.h's unit for "sectors"): whole blocks only, as
+ * Linux blkback's capacity.  The guest addresses every block inside the
+ * capacity it is told, a partial last one included, and the rings refuse
+ * (O_DIRECT cannot even read) what ends past the store: the remainder is
+ * not offered. */
+uint64_t xbd_backing_whole_blocks(uint64_t bytes, uint32_t sector_size);
+/* The store's current size in 512-byte sectors, whole logical blocks of
+ * b->sector_size (it may have been grown or shrunk since open).  -1 with
+ * errno on failure. */
 int xbd_backing_size(const struct xbd_backing *b, uint64_t *sectors);
 
 /* Granularity to publish as discard-granularity (bytes). */

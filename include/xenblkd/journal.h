@@ -155,9 +155,13 @@ int xbd_journal_check_dir(const char *dir, char *err, size_t n);
 /* Remove the journals of every queue of one device. */
 void xbd_journal_remove_device(const char *dir, const char *kind, unsigned domid,
                                unsigned devid);
-/* Remove the journals whose device keep() says no longer exists. */
-typedef bool xbd_journal_keep_fn(void *opaque, const char *kind, unsigned domid,
-                                 unsigned devid);
+/* Remove the journals whose device keep() says no longer exists.  keep
+ * answers as xbd_xs_exists: 1 the device exists, 0 it does not (its
+ * journals are removed), -1 with errno: it could not say, and the
+ * journals stay (a warning says so): losing them would refuse the resume
+ * of rings with requests outstanding. */
+typedef int xbd_journal_keep_fn(void *opaque, const char *kind, unsigned domid,
+                                unsigned devid);
 void xbd_journal_sweep(const char *dir, xbd_journal_keep_fn *keep, void *opaque);
 
 #endif

@@ -83,7 +83,9 @@ char *xbd_xs_read(struct xbd_xenbus *xb, xs_transaction_t t, const char *path);
  * range). */
 int xbd_xs_read_uint(struct xbd_xenbus *xb, xs_transaction_t t, const char *path,
                      unsigned long max, unsigned long *out);
-bool xbd_xs_exists(struct xbd_xenbus *xb, xs_transaction_t t, const char *path);
+/* Whether path exists: 1 yes, 0 no (xenstored said ENOENT), -1 with errno
+ * when xenstore could not say (a failed read is no proof of absence). */
+int xbd_xs_exists(struct xbd_xenbus *xb, xs_transaction_t t, const char *path);
 int xbd_xs_write(struct xbd_xenbus *xb, xs_transaction_t t, const char *path,
                  const char *value);
 /* Entries of a directory, malloc'd as one block (free() it); NULL + errno. */

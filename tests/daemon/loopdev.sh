@@ -8,8 +8,13 @@
 # not aligned to the logical block size are refused with BLKIF_RSP_ERROR
 # (blkif.h: sector-size is the granularity of requests).  Afterwards the
 # daemon holds no fd to the device.  Growing the device under a connected
-# frontend and sending SIGHUP resizes it online.  Skipped (77) only where the kernel
-# will not set up a loop device.
+# frontend and sending SIGHUP resizes it online.  Last, a file whose size
+# is not a whole number of 4096-byte blocks, on ext4 over a 4096-byte
+# device (O_DIRECT needs 4096-byte I/O there: sector-size 4096): only
+# whole blocks are offered ("sectors" rounded down, as Linux blkback's
+# capacity), the last of them readable, at connection and at a SIGHUP
+# resize.  Skipped (77) only where the kernel will not set up a loop
+# device (or mkfs.ext4 is missing, for the last part).
 set -euo pipefail
 source "$top_srcdir/tests/harness/env.sh"
 source "$top_srcdir/tests/daemon/lib.sh"
@@ -79,4 +84,34 @@ for ss in 512 4096; do
     js_check_all
     domid=$((domid + 1))
 done
+
+# partial_reads NAME BLOCKS: a frontend run reading the last of BLOCKS
+# whole 4096-byte blocks (okay) and the block after it (refused).
+partial_reads() {
+    local last=$((($2 - 1) * 8))
+    fe "$1" "$domid" --vdev 51712 --workload none --close \
+        --raw op=read,sector=$last,first=0,last=7,expect=okay \
+        --raw op=read,sector=$((last + 8)),first=0,last=7,expect=error
+}
+command -v mkfs.ext4 >/dev/null || xsim_skip "mkfs.ext4 is not installed (tests/deps/hostile.txt)"
+ext4_4kn
+img=$fs4k/partial.img
+truncate -s $(((8 << 20) + 1536)) "$img"       # 2048 whole blocks and 3 sectors
+vbd3_disk "$domid" 51712 "$img"
+be=$(be_dir vbd3 "$domid" 51712)
+partial_reads partial 2048
+expect_key "$be/sector-size" 4096
+expect_key "$be/sectors" 16384
+js_defer partial "d['negotiated']['sector_size']" 4096 "d['negotiated']['sectors']" 16384
+fe_hold holdpartial "$domid" --vdev 51712 --workload read --count 8 --hold 300 --close
+truncate -s $(((12 << 20) + 2560)) "$img"      # 3072 whole blocks and 5 sectors
+kill -HUP "$(xsim_pid xenblkd)"
+wait_log "domain $domid vbd3/51712: .*partial.img changed size: 16384 -> 24576 sectors$"
+wait_log "domain $domid vbd3/51712: told the connected frontend: sectors 24576$"
+fe_end holdpartial
+expect_key "$be/sectors" 24576
+js_defer holdpartial "d['resizes']" 1 "d['negotiated']['sectors']" 24576
+partial_reads grown 3072
+xsim_remove_disk vbd3 "$domid" 51712 || xsim_fail "the file on ext4 did not close"
+js_check_all
 exit 0

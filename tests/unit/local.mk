@@ -119,6 +119,14 @@ tests_unit_test_journal_recover_CFLAGS = $(XBD_UNIT_CFLAGS)
 tests_unit_test_journal_recover_LDADD = $(XBD_UNIT_LIBS)
 TESTS += tests/unit/test-journal-recover
 
+# The start-up sweeps of journals and NBD sockets when xenstore cannot say
+# whether a device exists.
+check_PROGRAMS += tests/unit/test-sweep
+tests_unit_test_sweep_SOURCES = tests/unit/test-sweep.c tests/unit/check.h
+tests_unit_test_sweep_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_sweep_LDADD = $(XBD_UNIT_LIBS)
+TESTS += tests/unit/test-sweep
+
 # Review: one guest with many disks cannot use up the host-wide log
 # bucket for the others.
 check_PROGRAMS += tests/unit/test-log-limit

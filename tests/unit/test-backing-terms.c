@@ -2,12 +2,17 @@
  * test-backing-terms.c - xbd_backing_keep_terms(): how a resumed device
  * keeps the sector size and flush its connected frontend was told, for
  * every kind of store and both ways of opening it (the daemon test
- * tests/daemon/resume-terms.sh covers the reopenings end to end).
+ * tests/daemon/resume-terms.sh covers the reopenings end to end).  And
+ * the capacity offered in whole logical blocks, at open, when serving a
+ * larger sector size and at a re-read of the size (xbd_backing_size); the
+ * daemon test tests/daemon/loopdev.sh serves such a file.
  */
 #include "config.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "xenblkd/backing.h"
@@ -27,6 +32,49 @@ static int keep(struct xbd_backing *b, unsigned told_ss, int told_flush,
 
     why[0] = 'x';
     return xbd_backing_keep_terms(b, &t, o, why, 320);
+}
+
+/* A store of 8 MiB and 1536 bytes: 16387 512-byte sectors, 2048 whole
+ * 4096-byte blocks and three sectors of a 2049th. */
+#define PARTIAL_BYTES ((8u << 20) + 1536u)
+
+static void whole_blocks(void)
+{
+    char path[] = "/tmp/test-backing-terms.XXXXXX";
+    struct xbd_backing b;
+    struct xbd_backing_opts o = { .direct = true };
+    uint64_t sectors = 0;
+    char why[320];
+    int fd;
+
+    CHECK_EQ(xbd_backing_whole_blocks(PARTIAL_BYTES, 512), 16387);
+    CHECK_EQ(xbd_backing_whole_blocks(PARTIAL_BYTES, 4096), 16384);
+    CHECK_EQ(xbd_backing_whole_blocks(4095, 4096), 0);
+    CHECK_EQ(xbd_backing_whole_blocks(8192, 4096), 16);
+
+    /* Told 4096 on a store that takes 512: the capacity too is in whole
+     * 4096-byte blocks (the frontend addresses every block inside it). */
+    b = store(false, false, 512, true);
+    b.sectors = 16387;
+    CHECK_EQ(keep(&b, 4096, 1, &o, why), 0);
+    CHECK_EQ(b.sector_size, 4096);
+    CHECK_EQ(b.sectors, 16384);
+
+    /* A re-read of the size (SIGHUP) rounds as the open did. */
+    fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    unlink(path);
+    CHECK_EQ(ftruncate(fd, PARTIAL_BYTES), 0);
+    b.fd = fd;
+    CHECK_EQ(xbd_backing_size(&b, &sectors), 0);
+    CHECK_EQ(sectors, 16384);
+    CHECK_EQ(sectors % 8, 0);
+    b.sector_size = 512;
+    CHECK_EQ(xbd_backing_size(&b, &sectors), 0);
+    CHECK_EQ(sectors, 16387);
+    close(fd);
 }
 
 int main(void)
@@ -87,5 +135,7 @@ int main(void)
     b = store(true, true, 512, false);
     CHECK_EQ(keep(&b, 512, 1, &o, why), 0);
     CHECK(b.flush && strstr(why, "offering flush"));
+
+    whole_blocks();
     return check_result("test-backing-terms");
 }
