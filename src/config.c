@@ -3,7 +3,7 @@
  * the command line shares.
  *
  * Why a hand-written parser and not libinih, libconfuse or GKeyFile: the
- * format is twenty keys of "key = value" under four sections, and the
+ * format is twenty-one keys of "key = value" under four sections, and the
  * promise to administrators is that every mistake is reported as
  * "FILE:LINE: reason" and that nothing is accepted silently.  libinih's
  * behaviour is fixed when the distribution compiles it (continuation

@@ -455,7 +455,8 @@ static const struct command commands[] = {
       "  --totals           counts since each device connected instead of rates\n"
       "  --json             the raw counters as the daemon sent them (one line\n"
       "                     per sample)\n"
-      "  --prometheus       Prometheus text exposition format 0.0.4\n"
+      "  --prometheus       Prometheus text exposition format 0.0.4 (one\n"
+      "                     report: not with --watch)\n"
       "Without --watch the rates are measured over one second (two samples\n"
       "1 s apart); --totals answers at once.  Latency in ms: await is the\n"
       "mean, p99 is interpolated inside its log2 bucket.\n" },
