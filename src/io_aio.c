@@ -17,7 +17,8 @@
  * (discard, and fdatasync on kernels without IOCB_CMD_FDSYNC) go to the
  * worker pool (io_pool.c), whose finished jobs come back through its own
  * eventfd to this loop and, through done(), to the ring that owns them;
- * so do reads and writes the kernel refused with EAGAIN under RWF_NOWAIT.
+ * so do reads and writes the kernel refused with EAGAIN under RWF_NOWAIT,
+ * and every read or write of a store that refuses RWF_NOWAIT itself.
  * Their shares are those of any I/O: a job in the pool counts against its
  * ring's and its device's in-flight share as if the kernel held it.
  * Correctness first: a flush is answered only once it has completed.
@@ -50,9 +51,9 @@ struct xbd_aio_group {
     unsigned pooled;         /* of which in the pool */
     unsigned refs;           /* queues */
     /* The store refused RWF_NOWAIT for reads [0] or writes [1]
-     * (EOPNOTSUPP: no FMODE_NOWAIT, e.g. buffered ext4 writes; EINVAL:
-     * a kernel before 4.13): its I/O is submitted without it from then
-     * on. */
+     * (EOPNOTSUPP: no FMODE_NOWAIT, e.g. buffered ext4 writes, FUSE, NFS;
+     * EINVAL: a kernel before 4.13): those run in the worker pool from
+     * then on. */
     bool no_nowait[2];
     struct xbd_aio_group *next;
 };
@@ -293,7 +294,8 @@ static void pool_done(struct xbd_io_engine *io, struct xbd_aio *a)
     hold(io, a, -1);
     queue_of(io, a)->st->offloaded++;
     if (a->kind == XBD_AIO_READV || a->kind == XBD_AIO_WRITEV) {
-        /* Any rest goes to the kernel again (RWF_NOWAIT first). */
+        /* Any rest goes to the kernel again (RWF_NOWAIT first), or to a
+         * worker again if the store refuses RWF_NOWAIT (needs_worker). */
         a->pooled = false;
         rw_progress(io, a, res);
         return;
@@ -344,19 +346,22 @@ static void prep_iocb(struct xbd_io_engine *io, struct xbd_aio *a)
     io_set_eventfd(&a->iocb, io->efd);
 }
 
-/* Reads and writes go to the kernel with RWF_NOWAIT unless their store
- * refused it: whatever would block inside io_submit() (an O_DIRECT write
- * into a hole that ext4 must allocate, a device out of request tags)
- * comes back EAGAIN instead and runs in the worker pool, so the loop every
- * guest shares never waits for one guest's storage. */
-static bool use_nowait(const struct xbd_aio_queue *q, const struct xbd_aio *a)
-{
-    return !q->grp->no_nowait[a->kind == XBD_AIO_WRITEV];
-}
-
 static bool is_rw(const struct xbd_aio *a)
 {
     return a->kind == XBD_AIO_READV || a->kind == XBD_AIO_WRITEV;
+}
+
+/* Reads and writes go to the kernel with RWF_NOWAIT: whatever would block
+ * inside io_submit() (an O_DIRECT write into a hole that ext4 must
+ * allocate, a device out of request tags) comes back EAGAIN instead and
+ * runs in the worker pool, so the loop every guest shares never waits for
+ * one guest's storage.  Those of a store that refused RWF_NOWAIT run in
+ * the pool from the start: without the flag io_submit() does the whole
+ * transfer itself, waiting on a hung NFS server or on dirty-page
+ * throttling with every guest's loop. */
+static bool needs_worker(const struct xbd_aio_queue *q, const struct xbd_aio *a)
+{
+    return a->pooled || (is_rw(a) && q->grp->no_nowait[a->kind == XBD_AIO_WRITEV]);
 }
 
 /* The I/O of q to serve next, as the link that points to it, or NULL.
@@ -375,7 +380,7 @@ static struct xbd_aio **pick(const struct xbd_io_engine *io, struct xbd_aio_queu
 
         if (a->kind == XBD_AIO_FDSYNC && pp != &q->head)
             return NULL;
-        if (!a->pooled || room)
+        if (!needs_worker(q, a) || room)
             return pp;
         if (a->kind == XBD_AIO_FDSYNC)
             return NULL;
@@ -401,7 +406,8 @@ static bool serve(struct xbd_io_engine *io, struct xbd_aio_queue *q,
     if (!pp)
         return false;
     a = *pp;
-    if (a->pooled) {
+    if (needs_worker(q, a)) {
+        a->pooled = true;
         unlink_at(q, pp);
         hold(io, a, +1);
         if (start_pooled(io, a))
@@ -413,7 +419,7 @@ static bool serve(struct xbd_io_engine *io, struct xbd_aio_queue *q,
     if ((unsigned)*n >= room)
         return false;
     if (is_rw(a))
-        a->iocb.aio_rw_flags = use_nowait(q, a) ? RWF_NOWAIT : 0;
+        a->iocb.aio_rw_flags = RWF_NOWAIT;
     batch[(*n)++] = unlink_at(q, pp);
     hold(io, a, +1);
     return true;
@@ -466,9 +472,10 @@ static bool nowait_answer(struct xbd_io_engine *io, struct xbd_aio *a, int err, 
         a->pooled = true;
     } else if (err == EOPNOTSUPP || (err == EINVAL && at_submit)) {
         /* Never again for this store (a later EINVAL from the file
-         * itself, e.g. misalignment, then reaches the ring). */
+         * itself, e.g. misalignment, then reaches the ring): a worker
+         * does these from now on (needs_worker). */
         if (!g->no_nowait[w])
-            xbd_info("backing store refuses RWF_NOWAIT %ss (%s): they may block the loop",
+            xbd_info("backing store refuses RWF_NOWAIT %ss (%s): they run in the worker pool",
                      w ? "write" : "read", strerror(err));
         g->no_nowait[w] = true;
     } else {
