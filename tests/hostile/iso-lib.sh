@@ -76,7 +76,7 @@ xsim_on_exit iso_cleanup
 # FUSE server: the loop driver serves a device's requests in order, so
 # every later request of those devices waits behind its held write.
 iso_hold_writes() {
-    local n=$1 dev i=0 end off
+    local n=$1 dev i=0 off
     shift
     off=$((ISO_HOLD_OFF / 4096))
     touch "$ISO_CTL/hold"
@@ -84,9 +84,15 @@ iso_hold_writes() {
         xsim_bg "holdw$i" dd if=/dev/zero of="$dev" bs=4096 count=1 seek="$off" oflag=direct
         i=$((i + 1))
     done
+    iso_wait_held "$n"
+}
+
+# iso_wait_held N: wait until the FUSE server holds N writes.
+iso_wait_held() {
+    local end
     end=$(xsim_deadline 20)
-    until [ "$(cat "$ISO_CTL/held-count" 2>/dev/null)" = "$n" ]; do
-        xsim_past "$end" && xsim_fail "the storage did not hold $n write(s)"
+    until [ "$(cat "$ISO_CTL/held-count" 2>/dev/null)" = "$1" ]; do
+        xsim_past "$end" && xsim_fail "the storage did not hold $1 write(s)"
         sleep 0.02
     done
 }
