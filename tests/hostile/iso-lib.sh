@@ -100,6 +100,18 @@ iso_wait_held() {
 # iso_release: let the held writes complete.
 iso_release() { rm -f "$ISO_CTL/hold"; }
 
+# iso_writes_answered: after iso_release, guest 5's writes (job guestA)
+# must all be answered OKAY (the guest exits 0), some of them by the
+# worker pool.
+iso_writes_answered() {
+    local st off
+    st=$(xsim_wait_exit guestA 120) || true
+    [ "$st" = 0 ] || xsim_fail "guest 5 failed once its storage let go (status $st): $(tail -5 "$XSIM_LOGDIR/guestA.log")"
+    off=$(iso_stats 5 'sum(r["engine"]["offloaded"] for r in rings)')
+    xsim_log "ok: every write of guest 5 answered once its storage let go; $off ran in the worker pool"
+    [ "$off" -gt 0 ] || xsim_fail "no write of guest 5 went to the worker pool"
+}
+
 # iso_stats DOMID EXPR: evaluate the Python expression EXPR over the rings
 # of every device of DOMID (list `rings`, each a stats <ring>) through the
 # control socket; prints its value.  Fails if the daemon does not answer
