@@ -17,7 +17,8 @@
  * (discard, and fdatasync on kernels without IOCB_CMD_FDSYNC) go to the
  * worker pool (io_pool.c), whose finished jobs come back through its own
  * eventfd to this loop and, through done(), to the ring that owns them;
- * so do reads and writes the kernel refused with EAGAIN under RWF_NOWAIT.
+ * so do reads and writes the kernel refused with EAGAIN under RWF_NOWAIT,
+ * and every read or write of a store that refuses RWF_NOWAIT itself.
  * Their shares are those of any I/O: a job in the pool counts against its
  * ring's and its device's in-flight share as if the kernel held it.
  * Correctness first: a flush is answered only once it has completed.
@@ -32,8 +33,10 @@
 #include <unistd.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/vfs.h>
 
 #include "aio_reap.h"
 #include "io_aio.h"
@@ -50,10 +53,14 @@ struct xbd_aio_group {
     unsigned pooled;         /* of which in the pool */
     unsigned refs;           /* queues */
     /* The store refused RWF_NOWAIT for reads [0] or writes [1]
-     * (EOPNOTSUPP: no FMODE_NOWAIT, e.g. buffered ext4 writes; EINVAL:
-     * a kernel before 4.13): its I/O is submitted without it from then
-     * on. */
+     * (EOPNOTSUPP: no FMODE_NOWAIT, e.g. buffered ext4 writes, FUSE, NFS;
+     * EINVAL: a kernel before 4.13): those run in the worker pool from
+     * then on, unless the store is in memory (fs). */
     bool no_nowait[2];
+    /* The filesystem of the store, asked by a worker along with the first
+     * read/write it runs after a refusal: fstatfs() on a network
+     * filesystem asks the server, which may hang, so never the loop. */
+    enum { FS_UNKNOWN, FS_PROBING, FS_DEVICE, FS_MEMORY } fs;
     struct xbd_aio_group *next;
 };
 
@@ -241,6 +248,19 @@ static long run_discard(const struct xbd_aio *a, uint64_t offset, uint64_t len)
     return 0;
 }
 
+/* tmpfs, ramfs: a buffered read or write is a copy to or from the page
+ * cache that waits for no device (a page swapped out is read back, as
+ * any page of the daemon's own memory may be). */
+static bool in_memory_fs(int fd)
+{
+    struct statfs sfs;
+
+    if (fstatfs(fd, &sfs) < 0)
+        return false;
+    return (unsigned long)sfs.f_type == TMPFS_MAGIC ||
+           (unsigned long)sfs.f_type == RAMFS_MAGIC;
+}
+
 /* In a worker thread: touches nothing but the I/O itself. */
 static void job_run(struct xbd_pool_job *j)
 {
@@ -253,8 +273,11 @@ static void job_run(struct xbd_pool_job *j)
         break;
     case XBD_AIO_READV:
     case XBD_AIO_WRITEV:
-        /* A read/write the kernel said would block (RWF_NOWAIT): here it
-         * may.  A short transfer is finished like one from the kernel. */
+        /* A read/write the kernel said would block (RWF_NOWAIT), or of a
+         * store that refuses RWF_NOWAIT: here it may.  A short transfer
+         * is finished like one from the kernel. */
+        if (a->probe_fs)
+            a->fs_in_memory = in_memory_fs(a->fd);
         if (a->kind == XBD_AIO_READV)
             n = preadv(a->fd, a->iov, (int)a->iovcnt, (off_t)a->offset);
         else
@@ -286,14 +309,27 @@ static void finish(struct xbd_io_engine *io, struct xbd_aio *a, long res)
 
 static void rw_progress(struct xbd_io_engine *io, struct xbd_aio *a, long res);
 
+/* The answer of a worker's fstatfs (job_run). */
+static void fs_probed(struct xbd_aio_group *g, struct xbd_aio *a)
+{
+    a->probe_fs = false;
+    g->fs = a->fs_in_memory ? FS_MEMORY : FS_DEVICE;
+    if (g->fs == FS_MEMORY)
+        xbd_info("backing store is in memory (tmpfs or ramfs): what it refuses "
+                 "RWF_NOWAIT for runs in the loop after all");
+}
+
 static void pool_done(struct xbd_io_engine *io, struct xbd_aio *a)
 {
     long res = a->job_res;
 
     hold(io, a, -1);
     queue_of(io, a)->st->offloaded++;
+    if (a->probe_fs)
+        fs_probed(queue_of(io, a)->grp, a);
     if (a->kind == XBD_AIO_READV || a->kind == XBD_AIO_WRITEV) {
-        /* Any rest goes to the kernel again (RWF_NOWAIT first). */
+        /* Any rest goes to the kernel again (RWF_NOWAIT first), or to a
+         * worker again if the store refuses RWF_NOWAIT (needs_worker). */
         a->pooled = false;
         rw_progress(io, a, res);
         return;
@@ -344,19 +380,27 @@ static void prep_iocb(struct xbd_io_engine *io, struct xbd_aio *a)
     io_set_eventfd(&a->iocb, io->efd);
 }
 
-/* Reads and writes go to the kernel with RWF_NOWAIT unless their store
- * refused it: whatever would block inside io_submit() (an O_DIRECT write
- * into a hole that ext4 must allocate, a device out of request tags)
- * comes back EAGAIN instead and runs in the worker pool, so the loop every
- * guest shares never waits for one guest's storage. */
-static bool use_nowait(const struct xbd_aio_queue *q, const struct xbd_aio *a)
-{
-    return !q->grp->no_nowait[a->kind == XBD_AIO_WRITEV];
-}
-
 static bool is_rw(const struct xbd_aio *a)
 {
     return a->kind == XBD_AIO_READV || a->kind == XBD_AIO_WRITEV;
+}
+
+/* Reads and writes go to the kernel with RWF_NOWAIT: whatever would block
+ * inside io_submit() (an O_DIRECT write into a hole that ext4 must
+ * allocate, a device out of request tags) comes back EAGAIN instead and
+ * runs in the worker pool, so the loop every guest shares never waits for
+ * one guest's storage.  Those of a store that refused RWF_NOWAIT run in
+ * the pool from the start: without the flag io_submit() does the whole
+ * transfer itself, waiting on a hung NFS server or on dirty-page
+ * throttling with every guest's loop.  Except in memory (tmpfs, ramfs),
+ * where it waits for no device and a worker costs far more than the copy
+ * (make bench on tmpfs, 2 CPUs, 4 KiB random reads at QD32: 270k IOPS and
+ * 2.1 us of CPU per request in the loop, 49k and 16.7 us through the
+ * pool; 4 guests: 427k against 31k). */
+static bool needs_worker(const struct xbd_aio_queue *q, const struct xbd_aio *a)
+{
+    return a->pooled || (is_rw(a) && q->grp->no_nowait[a->kind == XBD_AIO_WRITEV] &&
+                         q->grp->fs != FS_MEMORY);
 }
 
 /* The I/O of q to serve next, as the link that points to it, or NULL.
@@ -375,7 +419,7 @@ static struct xbd_aio **pick(const struct xbd_io_engine *io, struct xbd_aio_queu
 
         if (a->kind == XBD_AIO_FDSYNC && pp != &q->head)
             return NULL;
-        if (!a->pooled || room)
+        if (!needs_worker(q, a) || room)
             return pp;
         if (a->kind == XBD_AIO_FDSYNC)
             return NULL;
@@ -401,7 +445,13 @@ static bool serve(struct xbd_io_engine *io, struct xbd_aio_queue *q,
     if (!pp)
         return false;
     a = *pp;
-    if (a->pooled) {
+    if (needs_worker(q, a)) {
+        if (!a->pooled && q->grp->fs == FS_UNKNOWN) {
+            /* The first refused read/write asks where the store is. */
+            q->grp->fs = FS_PROBING;
+            a->probe_fs = true;
+        }
+        a->pooled = true;
         unlink_at(q, pp);
         hold(io, a, +1);
         if (start_pooled(io, a))
@@ -413,7 +463,7 @@ static bool serve(struct xbd_io_engine *io, struct xbd_aio_queue *q,
     if ((unsigned)*n >= room)
         return false;
     if (is_rw(a))
-        a->iocb.aio_rw_flags = use_nowait(q, a) ? RWF_NOWAIT : 0;
+        a->iocb.aio_rw_flags = q->grp->no_nowait[a->kind == XBD_AIO_WRITEV] ? 0 : RWF_NOWAIT;
     batch[(*n)++] = unlink_at(q, pp);
     hold(io, a, +1);
     return true;
@@ -466,10 +516,12 @@ static bool nowait_answer(struct xbd_io_engine *io, struct xbd_aio *a, int err, 
         a->pooled = true;
     } else if (err == EOPNOTSUPP || (err == EINVAL && at_submit)) {
         /* Never again for this store (a later EINVAL from the file
-         * itself, e.g. misalignment, then reaches the ring). */
+         * itself, e.g. misalignment, then reaches the ring): a worker
+         * does these from now on, unless in memory (needs_worker). */
         if (!g->no_nowait[w])
-            xbd_info("backing store refuses RWF_NOWAIT %ss (%s): they may block the loop",
-                     w ? "write" : "read", strerror(err));
+            xbd_info("backing store refuses RWF_NOWAIT %ss (%s): they run in %s",
+                     w ? "write" : "read", strerror(err),
+                     g->fs == FS_MEMORY ? "the loop (in memory)" : "the worker pool");
         g->no_nowait[w] = true;
     } else {
         return false;
@@ -883,6 +935,7 @@ static void start_common(struct xbd_aio *a, enum xbd_aio_kind kind, int fd,
     a->done = done;
     a->done_bytes = 0;
     a->pooled = false;
+    a->probe_fs = false;
 }
 
 static void start_rw(struct xbd_io_engine *io, struct xbd_aio *a,

@@ -22,7 +22,9 @@
  * inside io_submit() (ext4 allocating blocks for an O_DIRECT write into a
  * hole, a device out of request tags) comes back EAGAIN and a worker runs
  * it with preadv/pwritev, so nothing ever blocks the loop.  A store that
- * refuses RWF_NOWAIT is remembered and served without it.  A pool job
+ * refuses RWF_NOWAIT (FUSE, NFS, buffered ext4 writes) is remembered and
+ * its reads or writes all go to the pool, unless it is in memory (tmpfs,
+ * ramfs: the loop copies them, io_aio.c needs_worker).  A pool job
  * waiting for a worker never holds back the aio-able I/O queued behind it
  * on its ring; only a flush keeps its place (nothing passes it, it passes
  * nothing).
@@ -78,6 +80,8 @@ struct xbd_aio {
                                 would block (EAGAIN): a worker runs it */
     uint64_t chunk;          /* DISCARD: bytes of the chunk in the pool */
     long job_res;            /* written by the worker */
+    bool probe_fs;           /* READV/WRITEV: the worker asks fstatfs too */
+    bool fs_in_memory;       /* its answer: tmpfs or ramfs */
     struct xbd_pool_job job;
 };
 

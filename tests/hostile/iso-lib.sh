@@ -76,7 +76,7 @@ xsim_on_exit iso_cleanup
 # FUSE server: the loop driver serves a device's requests in order, so
 # every later request of those devices waits behind its held write.
 iso_hold_writes() {
-    local n=$1 dev i=0 end off
+    local n=$1 dev i=0 off
     shift
     off=$((ISO_HOLD_OFF / 4096))
     touch "$ISO_CTL/hold"
@@ -84,15 +84,33 @@ iso_hold_writes() {
         xsim_bg "holdw$i" dd if=/dev/zero of="$dev" bs=4096 count=1 seek="$off" oflag=direct
         i=$((i + 1))
     done
+    iso_wait_held "$n"
+}
+
+# iso_wait_held N: wait until the FUSE server holds N writes.
+iso_wait_held() {
+    local end
     end=$(xsim_deadline 20)
-    until [ "$(cat "$ISO_CTL/held-count" 2>/dev/null)" = "$n" ]; do
-        xsim_past "$end" && xsim_fail "the storage did not hold $n write(s)"
+    until [ "$(cat "$ISO_CTL/held-count" 2>/dev/null)" = "$1" ]; do
+        xsim_past "$end" && xsim_fail "the storage did not hold $1 write(s)"
         sleep 0.02
     done
 }
 
 # iso_release: let the held writes complete.
 iso_release() { rm -f "$ISO_CTL/hold"; }
+
+# iso_writes_answered: after iso_release, guest 5's writes (job guestA)
+# must all be answered OKAY (the guest exits 0), some of them by the
+# worker pool.
+iso_writes_answered() {
+    local st off
+    st=$(xsim_wait_exit guestA 120) || true
+    [ "$st" = 0 ] || xsim_fail "guest 5 failed once its storage let go (status $st): $(tail -5 "$XSIM_LOGDIR/guestA.log")"
+    off=$(iso_stats 5 'sum(r["engine"]["offloaded"] for r in rings)')
+    xsim_log "ok: every write of guest 5 answered once its storage let go; $off ran in the worker pool"
+    [ "$off" -gt 0 ] || xsim_fail "no write of guest 5 went to the worker pool"
+}
 
 # iso_stats DOMID EXPR: evaluate the Python expression EXPR over the rings
 # of every device of DOMID (list `rings`, each a stats <ring>) through the
