@@ -26,8 +26,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -501,6 +503,22 @@ static int gather(struct xbd_io_engine *io, struct xbd_aio **batch)
     return n;
 }
 
+/* What fd is open on, for a log line an administrator can act on (the
+ * engine knows stores by their descriptors only); once per store. */
+static const char *fd_path(int fd, char *buf, size_t n)
+{
+    char link[32];
+    ssize_t len;
+
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    len = readlink(link, buf, n - 1);
+    if (len <= 0)
+        snprintf(buf, n, "(fd %d)", fd);
+    else
+        buf[len] = '\0';
+    return buf;
+}
+
 /* The kernel answered <err> to a read/write sent with RWF_NOWAIT, at
  * submission or as its result: true if that is about RWF_NOWAIT and the
  * I/O was queued again (in front of its ring's queue: it was next). */
@@ -518,10 +536,14 @@ static bool nowait_answer(struct xbd_io_engine *io, struct xbd_aio *a, int err, 
         /* Never again for this store (a later EINVAL from the file
          * itself, e.g. misalignment, then reaches the ring): a worker
          * does these from now on, unless in memory (needs_worker). */
-        if (!g->no_nowait[w])
-            xbd_info("backing store refuses RWF_NOWAIT %ss (%s): they run in %s",
-                     w ? "write" : "read", strerror(err),
+        if (!g->no_nowait[w]) {
+            char store[PATH_MAX];
+
+            xbd_info("backing store %s refuses RWF_NOWAIT %ss (%s): they run in %s",
+                     fd_path(a->fd, store, sizeof(store)), w ? "write" : "read",
+                     strerror(err),
                      g->fs == FS_MEMORY ? "the loop (in memory)" : "the worker pool");
+        }
         g->no_nowait[w] = true;
     } else {
         return false;

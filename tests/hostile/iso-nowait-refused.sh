@@ -40,7 +40,8 @@ iso_wait_held 1
 iso_wait_stats 5 'len(rings) == 1 and rings[0]["in_flight"] == 16' \
     "guest 5 had 16 writes in flight, one held in its storage"
 xsim_log "ok: guest 5 holds 16 writes on a FUSE file; the control socket answers"
-wait_log "refuses RWF_NOWAIT writes \(.*\): they run in the worker pool"
+# Named by its path: the administrator must know which disk it is.
+wait_log "backing store $ISO_MNT/disk.img refuses RWF_NOWAIT writes \(.*\): they run in the worker pool"
 
 iso_neighbour_verify 100 "guest 5's write was"
 
