@@ -16,6 +16,9 @@ usage: nbd-client.py SOCKET MODE [ARG]
   oversize         handshake, then a 64 MiB write header: expect the close
   ro-write         handshake, then a 4 KiB write at 0: print the error
                    number of the reply (EPERM = 1 on a read-only disk)
+  cut-write OFF    handshake, then a 4 MiB write at byte OFF, then hang up
+                   in the middle of a second write's payload (a client
+                   that dies with a write in flight); exit 0
 Exit status 0 when the server did what is expected, 1 otherwise.
 """
 import os
@@ -107,6 +110,12 @@ def main():
         err, cookie, _ = reply(s, 0)
         print(err)
         return 0 if cookie == 7 else 1
+    if mode == "cut-write":
+        bs, off = 4 << 20, int(sys.argv[3])
+        request(s, 1, 1, off, bs, b"\xee" * bs)
+        s.sendall(struct.pack(">IHHQQI", REQ_MAGIC, 0, 1, 2, 0, bs) + b"\x11" * 4096)
+        s.close()
+        return 0
     if mode == "stall":
         n, bs = 64, 4 << 20
         for i in range(n):
