@@ -2,9 +2,9 @@
 # NBD clients cut off with a write in flight (nbd_export.c): the write
 # still runs on the connection's duplicate of the backing fd, so the
 # connection stays on its export, draining, until it is back, and
-#  - it counts against the 4 clients per disk: clients that hang up with
-#    writes held by hung storage cannot pile up fds and 4 MiB buffers
-#    (churn);
+#  - it counts against the 4 clients per disk (limit), and clients that
+#    hang up with writes held by hung storage cannot pile up fds and
+#    4 MiB buffers (churn);
 #  - the disk is not released before it is back: a removal publishes
 #    Closed and frees the device only after the write (remove);
 #  - a handover (SIGTERM) waits for it as for a ring, bounded by the same
@@ -77,6 +77,32 @@ wait_log_since() {
 xsim_daemon --kinds vbd3
 attach
 
+# --- limit: cut-off clients keep their places ------------------------
+touch "$ctl/hold"
+for i in $(seq $max_conns); do
+    xsim_bg hw$i $client "$sock" hold-write $off "$XSIM_TMP/go"
+done
+for i in $(seq $max_conns); do
+    end=$(xsim_deadline 20)
+    until grep -q "^ready" "$XSIM_LOGDIR/hw$i.log" 2>/dev/null; do
+        xsim_past "$end" && xsim_fail "client hw$i: its write was not taken in"
+        xsim_running hw$i || xsim_fail "client hw$i failed: $(tail -3 "$XSIM_LOGDIR/hw$i.log")"
+        sleep 0.05
+    done
+done
+touch "$XSIM_TMP/go"
+end=$(xsim_deadline 20)
+until [ "$(grep -c "still in the engine: waiting" "$XSIM_LOGDIR/xenblkd.log")" = $max_conns ]; do
+    xsim_past "$end" && xsim_fail "the $max_conns clients were not cut off with their writes in flight"
+    sleep 0.05
+done
+$client "$sock" refused ||
+    xsim_fail "a client was served beside $max_conns cut off with their writes in flight"
+wait_log "$max_conns clients already \\($max_conns of them cut off"
+check "the cut-off clients' fds and the disk's" [ "$(daemon_fds_to "$dev")" = $((max_conns + 1)) ]
+release
+wait_fds_to "$dev" 1
+
 # --- churn: clients hanging up with a write held -----------------------
 touch "$ctl/hold"
 held_nbd_write nbdw                     # one live client, its write held
@@ -94,7 +120,6 @@ wait_fds_to "$dev" 3
 release
 st=$(xsim_wait_exit nbdw 20) || true
 [ "$st" = 0 ] || xsim_fail "the live client's write failed (status $st)"
-wait_log "request\(s\) of the client still in the engine: waiting for them"
 wait_fds_to "$dev" 1
 
 # --- remove: the disk is released only once the write is done ----------
@@ -138,7 +163,7 @@ wait_log "nbd: serving on $sock" 20 xenblkd2
 touch "$ctl/hold"
 held_nbd_write nbdw4
 kill -TERM "$(xsim_pid xenblkd2)"
-wait_log "rings or NBD clients' I/O did not drain within" 30 xenblkd2
+wait_log "rings or NBD clients' I/O did not drain within" 40 xenblkd2
 wait_log "exit: waiting for the [0-9]+ I/O\(s\) the kernel holds" 30 xenblkd2
 release
 st=$(xsim_wait_exit xenblkd2 30) || true
