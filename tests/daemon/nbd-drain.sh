@@ -6,7 +6,9 @@
 #    hang up with writes held by hung storage cannot pile up fds and
 #    4 MiB buffers (churn);
 #  - the disk is not released before it is back: a removal publishes
-#    Closed and frees the device only after the write (remove);
+#    Closed and frees the device only after the write (remove), and when
+#    libxl gives up waiting and deletes the directory, the device is
+#    freed only after the write (forced removal);
 #  - a handover (SIGTERM) waits for it as for a ring, bounded by the same
 #    timeout; past it, the exit drops the connection without a leak (the
 #    sanitizer build) and without blaming rings (term).
@@ -24,6 +26,7 @@ off=$((1 << 20))
 max_conns=4                     # XBD_NBD_MAX_CONNS
 client="python3 $top_srcdir/tests/daemon/nbd-client.py"
 fuse_hold_loop dev "$mnt" "$ctl" 16 $off
+xsim_on_exit "rm -f '$ctl/hold'"    # a failed test lets the daemon exit
 be=$(be_dir vbd3 5 51712)
 sock=$XSIM_TMP/state/nbd/vbd3-5-51712.sock
 
@@ -141,6 +144,40 @@ wait "$rmpid"
 wait_log "backend directory removed, device freed"
 check "no fd to the store once the device is freed" [ "$(daemon_fds_to "$dev")" = 0 ]
 xsim_wait_exit nbdw2 20 >/dev/null || true
+
+# --- forced removal: libxl gives up waiting for Closed (here after 1 s)
+# and deletes the directory; the device is freed once the write is back.
+attach
+touch "$ctl/hold"
+held_nbd_write nbdw5
+n0=$(wc -l <"$XSIM_LOGDIR/xenblkd.log")
+rc=0
+xsim_remove_disk vbd3 5 xvda 1 || rc=$?
+[ "$rc" = 1 ] || xsim_fail "the removal reached Closed with an NBD write in flight"
+wait_log_since "$n0" "backend directory removed while NBD clients' I/O drains"
+! log_since "$n0" xenblkd | grep -- "device freed" >&2 ||
+    xsim_fail "the device was freed with an NBD write in flight"
+check "the cut-off client still holds its fd" [ "$(daemon_fds_to "$dev")" = 1 ]
+release
+wait_log_since "$n0" "backend directory removed, device freed"
+check "no fd to the store once the device is freed" [ "$(daemon_fds_to "$dev")" = 0 ]
+xsim_wait_exit nbdw5 20 >/dev/null || true
+
+# --- deleted: a toolstack deletes the directory without online=0 ------
+attach
+touch "$ctl/hold"
+held_nbd_write nbdw6
+n0=$(wc -l <"$XSIM_LOGDIR/xenblkd.log")
+xenstore-rm "$be"
+wait_log_since "$n0" "nbd: .*\.sock removed"
+! log_since "$n0" xenblkd | grep -- "device freed" >&2 ||
+    xsim_fail "the device was freed with an NBD write in flight"
+check "the cut-off client still holds its fd" [ "$(daemon_fds_to "$dev")" = 1 ]
+release
+wait_log_since "$n0" "backend directory removed, device freed"
+check "no fd to the store once the device is freed" [ "$(daemon_fds_to "$dev")" = 0 ]
+xsim_wait_exit nbdw6 20 >/dev/null || true
+xenstore-rm "/local/domain/5/device/vbd/51712" 2>/dev/null || true
 
 # --- term: a handover waits for the write, within its bound -----------
 attach
