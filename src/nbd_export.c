@@ -157,10 +157,14 @@ static void serve(struct xbd_nbd_export *e, int sock)
 
     /* Draining connections hold an fd and buffers as much as live ones. */
     if (e->nconns + e->ndraining >= XBD_NBD_MAX_CONNS) {
-        if (!e->told_full)
-            xbd_logb(e->logb, XBD_LOG_WARN, "%s: %u clients already (%u of them cut off, "
-                     "their I/O in flight): refusing more", e->name, e->nconns + e->ndraining,
+        char cut[64] = "";
+
+        if (e->ndraining)
+            snprintf(cut, sizeof(cut), " (%u of them cut off, their I/O in flight)",
                      e->ndraining);
+        if (!e->told_full)
+            xbd_logb(e->logb, XBD_LOG_WARN, "%s: %u clients already: refusing more%s", e->name,
+                     e->nconns + e->ndraining, cut);
         e->told_full = true;
         close(sock);
         return;

@@ -101,7 +101,7 @@ until [ "$(grep -c "still in the engine: waiting" "$XSIM_LOGDIR/xenblkd.log")" =
 done
 $client "$sock" refused ||
     xsim_fail "a client was served beside $max_conns cut off with their writes in flight"
-wait_log "$max_conns clients already \\($max_conns of them cut off"
+wait_log "$max_conns clients already: refusing more \\($max_conns of them cut off"
 check "the cut-off clients' fds and the disk's" [ "$(daemon_fds_to "$dev")" = $((max_conns + 1)) ]
 release
 wait_fds_to "$dev" 1
