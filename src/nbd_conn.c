@@ -197,17 +197,23 @@ err:
     return -1;
 }
 
+/* Append r to the list head..tail (linked by next). */
+static void push(struct nbd_req **head, struct nbd_req **tail, struct nbd_req *r)
+{
+    r->next = NULL;
+    if (*tail)
+        (*tail)->next = r;
+    else
+        *head = r;
+    *tail = r;
+}
+
 static void reply(struct xbd_nbd_conn *c, struct nbd_req *r)
 {
     put32(r->rep, NBD_SIMPLE_REPLY_MAGIC);
     put32(r->rep + 4, r->error);
     memcpy(r->rep + 8, r->cookie, 8);
-    r->next = NULL;
-    if (c->rq_tail)
-        c->rq_tail->next = r;
-    else
-        c->rq_head = r;
-    c->rq_tail = r;
+    push(&c->rq_head, &c->rq_tail, r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -279,12 +285,7 @@ static void io_done(struct xbd_aio *a, long res)
 static void submit(struct xbd_nbd_conn *c, struct nbd_req *r)
 {
     if (c->gated) {
-        r->next = NULL;
-        if (c->wait_tail)
-            c->wait_tail->next = r;
-        else
-            c->wait_head = r;
-        c->wait_tail = r;
+        push(&c->wait_head, &c->wait_tail, r);
         return;
     }
     to_engine(c, r);

@@ -77,6 +77,21 @@ wait_log_since() {
     xsim_log "ok: $name.log matches '$2'"
 }
 
+# freed_after_write N CLIENT PATTERN: the write of CLIENT is held and
+# its connection cut off by the removal of the disk: the daemon's log since
+# line N has no line matching PATTERN (the disk released) and the client
+# still holds its fd; once the write is released the device is freed, with
+# no fd to the store left.
+freed_after_write() {
+    ! log_since "$1" xenblkd | grep -E -- "$3" >&2 ||
+        xsim_fail "the disk was released with an NBD write in flight"
+    check "the cut-off client still holds its fd" [ "$(daemon_fds_to "$dev")" = 1 ]
+    release
+    wait_log_since "$1" "backend directory removed, device freed"
+    check "no fd to the store once the device is freed" [ "$(daemon_fds_to "$dev")" = 0 ]
+    xsim_wait_exit "$2" 20 >/dev/null || true
+}
+
 xsim_daemon --kinds vbd3
 attach
 
@@ -135,15 +150,9 @@ wait_log_since "$n0" "nbd: .*\.sock removed"
 # Closing the export and publishing Closed are one step when nothing
 # waits (close_to): neither a Closed nor a freed device may follow it
 # while the write is held.
-! log_since "$n0" xenblkd | grep -E -- "-> Closed|device freed" >&2 ||
-    xsim_fail "the disk was released with an NBD write in flight"
-check "the cut-off client still holds its fd" [ "$(daemon_fds_to "$dev")" = 1 ]
-release
+freed_after_write "$n0" nbdw2 "-> Closed|device freed"
 wait "$rmpid"
 [ "$(cat "$XSIM_TMP/remove.rc")" = 0 ] || xsim_fail "the removal did not reach Closed"
-wait_log "backend directory removed, device freed"
-check "no fd to the store once the device is freed" [ "$(daemon_fds_to "$dev")" = 0 ]
-xsim_wait_exit nbdw2 20 >/dev/null || true
 
 # --- forced removal: libxl gives up waiting for Closed (here after 1 s)
 # and deletes the directory; the device is freed once the write is back.
@@ -155,13 +164,7 @@ rc=0
 xsim_remove_disk vbd3 5 xvda 1 || rc=$?
 [ "$rc" = 1 ] || xsim_fail "the removal reached Closed with an NBD write in flight"
 wait_log_since "$n0" "backend directory removed while NBD clients' I/O drains"
-! log_since "$n0" xenblkd | grep -- "device freed" >&2 ||
-    xsim_fail "the device was freed with an NBD write in flight"
-check "the cut-off client still holds its fd" [ "$(daemon_fds_to "$dev")" = 1 ]
-release
-wait_log_since "$n0" "backend directory removed, device freed"
-check "no fd to the store once the device is freed" [ "$(daemon_fds_to "$dev")" = 0 ]
-xsim_wait_exit nbdw5 20 >/dev/null || true
+freed_after_write "$n0" nbdw5 "device freed"
 
 # --- deleted: a toolstack deletes the directory without online=0 ------
 attach
@@ -170,13 +173,7 @@ held_nbd_write nbdw6
 n0=$(wc -l <"$XSIM_LOGDIR/xenblkd.log")
 xenstore-rm "$be"
 wait_log_since "$n0" "nbd: .*\.sock removed"
-! log_since "$n0" xenblkd | grep -- "device freed" >&2 ||
-    xsim_fail "the device was freed with an NBD write in flight"
-check "the cut-off client still holds its fd" [ "$(daemon_fds_to "$dev")" = 1 ]
-release
-wait_log_since "$n0" "backend directory removed, device freed"
-check "no fd to the store once the device is freed" [ "$(daemon_fds_to "$dev")" = 0 ]
-xsim_wait_exit nbdw6 20 >/dev/null || true
+freed_after_write "$n0" nbdw6 "device freed"
 xenstore-rm "/local/domain/5/device/vbd/51712" 2>/dev/null || true
 
 # --- term: a handover waits for the write, within its bound -----------
