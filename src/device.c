@@ -102,11 +102,15 @@ struct xbd_device {
     struct xbd_backing backing; /* fd -1 while closed */
     char *opened_path;          /* what backing was last opened from */
     struct xbd_nbd_export *nbd; /* local attach, while backing is open */
+    /* Closed, its cut-off clients' I/O still in flight (one drain in
+     * draining): the disk is not released before it is back. */
+    struct xbd_nbd_export *nbd_closing;
 
     struct xbd_ring **rings;
     unsigned nr_rings;
     /* Stopped rings not yet drained (NULL: drained), still the device's
-     * to abandon at an exit after a stop timeout; draining counts them. */
+     * to abandon at an exit after a stop timeout; draining counts them
+     * and nbd_closing. */
     struct xbd_ring **stopping;
     unsigned nr_stopping, draining;
     int after_drain;            /* state to publish once drained; 0 = none */
@@ -493,7 +497,8 @@ static void stop_rings(struct xbd_device *dev, int after_drain, bool handover)
     dev->after_drain = after_drain;
     forget_stopping(dev);       /* none: a stop waits for the last drain */
     dev->stopping = rings;
-    dev->nr_stopping = dev->draining = n;
+    dev->nr_stopping = n;
+    dev->draining += n;         /* an NBD drain may still be counted */
     if (!n)
         forget_stopping(dev);
     /* counted and drained may run synchronously: everything above is
@@ -511,7 +516,7 @@ static void stop_rings(struct xbd_device *dev, int after_drain, bool handover)
 }
 
 /* Disconnect and end in state target (Closing or Closed): rings stopped
- * and drained, backing store closed. */
+ * and drained, backing store closed, NBD clients' I/O drained. */
 static void close_to(struct xbd_device *dev, int target)
 {
     if (dev->nr_rings) {
@@ -525,6 +530,12 @@ static void close_to(struct xbd_device *dev, int target)
     if (target == XBD_XB_CLOSED)
         xbd_journal_remove_device(dev->host->cfg.state_dir, dev->kind->name, dev->domid,
                                   dev->devid);
+    if (dev->draining) {
+        /* NBD clients cut off with writes in flight: not released yet. */
+        set_state(dev, XBD_XB_CLOSING);
+        dev->after_drain = target;
+        return;
+    }
     if (dev->host->stopping && target == XBD_XB_CLOSED)
         set_state(dev, XBD_XB_CLOSING);     /* Closing then Closed on shutdown */
     set_state(dev, target);
@@ -671,9 +682,24 @@ static void start_nbd(struct xbd_device *dev)
     }
 }
 
+static void nbd_drained_cb(void *opaque)
+{
+    struct xbd_device *dev = opaque;
+
+    dev->nbd_closing = NULL;
+    ring_drained_cb(dev);       /* the same wait as a ring's */
+}
+
+/* The backing fd closes at once, but if NBD clients are cut off with I/O
+ * in flight (on their duplicates of it), the device drains (draining) and
+ * nothing that tells the toolstack the disk is released may follow
+ * before nbd_drained_cb: callers check dev->draining. */
 static void close_backing(struct xbd_device *dev)
 {
-    xbd_nbd_export_close(dev->nbd);
+    if (xbd_nbd_export_close(dev->nbd, nbd_drained_cb, dev)) {
+        dev->nbd_closing = dev->nbd;
+        dev->draining++;
+    }
     dev->nbd = NULL;
     xbd_backing_close(&dev->backing);
 }
@@ -1258,10 +1284,12 @@ static void dev_handover(struct xbd_device *dev)
         if (dev->draining)
             return;             /* ring_drained_cb kicks again */
     }
+    close_backing(dev);
+    if (dev->draining)
+        return;                 /* NBD clients' I/O: nbd_drained_cb kicks */
     if (!dev->handed_over) {
         dev->handed_over = true;
         ev_timer_stop(h->loop, &dev->stats_timer);
-        close_backing(dev);
         dev_info(dev, "handed over in state %s: every response published, nothing "
                  "mapped or bound, xenstore left as it is, ring journals kept in %s/%s",
                  xbd_xenbus_state_name(dev->state), h->cfg.state_dir, XBD_JOURNAL_SUBDIR);
@@ -1277,7 +1305,10 @@ static void dev_handover(struct xbd_device *dev)
 static void note_removal(struct xbd_device *dev)
 {
     if (!dev->gone && !be_exists(dev)) {
-        dev_info(dev, "backend directory removed while rings drain");
+        if (dev->nbd_closing && dev->draining == 1)
+            dev_info(dev, "backend directory removed while NBD clients' I/O drains");
+        else
+            dev_info(dev, "backend directory removed while rings drain");
         dev->gone = true;
     }
 }
@@ -1389,14 +1420,20 @@ static void dev_update(struct xbd_device *dev)
         note_removal(dev);
         return;                 /* ring_drained_cb kicks again */
     }
+    /* Below, close_backing may start a drain of NBD clients' I/O: what
+     * releases the disk waits for it as for rings (ring_drained_cb). */
     if (dev->gone) {
-        replace_gone(dev);
+        close_backing(dev);
+        if (!dev->draining)
+            replace_gone(dev);
         return;
     }
     if (dev->after_drain) {
+        close_backing(dev);
+        if (dev->draining)
+            return;
         int s = dev->after_drain;
         dev->after_drain = 0;
-        close_backing(dev);
         set_state(dev, s);
     }
     if (!be_exists(dev)) {
@@ -1407,6 +1444,11 @@ static void dev_update(struct xbd_device *dev)
             stop_rings(dev, 0, false);
             if (dev->draining)
                 return;         /* replace_gone once drained */
+        }
+        close_backing(dev);
+        if (dev->draining) {
+            dev->gone = true;
+            return;             /* replace_gone once drained */
         }
         dev_free(dev);
         return;
@@ -1656,7 +1698,7 @@ bool xbd_device_busy(const struct xbd_device *d)
 
 void xbd_device_log_stuck(const struct xbd_device *d, double timeout)
 {
-    dev_err(d, "rings did not drain within %.0f s, giving up", timeout);
+    dev_err(d, "rings or NBD clients' I/O did not drain within %.0f s, giving up", timeout);
 }
 
 void xbd_device_destroy(struct xbd_device *d)
@@ -1672,12 +1714,15 @@ void xbd_device_destroy(struct xbd_device *d)
         if (d->stopping[i])
             xbd_ring_abandon(d->stopping[i]);
     forget_stopping(d);
+    /* The same for NBD clients cut off (before logb goes: they log). */
+    close_backing(d);
+    xbd_nbd_export_abandon(d->nbd_closing);
+    d->nbd_closing = NULL;
     xbd_watch_remove(h->xb, d->fe_watch);
     xbd_eval_queue_remove(&h->evq, &d->evn);
     xbd_log_bucket_fini(&d->logb);
     ev_timer_stop(h->loop, &d->stats_timer);
     xbd_shm_stats_close(d->shm);
-    close_backing(d);
     free(d->rings);
     free(d->fe);
     free(d->path);
@@ -1734,7 +1779,7 @@ struct xbd_device_eval xbd_device_get_eval(const struct xbd_device *dev)
         .delayed = ev_is_active(&n->delay_w) || ev_is_pending(&n->delay_w),
         .snapshot_pending = dev->snap_job != NULL,
         .writes_pending = writes,
-        .draining = dev->draining,
+        .draining = dev->draining - (dev->nbd_closing ? 1u : 0u),  /* rings only */
     };
 }
 

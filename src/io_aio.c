@@ -95,6 +95,9 @@ struct xbd_io_engine {
     bool busy;               /* holds a loop reference (I/O outstanding) */
     bool no_aio_fdsync;      /* kernel refused IOCB_CMD_FDSYNC */
     bool stopped;            /* xbd_io_engine_stop: pool joined, ctx gone */
+    /* I/Os forgotten by xbd_aio_queue_drop: kept in a ring's journal, or
+     * of an NBD client already cut off (nobody to answer). */
+    unsigned dropped_journaled, dropped_unanswered;
     ev_io efd_w;
     ev_io pool_w;
     ev_prepare prep_w;
@@ -782,7 +785,7 @@ void xbd_aio_queue_free(struct xbd_aio_queue *q)
     free(q);
 }
 
-void xbd_aio_queue_drop(struct xbd_aio_queue *q)
+void xbd_aio_queue_drop(struct xbd_aio_queue *q, bool journaled)
 {
     if (!q)
         return;
@@ -790,6 +793,10 @@ void xbd_aio_queue_drop(struct xbd_aio_queue *q)
         xbd_err("I/O queue dropped while the engine runs: kept");
         return;
     }
+    if (journaled)
+        q->io->dropped_journaled += q->queued + q->inflight;
+    else
+        q->io->dropped_unanswered += q->queued + q->inflight;
     /* The engine's own totals stay: xbd_io_engine_free reports them. */
     q->head = NULL;
     q->tail = &q->head;
@@ -911,10 +918,13 @@ void xbd_io_engine_free(struct xbd_io_engine *io)
     /* After xbd_io_engine_stop the kernel's and the pool's I/Os are done
      * but were never reaped: those of rings abandoned at an exit after a
      * stop timeout, whose journals keep the requests for the successor
-     * (the ring said so). Not an error then; it is one otherwise. */
+     * (the ring said so), and those of NBD clients cut off before, which
+     * nobody waits for an answer to.  Not an error then; it is one
+     * otherwise. */
     if (io->stopped && (io->inflight || io->queued))
-        xbd_info("exit: %u I/O(s) finished and %u queued not answered, left to the "
-                 "abandoned rings' journals", io->inflight, io->queued);
+        xbd_info("exit: %u I/O(s) finished and %u queued not answered: %u left to the "
+                 "abandoned rings' journals, %u of NBD clients already cut off",
+                 io->inflight, io->queued, io->dropped_journaled, io->dropped_unanswered);
     else if (io->inflight || io->queued || xbd_pool_held(io->pool))
         xbd_err("I/O engine freed with %u in flight, %u queued, %u in the worker pool",
                 io->inflight, io->queued, xbd_pool_held(io->pool));

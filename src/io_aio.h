@@ -93,8 +93,10 @@ struct xbd_aio_queue *xbd_aio_queue_new(struct xbd_io_engine *io, const void *gr
 /* Only once nothing of the queue is queued or in flight. */
 void xbd_aio_queue_free(struct xbd_aio_queue *q);
 /* After xbd_io_engine_stop: forget the queue's I/O, which the engine will
- * never submit or reap now, so that it can be freed. */
-void xbd_aio_queue_drop(struct xbd_aio_queue *q);
+ * never submit or reap now, so that it can be freed.  journaled: a ring's
+ * journal keeps those requests (else nobody waits for them); the exit line
+ * says which. */
+void xbd_aio_queue_drop(struct xbd_aio_queue *q, bool journaled);
 /* The I/O goes through <q> from now on (every later submission). */
 void xbd_aio_bind(struct xbd_aio *a, struct xbd_aio_queue *q);
 

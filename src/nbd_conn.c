@@ -9,9 +9,10 @@
  * we stop reading its socket until replies have gone out), and anything
  * that breaks the framing ends the connection, never the daemon.  I/O goes
  * through the AIO engine on the connection's own duplicate of the backing
- * fd, so a connection that ends while I/O is in flight just waits for it
- * privately and frees itself; no reply is ever sent for a write that did
- * not complete.
+ * fd, so a connection that ends while I/O is in flight waits for it and
+ * then frees itself, telling its export (which counts and waits for such
+ * draining connections, nbd_export.c); no reply is ever sent for a write
+ * that did not complete.
  */
 #include "config.h"
 
@@ -26,6 +27,7 @@
 #include "xenblkd/log.h"
 
 #include "io_aio.h"
+#include "log_limit.h"
 #include "nbd_conn_internal.h"
 
 #define container_of(ptr, type, member) \
@@ -36,7 +38,8 @@
 struct nbd_req {
     struct xbd_aio aio;
     struct xbd_nbd_conn *c;
-    struct nbd_req *next;       /* reply queue */
+    struct nbd_req *next;       /* reply queue, or the gated ones */
+    struct nbd_req *io_next, **io_pprev;    /* c->io_head, while in the engine */
     uint8_t cookie[8];          /* echoed as received */
     uint64_t offset;
     uint32_t len;
@@ -63,6 +66,16 @@ static void req_free(struct xbd_nbd_conn *c, struct nbd_req *r)
     free(r);
 }
 
+static void free_list(struct xbd_nbd_conn *c, struct nbd_req **head, struct nbd_req **tail)
+{
+    while (*head) {
+        struct nbd_req *r = *head;
+        *head = r->next;
+        req_free(c, r);
+    }
+    *tail = NULL;
+}
+
 /* End the connection: the socket closes now, I/O still in the engine
  * completes later (maybe_free).  why NULL: an orderly end. */
 void xbd_nbd_conn_kill(struct xbd_nbd_conn *c, const char *why)
@@ -70,50 +83,64 @@ void xbd_nbd_conn_kill(struct xbd_nbd_conn *c, const char *why)
     if (c->dead)
         return;
     if (why)
-        xbd_warn("%s: %s: disconnecting the client", c->name, why);
+        xbd_logb(c->logb, XBD_LOG_WARN, "%s: %s: disconnecting the client", c->name, why);
     else
         xbd_debug("%s: client gone", c->name);
+    if (c->in_io)
+        xbd_logb(c->logb, XBD_LOG_INFO, "%s: %u request(s) of the client still in the "
+                 "engine: waiting for them", c->name, c->in_io);
     c->dead = true;
     ev_io_stop(c->loop, &c->rw);
     ev_io_stop(c->loop, &c->ww);
     ev_timer_stop(c->loop, &c->hs_timer);
     close(c->sock);
     c->sock = -1;
-    while (c->rq_head) {
-        struct nbd_req *r = c->rq_head;
-        c->rq_head = r->next;
-        req_free(c, r);
-    }
-    c->rq_tail = NULL;
+    free_list(c, &c->rq_head, &c->rq_tail);
+    /* Never submitted, never answered: as if never sent. */
+    free_list(c, &c->wait_head, &c->wait_tail);
     if (c->cur) {
         req_free(c, c->cur);
         c->cur = NULL;
     }
     free(c->opt);
     c->opt = NULL;
-    if (c->gone) {
-        xbd_nbd_conn_gone_fn *gone = c->gone;
-        c->gone = NULL;
-        gone(c->opaque, c);
-    }
+    if (!c->in_io)
+        c->drained = NULL;      /* freed on return to the entry point */
+    c->gone(c->opaque, c, c->in_io != 0);
 }
 
 /* Every entry point ends here: free a dead connection once its I/O is
- * back from the engine. */
+ * back from the engine, telling the export if it waited for that. */
 static void maybe_free(struct xbd_nbd_conn *c)
 {
     if (!c->dead || c->in_io)
         return;
     xbd_aio_queue_free(c->q);
     close(c->fd);
+    if (c->drained)
+        c->drained(c->opaque, c);
     free(c);
 }
 
 void xbd_nbd_conn_shut(struct xbd_nbd_conn *c)
 {
-    c->gone = NULL;
     xbd_nbd_conn_kill(c, NULL);
     maybe_free(c);
+}
+
+void xbd_nbd_conn_abandon(struct xbd_nbd_conn *c)
+{
+    xbd_aio_queue_drop(c->q, false);
+    while (c->io_head) {
+        struct nbd_req *r = c->io_head;
+        c->io_head = r->io_next;
+        free(r->buf);
+        free(r);
+    }
+    c->in_io = 0;
+    xbd_aio_queue_free(c->q);
+    close(c->fd);
+    free(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -170,17 +197,23 @@ err:
     return -1;
 }
 
+/* Append r to the list head..tail (linked by next). */
+static void push(struct nbd_req **head, struct nbd_req **tail, struct nbd_req *r)
+{
+    r->next = NULL;
+    if (*tail)
+        (*tail)->next = r;
+    else
+        *head = r;
+    *tail = r;
+}
+
 static void reply(struct xbd_nbd_conn *c, struct nbd_req *r)
 {
     put32(r->rep, NBD_SIMPLE_REPLY_MAGIC);
     put32(r->rep + 4, r->error);
     memcpy(r->rep + 8, r->cookie, 8);
-    r->next = NULL;
-    if (c->rq_tail)
-        c->rq_tail->next = r;
-    else
-        c->rq_head = r;
-    c->rq_tail = r;
+    push(&c->rq_head, &c->rq_tail, r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -206,12 +239,25 @@ static uint32_t nbd_errno(long err)
     }
 }
 
+static void to_engine(struct xbd_nbd_conn *c, struct nbd_req *r)
+{
+    c->in_io++;
+    r->io_next = c->io_head;
+    r->io_pprev = &c->io_head;
+    if (c->io_head)
+        c->io_head->io_pprev = &r->io_next;
+    c->io_head = r;
+}
+
 static void io_done(struct xbd_aio *a, long res)
 {
     struct nbd_req *r = container_of(a, struct nbd_req, aio);
     struct xbd_nbd_conn *c = r->c;
 
     c->in_io--;
+    *r->io_pprev = r->io_next;
+    if (r->io_next)
+        r->io_next->io_pprev = r->io_pprev;
     if (c->dead) {
         /* Nobody to answer; the write, if any, is done or failed. */
         free(r->buf);
@@ -227,7 +273,7 @@ static void io_done(struct xbd_aio *a, long res)
                (r->type == NBD_CMD_WRITE || r->type == NBD_CMD_TRIM)) {
         /* Forced unit access: the reply waits until the data is stable. */
         r->fua_synced = true;
-        c->in_io++;
+        to_engine(c, r);
         xbd_aio_fdsync(c->io, &r->aio, c->fd, io_done);
         return;
     }
@@ -238,7 +284,11 @@ static void io_done(struct xbd_aio *a, long res)
 
 static void submit(struct xbd_nbd_conn *c, struct nbd_req *r)
 {
-    c->in_io++;
+    if (c->gated) {
+        push(&c->wait_head, &c->wait_tail, r);
+        return;
+    }
+    to_engine(c, r);
     switch (r->type) {
     case NBD_CMD_READ:
         xbd_aio_readv(c->io, &r->aio, c->fd, &r->iov, 1, r->offset, io_done);
@@ -253,6 +303,18 @@ static void submit(struct xbd_nbd_conn *c, struct nbd_req *r)
         xbd_aio_discard(c->io, &r->aio, c->fd, c->g.is_blockdev, false, r->offset, r->len,
                         io_done);
         break;
+    }
+}
+
+void xbd_nbd_conn_gate(struct xbd_nbd_conn *c, bool gated)
+{
+    c->gated = gated;
+    while (!gated && c->wait_head) {
+        struct nbd_req *r = c->wait_head;
+        c->wait_head = r->next;
+        if (!c->wait_head)
+            c->wait_tail = NULL;
+        submit(c, r);
     }
 }
 
@@ -545,7 +607,9 @@ static void hs_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 struct xbd_nbd_conn *xbd_nbd_conn_new(struct ev_loop *loop, struct xbd_io_engine *io,
                                       int sock, int fd, const struct xbd_nbd_geom *g,
                                       const void *group, const char *name,
-                                      xbd_nbd_conn_gone_fn *gone, void *opaque)
+                                      struct xbd_log_bucket *logb, bool gated,
+                                      xbd_nbd_conn_gone_fn *gone,
+                                      xbd_nbd_conn_drained_fn *drained, void *opaque)
 {
     struct xbd_nbd_conn *c = calloc(1, sizeof(*c));
 
@@ -561,7 +625,10 @@ struct xbd_nbd_conn *xbd_nbd_conn_new(struct ev_loop *loop, struct xbd_io_engine
     c->fd = fd;
     c->g = *g;
     snprintf(c->name, sizeof(c->name), "%s", name);
+    c->logb = logb;
+    c->gated = gated;
     c->gone = gone;
+    c->drained = drained;
     c->opaque = opaque;
     ev_io_init(&c->rw, read_cb, sock, EV_READ);
     ev_io_init(&c->ww, write_cb, sock, EV_WRITE);

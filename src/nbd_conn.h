@@ -10,6 +10,7 @@
 #include <ev.h>
 
 struct xbd_io_engine;
+struct xbd_log_bucket;
 struct xbd_nbd_conn;
 
 /* What a client is offered, taken from the device when it connects. */
@@ -22,20 +23,34 @@ struct xbd_nbd_geom {
     bool is_blockdev;
 };
 
-/* The connection ended and will not call again (it may still wait for
- * its I/O, privately). */
-typedef void xbd_nbd_conn_gone_fn(void *opaque, struct xbd_nbd_conn *c);
+/* The client is disconnected (its socket closed).  draining: I/O it
+ * submitted is still in the engine, on its fd; drained follows once the
+ * last of it is back (fd closed), and then c is freed.  Not draining: c
+ * is freed as soon as gone returns. */
+typedef void xbd_nbd_conn_gone_fn(void *opaque, struct xbd_nbd_conn *c, bool draining);
+typedef void xbd_nbd_conn_drained_fn(void *opaque, struct xbd_nbd_conn *c);
 
 /* Serve the client on sock (non-blocking; owned from now on) with I/O on
  * fd (owned too: a duplicate of the backing fd), in the engine's share of
- * <group>.  NULL when out of memory (both fds closed). */
+ * <group>.  Its per-client lines go through logb (the disk's rate limit,
+ * must outlive c; NULL: none).  gated: as xbd_nbd_conn_gate.  NULL when
+ * out of memory (both fds closed). */
 struct xbd_nbd_conn *xbd_nbd_conn_new(struct ev_loop *loop, struct xbd_io_engine *io,
                                       int sock, int fd, const struct xbd_nbd_geom *g,
                                       const void *group, const char *name,
-                                      xbd_nbd_conn_gone_fn *gone, void *opaque);
-/* Disconnect now, without calling gone; the connection frees itself once
- * its I/O has completed. */
+                                      struct xbd_log_bucket *logb, bool gated,
+                                      xbd_nbd_conn_gone_fn *gone,
+                                      xbd_nbd_conn_drained_fn *drained, void *opaque);
+/* Disconnect now (gone is called, then drained as above). */
 void xbd_nbd_conn_shut(struct xbd_nbd_conn *c);
+/* Gated: requests are taken in and kept in order, but none goes to the
+ * engine; ungating submits them (nbd_export.c says why).  May end the
+ * connection (gone is called). */
+void xbd_nbd_conn_gate(struct xbd_nbd_conn *c, bool gated);
+/* At the exit, after xbd_io_engine_stop, for a connection still draining:
+ * forget its I/O (the engine never completes it now) and free it, with
+ * no callback. */
+void xbd_nbd_conn_abandon(struct xbd_nbd_conn *c);
 /* The store shrank to <size> bytes: requests past it are refused from
  * now on.  NBD cannot tell a client its size again, so a store that grew
  * stays the size the handshake gave. */

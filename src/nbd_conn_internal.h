@@ -39,7 +39,9 @@ struct xbd_nbd_conn {
     int sock, fd;
     struct xbd_nbd_geom g;
     char name[96];
+    struct xbd_log_bucket *logb;    /* the disk's rate limit */
     xbd_nbd_conn_gone_fn *gone;
+    xbd_nbd_conn_drained_fn *drained;
     void *opaque;
     ev_io rw, ww;
     ev_timer hs_timer;
@@ -49,6 +51,7 @@ struct xbd_nbd_conn {
     bool closing;               /* EOF, DISC or ABORT: finish replies, end */
     bool dead;                  /* socket closed: wait for I/O, then free */
     bool blocked;               /* a parsed request waits for buffer space */
+    bool gated;                 /* xbd_nbd_conn_gate: hold requests back */
     uint8_t hdr[NBD_REQUEST_SIZE];
     size_t have, need;
     uint8_t *opt;
@@ -63,6 +66,8 @@ struct xbd_nbd_conn {
     unsigned held;              /* requests allocated, until replied */
     size_t held_bytes;          /* their buffers */
     unsigned in_io;             /* of those, in the engine */
+    struct nbd_req *io_head;    /* ... those, listed for xbd_nbd_conn_abandon */
+    struct nbd_req *wait_head, *wait_tail;  /* held back while gated */
 };
 
 static inline void put16(uint8_t *p, uint16_t v) { v = htobe16(v); memcpy(p, &v, 2); }

@@ -12,6 +12,24 @@
  * would be a second process (or its plugin API a second event loop and
  * thread pool inside ours) and a dependency larger than the few hundred
  * lines of newstyle handshake and simple replies a local client needs.
+ *
+ * A client cut off (it hung up, broke the protocol, or the disk closed)
+ * with I/O still in the engine stays here, draining, until that I/O is
+ * back: it still holds a duplicate of the backing fd and its buffers, so
+ * it counts against XBD_NBD_MAX_CONNS, and the device waits for the drain
+ * before it tells the toolstack the disk is released (closed, removed,
+ * handed over), as it waits for its rings (xbd_nbd_export_close).
+ *
+ * Write ordering: a client that lost its connection (QEMU reconnecting)
+ * sends again, on a new connection, the writes it got no reply for, and
+ * goes on writing after them; the dead connection's write may still be
+ * in the engine and land after them, undoing them.  The rule: while any
+ * connection of the export drains, no request of any connection of the
+ * export goes to the engine; they are read and held, in order, within
+ * the connection's usual bounds, and submitted once the last drain ends
+ * (xbd_nbd_conn_gate).  A client can only be held back by I/O the store
+ * still owes, and a request it was told done can never be overtaken by
+ * one it was not told about.
  */
 #include "config.h"
 
@@ -42,6 +60,12 @@ struct xbd_nbd_export {
     ev_timer retry_w;           /* accept again after EMFILE */
     struct xbd_nbd_conn *conns[XBD_NBD_MAX_CONNS];
     unsigned nconns;
+    /* Cut off with I/O in flight; with conns, at most XBD_NBD_MAX_CONNS. */
+    struct xbd_nbd_conn *draining[XBD_NBD_MAX_CONNS];
+    unsigned ndraining;
+    bool closed;                /* xbd_nbd_export_close: free after the drain */
+    xbd_nbd_drained_fn *drained;
+    void *drained_opaque;
     unsigned serial;            /* names connections in the log */
     bool told_full;
     char name[80];
@@ -67,17 +91,51 @@ const char *xbd_nbd_export_path(const struct xbd_nbd_export *e)
     return e->path;
 }
 
-static void conn_gone(void *opaque, struct xbd_nbd_conn *c)
+static void take_out(struct xbd_nbd_conn **v, unsigned *n, struct xbd_nbd_conn *c)
+{
+    for (unsigned i = 0; i < *n; i++) {
+        if (v[i] == c) {
+            v[i] = v[--*n];
+            return;
+        }
+    }
+}
+
+static void gate_all(struct xbd_nbd_export *e, bool gated)
+{
+    for (unsigned i = 0; i < e->nconns; i++)
+        xbd_nbd_conn_gate(e->conns[i], gated);
+}
+
+static void conn_gone(void *opaque, struct xbd_nbd_conn *c, bool draining)
 {
     struct xbd_nbd_export *e = opaque;
 
-    for (unsigned i = 0; i < e->nconns; i++) {
-        if (e->conns[i] == c) {
-            e->conns[i] = e->conns[--e->nconns];
-            break;
-        }
+    take_out(e->conns, &e->nconns, c);
+    if (!draining) {
+        e->told_full = false;
+        return;
     }
+    e->draining[e->ndraining++] = c;
+    if (e->ndraining == 1 && !e->closed)
+        gate_all(e, true);
+}
+
+static void conn_drained(void *opaque, struct xbd_nbd_conn *c)
+{
+    struct xbd_nbd_export *e = opaque;
+
+    take_out(e->draining, &e->ndraining, c);
     e->told_full = false;
+    if (e->ndraining)
+        return;
+    if (!e->closed) {
+        gate_all(e, false);
+        return;
+    }
+    xbd_logb(e->logb, XBD_LOG_INFO, "%s: the I/O of the clients cut off is done", e->name);
+    e->drained(e->drained_opaque);
+    free(e);
 }
 
 static void geometry(const struct xbd_backing *b, struct xbd_nbd_geom *g)
@@ -97,9 +155,16 @@ static void serve(struct xbd_nbd_export *e, int sock)
     unsigned long open_now, limit;
     int fd;
 
-    if (e->nconns >= XBD_NBD_MAX_CONNS) {
+    /* Draining connections hold an fd and buffers as much as live ones. */
+    if (e->nconns + e->ndraining >= XBD_NBD_MAX_CONNS) {
+        char cut[64] = "";
+
+        if (e->ndraining)
+            snprintf(cut, sizeof(cut), " (%u of them cut off, their I/O in flight)",
+                     e->ndraining);
         if (!e->told_full)
-            xbd_warn("%s: %u clients already: refusing more", e->name, e->nconns);
+            xbd_logb(e->logb, XBD_LOG_WARN, "%s: %u clients already: refusing more%s", e->name,
+                     e->nconns + e->ndraining, cut);
         e->told_full = true;
         close(sock);
         return;
@@ -107,8 +172,8 @@ static void serve(struct xbd_nbd_export *e, int sock)
     /* Local clients never take the descriptors guests' rings need to
      * connect (budget.h, XBD_FD_RESERVE). */
     if (!xbd_fds_available(1, &open_now, &limit)) {
-        xbd_warn("%s: %lu of %lu file descriptors open: refusing a client", e->name,
-                 open_now, limit);
+        xbd_logb(e->logb, XBD_LOG_WARN, "%s: %lu of %lu file descriptors open: refusing a "
+                 "client", e->name, open_now, limit);
         close(sock);
         return;
     }
@@ -116,18 +181,20 @@ static void serve(struct xbd_nbd_export *e, int sock)
      * closes completes on it, never on a closed or reused number. */
     fd = fcntl(e->b->fd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) {
-        xbd_warn("%s: cannot duplicate the backing fd: %s", e->name, strerror(errno));
+        xbd_logb(e->logb, XBD_LOG_WARN, "%s: cannot duplicate the backing fd: %s", e->name,
+                 strerror(errno));
         close(sock);
         return;
     }
     geometry(e->b, &g);
     snprintf(name, sizeof(name), "%s #%u", e->name, ++e->serial);
     struct xbd_nbd_conn *c = xbd_nbd_conn_new(e->loop, e->io, sock, fd, &g, e->b, name,
-                                              conn_gone, e);
+                                              e->logb, e->ndraining > 0, conn_gone,
+                                              conn_drained, e);
     if (c)
         e->conns[e->nconns++] = c;
     else
-        xbd_warn("%s: out of memory for a client", e->name);
+        xbd_logb(e->logb, XBD_LOG_WARN, "%s: out of memory for a client", e->name);
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -257,16 +324,38 @@ void xbd_nbd_export_resized(struct xbd_nbd_export *e)
         xbd_nbd_conn_shrink(e->conns[i], e->b->sectors * 512u);
 }
 
-void xbd_nbd_export_close(struct xbd_nbd_export *e)
+bool xbd_nbd_export_close(struct xbd_nbd_export *e, xbd_nbd_drained_fn *drained,
+                          void *opaque)
 {
     if (!e)
-        return;
+        return false;
     ev_io_stop(e->loop, &e->accept_w);
     ev_timer_stop(e->loop, &e->retry_w);
     close(e->lfd);
     unlink(e->path);
+    e->closed = true;
+    /* Each leaves conns (conn_gone), maybe for draining. */
     while (e->nconns)
-        xbd_nbd_conn_shut(e->conns[--e->nconns]);
-    xbd_logb(e->logb, XBD_LOG_INFO, "%s: %s removed", e->name, e->path);
+        xbd_nbd_conn_shut(e->conns[e->nconns - 1]);
+    if (!e->ndraining) {
+        xbd_logb(e->logb, XBD_LOG_INFO, "%s: %s removed", e->name, e->path);
+        free(e);
+        return false;
+    }
+    xbd_logb(e->logb, XBD_LOG_INFO, "%s: %s removed; waiting for the I/O of %u client(s) "
+             "cut off", e->name, e->path, e->ndraining);
+    e->drained = drained;
+    e->drained_opaque = opaque;
+    return true;
+}
+
+void xbd_nbd_export_abandon(struct xbd_nbd_export *e)
+{
+    if (!e)
+        return;
+    xbd_logb(e->logb, XBD_LOG_WARN, "%s: exit with the I/O of %u client(s) cut off not "
+             "reaped (nobody to answer)", e->name, e->ndraining);
+    while (e->ndraining)
+        xbd_nbd_conn_abandon(e->draining[--e->ndraining]);
     free(e);
 }

@@ -14,6 +14,7 @@
 
 #include "xenblkd/log.h"
 
+#include "log_limit.h"
 #include "nbd_conn_internal.h"
 
 /* Queue handshake bytes.  Replies are small and we read no further option
@@ -58,8 +59,8 @@ static void enter_transmission(struct xbd_nbd_conn *c, const char *how)
     c->ph = PH_REQ_HDR;
     c->have = 0;
     c->need = NBD_REQUEST_SIZE;
-    xbd_info("%s: client connected (%s), %llu bytes, %s", c->name, how,
-             (unsigned long long)c->g.size, c->g.readonly ? "read-only" : "read-write");
+    xbd_logb(c->logb, XBD_LOG_INFO, "%s: client connected (%s), %llu bytes, %s", c->name,
+             how, (unsigned long long)c->g.size, c->g.readonly ? "read-only" : "read-write");
 }
 
 /* The old way in: size and flags, no error possible, no block sizes

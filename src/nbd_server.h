@@ -10,7 +10,9 @@
  * blocks the loop.  What a local client can hold is bounded
  * (XBD_NBD_MAX_CONNS connections, each XBD_NBD_MAX_REQS requests and
  * XBD_NBD_CONN_BYTES of buffers), and a client that breaks the protocol
- * is disconnected; none of it touches a guest's ring.
+ * is disconnected; none of it touches a guest's ring.  A client cut off
+ * with I/O in flight is waited for (nbd_export.c): it still counts, holds
+ * back the export's other clients' I/O, and keeps the disk from closing.
  *
  * Socket path rule: <state-dir>/nbd/<kind>-<domid>-<devid>.sock, mode
  * 0600 in a directory of mode 0700; it exists while the device has its
@@ -60,8 +62,17 @@ const char *xbd_nbd_export_path(const struct xbd_nbd_export *e);
 void xbd_nbd_export_resized(struct xbd_nbd_export *e);
 /* Remove the socket and disconnect every client.  Their I/O still in the
  * engine completes on their own duplicate fds (no reply is sent), so b may
- * be closed as soon as this returns.  NULL is fine. */
-void xbd_nbd_export_close(struct xbd_nbd_export *e);
+ * be closed as soon as this returns, but the disk is not released before
+ * that I/O is done: true when some is still in flight, then
+ * drained(opaque) is called once it is all back, and e freed (until then
+ * e is only for xbd_nbd_export_abandon); false: e is freed.  NULL is
+ * fine (false). */
+typedef void xbd_nbd_drained_fn(void *opaque);
+bool xbd_nbd_export_close(struct xbd_nbd_export *e, xbd_nbd_drained_fn *drained,
+                          void *opaque);
+/* At the exit, after xbd_io_engine_stop, for an export closed (true) and
+ * not drained: forget its clients' I/O, free everything.  NULL is fine. */
+void xbd_nbd_export_abandon(struct xbd_nbd_export *e);
 
 /* At start-up, before any export is open (nbd_sweep.c): remove every
  * socket in <state_dir>/nbd named by the rule above unless

@@ -1543,7 +1543,7 @@ void xbd_ring_abandon(struct xbd_ring *r)
      * cache and pool free everything below. */
     for (unsigned i = 0; i < r->nr_slots; i++)
         release_bufs(r, &r->slots[i]);
-    xbd_aio_queue_drop(r->aq);
+    xbd_aio_queue_drop(r->aq, true);
     r->inflight = 0;
     r->barrier = NULL;
     r->keep_journal = true;

@@ -51,6 +51,7 @@ XBD_DAEMON_TESTS = \
 	tests/daemon/nbd-export.sh \
 	tests/daemon/nbd-restart.sh \
 	tests/daemon/nbd-sweep.sh \
+	tests/daemon/nbd-drain.sh \
 	tests/daemon/nbd-qemu.sh
 TESTS += $(XBD_DAEMON_TESTS)
 dist_check_SCRIPTS += $(XBD_DAEMON_TESTS)

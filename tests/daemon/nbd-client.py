@@ -16,6 +16,15 @@ usage: nbd-client.py SOCKET MODE [ARG]
   oversize         handshake, then a 64 MiB write header: expect the close
   ro-write         handshake, then a 4 KiB write at 0: print the error
                    number of the reply (EPERM = 1 on a read-only disk)
+  cut-write OFF    handshake, then a 4 MiB write at byte OFF, then hang up
+                   in the middle of a second write's payload (a client
+                   that dies with a write in flight); exit 0
+  hold-write OFF FILE  handshake, then a 4 MiB write at byte OFF and a
+                   bad request; once that is refused (the write was taken
+                   in before it), print "ready"; when FILE exists, hang
+                   up in the middle of a request header; exit 0
+  refused          expect the server to close the connection before its
+                   greeting (no room for another client)
 Exit status 0 when the server did what is expected, 1 otherwise.
 """
 import os
@@ -95,6 +104,12 @@ def main():
         recv_exact(s, 18)
         s.sendall(b"\xff" * 4 + os.urandom(60))
         return 0 if closed_by_server(s) else 1
+    if mode == "refused":
+        try:
+            recv_exact(s, 18)
+        except (EOFError, ConnectionResetError):
+            return 0
+        return 1
     size, _ = handshake(s)
     if mode == "bad-request":
         s.sendall(struct.pack(">IHHQQI", 0xdeadbeef, 0, 0, 1, 0, 512))
@@ -107,6 +122,28 @@ def main():
         err, cookie, _ = reply(s, 0)
         print(err)
         return 0 if cookie == 7 else 1
+    if mode == "cut-write":
+        bs, off = 4 << 20, int(sys.argv[3])
+        request(s, 1, 1, off, bs, b"\xee" * bs)
+        s.sendall(struct.pack(">IHHQQI", REQ_MAGIC, 0, 1, 2, 0, bs) + b"\x11" * 4096)
+        s.close()
+        return 0
+    if mode == "hold-write":
+        bs, off = 4 << 20, int(sys.argv[3])
+        request(s, 1, 1, off, bs, b"\xee" * bs)
+        # A read with an unknown flag: refused at once, no I/O (the
+        # store may hold reads behind the write), answered only once the
+        # write before it has been taken in.
+        s.sendall(struct.pack(">IHHQQI", REQ_MAGIC, 0x8000, 0, 2, 0, 4096))
+        err, cookie, _ = reply(s, 0)
+        if err != 22 or cookie != 2:
+            return 1
+        print("ready", flush=True)
+        while not os.path.exists(sys.argv[4]):
+            time.sleep(0.05)
+        s.sendall(struct.pack(">I", REQ_MAGIC))   # then EOF mid-request
+        s.close()
+        return 0
     if mode == "stall":
         n, bs = 64, 4 << 20
         for i in range(n):

@@ -218,9 +218,10 @@ void xbd_aio_queue_free(struct xbd_aio_queue *q)
     free(q);
 }
 
-void xbd_aio_queue_drop(struct xbd_aio_queue *q)
+void xbd_aio_queue_drop(struct xbd_aio_queue *q, bool journaled)
 {
     (void)q;
+    (void)journaled;
 }
 
 void xbd_aio_bind(struct xbd_aio *a, struct xbd_aio_queue *q)
