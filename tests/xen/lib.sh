@@ -167,10 +167,14 @@ xen_boot() {
     flock 8
     t0=$(date +%s)
     echo "booting Xen (timeout ${secs}s), serial log: $XEN_RES/serial.log"
+    # conring_size=1M: Xen's console ring holds a whole grant table dump
+    # (`xl debug-keys g`, restart.dom0) even when a guest's ~1000
+    # persistent grants are mapped; the default 16 KiB would lose its
+    # start.  Not part of the image: the cache key does not change.
     qemu-system-x86_64 -accel "tcg,thread=$XEN_TCG_THREAD" -cpu "$XEN_QEMU_CPU" -M pc -m "$XEN_QEMU_MEM" -smp 2 \
         -display none -monitor none -serial "file:$XEN_RES/serial.log" -no-reboot -net none \
         -kernel "$XEN_IMG/xen" \
-        -append "console=com1 com1=115200,8n1 dom0_mem=$XEN_DOM0_MEM,max:$XEN_DOM0_MEM dom0_max_vcpus=2 smap=0 bootscrub=false $XEN_XEN_ARGS" \
+        -append "console=com1 com1=115200,8n1 dom0_mem=$XEN_DOM0_MEM,max:$XEN_DOM0_MEM dom0_max_vcpus=2 smap=0 bootscrub=false conring_size=1M $XEN_XEN_ARGS" \
         -initrd "$XEN_IMG/vmlinuz root=/dev/vda rw console=hvc0 earlyprintk=xen init=/sbin/xbd-init,$XEN_IMG/initrd.img" \
         -drive "file=$XEN_IMG/rootfs.ext4,if=virtio,format=raw,cache=unsafe,snapshot=on" \
         -virtfs "local,path=$XEN_SHARE,mount_tag=share,security_model=none" \
