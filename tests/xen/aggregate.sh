@@ -254,7 +254,8 @@ for g in $GUESTS; do
             test "$(grep -cE "^XBD-AGG .* mode=pair .* run=yes .* disk=$d .* rc=0 " "$XEN_RES/$g/events.txt" 2>/dev/null)" = $((REPS * 2))
     done
     grep -hE '^XBD-AGG .* disk=xvdb .* rc=[1-9]' "$XEN_RES/$g/events.txt" 2>/dev/null | sed 's/^/    qdisk run failed (not judged): /'
-    [ -f "$XEN_RES/$g/status" ] && echo "    $g: $(cat "$XEN_RES/$g/status")"
+    check "$g powered off by itself (dom0 did not destroy it: $(cat "$XEN_RES/$g/status" 2>/dev/null || echo no status))" \
+        test ! -e "$XEN_RES/$g/status"
 done
 check "dom0 released all $STEPS steps to both guests" \
     has events.txt "^XBD-DOM0 agg end after $STEPS steps: XBDEND $STEPS, XBDEND $STEPS "

@@ -103,11 +103,13 @@ for d in xvda xvdc xvdd; do
     check "$d: benchmark ran" has $G/events.txt "^XBD-PERF disk=$d .* rc=0 "
 done
 check "dom0 sampled its CPU time and the backends' activity" has cpu-raw.txt ' act:xenblkd=[0-9]'
-check "the guest held its disks until dom0 had read the backends" has $G/events.txt '^XBD-RELEASED'
+check "the guest held its disks until dom0 had read the backends (released by its sysrq)" \
+    has $G/events.txt '^XBD-RELEASED after=[0-9]+s by=sysrq$'
+check "the guest powered off by itself (dom0 did not destroy it: $(cat "$XEN_RES/$G/status" 2>/dev/null || echo no status))" \
+    test ! -e "$XEN_RES/$G/status"
 # blkback's threads are looked for by name: a kernel that names them
 # otherwise is reported here, not failed (the figure is not a check).
 grep -q 'ticks:blkback=' "$XEN_RES/cpu-raw.txt" 2>/dev/null ||
     echo "NOTE: no blkback kernel thread (DOMID.DEV-RING) was sampled: blkback's CPU is not in perf-table.md (threads in ps-connected.txt)"
 grep -h '^XBD-PERF disk=xvdb .* rc=[1-9]' "$XEN_RES/$G/events.txt" 2>/dev/null | sed 's/^/    qdisk run failed: /'
-[ -f "$XEN_RES/$G/status" ] && echo "    $G: $(cat "$XEN_RES/$G/status")"
 xen_finish

@@ -257,13 +257,31 @@ xenblkd_start() {  # xenblkd_start KINDS [more args]
     note "xenblkd (pid $XENBLKD_PID) not answering on its control socket after $((15 * TSCALE)) s"
     return 1
 }
-# gntdev_maps: how many grant mappings xenblkd holds: one mmap of
-# /dev/xen/gntdev per persistent grant and one per ring (all its pages in
-# one call); gntdev's VMAs never merge.
+# gntdev_maps [PID]: how many grant mappings the running xenblkd (or PID)
+# holds: one mmap of /dev/xen/gntdev per group of persistent grants and
+# one per ring; gntdev's VMAs never merge.  Prints "gone" and fails when
+# there is no process to count on: a count of a process that is not
+# there is no 0.
 gntdev_maps() {
-    local n
-    n=$(grep -c '/dev/xen/gntdev' "/proc/$XENBLKD_PID/maps" 2>/dev/null)
-    echo "${n:-0}"
+    local maps pid=${1:-$XENBLKD_PID}
+    if [ -z "$pid" ] || ! maps=$(cat "/proc/$pid/maps" 2>/dev/null) || [ -z "$maps" ]; then
+        echo gone
+        return 1
+    fi
+    printf '%s\n' "$maps" | grep -c '/dev/xen/gntdev'
+    return 0
+}
+# domain_freed DOMID SECONDS: wait until Xen has freed a destroyed domain.
+# A domain whose pages dom0 still maps (a grant mapping xenblkd leaked)
+# stays listed, dying, as "(null)": `xl list` shows it by its id.
+domain_freed() {
+    local i
+    for i in $(seq "$2"); do
+        xl list 2>/dev/null | awk -v id="$1" 'NR > 1 && $2 == id { f = 1 } END { exit !f }' || return 0
+        sleep 1
+    done
+    xl list >"$R/xl-list-dying-$1.txt" 2>&1
+    return 1
 }
 # xenblkd_io_wait DOMID SECONDS: wait until xenblkd is serving the
 # guest's I/O: a stats read shows a request of the guest in flight, or the

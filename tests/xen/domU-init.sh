@@ -407,15 +407,18 @@ hold)
     # Every disk stays connected until dom0 has read what it wants of the
     # backends (their statistics vanish with the device): dom0 says so
     # with `xl sysrq <dom> h`, as for idle; at most HOLD seconds.
+    # by= says what ended the hold: dom0's sysrq (the backends were read),
+    # the timeout or a shutdown (they may not have been).
     seen_go=$(dmesg | grep -c 'sysrq: HELP')
     say "XBD-HOLD"
-    n=0
-    while [ $stop -eq 0 ] && [ "$(dmesg | grep -c 'sysrq: HELP')" -le "$seen_go" ] &&
-          [ $n -lt "$(arg hold 120)" ]; do
+    n=0 by=timeout
+    while [ $n -lt "$(arg hold 120)" ]; do
+        [ $stop -eq 0 ] || { by=stop; break; }
+        [ "$(dmesg | grep -c 'sysrq: HELP')" -le "$seen_go" ] || { by=sysrq; break; }
         sleep 1
         n=$((n + 1))
     done
-    say "XBD-RELEASED after=${n}s"
+    say "XBD-RELEASED after=${n}s by=$by"
     ;;
 loop)
     # The first disk is verified in a loop in the background; any disk that

@@ -59,6 +59,16 @@ xen_cleanup() {
 trap xen_cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
+# last_line COMMAND...: the last line COMMAND prints, with COMMAND's exit
+# status (a pipe into tail would report tail's: a build that skipped (77)
+# or failed would become an empty image path).
+last_line() {
+    local out rc=0
+    out=$("$@") || rc=$?
+    printf '%s\n' "$out" | tail -1
+    return "$rc"
+}
+
 xen_setup() {
     XEN_NAME=$1
     command -v qemu-system-x86_64 >/dev/null ||
@@ -71,7 +81,7 @@ xen_setup() {
     local rc=0
     local b0
     b0=$(date +%s)
-    XEN_IMG=$(XENBLKD_XEN_TIER=$XEN_TIER bash "$XEN_SRC/build-image.sh" "$XEN_CACHE" | tail -1) || rc=$?
+    XEN_IMG=$(last_line env XENBLKD_XEN_TIER="$XEN_TIER" bash "$XEN_SRC/build-image.sh" "$XEN_CACHE") || rc=$?
     [ "$rc" -eq 77 ] && exit 77
     [ "$rc" -eq 0 ] || xen_die "building the dom0 image failed (rc=$rc)"
     echo "image (tier $XEN_TIER): $XEN_IMG, ready in $(( $(date +%s) - b0 ))s"
@@ -114,7 +124,7 @@ xen_profile_image() {
     [ "$XEN_PROFILE" = 1 ] || return 0
     local rc=0 b0
     b0=$(date +%s)
-    XEN_IMG=$(bash "$XEN_SRC/profile-image.sh" "$XEN_CACHE" "$XEN_IMG" | tail -1) || rc=$?
+    XEN_IMG=$(last_line bash "$XEN_SRC/profile-image.sh" "$XEN_CACHE" "$XEN_IMG") || rc=$?
     [ "$rc" -eq 77 ] && exit 77
     [ "$rc" -eq 0 ] || xen_die "adding the profile tools to the dom0 image failed (rc=$rc)"
     echo "profile mode: image $XEN_IMG, ready in $(( $(date +%s) - b0 ))s"
@@ -157,10 +167,14 @@ xen_boot() {
     flock 8
     t0=$(date +%s)
     echo "booting Xen (timeout ${secs}s), serial log: $XEN_RES/serial.log"
+    # conring_size=1M: Xen's console ring holds a whole grant table dump
+    # (`xl debug-keys g`, restart.dom0) even when a guest's ~1000
+    # persistent grants are mapped; the default 16 KiB would lose its
+    # start.  Not part of the image: the cache key does not change.
     qemu-system-x86_64 -accel "tcg,thread=$XEN_TCG_THREAD" -cpu "$XEN_QEMU_CPU" -M pc -m "$XEN_QEMU_MEM" -smp 2 \
         -display none -monitor none -serial "file:$XEN_RES/serial.log" -no-reboot -net none \
         -kernel "$XEN_IMG/xen" \
-        -append "console=com1 com1=115200,8n1 dom0_mem=$XEN_DOM0_MEM,max:$XEN_DOM0_MEM dom0_max_vcpus=2 smap=0 bootscrub=false $XEN_XEN_ARGS" \
+        -append "console=com1 com1=115200,8n1 dom0_mem=$XEN_DOM0_MEM,max:$XEN_DOM0_MEM dom0_max_vcpus=2 smap=0 bootscrub=false conring_size=1M $XEN_XEN_ARGS" \
         -initrd "$XEN_IMG/vmlinuz root=/dev/vda rw console=hvc0 earlyprintk=xen init=/sbin/xbd-init,$XEN_IMG/initrd.img" \
         -drive "file=$XEN_IMG/rootfs.ext4,if=virtio,format=raw,cache=unsafe,snapshot=on" \
         -virtfs "local,path=$XEN_SHARE,mount_tag=share,security_model=none" \

@@ -119,6 +119,29 @@ logs_ok() {
     return $ok
 }
 check "the logs show the handover of every SIGTERM and the resume of every restart" logs_ok
+# No instance left Connected while it served the guests: the successors
+# resumed without going through InitWait again, and no instance but the
+# last (which sees the guests shut down) closed a device.
+states_ok() {
+    local inst pid bin ok=0
+    while read -r inst pid bin; do
+        [ "$inst" -gt 1 ] && grep -q -- '-> InitWait' "$XEN_RES/xenblkd-$inst.log" 2>/dev/null &&
+            { echo "    instance $inst went through InitWait again"; ok=1; }
+        [ "$inst" != "$last" ] && grep -q -- '-> Clos' "$XEN_RES/xenblkd-$inst.log" 2>/dev/null &&
+            { echo "    instance $inst closed a device"; ok=1; }
+        [ -s "$XEN_RES/xenblkd-$inst.log" ] || { echo "    instance $inst left no log"; ok=1; }
+    done <"$XEN_RES/instances.txt"
+    return $ok
+}
+last=$(awk 'END { print $1 }' "$XEN_RES/instances.txt" 2>/dev/null)
+check "no successor went back to InitWait, no instance but the last closed a device" states_ok
+# The last instance: it served the guests to the end, outlived them and
+# stopped cleanly on SIGTERM; no vbd backend was left behind.
+echo "last instance: ${last:-none}, exit status $(cat "$XEN_RES/instance-${last:-x}.exit" 2>/dev/null || echo none)"
+check "the last instance ($last) was alive once the guests were gone" note_is "last instance ${last:-x} alive after the guests "
+check "the last instance exited 0 on SIGTERM" has "instance-${last:-x}.exit" '^0$'
+check "dom0's xenstore was read at the end (its name key)" has xenstore-end.txt '^/local/domain/0/name = '
+check "no vbd backend left in xenstore once the guests were gone" hasnt xenstore-end.txt '^/local/domain/0/backend/vbd/'
 
 echo "== item 3: what a dead xenblkd leaves behind, as Xen sees it"
 grep -hE '^XBD-DOM0 (evtchn|grants) ' "$XEN_RES/events.txt" | sed 's/ t=[0-9.]*$//; s/^XBD-DOM0 /    /'
@@ -133,7 +156,7 @@ for g in r1 r2; do
         note_is "grants after-term $g mapped by dom0: 0 ring-not-mapped "
 done
 check "the killed instance held grant mappings when it was killed" \
-    awk '/kind=kill / { split($5, f, "="); if (f[2] > 0) ok = 1; exit } END { exit !ok }' "$XEN_RES/restarts.txt"
+    awk '/kind=kill / { split($5, f, "="); if (f[2] ~ /^[0-9]+$/ && f[2] > 0) ok = 1; exit } END { exit !ok }' "$XEN_RES/restarts.txt"
 
 echo "== pauses"
 # The guests' clocks against dom0's.  They all read Xen's time, but the
