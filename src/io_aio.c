@@ -38,6 +38,7 @@
 #include <linux/magic.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 
 #include "aio_reap.h"
@@ -259,8 +260,11 @@ static long run_discard(const struct xbd_aio *a, uint64_t offset, uint64_t len)
 static bool in_memory_fs(int fd)
 {
     struct statfs sfs;
+    struct stat st;
 
-    if (fstatfs(fd, &sfs) < 0)
+    /* Files only: fstatfs() of a block device answers for the filesystem
+     * of its node, devtmpfs, whose magic is tmpfs's. */
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || fstatfs(fd, &sfs) < 0)
         return false;
     return (unsigned long)sfs.f_type == TMPFS_MAGIC ||
            (unsigned long)sfs.f_type == RAMFS_MAGIC;

@@ -58,6 +58,7 @@ XBD_HOSTILE_SH_TESTS = \
 	tests/hostile/exit-held-pool.sh \
 	tests/hostile/iso-nowait-held.sh \
 	tests/hostile/iso-nowait-refused.sh \
+	tests/hostile/iso-nowait-blockdev.sh \
 	tests/hostile/iso-queue-flood.sh \
 	tests/hostile/iso-discard-latency.sh
 TESTS += $(XBD_HOSTILE_SH_TESTS)
