@@ -538,9 +538,14 @@ static void read_some(struct xbd_nbd_conn *c)
             return;
         }
         if (n == 0) {
-            /* EOF: mid-handshake or mid-request it is simply gone;
-             * between requests, answer what is in flight first. */
-            if (handshaking(c) || c->have || c->ph != PH_REQ_HDR)
+            /* EOF: mid-handshake or mid-request it is simply gone, and
+             * so is a client that hangs up with I/O in the engine (a
+             * timeout, a reconnect): cut off, it drains and holds back
+             * the disk's other clients (nbd_export.c), so a write it
+             * resends on a new connection cannot be overtaken by the old
+             * one.  Between requests with nothing in the engine, answer
+             * what is left first. */
+            if (handshaking(c) || c->have || c->ph != PH_REQ_HDR || c->in_io)
                 xbd_nbd_conn_kill(c, NULL);
             else
                 c->closing = true;

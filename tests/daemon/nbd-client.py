@@ -23,6 +23,8 @@ usage: nbd-client.py SOCKET MODE [ARG]
                    bad request; once that is refused (the write was taken
                    in before it), print "ready"; when FILE exists, hang
                    up in the middle of a request header; exit 0
+  eof-write OFF FILE   as hold-write, but hang up cleanly between
+                   requests (the write still unanswered)
   refused          expect the server to close the connection before its
                    greeting (no room for another client)
 Exit status 0 when the server did what is expected, 1 otherwise.
@@ -128,7 +130,7 @@ def main():
         s.sendall(struct.pack(">IHHQQI", REQ_MAGIC, 0, 1, 2, 0, bs) + b"\x11" * 4096)
         s.close()
         return 0
-    if mode == "hold-write":
+    if mode in ("hold-write", "eof-write"):
         bs, off = 4 << 20, int(sys.argv[3])
         request(s, 1, 1, off, bs, b"\xee" * bs)
         # A read with an unknown flag: refused at once, no I/O (the
@@ -141,8 +143,9 @@ def main():
         print("ready", flush=True)
         while not os.path.exists(sys.argv[4]):
             time.sleep(0.05)
-        s.sendall(struct.pack(">I", REQ_MAGIC))   # then EOF mid-request
-        s.close()
+        if mode == "hold-write":
+            s.sendall(struct.pack(">I", REQ_MAGIC))   # then EOF mid-request
+        s.close()                                     # eof-write: between requests
         return 0
     if mode == "stall":
         n, bs = 64, 4 << 20

@@ -121,6 +121,29 @@ check "the cut-off clients' fds and the disk's" [ "$(daemon_fds_to "$dev")" = $(
 release
 wait_fds_to "$dev" 1
 
+# --- eof: a client that hangs up cleanly between requests, its write
+# still in the engine, is cut off the same (it drains, holds the disk's
+# other clients back); it used to be only "closing", served as if alive.
+touch "$ctl/hold"
+cut0=$(grep -c "still in the engine: waiting" "$XSIM_LOGDIR/xenblkd.log")
+rm -f "$XSIM_TMP/go"
+xsim_bg eofw $client "$sock" eof-write $off "$XSIM_TMP/go"
+end=$(xsim_deadline 20)
+until grep -q "^ready" "$XSIM_LOGDIR/eofw.log" 2>/dev/null; do
+    xsim_past "$end" && xsim_fail "client eofw: its write was not taken in"
+    xsim_running eofw || xsim_fail "client eofw failed: $(tail -3 "$XSIM_LOGDIR/eofw.log")"
+    sleep 0.05
+done
+touch "$XSIM_TMP/go"
+end=$(xsim_deadline 20)
+until [ "$(grep -c "still in the engine: waiting" "$XSIM_LOGDIR/xenblkd.log")" -gt "$cut0" ]; do
+    xsim_past "$end" && xsim_fail "a client that hung up cleanly with its write in flight was not cut off"
+    sleep 0.05
+done
+xsim_log "ok: the clean hang-up with a write in flight cut the client off"
+release
+wait_fds_to "$dev" 1
+
 # --- churn: clients hanging up with a write held -----------------------
 touch "$ctl/hold"
 held_nbd_write nbdw                     # one live client, its write held
