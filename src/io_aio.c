@@ -924,8 +924,11 @@ void xbd_io_engine_free(struct xbd_io_engine *io)
      * stop timeout, whose journals keep the requests for the successor
      * (the ring said so), and those of NBD clients cut off before, which
      * nobody waits for an answer to.  Not an error then; it is one
-     * otherwise. */
-    if (io->stopped && (io->inflight || io->queued))
+     * otherwise, and for any I/O no dropped queue accounts for (the
+     * queues' counts include pool jobs, the engine's do not: never
+     * fewer). */
+    if (io->stopped && (io->inflight || io->queued) &&
+        io->inflight + io->queued <= io->dropped_journaled + io->dropped_unanswered)
         xbd_info("exit: %u I/O(s) finished and %u queued not answered: %u left to the "
                  "abandoned rings' journals, %u of NBD clients already cut off",
                  io->inflight, io->queued, io->dropped_journaled, io->dropped_unanswered);
