@@ -371,7 +371,10 @@ int xbd_xs_read_uint(struct xbd_xenbus *xb, xs_transaction_t t, const char *path
 
 int xbd_xs_exists(struct xbd_xenbus *xb, xs_transaction_t t, const char *path)
 {
-    char *v = xbd_xs_read(xb, t, path);
+    char *v;
+
+    errno = 0;                  /* no stale ENOENT taken for "absent" */
+    v = xbd_xs_read(xb, t, path);
 
     if (v) {
         free(v);
