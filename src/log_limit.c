@@ -159,6 +159,8 @@ void xbd_log_bucket_fini(struct xbd_log_bucket *b)
 }
 
 static void vlogb(struct xbd_log_bucket *b, enum xbd_log_level level, bool force,
+                  const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+static void vlogb(struct xbd_log_bucket *b, enum xbd_log_level level, bool force,
                   const char *fmt, va_list ap)
 {
     if (!xbd_log_enabled(level))

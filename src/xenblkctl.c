@@ -28,6 +28,8 @@
 /* ---- messages ---- */
 
 static void vmsg(const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void vmsg(const char *prefix, const char *fmt, va_list ap)
 {
     fflush(stdout);
     fprintf(stderr, "xenblkctl: %s", prefix);
