@@ -196,6 +196,23 @@ static int probe_blockdev(struct xbd_backing *b, const struct stat *st, bool wan
     return 0;
 }
 
+/* The physical sector a file presents: its filesystem's block.  A write
+ * of less than a block costs the store a read-modify-write (page cache)
+ * or, with O_DIRECT on ext4, is serialised against every other O_DIRECT
+ * I/O of the file and zeroes the rest of the block in a hole.  Guests that
+ * size their writes by the physical sector (blkfront makes it the queue's
+ * minimum I/O: XFS's sector size, databases, partitioning tools) then
+ * write whole blocks.  At most 4096, a page: NFS reports its transfer
+ * size (up to 1 MiB), and blkfront wants a power of two. */
+static uint32_t file_physical_sector(uint32_t sector_size, const struct stat *st)
+{
+    uint32_t pss = sector_size;
+
+    while (pss < 4096 && pss * 2 <= (uint64_t)st->st_blksize)
+        pss *= 2;
+    return pss;
+}
+
 /* The sector size a file presents: 512 (the page cache takes any
  * alignment), except with O_DIRECT on a filesystem that needs more, e.g.
  * one over a disk with 4096-byte logical sectors, where 512-byte I/O fails
@@ -221,7 +238,7 @@ static void file_sector_size(struct xbd_backing *b, const struct stat *st, const
         }
     }
     b->sector_size = align > 512 ? 4096 : 512;
-    b->physical_sector_size = b->sector_size;
+    b->physical_sector_size = file_physical_sector(b->sector_size, st);
 }
 
 static void probe_file(struct xbd_backing *b, const struct stat *st, bool want_discard,

@@ -25,7 +25,8 @@ connect() {  # connect DOMID DEVID [PROTOCOL]
 connect 5 51712
 expect_key "$be/sectors" 131072
 expect_key "$be/sector-size" 512
-expect_key "$be/physical-sector-size" 512
+# The file's filesystem block (4096 on ext4 and tmpfs): guests align to it.
+expect_key "$be/physical-sector-size" "$(file_pss "$disk")"
 expect_key "$be/info" 0
 wait_log "domain 5 qdisk/51712: connected 1 queue, ring order 0, x86_64 protocol, persistent grants on"
 check "ring page mapped and event channel bound" [ "$(guest_status 5)" = "1 1" ]
@@ -60,7 +61,7 @@ connect 6 51712 none
 expect_key "$(be_dir qdisk 6 51712)/info" $((1 | 2 | 4))
 expect_key "$(be_dir qdisk 6 51712)/sectors" 20480
 wait_log "domain 6 qdisk/51712: connected 1 queue, ring order 0, x86_32 protocol"
-wait_log "domain 6 qdisk/51712: opened .*ro.iso: 20480 sectors, sector size 512/512, read-only"
+wait_log "domain 6 qdisk/51712: opened .*ro.iso: 20480 sectors, sector size 512/$(file_pss "$ro"), read-only"
 
 # Four-page rings on two queues.
 if [ "$(nproc)" -ge 2 ]; then

@@ -122,7 +122,11 @@ for domid, kind, devid, sectors, ro in ((5, "vbd3", 51712, 32768, False),
     check("dev %d backing" % domid, d["backing"], {"path": paths[domid], "type": "file", "open": True})
     check("dev %d sectors" % domid, d["sectors"], sectors)
     check("dev %d size_bytes" % domid, d["size_bytes"], sectors * 512)
-    check("dev %d sector sizes" % domid, [d["sector_size"], d["physical_sector_size"]], [512, 512])
+    # A file's physical sector is its filesystem's block, 512 to 4096.
+    blk, pss = os.stat(paths[domid]).st_blksize, 512
+    while pss < 4096 and pss * 2 <= blk:
+        pss *= 2
+    check("dev %d sector sizes" % domid, [d["sector_size"], d["physical_sector_size"]], [512, pss])
     check("dev %d readonly" % domid, d["readonly"], ro)
     check("dev %d discard" % domid, d["discard"], not ro)
 for domid, persistent in ((5, True), (6, False)):

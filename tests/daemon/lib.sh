@@ -217,6 +217,16 @@ make_disk() {
     echo "$p"
 }
 
+# file_pss FILE: the physical-sector-size xenblkd publishes for a file
+# opened with 512-byte sectors: its filesystem's block size, a power of
+# two from 512 to 4096.
+file_pss() {
+    local blk pss=512
+    blk=$(stat -c %o "$1") || xsim_fail "cannot stat $1"
+    while [ "$pss" -lt 4096 ] && [ $((pss * 2)) -le "$blk" ]; do pss=$((pss * 2)); done
+    echo "$pss"
+}
+
 # guest_start DOMID [--queues N] [--order O]: start a simulated guest
 # (process name guestDOMID); its ring description goes to
 # $XSIM_TMP/guestDOMID.rings.
