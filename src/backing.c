@@ -117,41 +117,77 @@ static bool on_network_fs(int fd)
     }
 }
 
-static int read_sysfs_ulong(dev_t rdev, const char *attr, unsigned long *out)
+/* Read the first line of a block device's sysfs attribute ATTR (a path
+ * under /sys/dev/block/MAJ:MIN/), its newline dropped.  False if it cannot
+ * be read: the caller keeps its safe default. */
+static bool read_sysfs_line(dev_t rdev, const char *attr, char *buf, size_t n)
 {
-    char path[128], buf[64];
+    char path[160];
     FILE *f;
-    int rc = -1;
+    bool ok;
 
     snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%s", major(rdev), minor(rdev), attr);
     f = fopen(path, "re");
     if (!f)
-        return -1;
-    if (fgets(buf, sizeof(buf), f)) {
-        char *end;
-        errno = 0;
-        *out = strtoul(buf, &end, 10);
-        if (!errno && end != buf)
-            rc = 0;
-    }
+        return false;
+    ok = fgets(buf, (int)n, f) != NULL;
     fclose(f);
-    return rc;
+    if (ok)
+        buf[strcspn(buf, "\n")] = '\0';
+    return ok;
+}
+
+static int parse_ulong(const char *buf, unsigned long *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtoul(buf, &end, 10);
+    return errno || end == buf ? -1 : 0;
+}
+
+static int read_sysfs_ulong(dev_t rdev, const char *attr, unsigned long *out)
+{
+    char buf[64];
+
+    return read_sysfs_line(rdev, attr, buf, sizeof(buf)) ? parse_ulong(buf, out) : -1;
+}
+
+/* A partition (sda1, nvme0n1p2, loop0p1) has no request queue of its own
+ * in sysfs: it uses its disk's, which is its parent directory there, as
+ * Linux blkback's bdev_get_queue() gives the disk's queue for a partition.
+ * Only a partition has a "partition" attribute. */
+static bool blockdev_is_partition(dev_t rdev)
+{
+    char buf[16];
+
+    return read_sysfs_line(rdev, "partition", buf, sizeof(buf));
+}
+
+/* Read the queue limit NAME (queue/NAME) of the device, or of its disk
+ * for a partition. */
+static bool read_queue_line(dev_t rdev, const char *name, char *buf, size_t n)
+{
+    char attr[64];
+
+    snprintf(attr, sizeof(attr), "%squeue/%s", blockdev_is_partition(rdev) ? "../" : "", name);
+    return read_sysfs_line(rdev, attr, buf, n);
+}
+
+static int read_queue_ulong(dev_t rdev, const char *name, unsigned long *out)
+{
+    char buf[64];
+
+    return read_queue_line(rdev, name, buf, sizeof(buf)) ? parse_ulong(buf, out) : -1;
 }
 
 static bool blockdev_write_cache(dev_t rdev)
 {
-    char path[128], buf[32] = "";
-    FILE *f;
+    char buf[32];
 
-    snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/write_cache",
-             major(rdev), minor(rdev));
-    f = fopen(path, "re");
-    if (!f)
+    if (!read_queue_line(rdev, "write_cache", buf, sizeof(buf)))
         return true;    /* unknown: flushing is then merely redundant */
-    if (!fgets(buf, sizeof(buf), f))
-        buf[0] = '\0';
-    fclose(f);
-    return strncmp(buf, "write through", 13) != 0;
+    return strcmp(buf, "write through") != 0;
 }
 
 static bool probe_ioctl(int fd, unsigned long req, uint64_t bytes)
@@ -402,21 +438,55 @@ void xbd_backing_close(struct xbd_backing *b)
     b->fd = -1;
 }
 
-unsigned xbd_backing_discard_granularity(const struct xbd_backing *b)
+/* The device's discard granularity: its queue's (its disk's, for a
+ * partition), as Linux blkback's bdev_discard_granularity(); the sector
+ * size where that cannot be read or makes no sense. */
+static unsigned blockdev_discard_granularity(dev_t rdev, uint32_t sector_size)
 {
-    struct stat st;
     unsigned long g;
 
+    if (read_queue_ulong(rdev, "discard_granularity", &g) == 0 &&
+        g >= sector_size && g <= (1UL << 30))
+        return (unsigned)g;
+    return sector_size;
+}
+
+/* Where the device's first whole discard granule starts, in bytes from its
+ * start, as Linux blkback's bdev_discard_alignment(), which is also what
+ * sysfs shows as discard_alignment (for disks and partitions alike): for
+ * a partition whose start is not a multiple of its disk's granularity,
+ * the distance to the next multiple.  blkfront makes it its queue's
+ * discard_alignment, so that the guest's discards cover whole granules of
+ * the disk.  0 (granules taken to start where the device starts) unless
+ * it is a whole number of 512-byte sectors below the granularity
+ * published. */
+static unsigned blockdev_discard_alignment(dev_t rdev, unsigned granularity)
+{
+    unsigned long a;
+
+    if (read_sysfs_ulong(rdev, "discard_alignment", &a) == 0 && a < granularity && a % 512 == 0)
+        return (unsigned)a;
+    return 0;
+}
+
+void xbd_backing_discard_limits(const struct xbd_backing *b, unsigned *granularity,
+                                unsigned *alignment)
+{
+    struct stat st;
+
+    *granularity = b->sector_size;
+    *alignment = 0;
     if (b->fd < 0 || fstat(b->fd, &st) < 0)
-        return b->sector_size;
+        return;
     if (b->is_blockdev) {
-        if (read_sysfs_ulong(st.st_rdev, "queue/discard_granularity", &g) == 0 &&
-            g >= b->sector_size && g <= (1UL << 30))
-            return (unsigned)g;
-        return b->sector_size;
+        *granularity = blockdev_discard_granularity(st.st_rdev, b->sector_size);
+        *alignment = blockdev_discard_alignment(st.st_rdev, *granularity);
+        return;
     }
-    /* Holes can only be punched in whole filesystem blocks. */
+    /* Holes can only be punched in whole filesystem blocks, counted from
+     * the start of the file. */
     if (st.st_blksize >= 512 && st.st_blksize <= (1 << 20))
-        return (unsigned)st.st_blksize;
-    return 4096;
+        *granularity = (unsigned)st.st_blksize;
+    else
+        *granularity = 4096;
 }

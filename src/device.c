@@ -773,9 +773,15 @@ static int open_backing(struct xbd_device *dev, const struct xbd_backing_terms *
     return 0;
 }
 
+/* Room for the numbers backing_features() publishes. */
+struct feature_bufs {
+    char granularity[16], alignment[16];
+};
+
 /* Keys that depend on the backing store; flush and barrier default to on
- * while it is not open yet (the hotplug script has not run). */
-static size_t backing_features(struct xbd_device *dev, struct xbd_kv *kv, char (*buf)[16])
+ * while it is not open yet (the hotplug script has not run).  The discard
+ * keys are Linux blkback's (xen_blkbk_discard). */
+static size_t backing_features(struct xbd_device *dev, struct xbd_kv *kv, struct feature_bufs *fb)
 {
     const struct xbd_backing *b = &dev->backing;
     bool open = b->fd >= 0;
@@ -787,9 +793,13 @@ static size_t backing_features(struct xbd_device *dev, struct xbd_kv *kv, char (
     kv[n++] = (struct xbd_kv){ "feature-barrier", flush ? "1" : "0" };
     kv[n++] = (struct xbd_kv){ "feature-discard", discard ? "1" : "0" };
     if (discard) {
-        snprintf(buf[0], sizeof(buf[0]), "%u", xbd_backing_discard_granularity(b));
-        kv[n++] = (struct xbd_kv){ "discard-granularity", buf[0] };
-        kv[n++] = (struct xbd_kv){ "discard-alignment", "0" };
+        unsigned granularity, alignment;
+
+        xbd_backing_discard_limits(b, &granularity, &alignment);
+        snprintf(fb->granularity, sizeof(fb->granularity), "%u", granularity);
+        snprintf(fb->alignment, sizeof(fb->alignment), "%u", alignment);
+        kv[n++] = (struct xbd_kv){ "discard-granularity", fb->granularity };
+        kv[n++] = (struct xbd_kv){ "discard-alignment", fb->alignment };
         kv[n++] = (struct xbd_kv){ "discard-secure", b->discard_secure ? "1" : "0" };
     }
     return n;
@@ -798,17 +808,18 @@ static size_t backing_features(struct xbd_device *dev, struct xbd_kv *kv, char (
 static void publish_initwait(struct xbd_device *dev)
 {
     struct xbd_kv kv[16];
-    char buf[4][16];
-    size_t n = backing_features(dev, kv, buf);
+    struct feature_bufs fb;
+    char buf[3][16];
+    size_t n = backing_features(dev, kv, &fb);
     const struct xbd_config *cfg = &dev->cfg;
 
-    snprintf(buf[1], sizeof(buf[1]), "%u", cfg->max_indirect_segs);
-    snprintf(buf[2], sizeof(buf[2]), "%u", cfg->max_ring_order);
-    snprintf(buf[3], sizeof(buf[3]), "%u", cfg->max_queues);
+    snprintf(buf[0], sizeof(buf[0]), "%u", cfg->max_indirect_segs);
+    snprintf(buf[1], sizeof(buf[1]), "%u", cfg->max_ring_order);
+    snprintf(buf[2], sizeof(buf[2]), "%u", cfg->max_queues);
     kv[n++] = (struct xbd_kv){ "feature-persistent", cfg->max_pgrants ? "1" : "0" };
-    kv[n++] = (struct xbd_kv){ "feature-max-indirect-segments", buf[1] };
-    kv[n++] = (struct xbd_kv){ "max-ring-page-order", buf[2] };
-    kv[n++] = (struct xbd_kv){ "multi-queue-max-queues", buf[3] };
+    kv[n++] = (struct xbd_kv){ "feature-max-indirect-segments", buf[0] };
+    kv[n++] = (struct xbd_kv){ "max-ring-page-order", buf[1] };
+    kv[n++] = (struct xbd_kv){ "multi-queue-max-queues", buf[2] };
     kv[n++] = (struct xbd_kv){ "state", "2" };
     dev_write(dev, kv, n, "state %s -> InitWait", xbd_xenbus_state_name(dev->state));
     dev->state = XBD_XB_INITWAIT;
@@ -866,7 +877,7 @@ static void enter_initwait(struct xbd_device *dev)
 static int ensure_backing(struct xbd_device *dev)
 {
     struct xbd_kv kv[8];
-    char buf[1][16];
+    struct feature_bufs fb;
 
     if (dev->backing.fd >= 0)
         return 0;
@@ -880,7 +891,7 @@ static int ensure_backing(struct xbd_device *dev)
     }
     if (open_backing(dev, NULL) < 0)
         return -1;
-    dev_write(dev, kv, backing_features(dev, kv, buf), NULL);
+    dev_write(dev, kv, backing_features(dev, kv, &fb), NULL);
     return 0;
 }
 
@@ -982,10 +993,11 @@ static void publish_connected(struct xbd_device *dev)
 {
     const struct xbd_backing *b = &dev->backing;
     struct xbd_kv kv[16];
-    char buf[4][16], sectors[24], ss[16], pss[16], info[8], pid[24];
+    struct feature_bufs fb;
+    char sectors[24], ss[16], pss[16], info[8], pid[24];
     /* A resumed frontend read these keys when it connected and will not
      * read them again: they stay as they are (dev_resume kept them). */
-    size_t n = dev->resuming ? 0 : backing_features(dev, kv, buf);
+    size_t n = dev->resuming ? 0 : backing_features(dev, kv, &fb);
     unsigned vinfo = (b->readonly ? VDISK_READONLY : 0) | (dev->cdrom ? VDISK_CDROM : 0) |
                      (dev->removable ? VDISK_REMOVABLE : 0);
 

@@ -65,7 +65,10 @@ uint64_t xbd_backing_whole_blocks(uint64_t bytes, uint32_t sector_size);
  * errno on failure. */
 int xbd_backing_size(const struct xbd_backing *b, uint64_t *sectors);
 
-/* Granularity to publish as discard-granularity (bytes). */
-unsigned xbd_backing_discard_granularity(const struct xbd_backing *b);
+/* What to publish as discard-granularity and discard-alignment (bytes),
+ * as Linux blkback: a block device's own limits, a partition's taken from
+ * its disk's queue; safe defaults where sysfs cannot tell. */
+void xbd_backing_discard_limits(const struct xbd_backing *b, unsigned *granularity,
+                                unsigned *alignment);
 
 #endif

@@ -29,6 +29,7 @@ expect_key "$be/info" 0
 expect_key "$be/feature-discard" 1
 g=$(xsim_read "$be/discard-granularity")
 check "discard-granularity $g is at least the sector size" [ "$g" -ge 4096 ]
+expect_key "$be/discard-alignment" "$(cat "/sys/block/${loopdev#/dev/}/discard_alignment")"
 wait_fds_to "$loopdev" 1
 check "image itself not opened" [ "$(daemon_fds_to "$img")" = 0 ]
 fe_state 5 51712 6

@@ -344,15 +344,15 @@ loop_attach() {
     return 1
 }
 
-# loop_write_through IMAGE: attach IMAGE to a loop device switched to
-# "write through" (its queue/write_cache), in $wtdev ($wc: that file);
-# skips the test if the kernel will not.  The kernel keeps a loop
-# device's "write through" across detach and re-attach (since Linux
-# 6.11): it is restored to "write back" before the device is detached at
-# exit, or the next user of that loop device (another test, another
-# engineer's) would get a write-through device.
+# loop_write_through IMAGE [LOSETUP_ARGS...]: attach IMAGE to a loop
+# device switched to "write through" (its queue/write_cache), in $wtdev
+# ($wc: that file); skips the test if the kernel will not.  The kernel
+# keeps a loop device's "write through" across detach and re-attach
+# (since Linux 6.11): it is restored to "write back" before the device is
+# detached at exit, or the next user of that loop device (another test,
+# another engineer's) would get a write-through device.
 loop_write_through() {
-    wtdev=$(loop_attach "$1") ||
+    wtdev=$(loop_attach "$@") ||
         xsim_skip "cannot set up a loop device: $(cat "$XSIM_LOGDIR/losetup.log")"
     wc=/sys/block/${wtdev#/dev/}/queue/write_cache
     xsim_on_exit "echo 'write back' >'$wc'; losetup -d $wtdev"

@@ -80,6 +80,7 @@ XBD_MATRIX_TESTS = \
 	tests/daemon/resize.sh \
 	tests/daemon/datapath.sh \
 	tests/daemon/loopdev.sh \
+	tests/daemon/partition.sh \
 	tests/daemon/readonly.sh \
 	tests/daemon/busy.sh \
 	tests/daemon/guests.sh
