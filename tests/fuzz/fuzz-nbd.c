@@ -43,8 +43,9 @@
  * or a write whose payload was not all sent; a read's payload is the
  * store's content where no write or trim of the session reaches; after
  * the connection, the store holds the pattern wherever no write or trim
- * that succeeded or went unanswered reaches (nothing outside [0, size),
- * nothing on a read-only export, nothing for a refused request), and
+ * that succeeded or went unanswered reaches inside the export (whatever
+ * the replies said: nothing outside [0, size), nothing on a read-only
+ * export; nothing for a refused request), and
  * the payload of a successful write where no other reaches; the file's
  * size is unchanged; after ABORT or DISC from a client within the
  * server's limits every request is answered (and ABORT acknowledged);
@@ -119,6 +120,21 @@ static void setup(void)
 /* ------------------------------------------------------------------ */
 /* the client's stream, read as proto.md frames it                     */
 
+enum rstate { RS_GREETING, RS_OPT_HDR, RS_OPT_DATA, RS_EXPORT, RS_REP_HDR, RS_REP_DATA, RS_END };
+
+struct replies {
+    enum rstate st;
+    uint8_t buf[EXPORT_MAX + 256];
+    size_t have, need;
+    unsigned opt;               /* the option being answered */
+    uint32_t rep_type;
+    struct mreq *r;             /* the read whose payload comes */
+    uint16_t tflags;            /* transmission flags advertised */
+    struct xbd_nbd_geom g;
+};
+
+static struct replies rp;
+
 struct mopt {
     uint32_t type;
     bool well_formed;           /* INFO/GO: name and info requests fit */
@@ -165,15 +181,18 @@ static bool info_go_well_formed(const uint8_t *d, uint32_t len)
     return len == 6 + namelen + 2u * get16(d + 4 + namelen);
 }
 
-/* Writes and trims touch the store (clipped to it); the rest do not. */
+/* Where a write or trim may change the store: inside the export only,
+ * whatever the server answered. */
 static bool range_in_store(const struct mreq *r, uint32_t *a, uint32_t *b)
 {
+    uint64_t size = rp.g.size;
+
     if (r->type != NBD_CMD_WRITE && r->type != NBD_CMD_TRIM)
         return false;
-    if (r->off >= STORE_SIZE)
+    if (r->off >= size)
         return false;
     *a = (uint32_t)r->off;
-    *b = r->len > STORE_SIZE - r->off ? STORE_SIZE : (uint32_t)(r->off + r->len);
+    *b = r->len > size - r->off ? (uint32_t)size : (uint32_t)(r->off + r->len);
     return true;
 }
 
@@ -252,20 +271,6 @@ static void model_parse(void)
 /* ------------------------------------------------------------------ */
 /* the server's stream                                                 */
 
-enum rstate { RS_GREETING, RS_OPT_HDR, RS_OPT_DATA, RS_EXPORT, RS_REP_HDR, RS_REP_DATA, RS_END };
-
-struct replies {
-    enum rstate st;
-    uint8_t buf[EXPORT_MAX + 256];
-    size_t have, need;
-    unsigned opt;               /* the option being answered */
-    uint32_t rep_type;
-    struct mreq *r;             /* the read whose payload comes */
-    uint16_t tflags;            /* transmission flags advertised */
-    struct xbd_nbd_geom g;
-};
-
-static struct replies rp;
 
 static struct mreq *by_cookie(const uint8_t *cookie)
 {
@@ -537,7 +542,9 @@ static void check_store(void)
         const struct mreq *r = &m.reqs[i];
         uint32_t a, b;
 
-        if ((r->answered && r->error) || !range_in_store(r, &a, &b))
+        /* Nothing reaches a read-only export's store, whatever the
+         * replies said. */
+        if (rp.g.readonly || (r->answered && r->error) || !range_in_store(r, &a, &b))
             continue;
         cover[a]++;
         cover[b]--;
@@ -580,8 +587,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     memcpy(m.s, in.p, in.left);
     m.n = in.left;
-    model_parse();
-
     rp.g.min_block = gbits & 4 ? 4096 : 512;
     rp.g.size = (uint64_t)(1 + sectors % (EXPORT_MAX / rp.g.min_block)) * rp.g.min_block;
     rp.g.readonly = gbits & 1;
@@ -589,6 +594,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rp.g.flush = backing.flush;
     rp.g.is_blockdev = backing.is_blockdev;
     gated = gbits & 8;
+    model_parse();
+
     if (pwrite(backing.fd, pattern, STORE_SIZE, 0) != STORE_SIZE)
         abort();
 

@@ -262,7 +262,7 @@ def nbd_seeds():
                req(TRIM, 6, 16384, 4096) + req(DISC, 7))
     write("nbd", "go-rw-flush-disc", hdr(0, 2) + flags + opt(99, b"x") + go(OPT_INFO) + go() + session)
     write("nbd", "go-gated-chunks", hdr(5, 2 | 8, 127, 3) + flags + go(name=b"disk") + session)
-    write("nbd", "go-readonly-4k", hdr(7, 1 | 4, 15) + flags + go(infos=(0, 3)) +
+    write("nbd", "go-readonly-4k", hdr(7, 1 | 2 | 4, 15) + flags + go(infos=(0, 3)) +
           req(READ, 1, 0, 4096) + req(WRITE, 2, 0, 4096, 0, b"\x11" * 4096) +
           req(TRIM, 3, 0, 4096) + req(READ, 4, 512, 512) + req(DISC, 5))
     write("nbd", "export-name-zeroes", hdr(3, 0, 15) + struct.pack(">I", 1) +
