@@ -18,10 +18,12 @@
  *
  * Input: [0] chunk size (1 + [0]*37 % 8192, at least a 16th of the
  * rest), [1] bit 0 read-only, bit 1 trim, bit 2 4096-byte sectors,
- * bit 3 start gated (as while another client drains), [2] export size in
- * sectors - 1 (modulo what fits), [3] ungate after that many chunks
- * (modulo 17; at the latest once all is sent), then the bytes the client
- * sends before closing its side.  The harness reads those bytes as a
+ * bit 3 start gated (as while another client drains), bit 4 the client
+ * hangs up once all is sent, reading nothing more, bit 5 the export cuts
+ * the client off (xbd_nbd_conn_shut, as when the disk closes), [2] export
+ * size in sectors - 1 (modulo what fits), [3] ungate or cut off after
+ * that many chunks (modulo 17; ungate at the latest once all is sent),
+ * then the bytes the client sends before closing its side.  The harness reads those bytes as a
  * client would have composed them (proto.md framing: options until
  * EXPORT_NAME, a well-formed GO or ABORT, then 28-byte requests with a
  * WRITE's payload, until DISC or a bad magic) and makes the request
@@ -575,7 +577,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static uint8_t rbuf[65536];
     size_t sent = 0;
     unsigned idle = 0;
-    bool eof = false, closed = false, gated;
+    bool eof = false, closed = false, gated, hang_up, cut_off, cut = false;
     int sv[2];
 
     setup();
@@ -594,6 +596,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rp.g.flush = backing.flush;
     rp.g.is_blockdev = backing.is_blockdev;
     gated = gbits & 8;
+    hang_up = gbits & 0x10;
+    cut_off = gbits & 0x20;
     model_parse();
 
     if (pwrite(backing.fd, pattern, STORE_SIZE, 0) != STORE_SIZE)
@@ -613,25 +617,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                             on_gone, on_drained, NULL);
     xbd_fuzz_assert(conn);
     while (!eof) {
-        if (!closed) {
-            size_t n = m.n - sent < chunk ? m.n - sent : chunk;
-            ssize_t w = n ? send(sv[1], m.s + sent, n, MSG_NOSIGNAL) : 0;
-
-            if (w > 0) {
-                sent += (size_t)w;
-                chunks++;
-                idle = 0;
-            } else if (w < 0 && errno != EAGAIN) {
-                sent = m.n;             /* the server hung up */
-            }
-            if (sent == m.n) {
-                shutdown(sv[1], SHUT_WR);
-                closed = true;
-            }
+        if (!closed && xbd_fuzz_send_chunk(sv[1], m.s, m.n, chunk, &sent, &closed)) {
+            chunks++;
+            idle = 0;
         }
         if (gated && !gone && (closed || chunks > ungate_after)) {
             gated = false;
             xbd_nbd_conn_gate(conn, false);
+        }
+        if (cut_off && !gone && chunks > ungate_after) {
+            xbd_nbd_conn_shut(conn);
+            cut = true;
+        }
+        if (hang_up && closed) {
+            close(sv[1]);       /* replies still due fail with EPIPE */
+            cut = true;
+            break;
         }
         pump(&idle);
         for (;;) {
@@ -648,16 +649,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     take(NULL, 0);
-    xbd_fuzz_assert(gone);
+    xbd_fuzz_assert(gone || hang_up);   /* EOF: the server closed */
     while (!freed)
         pump(&idle);
-    close(sv[1]);
+    if (!hang_up || !closed)
+        close(sv[1]);
 
     /* A client within the server's limits that ends with ABORT or DISC
-     * gets every answer first. */
-    if (m.within_limits && m.abort_end)
+     * gets every answer first (unless it hung up or was cut off). */
+    if (m.within_limits && m.abort_end && !cut)
         xbd_fuzz_assert(rp.st == RS_END);
-    if (m.within_limits && m.disc) {
+    if (m.within_limits && m.disc && !cut) {
         xbd_fuzz_assert(rp.st == RS_REP_HDR && rp.have == 0);
         for (unsigned i = 0; i < m.nreqs; i++)
             xbd_fuzz_assert(m.reqs[i].answered);

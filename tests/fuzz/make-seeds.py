@@ -236,8 +236,9 @@ def gcache_seeds():
 
 
 def nbd_seeds():
-    # fuzz-nbd.c: [chunk, geometry bits (1 read-only, 2 trim, 4 4096-byte
-    # sectors, 8 gated), export sectors - 1, ungate after N chunks], then
+    # fuzz-nbd.c: [chunk, bits (1 read-only, 2 trim, 4 4096-byte sectors,
+    # 8 gated, 0x10 hang up, 0x20 cut off), export sectors - 1, ungate or
+    # cut off after N chunks], then
     # the client's bytes: flags, options, requests (big-endian).
     IHAVEOPT, REQ = 0x49484156454f5054, 0x25609513
     OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_INFO, OPT_GO = 1, 2, 3, 6, 7
@@ -261,6 +262,8 @@ def nbd_seeds():
                req(FLUSH, 3) + req(READ, 4, 4096, 1024) + req(WRITE, 5, 8192, 512, 1, b"\xa5" * 512) +
                req(TRIM, 6, 16384, 4096) + req(DISC, 7))
     write("nbd", "go-rw-flush-disc", hdr(0, 2) + flags + opt(99, b"x") + go(OPT_INFO) + go() + session)
+    write("nbd", "hang-up", hdr(0, 2 | 0x10) + flags + go() + session)
+    write("nbd", "cut-off", hdr(9, 2 | 0x20, 127, 2) + flags + go() + session)
     write("nbd", "go-gated-chunks", hdr(5, 2 | 8, 127, 3) + flags + go(name=b"disk") + session)
     write("nbd", "go-readonly-4k", hdr(7, 1 | 2 | 4, 15) + flags + go(infos=(0, 3)) +
           req(READ, 1, 0, 4096) + req(WRITE, 2, 0, 4096, 0, b"\x11" * 4096) +
