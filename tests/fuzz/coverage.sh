@@ -21,7 +21,7 @@ llvmcov=$(command -v llvm-cov || command -v llvm-cov-14 || true)
     echo "coverage.sh: llvm-profdata/llvm-cov not found: install the Debian package llvm-14" >&2
     exit 1
 }
-all=(request xenstore config control)
+all=(request xenstore config control nbd)
 harnesses=("$@")
 [ ${#harnesses[@]} -gt 0 ] || harnesses=("${all[@]}")
 
@@ -32,6 +32,7 @@ sources() {
         xenstore) echo src/xenstore_parse.c ;;
         config) echo src/config.c ;;
         control) echo src/control.c src/control_cmd.c ;;
+        nbd) echo src/nbd_conn.c src/nbd_handshake.c ;;
     esac
 }
 

@@ -146,20 +146,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         closed = true;
     }
     while (!eof) {
-        if (!closed) {
-            size_t n = in.left - sent < chunk ? in.left - sent : chunk;
-            ssize_t w = send(sv[1], in.p + sent, n, MSG_NOSIGNAL);
-            if (w > 0) {
-                sent += (size_t)w;
-                idle = 0;
-            } else if (w < 0 && errno != EAGAIN) {
-                sent = in.left;         /* the daemon hung up */
-            }
-            if (sent == in.left) {
-                shutdown(sv[1], SHUT_WR);
-                closed = true;
-            }
-        }
+        if (!closed && xbd_fuzz_send_chunk(sv[1], in.p, in.left, chunk, &sent, &closed))
+            idle = 0;
         pump(&idle);
         for (;;) {
             ssize_t r = recv(sv[1], rbuf + rlen, sizeof(rbuf) - rlen - 1, 0);

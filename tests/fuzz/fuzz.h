@@ -12,10 +12,13 @@
 #ifndef XENBLKD_FUZZ_H
 #define XENBLKD_FUZZ_H
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -46,6 +49,27 @@ static inline uint64_t xbd_fuzz_take(struct xbd_fuzz_in *in, unsigned bytes)
         v |= b << (8 * i);
     }
     return v;
+}
+
+/* The client of a harness that talks to the daemon over a socketpair
+ * (fuzz-control, fuzz-nbd): send the next chunk of buf[0..len) (at most
+ * chunk bytes) on sock; once all is sent, or the daemon hung up, shut
+ * the writing side (*closed).  True when bytes went out. */
+static inline bool xbd_fuzz_send_chunk(int sock, const uint8_t *buf, size_t len, size_t chunk,
+                                       size_t *sent, bool *closed)
+{
+    size_t n = len - *sent < chunk ? len - *sent : chunk;
+    ssize_t w = n ? send(sock, buf + *sent, n, MSG_NOSIGNAL) : 0;
+
+    if (w > 0)
+        *sent += (size_t)w;
+    else if (w < 0 && errno != EAGAIN)
+        *sent = len;            /* the daemon hung up */
+    if (*sent == len) {
+        shutdown(sock, SHUT_WR);
+        *closed = true;
+    }
+    return w > 0;
 }
 
 #endif

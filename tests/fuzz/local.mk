@@ -8,7 +8,7 @@
 # with libFuzzer instead; tests/fuzz/run.sh (make fuzz) does that in a
 # build directory of its own and fuzzes each for FUZZ_SECONDS.
 XBD_FUZZ_PROGS = tests/fuzz/fuzz-request tests/fuzz/fuzz-xenstore \
-	tests/fuzz/fuzz-config tests/fuzz/fuzz-control tests/fuzz/fuzz-gcache
+	tests/fuzz/fuzz-config tests/fuzz/fuzz-control tests/fuzz/fuzz-gcache tests/fuzz/fuzz-nbd
 XBD_FUZZ_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/src -I$(top_srcdir)/tests/fuzz \
 	$(XENGNTTAB_CFLAGS) $(XENEVTCHN_CFLAGS) $(XENSTORE_CFLAGS) $(JSONC_CFLAGS)
 XBD_FUZZ_LIBS = src/libxenblkd.a $(XENGNTTAB_LIBS) $(XENEVTCHN_LIBS) \
@@ -60,6 +60,13 @@ tests_fuzz_fuzz_control_SOURCES = tests/fuzz/fuzz-control.c tests/fuzz/fuzz.h
 tests_fuzz_fuzz_control_CFLAGS = $(XBD_FUZZ_CFLAGS)
 tests_fuzz_fuzz_control_LDFLAGS = $(XBD_FUZZ_LINK_FLAGS)
 tests_fuzz_fuzz_control_LDADD = $(XBD_FUZZ_MAIN) $(XBD_FUZZ_LIBS)
+
+# The store is a memfd opened through xbd_backing_open; src/nbd_conn.c's
+# internals are read through its header (see the file).
+tests_fuzz_fuzz_nbd_SOURCES = tests/fuzz/fuzz-nbd.c tests/fuzz/fuzz.h
+tests_fuzz_fuzz_nbd_CFLAGS = $(XBD_FUZZ_CFLAGS)
+tests_fuzz_fuzz_nbd_LDFLAGS = $(XBD_FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_nbd_LDADD = $(XBD_FUZZ_MAIN) $(XBD_FUZZ_LIBS)
 
 # make fuzz: build with clang and libFuzzer in $(abs_top_builddir)/fuzz-build
 # and fuzz each harness FUZZ_SECONDS (default 60).

@@ -235,8 +235,60 @@ def gcache_seeds():
           b"\x00\x08\x06\x00")
 
 
+def nbd_seeds():
+    # fuzz-nbd.c: [chunk, bits (1 read-only, 2 trim, 4 4096-byte sectors,
+    # 8 gated, 0x10 hang up, 0x20 cut off), export sectors - 1, ungate or
+    # cut off after N chunks], then
+    # the client's bytes: flags, options, requests (big-endian).
+    IHAVEOPT, REQ = 0x49484156454f5054, 0x25609513
+    OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_INFO, OPT_GO = 1, 2, 3, 6, 7
+    READ, WRITE, DISC, FLUSH, TRIM = 0, 1, 2, 3, 4
+
+    def hdr(chunk=0, bits=0, sectors=63, ungate=0):
+        return bytes([chunk, bits, sectors, ungate])
+
+    def opt(t, data=b""):
+        return struct.pack(">QII", IHAVEOPT, t, len(data)) + data
+
+    def go(t=OPT_GO, name=b"", infos=(3,)):
+        return opt(t, struct.pack(">I", len(name)) + name +
+                   struct.pack(">H", len(infos)) + b"".join(struct.pack(">H", i) for i in infos))
+
+    def req(t, cookie, off=0, length=0, flags=0, payload=b""):
+        return struct.pack(">IHHQQI", REQ, flags, t, cookie, off, length) + payload
+
+    flags = struct.pack(">I", 3)         # fixed newstyle, no zeroes
+    session = (req(READ, 1, 0, 4096) + req(WRITE, 2, 4096, 512, 0, bytes(range(256)) * 2) +
+               req(FLUSH, 3) + req(READ, 4, 4096, 1024) + req(WRITE, 5, 8192, 512, 1, b"\xa5" * 512) +
+               req(TRIM, 6, 16384, 4096) + req(DISC, 7))
+    write("nbd", "go-rw-flush-disc", hdr(0, 2) + flags + opt(99, b"x") + go(OPT_INFO) + go() + session)
+    write("nbd", "hang-up", hdr(0, 2 | 0x10) + flags + go() + session)
+    write("nbd", "cut-off", hdr(9, 2 | 0x20, 127, 2) + flags + go() + session)
+    write("nbd", "go-gated-chunks", hdr(5, 2 | 8, 127, 3) + flags + go(name=b"disk") + session)
+    write("nbd", "go-readonly-4k", hdr(7, 1 | 2 | 4, 15) + flags + go(infos=(0, 3)) +
+          req(READ, 1, 0, 4096) + req(WRITE, 2, 0, 4096, 0, b"\x11" * 4096) +
+          req(TRIM, 3, 0, 4096) + req(READ, 4, 512, 512) + req(DISC, 5))
+    write("nbd", "export-name-zeroes", hdr(3, 0, 15) + struct.pack(">I", 1) +
+          opt(OPT_LIST) + opt(OPT_EXPORT_NAME, b"any") +
+          req(READ, 9, 0, 512) + req(WRITE, 10, 512, 512, 0, b"\x22" * 512) + req(DISC, 11))
+    write("nbd", "unknown-option-abort", hdr(1) + flags + opt(5, b"tls?") + opt(OPT_LIST, b"bad") +
+          opt(OPT_GO, struct.pack(">I", 1) + b"n" + struct.pack(">HH", 2, 3)) + opt(OPT_ABORT))
+    write("nbd", "bad-go-lengths", hdr() + flags + opt(OPT_GO, struct.pack(">I", 0xffffffff) + b"\0\0") +
+          opt(OPT_GO, b"\0") + opt(OPT_INFO, struct.pack(">IH", 2, 0) + b"ab\0") + opt(OPT_ABORT))
+    write("nbd", "truncated-header", hdr() + flags + go() + req(READ, 1, 0, 512)[:20])
+    write("nbd", "huge-write", hdr() + flags + go() + req(WRITE, 1, 0, 0xffffffff) + b"\0" * 64)
+    write("nbd", "refused-writes", hdr(2, 0, 7) + flags + go() +
+          req(WRITE, 1, 4096 - 512, 1024, 0, b"\x33" * 1024) +          # past the end
+          req(WRITE, 2, 1, 512, 0, b"\x44" * 512) +                     # unaligned
+          req(WRITE, 3, 0, 512, 0x80, b"\x55" * 512) +                  # unknown flag
+          req(WRITE, 4, 0, 0) + req(READ, 5, 0, 8 << 20) + req(9, 6, 0, 512) +
+          req(TRIM, 7, 0, 512) + req(FLUSH, 8, 512, 0) + req(DISC, 9))
+    write("nbd", "bad-magic", hdr() + flags + go() + req(READ, 1, 0, 512)[:4][::-1] + bytes(24))
+
+
 request_seeds()
 gcache_seeds()
 xenstore_seeds()
 config_seeds()
 control_seeds()
+nbd_seeds()

@@ -24,7 +24,7 @@ seconds=${FUZZ_SECONDS:-60}
 build=${FUZZ_BUILD:-$top/_build/fuzz}
 jobs=${FUZZ_JOBS:-$(nproc)}
 clang=${CLANG:-clang}
-all=(request xenstore config control gcache)
+all=(request xenstore config control gcache nbd)
 harnesses=("$@")
 [ ${#harnesses[@]} -gt 0 ] || harnesses=("${all[@]}")
 
@@ -35,6 +35,7 @@ max_len() {
         request) echo 24576 ;;
         control) echo 8192 ;;
         gcache) echo 8192 ;;
+        nbd) echo 8192 ;;
         *) echo 4096 ;;
     esac
 }
