@@ -325,8 +325,9 @@ static json_object *ring_obj(unsigned queue, const struct xbd_ring_stats *s)
     GROUP(o, "grant_copy", KEYS("calls", "segments"), s->copy_calls, s->copy_segs);
     GROUP(o, "evtchn", KEYS("received", "sent", "storm_delays"),
           s->evtchn_rx, s->evtchn_tx, s->storm_delays);
-    GROUP(o, "engine", KEYS("queued", "share_waits", "offloaded"),
-          s->engine.queued, s->engine.share_waits, s->engine.offloaded);
+    GROUP(o, "engine", KEYS("queued", "share_waits", "offloaded", "worker_submitted"),
+          s->engine.queued, s->engine.share_waits, s->engine.offloaded,
+          s->engine.worker_submitted);
     for (unsigned op = 0; op < XBD_LAT_OPS; op++)
         json_object_object_add(lat, lat_names[op], hist_obj(&s->lat[op]));
     json_object_object_add(o, "latency", lat);

@@ -82,6 +82,14 @@ struct xbd_aio {
     long job_res;            /* written by the worker */
     bool probe_fs;           /* READV/WRITEV: the worker asks fstatfs too */
     bool fs_in_memory;       /* its answer: tmpfs or ramfs */
+    /* READV/WRITEV the kernel said would block: the worker only submits it
+     * (to ctx, without RWF_NOWAIT) and the kernel transfers it, its
+     * completion reaped by the loop as any other.  reaped_early: that
+     * completion came before the worker's report; early_res its result.
+     * transfer: a worker's submission failed, a worker transfers it. */
+    bool submit_only, reaped_early, transfer;
+    long early_res;
+    io_context_t ctx;
     struct xbd_pool_job job;
 };
 

@@ -112,7 +112,8 @@
  *   "engine": {"queued" (I/Os waiting now for the ring's or the device's
  *       share of the shared I/O engine), "share_waits" (submission rounds in
  *       which the ring had I/O waiting for it), "offloaded" (jobs the worker pool ran: discard
- *       chunks, flushes without IOCB_CMD_FDSYNC)},
+ *       chunks, flushes without IOCB_CMD_FDSYNC, reads and writes that would block),
+ *       "worker_submitted" (of those, reads and writes a worker only submitted)},
  *   "latency": {"read","write","flush","barrier","discard"}, each
  *       {"count","sum_us","buckets":[XBD_LAT_BUCKETS integers]}: time from
  *       the request leaving the ring to its response being pushed; bucket

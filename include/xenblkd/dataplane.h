@@ -133,6 +133,9 @@ struct xbd_aio_share_stats {
     uint64_t offloaded;        /* jobs the worker pool ran: discard chunks,
                                   flushes without IOCB_CMD_FDSYNC, reads and
                                   writes that would have blocked */
+    uint64_t worker_submitted; /* of which reads and writes a worker only
+                                  submitted to the kernel (without
+                                  RWF_NOWAIT), which then did the transfer */
 };
 
 /* Per-ring counters.  Written only by the ring's own loop, in the data

@@ -12,7 +12,9 @@
  * after A's 16 writes, must then complete while A's storage is still
  * frozen.  A watchdog thread thaws after 20 s so that a failure ends
  * (and is told apart: the read completed only after the watchdog).
- * After the thaw every write completes whole and its data is on disk.
+ * After the thaw every write completes whole and its data is on disk; then
+ * writes into the holes of a sparse image there are submitted by workers
+ * and transferred asynchronously (sparse_writes).
  *
  * Needs root (loop devices, mount, FIFREEZE, sysfs); skipped (77)
  * otherwise or when the queue depth cannot be set.
@@ -35,6 +37,7 @@
 #include "io_aio.h"
 
 #define NWRITES 16
+#define NSPARSE 32
 
 /* The watchdog: thaws after 20 s unless told to stop. */
 static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -99,6 +102,54 @@ static void *page(int fill)
         abort();
     memset(p, fill, 4096);
     return p;
+}
+
+/* Writes into the holes of a fresh sparse image on ext4 (the thawed
+ * filesystem in dir/mnt): under RWF_NOWAIT the kernel says each would
+ * block (ext4 must allocate), and a worker only submits it without the
+ * flag; the kernel transfers it asynchronously.  Every write completes
+ * whole with its data, and no worker did a transfer itself. */
+static void sparse_writes(struct ev_loop *loop, struct xbd_io_engine *io, const char *dir)
+{
+    static struct op w[NSPARSE];
+    static struct xbd_aio_share_stats st;
+    struct xbd_aio_queue *q = xbd_aio_queue_new(io, &st, &st);
+    unsigned char *buf = page(0), *want = page(0);
+    char path[256];
+    int fd, i, done;
+    double t0;
+
+    snprintf(path, sizeof(path), "%s/mnt/sparse", dir);
+    fd = open(path, O_RDWR | O_CREAT | O_DIRECT, 0600);
+    CHECK(q != NULL && fd >= 0 && ftruncate(fd, 16 << 20) == 0);
+    for (i = 0; i < NSPARSE; i++) {
+        w[i].iov = (struct iovec){ page(0x60 + i), 4096 };
+        xbd_aio_bind(&w[i].aio, q);
+        xbd_aio_writev(io, &w[i].aio, fd, &w[i].iov, 1, (uint64_t)i << 18, op_done);
+    }
+    t0 = ev_time();
+    do {
+        ev_run(loop, EVRUN_ONCE);
+        for (done = 0, i = 0; i < NSPARSE; i++)
+            done += w[i].calls;
+    } while (done < NSPARSE && ev_time() - t0 < 30);
+    for (i = 0; i < NSPARSE; i++) {
+        CHECK_EQ(w[i].calls, 1);
+        CHECK_EQ(w[i].res, 4096l);
+        memset(want, 0x60 + i, 4096);
+        CHECK(pread(fd, buf, 4096, (off_t)i << 18) == 4096);
+        CHECK(memcmp(buf, want, 4096) == 0);
+        free(w[i].iov.iov_base);
+    }
+    printf("sparse image: %llu of %d writes would have blocked, %llu of them only "
+           "submitted by a worker\n", (unsigned long long)st.offloaded, NSPARSE,
+           (unsigned long long)st.worker_submitted);
+    CHECK(st.offloaded > 0);
+    CHECK_EQ(st.worker_submitted, st.offloaded);
+    xbd_aio_queue_free(q);
+    close(fd);
+    free(buf);
+    free(want);
 }
 
 int main(void)
@@ -194,6 +245,8 @@ int main(void)
     }
     printf("device A: %llu write(s) run by the worker pool\n", (unsigned long long)sta.offloaded);
     CHECK(sta.offloaded > 0);
+
+    sparse_writes(loop, io, dir);
 
     xbd_aio_queue_free(qa);
     xbd_aio_queue_free(qc);
