@@ -27,6 +27,7 @@ OUT=${BENCH_OUT:-$top_builddir/bench-results}
 DISK_DIR=${BENCH_DISK_DIR:-/var/tmp}
 TMPFS_DIR=${BENCH_TMPFS_DIR:-/dev/shm}
 ONLY=${BENCH_ONLY:-}         # a regular expression on workload names
+SPARSE=${BENCH_SPARSE:-0}
 
 # workload: name sweep rw bs qd indirect persistent guests
 # (sweep: which plot the point belongs to.)
@@ -288,9 +289,16 @@ for st in $STORAGES; do
     xsim_on_exit rm -rf "$d"
     FILES[$st]=$d
     # Real blocks (a sparse or fallocated file reads as zeros without any
-    # device I/O).
+    # device I/O); BENCH_SPARSE=1: fresh sparse images, whose writes the
+    # filesystem must allocate.  Jobs share the files, so only the first
+    # write job of a run meets holes everywhere: select one backend and
+    # one job per run (BENCH_BACKENDS, BENCH_ONLY).
     for ((i = 0; i < maxg; i++)); do
-        dd if=/dev/zero of="$d/g$i.img" bs=1M count="$FILE_MB" conv=fsync status=none
+        if [ "$SPARSE" = 1 ]; then
+            truncate -s "${FILE_MB}M" "$d/g$i.img"
+        else
+            dd if=/dev/zero of="$d/g$i.img" bs=1M count="$FILE_MB" conv=fsync status=none
+        fi
     done
     # tmpfs has O_DIRECT only since Linux 6.6: without it, all three
     # (fio, xenblkd, QEMU) use the page cache alike.
