@@ -84,6 +84,8 @@ struct xbd_io_engine {
     int efd;
     unsigned depth;          /* events the context was set up for */
     unsigned inflight;       /* iocbs the kernel holds */
+    unsigned submitting;     /* iocbs handed to a worker to submit: each
+                                takes a slot of the context until reaped */
     unsigned queued;         /* I/Os waiting in every queue */
     unsigned dev_share, ring_share;
     struct xbd_aio_queue *rr;       /* next queue to serve; circular list */
@@ -357,10 +359,13 @@ static void pool_submitted(struct xbd_io_engine *io, struct xbd_aio *a)
         if (a->reaped_early) {
             a->reaped_early = false;
             completed(io, a, a->early_res);
+        } else {
+            io->submitting--;   /* the kernel's now, until efd_cb reaps it */
+            io->inflight++;
         }
         return;
     }
-    io->inflight--;             /* the slot serve() took for it */
+    io->submitting--;
     hold(io, a, -1);
     if (res == -EAGAIN) {
         a->pooled = a->transfer = true;
@@ -385,7 +390,7 @@ static void pool_done(struct xbd_io_engine *io, struct xbd_aio *a)
     if (a->kind == XBD_AIO_READV || a->kind == XBD_AIO_WRITEV) {
         /* Any rest goes to the kernel again (RWF_NOWAIT first), or to a
          * worker again if the store refuses RWF_NOWAIT (needs_worker). */
-        a->pooled = false;
+        a->pooled = a->transfer = false;
         rw_progress(io, a, res);
         return;
     }
@@ -443,8 +448,13 @@ static bool is_rw(const struct xbd_aio *a)
 /* Reads and writes go to the kernel with RWF_NOWAIT: whatever would block
  * inside io_submit() (an O_DIRECT write into a hole that ext4 must
  * allocate, a device out of request tags) comes back EAGAIN instead and
- * runs in the worker pool, so the loop every guest shares never waits for
- * one guest's storage.  Those of a store that refused RWF_NOWAIT run in
+ * goes to the worker pool (worker_submits), so the loop every guest shares
+ * does not wait for one guest's storage.  One wait has no flag: Linux's
+ * aio_write() takes a regular file's filesystem freeze protection
+ * (sb_start_write) whatever RWF_NOWAIT says, so a write to an image on a
+ * frozen filesystem (fsfreeze, a snapshot being taken under it) holds the
+ * loop until the thaw; nothing short of submitting every file write from
+ * a thread avoids it (xenblkd(8), CAVEATS).  Those of a store that refused RWF_NOWAIT run in
  * the pool from the start: without the flag io_submit() does the whole
  * transfer itself, waiting on a hung NFS server or on dirty-page
  * throttling with every guest's loop.  Except in memory (tmpfs, ramfs),
@@ -462,8 +472,10 @@ static bool needs_worker(const struct xbd_aio_queue *q, const struct xbd_aio *a)
  * that takes RWF_NOWAIT (an O_DIRECT file or a block device): only its
  * submission may block, e.g. an O_DIRECT write into a hole of a sparse
  * image while ext4 allocates the block, or a device out of request tags.
- * A worker submits it without the flag and the kernel transfers it as any
- * other, so a fresh image's writes keep the guest's queue depth instead
+ * A worker submits it without the flag and, with O_DIRECT or on a block
+ * device, the kernel transfers it as any other (a buffered read is done
+ * inside the submission), so a fresh image's writes keep the guest's
+ * queue depth instead
  * of the pool's share of synchronous writes (make bench, 4 KiB random
  * writes at QD 32 into a sparse 1 GiB file on ext4: 8.2k IOPS when the
  * workers did the transfers, fio 47k).  Unless such a submission failed
@@ -498,6 +510,13 @@ static struct xbd_aio **pick(const struct xbd_io_engine *io, struct xbd_aio_queu
     return NULL;
 }
 
+/* Is there a slot in the kernel context for one more iocb, besides the
+ * n gathered in this batch and those workers are submitting? */
+static bool context_room(const struct xbd_io_engine *io, int n)
+{
+    return io->inflight + io->submitting + (unsigned)n < io->depth;
+}
+
 /* Serve one I/O of q if its shares allow; true if one left the queue. */
 static bool serve(struct xbd_io_engine *io, struct xbd_aio_queue *q,
                   struct xbd_aio **batch, int *n, unsigned room)
@@ -519,8 +538,8 @@ static bool serve(struct xbd_io_engine *io, struct xbd_aio_queue *q,
     if (needs_worker(q, a)) {
         bool submit_only = worker_submits(q, a);
 
-        if (submit_only && io->inflight + (unsigned)*n >= io->depth)
-            return false;       /* no room in the context for it now */
+        if (submit_only && !context_room(io, *n))
+            return false;
         if (!a->pooled && q->grp->fs == FS_UNKNOWN) {
             /* The first refused read/write asks where the store is. */
             q->grp->fs = FS_PROBING;
@@ -531,16 +550,16 @@ static bool serve(struct xbd_io_engine *io, struct xbd_aio_queue *q,
         a->ctx = io->ctx;
         unlink_at(q, pp);
         hold(io, a, +1);
-        io->inflight += submit_only;
+        io->submitting += submit_only;
         if (start_pooled(io, a))
             return true;
-        io->inflight -= submit_only;
+        io->submitting -= submit_only;
         hold(io, a, -1);
         a->submit_only = false;
         enqueue_front(io, a);
         return false;
     }
-    if ((unsigned)*n >= room)
+    if ((unsigned)*n >= room || !context_room(io, *n))
         return false;
     if (is_rw(a))
         a->iocb.aio_rw_flags = q->grp->no_nowait[a->kind == XBD_AIO_WRITEV] ? 0 : RWF_NOWAIT;
@@ -791,13 +810,14 @@ static void efd_cb(struct ev_loop *loop, ev_io *w, int revents)
         for (i = 0; i < n; i++) {
             struct xbd_aio *a = (struct xbd_aio *)evs[i].obj;
 
-            io->inflight--;
             if (a->submit_only) {
                 /* Its worker has not reported yet (pool_submitted). */
+                io->submitting--;
                 a->reaped_early = true;
                 a->early_res = (long)evs[i].res;
                 continue;
             }
+            io->inflight--;
             completed(io, a, (long)evs[i].res);
         }
     } while (n == XBD_AIO_BATCH);
@@ -983,9 +1003,9 @@ void xbd_io_engine_stop(struct xbd_io_engine *io)
         xbd_info("exit: %u of %u worker job(s) dropped before they started; waiting for "
                  "those running before the disks are closed", xbd_pool_stop(io->pool), held);
     xbd_pool_join(io->pool);
-    if (io->inflight)
-        xbd_info("exit: waiting for the %u I/O(s) the kernel holds before the disks are "
-                 "closed", io->inflight);
+    if (io->inflight || io->submitting)
+        xbd_info("exit: waiting for the %u I/O(s) the kernel holds (and any of %u a worker "
+                 "was to submit) before the disks are closed", io->inflight, io->submitting);
     /* Waits for what the kernel holds; nothing is reaped afterwards. */
     ev_ref(io->loop);
     ev_io_stop(io->loop, &io->efd_w);
@@ -1004,14 +1024,16 @@ void xbd_io_engine_free(struct xbd_io_engine *io)
      * otherwise, and for any I/O no dropped queue accounts for (the
      * queues' counts include pool jobs, the engine's do not: never
      * fewer). */
-    if (io->stopped && (io->inflight || io->queued) &&
-        io->inflight + io->queued <= io->dropped_journaled + io->dropped_unanswered)
+    unsigned held = io->inflight + io->submitting;
+
+    if (io->stopped && (held || io->queued) &&
+        held + io->queued <= io->dropped_journaled + io->dropped_unanswered)
         xbd_info("exit: %u I/O(s) finished and %u queued not answered: %u left to the "
                  "abandoned rings' journals, %u of NBD clients already cut off",
-                 io->inflight, io->queued, io->dropped_journaled, io->dropped_unanswered);
-    else if (io->inflight || io->queued || xbd_pool_held(io->pool))
+                 held, io->queued, io->dropped_journaled, io->dropped_unanswered);
+    else if (held || io->queued || xbd_pool_held(io->pool))
         xbd_err("I/O engine freed with %u in flight, %u queued, %u in the worker pool",
-                io->inflight, io->queued, xbd_pool_held(io->pool));
+                held, io->queued, xbd_pool_held(io->pool));
     /* Jobs not started are dropped, running ones waited for: nothing
      * touches an I/O after this. */
     xbd_pool_free(io->pool);

@@ -20,8 +20,11 @@
  * (io_pool.h), discards in chunks of at most XBD_DISCARD_CHUNK bytes.
  * Reads and writes go to the kernel with RWF_NOWAIT: one that would block
  * inside io_submit() (ext4 allocating blocks for an O_DIRECT write into a
- * hole, a device out of request tags) comes back EAGAIN and a worker runs
- * it with preadv/pwritev, so nothing ever blocks the loop.  A store that
+ * hole, a device out of request tags) comes back EAGAIN and a worker
+ * submits it without the flag (the kernel then transfers it, and the loop
+ * reaps it as any other), so nothing blocks the loop but the exception
+ * Linux's AIO has no flag for: a write to a regular file on a frozen
+ * filesystem waits in io_submit() for the thaw (io_aio.c).  A store that
  * refuses RWF_NOWAIT (FUSE, NFS, buffered ext4 writes) is remembered and
  * its reads or writes all go to the pool, unless it is in memory (tmpfs,
  * ramfs: the loop copies them, io_aio.c needs_worker).  A pool job
