@@ -51,8 +51,8 @@
  * the payload of a successful write where no other reaches; the file's
  * size is unchanged; after ABORT or DISC from a client within the
  * server's limits every request is answered (and ABORT acknowledged);
- * the connection always ends, within a number of loop iterations
- * without progress bounded by the input, never by time.
+ * the connection always ends, within a fixed number of loop iterations
+ * without progress (never a time bound).
  *
  * Not reached: the 8 MiB bound on a connection's buffers (the store is
  * too small for 16 reads to hold that much; tests/daemon/nbd-*.sh), the

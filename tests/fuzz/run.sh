@@ -53,11 +53,15 @@ if [ ! -f "$build/Makefile" ] || ! grep -q 'enable-fuzzing' "$build/config.statu
     [ -x "$top/configure" ] || (cd "$top" && autoreconf -fi) || exit 1
     echo "=== fuzz: configure CC=$clang --enable-fuzzing --enable-werror in $build"
     (cd "$build" && "$top/configure" -q CC="$clang" --enable-fuzzing --enable-werror) || exit 1
+    # New flags do not make make rebuild objects built with the old ones.
+    [ -f "$build/Makefile" ] && make -C "$build" -s clean
 fi
 progs=()
 for h in "${harnesses[@]}"; do progs+=("tests/fuzz/fuzz-$h"); done
 echo "=== fuzz: build ${progs[*]}"
-make -C "$build" -s -j"$jobs" "${progs[@]}" 2>&1 | grep -v "modifier ignored" || true
+# A failed build must not fuzz the harnesses an earlier build left.
+make -C "$build" -s -j"$jobs" "${progs[@]}" 2>&1 | grep -v "modifier ignored"
+[ "${PIPESTATUS[0]}" = 0 ] || { echo "run.sh: building the harnesses failed" >&2; exit 1; }
 for p in "${progs[@]}"; do
     [ -x "$build/$p" ] || { echo "run.sh: $p did not build" >&2; exit 1; }
 done
