@@ -9,7 +9,7 @@
  * can be handed a socketpair end with its own client_new(): no
  * listening socket, no file system.  The host has no device (the
  * commands that list devices then answer an empty list or not_found);
- * reload and shutdown reach stubs.
+ * reload, shutdown and settle reach stubs.
  *
  * Input: [0] the size of the chunks the client writes (1 + [0]*37 %
  * 8192, at least a 16th of the rest), then the bytes the client sends
@@ -58,6 +58,54 @@ static bool stub_stopping(void *opaque, enum xbd_stop_mode *mode)
 }
 
 static const struct xbd_control_ops ops = { stub_reload, stub_shutdown, stub_stopping };
+
+/* A settle needs the daemon's xenstore connection (a barrier watch),
+ * which this harness has not; these stand in for src/settle.c (so the
+ * linker leaves that one out of libxenblkd.a) and answer at the loop's
+ * next iteration, settled unless the request's timeout is 0, so that
+ * control.c's waiting client is exercised: its reply, the requests it
+ * holds back meanwhile, its cancellation when the client goes. */
+struct xbd_settle {
+    ev_timer t;                 /* first: the callback gets this pointer */
+    xbd_settle_done_fn *done;
+    void *opaque;
+    bool settled;
+};
+
+static void settle_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct xbd_settle *s = (struct xbd_settle *)t;
+    const struct xbd_settle_result r = { s->settled, 0., 1, s->settled ? NULL : "a stub" };
+
+    (void)revents;
+    ev_timer_stop(loop, t);
+    s->done(s->opaque, &r);
+    free(s);
+}
+
+struct xbd_settle *xbd_settle_start(struct xbd_host *h, double timeout,
+                                    xbd_settle_done_fn *done, void *opaque)
+{
+    struct xbd_settle *s = calloc(1, sizeof(*s));
+
+    (void)h;
+    if (!s)
+        return NULL;
+    s->done = done;
+    s->opaque = opaque;
+    s->settled = timeout > 0.;
+    ev_timer_init(&s->t, settle_cb, 0., 0.);
+    ev_timer_start(ctl.loop, &s->t);
+    return s;
+}
+
+void xbd_settle_cancel(struct xbd_settle *s)
+{
+    if (!s)
+        return;
+    ev_timer_stop(ctl.loop, &s->t);
+    free(s);
+}
 
 static void setup(void)
 {
