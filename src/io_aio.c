@@ -454,10 +454,11 @@ static bool is_rw(const struct xbd_aio *a)
  * (sb_start_write) whatever RWF_NOWAIT says, so a write to an image on a
  * frozen filesystem (fsfreeze, a snapshot being taken under it) holds the
  * loop until the thaw; nothing short of submitting every file write from
- * a thread avoids it (xenblkd(8), CAVEATS).  Those of a store that refused RWF_NOWAIT run in
- * the pool from the start: without the flag io_submit() does the whole
- * transfer itself, waiting on a hung NFS server or on dirty-page
- * throttling with every guest's loop.  Except in memory (tmpfs, ramfs),
+ * a thread avoids it (xenblkd(8), CAVEATS).  Those of a store that
+ * refused RWF_NOWAIT run in the pool from the start: without the flag
+ * io_submit() does the whole transfer itself, waiting on a hung NFS
+ * server or on dirty-page throttling with every guest's loop, so a
+ * worker does the transfer.  Except in memory (tmpfs, ramfs),
  * where it waits for no device and a worker costs far more than the copy
  * (make bench on tmpfs, 2 CPUs, 4 KiB random reads at QD32: 270k IOPS and
  * 2.1 us of CPU per request in the loop, 49k and 16.7 us through the
@@ -475,11 +476,10 @@ static bool needs_worker(const struct xbd_aio_queue *q, const struct xbd_aio *a)
  * A worker submits it without the flag and, with O_DIRECT or on a block
  * device, the kernel transfers it as any other (a buffered read is done
  * inside the submission), so a fresh image's writes keep the guest's
- * queue depth instead
- * of the pool's share of synchronous writes (make bench, 4 KiB random
- * writes at QD 32 into a sparse 1 GiB file on ext4: 8.2k IOPS when the
- * workers did the transfers, fio 47k).  Unless such a submission failed
- * (transfer): a worker transfers it then. */
+ * queue depth instead of the pool's share of synchronous writes (make
+ * bench, 4 KiB random writes at QD 32 into a sparse 1 GiB file on ext4:
+ * 8.2k IOPS when the workers did the transfers, 20-22k now, fio 47k).
+ * Unless such a submission failed (transfer): a worker transfers it. */
 static bool worker_submits(const struct xbd_aio_queue *q, const struct xbd_aio *a)
 {
     return is_rw(a) && a->pooled && !a->transfer &&
