@@ -59,11 +59,16 @@ fi
 cat /var/lib/xbd/domU-base.cpio "$S/domU-init.cpio" >/var/lib/xbd/domU-initrd
 mark "guest-initrd-ready"
 
+# dom0's clock source when the scenario starts and ends: `tsc` means clock
+# reads in the vDSO, `xen` a system call each (tests/xen/lib.sh, XEN_QEMU_CPU).
+CS=/sys/devices/system/clocksource/clocksource0/current_clocksource
+echo "start $(cat $CS 2>&1)" >"$R/dom0-clocksource.txt"
 source "$S/dom0-lib.sh"
 mark scenario-start
 ( source "$S/scenario.dom0" )
 echo "$?" >"$R/scenario.rc"
 mark scenario-end
+echo "end $(cat $CS 2>&1)" >>"$R/dom0-clocksource.txt"
 
 cp -a /var/log/xen "$R/xen-logs" 2>/dev/null
 dmesg >"$R/dom0-dmesg.txt"

@@ -32,11 +32,20 @@ XEN_LOCK=${XENBLKD_XEN_LOCK:-/tmp/xenblkd-xen-qemu.lock}
 # without AVX/AVX2/FSGSBASE.  An older Intel model without XSAVE
 # (Westmere: SSE4.2, no AVX/XSAVE/FSGSBASE/SMAP) ran a whole lifecycle boot
 # with none, and faster.  Multi-threaded TCG uses both host cores.
-XEN_QEMU_CPU=${XENBLKD_XEN_QEMU_CPU:-Westmere}
+# +invtsc (forced: TCG does not offer it by itself) lets Xen take the TSC
+# as its platform timer (clocksource=tsc below), as on a real host with an
+# invariant TSC: dom0 then keeps Linux's `tsc` clocksource and reads the
+# clock in the vDSO.  On Xen's default HPET under TCG, Linux drops `tsc`
+# within 30 s (0.2 % skew) and every clock_gettime() of dom0's processes
+# (libev reads it twice per loop iteration) becomes a system call through
+# Xen, a cost real hosts do not have and kernel blkback never pays:
+# tests/xen/README.md, "Turning dom0's vDSO on".
+XEN_QEMU_CPU=${XENBLKD_XEN_QEMU_CPU:-Westmere,+invtsc,x-force-features=on}
 XEN_TCG_THREAD=${XENBLKD_XEN_TCG_THREAD:-multi}
 # Speculation mitigations only cost time under TCG (and an Intel CPU model
-# would turn on XPTI and L1TF shadowing for PV guests): off.
-XEN_XEN_ARGS=${XENBLKD_XEN_XEN_ARGS:-spec-ctrl=no xpti=false pv-l1tf=false}
+# would turn on XPTI and L1TF shadowing for PV guests): off.  The TSC as
+# Xen's clock source: see XEN_QEMU_CPU.
+XEN_XEN_ARGS=${XENBLKD_XEN_XEN_ARGS:-spec-ctrl=no xpti=false pv-l1tf=false clocksource=tsc tsc=stable:socket}
 
 xen_skip() { echo "SKIP: $*"; exit 77; }
 xen_die() { echo "ERROR: $*"; exit 99; }

@@ -388,6 +388,21 @@ def xenblkd_where(res, hz, out):
                    ", ".join("%s=%d" % (k, v) for k, v in sorted(tot.items())))
 
 
+def clocksource_line(res):
+    """dom0's clock source at the scenario's start and end (dom0-init.sh):
+    every clock read of a user-space backend is a system call through Xen
+    unless it is `tsc` (the vDSO)."""
+    try:
+        seen = dict(l.split(None, 1) for l in open(os.path.join(res, "dom0-clocksource.txt"))
+                    if len(l.split(None, 1)) == 2)
+    except OSError:
+        return "dom0 clocksource: not recorded."
+    start, end = seen.get("start", "?").strip(), seen.get("end", "?").strip()
+    how = "clock reads in the vDSO" if start == end == "tsc" else \
+        "user-space clock reads are system calls through Xen for at least part of the run"
+    return "dom0 clocksource at the scenario's start / end: %s / %s (%s)." % (start, end, how)
+
+
 def main():
     res, guest, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
     try:
@@ -399,6 +414,7 @@ def main():
     out = ["Same guest (%s), backends alternated job by job, %d repetitions of %g s; TCG, so compare "
            "ratios, not absolute numbers.  blkback: xl's default for a file (a loop device through dom0's "
            "page cache); blkback-dio: the same on a direct-I/O loop device (results/cache-modes.txt)." % (guest, reps, secs), ""]
+    out += [clocksource_line(res), ""]
     iops_table(runs, out)
     out.append("")
     latency_table(runs, out)
