@@ -8,8 +8,10 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +49,69 @@ struct xbd_shm_stats {
     volatile struct td3_vbd_stats *map;
 };
 
+/* True if path is a directory only this daemon's user can change: not a
+ * symbolic link, owned by us, writable by nobody else.  /dev/shm is
+ * world-writable (sticky), so anyone may create td3-<pid> before we do;
+ * a file of theirs that we mapped could be truncated under us (SIGBUS,
+ * the daemon and every guest's disk with it) and xentop would show what
+ * they wrote.  Once the directory is ours, nobody else can add, replace
+ * or remove its entries, nor the entry of the directory itself (sticky
+ * bit), so the paths below it are safe to use. */
+static bool shm_dir_ours(const char *path)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
+           !(st.st_mode & (S_IWGRP | S_IWOTH));
+}
+
+/* Remove what someone else put at path: a file or link, or a directory
+ * of plain entries (a subdirectory makes this fail). */
+static int shm_remove_foreign(const char *path)
+{
+    struct dirent *e;
+    DIR *d;
+    int fd, rc = 0;
+
+    if (unlink(path) == 0 || errno == ENOENT)
+        return 0;
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || !(d = fdopendir(fd))) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+            unlinkat(dirfd(d), e->d_name, 0) < 0 && errno != ENOENT)
+            rc = -1;
+    closedir(d);
+    return rc < 0 ? -1 : rmdir(path);
+}
+
+/* Make dir (td3-<pid>) exist and be ours; false (logged) if that fails. */
+static bool shm_dir_ready(const char *dir)
+{
+    for (int tries = 0; tries < 3; tries++) {
+        if (mkdir(dir, 0700) == 0)
+            return true;
+        if (errno != EEXIST) {
+            xbd_warn("cannot create %s: %s (disk not shown by xentop)", dir, strerror(errno));
+            return false;
+        }
+        if (shm_dir_ours(dir))
+            return true;    /* another disk's, or a killed daemon's of our pid */
+        xbd_warn("%s was made by another user (or is not a private directory): removing it",
+                 dir);
+        if (shm_remove_foreign(dir) < 0) {
+            xbd_warn("cannot remove %s: %s (disk not shown by xentop)", dir, strerror(errno));
+            return false;
+        }
+    }
+    xbd_warn("%s keeps being recreated by another user (disk not shown by xentop)", dir);
+    return false;
+}
+
 struct xbd_shm_stats *xbd_shm_stats_open(unsigned domid, unsigned devid)
 {
     struct xbd_shm_stats *s = calloc(1, sizeof(*s));
@@ -57,11 +122,15 @@ struct xbd_shm_stats *xbd_shm_stats_open(unsigned domid, unsigned devid)
         return NULL;
     snprintf(s->dir, sizeof(s->dir), XBD_SHM_DIR "/td3-%ld", (long)getpid());
     snprintf(s->path, sizeof(s->path), "%s/vbd-%u-%u", s->dir, domid, devid);
-    if (mkdir(s->dir, 0700) < 0 && errno != EEXIST) {
-        xbd_warn("cannot create %s: %s (disk not shown by xentop)", s->dir, strerror(errno));
-        goto fail;
+    if (!shm_dir_ready(s->dir)) {
+        free(s);
+        return NULL;
     }
-    fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    /* A file left by a killed daemon of the same pid: ours, but start
+     * afresh rather than map whatever size it has. */
+    if (unlink(s->path) < 0 && errno != ENOENT)
+        xbd_warn("cannot remove the stale %s: %s", s->path, strerror(errno));
+    fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         xbd_warn("cannot create %s: %s (disk not shown by xentop)", s->path, strerror(errno));
         goto fail;

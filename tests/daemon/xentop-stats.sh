@@ -1,8 +1,9 @@
 #!/bin/bash
 # xentop (Xen >= 4.19) shows a vbd3 disk from the backend key kthread-pid
 # and /dev/shm/td3-<pid>/vbd-<domid>-<devid> (tapdisk3's 96-byte version 1
-# layout): the daemon publishes both at Connected, the counters follow the
-# I/O and survive a reconnect, and the file goes away with the device.
+# layout): the daemon publishes both at Connected, in a directory no other
+# user can have planted, the counters follow the I/O and survive a
+# reconnect, and the file goes away with the device.
 set -euo pipefail
 source "$top_srcdir/tests/harness/env.sh"
 source "$top_srcdir/tests/daemon/lib.sh"
@@ -16,6 +17,15 @@ xsim_wait_key "$be/state" 2
 xsim_hotplug_connected vbd3 5 xvda
 pid=$(xsim_pid xenblkd)
 shm=/dev/shm/td3-$pid/vbd-5-51712
+
+# /dev/shm is world-writable: an unprivileged user can make the daemon's
+# td3-<pid> before its first vbd3 disk connects, with the disk's file in
+# it.  Mapped, that file could be truncated under the daemon (SIGBUS) or
+# fed to xentop: the daemon must replace both with its own private ones.
+setpriv --reuid=65534 --regid=65534 --clear-groups bash -c \
+    "mkdir -m 0777 /dev/shm/td3-$pid && touch $shm && chmod 0666 $shm" ||
+    xsim_fail "could not plant the unprivileged user's directory"
+check "planted directory is the user's" [ "$(stat -c %u "$(dirname "$shm")")" = 65534 ]
 
 # u64 FIELD-INDEX: the little-endian u64 at offset 8*INDEX of the file.
 u64() { od -An -t u8 -j $((8 * $1)) -N 8 "$shm" | tr -d ' '; }
@@ -42,6 +52,11 @@ expect_key "$be/kthread-pid" "$pid"
 check "stats file exists" [ -f "$shm" ]
 check "stats file is private (0600)" [ "$(stat -c %a "$shm")" = 600 ]
 check "stats directory is private (0700)" [ "$(stat -c %a "$(dirname "$shm")")" = 700 ]
+check "stats directory and file are the daemon's" \
+    [ "$(stat -c %u "$(dirname "$shm")") $(stat -c %u "$shm")" = "$(id -u) $(id -u)" ]
+wait_log "/dev/shm/td3-$pid was made by another user"
+setpriv --reuid=65534 --regid=65534 --clear-groups truncate -s 0 "$shm" 2>/dev/null &&
+    xsim_fail "an unprivileged user truncated the mapped stats file"
 check "at least 96 bytes" [ "$(stat -c %s "$shm")" -ge 96 ]
 check "version 1" [ "$(od -An -t u4 -N 4 "$shm" | tr -d ' ')" = 1 ]
 wait_u64 6 20        # write_reqs_submitted, while connected
