@@ -126,16 +126,20 @@ static char *fe_record_read(void *opaque, const char *rel)
 
 static void read_frontend(struct xbd_dev_snap *s)
 {
-    /* The largest limits: the loop's parse, with the device's own
-     * (never larger), reads a prefix of what this one reads. */
-    const struct xbd_fe_limits lim = {
-        .max_ring_order = XBD_MAX_RING_ORDER,
-        .max_queues = XBD_MAX_QUEUES,
-        .persistent_ok = true,
-    };
+    struct xbd_fe_limits lim = s->lim;
     struct xbd_fe_info fi;
+    unsigned long v;
     char why[256];
 
+    /* What the backend directory says the frontend was offered, which a
+     * resumed device adopts (read above; bounded as the device bounds
+     * it). */
+    if (xbd_snap_read_uint(s, s->be, "max-ring-page-order", ~0UL, &v) == 0 &&
+        v > lim.max_ring_order)
+        lim.max_ring_order = v > XBD_MAX_RING_ORDER ? XBD_MAX_RING_ORDER : (unsigned)v;
+    if (xbd_snap_read_uint(s, s->be, "multi-queue-max-queues", ~0UL, &v) == 0 &&
+        v > lim.max_queues)
+        lim.max_queues = v > XBD_MAX_QUEUES ? XBD_MAX_QUEUES : (unsigned)v;
     if (xbd_fe_parse(fe_record_read, s, &lim, &fi, why, sizeof(why)) == 0)
         free(fi.queues);
 }
@@ -189,7 +193,8 @@ static void snap_run(struct xbd_xs_job *job, void *ctx)
 /* the loop                                                            */
 
 struct xbd_dev_snap *xbd_dev_snap_new(struct xbd_xenbus *xb, const char *be, const char *fe,
-                                      enum xbd_snap_kind kind, xbd_xs_done_fn *done, void *owner)
+                                      enum xbd_snap_kind kind, const struct xbd_fe_limits *lim,
+                                      xbd_xs_done_fn *done, void *owner)
 {
     struct xbd_dev_snap *s = calloc(1, sizeof(*s));
 
@@ -206,6 +211,7 @@ struct xbd_dev_snap *xbd_dev_snap_new(struct xbd_xenbus *xb, const char *be, con
     s->xb = xb;
     s->owner = owner;
     s->kind = kind;
+    s->lim = *lim;
     s->want_fe = kind == XBD_SNAP_CONNECT;
     s->connected = kind == XBD_SNAP_CONNECTED;
     return s;

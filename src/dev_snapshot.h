@@ -28,6 +28,7 @@
 
 #include <stdbool.h>
 
+#include "xenstore_parse.h"
 #include "xs_worker.h"
 
 struct xbd_snap_kv {
@@ -47,6 +48,11 @@ struct xbd_dev_snap {
     void *owner;                /* loop only: who applies it, NULL once gone */
     enum xbd_snap_kind kind;
     bool want_fe, connected;
+    /* What the device offers its frontend: the frontend keys read are
+     * those its parse with these limits asks for, and the evaluation
+     * parses with the same ones (a guest writing 64 queues' ring keys
+     * while offered 2 costs 2 queues' reads, not 64). */
+    struct xbd_fe_limits lim;
     /* Results (written by the xenstore thread, read once done). */
     int err;                    /* 0, or why a read failed (not ENOENT) */
     bool be_exists;
@@ -58,8 +64,8 @@ struct xbd_dev_snap {
 /* A snapshot of be and fe (what kind says) to be read by the xenstore
  * thread; done runs on the loop.  NULL when out of memory. */
 struct xbd_dev_snap *xbd_dev_snap_new(struct xbd_xenbus *xb, const char *be, const char *fe,
-                                      enum xbd_snap_kind kind, xbd_xs_done_fn *done,
-                                      void *owner);
+                                      enum xbd_snap_kind kind, const struct xbd_fe_limits *lim,
+                                      xbd_xs_done_fn *done, void *owner);
 void xbd_dev_snap_free(struct xbd_dev_snap *s);
 
 /* dir/key's value as a malloc'd string, or NULL with errno ENOENT

@@ -209,6 +209,46 @@ static bool be_exists(const struct xbd_device *dev)
     return dev->snap ? dev->snap->be_exists : true;
 }
 
+static struct xbd_fe_limits fe_limits(const struct xbd_config *cfg)
+{
+    return (struct xbd_fe_limits){
+        .max_ring_order = cfg->max_ring_order,
+        .max_queues = cfg->max_queues,
+        .persistent_ok = cfg->max_pgrants > 0,
+    };
+}
+
+/* The configuration a device takes when it enters InitWait: the host's,
+ * with no more queues than the disk's file descriptors allow (the guest
+ * then cannot ask for more: budget.h). */
+static struct xbd_config initwait_config(const struct xbd_device *dev)
+{
+    struct xbd_config c = dev->host->cfg;
+
+    if (c.max_queues > xbd_budget_queues_for_fds(c.disk_fds))
+        c.max_queues = xbd_budget_queues_for_fds(c.disk_fds);
+    return c;
+}
+
+/* What a snapshot must cover: read_frontend parses with the device's
+ * limits, or with initwait_config's when the same evaluation enters
+ * InitWait first (a reconnect after a reload): the larger of the two,
+ * field by field; the snapshot raises them to what the backend directory
+ * says was offered (a resumed device adopts those: dev_resume).  The guest's
+ * directory is its own to fill; reading only what these limits can use
+ * keeps a frontend with 64 queues' keys offered 2 at 2 queues' reads per
+ * evaluation (tests/hostile/xs-read-bound.sh). */
+static struct xbd_fe_limits snap_limits(const struct xbd_device *dev)
+{
+    const struct xbd_config next = initwait_config(dev);
+    struct xbd_fe_limits a = fe_limits(&dev->cfg), b = fe_limits(&next);
+
+    a.max_ring_order = a.max_ring_order > b.max_ring_order ? a.max_ring_order : b.max_ring_order;
+    a.max_queues = a.max_queues > b.max_queues ? a.max_queues : b.max_queues;
+    a.persistent_ok = a.persistent_ok || b.persistent_ok;
+    return a;
+}
+
 /* What an evaluation of the device as it is now must read: the
  * frontend's ring keys only when a connect may follow; a connected
  * device's evaluation reads three keys (dev_snapshot.h). */
@@ -264,6 +304,7 @@ static void snap_done(struct xbd_xs_job *job)
 static void dev_request_snapshot(struct xbd_device *dev)
 {
     struct xbd_host *h = dev->host;
+    struct xbd_fe_limits lim;
     struct xbd_dev_snap *s;
 
     if (dev->snap_job) {
@@ -273,7 +314,8 @@ static void dev_request_snapshot(struct xbd_device *dev)
     /* Only an evaluation changes what the device is, and this device has
      * none until this snapshot is back, except that its rings may finish
      * draining meanwhile (snap_done). */
-    s = xbd_dev_snap_new(h->xb, dev->be, dev->fe, snap_kind(dev), snap_done, dev);
+    lim = snap_limits(dev);
+    s = xbd_dev_snap_new(h->xb, dev->be, dev->fe, snap_kind(dev), &lim, snap_done, dev);
     if (!s) {
         dev_err(dev, "out of memory for an evaluation");
         return;
@@ -854,11 +896,7 @@ static void enter_initwait(struct xbd_device *dev)
 
     dev->fatal = false;
     dev->refusal[0] = '\0';
-    dev->cfg = dev->host->cfg;
-    /* No more queues than the disk's file descriptors allow: the guest
-     * then cannot ask for more (budget.h). */
-    if (dev->cfg.max_queues > xbd_budget_queues_for_fds(dev->cfg.disk_fds))
-        dev->cfg.max_queues = xbd_budget_queues_for_fds(dev->cfg.disk_fds);
+    dev->cfg = initwait_config(dev);
     if (read_config(dev, err, sizeof(err)) < 0) {
         if (!refuse_via_script(dev, err))
             dev_fail(dev, err);
@@ -908,11 +946,7 @@ static char *fe_read(void *opaque, const char *rel)
 
 static int read_frontend(struct xbd_device *dev, struct xbd_fe_info *fi, char *why, size_t n)
 {
-    const struct xbd_fe_limits lim = {
-        .max_ring_order = dev->cfg.max_ring_order,
-        .max_queues = dev->cfg.max_queues,
-        .persistent_ok = dev->cfg.max_pgrants > 0,
-    };
+    const struct xbd_fe_limits lim = fe_limits(&dev->cfg);
 
     return xbd_fe_parse(fe_read, dev, &lim, fi, why, n);
 }

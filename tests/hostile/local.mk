@@ -54,6 +54,7 @@ XBD_HOSTILE_SH_TESTS = \
 	tests/hostile/fd-budget.sh \
 	tests/hostile/xs-storm-neighbour.sh \
 	tests/hostile/xs-stopped.sh \
+	tests/hostile/xs-read-bound.sh \
 	tests/hostile/iso-discard-held.sh \
 	tests/hostile/exit-held-pool.sh \
 	tests/hostile/iso-nowait-held.sh \
