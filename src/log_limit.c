@@ -15,9 +15,6 @@
 #include "log_limit.h"
 
 #define XBD_LOG_FLUSH_INTERVAL 1.0   /* s */
-/* A disk that tried to log nothing for this long is quiet: its next line
- * does not need the host-wide bucket. */
-#define XBD_LOG_QUIET_S        10.0
 
 static unsigned lim_rate = XBD_DEFAULT_LOG_RATE, lim_burst = XBD_DEFAULT_LOG_BURST;
 static struct xbd_log_bucket host_bucket = { .name = "host" };
@@ -214,7 +211,12 @@ void xbd_logb_first(struct xbd_log_bucket *b, enum xbd_log_level level, const ch
     va_end(ap);
     if (b) {
         uint32_t h = hash(line);
-        force = h != b->first_hash;
+        double now = mono();
+
+        force = h != b->first_hash &&
+                (b->last_forced == 0 || now - b->last_forced >= XBD_LOG_QUIET_S);
+        if (force)
+            b->last_forced = now;
         b->first_hash = h;
     }
     logb_force(b, level, force, "%s", line);

@@ -26,6 +26,10 @@
 #define XBD_DEFAULT_LOG_RATE  20u    /* lines per second per disk */
 #define XBD_DEFAULT_LOG_BURST 200u   /* lines at once per disk */
 #define XBD_LOG_HOST_FACTOR   10u    /* the host-wide bucket: 10x both */
+/* A disk that tried to log nothing for this long is quiet: its next line
+ * does not need the host-wide bucket.  Also the shortest interval between
+ * two lines xbd_logb_first forces through. */
+#define XBD_LOG_QUIET_S       10.0
 
 struct xbd_log_bucket {
     struct xbd_log_bucket *next, *prev;  /* registered buckets (the flush timer) */
@@ -35,6 +39,7 @@ struct xbd_log_bucket {
     uint64_t pending;           /* suppressed, not yet reported */
     uint64_t suppressed;        /* suppressed in total */
     uint32_t first_hash;        /* reason last logged by xbd_logb_first */
+    double last_forced;         /* CLOCK_MONOTONIC s of its last line forced through */
     bool registered;
 };
 
@@ -54,7 +59,10 @@ void xbd_log_bucket_fini(struct xbd_log_bucket *b);
 void xbd_logb(struct xbd_log_bucket *b, enum xbd_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* As xbd_logb, but a reason (the formatted line) other than the last one
- * this bucket let through this way is logged whatever the buckets say. */
+ * this bucket let through this way is logged whatever the buckets say,
+ * at most once per XBD_LOG_QUIET_S per disk (a guest alternating reasons,
+ * or putting its own values in them, must not bypass the buckets at every
+ * connect attempt). */
 void xbd_logb_first(struct xbd_log_bucket *b, enum xbd_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
