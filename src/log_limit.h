@@ -10,7 +10,7 @@
  * from a timer, or when the disk goes away) one "suppressed N messages"
  * line says how many were dropped.  A protocol-breaking disconnect reason
  * is logged the first time it occurs whatever the buckets say
- * (xbd_logb_first), and a disk that has been quiet for 10 s gets its next
+ * (xbd_logb_first; at most once per 10 s per disk), and a disk that has been quiet for 10 s gets its next
  * line whatever the host-wide bucket says, so that a guest with many
  * disks cannot silence the others.
  */
