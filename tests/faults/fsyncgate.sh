@@ -5,8 +5,7 @@
 # device failing the write, tests/faults/lib.sh), and Linux reports that
 # error to one fdatasync only.  The daemon must not answer any later flush
 # or barrier of that disk OKAY: the guest would believe its data durable
-# while the store holds zeros (man xenblkd, FLUSHES AFTER A WRITE-BACK
-# ERROR).
+# while the store holds zeros (man xenblkd, WRITE-BACK ERRORS).
 # 1. Guest 5 (two queues: the raw requests alternate between them) writes
 #    sector 128 (OKAY, from the page cache); the flush that meets the
 #    write-back error is ERROR, and so are every later flush and barrier,
