@@ -33,7 +33,7 @@ struct raw_cmd {
     enum raw_expect expect;
     int16_t expect_status;
     int timeout_ms;
-    char *after;              /* sent once this file exists (NULL: at once) */
+    char after[512];          /* sent once this file exists ("": at once) */
     const char *text;
 };
 
@@ -256,10 +256,9 @@ static void raw_key(struct raw_cmd *c, const char *k, const char *v, bool *have_
     } else if (!strcmp(k, "expect")) {
         parse_expect(c, v);
     } else if (!strcmp(k, "after")) {
-        free(c->after);
-        c->after = strdup(v);
-        if (!c->after)
-            die_usage("out of memory");
+        if (!*v || strlen(v) >= sizeof(c->after))
+            die_usage("--raw after: a path of 1..%zu bytes", sizeof(c->after) - 1);
+        strcpy(c->after, v);
     } else {
         die_usage("--raw: unknown key '%s'", k);
     }
@@ -507,7 +506,7 @@ static int run_raw(const struct opts *o, bf_disk **disks, unsigned n)
             rc = -1;
             continue;
         }
-        if (c->after && wait_file(c->after, o->cfg.timeout_ms) < 0) {
+        if (c->after[0] && wait_file(c->after, o->cfg.timeout_ms) < 0) {
             rc = -1;
             continue;
         }
