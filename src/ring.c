@@ -94,7 +94,8 @@ struct xbd_ring {
     domid_t domid;
     enum xbd_protocol proto;
     const struct xbd_backing *bk;
-    struct xbd_wb_state *wb;       /* the device's */
+    struct xbd_wb_state *wb;       /* the device's, or own_wb */
+    struct xbd_wb_state own_wb;
     struct xbd_req_limits lim;
     bool persistent;
 
@@ -449,6 +450,11 @@ static bool is_flush(const struct xbd_req *q)
     return q->wire_op == BLKIF_OP_FLUSH_DISKCACHE || q->wire_op == BLKIF_OP_WRITE_BARRIER;
 }
 
+static const char *wb_store(const struct xbd_ring *r)
+{
+    return r->wb->store && *r->wb->store ? *r->wb->store : "its store";
+}
+
 /* A flush of a store without O_DIRECT failed with <res> (struct
  * xbd_wb_state): from now on no flush of the disk succeeds. */
 static void wb_failed(struct xbd_ring *r, long res)
@@ -459,7 +465,7 @@ static void wb_failed(struct xbd_ring *r, long res)
     xbd_err("%s: flushing %s failed: %s; writes acknowledged from the page cache may "
             "be lost, so every later flush and barrier of this disk fails until the "
             "frontend connects again", r->name,
-            *r->wb->store ? *r->wb->store : "?", strerror((int)-res));
+            wb_store(r), strerror((int)-res));
 }
 
 static void finish(struct xbd_slot *s, int16_t status)
@@ -1181,7 +1187,7 @@ static int attach_journal(struct xbd_ring *r, const struct xbd_ring_params *p,
         r->wb->lost = true;
         xbd_err("%s: a flush of %s failed before the restart (journal %s): every "
                 "flush and barrier of this disk still fails", r->name,
-                *r->wb->store ? *r->wb->store : "?", p->journal_path);
+                wb_store(r), p->journal_path);
     }
     r->br.req_cons = xbd_journal_req_cons(r->jn);
     r->br.rsp_prod_pvt = xbd_journal_rsp_prod(r->jn);
@@ -1390,7 +1396,7 @@ static struct xbd_ring *ring_new(const struct xbd_ring_params *p)
     r->domid = p->domid;
     r->proto = p->protocol;
     r->bk = p->backing;
-    r->wb = p->wb;
+    r->wb = p->wb ? p->wb : &r->own_wb;
     r->persistent = p->persistent;
     r->mem_budget = p->mem_budget;
     r->logb = p->logb;

@@ -87,7 +87,8 @@ struct xbd_ring_params {
     double pgrant_idle_s;      /* unused persistent grants are unmapped after
                                   this many seconds; 0 = kept until disconnect */
     const struct xbd_backing *backing;
-    struct xbd_wb_state *wb;   /* the device's, required */
+    struct xbd_wb_state *wb;   /* the device's; NULL: the ring's own (a disk
+                                  of one queue, whose path is not logged) */
     /* The ring's journal (journal.h): a file that survives the process,
      * or NULL for anonymous memory (nothing to resume from). */
     const char *journal_path;
