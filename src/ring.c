@@ -443,8 +443,6 @@ static void release_bufs(struct xbd_ring *r, struct xbd_slot *s)
 
 static void start_barrier(struct xbd_ring *r);
 
-/* Answer the request and recycle its slot.  May free the ring (stopping,
- * last one out): callers must not touch r afterwards. */
 static bool is_flush(const struct xbd_req *q)
 {
     return q->wire_op == BLKIF_OP_FLUSH_DISKCACHE || q->wire_op == BLKIF_OP_WRITE_BARRIER;
@@ -464,10 +462,11 @@ static void wb_failed(struct xbd_ring *r, long res)
     r->wb->lost = true;
     xbd_err("%s: flushing %s failed: %s; writes acknowledged from the page cache may "
             "be lost, so every later flush and barrier of this disk fails until the "
-            "frontend connects again", r->name,
-            wb_store(r), strerror((int)-res));
+            "frontend connects again", r->name, wb_store(r), strerror((int)-res));
 }
 
+/* Answer the request and recycle its slot.  May free the ring (stopping,
+ * last one out): callers must not touch r afterwards. */
 static void finish(struct xbd_slot *s, int16_t status)
 {
     struct xbd_ring *r = s->ring;
