@@ -219,6 +219,7 @@ static json_object *backing_obj(const struct xbd_device_info *i)
     json_object_object_add(o, "type", !i->backing_open ? NULL :
                            json_object_new_string(i->is_blockdev ? "block" : "file"));
     json_object_object_add(o, "open", json_object_new_boolean(i->backing_open));
+    json_object_object_add(o, "write_back_lost", json_object_new_boolean(i->wb_lost));
     return o;
 }
 

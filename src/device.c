@@ -101,6 +101,7 @@ struct xbd_device {
 
     struct xbd_backing backing; /* fd -1 while closed */
     char *opened_path;          /* what backing was last opened from */
+    struct xbd_wb_state wb;     /* shared by the rings; kept for a connection */
     struct xbd_nbd_export *nbd; /* local attach, while backing is open */
     /* Closed, its cut-off clients' I/O still in flight (one drain in
      * draining): the disk is not released before it is back. */
@@ -986,6 +987,9 @@ static int start_rings(struct xbd_device *dev, const struct xbd_fe_info *fi)
     dev->rings = calloc(fi->nr_queues, sizeof(*dev->rings));
     if (!dev->rings)
         return -1;
+    /* A new connection starts clean; a resumed one learns from the rings'
+     * journals whether flushes failed before (XBD_JFLAG_WB_LOST). */
+    dev->wb = (struct xbd_wb_state){ .lost = false, .store = &dev->opened_path };
     for (unsigned q = 0; q < fi->nr_queues; q++) {
         struct xbd_ring_params p = {
             .name = name,
@@ -999,6 +1003,7 @@ static int start_rings(struct xbd_device *dev, const struct xbd_fe_info *fi)
             .max_persistent_grants = pg,
             .pgrant_idle_s = dev->cfg.pgrant_idle_s,
             .backing = &dev->backing,
+            .wb = &dev->wb,
             .journal_path = journal,
             .resume = dev->resuming,
             .mem_budget = ((size_t)dev->cfg.disk_memory_mib << 20) / fi->nr_queues,
@@ -1797,6 +1802,7 @@ void xbd_device_get_info(const struct xbd_device *dev, struct xbd_device_info *o
         .physical_sector_size = b->fd >= 0 ? b->physical_sector_size : 0,
         .readonly = b->fd >= 0 ? b->readonly : dev->readonly,
         .discard = b->fd >= 0 && b->discard,
+        .wb_lost = dev->nr_rings > 0 && dev->wb.lost,
         .state = dev->state,
         .connected = dev->nr_rings > 0,
         .neg = dev->neg,

@@ -289,6 +289,17 @@ uint32_t xbd_journal_rsp_prod(const struct xbd_journal *j)
     return j->h->rsp_prod;
 }
 
+uint32_t xbd_journal_flags(const struct xbd_journal *j)
+{
+    return j->h->flags;
+}
+
+void xbd_journal_set_flags(struct xbd_journal *j, uint32_t flags)
+{
+    j->h->flags |= flags;
+    JBARRIER();     /* before whatever the caller does next (a response) */
+}
+
 struct xbd_journal_rec *xbd_journal_rec(struct xbd_journal *j, unsigned slot)
 {
     return &j->rec[slot];

@@ -94,6 +94,8 @@ struct xbd_ring {
     domid_t domid;
     enum xbd_protocol proto;
     const struct xbd_backing *bk;
+    struct xbd_wb_state *wb;       /* the device's, or own_wb */
+    struct xbd_wb_state own_wb;
     struct xbd_req_limits lim;
     bool persistent;
 
@@ -441,12 +443,43 @@ static void release_bufs(struct xbd_ring *r, struct xbd_slot *s)
 
 static void start_barrier(struct xbd_ring *r);
 
+static bool is_flush(const struct xbd_req *q)
+{
+    return q->wire_op == BLKIF_OP_FLUSH_DISKCACHE || q->wire_op == BLKIF_OP_WRITE_BARRIER;
+}
+
+static const char *wb_store(const struct xbd_ring *r)
+{
+    return r->wb->store && *r->wb->store ? *r->wb->store : "its store";
+}
+
+/* A flush of a store without O_DIRECT failed with <res> (struct
+ * xbd_wb_state): from now on no flush of the disk succeeds. */
+static void wb_failed(struct xbd_ring *r, long res)
+{
+    if (r->bk->direct || r->wb->lost)
+        return;
+    r->wb->lost = true;
+    xbd_err("%s: flushing %s failed: %s; writes acknowledged from the page cache may "
+            "be lost, so every later flush and barrier of this disk fails until the "
+            "frontend connects again", r->name, wb_store(r), strerror((int)-res));
+}
+
 /* Answer the request and recycle its slot.  May free the ring (stopping,
  * last one out): callers must not touch r afterwards. */
 static void finish(struct xbd_slot *s, int16_t status)
 {
     struct xbd_ring *r = s->ring;
 
+    if (r->wb->lost && is_flush(&s->req)) {
+        /* In the journal before the answer: a successor must not answer a
+         * flush with success either. */
+        xbd_journal_set_flags(r->jn, XBD_JFLAG_WB_LOST);
+        if (status == BLKIF_RSP_OKAY) {
+            r->st.io_errors++;
+            status = BLKIF_RSP_ERROR;
+        }
+    }
     release_bufs(r, s);
     respond(r, s, status);
     record_latency(r, s);
@@ -574,8 +607,7 @@ static void rw_done(struct xbd_ring *r, struct xbd_slot *s, long res)
         finish(s, BLKIF_RSP_ERROR);
         return;
     }
-    if ((q->wire_op == BLKIF_OP_FLUSH_DISKCACHE || q->wire_op == BLKIF_OP_WRITE_BARRIER) &&
-        flush_syncs(r)) {
+    if (is_flush(q) && flush_syncs(r)) {
         start_sync(r, s, ST_SYNC);
         return;
     }
@@ -591,6 +623,7 @@ static void aio_done(struct xbd_aio *a, long res)
     case ST_PRESYNC:
         if (res < 0) {
             r->st.io_errors++;
+            wb_failed(r, res);
             finish(s, BLKIF_RSP_ERROR);     /* the data is not written */
             return;
         }
@@ -600,8 +633,10 @@ static void aio_done(struct xbd_aio *a, long res)
         rw_done(r, s, res);
         return;
     case ST_SYNC:
-        if (res < 0)
+        if (res < 0) {
             r->st.io_errors++;
+            wb_failed(r, res);
+        }
         finish(s, res < 0 ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY);
         return;
     case ST_DISCARD:
@@ -1147,6 +1182,12 @@ static int attach_journal(struct xbd_ring *r, const struct xbd_ring_params *p,
         return -1;
     }
     r->nredo = (unsigned)n;
+    if ((xbd_journal_flags(r->jn) & XBD_JFLAG_WB_LOST) && !r->wb->lost) {
+        r->wb->lost = true;
+        xbd_err("%s: a flush of %s failed before the restart (journal %s): every "
+                "flush and barrier of this disk still fails", r->name,
+                wb_store(r), p->journal_path);
+    }
     r->br.req_cons = xbd_journal_req_cons(r->jn);
     r->br.rsp_prod_pvt = xbd_journal_rsp_prod(r->jn);
     if (r->br.rsp_prod_pvt != x.rsp_prod) {
@@ -1354,6 +1395,7 @@ static struct xbd_ring *ring_new(const struct xbd_ring_params *p)
     r->domid = p->domid;
     r->proto = p->protocol;
     r->bk = p->backing;
+    r->wb = p->wb ? p->wb : &r->own_wb;
     r->persistent = p->persistent;
     r->mem_budget = p->mem_budget;
     r->logb = p->logb;

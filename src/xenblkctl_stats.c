@@ -60,7 +60,8 @@ static json_object *devices_of(json_object *reply)
 /* Below the table, the devices that have not yet acted on what their
  * frontend or the toolstack wrote, and why ("evaluation" of each device):
  * what an administrator needs when a device does not follow its
- * frontend.  Nothing when every device is idle. */
+ * frontend; and those whose flushes fail for good (write_back_lost).
+ * Nothing when every device is idle and well. */
 static void list_busy(json_object *devs)
 {
     size_t n = json_object_array_length(devs);
@@ -83,6 +84,9 @@ static void list_busy(json_object *devs)
         if (xbc_u64(e, "draining_rings"))
             xbd_add_word(what, sizeof(what), &off, "%" PRIu64 " ring(s) draining",
                      xbc_u64(e, "draining_rings"));
+        if (xbc_bool(xbc_get(d, "backing"), "write_back_lost"))
+            xbd_add_word(what, sizeof(what), &off,
+                         "flushes fail: a write-back error of its store was reported");
         if (!off)
             continue;
         xbc_devid_name((uint32_t)xbc_u64(d, "devid"), name, sizeof(name));

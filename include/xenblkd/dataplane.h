@@ -51,6 +51,23 @@ struct xbd_backing {
     bool flush;                /* fdatasync is meaningful (write cache) */
 };
 
+/* Write-back lost ("fsyncgate"): on a store without O_DIRECT a guest
+ * write completes in dom0's page cache, and if write-back then fails
+ * Linux reports it to one fdatasync only (and keeps the pages, now clean,
+ * so reads return data the store does not hold).  Once a flush of such a
+ * store failed, every later flush and barrier of the disk, on every
+ * queue, is answered BLKIF_RSP_ERROR (as QEMU's page_cache_inconsistent):
+ * a later success would tell the guest its data is durable.  Owned by the
+ * device and shared by its rings (one loop: plain stores); set once, kept
+ * for the connection, across a restart of the daemon (the ring journals'
+ * XBD_JFLAG_WB_LOST), cleared when the frontend connects again.  Stores
+ * opened with O_DIRECT keep the error to the flush that saw it. */
+struct xbd_wb_state {
+    bool lost;
+    char *const *store;        /* the device's path of the store (a reopen
+                                  may replace it), for the log */
+};
+
 struct xbd_map_reserve;        /* src/budget.h */
 struct xbd_log_bucket;         /* src/log_limit.h */
 struct xbd_loop_stats;         /* src/loop_stats.h */
@@ -70,6 +87,8 @@ struct xbd_ring_params {
     double pgrant_idle_s;      /* unused persistent grants are unmapped after
                                   this many seconds; 0 = kept until disconnect */
     const struct xbd_backing *backing;
+    struct xbd_wb_state *wb;   /* the device's; NULL: the ring's own (a disk
+                                  of one queue, whose path is not logged) */
     /* The ring's journal (journal.h): a file that survives the process,
      * or NULL for anonymous memory (nothing to resume from). */
     const char *journal_path;

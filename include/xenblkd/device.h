@@ -176,6 +176,8 @@ struct xbd_device_info {
     unsigned sector_size, physical_sector_size;
     bool readonly;
     bool discard;               /* discard offered to the frontend */
+    bool wb_lost;               /* flushes fail: a write-back error was reported
+                                   (struct xbd_wb_state) */
     int state;                  /* XenbusState we published */
     bool connected;             /* rings running: neg is valid */
     struct xbd_negotiated neg;

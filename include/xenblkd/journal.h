@@ -75,6 +75,11 @@
 #define XBD_JREC_FREE        0u
 #define XBD_JREC_INFLIGHT    1u
 #define XBD_JRSP_VALID       (1ull << 63)
+/* A flush of the disk failed on a store without O_DIRECT: flushes fail
+ * from then on (struct xbd_wb_state, dataplane.h).  Set by a ring on its
+ * own journal before it answers that flush; any queue's journal carrying
+ * it sets it for the whole disk when the rings are resumed. */
+#define XBD_JFLAG_WB_LOST    1u
 
 struct xbd_journal_hdr {
     uint32_t magic;
@@ -92,6 +97,9 @@ struct xbd_journal_hdr {
     /* The two commit points. */
     uint32_t req_cons;          /* C */
     uint32_t rsp_prod;          /* J */
+    /* XBD_JFLAG_*: the disk's state that must outlive the process.  Zero
+     * in a journal of an older xenblkd (the header's reserved bytes). */
+    uint32_t flags;
 };
 
 struct xbd_journal_rec {
@@ -131,6 +139,9 @@ void xbd_journal_close(struct xbd_journal *j, bool remove);
 
 uint32_t xbd_journal_req_cons(const struct xbd_journal *j);
 uint32_t xbd_journal_rsp_prod(const struct xbd_journal *j);
+uint32_t xbd_journal_flags(const struct xbd_journal *j);
+/* Set <flags> in the header (stored before it returns; survives a death). */
+void xbd_journal_set_flags(struct xbd_journal *j, uint32_t flags);
 struct xbd_journal_rec *xbd_journal_rec(struct xbd_journal *j, unsigned slot);
 
 /* The two hot-path steps of the protocol above.  take() returns the

@@ -119,7 +119,8 @@ for domid, kind, devid, sectors, ro in ((5, "vbd3", 51712, 32768, False),
     check("dev %d devid" % domid, d["devid"], devid)
     check("dev %d backend" % domid, d["backend"], "/local/domain/0/backend/%s/%d/%d" % (kind, domid, devid))
     check("dev %d frontend" % domid, d["frontend"], "/local/domain/%d/device/vbd/%d" % (domid, devid))
-    check("dev %d backing" % domid, d["backing"], {"path": paths[domid], "type": "file", "open": True})
+    check("dev %d backing" % domid, d["backing"], {"path": paths[domid], "type": "file", "open": True,
+                                                    "write_back_lost": False})
     check("dev %d sectors" % domid, d["sectors"], sectors)
     check("dev %d size_bytes" % domid, d["size_bytes"], sectors * 512)
     # A file's physical sector is its filesystem's block, 512 to 4096.

@@ -3,6 +3,7 @@
 # detach churn, valgrind memcheck).  See tests/faults/README.md.
 XBD_FAULT_TESTS = \
 	tests/faults/eio.sh \
+	tests/faults/fsyncgate.sh \
 	tests/faults/enospc.sh \
 	tests/faults/frontend-death.sh \
 	tests/faults/drain-stats.sh \

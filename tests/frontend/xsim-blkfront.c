@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <xen/io/xenbus.h>
 
@@ -32,6 +33,7 @@ struct raw_cmd {
     enum raw_expect expect;
     int16_t expect_status;
     int timeout_ms;
+    char after[512];          /* sent once this file exists ("": at once) */
     const char *text;
 };
 
@@ -91,7 +93,9 @@ static void usage(FILE *f)
 "                      id=I, indirect_op=read|write|N, nr_sectors=N, flag=N,\n"
 "                      first=F, last=L, gref=N, indirect_gref=N, data_segs=N,\n"
 "                      ro=0|1, disk=VDEV, timeout=MS,\n"
-"                      expect=okay|error|eopnotsupp|N|none|any (default any)\n"
+"                      expect=okay|error|eopnotsupp|N|none|any (default any),\n"
+"                      after=FILE (sent once FILE exists, e.g. once the test\n"
+"                      restarted the backend; waits --timeout at most)\n"
 "Life cycle and output:\n"
 "  --hold SECONDS      stay connected afterwards (closes if the backend does)\n"
 "  --hold-until FILE   end the hold as soon as FILE exists (--hold: at most)\n"
@@ -251,6 +255,10 @@ static void raw_key(struct raw_cmd *c, const char *k, const char *v, bool *have_
         c->timeout_ms = (int)parse_num(v, 3600000, "--raw timeout");
     } else if (!strcmp(k, "expect")) {
         parse_expect(c, v);
+    } else if (!strcmp(k, "after")) {
+        if (!*v || strlen(v) >= sizeof(c->after))
+            die_usage("--raw after: a path of 1..%zu bytes", sizeof(c->after) - 1);
+        strcpy(c->after, v);
     } else {
         die_usage("--raw: unknown key '%s'", k);
     }
@@ -470,6 +478,23 @@ static const char *status_name(int16_t s)
     }
 }
 
+/* Wait (nothing in flight) until the test creates path. */
+static int wait_file(const char *path, unsigned timeout_ms)
+{
+    struct timespec tick = { 0, 20 * 1000 * 1000 };
+    unsigned waited = 0;
+
+    while (access(path, F_OK) != 0) {
+        if (waited >= timeout_ms) {
+            fprintf(stderr, "xsim-blkfront: %s did not appear within %u ms\n", path, timeout_ms);
+            return -1;
+        }
+        nanosleep(&tick, NULL);
+        waited += 20;
+    }
+    return 0;
+}
+
 static int run_raw(const struct opts *o, bf_disk **disks, unsigned n)
 {
     int rc = 0;
@@ -478,6 +503,10 @@ static int run_raw(const struct opts *o, bf_disk **disks, unsigned n)
         bf_disk *d = raw_disk(disks, n, c->vdev);
         if (!d) {
             fprintf(stderr, "xsim-blkfront: --raw %s: disk %u is not one of the --vdev\n", c->text, c->vdev);
+            rc = -1;
+            continue;
+        }
+        if (c->after[0] && wait_file(c->after, o->cfg.timeout_ms) < 0) {
             rc = -1;
             continue;
         }
@@ -502,6 +531,7 @@ static int run_raw(const struct opts *o, bf_disk **disks, unsigned n)
         }
         printf("raw vdev=%u: status=%d (%s) operation=%u id=0x%" PRIx64 "\n", bf_disk_vdev(d),
                rsp.status, status_name(rsp.status), rsp.operation, rsp.id);
+        fflush(stdout);     /* a test may wait for the line (after=) */
         if (c->expect == EXPECT_NONE) {
             bf_disk_error(d, "raw request '%s': expected no response, got status %d", c->text, rsp.status);
             rc = -1;

@@ -5,12 +5,16 @@
  * evidence" after a refusal had already lost some of them), and one it
  * accepts gets its finished records freed and the rest listed in order;
  * a response marker a dead instance left uncommitted does not outlive the
- * recovery that executes its request again.
+ * recovery that executes its request again.  A header flag
+ * (XBD_JFLAG_WB_LOST: flushes fail) reaches the next instance that
+ * resumes the ring, and only that one: a new journal starts without it.
  */
 #include "config.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "xenblkd/journal.h"
@@ -67,6 +71,53 @@ static void stale_marker(void)
     xbd_journal_close(j, false);
 }
 
+static struct xbd_journal *open_at(const char *path, uint32_t port, bool reuse,
+                                   bool *found)
+{
+    struct xbd_journal_id id;
+    char err[200];
+    struct xbd_journal *j;
+
+    memset(&id, 0, sizeof(id));
+    id.remote_port = port;
+    j = xbd_journal_open(path, &id, NR, reuse, 0, found, err, sizeof(err));
+    if (!j)
+        fprintf(stderr, "%s\n", err);
+    return j;
+}
+
+/* The flag survives the process (a file), and only for the same ring. */
+static void flags_survive(void)
+{
+    char dir[] = "/tmp/test-journal-XXXXXX", path[64];
+    struct xbd_journal *j;
+    bool found;
+
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/j", dir);
+    j = open_at(path, 7, false, &found);
+    CHECK(j && !found);
+    if (!j)
+        return;
+    CHECK_EQ(xbd_journal_flags(j), 0);
+    xbd_journal_set_flags(j, XBD_JFLAG_WB_LOST);
+    xbd_journal_close(j, false);                /* the instance dies */
+    j = open_at(path, 7, true, &found);         /* its successor resumes */
+    CHECK(j && found);
+    CHECK_EQ(j ? xbd_journal_flags(j) : 0, XBD_JFLAG_WB_LOST);
+    xbd_journal_close(j, false);
+    j = open_at(path, 8, true, &found);         /* another ring: replaced */
+    CHECK(j && !found);
+    CHECK_EQ(j ? xbd_journal_flags(j) : 1, 0);
+    xbd_journal_set_flags(j, XBD_JFLAG_WB_LOST);
+    xbd_journal_close(j, false);
+    j = open_at(path, 8, false, &found);        /* a new connection */
+    CHECK(j && !found);
+    CHECK_EQ(j ? xbd_journal_flags(j) : 1, 0);
+    xbd_journal_close(j, true);
+    CHECK(rmdir(dir) == 0);
+}
+
 int main(void)
 {
     struct xbd_journal *j = journal();
@@ -74,6 +125,7 @@ int main(void)
     char why[200];
     int n;
 
+    flags_survive();
     CHECK(j != NULL);
     crashed_state(j);
     /* A record behind it that makes the journal inconsistent. */
