@@ -192,9 +192,12 @@ void xbd_xenbus_close(struct xbd_xenbus *xb)
     }
     /* The thread first: the last updates (a close's Closed states) go
      * out, unless xenstored does not answer, and then the connection
-     * stays open under the thread left behind until the process exits. */
-    if (xbd_xs_worker_stop(xb->worker, XBD_XS_STOP_TIMEOUT))
-        xs_close(xb->xs);
+     * stays open under the thread left behind until the process exits,
+     * and so does xb: the stuck job reads xb->xs for each round trip it
+     * has left (xbd_xs_read and the others), should xenstored answer. */
+    if (!xbd_xs_worker_stop(xb->worker, XBD_XS_STOP_TIMEOUT))
+        return;
+    xs_close(xb->xs);
     free(xb);
 }
 

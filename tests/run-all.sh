@@ -1,7 +1,8 @@
 #!/bin/bash
 # Set everything up and run every test tier:
 #   1. the normal build with -Werror, make check;
-#   2. the ASan+UBSan build, make check;
+#   2. the ASan+UBSan build, make check; the ThreadSanitizer build, make
+#      check-tsan (the tests that run the daemon's threads);
 #   3. the libFuzzer harnesses (tests/fuzz/run.sh), FUZZ_SECONDS each
 #      (default 60; XENBLKD_SKIP_FUZZ=1 leaves them out), a crash failing;
 #   4. make distcheck-quick (the tarball configures, builds, passes its C
@@ -105,20 +106,26 @@ show_failed_log() {
     tail -n 50 "$1"
 }
 
-tier() {  # tier NAME CONFIGURE-ARGS... ; builds in _build/NAME and runs make check
-    local name=$1; shift
+# tier NAME CONFIGURE-ARGS... ; builds in _build/NAME and runs make
+# $tier_check (default check: the whole suite)
+tier() {
+    local name=$1 check=${tier_check:-check}; shift
     local dir="$top/_build/$name"
     rm -rf "$dir"; mkdir -p "$dir"
     echo "=== tier $name: configure $*"
     timed "tier $name: configure" in_dir "$dir" "$top/configure" -q --enable-werror "$@" || return 1
     timed "tier $name: build" in_dir "$dir" make -s -j"$jobs" || return 1
-    echo "=== tier $name: make check"
-    timed "tier $name: make check" in_dir "$dir" make -s -j"$jobs" check || { count_results "$dir"; find "$dir" -name '*.log' -path '*tests*' -newer "$dir/Makefile" -exec grep -l -E '^(FAIL|ERROR)' {} + 2>/dev/null | head -20 | while read -r l; do show_failed_log "$l"; done; return 1; }
+    echo "=== tier $name: make $check"
+    timed "tier $name: make $check" in_dir "$dir" make -s -j"$jobs" "$check" || { count_results "$dir"; find "$dir" -name '*.log' -path '*tests*' -newer "$dir/Makefile" -exec grep -l -E '^(FAIL|ERROR)' {} + 2>/dev/null | head -20 | while read -r l; do show_failed_log "$l"; done; return 1; }
     count_results "$dir"
 }
 
 tier normal || status=1
 tier sanitizers --enable-sanitizers || status=1
+# ThreadSanitizer: only the tests that run the daemon's threads against
+# its loop (make check-tsan, Makefile.am TSAN_TESTS); the others add
+# minutes and no second thread.
+tier_check=check-tsan tier tsan --enable-tsan || status=1
 
 # Fuzzing: each harness for FUZZ_SECONDS (6 harnesses: about 7 minutes
 # with the clang build).  Each harness counts as one test.
