@@ -189,6 +189,14 @@ static json_object *daemon_obj(const struct xbd_ctl_env *env)
     json_object_object_add(lim, "hard", rlim(rl.rlim_max));
     json_object_object_add(o, "fd_limit", lim);
     add_host_figures(o, env->host);
+    if (env->counters) {
+        json_object *c = json_object_new_object();
+
+        json_object_object_add(c, "deferred", u64(env->counters->deferred));
+        json_object_object_add(c, "waiting", u64(env->counters->waiting));
+        json_object_object_add(c, "group_busy_us", u64(env->counters->group_busy_us));
+        json_object_object_add(o, "control", c);
+    }
     return o;
 }
 
