@@ -125,11 +125,11 @@ static void meter_read(struct xbd_control *ctl)
     ctl->counters.group_busy_us += (uint64_t)(spent * 1e6);
 }
 
-/* Time a callback of c's (nothing for root's).  meter_stop: with the
- * value meter_start returned. */
+/* Time a callback of c's (nothing for root's, nor inside a callback
+ * already timed).  meter_stop: with the value meter_start returned. */
 static bool meter_start(struct client *c)
 {
-    if (!in_group(c))
+    if (!in_group(c) || c->ctl->meter_t0 > 0.)
         return false;
     c->ctl->meter_t0 = xbd_ctl_now();
     return true;
@@ -549,14 +549,18 @@ static void client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
     meter_stop(ctl, m);
 }
 
-static void client_more_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void client_process_metered(struct client *c)
 {
-    struct client *c = container_of(w, struct client, more);
     struct xbd_control *ctl = c->ctl;
     bool m = meter_start(c);
 
     client_process(c);
     meter_stop(ctl, m);
+}
+
+static void client_more_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    client_process_metered(container_of(w, struct client, more));
 }
 
 /* The allowance is back: the waiting clients go on, in turn, while it
@@ -567,15 +571,12 @@ static void refill_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
     while (ctl->whead) {
         struct client *c = ctl->whead;
-        bool m;
 
         ctl->resuming = c;
         if (!may_serve(c))
             break;
         client_unwait(c);
-        m = meter_start(c);
-        client_process(c);
-        meter_stop(ctl, m);
+        client_process_metered(c);
     }
     ctl->resuming = NULL;
     refill_arm(ctl);
