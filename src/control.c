@@ -96,6 +96,7 @@ struct xbd_control {
     struct client *whead, *wtail, *resuming;
     ev_timer refill;
     struct xbd_ctl_counters counters;
+    struct xbd_ctl_cache cache;
 };
 
 /* ---- the group's allowance -------------------------------------------- */
@@ -833,7 +834,8 @@ struct xbd_control *xbd_control_open(struct ev_loop *loop, struct xbd_host *host
         return NULL;
     ctl->fd = -1;
     ctl->loop = loop;
-    ctl->env = (struct xbd_ctl_env){ host, ops, opaque, xbd_ctl_now(), &ctl->counters };
+    ctl->env = (struct xbd_ctl_env){ host, ops, opaque, xbd_ctl_now(), &ctl->counters,
+                                     &ctl->cache };
     ev_io_init(&ctl->accept_w, accept_cb, -1, EV_READ);
     ev_init(&ctl->backoff, backoff_cb);
     control_init_allowance(ctl);
@@ -867,6 +869,7 @@ void xbd_control_close(struct xbd_control *ctl)
     ev_io_stop(ctl->loop, &ctl->accept_w);
     ev_timer_stop(ctl->loop, &ctl->backoff);
     ev_timer_stop(ctl->loop, &ctl->refill);
+    free(ctl->cache.line);
     close(ctl->fd);
     /* Only our own file: a successor may already have replaced it. */
     if (stat(ctl->path, &st) == 0 && st.st_dev == ctl->st_dev && st.st_ino == ctl->st_ino)

@@ -26,6 +26,15 @@ struct xbd_ctl_counters {
     unsigned waiting;           /* group clients queued now */
 };
 
+/* The last full stats reply (no filter), served again to clients that
+ * are not root while younger than XBD_CTL_STATS_CACHE_MS. */
+struct xbd_ctl_cache {
+    char *line;                 /* malloc'd, or NULL */
+    size_t len;
+    double at;                  /* xbd_ctl_now() when built */
+    uint64_t hits;              /* replies served from it */
+};
+
 /* What commands may look at and act on. */
 struct xbd_ctl_env {
     struct xbd_host *host;
@@ -33,6 +42,7 @@ struct xbd_ctl_env {
     void *opaque;
     double started;             /* CLOCK_MONOTONIC seconds at start */
     const struct xbd_ctl_counters *counters;    /* NULL: none */
+    struct xbd_ctl_cache *cache;                /* NULL: none */
 };
 
 struct xbd_ctl_reply {

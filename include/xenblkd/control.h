@@ -142,9 +142,13 @@
  * starts in a loop iteration that already spent XBD_CTL_GROUP_TURN_US on
  * them (one request may exceed it: a stats of many disks).  A request
  * over the allowance waits, in order, never fails: such a client is not
- * idle.  stats' "daemon" adds "control": {"deferred" (times a client
+ * idle.  A full stats (no domid, no devid) asked by a client that is
+ * not root is the last one built (by anyone) if that is younger than
+ * XBD_CTL_STATS_CACHE_MS: its figures, uptime_s included, are then that
+ * old.  stats' "daemon" adds "control": {"deferred" (times a client
  * waited for the allowance), "waiting" (clients waiting now),
- * "group_busy_us" (loop time spent on non-root clients)}.
+ * "group_busy_us" (loop time spent on non-root clients), "stats_cached"
+ * (full stats served from the last one)}.
  */
 #ifndef XENBLKD_CONTROL_H
 #define XENBLKD_CONTROL_H
@@ -169,6 +173,9 @@
 #define XBD_CTL_GROUP_SHARE_MS  50u
 #define XBD_CTL_GROUP_BURST_MS  100u
 #define XBD_CTL_GROUP_TURN_US   1000u
+/* A full stats (no filter) is served to the group from the last one
+ * built while younger than this. */
+#define XBD_CTL_STATS_CACHE_MS  250u
 #define XBD_CTL_SETTLE_DEFAULT_MS 30000u
 #define XBD_CTL_SETTLE_MAX_MS   3600000u
 
