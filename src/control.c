@@ -9,6 +9,17 @@
  * client's unread replies (XBD_CTL_OUT_MAX) and its idle time
  * (XBD_CTL_IDLE_S).  Nothing a client sends can make the daemon's memory
  * grow past those bounds.
+ *
+ * Time is bounded too, for the clients that are not root (the socket's
+ * group: monitoring): together they get at most XBD_CTL_GROUP_SHARE_MS
+ * of the loop per second (bursts of XBD_CTL_GROUP_BURST_MS), and no new
+ * request of theirs starts once XBD_CTL_GROUP_TURN_US went into them in
+ * one loop iteration.  Their callbacks are timed, whatever they do (a
+ * stats reply for many disks takes milliseconds to build); a request
+ * over the allowance waits, never fails: the client joins a FIFO, its
+ * socket unread (its input stays bounded as above), and a timer resumes
+ * the waiting clients in turn once the allowance is back.  Root is
+ * trusted and never waits.
  */
 #include "config.h"
 
@@ -51,6 +62,8 @@ struct client {
     ev_io rd, wr;
     ev_timer idle;
     ev_timer more;              /* lines left after the budget */
+    struct client *wnext;       /* in ctl's FIFO of clients over the allowance */
+    bool waiting;
     char *in;                   /* bytes of requests not handled yet */
     size_t in_len, in_cap;
     char *out;                  /* reply bytes not sent yet: out[out_off..out_len) */
@@ -75,7 +88,142 @@ struct xbd_control {
     ev_timer backoff;
     struct client *clients;
     unsigned nclients;
+    /* The group's allowance (seconds of loop time; see the top). */
+    double tokens, tokens_at;
+    unsigned turn_iter;         /* ev_iteration() that turn_spent is for */
+    double turn_spent;
+    double meter_t0;            /* a group client's callback started; 0: none */
+    struct client *whead, *wtail, *resuming;
+    ev_timer refill;
+    struct xbd_ctl_counters counters;
+    struct xbd_ctl_cache cache;
 };
+
+/* ---- the group's allowance -------------------------------------------- */
+
+static bool in_group(const struct client *c)
+{
+    return c->peer.uid != 0;
+}
+
+/* Charge what went into group clients since the meter last read. */
+static void meter_read(struct xbd_control *ctl)
+{
+    double now, spent;
+    unsigned it = ev_iteration(ctl->loop);
+
+    if (it != ctl->turn_iter) {
+        ctl->turn_iter = it;
+        ctl->turn_spent = 0.;
+    }
+    if (ctl->meter_t0 <= 0.)
+        return;
+    now = xbd_ctl_now();
+    spent = now > ctl->meter_t0 ? now - ctl->meter_t0 : 0.;
+    ctl->meter_t0 = now;
+    ctl->turn_spent += spent;
+    ctl->tokens -= spent;
+    ctl->counters.group_busy_us += (uint64_t)(spent * 1e6);
+}
+
+/* Time a callback of c's (nothing for root's, nor inside a callback
+ * already timed).  meter_stop: with the value meter_start returned. */
+static bool meter_start(struct client *c)
+{
+    if (!in_group(c) || c->ctl->meter_t0 > 0.)
+        return false;
+    c->ctl->meter_t0 = xbd_ctl_now();
+    return true;
+}
+
+static void meter_stop(struct xbd_control *ctl, bool started)
+{
+    if (!started)
+        return;
+    meter_read(ctl);
+    ctl->meter_t0 = 0.;
+}
+
+static void refill(struct xbd_control *ctl)
+{
+    double now = xbd_ctl_now();
+
+    ctl->tokens += (now - ctl->tokens_at) * (XBD_CTL_GROUP_SHARE_MS / 1000.);
+    if (ctl->tokens > XBD_CTL_GROUP_BURST_MS / 1000.)
+        ctl->tokens = XBD_CTL_GROUP_BURST_MS / 1000.;
+    ctl->tokens_at = now;
+}
+
+/* May c start a request now?  Root: always.  The group: while the
+ * allowance lasts, this iteration's share is not spent, and no client
+ * waits before it (the one being resumed is at the front). */
+static bool may_serve(struct client *c)
+{
+    struct xbd_control *ctl = c->ctl;
+
+    if (!in_group(c))
+        return true;
+    meter_read(ctl);
+    refill(ctl);
+    if (ctl->tokens <= 0. || ctl->turn_spent >= XBD_CTL_GROUP_TURN_US / 1e6)
+        return false;
+    return !ctl->whead || c == ctl->resuming;
+}
+
+/* When the front of the queue may go: now (the next iteration), or
+ * when the allowance is back above zero. */
+static void refill_arm(struct xbd_control *ctl)
+{
+    double after = 0.;
+
+    if (ev_is_active(&ctl->refill) || !ctl->whead)
+        return;
+    if (ctl->tokens <= 0.)
+        after = -ctl->tokens / (XBD_CTL_GROUP_SHARE_MS / 1000.) + 1e-4;
+    ev_timer_set(&ctl->refill, after, 0.);
+    ev_timer_start(ctl->loop, &ctl->refill);
+}
+
+/* c has a request it may not start yet: to the back of the queue, its
+ * socket unread meanwhile. */
+static void client_wait(struct client *c)
+{
+    struct xbd_control *ctl = c->ctl;
+
+    ev_io_stop(ctl->loop, &c->rd);
+    ev_timer_stop(ctl->loop, &c->more);
+    if (!c->waiting) {
+        c->waiting = true;
+        c->wnext = NULL;
+        if (ctl->wtail)
+            ctl->wtail->wnext = c;
+        else
+            ctl->whead = c;
+        ctl->wtail = c;
+        ctl->counters.deferred++;
+        ctl->counters.waiting++;
+    }
+    refill_arm(ctl);
+}
+
+static void client_unwait(struct client *c)
+{
+    struct xbd_control *ctl = c->ctl;
+    struct client **pp = &ctl->whead, *prev = NULL;
+
+    if (!c->waiting)
+        return;
+    while (*pp != c) {
+        prev = *pp;
+        pp = &(*pp)->wnext;
+    }
+    *pp = c->wnext;
+    if (ctl->wtail == c)
+        ctl->wtail = prev;
+    c->waiting = false;
+    c->wnext = NULL;
+    ctl->counters.waiting--;
+}
 
 /* ---- one client ------------------------------------------------------ */
 
@@ -87,6 +235,9 @@ static void client_free(struct client *c)
     ev_io_stop(ctl->loop, &c->wr);
     ev_timer_stop(ctl->loop, &c->idle);
     ev_timer_stop(ctl->loop, &c->more);
+    client_unwait(c);
+    if (ctl->resuming == c)
+        ctl->resuming = NULL;
     xbd_settle_cancel(c->settle);
     close(c->fd);
     if (c->prev)
@@ -217,16 +368,19 @@ static int client_process(struct client *c);
 static void client_settled(void *opaque, const struct xbd_settle_result *r)
 {
     struct client *c = opaque;
+    struct xbd_control *ctl = c->ctl;
     size_t len = 0;
     char *line = xbd_ctl_settle_line(r, c->settle_ms, &len);
+    bool m = meter_start(c);
 
     c->settle = NULL;
     if (client_queue(c, line, len) < 0) {
         client_drop(c, "out of memory");
-        return;
+    } else {
+        ev_timer_again(ctl->loop, &c->idle);
+        client_process(c);
     }
-    ev_timer_again(c->ctl->loop, &c->idle);
-    client_process(c);
+    meter_stop(ctl, m);
 }
 
 static int client_start_settle(struct client *c, unsigned ms)
@@ -303,6 +457,10 @@ static int client_process(struct client *c)
             nl = c->in + c->in_len;
             c->in_len++;        /* room kept for it: see client_read */
         }
+        if (!may_serve(c)) {
+            client_wait(c);
+            return client_flush(c);
+        }
         if (!budget--) {
             ev_io_stop(loop, &c->rd);
             if (!ev_is_active(&c->more)) {
@@ -372,21 +530,57 @@ static int client_read(struct client *c)
 static void client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct client *c = container_of(w, struct client, rd);
+    struct xbd_control *ctl = c->ctl;
+    bool m = meter_start(c);
 
     if (c->lingering)
         client_discard(c);
     else
         client_read(c);
+    meter_stop(ctl, m);
 }
 
 static void client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    client_flush(container_of(w, struct client, wr));
+    struct client *c = container_of(w, struct client, wr);
+    struct xbd_control *ctl = c->ctl;
+    bool m = meter_start(c);
+
+    client_flush(c);
+    meter_stop(ctl, m);
+}
+
+static void client_process_metered(struct client *c)
+{
+    struct xbd_control *ctl = c->ctl;
+    bool m = meter_start(c);
+
+    client_process(c);
+    meter_stop(ctl, m);
 }
 
 static void client_more_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    client_process(container_of(w, struct client, more));
+    client_process_metered(container_of(w, struct client, more));
+}
+
+/* The allowance is back: the waiting clients go on, in turn, while it
+ * lasts; each one that still has more to do joins the back again. */
+static void refill_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct xbd_control *ctl = container_of(w, struct xbd_control, refill);
+
+    while (ctl->whead) {
+        struct client *c = ctl->whead;
+
+        ctl->resuming = c;
+        if (!may_serve(c))
+            break;
+        client_unwait(c);
+        client_process_metered(c);
+    }
+    ctl->resuming = NULL;
+    refill_arm(ctl);
 }
 
 static void client_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -397,15 +591,23 @@ static void client_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
         client_drop(c, "done");
         return;
     }
-    if (c->settle) {
+    if (c->settle || c->waiting) {
         /* Waiting for the daemon, not idle: the settle's own timeout
-         * bounds it. */
+         * bounds it, the group's allowance the queue. */
         ev_timer_again(loop, w);
         return;
     }
     xbd_info("control: client pid %ld uid %lu idle for %.0f s, closed",
              (long)c->peer.pid, (unsigned long)c->peer.uid, XBD_CTL_IDLE_S);
     client_free(c);
+}
+
+/* The group's allowance starts full. */
+static void control_init_allowance(struct xbd_control *ctl)
+{
+    ev_init(&ctl->refill, refill_cb);
+    ctl->tokens = XBD_CTL_GROUP_BURST_MS / 1000.;
+    ctl->tokens_at = xbd_ctl_now();
 }
 
 /* ---- the listening socket --------------------------------------------- */
@@ -632,9 +834,11 @@ struct xbd_control *xbd_control_open(struct ev_loop *loop, struct xbd_host *host
         return NULL;
     ctl->fd = -1;
     ctl->loop = loop;
-    ctl->env = (struct xbd_ctl_env){ host, ops, opaque, xbd_ctl_now() };
+    ctl->env = (struct xbd_ctl_env){ host, ops, opaque, xbd_ctl_now(), &ctl->counters,
+                                     &ctl->cache };
     ev_io_init(&ctl->accept_w, accept_cb, -1, EV_READ);
     ev_init(&ctl->backoff, backoff_cb);
+    control_init_allowance(ctl);
     if (resolve_group(group, &gid) < 0) {
         xbd_err("control: unknown group '%s'", group);
         goto fail;
@@ -664,6 +868,8 @@ void xbd_control_close(struct xbd_control *ctl)
         client_free(ctl->clients);
     ev_io_stop(ctl->loop, &ctl->accept_w);
     ev_timer_stop(ctl->loop, &ctl->backoff);
+    ev_timer_stop(ctl->loop, &ctl->refill);
+    free(ctl->cache.line);
     close(ctl->fd);
     /* Only our own file: a successor may already have replaced it. */
     if (stat(ctl->path, &st) == 0 && st.st_dev == ctl->st_dev && st.st_ino == ctl->st_ino)

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "xenblkd/control.h"
@@ -18,12 +19,30 @@ struct xbd_ctl_peer {
     gid_t gid;
 };
 
+/* The socket's own figures (src/control.c), in stats as "control". */
+struct xbd_ctl_counters {
+    uint64_t deferred;          /* group clients queued: over the allowance */
+    uint64_t group_busy_us;     /* loop time that went into group clients */
+    unsigned waiting;           /* group clients queued now */
+};
+
+/* The last full stats reply (no filter), served again to clients that
+ * are not root while younger than XBD_CTL_STATS_CACHE_MS. */
+struct xbd_ctl_cache {
+    char *line;                 /* malloc'd, or NULL */
+    size_t len;
+    double at;                  /* xbd_ctl_now() when built */
+    uint64_t hits;              /* replies served from it */
+};
+
 /* What commands may look at and act on. */
 struct xbd_ctl_env {
     struct xbd_host *host;
     const struct xbd_control_ops *ops;
     void *opaque;
     double started;             /* CLOCK_MONOTONIC seconds at start */
+    const struct xbd_ctl_counters *counters;    /* NULL: none */
+    struct xbd_ctl_cache *cache;                /* NULL: none */
 };
 
 struct xbd_ctl_reply {

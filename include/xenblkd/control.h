@@ -136,7 +136,19 @@
  * request or reply progress closes a connection (not while it waits for a
  * settle); a client with more than XBD_CTL_OUT_MAX bytes of replies unread
  * when it sends another request is dropped; at most XBD_CTL_BUDGET
- * requests of one client per loop iteration.
+ * requests of one client per loop iteration.  The clients other than
+ * root share an allowance of loop time: XBD_CTL_GROUP_SHARE_MS per
+ * second, bursts of XBD_CTL_GROUP_BURST_MS, and none of their requests
+ * starts in a loop iteration that already spent XBD_CTL_GROUP_TURN_US on
+ * them (one request may exceed it: a stats of many disks).  A request
+ * over the allowance waits, in order, never fails: such a client is not
+ * idle.  A full stats (no domid, no devid) asked by a client that is
+ * not root is the last one built (by anyone) if that is younger than
+ * XBD_CTL_STATS_CACHE_MS: its figures, uptime_s included, are then that
+ * old.  stats' "daemon" adds "control": {"deferred" (times a client
+ * waited for the allowance), "waiting" (clients waiting now),
+ * "group_busy_us" (loop time spent on non-root clients), "stats_cached"
+ * (full stats served from the last one)}.
  */
 #ifndef XENBLKD_CONTROL_H
 #define XENBLKD_CONTROL_H
@@ -156,6 +168,14 @@
 #define XBD_CTL_IDLE_S          60.0
 #define XBD_CTL_OUT_MAX         (256u * 1024u)
 #define XBD_CTL_BUDGET          8u
+/* The group's (peers other than uid 0) allowance of loop time, shared by
+ * all of them: see Limits above. */
+#define XBD_CTL_GROUP_SHARE_MS  50u
+#define XBD_CTL_GROUP_BURST_MS  100u
+#define XBD_CTL_GROUP_TURN_US   1000u
+/* A full stats (no filter) is served to the group from the last one
+ * built while younger than this. */
+#define XBD_CTL_STATS_CACHE_MS  250u
 #define XBD_CTL_SETTLE_DEFAULT_MS 30000u
 #define XBD_CTL_SETTLE_MAX_MS   3600000u
 

@@ -116,7 +116,9 @@ static void setup(void)
     if (!ctl.loop)
         abort();
     ctl.fd = -1;
-    ctl.env = (struct xbd_ctl_env){ &host, &ops, NULL, xbd_ctl_now() };
+    ctl.env = (struct xbd_ctl_env){ &host, &ops, NULL, xbd_ctl_now(), &ctl.counters,
+                                    &ctl.cache };
+    control_init_allowance(&ctl);
 }
 
 static void check_reply(const char *line, size_t len)

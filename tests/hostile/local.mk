@@ -61,8 +61,9 @@ XBD_HOSTILE_SH_TESTS = \
 	tests/hostile/iso-nowait-refused.sh \
 	tests/hostile/iso-nowait-blockdev.sh \
 	tests/hostile/iso-queue-flood.sh \
-	tests/hostile/iso-discard-latency.sh
+	tests/hostile/iso-discard-latency.sh \
+	tests/hostile/ctl-flood-neighbour.sh
 TESTS += $(XBD_HOSTILE_SH_TESTS)
 dist_check_SCRIPTS += $(XBD_HOSTILE_SH_TESTS)
 EXTRA_DIST += tests/hostile/README.md tests/hostile/loop-lib.sh tests/hostile/xs-stall-bench.sh \
-	tests/hostile/iso-lib.sh
+	tests/hostile/iso-lib.sh tests/hostile/ctl-flood.py
