@@ -93,7 +93,7 @@ struct xbd_io_engine {
     struct xbd_aio_ctx *ctxs;
     unsigned nctx;
     struct xbd_aio_ctx *cur; /* of the batch being gathered (gather) */
-    unsigned ngroups;        /* devices (groups), the engine's own included */
+    unsigned ngroups;        /* groups, the engine's own (defq's) included */
     bool ctx_short_logged;   /* io_setup refused one: said once */
     int efd;
     unsigned depth;          /* events each context was set up for */
@@ -901,7 +901,7 @@ static const char *sysctl_str(const char *name, char *buf, size_t n)
 }
 
 /* The contexts' capacity follows the devices: at least a device's share
- * times the devices (the engine's own queue counts as one), so that
+ * times the devices (the groups but defq's, which no ring uses), so that
  * whatever the others hold (every one of them at its share, on storage
  * that hangs), a device below its share finds a free slot in some
  * context.  One context more of the same size each time that falls
@@ -910,7 +910,8 @@ static const char *sysctl_str(const char *name, char *buf, size_t n)
  * devices share what exists, said once. */
 static void ctx_follow_devices(struct xbd_io_engine *io)
 {
-    unsigned long need = (unsigned long)io->dev_share * io->ngroups;
+    unsigned devices = io->ngroups - (io->defq != NULL);
+    unsigned long need = (unsigned long)io->dev_share * devices;
 
     if (io->stopped)
         return;
@@ -932,14 +933,14 @@ static void ctx_follow_devices(struct xbd_io_engine *io)
                          "%u I/Os each share %u kernel AIO context(s) of %u; one on storage "
                          "that hangs can hold slots the others wait for (raise the sysctl "
                          "fs.aio-max-nr)", strerror(-ret), sysctl_str("aio-nr", nr, sizeof(nr)),
-                         sysctl_str("aio-max-nr", max, sizeof(max)), io->ngroups,
+                         sysctl_str("aio-max-nr", max, sizeof(max)), devices,
                          io->dev_share, io->nctx, io->depth);
             io->ctx_short_logged = true;
             return;
         }
         io->nctx++;
         io->ctx_short_logged = false;
-        xbd_info("%u devices at %u I/Os each: %u kernel AIO contexts of %u", io->ngroups,
+        xbd_info("%u devices at %u I/Os each: %u kernel AIO contexts of %u", devices,
                  io->dev_share, io->nctx, io->depth);
     }
 }
@@ -1049,16 +1050,15 @@ void xbd_io_engine_set_limits(struct xbd_io_engine *io, unsigned per_device,
 
 /* ---- the engine -------------------------------------------------------- */
 
-/* io_destroy waits for what each context holds. */
+/* io_destroy waits for what each context holds.  The array stays until
+ * the engine is freed: a submission after xbd_io_engine_stop fails
+ * (EINVAL) as it always did, and is answered. */
 static void destroy_contexts(struct xbd_io_engine *io)
 {
     unsigned i;
 
     for (i = 0; i < io->nctx; i++)
         io_destroy(io->ctxs[i].id);
-    free(io->ctxs);
-    io->ctxs = NULL;
-    io->nctx = 0;
 }
 
 static int engine_setup_aio(struct xbd_io_engine *io)
@@ -1088,6 +1088,7 @@ static int engine_setup_aio(struct xbd_io_engine *io)
     if (io->efd < 0) {
         xbd_err("eventfd: %s", strerror(errno));
         destroy_contexts(io);
+        free(io->ctxs);
         return -1;
     }
     return 0;
@@ -1112,6 +1113,7 @@ struct xbd_io_engine *xbd_io_engine_new(struct ev_loop *loop)
     if (!io->defq) {
         xbd_pool_free(io->pool);
         destroy_contexts(io);
+        free(io->ctxs);
         close(io->efd);
         free(io);
         return NULL;
@@ -1189,7 +1191,9 @@ void xbd_io_engine_free(struct xbd_io_engine *io)
     ev_ref(io->loop);
     ev_prepare_stop(io->loop, &io->prep_w);
     ev_timer_stop(io->loop, &io->retry_w);
-    destroy_contexts(io);       /* none left if stopped */
+    if (!io->stopped)
+        destroy_contexts(io);
+    free(io->ctxs);
     close(io->efd);
     /* Queues left by rings that never drained (exit after a shutdown
      * timeout) keep their groups: free what the engine still knows. */
