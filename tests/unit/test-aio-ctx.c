@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 
 #include "check.h"
+#include "engine-test.h"
 #include "io_aio.h"
 #include "xenblkd/log.h"
 
@@ -63,30 +64,24 @@ int io_submit(io_context_t ctx, long nr, struct iocb *ios[])
     return (int)ret;
 }
 
-struct op {
-    struct xbd_aio aio;         /* first: the callback gets this pointer */
-    struct iovec iov;
-    long res;
-    int calls;
-};
-
-static int completed;
-
-static void done(struct xbd_aio *a, long res)
-{
-    struct op *o = (struct op *)a;
-
-    o->res = res;
-    o->calls++;
-    completed++;
-}
-
-static void run_until(struct ev_loop *loop, int n)
+/* Until n of ops[] were answered, at most 10 s (a tick wakes the loop). */
+static int run_until(struct ev_loop *loop, struct op *ops, int n)
 {
     double t0 = ev_time();
+    ev_timer tick;
+    int i, answered = 0;
 
-    while (completed < n && ev_time() - t0 < 10)
+    ev_timer_init(&tick, wake_tick_cb, 0.05, 0.05);
+    ev_timer_start(loop, &tick);
+    while (ev_time() - t0 < 10) {
+        for (answered = i = 0; i < n; i++)
+            answered += ops[i].calls != 0;
+        if (answered == n)
+            break;
         ev_run(loop, EVRUN_ONCE);
+    }
+    ev_timer_stop(loop, &tick);
+    return answered;
 }
 
 /* NIO reads of each of the ndev queues; all must complete once. */
@@ -97,7 +92,6 @@ static void read_all(struct ev_loop *loop, struct xbd_io_engine *io, int fd,
     static unsigned char buf[4][NIO][512];
     int d, i;
 
-    completed = 0;
     for (i = 0; i < NIO; i++) {
         for (d = 0; d < ndev; d++) {
             struct op *o = &ops[d][i];
@@ -105,11 +99,10 @@ static void read_all(struct ev_loop *loop, struct xbd_io_engine *io, int fd,
             memset(o, 0, sizeof(*o));
             o->iov = (struct iovec){ buf[d][i], 512 };
             xbd_aio_bind(&o->aio, q[d]);
-            xbd_aio_readv(io, &o->aio, fd, &o->iov, 1, (uint64_t)i * 512, done);
+            xbd_aio_readv(io, &o->aio, fd, &o->iov, 1, (uint64_t)i * 512, op_done);
         }
     }
-    run_until(loop, ndev * NIO);
-    CHECK_EQ(completed, ndev * NIO);
+    CHECK_EQ(run_until(loop, &ops[0][0], ndev * NIO), ndev * NIO);
     for (d = 0; d < ndev; d++)
         for (i = 0; i < NIO; i++) {
             CHECK_EQ(ops[d][i].calls, 1);
