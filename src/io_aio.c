@@ -93,7 +93,6 @@ struct xbd_io_engine {
     struct xbd_aio_ctx *ctxs;
     unsigned nctx;
     struct xbd_aio_ctx *cur; /* of the batch being gathered (gather) */
-    unsigned ngroups;        /* groups, the engine's own (defq's) included */
     bool ctx_short_logged;   /* io_setup refused one: said once */
     int efd;
     unsigned depth;          /* events each context was set up for */
@@ -106,6 +105,7 @@ struct xbd_io_engine {
     unsigned nactive;               /* queues in it */
     unsigned round;                 /* submission rounds (flush_queues) */
     struct xbd_aio_group *groups;
+    unsigned ngroups;        /* devices (groups), the engine's own included */
     struct xbd_aio_queue *defq;     /* for I/O no owner bound */
     struct xbd_pool *pool;
     unsigned pool_share;     /* pool jobs one device may hold at once */
@@ -962,7 +962,6 @@ static struct xbd_aio_group *group_get(struct xbd_io_engine *io, const void *key
         g->next = io->groups;
         io->groups = g;
         io->ngroups++;
-        ctx_follow_devices(io);
     }
     g->refs++;
     return g;
@@ -993,6 +992,7 @@ struct xbd_aio_queue *xbd_aio_queue_new(struct xbd_io_engine *io, const void *gr
         free(q);
         return NULL;
     }
+    ctx_follow_devices(io);     /* a new device may need one more */
     q->io = io;
     q->tail = &q->head;
     q->st = st ? st : &q->own_st;

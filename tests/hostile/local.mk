@@ -55,12 +55,12 @@ XBD_HOSTILE_SH_TESTS = \
 	tests/hostile/xs-storm-neighbour.sh \
 	tests/hostile/xs-stopped.sh \
 	tests/hostile/iso-discard-held.sh \
+	tests/hostile/iso-ctx-share.sh \
 	tests/hostile/exit-held-pool.sh \
 	tests/hostile/iso-nowait-held.sh \
 	tests/hostile/iso-nowait-refused.sh \
 	tests/hostile/iso-nowait-blockdev.sh \
 	tests/hostile/iso-queue-flood.sh \
-	tests/hostile/iso-ctx-share.sh \
 	tests/hostile/iso-discard-latency.sh
 TESTS += $(XBD_HOSTILE_SH_TESTS)
 dist_check_SCRIPTS += $(XBD_HOSTILE_SH_TESTS)
