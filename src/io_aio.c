@@ -78,11 +78,24 @@ struct xbd_aio_queue {
     struct xbd_aio_share_stats *st, own_st;
 };
 
+/* One kernel AIO context of the engine. */
+struct xbd_aio_ctx {
+    io_context_t id;
+    unsigned used;           /* iocbs it holds, and those workers are
+                                submitting to it */
+};
+
 struct xbd_io_engine {
     struct ev_loop *loop;
-    io_context_t ctx;
+    /* Capacity follows the devices (ctx_follow_devices): every device at
+     * its share at once still leaves a slot free for one below it.  All
+     * contexts signal the one eventfd; a batch goes to one context. */
+    struct xbd_aio_ctx *ctxs;
+    unsigned nctx;
+    struct xbd_aio_ctx *cur; /* of the batch being gathered (gather) */
+    bool ctx_short_logged;   /* io_setup refused one: said once */
     int efd;
-    unsigned depth;          /* events the context was set up for */
+    unsigned depth;          /* events each context was set up for */
     unsigned inflight;       /* iocbs the kernel holds */
     unsigned submitting;     /* iocbs handed to a worker to submit: each
                                 takes a slot of the context until reaped */
@@ -92,6 +105,7 @@ struct xbd_io_engine {
     unsigned nactive;               /* queues in it */
     unsigned round;                 /* submission rounds (flush_queues) */
     struct xbd_aio_group *groups;
+    unsigned ngroups;        /* devices (groups), the engine's own included */
     struct xbd_aio_queue *defq;     /* for I/O no owner bound */
     struct xbd_pool *pool;
     unsigned pool_share;     /* pool jobs one device may hold at once */
@@ -342,6 +356,17 @@ static void fs_probed(struct xbd_aio_group *g, struct xbd_aio *a)
 
 static void completed(struct xbd_io_engine *io, struct xbd_aio *a, long res);
 
+/* The engine's context with this id (a worker's submission went there). */
+static struct xbd_aio_ctx *ctx_of(struct xbd_io_engine *io, io_context_t id)
+{
+    unsigned i;
+
+    for (i = 0; i < io->nctx; i++)
+        if (io->ctxs[i].id == id)
+            break;
+    return &io->ctxs[i < io->nctx ? i : 0];
+}
+
 /* A worker's report on a read/write it only submitted: from now on the
  * I/O is the kernel's (its shares stay held until its completion), or,
  * if the submission failed, back to the queue for a worker to transfer
@@ -366,6 +391,7 @@ static void pool_submitted(struct xbd_io_engine *io, struct xbd_aio *a)
         return;
     }
     io->submitting--;
+    ctx_of(io, a->ctx)->used--;
     hold(io, a, -1);
     if (res == -EAGAIN) {
         a->pooled = a->transfer = true;
@@ -510,11 +536,24 @@ static struct xbd_aio **pick(const struct xbd_io_engine *io, struct xbd_aio_queu
     return NULL;
 }
 
-/* Is there a slot in the kernel context for one more iocb, besides the
- * n gathered in this batch and those workers are submitting? */
+/* Is there a slot in the batch's kernel context for one more iocb,
+ * besides the n gathered in this batch and those workers are submitting
+ * to it? */
 static bool context_room(const struct xbd_io_engine *io, int n)
 {
-    return io->inflight + io->submitting + (unsigned)n < io->depth;
+    return io->cur->used + (unsigned)n < io->depth;
+}
+
+/* The context with the most free slots: the batch goes there. */
+static struct xbd_aio_ctx *emptiest_ctx(struct xbd_io_engine *io)
+{
+    struct xbd_aio_ctx *c = io->ctxs;
+    unsigned i;
+
+    for (i = 1; i < io->nctx; i++)
+        if (io->ctxs[i].used < c->used)
+            c = &io->ctxs[i];
+    return c;
 }
 
 /* Serve one I/O of q if its shares allow; true if one left the queue. */
@@ -547,13 +586,15 @@ static bool serve(struct xbd_io_engine *io, struct xbd_aio_queue *q,
         }
         a->pooled = true;
         a->submit_only = submit_only;
-        a->ctx = io->ctx;
+        a->ctx = io->cur->id;
         unlink_at(q, pp);
         hold(io, a, +1);
         io->submitting += submit_only;
+        io->cur->used += submit_only;
         if (start_pooled(io, a))
             return true;
         io->submitting -= submit_only;
+        io->cur->used -= submit_only;
         hold(io, a, -1);
         a->submit_only = false;
         enqueue_front(io, a);
@@ -573,9 +614,12 @@ static bool serve(struct xbd_io_engine *io, struct xbd_aio_queue *q,
  * jobs start here too.  Returns the iocbs gathered in batch[]. */
 static int gather(struct xbd_io_engine *io, struct xbd_aio **batch)
 {
-    unsigned room = io->depth - io->inflight;
+    unsigned room;
     int n = 0;
     bool progress = true;
+
+    io->cur = io->nctx == 1 ? io->ctxs : emptiest_ctx(io);
+    room = io->depth - io->cur->used;
 
     if (room > XBD_AIO_BATCH)
         room = XBD_AIO_BATCH;
@@ -678,9 +722,10 @@ static bool submit_batch(struct xbd_io_engine *io)
         return false;
     for (i = 0; i < n; i++)
         cbs[i] = &batch[i]->iocb;
-    ret = io_submit(io->ctx, n, cbs);
+    ret = io_submit(io->cur->id, n, cbs);
     ok = ret > 0 ? ret : 0;
     io->inflight += (unsigned)ok;
+    io->cur->used += (unsigned)ok;
     /* What the kernel did not take goes back to the front of its queue,
      * in order. */
     for (i = n - 1; i >= ok; i--) {
@@ -787,26 +832,25 @@ static void rw_progress(struct xbd_io_engine *io, struct xbd_aio *a, long res)
     enqueue(io, a);
 }
 
-static void efd_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* Reap what context k completed.  By index: a done() callback may add a
+ * context (ctx_follow_devices moves the array). */
+static void reap_ctx(struct xbd_io_engine *io, unsigned k)
 {
-    struct xbd_io_engine *io = w->data;
     struct io_event evs[XBD_AIO_BATCH];
     struct timespec zero = { 0, 0 };
-    uint64_t cnt;
     int n, i;
 
-    if (read(io->efd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
-        xbd_warn("aio eventfd read: %s", strerror(errno));
     do {
         /* From the shared completion ring when we can: no system call. */
-        n = xbd_aio_reap(io->ctx, evs, XBD_AIO_BATCH);
+        n = xbd_aio_reap(io->ctxs[k].id, evs, XBD_AIO_BATCH);
         if (n < 0)
-            n = io_getevents(io->ctx, 0, XBD_AIO_BATCH, evs, &zero);
+            n = io_getevents(io->ctxs[k].id, 0, XBD_AIO_BATCH, evs, &zero);
         if (n < 0) {
             if (n != -EINTR)
                 xbd_err("io_getevents: %s", strerror(-n));
-            break;
+            return;
         }
+        io->ctxs[k].used -= (unsigned)n;
         for (i = 0; i < n; i++) {
             struct xbd_aio *a = (struct xbd_aio *)evs[i].obj;
 
@@ -821,7 +865,84 @@ static void efd_cb(struct ev_loop *loop, ev_io *w, int revents)
             completed(io, a, (long)evs[i].res);
         }
     } while (n == XBD_AIO_BATCH);
+}
+
+/* Every context signals the one eventfd: one wake-up reaps them all. */
+static void efd_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct xbd_io_engine *io = w->data;
+    uint64_t cnt;
+    unsigned i;
+
+    if (read(io->efd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+        xbd_warn("aio eventfd read: %s", strerror(errno));
+    for (i = 0; i < io->nctx; i++)
+        reap_ctx(io, i);
     flush_queues(io);
+}
+
+/* ---- contexts ---------------------------------------------------------- */
+
+/* A number from /proc/sys/fs, for a log line; "?" if unreadable. */
+static const char *sysctl_str(const char *name, char *buf, size_t n)
+{
+    char path[64];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/sys/fs/%s", name);
+    f = fopen(path, "re");
+    if (!f || !fgets(buf, (int)n, f))
+        snprintf(buf, n, "?");
+    else
+        buf[strcspn(buf, "\n")] = '\0';
+    if (f)
+        fclose(f);
+    return buf;
+}
+
+/* The contexts' capacity follows the devices: at least a device's share
+ * times the devices (the groups but defq's, which no ring uses), so that
+ * whatever the others hold (every one of them at its share, on storage
+ * that hangs), a device below its share finds a free slot in some
+ * context.  One context more of the same size each time that falls
+ * short; none is destroyed before the engine (a context may hold
+ * anyone's I/O).  Bounded by the system's fs.aio-max-nr: past it, the
+ * devices share what exists, said once. */
+static void ctx_follow_devices(struct xbd_io_engine *io)
+{
+    unsigned devices = io->ngroups - (io->defq != NULL);
+    unsigned long need = (unsigned long)io->dev_share * devices;
+
+    if (io->stopped)
+        return;
+    while ((unsigned long)io->nctx * io->depth < need) {
+        struct xbd_aio_ctx *c = realloc(io->ctxs, (io->nctx + 1) * sizeof(*c));
+        int ret = -ENOMEM;
+
+        if (c) {
+            io->ctxs = c;
+            c += io->nctx;
+            memset(c, 0, sizeof(*c));
+            ret = io_setup((int)io->depth, &c->id);
+        }
+        if (ret) {
+            char max[32], nr[32];
+
+            if (!io->ctx_short_logged)
+                xbd_warn("io_setup: %s (fs.aio-nr %s of fs.aio-max-nr %s): %u devices at "
+                         "%u I/Os each share %u kernel AIO context(s) of %u; one on storage "
+                         "that hangs can hold slots the others wait for (raise the sysctl "
+                         "fs.aio-max-nr)", strerror(-ret), sysctl_str("aio-nr", nr, sizeof(nr)),
+                         sysctl_str("aio-max-nr", max, sizeof(max)), devices,
+                         io->dev_share, io->nctx, io->depth);
+            io->ctx_short_logged = true;
+            return;
+        }
+        io->nctx++;
+        io->ctx_short_logged = false;
+        xbd_info("%u devices at %u I/Os each: %u kernel AIO contexts of %u", devices,
+                 io->dev_share, io->nctx, io->depth);
+    }
 }
 
 /* ---- queues and groups ------------------------------------------------- */
@@ -840,6 +961,7 @@ static struct xbd_aio_group *group_get(struct xbd_io_engine *io, const void *key
         g->key = key;
         g->next = io->groups;
         io->groups = g;
+        io->ngroups++;
     }
     g->refs++;
     return g;
@@ -854,6 +976,7 @@ static void group_put(struct xbd_io_engine *io, struct xbd_aio_group *g)
     for (pp = &io->groups; *pp != g; pp = &(*pp)->next)
         ;
     *pp = g->next;
+    io->ngroups--;
     free(g);
 }
 
@@ -869,6 +992,7 @@ struct xbd_aio_queue *xbd_aio_queue_new(struct xbd_io_engine *io, const void *gr
         free(q);
         return NULL;
     }
+    ctx_follow_devices(io);     /* a new device may need one more */
     q->io = io;
     q->tail = &q->head;
     q->st = st ? st : &q->own_st;
@@ -921,9 +1045,21 @@ void xbd_io_engine_set_limits(struct xbd_io_engine *io, unsigned per_device,
 {
     io->dev_share = clamp_share(per_device, io->dev_share);
     io->ring_share = clamp_share(per_ring, io->ring_share);
+    ctx_follow_devices(io);
 }
 
 /* ---- the engine -------------------------------------------------------- */
+
+/* io_destroy waits for what each context holds.  The array stays until
+ * the engine is freed: a submission after xbd_io_engine_stop fails
+ * (EINVAL) as it always did, and is answered. */
+static void destroy_contexts(struct xbd_io_engine *io)
+{
+    unsigned i;
+
+    for (i = 0; i < io->nctx; i++)
+        io_destroy(io->ctxs[i].id);
+}
 
 static int engine_setup_aio(struct xbd_io_engine *io)
 {
@@ -931,22 +1067,28 @@ static int engine_setup_aio(struct xbd_io_engine *io)
     int ret = -EINVAL;
     size_t i;
 
+    io->ctxs = calloc(1, sizeof(*io->ctxs));
+    if (!io->ctxs)
+        return -1;
     for (i = 0; i < sizeof(depths) / sizeof(depths[0]); i++) {
-        memset(&io->ctx, 0, sizeof(io->ctx));
-        ret = io_setup((int)depths[i], &io->ctx);
+        memset(&io->ctxs->id, 0, sizeof(io->ctxs->id));
+        ret = io_setup((int)depths[i], &io->ctxs->id);
         if (ret == 0) {
             io->depth = depths[i];
+            io->nctx = 1;
             break;
         }
     }
     if (ret) {
         xbd_err("io_setup: %s", strerror(-ret));
+        free(io->ctxs);
         return -1;
     }
     io->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (io->efd < 0) {
         xbd_err("eventfd: %s", strerror(errno));
-        io_destroy(io->ctx);
+        destroy_contexts(io);
+        free(io->ctxs);
         return -1;
     }
     return 0;
@@ -970,7 +1112,8 @@ struct xbd_io_engine *xbd_io_engine_new(struct ev_loop *loop)
     io->defq = io->pool ? xbd_aio_queue_new(io, NULL, NULL) : NULL;
     if (!io->defq) {
         xbd_pool_free(io->pool);
-        io_destroy(io->ctx);
+        destroy_contexts(io);
+        free(io->ctxs);
         close(io->efd);
         free(io);
         return NULL;
@@ -1009,7 +1152,7 @@ void xbd_io_engine_stop(struct xbd_io_engine *io)
     /* Waits for what the kernel holds; nothing is reaped afterwards. */
     ev_ref(io->loop);
     ev_io_stop(io->loop, &io->efd_w);
-    io_destroy(io->ctx);
+    destroy_contexts(io);
 }
 
 void xbd_io_engine_free(struct xbd_io_engine *io)
@@ -1049,7 +1192,8 @@ void xbd_io_engine_free(struct xbd_io_engine *io)
     ev_prepare_stop(io->loop, &io->prep_w);
     ev_timer_stop(io->loop, &io->retry_w);
     if (!io->stopped)
-        io_destroy(io->ctx);
+        destroy_contexts(io);
+    free(io->ctxs);
     close(io->efd);
     /* Queues left by rings that never drained (exit after a shutdown
      * timeout) keep their groups: free what the engine still knows. */

@@ -1,6 +1,7 @@
 /*
- * io_aio.h - the I/O engine of one event loop: one libaio context, one
- * eventfd watched by the loop, batched io_submit.
+ * io_aio.h - the I/O engine of one event loop: libaio contexts enough
+ * for every device at its share (io_aio.c ctx_follow_devices), one eventfd
+ * watched by the loop, batched io_submit.
  *
  * An I/O is a struct xbd_aio owned by its caller (a ring's request); the
  * engine only links it into its queue until the kernel has it, and calls
@@ -13,7 +14,7 @@
  * device).  The engine hands I/O to the kernel round-robin across the
  * queues that have work waiting, and never holds more than a ring's or a
  * device's share in flight (xbd_io_engine_set_limits), so one guest at
- * any queue depth on slow storage cannot fill the kernel's AIO context,
+ * any queue depth on slow storage cannot fill the kernel's AIO contexts,
  * nor make io_submit() wait for the device's request tags, for everyone.
  * Operations Linux has no asynchronous form for (discard, and fdatasync
  * where IOCB_CMD_FDSYNC is refused) run in a small worker pool

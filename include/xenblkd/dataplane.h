@@ -202,7 +202,7 @@ struct xbd_ring_stats {
     struct xbd_lat_hist lat[XBD_LAT_OPS];
 };
 
-struct xbd_io_engine;          /* one per event loop: libaio context + eventfd */
+struct xbd_io_engine;          /* one per event loop: libaio contexts + eventfd */
 struct xbd_ring;
 
 struct xbd_io_engine *xbd_io_engine_new(struct ev_loop *loop);
@@ -222,8 +222,9 @@ void xbd_io_engine_stop(struct xbd_io_engine *io);
  * are served round-robin.  64 per device stays below the request tags of
  * common block devices (128 for a loop device, 64 scheduler requests for
  * a SATA disk), past which io_submit() itself would sleep in the shared
- * loop; with the kernel context at 1024 I/Os, fifteen devices stalled at
- * their share still leave room for every other one.  0 keeps the current
+ * loop; the engine's kernel contexts (1024 I/Os each) follow the devices,
+ * enough for every device at its share at once (within fs.aio-max-nr), so
+ * devices stalled at their share still leave room for every other one.  0 keeps the current
  * value; values over XBD_INFLIGHT_SHARE_MAX are clamped.  Applies at once
  * (to I/O not yet in flight). */
 #define XBD_DEFAULT_INFLIGHT_PER_DEVICE 64u

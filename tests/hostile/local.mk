@@ -56,6 +56,7 @@ XBD_HOSTILE_SH_TESTS = \
 	tests/hostile/xs-stopped.sh \
 	tests/hostile/xs-read-bound.sh \
 	tests/hostile/iso-discard-held.sh \
+	tests/hostile/iso-ctx-share.sh \
 	tests/hostile/exit-held-pool.sh \
 	tests/hostile/iso-nowait-held.sh \
 	tests/hostile/iso-nowait-refused.sh \

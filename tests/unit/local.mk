@@ -33,6 +33,15 @@ tests_unit_test_aio_CFLAGS = $(XBD_UNIT_CFLAGS)
 tests_unit_test_aio_LDADD = $(XBD_UNIT_LIBS)
 TESTS += tests/unit/test-aio
 
+# The engine's kernel AIO contexts follow its devices (io_setup, io_submit
+# and io_destroy counted by the test's own definitions).
+check_PROGRAMS += tests/unit/test-aio-ctx
+tests_unit_test_aio_ctx_SOURCES = tests/unit/test-aio-ctx.c tests/unit/check.h \
+	tests/unit/engine-test.c tests/unit/engine-test.h
+tests_unit_test_aio_ctx_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_aio_ctx_LDADD = $(XBD_UNIT_LIBS)
+TESTS += tests/unit/test-aio-ctx
+
 check_PROGRAMS += tests/unit/test-pool
 tests_unit_test_pool_SOURCES = tests/unit/test-pool.c tests/unit/check.h
 tests_unit_test_pool_CFLAGS = $(XBD_UNIT_CFLAGS)
