@@ -46,6 +46,12 @@ iso_loop() {
         sleep 0.2
     done
     [ -n "$iso_dev_" ] || xsim_skip "cannot set up a loop device: $(cat "$XSIM_LOGDIR/losetup.log")"
+    # Loop devices are reused and keep their request queue depth: a test
+    # that lowered it (iso-nowait-held.sh) must not change what the next
+    # one measures.  Back to the loop driver's default.
+    local depth
+    depth=$(cat /sys/module/loop/parameters/hw_queue_depth 2>/dev/null) &&
+        echo "$depth" >"/sys/block/${iso_dev_#/dev/}/queue/nr_requests" 2>/dev/null || true
     ISO_DEVS+=("$iso_dev_")
     iso_out_=$iso_dev_
 }
