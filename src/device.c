@@ -718,7 +718,7 @@ static void start_nbd(struct xbd_device *dev)
 
     dev->nbd = xbd_nbd_export_open(h->loop, h->io, h->cfg.state_dir, dev->kind->name,
                                    dev->domid, dev->devid, &dev->backing, dev->name,
-                                   &dev->logb);
+                                   &dev->logb, &dev->wb);
     if (dev->nbd && !strcmp(dev->kind->name, "vbd3")) {
         struct xbd_kv kv = { "physical-device-path", xbd_nbd_export_path(dev->nbd) };
         dev_write(dev, &kv, 1, NULL);

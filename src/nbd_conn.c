@@ -258,6 +258,14 @@ static void io_done(struct xbd_aio *a, long res)
     *r->io_pprev = r->io_next;
     if (r->io_next)
         r->io_next->io_pprev = r->io_pprev;
+    if (c->wb && (r->type == NBD_CMD_FLUSH || r->fua_synced)) {
+        /* Even for a client gone: the error is reported to one sync of the
+         * open file only, and the rings' is the same file. */
+        if (res < 0)
+            xbd_wb_set_lost(c->wb, c->name, (int)-res);
+        else if (c->wb->lost)
+            res = -EIO;         /* what reached the store is not known */
+    }
     if (c->dead) {
         /* Nobody to answer; the write, if any, is done or failed. */
         free(r->buf);
@@ -612,7 +620,8 @@ static void hs_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 struct xbd_nbd_conn *xbd_nbd_conn_new(struct ev_loop *loop, struct xbd_io_engine *io,
                                       int sock, int fd, const struct xbd_nbd_geom *g,
                                       const void *group, const char *name,
-                                      struct xbd_log_bucket *logb, bool gated,
+                                      struct xbd_log_bucket *logb,
+                                      struct xbd_wb_state *wb, bool gated,
                                       xbd_nbd_conn_gone_fn *gone,
                                       xbd_nbd_conn_drained_fn *drained, void *opaque)
 {
@@ -631,6 +640,7 @@ struct xbd_nbd_conn *xbd_nbd_conn_new(struct ev_loop *loop, struct xbd_io_engine
     c->g = *g;
     snprintf(c->name, sizeof(c->name), "%s", name);
     c->logb = logb;
+    c->wb = wb;
     c->gated = gated;
     c->gone = gone;
     c->drained = drained;

@@ -12,6 +12,7 @@
 struct xbd_io_engine;
 struct xbd_log_bucket;
 struct xbd_nbd_conn;
+struct xbd_wb_state;
 
 /* What a client is offered, taken from the device when it connects. */
 struct xbd_nbd_geom {
@@ -33,12 +34,16 @@ typedef void xbd_nbd_conn_drained_fn(void *opaque, struct xbd_nbd_conn *c);
 /* Serve the client on sock (non-blocking; owned from now on) with I/O on
  * fd (owned too: a duplicate of the backing fd), in the engine's share of
  * <group>.  Its per-client lines go through logb (the disk's rate limit,
- * must outlive c; NULL: none).  gated: as xbd_nbd_conn_gate.  NULL when
- * out of memory (both fds closed). */
+ * must outlive c; NULL: none).  wb: the disk's write-back state
+ * (dataplane.h), which a failed flush or FUA sync sets and which, once
+ * set, fails them all; must outlive c (its I/O included); NULL: none (a
+ * store with O_DIRECT).  gated: as xbd_nbd_conn_gate.  NULL when out of
+ * memory (both fds closed). */
 struct xbd_nbd_conn *xbd_nbd_conn_new(struct ev_loop *loop, struct xbd_io_engine *io,
                                       int sock, int fd, const struct xbd_nbd_geom *g,
                                       const void *group, const char *name,
-                                      struct xbd_log_bucket *logb, bool gated,
+                                      struct xbd_log_bucket *logb,
+                                      struct xbd_wb_state *wb, bool gated,
                                       xbd_nbd_conn_gone_fn *gone,
                                       xbd_nbd_conn_drained_fn *drained, void *opaque);
 /* Disconnect now (gone is called, then drained as above). */

@@ -55,6 +55,7 @@ struct xbd_nbd_export {
     struct xbd_io_engine *io;
     const struct xbd_backing *b;
     struct xbd_log_bucket *logb;
+    struct xbd_wb_state *wb;    /* the disk's; NULL with O_DIRECT */
     int lfd;
     ev_io accept_w;
     ev_timer retry_w;           /* accept again after EMFILE */
@@ -189,7 +190,7 @@ static void serve(struct xbd_nbd_export *e, int sock)
     geometry(e->b, &g);
     snprintf(name, sizeof(name), "%s #%u", e->name, ++e->serial);
     struct xbd_nbd_conn *c = xbd_nbd_conn_new(e->loop, e->io, sock, fd, &g, e->b, name,
-                                              e->logb, e->ndraining > 0, conn_gone,
+                                              e->logb, e->wb, e->ndraining > 0, conn_gone,
                                               conn_drained, e);
     if (c)
         e->conns[e->nconns++] = c;
@@ -280,7 +281,8 @@ struct xbd_nbd_export *xbd_nbd_export_open(struct ev_loop *loop, struct xbd_io_e
                                            const char *state_dir, const char *kind,
                                            unsigned domid, unsigned devid,
                                            const struct xbd_backing *b, const char *name,
-                                           struct xbd_log_bucket *logb)
+                                           struct xbd_log_bucket *logb,
+                                           struct xbd_wb_state *wb)
 {
     struct xbd_nbd_export *e = calloc(1, sizeof(*e));
     char err[600];
@@ -307,6 +309,7 @@ struct xbd_nbd_export *xbd_nbd_export_open(struct ev_loop *loop, struct xbd_io_e
     e->io = io;
     e->b = b;
     e->logb = logb;
+    e->wb = b->direct ? NULL : wb;
     ev_io_init(&e->accept_w, accept_cb, e->lfd, EV_READ);
     e->accept_w.data = e;
     ev_timer_init(&e->retry_w, retry_cb, 1.0, 0.);

@@ -49,13 +49,18 @@ int xbd_nbd_socket_path(char *buf, size_t n, const char *state_dir, const char *
  * xbd_nbd_export_close.  name prefixes log lines; the export's own lines
  * go through logb (the disk's rate limit: a guest that reconnects in a
  * loop opens and closes its export each time), which must outlive it.
+ * wb: the disk's write-back state (dataplane.h), shared with its rings
+ * and outliving the export's I/O: unless b has O_DIRECT, a client's
+ * flush (or FUA write) that fails sets it, and while it is set every
+ * one fails (EIO).  NULL: none.
  * NULL + log line on failure: the disk is then served to its guest all
  * the same. */
 struct xbd_nbd_export *xbd_nbd_export_open(struct ev_loop *loop, struct xbd_io_engine *io,
                                            const char *state_dir, const char *kind,
                                            unsigned domid, unsigned devid,
                                            const struct xbd_backing *b, const char *name,
-                                           struct xbd_log_bucket *logb);
+                                           struct xbd_log_bucket *logb,
+                                           struct xbd_wb_state *wb);
 const char *xbd_nbd_export_path(const struct xbd_nbd_export *e);
 /* b's size changed (xbd_backing.sectors): clients connected before a
  * shrink get nothing past the new end.  NULL is fine. */

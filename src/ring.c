@@ -448,21 +448,32 @@ static bool is_flush(const struct xbd_req *q)
     return q->wire_op == BLKIF_OP_FLUSH_DISKCACHE || q->wire_op == BLKIF_OP_WRITE_BARRIER;
 }
 
+static const char *wb_path(const struct xbd_wb_state *wb)
+{
+    return wb->store && *wb->store ? *wb->store : "its store";
+}
+
 static const char *wb_store(const struct xbd_ring *r)
 {
-    return r->wb->store && *r->wb->store ? *r->wb->store : "its store";
+    return wb_path(r->wb);
+}
+
+void xbd_wb_set_lost(struct xbd_wb_state *wb, const char *who, int err)
+{
+    if (wb->lost)
+        return;
+    wb->lost = true;
+    xbd_err("%s: flushing %s failed: %s; writes acknowledged from the page cache may "
+            "be lost, so every later flush and barrier of this disk fails until the "
+            "frontend connects again", who, wb_path(wb), strerror(err));
 }
 
 /* A flush of a store without O_DIRECT failed with <res> (struct
  * xbd_wb_state): from now on no flush of the disk succeeds. */
 static void wb_failed(struct xbd_ring *r, long res)
 {
-    if (r->bk->direct || r->wb->lost)
-        return;
-    r->wb->lost = true;
-    xbd_err("%s: flushing %s failed: %s; writes acknowledged from the page cache may "
-            "be lost, so every later flush and barrier of this disk fails until the "
-            "frontend connects again", r->name, wb_store(r), strerror((int)-res));
+    if (!r->bk->direct)
+        xbd_wb_set_lost(r->wb, r->name, (int)-res);
 }
 
 /* Answer the request and recycle its slot.  May free the ring (stopping,

@@ -60,13 +60,20 @@ struct xbd_backing {
  * a later success would tell the guest its data is durable.  Owned by the
  * device and shared by its rings (one loop: plain stores); set once, kept
  * for the connection, across a restart of the daemon (the ring journals'
- * XBD_JFLAG_WB_LOST), cleared when the frontend connects again.  Stores
- * opened with O_DIRECT keep the error to the flush that saw it. */
+ * XBD_JFLAG_WB_LOST), cleared when the frontend connects again.  The
+ * disk's NBD export (nbd_server.h) shares it: it may be the one whose
+ * flush sees the error (its fd is a duplicate of the rings', one open
+ * file).  Stores opened with O_DIRECT keep the error to the flush that
+ * saw it. */
 struct xbd_wb_state {
     bool lost;
     char *const *store;        /* the device's path of the store (a reopen
                                   may replace it), for the log */
 };
+
+/* A flush by <who> of a store without O_DIRECT failed with errno <err>:
+ * set wb->lost, logging it the first time. */
+void xbd_wb_set_lost(struct xbd_wb_state *wb, const char *who, int err);
 
 struct xbd_map_reserve;        /* src/budget.h */
 struct xbd_log_bucket;         /* src/log_limit.h */

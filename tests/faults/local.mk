@@ -4,6 +4,7 @@
 XBD_FAULT_TESTS = \
 	tests/faults/eio.sh \
 	tests/faults/fsyncgate.sh \
+	tests/faults/fsyncgate-nbd.sh \
 	tests/faults/enospc.sh \
 	tests/faults/frontend-death.sh \
 	tests/faults/drain-stats.sh \

@@ -613,7 +613,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gone = draining = freed = false;
     /* The handshake timer counts from now, not from the last input. */
     ev_now_update(loop);
-    conn = xbd_nbd_conn_new(loop, io, sv[0], fd, &rp.g, &backing, "fuzz", NULL, gated,
+    conn = xbd_nbd_conn_new(loop, io, sv[0], fd, &rp.g, &backing, "fuzz", NULL, NULL, gated,
                             on_gone, on_drained, NULL);
     xbd_fuzz_assert(conn);
     while (!eof) {
