@@ -60,6 +60,7 @@ XBD_HOSTILE_SH_TESTS = \
 	tests/hostile/iso-nowait-refused.sh \
 	tests/hostile/iso-nowait-blockdev.sh \
 	tests/hostile/iso-queue-flood.sh \
+	tests/hostile/iso-pool-share.sh \
 	tests/hostile/iso-discard-latency.sh
 TESTS += $(XBD_HOSTILE_SH_TESTS)
 dist_check_SCRIPTS += $(XBD_HOSTILE_SH_TESTS)

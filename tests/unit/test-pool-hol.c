@@ -4,7 +4,7 @@
  * pooled job in src/io_aio.c serve()).
  *
  * Device A has 2 discards held in the pool, B and D one each (pool_share
- * 2 per device, XBD_POOL_THREADS = 5 workers: 4 held).  The discards are
+ * 2 per device, XBD_POOL_THREADS = 5 workers kept: 4 held).  The discards are
  * held deterministically: their file is on an ext4 image frozen with
  * FIFREEZE, where fallocate() waits in sb_start_write until the thaw.
  * D then queues a second held discard, and device C a discard (on an
@@ -12,11 +12,12 @@
  * - The read needs no pool job: it must complete whatever the pool holds
  *   (serve() once looked at the head of C's queue only, a pooled discard
  *   waiting for the pool, so C's read waited for A and B).
- * - C's discard must complete too: the last free worker goes only to a
- *   device that holds none, so D's second job, queued first, does not
- *   take it (with 4 workers, or without that rule, C's discard waited for
- *   the thaw: devices hung in the pool stalled every other disk's
- *   discards, flushes and writes into holes).
+ * - C's discard must complete too: D's second job, queued first, takes
+ *   the last of the 5 workers, and the pool starts one more for C's (the
+ *   pool grows while every worker is busy, 2 per device; before, with 4
+ *   workers, C's discard waited for the thaw: devices hung in the pool
+ *   stalled every other disk's discards, flushes and writes into holes).
+ *   test-pool-share hangs 40 devices.
  *
  * Needs root (loop mount, FIFREEZE); skipped (77) otherwise.  The frozen
  * file system is always thawed before the engine is freed (its free joins
@@ -86,7 +87,7 @@ int main(void)
     }
     /* One iteration hands the four jobs to the workers (one left). */
     ev_run(loop, EVRUN_NOWAIT);
-    /* D's second, queued before C's work: not for the last worker. */
+    /* D's second, queued before C's work. */
     xbd_aio_bind(&held[4].aio, qd);
     xbd_aio_discard(io, &held[4].aio, ffd, false, false, 4ull << 20, 4096, op_done);
 

@@ -49,6 +49,22 @@ static int wait_calls(struct ev_loop *loop, const int *calls, int want)
     return *calls;
 }
 
+/* Workers busy, once they are want (each takes its job in its own time),
+ * or after 5 s (the failure case). */
+static unsigned wait_busy(struct ev_loop *loop, struct xbd_io_engine *io, unsigned want,
+                          unsigned *live, unsigned *limit)
+{
+    double t0 = ev_time();
+    unsigned busy;
+
+    for (;;) {
+        xbd_io_engine_get_workers(io, &busy, live, limit);
+        if (busy >= want || ev_time() - t0 >= 5)
+            return busy;
+        ev_run(loop, EVRUN_ONCE);
+    }
+}
+
 int main(void)
 {
     static struct op held[NDEV][2], de[2];
@@ -106,7 +122,7 @@ int main(void)
         }
     /* One iteration hands out what may go (round-robin over the queues). */
     ev_run(loop, EVRUN_NOWAIT);
-    xbd_io_engine_get_workers(io, &busy, &live, &limit);
+    busy = wait_busy(loop, io, XBD_POOL_MAX_THREADS - 1, &live, &limit);
     printf("%u of %u workers busy, %u jobs at most, with %d devices hung\n", busy, live,
            limit, NDEV);
     CHECK_EQ(busy, XBD_POOL_MAX_THREADS - 1);
