@@ -42,7 +42,7 @@ int main(void)
 {
     static struct op held[5], dc, rd;
     static unsigned char buf[4096];
-    char dir[] = "/tmp/xbd-pool-hol.XXXXXX", path[256];
+    char dir[] = "/tmp/xbd-pool-hol.XXXXXX";
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     struct xbd_io_engine *io;
     struct xbd_aio_queue *qa, *qb, *qc, *qd, *owner[5];
@@ -50,21 +50,9 @@ int main(void)
     double t0;
     ev_timer tick;
 
-    if (geteuid() != 0 || !mkdtemp(dir))
+    if (held_fs_setup(dir, &ffd, &mfd, &nfd))
         return 77;
-    if (sh("truncate -s 64M @/img && mkfs.ext4 -q -F @/img && mkdir @/mnt", dir, NULL, 0) ||
-        sh("mount -o loop @/img @/mnt", dir, NULL, 0)) {
-        sh("rm -rf @", dir, NULL, 0);
-        return 77;
-    }
-    snprintf(path, sizeof(path), "%s/mnt/held", dir);
-    ffd = open(path, O_RDWR | O_CREAT, 0600);
-    snprintf(path, sizeof(path), "%s/mnt", dir);
-    mfd = open(path, O_RDONLY | O_DIRECTORY);
-    snprintf(path, sizeof(path), "%s/plain", dir);
-    nfd = open(path, O_RDWR | O_CREAT, 0600);
     CHECK(ffd >= 0 && mfd >= 0 && nfd >= 0);
-    CHECK(ftruncate(ffd, 1 << 30) == 0 && ftruncate(nfd, 1 << 20) == 0);
     memset(buf, 0x5a, sizeof(buf));
     CHECK(pwrite(nfd, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf));
 
@@ -136,7 +124,6 @@ int main(void)
     close(ffd);
     close(mfd);
     close(nfd);
-    sh("umount @/mnt", dir, NULL, 0);
-    sh("rm -rf @", dir, NULL, 0);
+    held_fs_done(dir);
     return check_result("test-pool-hol");
 }

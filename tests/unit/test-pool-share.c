@@ -79,23 +79,11 @@ int main(void)
     ssize_t got;
     ev_timer tick;
 
-    if (geteuid() != 0 || !mkdtemp(dir))
+    if (held_fs_setup(dir, &ffd, &mfd, &nfd))
         return 77;
-    if (sh("truncate -s 64M @/img && mkfs.ext4 -q -F @/img && mkdir @/mnt", dir, NULL, 0) ||
-        sh("mount -o loop @/img @/mnt", dir, NULL, 0)) {
-        sh("rm -rf @", dir, NULL, 0);
-        return 77;
-    }
-    snprintf(path, sizeof(path), "%s/mnt/held", dir);
-    ffd = open(path, O_RDWR | O_CREAT, 0600);
-    snprintf(path, sizeof(path), "%s/mnt", dir);
-    mfd = open(path, O_RDONLY | O_DIRECTORY);
-    snprintf(path, sizeof(path), "%s/plain", dir);
-    nfd = open(path, O_RDWR | O_CREAT, 0600);
     snprintf(path, sizeof(path), "%s/log", dir);
     logfd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     CHECK(ffd >= 0 && mfd >= 0 && nfd >= 0 && logfd >= 0);
-    CHECK(ftruncate(ffd, 1 << 30) == 0 && ftruncate(nfd, 1 << 20) == 0);
     /* The engine's lines go to stderr: into the file, to be read back. */
     fflush(stderr);
     saved_err = dup(2);
@@ -182,7 +170,6 @@ int main(void)
     close(ffd);
     close(mfd);
     close(nfd);
-    sh("umount @/mnt", dir, NULL, 0);
-    sh("rm -rf @", dir, NULL, 0);
+    held_fs_done(dir);
     return check_result("test-pool-share");
 }
