@@ -165,13 +165,30 @@ static int start_worker(struct xbd_pool *p, unsigned i)
 
 /* Join the n workers that exited idle (loop only, n taken from exited
  * under the lock): their slots are free again. */
+static int slot_state(struct xbd_pool *p, unsigned i)
+{
+    int st;
+
+    pthread_mutex_lock(&p->lock);
+    st = p->workers[i].state;
+    pthread_mutex_unlock(&p->lock);
+    return st;
+}
+
+static void join_slot(struct xbd_pool *p, unsigned i)
+{
+    pthread_join(p->workers[i].tid, NULL);
+    pthread_mutex_lock(&p->lock);
+    p->workers[i].state = W_FREE;
+    pthread_mutex_unlock(&p->lock);
+}
+
 static void join_exited(struct xbd_pool *p, unsigned n)
 {
     for (unsigned i = 0; n && i < p->max; i++) {
-        if (p->workers[i].state != W_EXITED)
+        if (slot_state(p, i) != W_EXITED)
             continue;
-        pthread_join(p->workers[i].tid, NULL);
-        p->workers[i].state = W_FREE;
+        join_slot(p, i);
         n--;
     }
 }
@@ -181,7 +198,7 @@ static void join_exited(struct xbd_pool *p, unsigned n)
  * the job then waits for a worker that exists. */
 static void grow(struct xbd_pool *p)
 {
-    unsigned i, n;
+    unsigned i, n, live;
     int err;
 
     pthread_mutex_lock(&p->lock);
@@ -189,14 +206,18 @@ static void grow(struct xbd_pool *p)
     p->exited = 0;
     pthread_mutex_unlock(&p->lock);
     join_exited(p, n);
-    for (i = 0; i < p->max && p->workers[i].state != W_FREE; i++)
+    for (i = 0; i < p->max && slot_state(p, i) != W_FREE; i++)
         ;
     if (i == p->max)
         return;
     err = start_worker(p, i);
-    if (err && !p->create_failed)
+    if (err && !p->create_failed) {
+        pthread_mutex_lock(&p->lock);
+        live = p->live;
+        pthread_mutex_unlock(&p->lock);
         xbd_warn("worker pool: cannot start a thread (%s): the %u there are serve "
-                 "every disk's jobs in turn", strerror(err), p->live);
+                 "every disk's jobs in turn", strerror(err), live);
+    }
     p->create_failed = err != 0;
 }
 
@@ -221,12 +242,9 @@ unsigned xbd_pool_stop(struct xbd_pool *p)
 void xbd_pool_join(struct xbd_pool *p)
 {
     xbd_pool_stop(p);
-    for (unsigned i = 0; i < p->max; i++) {
-        if (p->workers[i].state == W_FREE)
-            continue;
-        pthread_join(p->workers[i].tid, NULL);
-        p->workers[i].state = W_FREE;
-    }
+    for (unsigned i = 0; i < p->max; i++)
+        if (slot_state(p, i) != W_FREE)
+            join_slot(p, i);
     p->live = p->exited = 0;
 }
 
