@@ -147,7 +147,7 @@ static void add_host_figures(json_object *o, const struct xbd_host *h)
     struct xbd_host_figures f;
     json_object *g = json_object_new_object(), *loop = json_object_new_object();
     json_object *ev = json_object_new_object(), *log = json_object_new_object();
-    json_object *um = json_object_new_object();
+    json_object *um = json_object_new_object(), *wk = json_object_new_object();
 
     xbd_host_get_figures(h, &f);
     json_object_object_add(g, "limit", u64(f.grant_mappings_limit));
@@ -161,6 +161,10 @@ static void add_host_figures(json_object *o, const struct xbd_host *h)
     json_object_object_add(um, "rings_pending", u64(f.unmap_rings_pending));
     json_object_object_add(um, "mappings_pending", u64(f.unmap_mappings_pending));
     json_object_object_add(o, "unmaps", um);
+    json_object_object_add(wk, "busy", u64(f.workers_busy));
+    json_object_object_add(wk, "threads", u64(f.workers_live));
+    json_object_object_add(wk, "limit", u64(f.workers_limit));
+    json_object_object_add(o, "workers", wk);
     json_object_object_add(loop, "iterations", u64(f.loop_iterations));
     json_object_object_add(loop, "busy_max_us", u64(f.loop_busy_max_us));
     json_object_object_add(loop, "busy", hist_obj(&f.loop_busy));

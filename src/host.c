@@ -481,7 +481,13 @@ unsigned xbd_host_ring_count(const struct xbd_host *h)
 
 void xbd_host_get_figures(const struct xbd_host *h, struct xbd_host_figures *f)
 {
+    unsigned busy, live, limit;
+
+    xbd_io_engine_get_workers(h->io, &busy, &live, &limit);
     *f = (struct xbd_host_figures){
+        .workers_busy = busy,
+        .workers_live = live,
+        .workers_limit = limit,
         .map_count_max = h->maps.max_map_count,
         .grant_mappings_limit = h->maps.limit,
         .grant_mappings_used = h->maps.used,

@@ -64,6 +64,10 @@ struct xbd_aio_group {
      * read/write it runs after a refusal: fstatfs() on a network
      * filesystem asks the server, which may hang, so never the loop. */
     enum { FS_UNKNOWN, FS_PROBING, FS_DEVICE, FS_MEMORY } fs;
+    /* Since when it holds pool jobs (pooled > 0), and a descriptor of its
+     * store: named when the pool is at its cap (pool_at_cap). */
+    ev_tstamp pooled_since;
+    int pooled_fd;
     struct xbd_aio_group *next;
 };
 
@@ -109,6 +113,7 @@ struct xbd_io_engine {
     struct xbd_aio_queue *defq;     /* for I/O no owner bound */
     struct xbd_pool *pool;
     unsigned pool_share;     /* pool jobs one device may hold at once */
+    bool pool_cap_logged;    /* pool_at_cap said so; again once it eased */
     bool busy;               /* holds a loop reference (I/O outstanding) */
     bool no_aio_fdsync;      /* kernel refused IOCB_CMD_FDSYNC */
     bool stopped;            /* xbd_io_engine_stop: pool joined, ctx gone */
@@ -234,8 +239,13 @@ static void hold(struct xbd_io_engine *io, struct xbd_aio *a, int delta)
 
     q->inflight = (unsigned)((int)q->inflight + delta);
     q->grp->inflight = (unsigned)((int)q->grp->inflight + delta);
-    if (a->pooled)
-        q->grp->pooled = (unsigned)((int)q->grp->pooled + delta);
+    if (!a->pooled)
+        return;
+    if (!q->grp->pooled) {
+        q->grp->pooled_since = ev_now(io->loop);
+        q->grp->pooled_fd = a->fd;
+    }
+    q->grp->pooled = (unsigned)((int)q->grp->pooled + delta);
 }
 
 /* May an I/O of q leave it now? */
@@ -244,13 +254,56 @@ static bool under_share(const struct xbd_io_engine *io, const struct xbd_aio_que
     return q->inflight < io->ring_share && q->grp->inflight < io->dev_share;
 }
 
+/* Pool jobs the engine may hold: a share for every device, within
+ * [XBD_POOL_THREADS, XBD_POOL_MAX_THREADS] (the pool starts a worker per
+ * job held when the others are busy, io_pool.h). */
+static unsigned pool_limit(const struct xbd_io_engine *io)
+{
+    unsigned n = io->pool_share * io->ngroups;
+
+    if (n < XBD_POOL_THREADS)
+        return XBD_POOL_THREADS;
+    return n < XBD_POOL_MAX_THREADS ? n : XBD_POOL_MAX_THREADS;
+}
+
 /* May a pool job of q start now?  Within its device's share, and the last
- * free worker only for a device that holds none (io_aio.h). */
+ * job the engine may hold only for a device that holds none (io_aio.h). */
 static bool pool_room(const struct xbd_io_engine *io, const struct xbd_aio_queue *q)
 {
-    if (xbd_pool_full(io->pool) || q->grp->pooled >= io->pool_share)
+    if (q->grp->pooled >= io->pool_share)
         return false;
-    return xbd_pool_held(io->pool) + 1 < XBD_POOL_THREADS || !q->grp->pooled;
+    return xbd_pool_held(io->pool) + (q->grp->pooled ? 1 : 0) < pool_limit(io);
+}
+
+static const char *fd_path(int fd, char *buf, size_t n);
+
+/* A pool job of q waits though its device is under its share: the pool is
+ * at its cap, which only storage that hangs under many disks at once
+ * reaches.  Said once (until the pool eases) with the devices that hold
+ * workers and since when, for the administrator to find the storage. */
+static void pool_at_cap(struct xbd_io_engine *io, const struct xbd_aio_queue *q)
+{
+    char line[768], store[PATH_MAX];
+    size_t len = 0;
+    unsigned disks = 0;
+
+    if (io->pool_cap_logged || q->grp->pooled >= io->pool_share)
+        return;
+    io->pool_cap_logged = true;
+    line[0] = '\0';
+    for (const struct xbd_aio_group *g = io->groups; g; g = g->next) {
+        int n;
+
+        if (!g->pooled || (disks++, len >= sizeof(line)))
+            continue;
+        n = snprintf(line + len, sizeof(line) - len, "%s%s (%u for %.0f s)", len ? ", " : "",
+                     fd_path(g->pooled_fd, store, sizeof(store)), g->pooled,
+                     ev_now(io->loop) - g->pooled_since);
+        len += n > 0 ? (size_t)n : 0;
+    }
+    xbd_warn("worker pool at its cap of %u workers, held by %u disks (storage that "
+             "hangs?); only a disk holding none gets the last: %s%s",
+             pool_limit(io), disks, line, len >= sizeof(line) ? "..." : "");
 }
 
 /* ---- the worker pool --------------------------------------------------- */
@@ -442,6 +495,8 @@ static void pool_cb(struct ev_loop *loop, ev_io *w, int revents)
         next = j->next;
         pool_done(io, container_of(j, struct xbd_aio, job));
     }
+    if (xbd_pool_held(io->pool) <= pool_limit(io) / 2)
+        io->pool_cap_logged = false;
     flush_queues(io);
 }
 
@@ -518,7 +573,7 @@ static bool worker_submits(const struct xbd_aio_queue *q, const struct xbd_aio *
  * behind it: blkif.h orders nothing among requests in flight.  A flush
  * is the exception both ways: nothing overtakes an FDSYNC, and an FDSYNC
  * overtakes nothing (it covers what was queued before it). */
-static struct xbd_aio **pick(const struct xbd_io_engine *io, struct xbd_aio_queue *q)
+static struct xbd_aio **pick(struct xbd_io_engine *io, struct xbd_aio_queue *q)
 {
     bool room = pool_room(io, q);
     struct xbd_aio **pp;
@@ -530,6 +585,7 @@ static struct xbd_aio **pick(const struct xbd_io_engine *io, struct xbd_aio_queu
             return NULL;
         if (!needs_worker(q, a) || room)
             return pp;
+        pool_at_cap(io, q);
         if (a->kind == XBD_AIO_FDSYNC)
             return NULL;
     }
@@ -1103,12 +1159,13 @@ struct xbd_io_engine *xbd_io_engine_new(struct ev_loop *loop)
     io->loop = loop;
     io->dev_share = XBD_DEFAULT_INFLIGHT_PER_DEVICE;
     io->ring_share = XBD_DEFAULT_INFLIGHT_PER_RING;
-    io->pool_share = XBD_POOL_THREADS / 2;
+    io->pool_share = XBD_POOL_SHARE;
     if (engine_setup_aio(io) < 0) {
         free(io);
         return NULL;
     }
-    io->pool = xbd_pool_new(XBD_POOL_THREADS, XBD_POOL_THREADS);
+    io->pool = xbd_pool_new(XBD_POOL_THREADS, XBD_POOL_MAX_THREADS, XBD_POOL_MAX_THREADS,
+                            XBD_POOL_IDLE_EXIT_MS);
     io->defq = io->pool ? xbd_aio_queue_new(io, NULL, NULL) : NULL;
     if (!io->defq) {
         xbd_pool_free(io->pool);
@@ -1133,6 +1190,13 @@ struct xbd_io_engine *xbd_io_engine_new(struct ev_loop *loop)
     ev_timer_init(&io->retry_w, retry_cb, 0.001, 0.);
     io->retry_w.data = io;
     return io;
+}
+
+void xbd_io_engine_get_workers(struct xbd_io_engine *io, unsigned *busy, unsigned *live,
+                               unsigned *limit)
+{
+    xbd_pool_get_workers(io->pool, busy, live);
+    *limit = pool_limit(io);
 }
 
 void xbd_io_engine_stop(struct xbd_io_engine *io)

@@ -54,11 +54,17 @@ enum xbd_aio_kind {
  * request, and a guest's whole-disk discard interleaves with its
  * neighbours' work. */
 #define XBD_DISCARD_CHUNK    (64ull << 20)
-/* Worker threads.  One device holds at most 2 (XBD_POOL_THREADS / 2), and
- * the last free one goes only to a device that holds none: two devices
- * whose storage hangs with their jobs in the pool leave a worker to every
- * other disk. */
-#define XBD_POOL_THREADS     5u
+/* Worker threads.  One device holds at most 2 (XBD_POOL_SHARE) at once;
+ * XBD_POOL_THREADS are kept, and when every one is busy (jobs of disks
+ * whose storage hangs hold them) another is started for a device under
+ * its share, up to 2 per device of the engine and XBD_POOL_MAX_THREADS in
+ * all, so however many disks hang a disk holding none gets a worker.  At
+ * that cap the last one goes only to a device that holds none (logged).
+ * Workers over XBD_POOL_THREADS exit after XBD_POOL_IDLE_EXIT_MS idle. */
+#define XBD_POOL_SHARE        2u
+#define XBD_POOL_THREADS      5u
+#define XBD_POOL_MAX_THREADS  64u
+#define XBD_POOL_IDLE_EXIT_MS 10000u
 
 struct xbd_aio;
 struct xbd_aio_queue;

@@ -27,15 +27,20 @@ struct xbd_pool_job {
 
 struct xbd_pool;
 
-/* <threads> workers, at most <capacity> jobs held.  NULL + log line on
- * failure. */
-struct xbd_pool *xbd_pool_new(unsigned threads, unsigned capacity);
+/* <threads> workers, at most <capacity> jobs held.  When a job is
+ * submitted while every worker is busy (perhaps held by storage that
+ * hangs), one more is started, up to <max_threads> (a failure is logged;
+ * the job waits for a worker that exists); a worker over <threads> exits
+ * once idle for <idle_exit_ms>.  NULL + log line on failure. */
+struct xbd_pool *xbd_pool_new(unsigned threads, unsigned max_threads, unsigned capacity,
+                              unsigned idle_exit_ms);
 /* Stop taking jobs: those not yet started are dropped (never run, never
  * reaped; their owners are going away); returns how many.  Only at exit:
  * an orderly stop waits for its jobs before. */
 unsigned xbd_pool_stop(struct xbd_pool *p);
-/* Stop (if not done yet) and wait for the jobs running to finish: after
- * it, no worker touches a job (or its file descriptor) again. */
+/* Stop (if not done yet) and wait for the jobs running to finish, joining
+ * every worker: after it, no worker touches a job (or its file
+ * descriptor) again. */
 void xbd_pool_join(struct xbd_pool *p);
 /* Stop (if not done yet), wait for the jobs running to finish, join the
  * workers, free. */
@@ -43,12 +48,16 @@ void xbd_pool_free(struct xbd_pool *p);
 
 /* 0, or -EAGAIN when the pool holds <capacity> jobs already. */
 int xbd_pool_submit(struct xbd_pool *p, struct xbd_pool_job *j);
-/* Readable (EV_READ) when finished jobs wait to be reaped. */
+/* Readable (EV_READ) when finished jobs wait to be reaped, or a worker
+ * exited idle and waits to be joined. */
 int xbd_pool_fd(const struct xbd_pool *p);
-/* The finished jobs, oldest first (linked by next), NULL if none. */
+/* The finished jobs, oldest first (linked by next), NULL if none; joins
+ * the workers that exited idle. */
 struct xbd_pool_job *xbd_pool_reap(struct xbd_pool *p);
 /* Jobs submitted and not yet reaped. */
 unsigned xbd_pool_held(const struct xbd_pool *p);
 bool xbd_pool_full(const struct xbd_pool *p);
+/* Workers running a job now, and workers there are. */
+void xbd_pool_get_workers(struct xbd_pool *p, unsigned *busy, unsigned *live);
 
 #endif

@@ -221,6 +221,11 @@ void xbd_io_engine_free(struct xbd_io_engine *io);
  * descriptor or freed memory.  No I/O may be started after it;
  * xbd_io_engine_free() is still due. */
 void xbd_io_engine_stop(struct xbd_io_engine *io);
+/* Worker pool threads running a job now (on storage that hangs, they stay
+ * so), threads there are, and jobs the engine may hand the pool at once
+ * (the threads there may be). */
+void xbd_io_engine_get_workers(struct xbd_io_engine *io, unsigned *busy, unsigned *live,
+                               unsigned *limit);
 
 /* Shares of the engine (xenblkd.conf [disks] max-inflight-per-device,
  * max-inflight-per-ring): at most per_device I/Os of one backing store

@@ -123,6 +123,8 @@ struct xbd_host_figures {
      * stopped rings' batches, and mappings (purges' and ring pages
      * included). */
     uint64_t unmap_rings_pending, unmap_mappings_pending;
+    /* The I/O engine's worker pool (xbd_io_engine_get_workers). */
+    uint64_t workers_busy, workers_live, workers_limit;
 };
 void xbd_host_get_figures(const struct xbd_host *h, struct xbd_host_figures *f);
 /* Device evaluations waiting to run (not those held back by a device's

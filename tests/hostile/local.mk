@@ -62,6 +62,7 @@ XBD_HOSTILE_SH_TESTS = \
 	tests/hostile/iso-nowait-refused.sh \
 	tests/hostile/iso-nowait-blockdev.sh \
 	tests/hostile/iso-queue-flood.sh \
+	tests/hostile/iso-pool-share.sh \
 	tests/hostile/iso-discard-latency.sh \
 	tests/hostile/ctl-flood-neighbour.sh
 TESTS += $(XBD_HOSTILE_SH_TESTS)

@@ -31,4 +31,14 @@ void wake_tick_cb(struct ev_loop *loop, ev_timer *w, int revents);
  * status as system()/pclose() give it (0: success). */
 int sh(const char *tmpl, const char *arg, char *out, size_t outlen);
 
+/* For the pool tests: a 64 MiB ext4 image loop-mounted on <dir>/mnt
+ * (dir: a mkdtemp() template, filled in) with *held open on the sparse
+ * 1 GiB file <dir>/mnt/held (its fallocate() waits while the mount is
+ * frozen), *mnt on the mount's directory (FIFREEZE, FITHAW) and *plain on
+ * the 1 MiB file <dir>/plain, outside it.  0, or 77 (skip: not root, no
+ * loop mount); a descriptor it cannot open is -1.  held_fs_done unmounts
+ * and removes it all. */
+int held_fs_setup(char *dir, int *held, int *mnt, int *plain);
+void held_fs_done(const char *dir);
+
 #endif

@@ -110,6 +110,16 @@ tests_unit_test_pool_hol_CFLAGS = $(XBD_UNIT_CFLAGS)
 tests_unit_test_pool_hol_LDADD = $(XBD_UNIT_LIBS)
 TESTS += tests/unit/test-pool-hol
 
+# Review 2026-12-08: 40 devices whose storage hangs with 2 pool jobs each;
+# the pool grows to 64 and a healthy device's discards still complete
+# (root: loop mount, freeze).
+check_PROGRAMS += tests/unit/test-pool-share
+tests_unit_test_pool_share_SOURCES = tests/unit/test-pool-share.c tests/unit/check.h \
+	tests/unit/engine-test.c tests/unit/engine-test.h
+tests_unit_test_pool_share_CFLAGS = $(XBD_UNIT_CFLAGS)
+tests_unit_test_pool_share_LDADD = $(XBD_UNIT_LIBS)
+TESTS += tests/unit/test-pool-share
+
 # Issue 10: a write that would block inside io_submit() (a device out of
 # request tags in front of frozen storage) goes to the worker pool with
 # RWF_NOWAIT instead of stopping the loop (root: loop devices, freeze).

@@ -4,7 +4,7 @@
  * pooled job in src/io_aio.c serve()).
  *
  * Device A has 2 discards held in the pool, B and D one each (pool_share
- * 2 per device, XBD_POOL_THREADS = 5 workers: 4 held).  The discards are
+ * 2 per device, XBD_POOL_THREADS = 5 workers kept: 4 held).  The discards are
  * held deterministically: their file is on an ext4 image frozen with
  * FIFREEZE, where fallocate() waits in sb_start_write until the thaw.
  * D then queues a second held discard, and device C a discard (on an
@@ -12,11 +12,12 @@
  * - The read needs no pool job: it must complete whatever the pool holds
  *   (serve() once looked at the head of C's queue only, a pooled discard
  *   waiting for the pool, so C's read waited for A and B).
- * - C's discard must complete too: the last free worker goes only to a
- *   device that holds none, so D's second job, queued first, does not
- *   take it (with 4 workers, or without that rule, C's discard waited for
- *   the thaw: devices hung in the pool stalled every other disk's
- *   discards, flushes and writes into holes).
+ * - C's discard must complete too: D's second job, queued first, takes
+ *   the last of the 5 workers, and the pool starts one more for C's (the
+ *   pool grows while every worker is busy, 2 per device; before, with 4
+ *   workers, C's discard waited for the thaw: devices hung in the pool
+ *   stalled every other disk's discards, flushes and writes into holes).
+ *   test-pool-share hangs 40 devices.
  *
  * Needs root (loop mount, FIFREEZE); skipped (77) otherwise.  The frozen
  * file system is always thawed before the engine is freed (its free joins
@@ -41,7 +42,7 @@ int main(void)
 {
     static struct op held[5], dc, rd;
     static unsigned char buf[4096];
-    char dir[] = "/tmp/xbd-pool-hol.XXXXXX", path[256];
+    char dir[] = "/tmp/xbd-pool-hol.XXXXXX";
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     struct xbd_io_engine *io;
     struct xbd_aio_queue *qa, *qb, *qc, *qd, *owner[5];
@@ -49,21 +50,9 @@ int main(void)
     double t0;
     ev_timer tick;
 
-    if (geteuid() != 0 || !mkdtemp(dir))
+    if (held_fs_setup(dir, &ffd, &mfd, &nfd))
         return 77;
-    if (sh("truncate -s 64M @/img && mkfs.ext4 -q -F @/img && mkdir @/mnt", dir, NULL, 0) ||
-        sh("mount -o loop @/img @/mnt", dir, NULL, 0)) {
-        sh("rm -rf @", dir, NULL, 0);
-        return 77;
-    }
-    snprintf(path, sizeof(path), "%s/mnt/held", dir);
-    ffd = open(path, O_RDWR | O_CREAT, 0600);
-    snprintf(path, sizeof(path), "%s/mnt", dir);
-    mfd = open(path, O_RDONLY | O_DIRECTORY);
-    snprintf(path, sizeof(path), "%s/plain", dir);
-    nfd = open(path, O_RDWR | O_CREAT, 0600);
     CHECK(ffd >= 0 && mfd >= 0 && nfd >= 0);
-    CHECK(ftruncate(ffd, 1 << 30) == 0 && ftruncate(nfd, 1 << 20) == 0);
     memset(buf, 0x5a, sizeof(buf));
     CHECK(pwrite(nfd, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf));
 
@@ -86,7 +75,7 @@ int main(void)
     }
     /* One iteration hands the four jobs to the workers (one left). */
     ev_run(loop, EVRUN_NOWAIT);
-    /* D's second, queued before C's work: not for the last worker. */
+    /* D's second, queued before C's work. */
     xbd_aio_bind(&held[4].aio, qd);
     xbd_aio_discard(io, &held[4].aio, ffd, false, false, 4ull << 20, 4096, op_done);
 
@@ -135,7 +124,6 @@ int main(void)
     close(ffd);
     close(mfd);
     close(nfd);
-    sh("umount @/mnt", dir, NULL, 0);
-    sh("rm -rf @", dir, NULL, 0);
+    held_fs_done(dir);
     return check_result("test-pool-hol");
 }

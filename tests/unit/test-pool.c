@@ -15,6 +15,7 @@
 #include <semaphore.h>
 #include <stdbool.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -50,6 +51,16 @@ static void tjob_init(struct tjob *t)
     sem_init(&t->go, 0, 0);
 }
 
+/* For the failure case only: a job no worker takes. */
+static bool started_within(struct tjob *t, int seconds)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += seconds;
+    return sem_timedwait(&t->started, &until) == 0;
+}
+
 /* Wait until the pool says a job finished, then collect every finished
  * one; returns how many. */
 static unsigned wait_reap(struct xbd_pool *p)
@@ -66,7 +77,7 @@ static unsigned wait_reap(struct xbd_pool *p)
 
 static void test_bounded(void)
 {
-    struct xbd_pool *p = xbd_pool_new(THREADS, CAP);
+    struct xbd_pool *p = xbd_pool_new(THREADS, THREADS, CAP, 0);
     struct tjob t[CAP + 1];
     unsigned i, reaped = 0;
 
@@ -124,7 +135,7 @@ static void *do_free(void *arg)
  * and never run; free returns only once the running ones finished. */
 static void test_free_in_flight(void)
 {
-    struct xbd_pool *p = xbd_pool_new(THREADS, CAP);
+    struct xbd_pool *p = xbd_pool_new(THREADS, THREADS, CAP, 0);
     struct tjob t[CAP];
     struct freer f = { .p = p, .t = t };
     pthread_t th;
@@ -150,10 +161,62 @@ static void test_free_in_flight(void)
     CHECK(!t[2].ran && !t[3].ran);
 }
 
+/* One worker kept, three at most: three jobs that block all run at once
+ * (two workers started because every other one was busy), none started
+ * while one was idle; once they finished, the workers over the one kept
+ * exit idle (after 1 ms here) and the reaps join them. */
+static void test_grow(void)
+{
+    struct xbd_pool *p = xbd_pool_new(1, 3, 4, 1);
+    struct pollfd pfd = { .fd = p ? xbd_pool_fd(p) : -1, .events = POLLIN };
+    struct tjob t[4];
+    unsigned i, busy, live, reaped = 0;
+
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    for (i = 0; i < 4; i++)
+        tjob_init(&t[i]);
+    xbd_pool_get_workers(p, &busy, &live);
+    CHECK_EQ(live, 1);
+    for (i = 0; i < 3; i++) {
+        CHECK_EQ(xbd_pool_submit(p, &t[i].job), 0);
+        CHECK(started_within(&t[i], 20));
+    }
+    xbd_pool_get_workers(p, &busy, &live);
+    CHECK_EQ(busy, 3);
+    CHECK_EQ(live, 3);
+    /* At max: the fourth waits for a worker. */
+    CHECK_EQ(xbd_pool_submit(p, &t[3].job), 0);
+    xbd_pool_get_workers(p, &busy, &live);
+    CHECK_EQ(live, 3);
+    for (i = 0; i < 4; i++)
+        sem_post(&t[i].go);
+    while (reaped < 4)
+        reaped += wait_reap(p);
+    /* Each exit wakes the eventfd; the reap joins. */
+    while (live > 1 && poll(&pfd, 1, 20000) == 1) {
+        xbd_pool_reap(p);
+        xbd_pool_get_workers(p, &busy, &live);
+    }
+    CHECK_EQ(live, 1);
+    CHECK_EQ(busy, 0);
+    /* An idle worker takes the next job: no thread is started. */
+    tjob_init(&t[0]);
+    CHECK_EQ(xbd_pool_submit(p, &t[0].job), 0);
+    xbd_pool_get_workers(p, &busy, &live);
+    CHECK_EQ(live, 1);
+    sem_post(&t[0].go);
+    while (!wait_reap(p))
+        ;
+    xbd_pool_free(p);
+}
+
 int main(void)
 {
     xbd_log_init(true, XBD_LOG_WARN);
     test_bounded();
     test_free_in_flight();
+    test_grow();
     return check_result("test-pool");
 }
