@@ -481,9 +481,12 @@ unsigned xbd_host_ring_count(const struct xbd_host *h)
 
 void xbd_host_get_figures(const struct xbd_host *h, struct xbd_host_figures *f)
 {
-    unsigned busy, live, limit;
+    unsigned busy = 0, live = 0, limit = 0;
 
-    xbd_io_engine_get_workers(h->io, &busy, &live, &limit);
+    /* No engine: a host set up without one (the control socket's fuzz
+     * harness). */
+    if (h->io)
+        xbd_io_engine_get_workers(h->io, &busy, &live, &limit);
     *f = (struct xbd_host_figures){
         .workers_busy = busy,
         .workers_live = live,
