@@ -231,6 +231,14 @@ static struct xbd_config initwait_config(const struct xbd_device *dev)
     return c;
 }
 
+static void limits_cover(struct xbd_fe_limits *a, const struct xbd_fe_limits *b)
+{
+    a->max_ring_order = a->max_ring_order > b->max_ring_order ? a->max_ring_order
+                                                              : b->max_ring_order;
+    a->max_queues = a->max_queues > b->max_queues ? a->max_queues : b->max_queues;
+    a->persistent_ok = a->persistent_ok || b->persistent_ok;
+}
+
 /* What a snapshot must cover: read_frontend parses with the device's
  * limits, or with initwait_config's when the same evaluation enters
  * InitWait first (a reconnect after a reload): the larger of the two,
@@ -242,11 +250,13 @@ static struct xbd_config initwait_config(const struct xbd_device *dev)
 static struct xbd_fe_limits snap_limits(const struct xbd_device *dev)
 {
     const struct xbd_config next = initwait_config(dev);
-    struct xbd_fe_limits a = fe_limits(&dev->cfg), b = fe_limits(&next);
+    struct xbd_fe_limits a = fe_limits(&dev->cfg), b = fe_limits(&next),
+                         host = fe_limits(&dev->host->cfg);
 
-    a.max_ring_order = a.max_ring_order > b.max_ring_order ? a.max_ring_order : b.max_ring_order;
-    a.max_queues = a.max_queues > b.max_queues ? a.max_queues : b.max_queues;
-    a.persistent_ok = a.persistent_ok || b.persistent_ok;
+    limits_cover(&a, &b);
+    /* A resumed device whose backend directory lacks a limit takes the
+     * host's as it is (adopt_published_limits), not clamped by fds. */
+    limits_cover(&a, &host);
     return a;
 }
 
@@ -978,6 +988,16 @@ static unsigned pgrant_share(const struct xbd_config *c, unsigned nr_queues)
     return share < c->max_pgrants ? share : c->max_pgrants;
 }
 
+
+/* The disk's write-back was lost (struct xbd_wb_state): every ring's
+ * journal says so from now on, whoever met the error. */
+static void wb_lost_cb(void *opaque)
+{
+    struct xbd_device *dev = opaque;
+
+    for (unsigned i = 0; i < dev->nr_rings; i++)
+        xbd_ring_note_wb_lost(dev->rings[i]);
+}
 static int start_rings(struct xbd_device *dev, const struct xbd_fe_info *fi)
 {
     unsigned pg = pgrant_share(&dev->cfg, fi->nr_queues);
@@ -989,7 +1009,8 @@ static int start_rings(struct xbd_device *dev, const struct xbd_fe_info *fi)
         return -1;
     /* A new connection starts clean; a resumed one learns from the rings'
      * journals whether flushes failed before (XBD_JFLAG_WB_LOST). */
-    dev->wb = (struct xbd_wb_state){ .lost = false, .store = &dev->opened_path };
+    dev->wb = (struct xbd_wb_state){ .lost = false, .store = &dev->opened_path,
+                                     .on_lost = wb_lost_cb, .opaque = dev };
     for (unsigned q = 0; q < fi->nr_queues; q++) {
         struct xbd_ring_params p = {
             .name = name,
@@ -1562,6 +1583,9 @@ static void dev_create_from(struct xbd_kind *k, unsigned domid, unsigned devid, 
         return;
     }
     dev->host = h;
+    /* The NBD export shares it from InitWait on (start_rings renews it). */
+    dev->wb = (struct xbd_wb_state){ .store = &dev->opened_path, .on_lost = wb_lost_cb,
+                                     .opaque = dev };
     dev->kind = k;
     dev->domid = domid;
     dev->devid = devid;

@@ -263,8 +263,12 @@ static void io_done(struct xbd_aio *a, long res)
          * open file only, and the rings' is the same file. */
         if (res < 0)
             xbd_wb_set_lost(c->wb, c->name, (int)-res);
-        else if (c->wb->lost)
+        else if (c->wb->lost || c->wb_lost)
             res = -EIO;         /* what reached the store is not known */
+        /* The connection keeps it apart from the disk's, which a frontend
+         * connecting clears (start_rings): this client's writes were
+         * lost all the same. */
+        c->wb_lost = c->wb_lost || c->wb->lost;
     }
     if (c->dead) {
         /* Nobody to answer; the write, if any, is done or failed. */

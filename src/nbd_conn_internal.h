@@ -41,6 +41,7 @@ struct xbd_nbd_conn {
     char name[96];
     struct xbd_log_bucket *logb;    /* the disk's rate limit */
     struct xbd_wb_state *wb;        /* the disk's write-back state, or NULL */
+    bool wb_lost;                   /* this connection saw it lost: for good */
     xbd_nbd_conn_gone_fn *gone;
     xbd_nbd_conn_drained_fn *drained;
     void *opaque;

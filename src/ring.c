@@ -466,6 +466,13 @@ void xbd_wb_set_lost(struct xbd_wb_state *wb, const char *who, int err)
     xbd_err("%s: flushing %s failed: %s; writes acknowledged from the page cache may "
             "be lost, so every later flush and barrier of this disk fails until the "
             "frontend connects again", who, wb_path(wb), strerror(err));
+    if (wb->on_lost)
+        wb->on_lost(wb->opaque);
+}
+
+void xbd_ring_note_wb_lost(struct xbd_ring *r)
+{
+    xbd_journal_set_flags(r->jn, XBD_JFLAG_WB_LOST);
 }
 
 /* A flush of a store without O_DIRECT failed with <res> (struct

@@ -69,7 +69,17 @@ struct xbd_wb_state {
     bool lost;
     char *const *store;        /* the device's path of the store (a reopen
                                   may replace it), for the log */
+    /* Called once when lost is set, by whoever met the error (a ring, an
+     * NBD connection): the device writes XBD_JFLAG_WB_LOST into every
+     * ring's journal at once, so a successor learns of it even if the
+     * daemon dies before the guest's next flush.  NULL: nobody to tell. */
+    void (*on_lost)(void *opaque);
+    void *opaque;
 };
+
+struct xbd_ring;
+/* Record in r's journal that the disk's write-back was lost. */
+void xbd_ring_note_wb_lost(struct xbd_ring *r);
 
 /* A flush by <who> of a store without O_DIRECT failed with errno <err>:
  * set wb->lost, logging it the first time. */

@@ -84,11 +84,12 @@ busy_ms=$(jq -n --slurpfile a "$XSIM_TMP/s0.json" --slurpfile b "$XSIM_TMP/s1.js
     '($b[0].daemon.control.group_busy_us - $a[0].daemon.control.group_busy_us) / 1000 | floor')
 span_ms=$(jq -n --slurpfile a "$XSIM_TMP/s0.json" --slurpfile b "$XSIM_TMP/s1.json" \
     '($b[0].daemon.uptime_s - $a[0].daemon.uptime_s) * 1000 | ceil')
-# 50 ms a second (XBD_CTL_GROUP_SHARE_MS), 100 ms of burst, 250 ms for
-# the request that may start with the allowance almost spent and the
-# sends of replies still under way (a busy host stretches both; without
-# the allowance the group takes most of the span).
-bound=$(( 50 * span_ms / 1000 + 100 + 250 ))
+# The allowance is 50 ms a second (XBD_CTL_GROUP_SHARE_MS) and 100 ms of
+# burst, but the meter is wall time: a metered callback preempted on a
+# busy host counts the time it waited.  So the bound is loose, a quarter
+# of the span and a second: without the allowance the group takes most of
+# the span (22.8 s of 23.9 s when the budget was made unlimited).
+bound=$(( span_ms / 4 + 1000 ))
 xsim_log "group: ${busy_ms} ms of loop in the daemon's ${span_ms} ms (bound ${bound} ms)," \
     "$deferred waits for the allowance, $cached replies from the cached stats"
 [ "$deferred" -gt 0 ] || xsim_fail "no flood request waited for the allowance"
